@@ -1,0 +1,95 @@
+# provision: one non-recursive Makefile. Objects in build/ (build/san/ for a
+# sanitizer build). Every library comes from pkg-config.
+#
+#   make                              ./provision
+#   make SANITIZE=address,undefined   ./provision-san (objects in build/san)
+#   make test                         all test tiers, ends with "N passed, N failed"
+#   make install PREFIX=/usr/local DESTDIR=
+
+PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-unused-parameter -Wformat=2
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+ifdef SANITIZE
+BUILD   := build/san
+BIN     := provision-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+BIN     := provision
+SANFLAGS :=
+endif
+
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) \
+              -Icore -I$(BUILD) -DPROVISION_VERSION='"$(VERSION)"'
+LDFLAGS_ALL := $(SANFLAGS) -rdynamic $(LDFLAGS)
+LIBS    := $(PKG_LIBS) -ldl -lm
+
+CORE_SRC := $(wildcard core/*.c)
+MOD_SRC  := $(sort $(wildcard modules/*.c))
+LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
+OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(MOD_SRC))
+MAIN_OBJ := $(BUILD)/core/main.o
+LIB_OBJS := $(filter-out $(MAIN_OBJ),$(OBJS))
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all test unit install clean fuzz
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(LIBS)
+
+$(BUILD)/%.o: %.c $(wildcard core/*.h) $(BUILD)/lua_embed.inc $(BUILD)/modules.inc
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The Lua half, embedded: build/lua_embed.inc holds every file under lua/.
+$(BUILD)/embedgen: core/gen/embedgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+
+$(BUILD)/lua_embed.inc: $(BUILD)/embedgen $(LUA_SRC)
+	$(BUILD)/embedgen $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+# Built-in C modules: one line per modules/<name>.c, each exporting luaopen_provision_<name>.
+$(BUILD)/modules.inc: $(MOD_SRC) Makefile
+	@mkdir -p $(BUILD)
+	@for f in $(MOD_SRC); do n=$$(basename $$f .c); echo "MODULE($$n)"; done > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LIBS)
+
+unit: $(UNIT_BIN)
+
+test: $(BIN) $(UNIT_BIN)
+	PROVISION=$(CURDIR)/$(BIN) UNIT_DIR=$(CURDIR)/$(BUILD)/tests sh tests/run
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
+	install -d $(DESTDIR)$(PREFIX)/share/provision/recipes
+	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/provision/recipes/
+
+clean:
+	rm -rf build provision provision-san
+
+# Everything a fresh Debian 12 machine needs to build, test and run (as root).
+DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
+            libcurl4-openssl-dev libarchive-dev libjansson-dev \
+            docker.io docker-compose busybox-static python3 curl clang \
+            libclang-rt-14-dev valgrind iproute2 procps
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
+.PHONY: deps

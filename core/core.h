@@ -1,0 +1,70 @@
+/* core.h: what the core offers the modules (modules/NAME.c) and main. */
+#ifndef PROVISION_CORE_H
+#define PROVISION_CORE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+/* Exit codes: the CLI contract (DESIGN.md). */
+enum {
+    EXIT_OK = 0,          /* success; plan: nothing to change */
+    EXIT_FAILED = 1,      /* a step failed */
+    EXIT_USAGE = 2,       /* usage or recipe error, nothing changed */
+    EXIT_PENDING = 3,     /* plan found pending changes */
+    EXIT_INTERRUPTED = 130
+};
+
+/* signals.c: SIGINT/SIGTERM set a flag (and stop running Lua code at the next
+ * hook); long C operations poll provision_interrupted() and give up cleanly. */
+void provision_signals_install(lua_State *L);
+int provision_interrupted(void);
+int provision_signal_number(void);
+
+/* clock.c */
+double provision_now(void);          /* monotonic seconds */
+void provision_sleep(double seconds); /* returns early when interrupted */
+
+/* atomicio.c: write a whole file atomically: temp file beside path, fsync,
+ * rename, fsync of the folder. mode < 0 keeps the existing file's mode (or
+ * 0644 for a new one). Returns 0, or -1 with errno set and a message in err. */
+int provision_write_atomic(const char *path, const void *data, size_t len,
+                           int mode, char *err, size_t errlen);
+/* Read a whole file; caller frees. NULL with errno set on failure. */
+char *provision_read_file(const char *path, size_t *len);
+
+/* embed.c: the Lua half compiled into the binary, and the built-in C modules. */
+void provision_open_builtins(lua_State *L);
+
+/* proc.c: run a process (argv only, never a shell). */
+typedef struct provision_proc_opts {
+    const char *const *argv;   /* argv[0] looked up in PATH */
+    const char *cwd;           /* NULL: inherit */
+    const char *const *env;    /* NULL: inherit; else extra KEY=VALUE entries */
+    const char *input;         /* NULL: /dev/null on stdin */
+    size_t input_len;
+    double timeout;            /* seconds; <= 0: none */
+    int passthrough;           /* also copy output to stderr as it arrives */
+    size_t capture_max;        /* keep at most this much (the tail); 0: 1 MiB */
+} provision_proc_opts;
+
+typedef struct provision_proc_result {
+    int status;       /* exit code, or 128+signal */
+    int timed_out;
+    int interrupted;
+    char *output;     /* stdout and stderr as they interleaved; caller frees */
+    size_t output_len;
+    char error[256];  /* set when the process could not be started */
+} provision_proc_result;
+
+int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r);
+
+/* Every built-in C module (modules/<name>.c): one exported symbol each. */
+#define MODULE(n) int luaopen_provision_##n(lua_State *L);
+#include "modules.inc"
+#undef MODULE
+int luaopen_provision_core(lua_State *L);
+
+#endif

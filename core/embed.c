@@ -1,0 +1,99 @@
+/* embed.c: the built-in modules, all without any file on disk.
+ *
+ * C modules (modules/<name>.c exporting luaopen_provision_<name>) go into
+ * package.preload as "provision._<name>", the pattern linit.c describes.
+ * The Lua half (lua/ files, compiled in by core/gen/embedgen.c) is found by a
+ * searcher placed right after preload: "provision.fs" is lua/provision/fs.lua.
+ * A "provision.<name>" with no Lua file is the C module itself.
+ *
+ * Development: PROVISION_LUA_DIR=lua makes the searcher read the files from
+ * that folder instead, so a change to lua/ needs no rebuild. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+
+struct embedded_lua { const char *name, *chunkname, *src; size_t len; };
+#include "lua_embed.inc"
+
+static const luaL_Reg builtin_c[] = {
+#define MODULE(n) { "provision._" #n, luaopen_provision_##n },
+#include "modules.inc"
+#undef MODULE
+    { "provision._core", luaopen_provision_core },
+    { NULL, NULL }
+};
+
+static const struct embedded_lua *find_embedded(const char *name)
+{
+    for (const struct embedded_lua *e = embedded_lua; e->name; e++)
+        if (strcmp(e->name, name) == 0) return e;
+    return NULL;
+}
+
+/* searcher(name) -> loader, extra | message */
+static int search_embedded(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *dir = getenv("PROVISION_LUA_DIR");
+    if (dir && *dir) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addstring(&b, dir);
+        luaL_addchar(&b, '/');
+        for (const char *p = name; *p; p++) luaL_addchar(&b, *p == '.' ? '/' : *p);
+        luaL_addstring(&b, ".lua");
+        luaL_pushresult(&b);
+        const char *path = lua_tostring(L, -1);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            if (luaL_loadfilex(L, path, "t") != LUA_OK)
+                return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
+            lua_pushstring(L, path);
+            return 2;
+        }
+        lua_pop(L, 1);
+    }
+    const struct embedded_lua *e = find_embedded(name);
+    if (e) {
+        if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
+            return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
+        lua_pushstring(L, e->chunkname + 1);
+        return 2;
+    }
+    if (strncmp(name, "provision.", 10) == 0) {
+        /* provision.<name> with no Lua half: the C module itself */
+        lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+        lua_pushfstring(L, "provision._%s", name + 10);
+        lua_gettable(L, -2);
+        if (lua_isfunction(L, -1)) {
+            lua_pushstring(L, ":preload:");
+            return 2;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pushfstring(L, "no built-in module '%s'", name);
+    return 1;
+}
+
+void provision_open_builtins(lua_State *L)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const luaL_Reg *m = builtin_c; m->name; m++) {
+        lua_pushcfunction(L, m->func);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 1);
+    /* package.searchers: insert ours at 2, right after preload */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");          /* package searchers */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = n; i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, search_embedded);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
+}

@@ -1,0 +1,238 @@
+/* lcore.c: the "provision._core" module: what the Lua half needs from the
+ * core itself: clocks, signals, tty, the run lock, atomic whole-file I/O. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "core.h"
+#include "units.h"
+
+#define LOCK_MT "provision.lock"
+
+static int core_now(lua_State *L) { lua_pushnumber(L, provision_now()); return 1; }
+
+static int core_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int core_sleep(lua_State *L)
+{
+    provision_sleep(luaL_checknumber(L, 1));
+    lua_pushboolean(L, !provision_interrupted());
+    return 1;
+}
+
+static int core_interrupted(lua_State *L)
+{
+    lua_pushboolean(L, provision_interrupted());
+    lua_pushinteger(L, provision_signal_number());
+    return 2;
+}
+
+static int core_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int core_term_width(lua_State *L)
+{
+    struct winsize ws;
+    int fd = (int)luaL_optinteger(L, 1, 2);
+    lua_pushinteger(L, ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80);
+    return 1;
+}
+
+/* write(fd, s): unbuffered, whole string */
+static int core_write(lua_State *L)
+{
+    int fd = (int)luaL_checkinteger(L, 1);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    while (len > 0) {
+        ssize_t n = write(fd, s, len);
+        if (n < 0) { if (errno == EINTR) continue; return luaL_fileresult(L, 0, NULL); }
+        s += n; len -= (size_t)n;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int core_write_atomic(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int mode = (int)luaL_optinteger(L, 3, -1);
+    char err[512];
+    if (provision_write_atomic(path, data, len, mode, err, sizeof err) < 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushinteger(L, e);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int core_read_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    char *buf = provision_read_file(path, &len);
+    if (!buf) return luaL_fileresult(L, 0, path);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    return 1;
+}
+
+/* mkdirs(path, mode): like mkdir -p */
+static int core_mkdirs(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+    char *p = strdup(path);
+    if (!p) return luaL_error(L, "out of memory");
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, mode) < 0 && errno != EEXIST) {
+                int e = errno;
+                lua_pushnil(L);
+                lua_pushfstring(L, "%s: %s", p, strerror(e));
+                free(p);
+                return 2;
+            }
+            *s = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The run lock: flock on a file; the holder's pid is written in it. */
+typedef struct { int fd; } run_lock;
+
+static int lock_close(lua_State *L)
+{
+    run_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+    return 0;
+}
+
+/* lock(path, wait, shared) -> lock | nil, message, holder_pid */
+static int core_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int wait = lua_toboolean(L, 2);
+    int shared = lua_toboolean(L, 3);
+    run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    lk->fd = -1;                       /* safe "closed" state first */
+    luaL_setmetatable(L, LOCK_MT);
+    lk->fd = open(path, (shared ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
+    if (lk->fd < 0) return luaL_fileresult(L, 0, path);
+    for (;;) {
+        if (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) break;
+        if (errno != EWOULDBLOCK && errno != EINTR) return luaL_fileresult(L, 0, path);
+        if (!wait || provision_interrupted()) {
+            char buf[32] = "";
+            ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
+            buf[n > 0 ? n : 0] = '\0';
+            lock_close(L);
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s is held by another run", path);
+            lua_pushinteger(L, atoi(buf));
+            return 3;
+        }
+        provision_sleep(0.1);
+    }
+    if (!shared) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if (ftruncate(lk->fd, 0) == 0 && pwrite(lk->fd, buf, (size_t)n, 0) < 0) { /* pid is a courtesy */ }
+    }
+    return 1;
+}
+
+/* duration(s) -> seconds | nil, msg ; numbers pass through */
+static int core_duration(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) { lua_pushnumber(L, lua_tonumber(L, 1)); return 1; }
+    const char *s = luaL_checkstring(L, 1);
+    double v;
+    if (provision_parse_duration(s, &v) < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "bad duration '%s' (use e.g. 30s, 5m, 1h30m, 250ms)", s);
+        return 2;
+    }
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+/* size(s) -> bytes | nil, msg ; numbers pass through */
+static int core_size(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) { lua_pushnumber(L, lua_tonumber(L, 1)); return 1; }
+    const char *s = luaL_checkstring(L, 1);
+    double v;
+    if (provision_parse_size(s, &v) < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "bad size '%s' (use e.g. 512MiB, 4GiB, 10GB)", s);
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+}
+
+static int core_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
+
+static const luaL_Reg core_funcs[] = {
+    { "duration", core_duration },
+    { "getpid", core_getpid },
+    { "interrupted", core_interrupted },
+    { "isatty", core_isatty },
+    { "lock", core_lock },
+    { "mkdirs", core_mkdirs },
+    { "now", core_now },
+    { "read_file", core_read_file },
+    { "size", core_size },
+    { "sleep", core_sleep },
+    { "term_width", core_term_width },
+    { "time", core_time },
+    { "write", core_write },
+    { "write_atomic", core_write_atomic },
+    { NULL, NULL }
+};
+
+int luaopen_provision_core(lua_State *L)
+{
+    if (luaL_newmetatable(L, LOCK_MT)) {
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "unlock");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, core_funcs);
+    lua_pushstring(L, PROVISION_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

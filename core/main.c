@@ -1,0 +1,72 @@
+/* main.c: the provision binary. Everything runs protected, as in lua.c:
+ * pmain under lua_pcall with a traceback handler. The CLI itself (verbs,
+ * flags, the runner) is Lua: lua/provision/cli.lua. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lualib.h>
+#include "core.h"
+
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = (char **)lua_touserdata(L, 2);
+    luaL_openlibs(L);
+    provision_open_builtins(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "provision.cli");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 0);
+    for (int i = 1; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    /* The fast path: no Lua state needed to say who we are. */
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+        printf("provision %s (%s)\n", PROVISION_VERSION, LUA_RELEASE);
+        return EXIT_OK;
+    }
+    lua_State *L = luaL_newstate();
+    if (!L) { fputs("provision: cannot create Lua state: out of memory\n", stderr); return EXIT_FAILED; }
+    provision_signals_install(L);
+    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int status = lua_pcall(L, 2, 1, 1);
+    int code;
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (provision_interrupted()) {
+            fputs("provision: interrupted\n", stderr);
+            code = EXIT_INTERRUPTED;
+        } else {
+            fprintf(stderr, "provision: internal error: %s\n", msg ? msg : "?");
+            code = EXIT_FAILED;
+        }
+    } else {
+        code = (int)lua_tointeger(L, -1);
+    }
+    fflush(stdout);
+    lua_close(L);
+    return code;
+}

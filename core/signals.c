@@ -1,0 +1,44 @@
+/* signals.c: SIGINT and SIGTERM ask the run to stop. The handler only sets a
+ * flag and a Lua hook (as lua.c's laction does); the hook raises "interrupted"
+ * at the next Lua instruction, C code that blocks polls provision_interrupted().
+ * A second signal while the first is being handled kills the process. */
+#include <string.h>
+#include "core.h"
+
+static volatile sig_atomic_t interrupted;
+static lua_State *signal_L;
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted");
+}
+
+static void on_signal(int sig)
+{
+    if (interrupted) {   /* second time: give up at once */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    interrupted = sig;
+    if (signal_L)
+        lua_sethook(signal_L, stop_hook,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void provision_signals_install(lua_State *L)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    signal_L = L;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int provision_interrupted(void) { return interrupted != 0; }
+int provision_signal_number(void) { return interrupted; }

@@ -1,0 +1,136 @@
+-- provision.cli: the command line (the contract of DESIGN.md): verbs, flags,
+-- exit codes. Everything below it is in provision.run.
+local core = require "provision._core"
+
+local M = {}
+
+local USAGE = [[
+usage: provision [apply] RECIPE [options]    bring the machine to the recipe's state
+       provision plan RECIPE [options]       show what would change; change nothing
+       provision teardown RECIPE [options]   undo what the recipe created
+       provision list RECIPE                 the steps, numbered, with their kinds
+       provision --script FILE [ARG...]      run a Lua file with the modules loaded
+       provision --version | --help
+
+options:
+  -e, --var KEY=VALUE   set a recipe variable (repeatable)
+      --json            one JSON event per line on stdout, nothing else there
+  -q, --quiet           only failures and the summary
+  -v, --verbose         show each change, command and its output
+      --no-color        no colour (also NO_COLOR=1); colour is only used on a tty
+      --only NAME       run just this step (repeatable)
+      --from NAME       start at this step (resume)
+      --timeout DURATION  give up on any one step after this long (e.g. 10m)
+      --wait-lock       wait for another run on this project to finish
+      --state-dir DIR   where state and the lock live (default ./.provision,
+                        or PROVISION_STATE_DIR)
+
+exit codes: 0 success (plan: nothing to change), 1 a step failed,
+            2 usage or recipe error (nothing changed), 3 plan found changes,
+            130 interrupted
+]]
+
+local VERBS = { apply = true, plan = true, teardown = true, list = true }
+
+-- parse(argv) -> opts | nil, message
+function M.parse(argv)
+  local o = { verb = nil, vars = {}, var_order = {}, only = {}, color = nil }
+  local i = 1
+  local function value(flag)
+    local v = argv[i + 1]
+    if v == nil then return nil, flag .. " needs a value" end
+    i = i + 1
+    return v
+  end
+  while i <= #argv do
+    local a = argv[i]
+    local long, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    if long then a = long end
+    local function val(flag)
+      if inline then local v = inline; inline = nil; return v end
+      return value(flag)
+    end
+    local err
+    if a == "-h" or a == "--help" then o.help = true
+    elseif a == "-V" or a == "--version" then o.version = true
+    elseif a == "--script" then
+      o.script, err = val(a)
+      if not o.script then return nil, err end
+      o.script_args = { table.unpack(argv, i + 1) }
+      return o
+    elseif a == "-e" or a == "--var" then
+      local kv; kv, err = val(a)
+      if not kv then return nil, err end
+      local k, v = kv:match("^([%a_][%w_]*)=(.*)$")
+      if not k then return nil, ("bad variable '%s': expected KEY=VALUE"):format(kv) end
+      if o.vars[k] == nil then o.var_order[#o.var_order + 1] = k end
+      o.vars[k] = v
+    elseif a == "--json" then o.json = true
+    elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "-v" or a == "--verbose" then o.verbose = true
+    elseif a == "--no-color" or a == "--no-colour" then o.color = false
+    elseif a == "--wait-lock" then o.wait_lock = true
+    elseif a == "--only" then
+      local n; n, err = val(a); if not n then return nil, err end
+      o.only[#o.only + 1] = n
+    elseif a == "--from" then
+      o.from, err = val(a); if not o.from then return nil, err end
+    elseif a == "--timeout" then
+      local d; d, err = val(a); if not d then return nil, err end
+      o.timeout = core.duration(d)
+      if not o.timeout then return nil, ("bad --timeout '%s' (use e.g. 30s, 10m)"):format(d) end
+    elseif a == "--state-dir" then
+      o.state_dir, err = val(a); if not o.state_dir then return nil, err end
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      return nil, ("unknown option '%s' (see provision --help)"):format(a)
+    elseif o.verb == nil and o.recipe == nil and VERBS[a] then
+      o.verb = a
+    elseif o.recipe == nil then
+      o.recipe = a
+    else
+      return nil, ("unexpected argument '%s'"):format(a)
+    end
+    if inline then return nil, ("option '%s' takes no value"):format(a) end
+    i = i + 1
+  end
+  o.verb = o.verb or "apply"
+  if o.quiet and o.verbose then return nil, "-q and -v cannot be used together" end
+  if o.from and #o.only > 0 then return nil, "--from and --only cannot be used together" end
+  return o
+end
+
+local function run_script(o)
+  local env = require("provision.env").globals()
+  local chunk, err = loadfile(o.script, "t", env)
+  if not chunk then
+    io.stderr:write("provision: ", err, "\n")
+    return 2
+  end
+  env.arg = o.script_args
+  local ok, res = xpcall(chunk, debug.traceback, table.unpack(o.script_args))
+  io.stdout:flush()
+  if not ok then
+    if core.interrupted() then io.stderr:write("provision: interrupted\n"); return 130 end
+    io.stderr:write("provision: ", tostring(res), "\n")
+    return 1
+  end
+  return math.tointeger(res) or 0
+end
+
+function M.main(argv)
+  local o, err = M.parse(argv)
+  if not o then
+    io.stderr:write("provision: ", err, "\n")
+    return 2
+  end
+  if o.help then io.stdout:write(USAGE); return 0 end
+  if o.version then io.stdout:write("provision ", core.version, " (", _VERSION, ")\n"); return 0 end
+  if o.script then return run_script(o) end
+  if not o.recipe then
+    io.stderr:write("provision: no recipe given\n", USAGE)
+    return 2
+  end
+  return require("provision.run").main(o)
+end
+
+return M

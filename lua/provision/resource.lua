@@ -1,0 +1,228 @@
+-- provision.resource: the one contract every step's resource follows, and
+-- the helpers modules use to define resources.
+--
+-- A resource module (lua/provision/<module>.lua) defines constructors:
+--
+--   local R = require "provision.resource"
+--   M.directory = R.define {
+--     kind = "fs.directory",
+--     positional = "path",          -- fs.directory "x" means { path = "x" }
+--     options = {                   -- every option the resource takes
+--       path = "strings",           -- type; a trailing "?" makes it optional
+--       mode = { "mode", default = "0755" },
+--     },
+--     describe = function(self) return "directory " .. self.path end,
+--     check  = function(self, ctx) ... end,
+--     apply  = function(self, ctx) ... end,
+--     revert = function(self, ctx) ... end,   -- optional: undo what apply created
+--     validate = function(self) ... end,      -- optional: more load-time checks,
+--                                             -- return nil, msg to reject
+--   }
+--
+-- Calling the constructor in a recipe validates its options at load time: an
+-- unknown option, a missing required one or a wrong type raises an error
+-- that names the recipe's file:line (the CLI turns it into exit 2).
+--
+-- check(self, ctx) -> true                 the desired state is there
+--                   -> false, changes      apply would change something;
+--                                          changes: a string or a list of lines
+--                                          (plan prints them: diffs, keys, ...)
+--                   -> nil, message        the check itself failed
+--   Checks have no side effects, never spawn a process where a syscall or a
+--   library call can answer, and run during plan as they do during apply.
+-- apply(self, ctx) -> anything | nil, message (or raise) to fail.
+--   Record what you create with ctx:created{ type = "file", path = p, sha256 = h }
+--   so teardown removes exactly that; keep anything else for the next run in
+--   ctx.state (a plain table saved as JSON: strings, numbers, booleans, tables).
+-- revert(self, ctx) -> anything | nil, message. ctx.state is what the last
+--   apply left; undo only what ctx.state.created lists.
+--
+-- ctx (given by the runner):
+--   ctx.state            this resource's saved table from the last apply ({} if none)
+--   ctx:created(entry)   append to ctx.state.created
+--   ctx.plan             true during `plan` (check only)
+--   ctx.verbose          -v given
+--   ctx:log(line)        a detail line under the step (shown with -v; masked)
+--   ctx:detail(text)     the short detail shown on the step's line ("12 MiB in 0.4s")
+--   ctx:progress(done, total, label)   a progress bar on a tty (nothing on a pipe)
+--   ctx:spin(label)      a spinner with elapsed time on a tty
+--   ctx.timeout          seconds from --timeout, or nil
+--   ctx.interrupted()    true once SIGINT/SIGTERM arrived: stop and fail
+--   ctx.json             --json given
+--
+-- Secrets: R.reveal(v) gives the plain string of a secret (or v itself);
+-- never put a revealed value in a message, a change line or ctx.state.
+
+local core = require "provision._core"
+local secret = require "provision.secret"
+
+local R = {}
+R.reveal = secret.reveal
+R.is_secret = secret.is
+R.mask = secret.mask
+
+-- Option types. Each checker returns the normalized value, or nil, why.
+local checkers = {}
+function checkers.string(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  return nil, "a string"
+end
+function checkers.number(v)
+  local n = tonumber(v)
+  if n then return n end
+  return nil, "a number"
+end
+function checkers.integer(v)
+  local n = math.tointeger(tonumber(v))
+  if n then return n end
+  return nil, "an integer"
+end
+function checkers.boolean(v)
+  if type(v) == "boolean" then return v end
+  return nil, "true or false"
+end
+function checkers.table(v)
+  if type(v) == "table" and not secret.is(v) then return v end
+  return nil, "a table"
+end
+checkers["function"] = function(v)
+  if type(v) == "function" then return v end
+  return nil, "a function"
+end
+function checkers.any(v) return v end
+-- a string or a secret: kept as given (reveal it only where it is used)
+function checkers.secret(v)
+  if type(v) == "string" or secret.is(v) then return v end
+  if type(v) == "number" then return tostring(v) end
+  return nil, "a string or secret"
+end
+function checkers.strings(v)   -- one string or a list of them -> list
+  if type(v) == "string" then return { v } end
+  if type(v) == "table" and #v > 0 then
+    for i, s in ipairs(v) do
+      if type(s) ~= "string" then return nil, "a string or a list of strings (item " .. i .. " is a " .. type(s) .. ")" end
+    end
+    return v
+  end
+  return nil, "a string or a list of strings"
+end
+function checkers.duration(v)
+  local d, err = core.duration(v)
+  if d then return d end
+  return nil, "a duration such as 30s or 5m (" .. tostring(err) .. ")"
+end
+function checkers.size(v)
+  local n = core.size(v)
+  if n then return n end
+  return nil, "a size such as 512MiB or 4GiB"
+end
+function checkers.mode(v)    -- "0755", "755", 493 -> 493
+  if math.type(v) == "integer" and v >= 0 and v <= 4095 then return v end
+  if type(v) == "string" and v:match("^0?[0-7][0-7][0-7]$") or type(v) == "string" and v:match("^0?[0-7][0-7][0-7][0-7]$") then
+    return tonumber(v, 8)
+  end
+  return nil, 'a file mode such as "0755"'
+end
+R.checkers = checkers
+
+local function check_option(kind, name, spec, v)
+  local t = type(spec) == "table" and spec[1] or spec
+  local optional = t:sub(-1) == "?"
+  if optional then t = t:sub(1, -2) end
+  if v == nil then
+    if type(spec) == "table" and spec.default ~= nil then v = spec.default
+    elseif optional or (type(spec) == "table" and spec.optional) then return nil
+    else return nil, ("%s: missing required option '%s'"):format(kind, name) end
+  end
+  local checker = assert(checkers[t], "unknown option type " .. t)
+  local nv, want = checker(v)
+  if nv == nil then
+    return nil, ("%s: option '%s' must be %s, not %s"):format(kind, name, want,
+      secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
+  end
+  return nv
+end
+
+-- R.validate(kind, options_spec, args) -> normalized table | nil, message
+function R.validate(kind, spec, args)
+  local out = {}
+  for k in pairs(args) do
+    if type(k) ~= "string" then
+      return nil, ("%s: unexpected positional value %s"):format(kind, tostring(args[k]))
+    end
+    if spec[k] == nil then
+      local names = {}
+      for n in pairs(spec) do names[#names + 1] = n end
+      table.sort(names)
+      return nil, ("%s: unknown option '%s' (options: %s)"):format(kind, k, table.concat(names, ", "))
+    end
+  end
+  for name, s in pairs(spec) do
+    local v, err = check_option(kind, name, s, args[name])
+    if err then return nil, err end
+    out[name] = v
+  end
+  return out
+end
+
+-- the level of the first frame outside this module's machinery: the recipe line
+local function caller_level()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 3 end
+    if not info.source:match("[/@]lua/provision/[%w_]+%.lua$") then
+      return level - 1
+    end
+    level = level + 1
+  end
+end
+
+local Resource = {}
+Resource.__index = Resource
+R.Resource = Resource
+
+-- R.define(def) -> constructor(args) -> resource
+function R.define(def)
+  assert(def.kind and def.check and def.options, "resource definition needs kind, options, check")
+  def.__index = def
+  def.__name = "provision.resource"
+  setmetatable(def, Resource)
+  return function(args)
+    local level = caller_level()
+    if type(args) ~= "table" or secret.is(args) then
+      if def.positional then args = { [def.positional] = args }
+      else error(("%s: expected a table of options, got %s"):format(def.kind, type(args)), level) end
+    elseif def.positional and args[1] ~= nil then
+      -- fs.directory { "a", "b", mode = "0700" }: the array part is the positional
+      local copy, list = {}, {}
+      for k, v in pairs(args) do
+        if math.type(k) == "integer" then list[k] = v else copy[k] = v end
+      end
+      if copy[def.positional] ~= nil then
+        error(("%s: give '%s' once, either by position or by name"):format(def.kind, def.positional), level)
+      end
+      copy[def.positional] = #list == 1 and list[1] or list
+      args = copy
+    end
+    local self, err = R.validate(def.kind, def.options, args)
+    if not self then error(err, level) end
+    setmetatable(self, def)
+    if def.validate then
+      local ok, verr = def.validate(self)
+      if not ok and verr then error(def.kind .. ": " .. verr, level) end
+    end
+    return self
+  end
+end
+
+function Resource:describe() return self.kind end
+
+-- A resource is recognized by this
+function R.is(v)
+  local mt = getmetatable(v)
+  return type(v) == "table" and mt ~= nil and getmetatable(mt) == Resource
+end
+
+return R

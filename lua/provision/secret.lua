@@ -1,0 +1,56 @@
+-- provision.secret: values that never show. A secret is an opaque object:
+-- tostring, concatenation and JSON encoding give "********"; the plain value
+-- is had only with secret.reveal(v), by the resource that uses it. As a
+-- second line of defence, secret.mask(text) blanks every known secret value
+-- in text that came from outside (command output, HTTP bodies, errors).
+local S = {}
+local MASK = "********"
+S.MASK = MASK
+
+local Secret = { __name = "provision.secret" }
+Secret.__tostring = function() return MASK end
+Secret.__concat = function(a, b) return tostring(a) .. tostring(b) end
+Secret.__index = function(_, k) error("a secret has no field '" .. tostring(k) .. "'", 2) end
+Secret.__newindex = function() error("a secret cannot be changed", 2) end
+Secret.__metatable = "provision.secret"
+
+local values = setmetatable({}, { __mode = "k" })
+local known, known_sorted = {}, nil
+
+function S.new(v)
+  if getmetatable(v) == "provision.secret" then return v end
+  if type(v) == "number" then v = tostring(v) end
+  if type(v) ~= "string" then error("secret(): expected a string, got " .. type(v), 2) end
+  local s = setmetatable({}, Secret)
+  values[s] = v
+  if #v > 0 and not known[v] then known[v] = true; known_sorted = nil end
+  return s
+end
+
+function S.is(v) return type(v) == "table" and getmetatable(v) == "provision.secret" end
+
+function S.reveal(v)
+  if S.is(v) then return values[v] end
+  return v
+end
+
+function S.mask(text)
+  if type(text) ~= "string" or next(known) == nil then return text end
+  if not known_sorted then
+    known_sorted = {}
+    for v in pairs(known) do known_sorted[#known_sorted + 1] = v end
+    table.sort(known_sorted, function(a, b) return #a > #b end)
+  end
+  for _, v in ipairs(known_sorted) do
+    local i = 1
+    while true do
+      local a, b = text:find(v, i, true)
+      if not a then break end
+      text = text:sub(1, a - 1) .. MASK .. text:sub(b + 1)
+      i = a + #MASK
+    end
+  end
+  return text
+end
+
+return S

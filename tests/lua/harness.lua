@@ -1,0 +1,82 @@
+-- tests/lua/harness.lua: a tiny test harness for module tests, which run
+-- under the binary itself:  provision --script tests/lua/test_fs.lua
+--   local T = dofile "tests/lua/harness.lua"
+--   T.test("name", function() T.eq(got, want) end)
+--   T.done()
+local T = { passed = 0, failed = 0 }
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "table" then
+    local ok, s = pcall(require("provision.json").encode, v)
+    if ok then return s end
+  end
+  return tostring(v)
+end
+T.show = show
+
+local function deep_eq(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+T.deep_eq = deep_eq
+
+function T.eq(got, want, what)
+  if not deep_eq(got, want) then
+    error(("%sexpected %s, got %s"):format(what and (what .. ": ") or "", show(want), show(got)), 2)
+  end
+end
+
+function T.ok(v, what)
+  if not v then error("expected a true value" .. (what and (": " .. what) or ""), 2) end
+  return v
+end
+
+function T.match(s, pattern, what)
+  if type(s) ~= "string" or not s:find(pattern) then
+    error(("%sexpected %s to match %q"):format(what and (what .. ": ") or "", show(s), pattern), 2)
+  end
+end
+
+-- T.raises(fn, pattern): fn must raise an error matching pattern
+function T.raises(fn, pattern)
+  local ok, err = pcall(fn)
+  if ok then error("expected an error matching " .. show(pattern), 2) end
+  if pattern and not tostring(err):find(pattern) then
+    error(("expected an error matching %q, got %s"):format(pattern, show(tostring(err))), 2)
+  end
+  return err
+end
+
+-- a fresh temporary folder, removed by T.done()
+local tmpdirs = {}
+function T.tmpdir()
+  local p = io.popen("mktemp -d /tmp/provision-test.XXXXXX")
+  local d = p:read("l"); p:close()
+  tmpdirs[#tmpdirs + 1] = d
+  return d
+end
+
+function T.test(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  if ok then
+    T.passed = T.passed + 1
+    print("PASS " .. name)
+  else
+    T.failed = T.failed + 1
+    print("FAIL " .. name .. ": " .. tostring(err):gsub("\n", "\n    "))
+  end
+end
+
+function T.skip(name, why) print("SKIP " .. name .. ": " .. why) end
+
+function T.done()
+  for _, d in ipairs(tmpdirs) do os.execute("rm -rf '" .. d .. "'") end
+  io.stdout:flush()
+  return T.failed == 0 and 0 or 1
+end
+
+return T
