@@ -6,7 +6,7 @@
 #   make test                         all test tiers, ends with "N passed, N failed"
 #   make install PREFIX=/usr/local DESTDIR=
 
-PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson
+PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson libcrypto
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
@@ -86,7 +86,7 @@ clean:
 
 # Everything a fresh Debian 12 machine needs to build, test and run (as root).
 DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
-            libcurl4-openssl-dev libarchive-dev libjansson-dev \
+            libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps
 deps:
