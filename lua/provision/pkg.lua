@@ -23,8 +23,9 @@ local M = {}
 M.read_status = C.read_status
 M.lists_age = C.lists_age
 
--- Where the system keeps things (tests point these elsewhere).
-M.status_file = "/var/lib/dpkg/status"
+-- Where the system keeps things. DPKG_ADMINDIR moves the dpkg database, as
+-- it does for dpkg itself.
+M.status_file = (os.getenv("DPKG_ADMINDIR") or "/var/lib/dpkg") .. "/status"
 M.lists_dir = "/var/lib/apt/lists"
 M.os_release_file = "/etc/os-release"
 
