@@ -127,10 +127,14 @@ static int core_mkdirs(lua_State *L)
 /* The run lock: flock on a file; the holder's pid is written in it. */
 typedef struct { int fd; } run_lock;
 
+static void lock_release(run_lock *lk)
+{
+    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+}
+
 static int lock_close(lua_State *L)
 {
-    run_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
-    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+    lock_release(luaL_checkudata(L, 1, LOCK_MT));
     return 0;
 }
 
@@ -152,7 +156,7 @@ static int core_lock(lua_State *L)
             char buf[32] = "";
             ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
             buf[n > 0 ? n : 0] = '\0';
-            lock_close(L);
+            lock_release(lk);
             lua_pushnil(L);
             lua_pushfstring(L, "%s is held by another run", path);
             lua_pushinteger(L, atoi(buf));
