@@ -154,3 +154,15 @@ expect "plugins: Lua and C modules load" eval '[ $RC -eq 0 ] && has "$OUT" "HELL
 printf 'not an object file' > other/greet.so
 PROVISION_PATH="$SANDBOX/other" run "$P" plug/p.lua
 expect "plugins: a broken C plugin is exit 2 with name and reason" eval '[ $RC -eq 2 ] && has "$ERR" "greet" && has "$ERR" "file too short\|invalid ELF\|not an ELF"'
+
+# --timeout: a step that runs too long fails (exit 1), in C waits and in Lua loops
+cat > slow.lua <<'R'
+recipe { name = "slow" }
+step "waits" { check = function() return false end, apply = function() exec.run { "sleep", "5" } end }
+step "spins" { check = function() return false end, apply = function() while true do end end }
+R
+start=$(date +%s)
+run "$P" slow.lua --timeout 1s
+expect "--timeout stops a waiting step" eval '[ $RC -eq 1 ] && has "$OUT" "timed out after 1.0s" && [ $(( $(date +%s) - start )) -lt 4 ]'
+run "$P" slow.lua --timeout 500ms --from spins
+expect "--timeout stops a busy Lua step" eval '[ $RC -eq 1 ] && has "$OUT" "step .spins. failed" && has "$OUT" "timed out"'
