@@ -38,12 +38,23 @@ function Report:write(s)
   self.out:flush()
 end
 
--- {"event":"step",...}: the event name first, as DESIGN.md shows it
+-- Keys in the order DESIGN.md shows them; any others follow, sorted.
+local ORDER = { "event", "recipe", "steps", "index", "name", "kind", "status",
+                "ok", "changed", "would-change", "failed", "skipped", "ms", "detail" }
+local RANK = {}
+for i, k in ipairs(ORDER) do RANK[k] = i end
+
 function Report:event(t)
-  local name = t.event
-  t.event = nil
-  local body = json.encode(t)
-  self.out:write('{"event":', json.encode(name), body == "{}" and "}" or ("," .. body:sub(2)), "\n")
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = RANK[a] or 100, RANK[b] or 100
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = json.encode(k) .. ":" .. json.encode(t[k]) end
+  self.out:write("{", table.concat(parts, ","), "}\n")
   self.out:flush()
 end
 

@@ -214,7 +214,13 @@ local function apply_or_plan(run)
     else
       local t0 = core.now()
       run.dirty_step = false
+      core.deadline(run.o.timeout)
       local status, detail, changes, failure, saved = run_step(run, s)
+      local timed_out = core.timed_out()
+      core.deadline(nil)
+      if status == "failed" and timed_out then
+        failure.reason = ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(run.o.timeout * 1000)))
+      end
       if run.dirty_step and run.state then
         run.state:set_step(s.name, saved)
         local ok, err = run.state:save()
