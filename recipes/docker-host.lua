@@ -53,26 +53,12 @@ local function compose_present(want)
   return nil
 end
 
--- apt-get install, recording what this recipe installed (teardown removes only that)
+-- apt-get install, recording what this recipe installed: teardown removes
+-- only that (and only while it is still the version installed here)
 local function install(ctx, names)
-  local before = pkg.query(names) or {}
-  local ok, err = pkg.install(ctx, names, { max_age = 86400 })
-  if not ok then return nil, err end
-  for _, n in ipairs(names) do
-    if not (before[n] and before[n].installed) then ctx:created { type = "package", name = n } end
-  end
-  ctx:detail("installed " .. table.concat(names, ", "))
-  return true
+  return pkg.install(ctx, names, { max_age = 86400, record = true })
 end
-
-local function remove_installed(ctx)
-  local names = {}
-  for _, e in ipairs(ctx.state.created or {}) do
-    if e.type == "package" then names[#names + 1] = e.name end
-  end
-  if #names == 0 then return true end
-  return pkg.remove(ctx, names, {})
-end
+local remove_installed = pkg.remove_created
 
 -- Which Compose package to install. Asks apt (apply only: this spawns apt-cache).
 local function compose_package(ctx)

@@ -14,7 +14,8 @@
 --
 -- Primitives for recipes: pkg.distro(), pkg.check_system(), pkg.query(names), pkg.is_installed(name),
 -- pkg.candidate(name) (spawns apt-cache: for apply functions, not checks),
--- pkg.install(ctx, names, opts), pkg.remove(ctx, names, opts).
+-- pkg.install(ctx, names, opts), pkg.remove(ctx, names, opts),
+-- pkg.remove_created(ctx) (a revert: what install{record=true} installed).
 local R = require "provision.resource"
 local C = require "provision._pkg"
 local exec = require "provision._exec"
@@ -174,13 +175,16 @@ function M.update_lists(ctx, max_age)
   return true, true
 end
 
--- install(ctx, specs, { update=, max_age=, recommends= }) -> true | nil, message
+-- install(ctx, specs, { update=, max_age=, recommends=, record= }) -> true | nil, message
+-- record: note in ctx.state.created each package that was not installed
+-- before and is installed now (with its version), for remove_created().
 function M.install(ctx, specs, opts)
   opts = opts or {}
   if opts.update ~= false then
     local ok, err = M.update_lists(ctx, opts.max_age or 86400)
     if not ok then return nil, err end
   end
+  local before = opts.record and (M.query(specs) or {}) or nil
   local argv = { "apt-get", "install", "-y" }
   for _, o in ipairs(APT_OPTS) do argv[#argv + 1] = o end
   if opts.recommends == false then argv[#argv + 1] = "--no-install-recommends" end
@@ -190,6 +194,52 @@ function M.install(ctx, specs, opts)
   for _, s in ipairs(specs) do argv[#argv + 1] = s end
   local ok, err = apt(ctx, argv, "apt-get install " .. table.concat(specs, " "))
   if not ok then return nil, err end
+  local added = {}
+  if before then
+    -- only what is really there now: never record a package apt-get did not install
+    local after = M.query(specs) or {}
+    for _, spec in ipairs(specs) do
+      local name = M.parse_spec(spec)
+      local b, a = before[name], after[name]
+      if a and a.installed and not (b and b.installed) then
+        added[#added + 1] = name
+        ctx:created { type = "package", name = name, version = a.version }
+      end
+    end
+  end
+  if ctx.detail then
+    ctx:detail(#added > 0 and ("installed " .. table.concat(added, ", "))
+               or ("installed " .. table.concat(specs, ", ")))
+  end
+  return true
+end
+
+-- remove_created(ctx) -> true | nil, message: remove the packages install()
+-- recorded in ctx.state.created, where the very version it installed is
+-- still the one installed (a package reinstalled or upgraded since is kept).
+function M.remove_created(ctx)
+  local recorded = {}
+  for _, e in ipairs(ctx.state.created or {}) do
+    if e.type == "package" and e.name then recorded[#recorded + 1] = e end
+  end
+  if #recorded == 0 then return true end
+  local names = {}
+  for _, e in ipairs(recorded) do names[#names + 1] = e.name end
+  local t, err = M.query(names)
+  if not t then return nil, err end
+  local todo, kept = {}, {}
+  for _, e in ipairs(recorded) do
+    local info = t[e.name]
+    if info and info.installed then
+      if e.version == nil or info.version == e.version then todo[#todo + 1] = e.name
+      else kept[#kept + 1] = e.name .. " (now " .. info.version .. ", installed " .. e.version .. ")" end
+    end
+  end
+  if #kept > 0 and ctx.log then ctx:log("kept, changed since: " .. table.concat(kept, ", ")) end
+  if #todo == 0 then return true end
+  local ok, rerr = M.remove(ctx, todo, {})
+  if not ok then return nil, rerr end
+  if ctx.detail then ctx:detail("removed " .. table.concat(todo, ", ")) end
   return true
 end
 
@@ -275,41 +325,12 @@ M.installed = R.define {
     local todo, err = pending_installs(self)
     if not todo then return nil, err end
     if #todo == 0 then return true end
-    local before = M.query(self.names) or {}
     local ok, ierr = M.install(ctx, todo, { update = self.update, max_age = self.max_age,
-                                          recommends = self.recommends })
+                                          recommends = self.recommends, record = true })
     if not ok then return nil, ierr end
-    local added = {}
-    for _, spec in ipairs(todo) do
-      local name = M.parse_spec(spec)
-      if not (before[name] and before[name].installed) then
-        added[#added + 1] = name
-        ctx:created { type = "package", name = name }
-      end
-    end
-    if ctx.detail then
-      ctx:detail(#added > 0 and ("installed " .. table.concat(added, ", "))
-                 or ("upgraded " .. table.concat(todo, ", ")))
-    end
     return true
   end,
-  revert = function(self, ctx)
-    local names = {}
-    for _, e in ipairs(ctx.state.created or {}) do
-      if e.type == "package" then names[#names + 1] = e.name end
-    end
-    if #names == 0 then return true end
-    local present = {}
-    local t = M.query(names) or {}
-    for _, n in ipairs(names) do
-      if t[n] and t[n].installed then present[#present + 1] = n end
-    end
-    if #present == 0 then return true end
-    local ok, err = M.remove(ctx, present, {})
-    if not ok then return nil, err end
-    if ctx.detail then ctx:detail("removed " .. table.concat(present, ", ")) end
-    return true
-  end,
+  revert = function(self, ctx) return M.remove_created(ctx) end,
 }
 
 M.absent = R.define {

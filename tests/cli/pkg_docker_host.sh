@@ -51,18 +51,27 @@ expect "list: with a user, the docker group step" has "$OUT" "docker group"
 
 # The install path, without installing: a dpkg database without any engine
 # (DPKG_ADMINDIR, as dpkg honours it), no dockerd on PATH, fake apt-get.
+# Its own state folder, and fakes for the teardown too: a state that ever
+# said "this recipe installed docker.io" must never meet a real apt-get.
 : > "$SANDBOX/calls"
-run env DPKG_ADMINDIR="$ROOT/tests/fixtures/dpkg" PATH="$FAKE:/usr/bin:/bin" "$P" plan "$RECIPE"
+FAKE_STATE=$SANDBOX/fake-state
+run env PROVISION_STATE_DIR="$FAKE_STATE" DPKG_ADMINDIR="$ROOT/tests/fixtures/dpkg" PATH="$FAKE:/usr/bin:/bin" "$P" plan "$RECIPE"
 expect "no engine: plan says it would install docker.io (exit 3)" test "$RC" = 3
 expect "no engine: the change" has "$OUT" "install docker.io"
 expect "plan ran nothing" test ! -s "$SANDBOX/calls"
-run env DPKG_ADMINDIR="$ROOT/tests/fixtures/dpkg" PATH="$FAKE:/usr/bin:/bin" "$P" "$RECIPE"
+run env PROVISION_STATE_DIR="$FAKE_STATE" DPKG_ADMINDIR="$ROOT/tests/fixtures/dpkg" PATH="$FAKE:/usr/bin:/bin" "$P" "$RECIPE"
 expect "no engine: apply runs apt-get install -y docker.io, noninteractive" \
     grep -q '^apt-get install -y .* docker.io DEBIAN_FRONTEND=noninteractive$' "$SANDBOX/calls"
 expect "no engine: the (fake) install did not make it so: exit 1" test "$RC" = 1
+expect "no engine: a package apt-get did not really install is not recorded" \
+    test -z "$(grep -rl 'docker.io' "$FAKE_STATE" 2> /dev/null)"
+: > "$SANDBOX/calls"
+run env PROVISION_STATE_DIR="$FAKE_STATE" PATH="$FAKE:$PATH" "$P" teardown "$RECIPE"
+expect "no engine: teardown then removes nothing" test "$RC" = 0 -a -z "$(grep 'apt-get remove' "$SANDBOX/calls")"
 
 # A throwaway user added to the docker group, then removed by teardown.
 U=provt$$
+export PROVISION_STATE_DIR=$SANDBOX/user-state
 if useradd -M -s /usr/sbin/nologin "$U" 2> /dev/null; then
     cleanup_add "gpasswd -d $U docker > /dev/null 2>&1; userdel $U > /dev/null 2>&1"
     in_group() { getent group docker | cut -d: -f4 | tr ',' '\n' | grep -qx "$U"; }

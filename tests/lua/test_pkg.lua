@@ -238,7 +238,7 @@ T.test("install hello, then a no-op check that spawns nothing", function()
   T.eq(ch[#ch], "install hello")
   T.eq(r:apply(ctx), true)
   T.ok(hello_installed(), "hello installed")
-  T.eq(ctx.state.created, { { type = "package", name = "hello" } })
+  T.eq(ctx.state.created, { { type = "package", name = "hello", version = hello_installed() } })
   T.eq(ctx.details, { "installed hello" })
   T.match(ctx.logs[#ctx.logs], "^%$ apt%-get install %-y .* hello$")
   local n, calls, cok = spawns(function() return r:check(mkctx()) end)
@@ -293,8 +293,21 @@ T.test("revert removes only what apply installed", function()
   -- a revert with a state that did not install it leaves it
   T.eq(r:revert(mkctx()), true)
   T.ok(hello_installed(), "kept: not ours")
+  -- a state that says another version was installed: that is not ours either
+  local other = mkctx { state = { created = { { type = "package", name = "hello", version = "0.1-1" } } } }
+  T.eq(r:revert(other), true)
+  T.ok(hello_installed(), "kept: another version than the one we installed")
+  T.match(other.logs[1], "^kept, changed since: hello %(now ")
   T.eq(r:revert(mkctx { state = ctx.state }), true)
   T.eq(hello_installed(), nil, "removed: ours")
+end)
+
+-- (a successful apt-get whose package does not show in the database records
+-- nothing either: tests/cli/pkg_docker_host.sh, with a fake apt-get)
+T.test("install{record}: a failed install records nothing", function()
+  local ctx = mkctx()
+  T.eq(pkg.install(ctx, { "nosuchpkg-provision" }, { update = false, record = true }), nil)
+  T.eq(ctx.state.created, nil)
 end)
 
 T.test("stale lists: apply runs apt-get update first and records it", function()
