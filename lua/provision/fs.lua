@@ -8,7 +8,8 @@
 --   fs.symlink { path, target }
 --
 -- and the primitives of provision._fs for recipes: fs.exists(p), fs.read(p),
--- fs.sha256(p), fs.stat(p), fs.lstat(p), fs.write(p, data, mode), ...
+-- fs.sha256(p), fs.stat(p), fs.lstat(p), fs.write(p, data, mode),
+-- fs.symlink(target, path) (called with a table it is the resource), ...
 --
 -- Every write is atomic (temp file, fsync, rename). apply records what it
 -- created (ctx:created) so revert removes exactly that: a folder only when
@@ -567,7 +568,7 @@ M.absent = R.define {
 }
 
 --------------------------------------------------------------------- symlink
-M.symlink = R.define {
+local symlink_res = R.define {
   kind = "fs.symlink",
   options = { path = "string", target = "string", force = { "boolean", default = false } },
   describe = function(self) return ("link %s -> %s"):format(self.path, self.target) end,
@@ -622,5 +623,11 @@ M.symlink = R.define {
     return true
   end,
 }
+-- fs.symlink { path =, target = } is the resource; fs.symlink(target, path)
+-- the primitive
+M.symlink = function(a, ...)
+  if type(a) == "table" then return symlink_res(a) end
+  return C.symlink(a, ...)
+end
 
 return M
