@@ -22,8 +22,10 @@ local TAIL_LINES = 20
 local function show_argv(argv)
   local parts = {}
   for i, a in ipairs(argv) do
+    local hidden = R.is_secret(a)
     a = tostring(a)
-    if a == "" or a:find("[%s'\"\\$`;&|<>()*?#~]") then
+    if hidden then -- "********" as is
+    elseif a == "" or a:find("[%s'\"\\$`;&|<>()*?#~]") then
       a = "'" .. a:gsub("'", "'\\''") .. "'"
     end
     parts[i] = a
