@@ -235,7 +235,7 @@ end
 
 -- the change lines for a file whose content is to become `content`.
 -- display: what may be shown of the new content (nil: nothing, it is secret)
-local function content_changes(path, st, content, display, out)
+local function content_changes(path, st, content, display, out, mask_old)
   local old, err = C.read(path)
   if not old then out[#out + 1] = "~ content (cannot read the old one: " .. err .. ")"; return out end
   if display == nil then
@@ -251,7 +251,9 @@ local function content_changes(path, st, content, display, out)
     out[#out + 1] = ("~ content: %s -> %s"):format(summary(old), summary(content))
     return out
   end
-  local lines = diff.unified(R.mask(old), display, { from = path, to = path, max_lines = DIFF_MAX_LINES })
+  local shown_old = R.mask(old)
+  if mask_old then shown_old = mask_old(shown_old) end
+  local lines = diff.unified(shown_old, display, { from = path, to = path, max_lines = DIFF_MAX_LINES })
   if #lines == 0 then
     out[#out + 1] = "~ content changed (secret value)"
   else
@@ -278,7 +280,7 @@ end
 
 -- check for any resource whose desired state is "path holds content"
 -- content: the plain bytes; display: the text that may be shown (masked) or nil
-local function file_check(self, content, display)
+local function file_check(self, content, display, mask_old)
   local st = C.stat(self.path)
   local changes = {}
   if not st then
@@ -292,7 +294,7 @@ local function file_check(self, content, display)
   end
   local have = C.sha256(self.path)
   if have ~= C.sha256_string(content) then
-    content_changes(self.path, st, content, display, changes)
+    content_changes(self.path, st, content, display, changes, mask_old)
   end
   attr_changes(self, st, "", changes)
   if #changes == 0 then return true end
@@ -401,6 +403,38 @@ local function render(t, vars, reveal)
 end
 M.render = function(t, vars) return render(t, vars or {}, true) end
 
+-- A template line that holds a secret, as a pattern: the old file's line that
+-- matches it is shown masked, so an old secret no longer known (the recipe
+-- changed it) cannot show in a diff.
+local function secret_line_masker(t, vars)
+  local rules = {}
+  for line in (t .. "\n"):gmatch("(.-)\n") do
+    local has_secret = false
+    for esc, name in line:gmatch("(%$?)%${([^}]*)}") do
+      if esc == "" and R.is_secret(vars[name]) then has_secret = true end
+    end
+    if has_secret then
+      local pat, pos = {}, 1
+      while true do
+        local a, b, esc, name = line:find("(%$?)%${([^}]*)}", pos)
+        local lit = line:sub(pos, a and a - 1 or -1)
+        pat[#pat + 1] = lit:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+        if not a then break end
+        if esc ~= "" then pat[#pat + 1] = ("${" .. name .. "}"):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?{}]", "%%%0")
+        else pat[#pat + 1] = ".-" end
+        pos = b + 1
+      end
+      rules[#rules + 1] = { "^" .. table.concat(pat) .. "$", render(line, vars, false) }
+    end
+  end
+  if #rules == 0 then return nil end
+  return function(old)
+    return (old:gsub("[^\n]+", function(l)
+      for _, r in ipairs(rules) do if l:match(r[1]) then return r[2] end end
+    end))
+  end
+end
+
 M.template = R.define {
   kind = "fs.template",
   options = {
@@ -432,7 +466,8 @@ M.template = R.define {
   end,
   describe = function(self) return "file " .. self.path .. " (template)" end,
   check = function(self, ctx)
-    return file_check(self, render(self.template, self.vars, true), render(self.template, self.vars, false))
+    return file_check(self, render(self.template, self.vars, true), render(self.template, self.vars, false),
+      secret_line_masker(self.template, self.vars))
   end,
   apply = function(self, ctx) return file_apply(self, ctx, render(self.template, self.vars, true)) end,
   revert = file_revert,
@@ -487,13 +522,15 @@ M.env_file = R.define {
     if C.sha256(self.path) ~= C.sha256_string(content) then
       local old_text = C.read(self.path) or ""
       local old = envfmt.decode(old_text)
+      local was_secret = {}
+      for _, k in ipairs((ctx and ctx.state and ctx.state.secret_keys) or {}) do was_secret[k] = true end
       for _, k in ipairs(envfmt.sorted_keys(self.values)) do
         local v = self.values[k]
         local new = envfmt.to_string(R.reveal(v))
         if old[k] == nil then
           changes[#changes + 1] = "+ " .. k
         elseif old[k] ~= new then
-          if R.is_secret(v) or R.mask(old[k]) ~= old[k] then
+          if R.is_secret(v) or was_secret[k] or R.mask(old[k]) ~= old[k] then
             changes[#changes + 1] = "~ " .. k .. " (secret)"
           else
             changes[#changes + 1] = ("~ %s: %s -> %s"):format(k, show_value(old[k]), show_value(new))
@@ -513,6 +550,11 @@ M.env_file = R.define {
   apply = function(self, ctx)
     local content, err = envfmt.encode(self.values, R.reveal)
     if not content then return nil, self.path .. ": " .. err end
+    local secret_keys = {}
+    for _, k in ipairs(envfmt.sorted_keys(self.values)) do
+      if R.is_secret(self.values[k]) then secret_keys[#secret_keys + 1] = k end
+    end
+    ctx.state.secret_keys = secret_keys
     return file_apply(self, ctx, content)
   end,
   revert = file_revert,
