@@ -109,7 +109,7 @@ static int parse_sexagesimal(const char *s, size_t n, int allow_fraction, double
         }
         if (nd == 0) return 0;
         if (part == 0) {
-            if (s[i] == '0' && nd > 1 && !allow_fraction) return 0; /* [1-9][0-9_]* */
+            if (s[i] == '0' && !allow_fraction) return 0;            /* [1-9][0-9_]* */
         } else {
             if (j - i > 2 || v >= 60) return 0;                      /* [0-5]?[0-9] */
         }
