@@ -29,6 +29,7 @@ local R = require "provision.resource"
 
 local M = {}
 M.sha256_file = C.sha256_file
+M.realpath = C.realpath
 
 local FILES = { "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml" }
 local FILES_V1 = { "docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml" }
