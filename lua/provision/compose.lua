@@ -643,7 +643,7 @@ M.leftovers = leftovers
 M.down = R.define {
   kind = "compose.down",
   positional = "project_dir",
-  options = with { volumes = "boolean?", remove_orphans = "boolean?", rmi = "any" },
+  options = with { volumes = "boolean?", remove_orphans = "boolean?", rmi = "any?" },
   validate = function(self)
     if self.rmi == true then self.rmi = "all" end
     if self.rmi ~= nil and self.rmi ~= false and self.rmi ~= "all" and self.rmi ~= "local" then
