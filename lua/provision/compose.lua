@@ -26,6 +26,7 @@ local core = require "provision._core"
 local docker = require "provision.docker"
 local yaml = require "provision.yaml"
 local R = require "provision.resource"
+local json = require "provision.json"
 
 local M = {}
 M.sha256_file = C.sha256_file
@@ -104,7 +105,7 @@ function M.detect(o)
   for _, argv in ipairs(candidates) do
     local v, err = try_version(argv)
     if v then
-      local info = { argv = argv, version = v, name = table.concat(argv, " "), signature = M.signature(argv) }
+      local info = { argv = argv, version = v, name = table.concat(argv, " "), signature = M.signature(argv), fresh = true }
       detected[key] = info
       if cache then
         cache.key, cache.argv, cache.version, cache.signature = key, argv, v, info.signature
@@ -476,9 +477,25 @@ M.available = R.define {
     return "Docker Compose is there" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
   end,
   check = function(self, ctx)
-    ctx.state.detected = ctx.state.detected or {}
-    local info, err = M.detect { command = self.command, cache = ctx.state.detected }
+    -- Detection spawns Compose; its result is kept (with a stat signature of
+    -- the binaries) in ctx.state and, since a preflight check's state is not
+    -- saved by the runner, in <state dir>/compose-detected.json, so a no-op
+    -- re-run spawns nothing.
+    local dir = (ctx.run and ctx.run.state and ctx.run.state.dir) or os.getenv("PROVISION_STATE_DIR") or "./.provision"
+    local cache_path = dir .. "/compose-detected.json"
+    local cache = ctx.state.detected
+    if not cache then
+      local text = core.read_file(cache_path)
+      cache = text and json.decode(text)
+      if type(cache) ~= "table" then cache = {} end
+      ctx.state.detected = cache
+    end
+    local info, err = M.detect { command = self.command, cache = cache }
     if not info then return false, err end
+    if info.fresh and not ctx.plan and C.stat(dir) then
+      core.write_atomic(cache_path, json.encode(cache), 384)
+      info.fresh = nil
+    end
     if self.min_version and docker.version_compare(info.version, self.min_version) < 0 then
       return false, ("%s %s is older than %s: upgrade it"):format(info.name, info.version, self.min_version)
     end
