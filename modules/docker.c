@@ -8,7 +8,8 @@
  *   client:request(method, path [, opts]) -> status, body | nil, "why"
  *       opts: body = string, file = path (streamed as the body),
  *             content_type = "...", timeout = seconds (default 60),
- *             connect_timeout = seconds (default 5)
+ *             connect_timeout = seconds (default 5),
+ *             headers = true (a third result: { ["lower-case-name"] = value })
  *       "why" says whether no engine answers or the socket is not permitted.
  *   client:close()
  *   client.host
@@ -19,6 +20,7 @@
  * The curl handle, the reply buffer and the header list live in the
  * userdata; __gc and __close free them, and nothing raises while a FILE*
  * is open. Transfers poll provision_interrupted() and give up. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,8 @@ typedef struct docker_client {
     CURL *curl;
     char *buf;          /* reply body, malloc'd; freed by close */
     size_t len, cap;
+    char *hbuf;         /* reply headers (when asked for), malloc'd */
+    size_t hlen, hcap;
     int oom;
     int unix_socket;
     char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -49,6 +53,9 @@ static void docker_free(docker_client *c)
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
+    free(c->hbuf);
+    c->hbuf = NULL;
+    c->hlen = c->hcap = 0;
 }
 
 static docker_client *docker_check(lua_State *L)
@@ -80,6 +87,48 @@ static size_t docker_write_cb(char *data, size_t size, size_t nmemb, void *ud)
     memcpy(c->buf + c->len, data, n);
     c->len += n;
     return n;
+}
+
+static size_t docker_header_cb(char *data, size_t size, size_t nmemb, void *ud)
+{
+    docker_client *c = ud;
+    size_t n = size * nmemb;
+    if (c->hlen + n + 1 > c->hcap) {
+        size_t cap = c->hcap ? c->hcap : 1024;
+        while (cap < c->hlen + n + 1) cap *= 2;
+        char *b = realloc(c->hbuf, cap);
+        if (!b) { c->oom = 1; return 0; }
+        c->hbuf = b;
+        c->hcap = cap;
+    }
+    memcpy(c->hbuf + c->hlen, data, n);
+    c->hlen += n;
+    return n;
+}
+
+/* push the headers of the last reply as { ["lower-case-name"] = value } */
+static void push_headers(lua_State *L, const char *h, size_t n)
+{
+    lua_newtable(L);
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && h[e] != '\n') e++;
+        size_t le = e;
+        if (le > i && h[le - 1] == '\r') le--;
+        const char *colon = memchr(h + i, ':', le - i);
+        if (colon) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *p = h + i; p < colon; p++) luaL_addchar(&b, (char)tolower((unsigned char)*p));
+            luaL_pushresult(&b);
+            const char *v = colon + 1;
+            while (v < h + le && (*v == ' ' || *v == '\t')) v++;
+            lua_pushlstring(L, v, (size_t)(h + le - v));
+            lua_settable(L, -3);
+        }
+        i = e + 1;
+    }
 }
 
 static size_t docker_read_cb(char *dest, size_t size, size_t nmemb, void *ud)
@@ -191,6 +240,12 @@ static int docker_request(lua_State *L)
     const char *body = opt_string(L, 4, "body", &body_len);
     const char *file = opt_string(L, 4, "file", NULL);
     const char *ctype = opt_string(L, 4, "content_type", NULL);
+    int want_headers = 0;
+    if (lua_type(L, 4) == LUA_TTABLE) {
+        lua_getfield(L, 4, "headers");
+        want_headers = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     char hdr_ctype[200];
     snprintf(hdr_ctype, sizeof hdr_ctype, "Content-Type: %s",
              ctype ? ctype : file ? "application/x-tar" : "application/json");
@@ -206,7 +261,12 @@ static int docker_request(lua_State *L)
     CURL *h = c->curl;
     curl_easy_reset(h);
     c->len = 0;
+    c->hlen = 0;
     c->oom = 0;
+    if (want_headers) {
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, docker_header_cb);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     if (c->unix_socket) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -271,7 +331,10 @@ cleanup:
     lua_pushlstring(L, c->buf ? c->buf : "", c->len);
     if (c->cap > (1u << 22)) { free(c->buf); c->buf = NULL; c->cap = 0; }
     c->len = 0;
-    return 2;
+    if (!want_headers) return 2;
+    push_headers(L, c->hbuf ? c->hbuf : "", c->hlen);
+    c->hlen = 0;
+    return 3;
 }
 
 static int docker_close(lua_State *L)
