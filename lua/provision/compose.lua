@@ -18,6 +18,8 @@
 -- Resources:
 --   compose.available { min_version?, command? }       check-only preflight
 --   compose.up { project_dir, services?, wait = "running"|"healthy", timeout?, project?, file? }
+--        timeout (default 5m): how long the services may take to be running
+--        or healthy once Compose has started them
 --   compose.run_once { project_dir, service, timeout?, project?, file? }
 --   compose.down { project_dir, volumes?, remove_orphans?, rmi?, project?, file? }
 local C = require "provision._compose"
@@ -542,9 +544,11 @@ M.up = R.define {
     if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
     for _, s in ipairs(self.services or {}) do args[#args + 1] = s end
     ctx.state.detected = ctx.state.detected or {}
+    -- timeout: how long the services may take to be running/healthy once
+    -- Compose has started them (Compose itself gets ctx.timeout or 10 min)
     local timeout = self.timeout or ctx.timeout or 300
     local r, rerr = M.run(project, args, { command = self.command, cache = ctx.state.detected,
-      file = self.file, timeout = timeout, passthrough = ctx.verbose })
+      file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
     if not r then return nil, rerr end
     local services = M.expected_services(project, self.services)
     local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
@@ -606,8 +610,9 @@ M.run_once = R.define {
     local timeout = self.timeout or ctx.timeout or 600
     local t0 = core.now()
     local r, rerr = M.run(project, { "up", "-d", self.service }, { command = self.command,
-      cache = ctx.state.detected, file = self.file, timeout = timeout, passthrough = ctx.verbose })
+      cache = ctx.state.detected, file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
     if not r then return nil, rerr end
+    t0 = core.now()
     while true do
       local states, serr = M.service_states(project.name, { self.service })
       if not states then return nil, serr end
