@@ -121,6 +121,14 @@ function M.detect(o)
     "): install docker-compose or the docker compose plugin"
 end
 
+function M.cache_dir()
+  local x = os.getenv("XDG_CACHE_HOME")
+  if x and x ~= "" then return x .. "/provision" end
+  local home = os.getenv("HOME")
+  if home and home ~= "" then return home .. "/.cache/provision" end
+  return nil
+end
+
 -- ---- project ----
 
 function M.normalize_name(name)
@@ -296,6 +304,7 @@ end
 
 -- ---- state through the Engine API ----
 
+local GOOD_STATES = { healthy = true, running = true, completed = true }
 local ONE_SHOT = { [""] = true, no = true, ["on-failure"] = true }
 
 -- container_state(inspect) -> state word, detail
@@ -325,35 +334,54 @@ local function container_state(ins)
 end
 M.container_state = container_state
 
--- service_states(project_name, services) -> { [service] = { state=, detail=, id=, name= } } | nil, msg
-function M.service_states(name, services)
+-- state from the container list alone (no inspect): nil when it needs one
+local function listed_state(c)
+  if c.State ~= "running" then return nil end
+  local st = c.Status or ""
+  if st:find("%(healthy%)") then return "healthy" end
+  if st:find("%(health: starting%)") then return "starting" end
+  if st:find("unhealthy") then return nil end
+  return "running"
+end
+
+-- service_states(project_name, services [, full]) ->
+--   { [service] = { state=, detail=, id=, name=, started=, exit_code= } } | nil, msg
+-- One GET /containers/json; a container is inspected only when the list
+-- cannot tell (exited: its restart policy; unhealthy: the probe's output),
+-- or for every container with full = true (started times).
+function M.service_states(name, services, full)
   local list, err = docker.containers { project = name }
   if not list then return nil, err end
   local by = {}
   for _, c in ipairs(list) do
     local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
     if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
-      local ins, ierr = docker.inspect(c.Id)
-      if ins then
-        local s, d = container_state(ins)
-        local prev = by[svc]
-        -- of several replicas, report the worst
-        if not prev or s ~= "healthy" and s ~= "running" and s ~= "completed" then
-          by[svc] = { state = s, detail = d, id = c.Id, name = (c.Names and c.Names[1] or ""):gsub("^/", ""),
-                      started = ins.State and ins.State.StartedAt, exit_code = ins.State and ins.State.ExitCode }
+      local entry = { id = c.Id, name = (c.Names and c.Names[1] or ""):gsub("^/", "") }
+      local s = not full and listed_state(c)
+      if s then
+        entry.state, entry.exit_code = s, 0
+      else
+        local ins, ierr = docker.inspect(c.Id)
+        if ins then
+          entry.state, entry.detail = container_state(ins)
+          entry.started = ins.State and ins.State.StartedAt
+          entry.exit_code = ins.State and ins.State.ExitCode
+        elseif not ierr:find("404") then
+          return nil, ierr
         end
-      elseif not ierr:find("404") then
-        return nil, ierr
       end
+      local prev = by[svc]
+      -- of several replicas, report the worst
+      if entry.state and (not prev or not GOOD_STATES[entry.state]) then by[svc] = entry end
     end
   end
-  for _, s in ipairs(services or {}) do
-    if not by[s] then by[s] = { state = "missing" } end
+  for _, sname in ipairs(services or {}) do
+    if not by[sname] then by[sname] = { state = "missing" } end
   end
   return by
 end
 
-local GOOD = { healthy = true, running = true, completed = true }
+local GOOD = GOOD_STATES
 
 -- judge(states, services, wait) -> ready, pending lines, failed line (or nil)
 function M.judge(states, services, wait)
@@ -406,7 +434,6 @@ function M.wait_for(name, services, wait, timeout, ctx)
     if (ctx and ctx.interrupted and ctx.interrupted()) or core.interrupted() then return nil, "interrupted" end
     if ctx and ctx.spin then ctx:spin(("waiting for %s: %s"):format(wait, pending[1])) end
     core.sleep(delay)
-    delay = math.min(delay * 1.5, 0.5)
   end
 end
 
@@ -479,22 +506,23 @@ M.available = R.define {
     return "Docker Compose is there" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
   end,
   check = function(self, ctx)
-    -- Detection spawns Compose; its result is kept (with a stat signature of
-    -- the binaries) in ctx.state and, since a preflight check's state is not
-    -- saved by the runner, in <state dir>/compose-detected.json, so a no-op
-    -- re-run spawns nothing.
-    local dir = (ctx.run and ctx.run.state and ctx.run.state.dir) or os.getenv("PROVISION_STATE_DIR") or "./.provision"
-    local cache_path = dir .. "/compose-detected.json"
+    -- Detection spawns Compose (a second or more for the Python v1); its
+    -- result is kept with a stat signature of the binaries in ctx.state and
+    -- in the user's cache (${XDG_CACHE_HOME:-~/.cache}/provision/), since
+    -- the runner does not save a preflight check's state: a later run, of
+    -- this recipe or another, spawns nothing while the binaries are the same.
+    local cache_dir = M.cache_dir()
+    local cache_path = cache_dir and (cache_dir .. "/compose-detected.json")
     local cache = ctx.state.detected
     if not cache then
-      local text = core.read_file(cache_path)
+      local text = cache_path and core.read_file(cache_path)
       cache = text and json.decode(text)
       if type(cache) ~= "table" then cache = {} end
       ctx.state.detected = cache
     end
     local info, err = M.detect { command = self.command, cache = cache }
     if not info then return false, err end
-    if info.fresh and not ctx.plan and C.stat(dir) then
+    if info.fresh and not ctx.plan and cache_path and core.mkdirs(cache_dir, 448) then
       core.write_atomic(cache_path, json.encode(cache), 384)
       info.fresh = nil
     end
@@ -604,7 +632,7 @@ M.run_once = R.define {
     if not project then return nil, err end
     local hashes, herr = file_hashes(project)
     if not hashes then return nil, herr end
-    local before = M.service_states(project.name, { self.service })
+    local before = M.service_states(project.name, { self.service }, true)
     local prev_start = before and before[self.service].started
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
@@ -614,7 +642,7 @@ M.run_once = R.define {
     if not r then return nil, rerr end
     t0 = core.now()
     while true do
-      local states, serr = M.service_states(project.name, { self.service })
+      local states, serr = M.service_states(project.name, { self.service }, true)
       if not states then return nil, serr end
       local st = states[self.service]
       local fresh = st.started and st.started ~= prev_start
