@@ -20,8 +20,10 @@ enum {
 /* signals.c: SIGINT/SIGTERM set a flag (and stop running Lua code at the next
  * hook); long C operations poll provision_interrupted() and give up cleanly. */
 void provision_signals_install(lua_State *L);
-int provision_interrupted(void);
-int provision_signal_number(void);
+int provision_interrupted(void);     /* a signal came, or the step's deadline passed */
+int provision_signal_number(void);   /* the signal that came, or 0 */
+void provision_set_deadline(lua_State *L, double at);  /* provision_now() time; 0: none */
+int provision_timed_out(void);
 
 /* clock.c */
 double provision_now(void);          /* monotonic seconds */

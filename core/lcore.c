@@ -32,11 +32,30 @@ static int core_sleep(lua_State *L)
     return 1;
 }
 
+/* interrupted() -> true, signal | false, 0: a SIGINT/SIGTERM came */
 static int core_interrupted(lua_State *L)
 {
-    lua_pushboolean(L, provision_interrupted());
+    lua_pushboolean(L, provision_signal_number() != 0);
     lua_pushinteger(L, provision_signal_number());
     return 2;
+}
+
+/* deadline(seconds | nil): the current step must end within seconds */
+static int core_deadline(lua_State *L)
+{
+    double s = luaL_optnumber(L, 1, 0);
+    lua_State *main_L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    main_L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    provision_set_deadline(main_L, s > 0 ? provision_now() + s : 0);
+    return 0;
+}
+
+static int core_timed_out(lua_State *L)
+{
+    lua_pushboolean(L, provision_timed_out());
+    return 1;
 }
 
 static int core_isatty(lua_State *L)
@@ -127,10 +146,14 @@ static int core_mkdirs(lua_State *L)
 /* The run lock: flock on a file; the holder's pid is written in it. */
 typedef struct { int fd; } run_lock;
 
+static void lock_release(run_lock *lk)
+{
+    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+}
+
 static int lock_close(lua_State *L)
 {
-    run_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
-    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+    lock_release(luaL_checkudata(L, 1, LOCK_MT));
     return 0;
 }
 
@@ -152,7 +175,7 @@ static int core_lock(lua_State *L)
             char buf[32] = "";
             ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
             buf[n > 0 ? n : 0] = '\0';
-            lock_close(L);
+            lock_release(lk);
             lua_pushnil(L);
             lua_pushfstring(L, "%s is held by another run", path);
             lua_pushinteger(L, atoi(buf));
@@ -201,6 +224,7 @@ static int core_size(lua_State *L)
 static int core_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 
 static const luaL_Reg core_funcs[] = {
+    { "deadline", core_deadline },
     { "duration", core_duration },
     { "getpid", core_getpid },
     { "interrupted", core_interrupted },
@@ -213,6 +237,7 @@ static const luaL_Reg core_funcs[] = {
     { "sleep", core_sleep },
     { "term_width", core_term_width },
     { "time", core_time },
+    { "timed_out", core_timed_out },
     { "write", core_write },
     { "write_atomic", core_write_atomic },
     { NULL, NULL }

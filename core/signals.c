@@ -40,5 +40,28 @@ void provision_signals_install(lua_State *L)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int provision_interrupted(void) { return interrupted != 0; }
+/* --timeout: a deadline for the current step. Blocking C code sees it as
+ * an interruption (provision_interrupted); Lua code is stopped by a count
+ * hook that raises "timed out". */
+static double deadline;
+
+static void deadline_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (deadline > 0 && provision_now() > deadline) {
+        lua_sethook(L, NULL, 0, 0);
+        luaL_error(L, "timed out (--timeout)");
+    }
+}
+
+void provision_set_deadline(lua_State *L, double at)
+{
+    deadline = at;
+    if (at > 0) lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
+    else if (!interrupted) lua_sethook(L, NULL, 0, 0);
+}
+
+int provision_timed_out(void) { return deadline > 0 && provision_now() > deadline; }
+
+int provision_interrupted(void) { return interrupted != 0 || provision_timed_out(); }
 int provision_signal_number(void) { return interrupted; }

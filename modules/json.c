@@ -63,6 +63,14 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
         break;
     case LUA_TTABLE: {
         luaL_checkstack(L, 4, "json.encode");
+        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+            /* an object that prints itself (a secret prints its mask) */
+            lua_pop(L, 1);
+            luaL_tolstring(L, idx, NULL);
+            json_t *j = json_string_nocheck(lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return j;
+        }
         size_t n;
         if (is_array(L, idx, &n)) {
             json_t *a = json_array();
@@ -94,7 +102,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
     }
     default: break;
     }
-    /* an object with __tojson or __tostring (secrets mask themselves) */
+    /* userdata that prints itself */
     if (luaL_callmeta(L, idx, "__tostring")) {
         json_t *j = json_string_nocheck(lua_tostring(L, -1));
         lua_pop(L, 1);

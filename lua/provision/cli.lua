@@ -87,6 +87,8 @@ function M.parse(argv)
       o.verb = a
     elseif o.recipe == nil then
       o.recipe = a
+    elseif o.verb == nil and not o.recipe:match("[/.]") then   -- "provision frob r.lua"
+      return nil, ("unknown verb '%s' (verbs: apply, plan, teardown, list)"):format(o.recipe)
     else
       return nil, ("unexpected argument '%s'"):format(a)
     end

@@ -1,0 +1,222 @@
+-- provision.report: what a person (or with --json, a program) sees.
+-- Human output goes to stdout; with --json stdout carries only JSON events,
+-- one a line, and people get failures on stderr. Colour only on a tty and
+-- never with --no-color or NO_COLOR. Progress bars and spinners only on a tty.
+-- Everything that came from outside passes through secret.mask first.
+local core = require "provision._core"
+local json = require "provision.json"
+local secret = require "provision.secret"
+
+local Report = {}
+Report.__index = Report
+
+local COLORS = { ok = "32", changed = "33", ["would-change"] = "33", failed = "1;31", skipped = "2", dim = "2", bold = "1" }
+
+function Report.new(o)
+  local self = setmetatable({}, Report)
+  self.json = o.json
+  self.quiet = o.quiet
+  self.verbose = o.verbose
+  self.tty = core.isatty(1)
+  local no_color = os.getenv("NO_COLOR")
+  self.color = self.tty and o.color ~= false and not (no_color and no_color ~= "") and not o.json
+  self.live = self.tty and not o.json and not o.quiet   -- bars and spinners
+  self.out = io.stdout
+  self.last_draw = 0
+  self.drawn = false
+  return self
+end
+
+function Report:paint(what, text)
+  if not self.color or not COLORS[what] then return text end
+  return "\27[" .. COLORS[what] .. "m" .. text .. "\27[0m"
+end
+
+function Report:write(s)
+  self:clear_live()
+  self.out:write(secret.mask(s))
+  self.out:flush()
+end
+
+-- Keys in the order DESIGN.md shows them; any others follow, sorted.
+local ORDER = { "event", "recipe", "steps", "index", "name", "kind", "status",
+                "ok", "changed", "would-change", "failed", "skipped", "ms", "detail" }
+local RANK = {}
+for i, k in ipairs(ORDER) do RANK[k] = i end
+
+function Report:event(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = RANK[a] or 100, RANK[b] or 100
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = json.encode(k) .. ":" .. json.encode(t[k]) end
+  self.out:write("{", table.concat(parts, ","), "}\n")
+  self.out:flush()
+end
+
+function Report:err(s)
+  self:clear_live()
+  io.stderr:write(secret.mask(s))
+  io.stderr:flush()
+end
+
+local function fmt_ms(ms)
+  if ms < 1000 then return ("%dms"):format(ms) end
+  if ms < 60000 then return ("%.1fs"):format(ms / 1000) end
+  return ("%dm%02ds"):format(ms // 60000, (ms % 60000) // 1000)
+end
+Report.fmt_ms = fmt_ms
+
+local function human_bytes(n)
+  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
+  return i == 1 and ("%d %s"):format(n, units[i]) or ("%.1f %s"):format(n, units[i])
+end
+Report.human_bytes = human_bytes
+
+function Report:start(recipe, verb, nsteps)
+  self.nsteps = nsteps
+  self.t0 = core.now()
+  self.name_width = 10
+  for _, s in ipairs(recipe.steps) do self.name_width = math.max(self.name_width, math.min(#s.name, 36)) end
+  if self.json then
+    self:event { event = "start", recipe = recipe.name, verb = verb, steps = nsteps }
+  elseif not self.quiet then
+    local what = ({ apply = "", plan = " (plan: checks only, nothing is changed)", teardown = " (teardown)" })[verb]
+    self:write(self:paint("bold", recipe.name) .. ": " .. nsteps .. " step" .. (nsteps == 1 and "" or "s") .. what .. "\n")
+  end
+end
+
+-- a preflight check's result
+function Report:check(c, status, ms, detail)
+  if self.json then
+    self:event { event = "check", name = c.name, status = status, ms = ms, detail = detail and secret.mask(detail) or nil }
+  elseif not self.quiet or status == "failed" then
+    local mark = status == "ok" and self:paint("ok", "ok") or self:paint("failed", "FAILED")
+    self:write(("  check %-" .. self.name_width .. "s %s  %s%s\n"):format(c.name, mark, fmt_ms(ms),
+      detail and ("  " .. detail) or ""))
+  end
+end
+
+-- a step's result line (and, for plan or -v, its change lines)
+function Report:step(i, s, status, ms, detail, changes, extra)
+  if self.json then
+    local ev = { event = "step", index = i, name = s.name, kind = s.kind, status = status, ms = ms,
+                 detail = detail and secret.mask(detail) or nil }
+    if changes and #changes > 0 then
+      local masked = {}
+      for k, l in ipairs(changes) do masked[k] = secret.mask(l) end
+      ev.changes = json.array(masked)
+    end
+    if extra then for k, v in pairs(extra) do ev[k] = v end end
+    self:event(ev)
+    return
+  end
+  if self.quiet and status ~= "failed" then return end
+  if status == "skipped" and not self.verbose then return end
+  local label = status == "failed" and "FAILED" or status
+  local width = #tostring(self.nsteps) * 2 + 3
+  local idx = ("[%d/%d]"):format(i, self.nsteps)
+  local line = ("%-" .. width .. "s %-" .. self.name_width .. "s %s %6s%s\n"):format(
+    idx, s.name, self:paint(status, ("%-12s"):format(label)), fmt_ms(ms),
+    detail and detail ~= "" and ("  " .. detail) or "")
+  self:write(line)
+  if changes and (status == "would-change" or self.verbose and status ~= "ok") then
+    self:changes(changes)
+  end
+end
+
+function Report:changes(lines)
+  local buf = {}
+  for _, l in ipairs(lines) do
+    local c = l:sub(1, 1)
+    local painted = l
+    if self.color then
+      if c == "+" and l:sub(1, 3) ~= "+++" then painted = self:paint("ok", l)
+      elseif c == "-" and l:sub(1, 3) ~= "---" then painted = self:paint("failed", l)
+      elseif c == "@" then painted = self:paint("dim", l) end
+    end
+    buf[#buf + 1] = "      " .. painted .. "\n"
+  end
+  self:write(table.concat(buf))
+end
+
+function Report:log(line)
+  if self.json or not self.verbose then return end
+  self:write("      " .. self:paint("dim", "| " .. line) .. "\n")
+end
+
+function Report:failure(kind, name, where, resource, reason)
+  local text = ("\n%s %s '%s' failed (%s)\n  resource: %s\n  reason:   %s\n"):format(
+    self:paint("failed", "error:"), kind, name, where, resource, (reason or "?"):gsub("\n", "\n            "))
+  if self.json then self:err(text) else self:write(text) end
+end
+
+function Report:summary(counts, verb)
+  local ms = math.floor((core.now() - self.t0) * 1000 + 0.5)
+  if self.json then
+    self:event { event = "summary", verb = verb, ok = counts.ok, changed = counts.changed,
+                 ["would-change"] = counts["would-change"], failed = counts.failed,
+                 skipped = counts.skipped, ms = ms }
+    return
+  end
+  local parts = { "ok=" .. counts.ok }
+  if verb == "plan" then parts[#parts + 1] = self:paint(counts["would-change"] > 0 and "changed" or "ok", "would-change=" .. counts["would-change"])
+  else parts[#parts + 1] = self:paint(counts.changed > 0 and "changed" or "ok", "changed=" .. counts.changed) end
+  parts[#parts + 1] = self:paint(counts.failed > 0 and "failed" or "ok", "failed=" .. counts.failed)
+  if counts.skipped > 0 then parts[#parts + 1] = "skipped=" .. counts.skipped end
+  self:write(table.concat(parts, " ") .. "  in " .. fmt_ms(ms) .. "\n")
+end
+
+-- Live output: one line redrawn in place, on a tty only.
+function Report:clear_live()
+  if self.drawn then
+    io.stdout:write("\r\27[K")
+    self.drawn = false
+  end
+end
+
+function Report:draw(text)
+  if not self.live then return end
+  local now = core.now()
+  if now - self.last_draw < 0.1 then return end
+  self.last_draw = now
+  local w = core.term_width(1) - 1
+  if #text > w then text = text:sub(1, w) end
+  io.stdout:write("\r\27[K", secret.mask(text))
+  io.stdout:flush()
+  self.drawn = true
+end
+
+function Report:progress(label, done, total, started)
+  if not self.live then return end
+  local elapsed = math.max(core.now() - started, 1e-6)
+  local rate = done / elapsed
+  local bar = ""
+  local tail = ""
+  if total and total > 0 then
+    local width = 24
+    local filled = math.floor(width * math.min(done / total, 1))
+    bar = "[" .. ("#"):rep(filled) .. ("."):rep(width - filled) .. "] "
+    local eta = rate > 0 and (total - done) / rate or 0
+    tail = (" / %s  %s/s  ETA %s"):format(human_bytes(total), human_bytes(rate), fmt_ms(math.floor(eta * 1000)))
+  else
+    tail = ("  %s/s"):format(human_bytes(rate))
+  end
+  self:draw(("  %s %s%s%s"):format(label, bar, human_bytes(done), tail))
+end
+
+local SPIN = { "|", "/", "-", "\\" }
+function Report:spin(label, started)
+  if not self.live then return end
+  local elapsed = core.now() - started
+  local c = SPIN[math.floor(elapsed * 8) % 4 + 1]
+  self:draw(("  %s %s  %s"):format(c, label, fmt_ms(math.floor(elapsed * 1000))))
+end
+
+return Report

@@ -1,0 +1,362 @@
+-- provision.run: the step runner. plan runs checks only and writes nothing;
+-- apply runs, per resource, check -> apply where needed -> check again (a
+-- resource still unsatisfied after its apply fails the step); teardown runs
+-- the recipe's teardown block, or else reverts what the state says this
+-- recipe created, newest first. One lock per state folder keeps two runs
+-- on one project apart.
+local core = require "provision._core"
+local dsl = require "provision.dsl"
+local Report = require "provision.report"
+local State = require "provision.state"
+local secret = require "provision.secret"
+
+local M = {}
+
+-- Errors raised inside our own Lua files carry "lua/provision/x.lua:12: "
+-- prefixes that mean nothing to a user: drop them (recipe positions stay).
+local function clean_error(e)
+  local msg = tostring(e)
+  msg = msg:gsub("^[^\n]-lua/provision/[%w_]+%.lua:%d+: ", "")
+  msg = msg:gsub("\nstack traceback:.*$", "")
+  return msg
+end
+
+local function normalize_changes(c)
+  if c == nil then return {} end
+  if type(c) == "table" then
+    local out = {}
+    for i, l in ipairs(c) do out[i] = tostring(l) end
+    return out
+  end
+  local out = {}
+  for l in tostring(c):gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+-- call a resource function protected: ok, a, b | false, message
+local function call(fn, ...)
+  local ok, a, b = pcall(fn, ...)
+  if not ok then return false, clean_error(a) end
+  return true, a, b
+end
+
+-- check -> true | false, changes | nil, message
+local function run_check(res, ctx)
+  local ok, a, b = call(res.check, res, ctx)
+  if not ok then return nil, a end
+  if a == nil and b ~= nil then return nil, tostring(b) end
+  if a == nil or a == false then
+    local ch = normalize_changes(b)
+    if #ch == 0 then ch = { res:describe() } end
+    return false, ch
+  end
+  return true
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+function Ctx:created(entry)
+  self.state.created = self.state.created or {}
+  table.insert(self.state.created, entry)
+end
+function Ctx:log(line) self.run.report:log(secret.mask(tostring(line))) end
+function Ctx:detail(text) self.run.detail = text end
+function Ctx:progress(done, total, label)
+  self.run.bytes = done
+  self.run.report:progress(label or self.step.name, done, total, self.t0)
+end
+function Ctx:spin(label) self.run.report:spin(label or self.step.name, self.t0) end
+function Ctx.interrupted() return (core.interrupted()) end
+
+local function new_ctx(run, step, saved)
+  return setmetatable({
+    run = run, step = step, state = saved or {}, plan = run.plan, verbose = run.o.verbose,
+    json = run.o.json, timeout = run.o.timeout, t0 = core.now(),
+  }, Ctx)
+end
+
+local function step_kind(s)
+  local kinds, seen = {}, {}
+  for _, r in ipairs(s.resources) do
+    if not seen[r.kind] then seen[r.kind] = true; kinds[#kinds + 1] = r.kind end
+  end
+  return table.concat(kinds, "+")
+end
+
+local function describe(res)
+  local ok, d = pcall(res.describe, res)
+  return ok and tostring(d) or res.kind
+end
+
+local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
+
+-- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
+local function run_step(run, s)
+  local changes_all, status = {}, "ok"
+  local saved = {}
+  run.detail, run.bytes = nil, nil
+  for i, res in ipairs(s.resources) do
+    local ctx = new_ctx(run, s, run.state and run.state:resource(s.name, i, res.kind) or {})
+    saved[i] = { kind = res.kind, state = ctx.state }
+    local ok, changes = run_check(res, ctx)
+    if ok == nil then
+      return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
+    end
+    if not ok then
+      for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
+      if s.preflight or not res.apply then
+        -- a preflight check, or a check-only resource: nothing to apply
+        return "failed", nil, changes_all, { resource = describe(res), reason = table.concat(changes, "\n") }, saved
+      elseif run.plan then
+        status = "would-change"
+      else
+        for _, l in ipairs(changes) do ctx:log(l) end
+        local aok, a, b = call(res.apply, res, ctx)
+        run.dirty_step = true
+        if not aok or (a == nil and b ~= nil) then
+          return "failed", nil, changes_all, { resource = describe(res), reason = aok and tostring(b) or a }, saved
+        end
+        local ok2, ch2 = run_check(res, ctx)
+        if ok2 == nil then
+          return "failed", nil, changes_all, { resource = describe(res), reason = "checking after apply: " .. ch2 }, saved
+        elseif not ok2 then
+          return "failed", nil, changes_all, { resource = describe(res),
+            reason = "still not in the desired state after apply:\n" .. table.concat(ch2, "\n") }, saved
+        end
+        status = "changed"
+      end
+    end
+  end
+  local detail = run.detail
+  if not detail then
+    if status == "ok" or #changes_all == 0 then
+      detail = #s.resources == 1 and describe(s.resources[1]) or nil
+    else
+      detail = changes_all[1]
+      if #changes_all > 1 then detail = detail .. (" (+%d more)"):format(#changes_all - 1) end
+    end
+  end
+  return status, detail, changes_all, nil, saved
+end
+
+local function new_counts()
+  return { ok = 0, changed = 0, ["would-change"] = 0, failed = 0, skipped = 0 }
+end
+
+local function finish(run, code)
+  if run.state then
+    local ok, err = run.state:save()
+    if not ok then
+      run.report:err("provision: " .. err .. "\n")
+      if code == 0 then code = 1 end
+    end
+  end
+  if core.interrupted() then
+    run.report:err("provision: interrupted\n")
+    code = 130
+  end
+  run.report:summary(run.counts, run.verb)
+  if run.lock then run.lock:unlock() end
+  return code
+end
+
+local function fail_step(run, kind, s, i, ms, changes, failure)
+  run.counts.failed = run.counts.failed + 1
+  local reason = failure.reason
+  if core.interrupted() then reason = "interrupted" end
+  if kind == "check" then
+    run.report:check(s, "failed", ms, reason)
+  else
+    run.report:step(i, s, "failed", ms, reason:match("^[^\n]*"), changes)
+  end
+  run.report:failure(kind, s.name, s.where, failure.resource, reason)
+end
+
+local function preflight(run)
+  for _, c in ipairs(run.recipe.checks) do
+    local t0 = core.now()
+    c.preflight = true  -- never applied, in plan as in apply
+    local status, detail, changes, failure = run_step(run, c)
+    if status == "failed" then
+      fail_step(run, "check", c, nil, ms_since(t0), changes, failure)
+      return false
+    end
+    run.report:check(c, "ok", ms_since(t0), detail)
+  end
+  return true
+end
+
+-- which steps run: --only names, --from name
+local function select_steps(recipe, o)
+  local sel = {}
+  for _, n in ipairs(o.only) do
+    if not recipe.by_name[n] then return nil, ("--only: no step named '%s'"):format(n) end
+    sel[n] = true
+  end
+  if o.from and not recipe.by_name[o.from] then return nil, ("--from: no step named '%s'"):format(o.from) end
+  local run_it, started = {}, o.from == nil
+  for i, s in ipairs(recipe.steps) do
+    if s.name == o.from then started = true end
+    run_it[i] = started and (#o.only == 0 or sel[s.name] == true)
+  end
+  return run_it
+end
+
+local function apply_or_plan(run)
+  local recipe = run.recipe
+  run.report:start(recipe, run.verb, #recipe.steps)
+  if not preflight(run) then return finish(run, 1) end
+  for i, s in ipairs(recipe.steps) do
+    s.kind = s.kind or step_kind(s)
+    if not run.selected[i] then
+      run.counts.skipped = run.counts.skipped + 1
+      run.report:step(i, s, "skipped", 0)
+    else
+      local t0 = core.now()
+      run.dirty_step = false
+      core.deadline(run.o.timeout)
+      local status, detail, changes, failure, saved = run_step(run, s)
+      local timed_out = core.timed_out()
+      core.deadline(nil)
+      if status == "failed" and timed_out then
+        failure.reason = ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(run.o.timeout * 1000)))
+      end
+      if run.dirty_step and run.state then
+        run.state:set_step(s.name, saved)
+        local ok, err = run.state:save()
+        if not ok and status ~= "failed" then
+          status, failure = "failed", { resource = "state", reason = err }
+        end
+      end
+      local ms = ms_since(t0)
+      if status == "failed" then
+        fail_step(run, "step", s, i, ms, changes, failure)
+        return finish(run, core.interrupted() and 130 or 1)
+      end
+      run.counts[status] = run.counts[status] + 1
+      run.report:step(i, s, status, ms, detail, changes, run.bytes and { bytes = run.bytes } or nil)
+    end
+  end
+  if run.plan then return finish(run, run.counts["would-change"] > 0 and 3 or 0) end
+  return finish(run, 0)
+end
+
+local function teardown(run)
+  local recipe = run.recipe
+  if recipe.teardown then
+    -- the recipe says how: each teardown resource is brought to its state
+    local items = {}
+    for _, res in ipairs(recipe.teardown.resources) do
+      items[#items + 1] = { name = describe(res), resources = { res }, where = recipe.teardown.where, kind = res.kind }
+    end
+    run.report:start({ name = recipe.name, steps = items }, "teardown", #items)
+    for i, s in ipairs(items) do
+      local t0 = core.now()
+      local status, detail, changes, failure = run_step(run, s)
+      local ms = ms_since(t0)
+      if status == "failed" then
+        fail_step(run, "teardown", s, i, ms, changes, failure)
+        return finish(run, core.interrupted() and 130 or 1)
+      end
+      run.counts[status] = run.counts[status] + 1
+      run.report:step(i, s, status, ms, detail, changes)
+    end
+    for _, s in ipairs(recipe.steps) do run.state:forget(s.name) end
+    return finish(run, 0)
+  end
+  -- no teardown block: revert what the state shows, newest first
+  local steps = {}
+  for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
+  run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
+  for n, s in ipairs(steps) do
+    local t0 = core.now()
+    s.kind = s.kind or step_kind(s)
+    local status, detail = "ok", "nothing recorded"
+    if run.state:has(s.name) then
+      for i = #s.resources, 1, -1 do
+        local res = s.resources[i]
+        local saved = run.state:resource(s.name, i, res.kind)
+        if res.revert and next(saved) ~= nil then
+          local ctx = new_ctx(run, s, saved)
+          local ok, a, b = call(res.revert, res, ctx)
+          if not ok or (a == nil and b ~= nil) then
+            fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = describe(res), reason = ok and tostring(b) or a })
+            return finish(run, core.interrupted() and 130 or 1)
+          end
+          status, detail = "changed", run.detail or ("reverted " .. describe(res))
+        end
+      end
+      run.state:forget(s.name)
+      local ok, err = run.state:save()
+      if not ok then
+        fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = "state", reason = err })
+        return finish(run, 1)
+      end
+    end
+    run.counts[status] = run.counts[status] + 1
+    run.report:step(n, s, status, ms_since(t0), detail)
+  end
+  return finish(run, 0)
+end
+
+local function list(recipe, report)
+  if report.json then
+    for i, s in ipairs(recipe.steps) do
+      report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0 }
+    end
+    return 0
+  end
+  local out = { recipe.name .. (recipe.description and (": " .. recipe.description) or "") .. "\n" }
+  for _, c in ipairs(recipe.checks) do out[#out + 1] = ("  check  %s  (%s)\n"):format(c.name, step_kind(c)) end
+  for i, s in ipairs(recipe.steps) do
+    out[#out + 1] = ("  %3d.  %s  (%s)\n"):format(i, s.name, step_kind(s))
+  end
+  if recipe.teardown then
+    out[#out + 1] = ("  teardown  (%s)\n"):format(step_kind(recipe.teardown))
+  end
+  if #recipe.var_order > 0 then
+    out[#out + 1] = "  variables:\n"
+    for _, k in ipairs(recipe.var_order) do
+      local v = recipe.vars[k]
+      out[#out + 1] = ("    %s = %s\n"):format(k, v.secret and secret.MASK or tostring(v.value))
+    end
+  end
+  report:write(table.concat(out))
+  return 0
+end
+
+function M.main(o)
+  local report = Report.new(o)
+  local recipe, err = dsl.load(o.recipe, { vars = o.vars })
+  if not recipe then
+    report:err("provision: " .. clean_error(err) .. "\n")
+    return 2
+  end
+  if o.verb == "list" then return list(recipe, report) end
+  local selected
+  selected, err = select_steps(recipe, o)
+  if not selected then report:err("provision: " .. err .. "\n"); return 2 end
+
+  local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
+                selected = selected, counts = new_counts() }
+  local dir = State.default_dir(o)
+  if not run.plan then
+    local ok, merr = core.mkdirs(dir, 448)
+    if not ok then report:err("provision: state folder " .. merr .. "\n"); return 1 end
+    local lock, lerr, pid = core.lock(dir .. "/lock", o.wait_lock)
+    if not lock then
+      report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")
+        :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", lerr))
+      return 1
+    end
+    run.lock = lock
+  end
+  local state, serr = State.open(dir, recipe.name)
+  if not state then report:err("provision: " .. serr .. "\n"); return 1 end
+  run.state = state
+  if run.plan then run.state.save = function() return true end end  -- plan writes nothing at all
+  if o.verb == "teardown" then return teardown(run) end
+  return apply_or_plan(run)
+end
+
+return M

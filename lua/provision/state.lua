@@ -1,0 +1,79 @@
+-- provision.state: what each apply created and what resources keep between
+-- runs (hashes, ETags), saved as JSON in the state folder: by default
+-- ./.provision/<recipe>.json (or --state-dir, PROVISION_STATE_DIR). Written
+-- atomically; secret values are masked on the way to disk as a last guard.
+local core = require "provision._core"
+local json = require "provision.json"
+local secret = require "provision.secret"
+
+local State = {}
+State.__index = State
+
+local function file_name(recipe_name)
+  return (recipe_name:gsub("[^%w%.%-_]", "_")) .. ".json"
+end
+
+function State.default_dir(o)
+  return o.state_dir or os.getenv("PROVISION_STATE_DIR") or "./.provision"
+end
+
+-- State.open(dir, recipe_name) -> state | nil, message
+function State.open(dir, recipe_name)
+  local self = setmetatable({ dir = dir, path = dir .. "/" .. file_name(recipe_name) }, State)
+  local text = core.read_file(self.path)
+  if text then
+    local data, err = json.decode(text)
+    if type(data) ~= "table" then
+      return nil, ("state file %s is damaged (%s); move it away to start afresh"):format(self.path, err or "not an object")
+    end
+    self.data = data
+  else
+    self.data = {}
+  end
+  self.data.version = 1
+  self.data.recipe = recipe_name
+  self.data.steps = self.data.steps or {}
+  return self
+end
+
+-- the saved table of resource i of a step (a fresh {} if none or another kind)
+function State:resource(step_name, i, kind)
+  local s = self.data.steps[step_name]
+  local r = s and s.resources and s.resources[i] or s and s.resources and s.resources[tostring(i)]
+  if r and r.kind == kind and type(r.state) == "table" then return r.state end
+  return {}
+end
+
+function State:set_step(step_name, resources)
+  self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
+  self.dirty = true
+end
+
+function State:forget(step_name)
+  if self.data.steps[step_name] then
+    self.data.steps[step_name] = nil
+    self.dirty = true
+  end
+end
+
+function State:has(step_name) return self.data.steps[step_name] ~= nil end
+
+function State:empty() return next(self.data.steps) == nil end
+
+function State:save()
+  if not self.dirty then return true end
+  local ok, err = core.mkdirs(self.dir, 448)  -- 0700: state can name private paths
+  if not ok then return nil, err end
+  if self:empty() then
+    os.remove(self.path)
+    self.dirty = false
+    return true
+  end
+  local text = secret.mask(json.encode(self.data, { pretty = true })) .. "\n"
+  ok, err = core.write_atomic(self.path, text, 384)  -- 0600
+  if not ok then return nil, "saving state: " .. err end
+  self.dirty = false
+  return true
+end
+
+return State

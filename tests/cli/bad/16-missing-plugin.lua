@@ -1,0 +1,3 @@
+-- expect: 16-missing-plugin.lua:3: module 'nosuchplugin' not found
+recipe { name = "x" }
+local p = require "nosuchplugin"

@@ -1,0 +1,168 @@
+#!/bin/bash
+# The runner: apply, no-op re-run, plan, teardown, exit codes, --only/--from,
+# failures, preflight checks, the lock, --json, secrets, include, plugins.
+. "$ROOT/tests/lib.sh"
+
+# A recipe of custom steps that make marker files, so the tests see exactly
+# what ran. fail_at=NAME makes that step raise.
+cat > r.lua <<'R'
+recipe { name = "runner-test" }
+local v = vars { dir = "./out", fail_at = "", sleep = 0, pw = secret "hunter2-secret", bad_check = false }
+check "always fine" { check = function() return true end }
+check "configurable" { check = function() return not v.bad_check, "the preflight says no" end }
+local function marker(name)
+  local path = v.dir .. "/" .. name
+  return {
+    describe = "marker " .. name,
+    check = function(ctx) return io.open(path) ~= nil end,
+    apply = function(ctx)
+      if v.sleep > 0 then exec.run { "sleep", tostring(v.sleep) } end
+      if v.fail_at == name then error("step " .. name .. " broke on purpose") end
+      os.execute("mkdir -p " .. v.dir)
+      local f = assert(io.open(path, "w")); f:write(name); f:close()
+      ctx:created { type = "file", path = path }
+      ctx:log("wrote " .. path .. " with " .. tostring(v.pw))
+    end,
+    revert = function(ctx)
+      for _, c in ipairs(ctx.state.created or {}) do os.remove(c.path) end
+      local f = io.open(v.dir .. "/reverted", "a"); f:write(name, "\n"); f:close()
+    end,
+  }
+end
+step "one" (marker "one")
+step "two" (marker "two")
+step "three" (marker "three")
+R
+
+run "$P" plan r.lua
+expect "plan on a fresh machine: exit 3" eval '[ $RC -eq 3 ]'
+expect "plan changes nothing" eval '[ ! -e out ] && [ ! -e .provision ]'
+expect "plan lists would-change" has "$OUT" "would-change"
+
+run "$P" r.lua
+expect "apply: exit 0" eval '[ $RC -eq 0 ] && [ -f out/one ] && [ -f out/three ]'
+expect "apply: summary" has "$OUT" "ok=0 changed=3 failed=0"
+run "$P" r.lua
+expect "re-run is a no-op" eval '[ $RC -eq 0 ] && has "$OUT" "ok=3 changed=0 failed=0"'
+run "$P" plan r.lua
+expect "plan after apply: exit 0" eval '[ $RC -eq 0 ]'
+
+run "$P" teardown r.lua
+expect "teardown: exit 0" eval '[ $RC -eq 0 ] && [ ! -e out/one ] && [ ! -e out/two ]'
+expect "teardown: newest first" eval '[ "$(cat out/reverted | tr "\n" " ")" = "three two one " ]'
+rm -rf out
+run "$P" teardown r.lua
+expect "teardown again: nothing recorded" eval '[ $RC -eq 0 ] && [ ! -e out ]'
+
+# a failing step: exit 1, named, with the recipe position and the reason
+run "$P" r.lua -e fail_at=two
+expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
+expect "failing step: names the step and reason" eval 'has "$OUT" "step .two. failed (r.lua:" && has "$OUT" "broke on purpose"'
+expect "failing step: earlier steps done, later not" eval '[ -f out/one ] && [ ! -e out/two ] && [ ! -e out/three ]'
+run "$P" r.lua
+expect "re-run after failure converges" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=2"'
+rm -rf out .provision
+
+# a failing preflight check stops the run before anything changes
+run "$P" r.lua -e bad_check=true
+expect "preflight failure: exit 1, nothing changed" eval '[ $RC -eq 1 ] && [ ! -e out ] && has "$OUT" "the preflight says no"'
+
+# --only and --from
+run "$P" r.lua --only two
+expect "--only runs one step" eval '[ $RC -eq 0 ] && [ -f out/two ] && [ ! -e out/one ] && [ ! -e out/three ]'
+run "$P" r.lua --from three
+expect "--from resumes at a step" eval '[ $RC -eq 0 ] && [ -f out/three ] && [ ! -e out/one ]'
+rm -rf out .provision
+
+# apply that does not converge fails
+cat > liar.lua <<'R'
+recipe { name = "liar" }
+step "never done" { check = function() return false, "still missing" end, apply = function() end }
+R
+run "$P" liar.lua
+expect "apply that leaves its check unsatisfied fails" eval '[ $RC -eq 1 ] && has "$OUT" "still not in the desired state after apply"'
+
+# --json: only JSON on stdout, the contract's shapes
+run "$P" r.lua --json -v
+expect "--json: every stdout line is an event" eval '[ $RC -eq 0 ] && ! printf "%s\n" "$OUT" | grep -qv "^{\"event\":"'
+expect "--json: start, step, summary" eval 'has "$OUT" "{\"event\":\"start\",\"recipe\":\"runner-test\",\"steps\":3" && has "$OUT" "{\"event\":\"step\",\"index\":1,\"name\":\"one\",\"kind\":\"custom\",\"status\":\"changed\",\"ms\":" && has "$OUT" "{\"event\":\"summary\",\"ok\":0,\"changed\":3,"'
+expect "--json: no secret" eval '! has "$OUT$ERR" "hunter2-secret"'
+if python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <<< "$OUT"; then pass "--json: valid JSON"; else fail "--json: valid JSON" "$OUT"; fi
+rm -rf out .provision
+run "$P" r.lua -v
+expect "-v shows the log, secrets masked" eval 'has "$OUT" "wrote ./out/one with \*\*\*\*\*\*\*\*" && ! has "$OUT" "hunter2"'
+expect "state file holds no secret" eval '! grep -rq hunter2 .provision'
+run "$P" r.lua -q
+expect "-q: just the summary" eval '[ "$(printf "%s\n" "$OUT" | wc -l)" -eq 1 ]'
+rm -rf out .provision
+
+# the lock: a second run on the same project fails clearly, or waits
+"$P" r.lua -e sleep=2 > first.out 2>&1 &
+first=$!
+sleep 0.7
+run "$P" r.lua
+expect "second concurrent run fails clearly" eval '[ $RC -eq 1 ] && has "$ERR" "another provision run (pid $first) is working on this project"'
+run "$P" r.lua --wait-lock
+wait $first
+expect "--wait-lock waits for the first run" eval '[ $RC -eq 0 ] && has "$OUT" "ok=3 changed=0"'
+rm -rf out .provision
+
+# SIGINT mid-step: exit 130, state kept, re-run completes
+"$P" r.lua -e sleep=3 > int.out 2>&1 &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid; rc=$?
+expect "interrupted run exits 130" eval '[ $rc -eq 130 ]'
+run "$P" r.lua
+expect "re-run after interrupt completes" eval '[ $RC -eq 0 ] && [ -f out/three ]'
+rm -rf out .provision
+
+# include, insert before/after, replace, remove
+mkdir -p base
+cp r.lua base/base.lua
+cat > custom.lua <<'R'
+recipe { name = "custom" }
+include("base/base.lua", { dir = "./custom-out" })
+local v = vars { extra = "x" }
+step "zero" { before = "one", check = function() return io.open("./custom-out/zero") ~= nil end,
+  apply = function() os.execute("mkdir -p custom-out && touch custom-out/zero") end }
+step "two and a half" { after = "two", check = function() return true end }
+replace_step "three" { check = function() return true end }
+remove_step "one"
+R
+run "$P" list custom.lua
+expect "include: steps in order" eval '[ $RC -eq 0 ] && [ "$(printf "%s\n" "$OUT" | grep -E "^ +[0-9]+\." | sed -E "s/^ +[0-9]+\.  //; s/  \(.*//" | tr "\n" ",")" = "zero,two,two and a half,three," ]'
+run "$P" custom.lua
+expect "include: var default overridden" eval '[ $RC -eq 0 ] && [ -f custom-out/two ] && [ -f custom-out/zero ] && [ ! -e custom-out/one ] && [ ! -e custom-out/three ]'
+
+# plugins: a Lua module and a C module from the recipe's modules/ folder,
+# and from PROVISION_PATH
+mkdir -p plug/modules other
+cat > plug/modules/shout.lua <<'R'
+return { up = function(s) return s:upper() end }
+R
+cc -shared -fPIC $(pkg-config --cflags lua5.4) -o other/greet.so "$ROOT/tests/cli/plugin/greet.c"
+cat > plug/p.lua <<'R'
+recipe { name = "plugins" }
+local shout = require "shout"
+local greet = require "greet"
+step "use them" { describe = shout.up(greet.hello("world")), check = function() return true end }
+R
+PROVISION_PATH="$SANDBOX/other" run "$P" plug/p.lua
+expect "plugins: Lua and C modules load" eval '[ $RC -eq 0 ] && has "$OUT" "HELLO, WORLD"'
+printf 'not an object file' > other/greet.so
+PROVISION_PATH="$SANDBOX/other" run "$P" plug/p.lua
+expect "plugins: a broken C plugin is exit 2 with name and reason" eval '[ $RC -eq 2 ] && has "$ERR" "greet" && has "$ERR" "file too short\|invalid ELF\|not an ELF"'
+
+# --timeout: a step that runs too long fails (exit 1), in C waits and in Lua loops
+cat > slow.lua <<'R'
+recipe { name = "slow" }
+step "waits" { check = function() return false end, apply = function() exec.run { "sleep", "5" } end }
+step "spins" { check = function() return false end, apply = function() while true do end end }
+R
+start=$(date +%s)
+run "$P" slow.lua --timeout 1s
+expect "--timeout stops a waiting step" eval '[ $RC -eq 1 ] && has "$OUT" "timed out after 1.0s" && [ $(( $(date +%s) - start )) -lt 4 ]'
+run "$P" slow.lua --timeout 500ms --from spins
+expect "--timeout stops a busy Lua step" eval '[ $RC -eq 1 ] && has "$OUT" "step .spins. failed" && has "$OUT" "timed out"'

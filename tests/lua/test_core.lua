@@ -1,0 +1,72 @@
+-- Lua tests of the core pieces every module uses: json, secret, the
+-- resource contract's option checking, durations and sizes.
+local T = dofile "tests/lua/harness.lua"
+local json = require "provision.json"
+local secret = require "provision.secret"
+local R = require "provision.resource"
+local core = require "provision._core"
+
+T.test("json round trip", function()
+  local v = { a = 1, b = { 1, 2, 3 }, c = "x\"y\n", d = true, e = 1.5 }
+  T.eq(json.decode(json.encode(v)), v)
+end)
+T.test("json null and empty array", function()
+  T.eq(json.encode(json.null), "null")
+  T.eq(json.encode(json.array {}), "[]")
+  T.eq(json.decode("[1,null]")[2], json.null)
+end)
+T.test("json decode error names line and column", function()
+  local v, err = json.decode('{"a":\n  nope}')
+  T.eq(v, nil)
+  T.match(err, "line 2 column")
+end)
+T.test("json encode of a function raises", function()
+  T.raises(function() json.encode({ f = print }) end, "cannot encode a function")
+end)
+T.test("secret hides itself", function()
+  local s = secret.new("p@ss-w0rd")
+  T.eq(tostring(s), "********")
+  T.eq("x" .. s, "x********")
+  T.eq(json.encode({ pw = s }), '{"pw":"********"}')
+  T.eq(secret.reveal(s), "p@ss-w0rd")
+  T.eq(secret.mask("login with p@ss-w0rd now"), "login with ******** now")
+  T.raises(function() return s.value end, "no field")
+end)
+T.test("durations", function()
+  T.eq(core.duration("5m"), 300.0)
+  T.eq(core.duration("1h30m"), 5400.0)
+  T.eq(core.duration("250ms"), 0.25)
+  T.eq(core.duration(12), 12)
+  T.eq(core.duration("soon"), nil)
+  T.eq(core.duration("5x"), nil)
+end)
+T.test("sizes", function()
+  T.eq(core.size("4GiB"), 4 * 1024 ^ 3 // 1)
+  T.eq(core.size("10GB"), 10000000000)
+  T.eq(core.size("512"), 512)
+  T.eq(core.size("lots"), nil)
+end)
+T.test("resource options are checked", function()
+  local res = R.define {
+    kind = "test.thing", positional = "path",
+    options = { path = "strings", mode = { "mode", default = "0644" }, wait = "duration?", pw = "secret?" },
+    check = function() return true end,
+  }
+  local r = res { "a", "b", mode = "0700", wait = "2m" }
+  T.eq(r.path, { "a", "b" }); T.eq(r.mode, 448); T.eq(r.wait, 120.0)
+  T.eq(res("x").mode, 420)
+  T.raises(function() res { path = "x", colour = "red" } end, "unknown option 'colour'")
+  T.raises(function() res { mode = "0644" } end, "missing required option 'path'")
+  T.raises(function() res { path = "x", mode = "rwx" } end, "option 'mode' must be a file mode")
+  T.raises(function() res { path = "x", wait = "later" } end, "must be a duration")
+  T.ok(R.is(r))
+  T.eq(R.is({}), false)
+end)
+T.test("atomic write and read through core", function()
+  local d = T.tmpdir()
+  T.ok(core.write_atomic(d .. "/f", "data", tonumber("600", 8)))
+  T.eq(core.read_file(d .. "/f"), "data")
+  local ok, err = core.write_atomic(d .. "/missing/f", "x")
+  T.eq(ok, nil); T.match(err, "No such file")
+end)
+os.exit(T.done())

@@ -1,0 +1,110 @@
+/* Unit tests of the core's C pieces: atomic writes, file reads, process
+ * runs (output, exit codes, timeouts, missing programs), units. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+#include "core.h"
+
+static int failures;
+#define CHECK(name, cond) do { if (cond) printf("PASS %s\n", name); \
+    else { printf("FAIL %s: %s (line %d)\n", name, #cond, __LINE__); failures++; } } while (0)
+
+static int count_entries(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static void test_atomic(void)
+{
+    char dir[] = "/tmp/provision-unit.XXXXXX";
+    char path[256], err[256];
+    struct stat st;
+    if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+    snprintf(path, sizeof path, "%s/file", dir);
+    CHECK("atomic: write new", provision_write_atomic(path, "hello", 5, 0640, err, sizeof err) == 0);
+    CHECK("atomic: mode applied", stat(path, &st) == 0 && (st.st_mode & 07777) == 0640);
+    size_t len = 0;
+    char *s = provision_read_file(path, &len);
+    CHECK("atomic: content", s && len == 5 && memcmp(s, "hello", 5) == 0);
+    free(s);
+    CHECK("atomic: overwrite keeps mode", provision_write_atomic(path, "bye", 3, -1, err, sizeof err) == 0
+          && stat(path, &st) == 0 && (st.st_mode & 07777) == 0640 && st.st_size == 3);
+    CHECK("atomic: no temp files left", count_entries(dir) == 1);
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/no-such-dir/file", dir);
+    CHECK("atomic: failure reported", provision_write_atomic(bad, "x", 1, 0644, err, sizeof err) < 0
+          && strstr(err, "No such file") != NULL);
+    CHECK("atomic: old content kept on failure", (s = provision_read_file(path, &len)) && len == 3);
+    free(s);
+    CHECK("read_file: missing file is NULL/ENOENT", provision_read_file(bad, &len) == NULL && errno == ENOENT);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_proc(void)
+{
+    provision_proc_result r;
+    provision_proc_opts o;
+    const char *echo[] = { "sh", "-c", "echo out; echo err >&2; exit 3", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = echo;
+    CHECK("proc: runs", provision_proc_run(&o, &r) == 0);
+    CHECK("proc: exit status", r.status == 3);
+    CHECK("proc: stdout and stderr captured", r.output && strstr(r.output, "out\n") && strstr(r.output, "err\n"));
+    free(r.output);
+
+    const char *cat[] = { "cat", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = cat; o.input = "fed in"; o.input_len = 6;
+    CHECK("proc: input", provision_proc_run(&o, &r) == 0 && r.status == 0 && strcmp(r.output, "fed in") == 0);
+    free(r.output);
+
+    const char *sl[] = { "sleep", "5", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = sl; o.timeout = 0.3;
+    double t0 = provision_now();
+    CHECK("proc: timeout", provision_proc_run(&o, &r) == 0 && r.timed_out && provision_now() - t0 < 3);
+    free(r.output);
+
+    const char *nope[] = { "provision-no-such-program", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = nope;
+    CHECK("proc: missing program", provision_proc_run(&o, &r) < 0 && strstr(r.error, "No such file"));
+
+    const char *pwd[] = { "pwd", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = pwd; o.cwd = "/tmp";
+    CHECK("proc: cwd", provision_proc_run(&o, &r) == 0 && strcmp(r.output, "/tmp\n") == 0);
+    free(r.output);
+
+    const char *env[] = { "PROVISION_UNIT=yes", NULL };
+    const char *printenv[] = { "printenv", "PROVISION_UNIT", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = printenv; o.env = env;
+    CHECK("proc: env", provision_proc_run(&o, &r) == 0 && strcmp(r.output, "yes\n") == 0);
+    free(r.output);
+
+    const char *big[] = { "sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done", NULL };
+    memset(&o, 0, sizeof o);
+    o.argv = big; o.capture_max = 1000;
+    CHECK("proc: keeps the tail", provision_proc_run(&o, &r) == 0 && r.output_len == 1000
+          && strstr(r.output, "line2999\n") != NULL && strstr(r.output, "line0\n") == NULL);
+    free(r.output);
+}
+
+int main(void)
+{
+    test_atomic();
+    test_proc();
+    return failures ? 1 : 0;
+}
