@@ -255,6 +255,7 @@ local function download(self, ctx)
   if not ok then return nil, err end
   committed = true
   remove(meta)
+  ctx:progress(res.size, res.size, label)   -- the bar ends full; the runner keeps the bytes
   return { status = res.status, bytes = res.bytes, size = res.size, sha256 = res.sha256,
            seconds = core.now() - t0, etag = res.headers.etag,
            last_modified = res.headers["last-modified"], resumed = res.resumed or offset > 0 }
@@ -344,7 +345,7 @@ M.file = R.define {
       st.url, st.sha256, st.size = self.url, res.sha256, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
       local rate = res.seconds > 0 and (" (%s/s)"):format(human_bytes(res.bytes / res.seconds)) or ""
-      ctx:detail(("%s in %.1fs%s%s"):format(human_bytes(res.bytes), res.seconds, rate,
+      ctx:detail(("%s in %s%s%s"):format(human_bytes(res.bytes), res.seconds < 1 and ("%.2fs"):format(res.seconds) or ("%.1fs"):format(res.seconds), rate,
         res.resumed and ", resumed" or ""))
     end
     st.bytes, st.seconds = res.bytes, res.seconds
