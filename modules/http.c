@@ -28,7 +28,7 @@
  *   for progress); an error in one aborts the transfer (kind "callback").
  *   SIGINT/SIGTERM abort a transfer at once (kind "interrupted").
  *   http.sha256_file(path) -> hex | nil, message
- *   http.stat(path) -> size, mode | nil, message
+ *   http.stat(path) -> size, mode, stamp | nil, message
  *   http.commit(part, dest, mode) -> true | nil, message
  *     chmod part, fsync it, rename it over dest, fsync the folder.
  *
@@ -755,7 +755,9 @@ static int http_sha256_file(lua_State *L)
     return 1;
 }
 
-/* stat(path) -> size, mode (permission bits) | nil, message */
+/* stat(path) -> size, mode (permission bits), stamp | nil, message
+ * stamp: device, inode, size, mtime and ctime (ns): any write, chmod or
+ * replacement of the file changes it (ctime cannot be set back) */
 static int http_stat(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -763,7 +765,10 @@ static int http_stat(lua_State *L)
     if (stat(path, &st) < 0) return luaL_fileresult(L, 0, path);
     lua_pushinteger(L, (lua_Integer)st.st_size);
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-    return 2;
+    lua_pushfstring(L, "%I:%I:%I:%I.%I:%I.%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino,
+                    (lua_Integer)st.st_size, (lua_Integer)st.st_mtim.tv_sec, (lua_Integer)st.st_mtim.tv_nsec,
+                    (lua_Integer)st.st_ctim.tv_sec, (lua_Integer)st.st_ctim.tv_nsec);
+    return 3;
 }
 
 /* commit(part, dest, mode): chmod, fsync, rename over dest, fsync the folder */

@@ -146,6 +146,12 @@ T.test("file: a local change is noticed", function()
   local ok, why = r:check(ctx)
   T.eq(ok, false); T.match(why, "changed since")
   assert(r:apply(ctx))
+  -- the same size, the old mtime put back: the stamp (ctime) still tells
+  os.execute(("cp -p '%s' '%s.ref' && printf X | dd of='%s' bs=1 seek=10 conv=notrunc 2>/dev/null && touch -r '%s.ref' '%s'")
+    :format(dest, dest, dest, dest, dest))
+  ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed since")
+  assert(r:apply(ctx))
   T.eq(C.sha256_file(dest), sha(1000, "e"))
 end)
 
