@@ -75,7 +75,6 @@ typedef struct {
     curl_off_t written;       /* bytes written by this transfer */
     int body_started;         /* the decision about the body was made */
     int to_file;              /* the body goes to the file */
-    curl_off_t flushed;       /* write-behind: bytes handed to the disk so far */
     int progress_idx, on_headers_idx;   /* stack slots of the callbacks, 0: none */
     double last_progress;
     int abort_kind;           /* 0, or why we aborted: see abort_names */
@@ -400,19 +399,6 @@ static int begin_body(http_xfer *x)
     return 0;
 }
 
-/* Write-behind, as a streaming writer should: every WB_WINDOW bytes, start
- * the disk writing the window just filled and wait for the one before it.
- * Dirty pages stay bounded (no stall when the kernel throttles a big
- * writer) and the final fsync has little left to do. */
-#define WB_WINDOW (8 << 20)
-static void write_behind(http_xfer *x)
-{
-    curl_off_t end = x->offset + x->written;
-    if (end - x->flushed < WB_WINDOW) return;
-    sync_file_range(x->fd, (off_t)x->flushed, (off_t)(end - x->flushed), SYNC_FILE_RANGE_WRITE);
-    x->flushed = end;
-}
-
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     http_xfer *x = ud;
@@ -434,7 +420,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         }
         EVP_DigestUpdate(x->md, data, len);
         x->written += (curl_off_t)len;
-        write_behind(x);
         return len;
     }
     /* to memory: the whole body (request) or its start (an error reply) */
