@@ -85,7 +85,7 @@ expect "apply with flower stopped: exit 0, flower back" test "$RC" = 0 -a "$(cur
 run "$P" $TD -e dir="$DIR"
 expect "airflow-teardown.lua: exit 0" test "$RC" = 0
 expect "teardown: nothing of the project remains" nothing_left "$PROJECT" "$DIR"
-expect "teardown: the images stay (no purge)" docker image inspect -f . apache/airflow:2.1.3 postgres:13 redis:latest
+expect "teardown: the images stay (no purge)" sh -c "docker image inspect -f . apache/airflow:2.1.3 postgres:13 redis:latest > /dev/null"
 run "$P" $TD -e dir="$DIR"
 expect "teardown again: exit 0, nothing to do" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'changed=0')"
 
