@@ -33,7 +33,7 @@ local v = vars {
   web_port = 8080,                    -- published by the compose file (airflow-webserver)
   flower_port = 5555,                 -- published by the compose file (flower)
   user = "airflow",                   -- the web UI / REST API admin account
-  password = secret "",               -- its password; "" is the compose file's default, airflow
+  password = secret "airflow",        -- its password (the compose file's default)
   min_memory = "4GiB", min_cpus = 2, min_disk = "10GB",
   wait = "10m",                       -- how long to wait for the stack to be healthy
   helper_script = false,              -- also fetch airflow.sh (mode 0755)
@@ -96,10 +96,7 @@ step "mounted folders" { fs.directory { v.dir .. "/dags", v.dir .. "/logs", v.di
 -- they differ from the compose file's defaults (${_AIRFLOW_WWW_USER_USERNAME:-airflow}, ...)
 local env = { AIRFLOW_UID = v.uid, AIRFLOW_GID = 0 }
 if v.user ~= "airflow" then env._AIRFLOW_WWW_USER_USERNAME = v.user end
-local password = v.password
-if require("provision.secret").reveal(password) == "" then
-  password = "airflow"   -- the quick start's published default: nothing to hide
-else
+if require("provision.secret").reveal(v.password) ~= "airflow" then
   env._AIRFLOW_WWW_USER_PASSWORD = v.password
 end
 if v.image ~= "" then env.AIRFLOW_IMAGE_NAME = v.image end
@@ -123,7 +120,7 @@ step "web server health" {
 
 step "REST API" {
   http.expect {
-    url = web .. "/api/v1/pools", user = v.user, password = password, within = "2m",
+    url = web .. "/api/v1/pools", user = v.user, password = v.password, within = "2m",
     json = { pools = { { name = "default_pool" } } },
   },
 }
