@@ -42,7 +42,15 @@ if [ "$RC" != 0 ]; then   # the rest would only repeat this failure
     docker ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '# {{.Names}} {{.Status}}'
     exit 1
 fi
-expect "apply: every step ran" has "$OUT" "changed=9"
+# the six steps that make something changed; the three endpoint checks are
+# ok or changed depending on whether the stack answered at the first try
+all_made() {
+    for s in "project folder" "compose file" "mounted folders" environment "initialize the database" start; do
+        printf '%s\n' "$OUT" | grep -Eq "\] $s +changed" || return 1
+    done
+    has "$OUT" "failed=0"
+}
+expect "apply: every step ran" all_made
 expect "the folder has the compose file, served byte for byte" cmp -s "$DIR/docker-compose.yaml" "$ROOT/tests/fixtures/airflow/docker-compose-2.1.3.yaml"
 expect "dags/ logs/ plugins/" test -d "$DIR/dags" -a -d "$DIR/logs" -a -d "$DIR/plugins"
 expect ".env: AIRFLOW_UID is the invoking user's uid, AIRFLOW_GID=0" \
