@@ -3,6 +3,13 @@
 # same run, alternating; peak RSS; and the request count of a re-run whose
 # file already matches its checksum.
 #   bench/download.sh [SIZE_MIB=1024] [RUNS=5]
+#   BENCH_DIR=/dev/shm bench/download.sh     the same on tmpfs (no disk)
+#   BASE=/path/to/older/provision bench/download.sh   also that binary, in
+#                                            the same alternation (before/after)
+# Both tools write into the same folder ($BENCH_DIR, default /tmp); every
+# output is removed before each run. Also shown, for reference only:
+# `curl -o` followed by an fsync of its file (`sync FILE`), the durability
+# http.file promises before its rename.
 # Needs: busybox (static file server), curl, python3, /usr/bin/time.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +23,7 @@ mkdir -p "$W/www" "$W/out"
 echo "making a ${SIZE_MIB} MiB file..." >&2
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$W/www/big.bin"
 SHA=$(sha256sum "$W/www/big.bin" | cut -c1-64)
+sync "$W/www/big.bin"   # its writeback must not land in a measured run
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 busybox httpd -f -p "127.0.0.1:$PORT" -h "$W/www" & PIDS="$PIDS $!"
 sleep 0.3
@@ -28,23 +36,40 @@ export PROVISION_STATE_DIR="$W/state"
 curl -s -o /dev/null "$URL"     # warm the page cache of the source file
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-: > "$W/curl.t"; : > "$W/prov.t"; : > "$W/prov.rss"; : > "$W/curl.rss"
-for i in $(seq "$RUNS"); do
+: > "$W/curl.t"; : > "$W/prov.t"; : > "$W/cs.t"; : > "$W/prov.rss"; : > "$W/curl.rss"
+: > "$W/curl.cpu"; : > "$W/prov.cpu"; : > "$W/base.t"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for i in $(seq "$RUNS"); do   # provision last: the re-run below needs its file
     rm -f "$W/out/"*; rm -rf "$W/state"
-    /usr/bin/time -f "%e %M" -o "$W/t" curl -s -o "$W/out/curl.bin" "$URL"
-    read -r t m < "$W/t"; echo "$t" >> "$W/curl.t"; echo "$m" >> "$W/curl.rss"
+    /usr/bin/time -f "%e %M %U %S" -o "$W/t" curl -s -o "$W/out/curl.bin" "$URL"
+    read -r t m u s < "$W/t"; echo "$t" >> "$W/curl.t"; echo "$m" >> "$W/curl.rss"
+    echo "$u $s" | awk '{print $1 + $2}' >> "$W/curl.cpu"
     rm -f "$W/out/"*
-    /usr/bin/time -f "%e %M" -o "$W/t" "$P" "$W/r.lua" -q > /dev/null
-    read -r t m < "$W/t"; echo "$t" >> "$W/prov.t"; echo "$m" >> "$W/prov.rss"
+    /usr/bin/time -f "%e" -o "$W/t" sh -c 'curl -s -o "$1" "$2" && sync "$1"' sh "$W/out/cs.bin" "$URL"
+    cat "$W/t" >> "$W/cs.t"
+    if [ -n "${BASE:-}" ]; then
+        rm -f "$W/out/"*; rm -rf "$W/state"
+        /usr/bin/time -f "%e" -o "$W/t" "$BASE" "$W/r.lua" -q > /dev/null
+        cat "$W/t" >> "$W/base.t"
+    fi
+    rm -f "$W/out/"*; rm -rf "$W/state"
+    /usr/bin/time -f "%e %M %U %S" -o "$W/t" "$P" "$W/r.lua" -q > /dev/null
+    read -r t m u s < "$W/t"; echo "$t" >> "$W/prov.t"; echo "$m" >> "$W/prov.rss"
+    echo "$u $s" | awk '{print $1 + $2}' >> "$W/prov.cpu"
     [ "$(sha256sum "$W/out/big.bin" | cut -c1-64)" = "$SHA" ] || { echo "bad download" >&2; exit 1; }
 done
-ct=$(median < "$W/curl.t"); pt=$(median < "$W/prov.t")
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+ct=$(median < "$W/curl.t"); pt=$(median < "$W/prov.t"); cst=$(median < "$W/cs.t")
 crss=$(sort -n "$W/curl.rss" | tail -1); prss=$(sort -n "$W/prov.rss" | tail -1)
-echo "download of ${SIZE_MIB} MiB over loopback (busybox httpd), median of $RUNS, alternating:"
-echo "  curl -o             ${ct}s   (runs: $(tr '\n' ' ' < "$W/curl.t"))"
-echo "  provision http.file ${pt}s   (runs: $(tr '\n' ' ' < "$W/prov.t")) sha256 + fsync included"
+fs=$(stat -f -c %T "$W/out")
+echo "download of ${SIZE_MIB} MiB over loopback (busybox httpd) into $W/out ($fs), median of $RUNS, alternating:"
+echo "  curl -o             ${ct}s   (runs: $(tr '\n' ' ' < "$W/curl.t")) cpu $(median < "$W/curl.cpu")s"
+echo "  provision http.file ${pt}s   (runs: $(tr '\n' ' ' < "$W/prov.t")) cpu $(median < "$W/prov.cpu")s, sha256 + fsync included"
 awk -v c="$ct" -v p="$pt" 'BEGIN { printf "  ratio provision/curl %.3f\n", p / c }'
+[ -n "${BASE:-}" ] && echo "  base: $BASE $(median < "$W/base.t")s (runs: $(tr '\n' ' ' < "$W/base.t")); ratio base/curl $(awk -v c="$ct" -v p="$(median < "$W/base.t")" 'BEGIN { printf "%.3f", p / c }')"
+echo "  for reference, curl -o + fsync ${cst}s (runs: $(tr '\n' ' ' < "$W/cs.t")); provision/that $(awk -v c="$cst" -v p="$pt" 'BEGIN { printf "%.3f", p / c }')"
 echo "  peak RSS: provision ${prss} KiB ($((prss / 1024)) MiB), curl ${crss} KiB"
+echo "  load average before: $load0, after: $load1 ($(nproc) CPUs)"
 
 # the re-run whose file matches its checksum: count the server's requests
 python3 "$ROOT/tests/servers/httpd.py" --root "$W/www" > "$W/port" 2>/dev/null & PIDS="$PIDS $!"

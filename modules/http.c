@@ -15,9 +15,10 @@
  *               progress = function(done, total) end,
  *               on_headers = function(status, headers) end, fsync= }
  *     Streams the body of a 200/206 reply into path (created with mode,
- *     default 0600) while SHA-256 is computed over the whole file. offset > 0
- *     asks for "Range: bytes=offset-": the first offset bytes already in
- *     path are hashed first; a 206 whose Content-Range starts there is
+ *     default 0600) while SHA-256 is computed over the whole file (on a
+ *     second thread that reads the file back as it grows: xfer_hasher).
+ *     offset > 0 asks for "Range: bytes=offset-": the first offset bytes
+ *     already in path are hashed first; a 206 whose Content-Range starts there is
  *     appended, a 200 replaces the file. Any other status leaves the file
  *     alone and keeps the first 4 KiB of the reply's body.
  *     -> { status, headers, bytes, size, sha256, seconds, url, resumed, body }
@@ -33,15 +34,19 @@
  *     chmod part, fsync it, rename it over dest, fsync the folder.
  *
  * Memory stays flat whatever the size: the body goes from curl's buffer to
- * the file descriptor and the digest, never into a Lua string. */
+ * the file descriptor (and, read back, to the digest), never into a Lua
+ * string. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -79,6 +84,17 @@ typedef struct {
     double last_progress;
     int abort_kind;           /* 0, or why we aborted: see abort_names */
     char abort_msg[512];
+    /* download(): the hasher thread (see xfer_hasher); [mu]: under mu */
+    int hasher_on;            /* started and not joined yet */
+    int mu_init;
+    pthread_t hasher;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    curl_off_t avail;         /* [mu] bytes of the file ready to be hashed */
+    int eof, stop, idle, finished;   /* [mu] */
+    curl_off_t hashed;        /* [mu] bytes hashed so far */
+    int hash_err;             /* the hasher's errno of a failed read; read after the join */
+    char *hbuf;               /* the hasher's read buffer */
 } http_xfer;
 
 enum { AB_NONE, AB_INTERRUPTED, AB_CALLBACK, AB_WRITE, AB_PROTOCOL };
@@ -101,9 +117,135 @@ static int http_buf_add(http_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* ---- the hasher thread
+ *
+ * A download's SHA-256 is computed on a second thread, so that receiving
+ * and writing (the main thread, inside curl) and hashing (about 1 s of CPU
+ * per GiB here) can overlap on two cores. The hasher reads the file back
+ * from the page cache as it grows (pread into a HASH_CHUNK buffer), so
+ * memory stays flat however far it lags, and what it hashes is exactly the
+ * file: the kept prefix of a resumed download first, then every byte
+ * written. The main thread publishes avail (the file's length so far),
+ * then eof or stop. The hasher never calls Lua and never sees a signal
+ * (all are blocked in it): the main thread polls provision_interrupted()
+ * and sets stop. */
+#define HASH_CHUNK (128 * 1024)
+
+static void *xfer_hasher(void *ud)
+{
+    http_xfer *x = ud;
+    int err = 0;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        while (!x->stop && !x->eof && x->avail - x->hashed < HASH_CHUNK) {
+            x->idle = 1;
+            pthread_cond_wait(&x->cv, &x->mu);
+            x->idle = 0;
+        }
+        curl_off_t done = x->hashed, end = x->avail;
+        if (x->stop || done >= end) break;   /* stopped, or eof and all hashed */
+        pthread_mutex_unlock(&x->mu);
+        size_t want = end - done < HASH_CHUNK ? (size_t)(end - done) : HASH_CHUNK;
+        ssize_t r = pread(x->fd, x->hbuf, want, (off_t)done);
+        if (r > 0) {
+            EVP_DigestUpdate(x->md, x->hbuf, (size_t)r);
+            done += r;
+        } else if (r == 0) {
+            err = EIO;   /* the file is shorter than what was written to it */
+        } else if (errno != EINTR) {
+            err = errno;
+        }
+        pthread_mutex_lock(&x->mu);
+        x->hashed = done;
+        if (err) break;
+    }
+    x->hash_err = err;
+    x->finished = 1;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* start hashing the file (from byte 0); 0, or -1 with errno */
+static int hasher_start(http_xfer *x)
+{
+    if (!x->mu_init) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        int e = pthread_cond_init(&x->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        if (e) { errno = e; return -1; }
+        pthread_mutex_init(&x->mu, NULL);
+        x->mu_init = 1;
+    }
+    if (!x->hbuf && !(x->hbuf = malloc(HASH_CHUNK))) { errno = ENOMEM; return -1; }
+    x->avail = x->offset + x->written;
+    x->hashed = 0;
+    x->hash_err = 0;
+    x->eof = x->stop = x->finished = x->idle = 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go to the main thread */
+    int e = pthread_create(&x->hasher, NULL, xfer_hasher, x);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) { errno = e; return -1; }
+    x->hasher_on = 1;
+    return 0;
+}
+
+/* the file grew: tell the hasher */
+static void hasher_feed(http_xfer *x)
+{
+    pthread_mutex_lock(&x->mu);
+    x->avail = x->offset + x->written;
+    if (x->idle && x->avail - x->hashed >= HASH_CHUNK) pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* stop the hasher at once (a failure, or __gc) */
+static void hasher_stop(http_xfer *x)
+{
+    if (!x->hasher_on) return;
+    pthread_mutex_lock(&x->mu);
+    x->stop = 1;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    pthread_join(x->hasher, NULL);
+    x->hasher_on = 0;
+}
+
+/* no more bytes: wait until the hasher has hashed all of them, giving up
+ * when interrupted. 0, or -1 with errno (EINTR: interrupted) */
+static int hasher_finish(http_xfer *x)
+{
+    if (!x->hasher_on) { errno = EINVAL; return -1; }
+    pthread_mutex_lock(&x->mu);
+    x->eof = 1;
+    pthread_cond_signal(&x->cv);
+    while (!x->finished) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+        if (!x->finished && provision_interrupted()) { x->stop = 1; pthread_cond_signal(&x->cv); }
+    }
+    pthread_mutex_unlock(&x->mu);
+    pthread_join(x->hasher, NULL);
+    x->hasher_on = 0;
+    if (x->hash_err) { errno = x->hash_err; return -1; }
+    if (x->hashed != x->offset + x->written) { errno = provision_interrupted() ? EINTR : EIO; return -1; }
+    return 0;
+}
+
 /* idempotent: the end of a transfer, and __gc */
 static void xfer_release(http_xfer *x)
 {
+    hasher_stop(x);   /* first: it uses the fd and the digest */
+    if (x->mu_init) { pthread_cond_destroy(&x->cv); pthread_mutex_destroy(&x->mu); x->mu_init = 0; }
+    free(x->hbuf);
+    x->hbuf = NULL;
     if (x->fd >= 0) { close(x->fd); x->fd = -1; }
     if (x->md) { EVP_MD_CTX_free(x->md); x->md = NULL; }
     if (x->req_headers) { curl_slist_free_all(x->req_headers); x->req_headers = NULL; }
@@ -334,22 +476,6 @@ static int call_lua(http_xfer *x, int idx, int nargs, const char *what)
     return 0;
 }
 
-static int hash_prefix(http_xfer *x)
-{
-    static char buf[65536];
-    curl_off_t left = x->offset;
-    if (lseek(x->fd, 0, SEEK_SET) < 0) return -1;
-    while (left > 0) {
-        ssize_t r = read(x->fd, buf, left < (curl_off_t)sizeof buf ? (size_t)left : sizeof buf);
-        if (r < 0) { if (errno == EINTR) continue; return -1; }
-        if (r == 0) { errno = EIO; return -1; }
-        EVP_DigestUpdate(x->md, buf, (size_t)r);
-        left -= r;
-        if (provision_interrupted()) { errno = EINTR; return -1; }
-    }
-    return lseek(x->fd, x->offset, SEEK_SET) < 0 ? -1 : 0;
-}
-
 /* The first body byte (or the end of a reply without one): decide where
  * the body goes. 0, or -1 to abort. */
 static int begin_body(http_xfer *x)
@@ -379,15 +505,20 @@ static int begin_body(http_xfer *x)
         }
         if (x->offset > 0) {   /* the server sends it all: start over */
             x->offset = 0;
-            if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0) {
+            if (ftruncate(x->fd, 0) < 0) {
                 char msg[256];
                 snprintf(msg, sizeof msg, "%s", strerror(errno));
                 set_abort(x, AB_WRITE, msg);
                 return -1;
             }
-            EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
         }
         x->to_file = 1;
+    }
+    if (x->to_file && hasher_start(x) < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "cannot start the hashing thread: %s", strerror(errno));
+        set_abort(x, AB_WRITE, msg);
+        return -1;
     }
     if (x->to_file && x->on_headers_idx) {
         lua_State *L = x->L;
@@ -404,11 +535,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     http_xfer *x = ud;
     size_t len = size * n;
     if (begin_body(x) < 0) return 0;   /* != len: curl aborts with CURLE_WRITE_ERROR */
-    if (x->to_file) {
+    if (x->to_file) {   /* the hasher thread reads it back */
         const char *p = data;
         size_t left = len;
         while (left > 0) {
-            ssize_t w = write(x->fd, p, left);
+            ssize_t w = pwrite(x->fd, p, left, (off_t)(x->offset + x->written));
             if (w < 0) {
                 if (errno == EINTR) continue;
                 char msg[256];
@@ -417,9 +548,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
                 return 0;
             }
             p += w; left -= (size_t)w;
+            x->written += (curl_off_t)w;
         }
-        EVP_DigestUpdate(x->md, data, len);
-        x->written += (curl_off_t)len;
+        if (x->hasher_on) hasher_feed(x);
         return len;
     }
     /* to memory: the whole body (request) or its start (an error reply) */
@@ -655,11 +786,11 @@ static int http_download(lua_State *L)
     struct stat st;
     if (fstat(x->fd, &st) < 0 || (offset > 0 && st.st_size < offset)) offset = 0;
     x->offset = (curl_off_t)offset;
-    if (ftruncate(x->fd, (off_t)offset) < 0 || hash_prefix(x) < 0) {
+    if (ftruncate(x->fd, (off_t)offset) < 0) {   /* the hasher hashes the kept prefix */
         int e = errno;
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, provision_interrupted() ? "interrupted" : strerror(e));
-        lua_pushstring(L, provision_interrupted() ? "interrupted" : "write");
+        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        lua_pushliteral(L, "write");
         return 3;
     }
     if (offset > 0) {   /* our own header, so that a 200 reply is not an error */
@@ -677,10 +808,18 @@ static int http_download(lua_State *L)
     if (rc == CURLE_OK && x->abort_kind) rc = CURLE_ABORTED_BY_CALLBACK;
     struct stat fin;
     curl_off_t size = fstat(x->fd, &fin) == 0 ? (curl_off_t)fin.st_size : 0;
-    if (rc == CURLE_OK && x->to_file && do_fsync && fsync(x->fd) < 0) {
+    if (rc != CURLE_OK || !x->to_file) hasher_stop(x);
+    if (rc == CURLE_OK && x->to_file && do_fsync && fsync(x->fd) < 0) {   /* while the hash catches up */
         char msg[256];
         snprintf(msg, sizeof msg, "%s: fsync: %s", path, strerror(errno));
         set_abort(x, AB_WRITE, msg);
+        rc = CURLE_WRITE_ERROR;
+    }
+    if (rc == CURLE_OK && x->to_file && hasher_finish(x) < 0) {
+        int e = errno;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: %s", path, e == EINTR ? "interrupted" : strerror(e));
+        set_abort(x, e == EINTR ? AB_INTERRUPTED : AB_WRITE, msg);
         rc = CURLE_WRITE_ERROR;
     }
     if (rc != CURLE_OK) {
