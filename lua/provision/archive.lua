@@ -153,15 +153,8 @@ M.create = R.define {
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,
-  revert = function(self, ctx)
-    for _, e in ipairs((ctx.state or {}).created or {}) do
-      if e.type == "file" and e.path == self.dest and exists(e.path) then
-        local ok, err = os.remove(e.path)
-        if not ok then return nil, err end
-      end
-    end
-    return true
-  end,
+  -- the file it created, while it is still what was written (as fs.file)
+  revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
 }
 
 return M

@@ -233,10 +233,10 @@ end
 function M.load_project(o)
   local dir = o.project_dir
   local st = C.stat(dir)
-  if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist" end
+  if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist", "missing" end
   local file = M.find_file(dir, o.file)
   if not file or not C.stat(file) then
-    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES, ", ") .. ")"
+    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES, ", ") .. ")", "missing"
   end
   local env_path = o.env_file or (dir .. "/.env")
   local env = {}
@@ -553,8 +553,10 @@ M.up = R.define {
       self.wait == "healthy" and " and healthy" or "")
   end,
   check = function(self, ctx)
-    local project, err = M.load_project(self)
-    if not project then return nil, err end
+    local project, err, missing = M.load_project(self)
+    -- on a fresh machine (plan before the folder or compose file exists)
+    -- this is a change to come, not a failure
+    if not project then if missing then return false, err .. " yet" end return nil, err end
     local hashes, herr = file_hashes(project)
     if not hashes then return nil, herr end
     local services = M.expected_services(project, self.services)
@@ -606,8 +608,10 @@ M.run_once = R.define {
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
   end,
   check = function(self, ctx)
-    local project, err = M.load_project(self)
-    if not project then return nil, err end
+    local project, err, missing = M.load_project(self)
+    -- on a fresh machine (plan before the folder or compose file exists)
+    -- this is a change to come, not a failure
+    if not project then if missing then return false, err .. " yet" end return nil, err end
     if not project.services[self.service] then
       return nil, ("no service %s in %s"):format(self.service, project.file)
     end

@@ -347,6 +347,11 @@ function M.load(path, opts)
       "'" .. table.concat(unknown, "', '") .. "'", #known > 0 and table.concat(known, ", ") or "none")
   end
   recipe.name = recipe.name or (path:match("([^/]+)%.lua$") or path)
+  secret.exempt(recipe.name)
+  for _, k in ipairs(recipe.var_order) do
+    local v = recipe.vars[k]
+    if not v.secret and type(v.value) == "string" then secret.exempt(v.value) end
+  end
   return recipe
 end
 

@@ -336,6 +336,9 @@ local function file_apply(self, ctx, content)
   return set_attrs(self, self.path)
 end
 
+-- revert of every resource that writes whole files (fs.file, fs.template,
+-- fs.env_file, http.file, archive.create): remove the files ctx.state says
+-- it created, each only while its content is still what was written.
 local function file_revert(self, ctx)
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" then
@@ -671,5 +674,7 @@ M.symlink = function(a, ...)
   if type(a) == "table" then return symlink_res(a) end
   return C.symlink(a, ...)
 end
+
+M.revert_created_files = file_revert
 
 return M

@@ -161,8 +161,8 @@ function Report:summary(counts, verb)
   local ms = math.floor((core.now() - self.t0) * 1000 + 0.5)
   if self.json then
     self:event { event = "summary", verb = verb, ok = counts.ok, changed = counts.changed,
-                 ["would-change"] = counts["would-change"], failed = counts.failed,
-                 skipped = counts.skipped, ms = ms }
+                 ["would-change"] = verb == "plan" and counts["would-change"] or nil,
+                 failed = counts.failed, skipped = counts.skipped, ms = ms }
     return
   end
   local parts = { "ok=" .. counts.ok }

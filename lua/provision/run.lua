@@ -111,7 +111,6 @@ local function run_step(run, s)
       elseif run.plan then
         status = "would-change"
       else
-        for _, l in ipairs(changes) do ctx:log(l) end
         local aok, a, b = call(res.apply, res, ctx)
         run.dirty_step = true
         if not aok or (a == nil and b ~= nil) then

@@ -16,6 +16,7 @@ Secret.__metatable = "provision.secret"
 
 local values = setmetatable({}, { __mode = "k" })
 local known, known_sorted = {}, nil
+local plain = {}   -- text the recipe shows openly (see S.exempt)
 
 function S.new(v)
   if getmetatable(v) == "provision.secret" then return v end
@@ -34,11 +35,30 @@ function S.reveal(v)
   return v
 end
 
+-- S.exempt(text): text the recipe itself shows in the open (its name, the
+-- values of its plain variables). A secret value found inside such text
+-- (a password "airflow" beside a user "airflow" and a folder "./airflow")
+-- cannot be hidden by blanking it out of every line, and trying would blank
+-- out the folder and the user too: such a secret is still never printed as
+-- itself (tostring, .., JSON give the mask), but text is not searched for it.
+function S.exempt(text)
+  if type(text) == "string" and #text > 0 then plain[#plain + 1] = text; known_sorted = nil end
+end
+
+local function is_plain(v)
+  for _, p in ipairs(plain) do
+    if p:find(v, 1, true) then return true end
+  end
+  return false
+end
+
 function S.mask(text)
   if type(text) ~= "string" or next(known) == nil then return text end
   if not known_sorted then
     known_sorted = {}
-    for v in pairs(known) do known_sorted[#known_sorted + 1] = v end
+    for v in pairs(known) do
+      if not is_plain(v) then known_sorted[#known_sorted + 1] = v end
+    end
     table.sort(known_sorted, function(a, b) return #a > #b end)
   end
   for _, v in ipairs(known_sorted) do

@@ -1,10 +1,10 @@
 -- provision.state: what each apply created and what resources keep between
 -- runs (hashes, ETags), saved as JSON in the state folder: by default
 -- ./.provision/<recipe>.json (or --state-dir, PROVISION_STATE_DIR). Written
--- atomically; secret values are masked on the way to disk as a last guard.
+-- atomically. Resources never put a revealed secret in their state
+-- (tests/cli/secrets.sh checks); the file is 0600 in a 0700 folder.
 local core = require "provision._core"
 local json = require "provision.json"
-local secret = require "provision.secret"
 
 local State = {}
 State.__index = State
@@ -69,7 +69,8 @@ function State:save()
     self.dirty = false
     return true
   end
-  local text = secret.mask(json.encode(self.data, { pretty = true })) .. "\n"
+  -- secrets: json.encode writes a secret object as its mask
+  local text = json.encode(self.data, { pretty = true }) .. "\n"
   ok, err = core.write_atomic(self.path, text, 384)  -- 0600
   if not ok then return nil, "saving state: " .. err end
   self.dirty = false

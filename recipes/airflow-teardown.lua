@@ -1,0 +1,29 @@
+-- recipes/airflow-teardown.lua: undo recipes/airflow-quickstart.lua, as the
+-- quick start's "Cleaning up" section does by hand:
+--   docker compose down --volumes --remove-orphans     (-e purge=true: --rmi all)
+--   rm -rf airflow
+-- `provision teardown recipes/airflow-quickstart.lua` does the same.
+recipe {
+  name = "airflow-teardown",
+  description = "Take the Airflow quick start stack down and remove its folder",
+}
+
+local v = vars {
+  dir = "./airflow",   -- the quick start's project folder
+  purge = false,       -- also remove the images the stack used (--rmi all)
+}
+
+check "docker engine" {
+  describe = "a Docker engine answers",
+  check = function()
+    local ok, err = docker.ping()
+    if ok then return true end
+    return false, ("no Docker engine: run provision recipes/docker-host.lua (%s)"):format(err)
+  end,
+}
+
+step "stack down" {
+  compose.down { project_dir = v.dir, volumes = true, remove_orphans = true, rmi = v.purge and "all" or false },
+}
+
+step "project folder removed" { fs.absent(v.dir) }

@@ -1,0 +1,58 @@
+# tests/e2e/demo_stack.sh: recipes/demo-stack.lua end to end (offline by
+# design: the image is imported from busybox-static, no registry).
+#   apply -> no-op re-run -> plan -> teardown -> nothing left (containers,
+#   volumes, networks, image, folder); a wrong password is refused (401).
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/fixtures/airflow-standins/lib.sh"
+
+docker_or_skip "demo stack" || exit 0
+modules_or_fail "demo stack" archive compose docker fs http sys || exit 0
+DEMO=$ROOT/recipes/demo-stack.lua
+DIR=$SANDBOX/demo-e2e
+PROJECT=demo-e2e
+IMAGE=provision-demo-e2e/busybox:$$
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup_add "project_purge $PROJECT; docker image rm -f $IMAGE > /dev/null 2>&1"
+VARS="-e dir=$DIR -e web_port=$PORT -e image=$IMAGE -e password=e2e-pw-$$"
+
+run "$P" plan $DEMO $VARS
+expect "plan on a fresh machine: exit 3 (changes pending)" test "$RC" = 3
+expect "plan changed nothing" test ! -e "$DIR"
+
+t0=$(date +%s)
+run "$P" $DEMO $VARS
+expect "apply: exit 0 ($(( $(date +%s) - t0 ))s)" test "$RC" = 0
+[ "$RC" = 0 ] || exit 1
+expect "apply: every step changed something" has "$OUT" "ok=2 changed=8 failed=0"
+expect "the image was imported" test -n "$(docker images -q "$IMAGE")"
+state=$(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Label "com.docker.compose.service"}} {{.Status}}' | sort)
+expect "init exited 0; web and worker healthy" test "$(printf '%s\n' "$state" | sed 's/ (\([a-z]*\))$/ \1/; s/ Up .* / up /; s/ Exited (0) .*/ exited0/' | tr '\n' ' ')" = "init exited0 web up healthy worker up healthy "
+run curl -sf "http://127.0.0.1:$PORT/health"
+expect "/health: init and worker healthy" python3 -c '
+import json,sys; h=json.loads(sys.argv[1]); assert h["init"]["status"]=="healthy" and h["worker"]["status"]=="healthy"' "$OUT"
+run curl -s -o /dev/null -w '%{http_code}' -u demo:wrong "http://127.0.0.1:$PORT/api/hello"
+expect "/api/hello with a wrong password: 401" test "$OUT" = 401
+expect ".env holds the password, mode 0600" test "$(stat -c %a "$DIR/.env")" = 600 -a -n "$(grep "^WEB_PASSWORD=e2e-pw-$$\$" "$DIR/.env")"
+expect "the password never shows in the output" test -z "$(printf '%s' "$OUT" | grep "e2e-pw-$$")"
+
+t0=$(date +%s%N)
+run "$P" $DEMO $VARS
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect "re-run: exit 0, all ok (${ms} ms)" test "$RC" = 0
+expect "re-run: nothing changed" has "$OUT" "ok=10 changed=0 failed=0"
+run "$P" plan $DEMO $VARS
+expect "plan with the stack up: exit 0" test "$RC" = 0
+
+# the worker stops: the stack is no longer healthy, apply brings it back
+docker stop "$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter label=com.docker.compose.service=worker)" > /dev/null
+run "$P" plan $DEMO $VARS
+expect "plan with the worker stopped: exit 3" test "$RC" = 3
+run "$P" $DEMO $VARS
+expect "apply with the worker stopped: exit 0" test "$RC" = 0
+
+run "$P" teardown $DEMO $VARS
+expect "teardown: exit 0" test "$RC" = 0
+expect "teardown: nothing of the project remains" nothing_left "$PROJECT" "$DIR"
+expect "teardown: the image is gone too" test -z "$(docker images -q "$IMAGE")"
+run "$P" teardown $DEMO $VARS
+expect "teardown again: exit 0, nothing to do" has "$OUT" "changed=0"
