@@ -107,6 +107,7 @@ vrun "apply after the failures" 0 r.lua -e token="$TOK2"
 vrun "teardown -v --json" 0 teardown r.lua -e token="$TOK2" -v --json
 vrun "apply again" 0 r.lua -e token="$TOK2"
 vrun "re-run" 0 r.lua -e token="$TOK2"
+expect "re-run: a no-op (a URL holding a secret matches its record)" has "$OUT" "changed=0 failed=0"
 
 # every file but the recipe (the input), the test server's own files (its
 # request log holds the URLs), and the two outputs meant to hold secrets
