@@ -341,6 +341,9 @@ local function listed_state(c)
   if st:find("%(healthy%)") then return "healthy" end
   if st:find("%(health: starting%)") then return "starting" end
   if st:find("unhealthy") then return nil end
+  -- a service without a health check counts as running once it has stayed
+  -- up for a second: one that exits at once is not taken for started
+  if st:find("^Up Less than a second") then return "just started" end
   return "running"
 end
 

@@ -148,6 +148,13 @@ end
 
 local function remove(path) os.remove(path) end
 
+-- what the state and the sidecar keep of a URL: its digest. Both are masked
+-- on the way to disk, and a URL may hold a secret value (a token in its
+-- query): saved as is it would never match again, or land on disk in clear.
+local sha256_string = require("provision._fs").sha256_string
+local function url_key(url) return "sha256:" .. sha256_string(url) end
+M.url_key = url_key
+
 local function download(self, ctx)
   local dest = self.dest
   local part = dest .. ".provision-part"
@@ -163,14 +170,14 @@ local function download(self, ctx)
 
   -- a conditional request: no checksum, the file is the one we fetched
   local cond
-  if not self.sha256 and st.url == self.url and (st.etag or st.last_modified)
+  if not self.sha256 and st.url == url_key(self.url) and (st.etag or st.last_modified)
      and exists(dest) and st.sha256 and dest_sha256(dest, st) == st.sha256 then
     cond = { etag = st.etag, last_modified = st.last_modified }
   end
   -- a partial file a killed run left behind: resume it if it is ours
   local offset, validator = 0, nil
   local side = exists(part) and read_sidecar(meta)
-  if side and side.url == self.url and range_validator(side) then
+  if side and side.url == url_key(self.url) and range_validator(side) then
     offset, validator = file_size(part) or 0, range_validator(side)
     if offset > 0 then ctx:log(("resuming %s at %s"):format(part, human_bytes(offset))) end
   else
@@ -192,7 +199,7 @@ local function download(self, ctx)
       on_headers = function(status, headers)
         seen.etag, seen.last_modified = headers.etag, headers["last-modified"]
         seen.ranges = headers["accept-ranges"] == "bytes"
-        local v = { url = self.url, etag = seen.etag, last_modified = seen.last_modified,
+        local v = { url = url_key(self.url), etag = seen.etag, last_modified = seen.last_modified,
                     length = headers["content-length"] }
         core.write_atomic(meta, json.encode(v), 384)
       end,
@@ -304,7 +311,7 @@ M.file = R.define {
         return false, ("%s has sha256 %s, want %s: download again"):format(self.dest, have, self.sha256)
       end
     else
-      if st.url ~= self.url or not st.sha256 then
+      if st.url ~= url_key(self.url) or not st.sha256 then
         return false, ("download %s to %s (no checksum: the existing file is not known)"):format(
           show_url(self.url), self.dest)
       end
@@ -353,7 +360,7 @@ M.file = R.define {
       res.bytes = 0
     else
       if not existed then ctx:created { type = "file", path = self.dest, sha256 = res.sha256 } end
-      st.url, st.sha256, st.size = self.url, res.sha256, res.size
+      st.url, st.sha256, st.size = url_key(self.url), res.sha256, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
       st.stamp = select(3, C.stat(self.dest))
       local rate = res.seconds > 0 and (" (%s/s)"):format(human_bytes(res.bytes / res.seconds)) or ""
