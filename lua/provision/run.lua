@@ -16,6 +16,11 @@ local SAVE_EVERY = 0.5   -- seconds between state saves during a run
 -- Errors raised inside our own Lua files carry "lua/provision/x.lua:12: "
 -- prefixes that mean nothing to a user: drop them (recipe positions stay).
 local function clean_error(e)
+  if e == nil then return "raised an error without a message" end
+  local mt = getmetatable(e)
+  if type(e) ~= "string" and type(e) ~= "number" and not (mt and mt.__tostring) then
+    return ("raised a %s instead of a message"):format(type(e))
+  end
   local msg = tostring(e)
   msg = msg:gsub("^[^\n]-lua/provision/[%w_]+%.lua:%d+: ", "")
   msg = msg:gsub("\nstack traceback:.*$", "")
@@ -147,6 +152,10 @@ local function finish(run, code)
   if run.state then
     local ok, err = run.state:save()
     if not ok then
+      if run.unsaved and #run.unsaved > 0 then
+        err = err .. "\n  what these steps created is not recorded, so teardown will not remove it: "
+          .. table.concat(run.unsaved, ", ")
+      end
       run.report:err("provision: " .. err .. "\n")
       if code == 0 then code = 1 end
     end
@@ -226,9 +235,12 @@ local function apply_or_plan(run)
         -- midway, at most SAVE_EVERY seconds after a change: an fsync'd
         -- rewrite per step would make a 1,000-step first apply take seconds.
         run.state:set_step(s.name, saved)
+        run.unsaved = run.unsaved or {}
+        run.unsaved[#run.unsaved + 1] = s.name
         if status == "failed" or core.now() - (run.saved_at or 0) > SAVE_EVERY then
           local ok, err = run.state:save()
           run.saved_at = core.now()
+          if ok then run.unsaved = {} end
           if not ok and status ~= "failed" then
             status, failure = "failed", { resource = "state", reason = err }
           end

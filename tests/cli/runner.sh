@@ -166,3 +166,14 @@ run "$P" slow.lua --timeout 1s
 expect "--timeout stops a waiting step" eval '[ $RC -eq 1 ] && has "$OUT" "timed out after 1.0s" && [ $(( $(date +%s) - start )) -lt 4 ]'
 run "$P" slow.lua --timeout 500ms --from spins
 expect "--timeout stops a busy Lua step" eval '[ $RC -eq 1 ] && has "$OUT" "step .spins. failed" && has "$OUT" "timed out"'
+
+# a custom step raising nil or a table still gets a readable reason
+cat > odd.lua <<'R'
+recipe { name = "odd" }
+step "nil" { check = function() return false end, apply = function() error(nil) end }
+R
+run "$P" odd.lua
+expect "error(nil) has a readable reason" eval '[ $RC -eq 1 ] && has "$OUT" "raised an error without a message"'
+sed -i 's/error(nil)/error({})/' odd.lua
+run "$P" odd.lua
+expect "error({}) has a readable reason" eval '[ $RC -eq 1 ] && has "$OUT" "raised a table instead of a message"'
