@@ -88,7 +88,8 @@ clean:
 DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev \
             docker.io docker-compose busybox-static python3 curl clang \
-            libclang-rt-14-dev valgrind iproute2 procps
+            libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
+            openssl util-linux
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)

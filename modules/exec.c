@@ -59,7 +59,11 @@ static int exec_run(lua_State *L)
         while (lua_next(L, envt)) {
             if (lua_type(L, -2) != LUA_TSTRING)
                 return luaL_error(L, "exec.run: env keys must be strings");
-            lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), luaL_tolstring(L, -1, NULL));
+            /* two statements: the order of a call's arguments is unspecified,
+             * and luaL_tolstring pushes (moving what -2 means) */
+            const char *key = lua_tostring(L, -2);
+            const char *val = luaL_tolstring(L, -1, NULL);
+            lua_pushfstring(L, "%s=%s", key, val);
             env[k] = lua_tostring(L, -1);
             lua_rawseti(L, keep, (lua_Integer)++k);
             lua_pop(L, 2);               /* tolstring copy, value */

@@ -190,10 +190,10 @@ function R.define(def)
   def.__name = "provision.resource"
   setmetatable(def, Resource)
   return function(args)
-    local level = caller_level()
+    -- the recipe's position is looked up only when there is an error to report
     if type(args) ~= "table" or secret.is(args) then
       if def.positional then args = { [def.positional] = args }
-      else error(("%s: expected a table of options, got %s"):format(def.kind, type(args)), level) end
+      else error(("%s: expected a table of options, got %s"):format(def.kind, type(args)), caller_level()) end
     elseif def.positional and args[1] ~= nil then
       -- fs.directory { "a", "b", mode = "0700" }: the array part is the positional
       local copy, list = {}, {}
@@ -201,17 +201,17 @@ function R.define(def)
         if math.type(k) == "integer" then list[k] = v else copy[k] = v end
       end
       if copy[def.positional] ~= nil then
-        error(("%s: give '%s' once, either by position or by name"):format(def.kind, def.positional), level)
+        error(("%s: give '%s' once, either by position or by name"):format(def.kind, def.positional), caller_level())
       end
       copy[def.positional] = #list == 1 and list[1] or list
       args = copy
     end
     local self, err = R.validate(def.kind, def.options, args)
-    if not self then error(err, level) end
+    if not self then error(err, caller_level()) end
     setmetatable(self, def)
     if def.validate then
       local ok, verr = def.validate(self)
-      if not ok and verr then error(def.kind .. ": " .. verr, level) end
+      if not ok and verr then error(def.kind .. ": " .. verr, caller_level()) end
     end
     return self
   end

@@ -11,6 +11,7 @@ local State = require "provision.state"
 local secret = require "provision.secret"
 
 local M = {}
+local SAVE_EVERY = 0.5   -- seconds between state saves during a run
 
 -- Errors raised inside our own Lua files carry "lua/provision/x.lua:12: "
 -- prefixes that mean nothing to a user: drop them (recipe positions stay).
@@ -222,10 +223,16 @@ local function apply_or_plan(run)
         failure.reason = ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(run.o.timeout * 1000)))
       end
       if run.dirty_step and run.state then
+        -- Saved at the end of the run (finish) and, for a crash or SIGKILL
+        -- midway, at most SAVE_EVERY seconds after a change: an fsync'd
+        -- rewrite per step would make a 1,000-step first apply take seconds.
         run.state:set_step(s.name, saved)
-        local ok, err = run.state:save()
-        if not ok and status ~= "failed" then
-          status, failure = "failed", { resource = "state", reason = err }
+        if status == "failed" or core.now() - (run.saved_at or 0) > SAVE_EVERY then
+          local ok, err = run.state:save()
+          run.saved_at = core.now()
+          if not ok and status ~= "failed" then
+            status, failure = "failed", { resource = "state", reason = err }
+          end
         end
       end
       local ms = ms_since(t0)

@@ -1,0 +1,60 @@
+#!/bin/bash
+# bench/download.sh: http.file against `curl -o` on loopback, same server,
+# same run, alternating; peak RSS; and the request count of a re-run whose
+# file already matches its checksum.
+#   bench/download.sh [SIZE_MIB=1024] [RUNS=5]
+# Needs: busybox (static file server), curl, python3, /usr/bin/time.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+P=${PROVISION:-$ROOT/provision}
+SIZE_MIB=${1:-1024}
+RUNS=${2:-5}
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/provision-bench.XXXXXX")
+PIDS=""
+trap 'for p in $PIDS; do kill $p 2>/dev/null; done; rm -rf "$W"' EXIT INT TERM
+mkdir -p "$W/www" "$W/out"
+echo "making a ${SIZE_MIB} MiB file..." >&2
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$W/www/big.bin"
+SHA=$(sha256sum "$W/www/big.bin" | cut -c1-64)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+busybox httpd -f -p "127.0.0.1:$PORT" -h "$W/www" & PIDS="$PIDS $!"
+sleep 0.3
+URL="http://127.0.0.1:$PORT/big.bin"
+cat > "$W/r.lua" <<R
+recipe { name = "bench" }
+step "download" { http.file { url = "$URL", dest = "$W/out/big.bin", sha256 = "$SHA" } }
+R
+export PROVISION_STATE_DIR="$W/state"
+curl -s -o /dev/null "$URL"     # warm the page cache of the source file
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+: > "$W/curl.t"; : > "$W/prov.t"; : > "$W/prov.rss"; : > "$W/curl.rss"
+for i in $(seq "$RUNS"); do
+    rm -f "$W/out/"*; rm -rf "$W/state"
+    /usr/bin/time -f "%e %M" -o "$W/t" curl -s -o "$W/out/curl.bin" "$URL"
+    read -r t m < "$W/t"; echo "$t" >> "$W/curl.t"; echo "$m" >> "$W/curl.rss"
+    rm -f "$W/out/"*
+    /usr/bin/time -f "%e %M" -o "$W/t" "$P" "$W/r.lua" -q > /dev/null
+    read -r t m < "$W/t"; echo "$t" >> "$W/prov.t"; echo "$m" >> "$W/prov.rss"
+    [ "$(sha256sum "$W/out/big.bin" | cut -c1-64)" = "$SHA" ] || { echo "bad download" >&2; exit 1; }
+done
+ct=$(median < "$W/curl.t"); pt=$(median < "$W/prov.t")
+crss=$(sort -n "$W/curl.rss" | tail -1); prss=$(sort -n "$W/prov.rss" | tail -1)
+echo "download of ${SIZE_MIB} MiB over loopback (busybox httpd), median of $RUNS, alternating:"
+echo "  curl -o             ${ct}s   (runs: $(tr '\n' ' ' < "$W/curl.t"))"
+echo "  provision http.file ${pt}s   (runs: $(tr '\n' ' ' < "$W/prov.t")) sha256 + fsync included"
+awk -v c="$ct" -v p="$pt" 'BEGIN { printf "  ratio provision/curl %.3f\n", p / c }'
+echo "  peak RSS: provision ${prss} KiB ($((prss / 1024)) MiB), curl ${crss} KiB"
+
+# the re-run whose file matches its checksum: count the server's requests
+python3 "$ROOT/tests/servers/httpd.py" --root "$W/www" > "$W/port" 2>/dev/null & PIDS="$PIDS $!"
+while ! grep -q '^[0-9]' "$W/port" 2>/dev/null; do sleep 0.05; done
+HP=$(cat "$W/port")
+cat > "$W/r2.lua" <<R
+recipe { name = "bench-rerun" }
+step "download" { http.file { url = "http://127.0.0.1:$HP/static/big.bin", dest = "$W/out/big.bin", sha256 = "$SHA" } }
+R
+curl -s "http://127.0.0.1:$HP/count/reset" > /dev/null
+/usr/bin/time -f "%e" -o "$W/t" "$P" "$W/r2.lua" -q > /dev/null
+n=$(curl -s "http://127.0.0.1:$HP/count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
+echo "re-run with the file already matching its sha256: $n requests to the server, $(cat "$W/t")s (hashing ${SIZE_MIB} MiB)"

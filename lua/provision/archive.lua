@@ -1,0 +1,167 @@
+-- provision.archive: extract archives safely, create them reproducibly.
+-- The C half (provision._archive, modules/archive.c) does the work; here
+-- are the resources:
+--
+--   archive.extract { src, dest, strip_components?, creates?, owner? }
+--     tar, tar.gz, tar.xz, tar.bz2, tar.zst, zip. Everything is extracted
+--     into a staging folder beside dest and moved into place only once every
+--     entry was fine: a hostile archive (an absolute path, a '..', a symlink
+--     leading outside dest, a write through a symlink) fails with a message
+--     naming the entry, and nothing is written in or outside dest.
+--     Absolute symlink targets are refused too (they would point outside).
+--     check: `creates` exists (when given); else the archive's SHA-256 is
+--     the one last extracted and every top-level entry it made is there.
+--     revert: removes dest when extract created it, else the top-level
+--     entries it added.
+--   archive.create { src, dest, format?, owner?, mtime? }
+--     src's contents into dest (tar, tar.gz, tar.xz or zip; default: from
+--     dest's name, else tar). Sorted entries, no atime/ctime, no gzip
+--     timestamp; owner = "root" makes every entry 0:0 root/root (an image
+--     root filesystem); mtime = N sets every entry's mtime. check: dest is
+--     the file we made and src has not changed since (names, types, modes,
+--     sizes, mtimes, owners, link targets).
+--   archive.list(path), archive.tree_digest(path), archive.remove_tree(path)
+local C = require "provision._archive"
+local R = require "provision.resource"
+local H = require "provision._http"
+
+local M = {}
+M.list = C.list
+M.tree_digest = C.tree_digest
+M.remove_tree = C.remove_tree
+M.version = C.version
+
+local function exists(path)
+  return H.stat(path) ~= nil or (os.rename(path, path)) ~= nil
+end
+
+local function lexists(path)
+  -- a dangling symlink counts: rename-to-itself works on it
+  return (os.rename(path, path)) ~= nil
+end
+
+M.extract = R.define {
+  kind = "archive.extract",
+  options = {
+    src = "string", dest = "string", strip_components = "integer?", creates = "string?",
+    owner = "boolean?",
+  },
+  validate = function(self)
+    if self.strip_components and self.strip_components < 0 then
+      return nil, "strip_components must be >= 0"
+    end
+    return true
+  end,
+  describe = function(self) return ("extract %s into %s"):format(self.src, self.dest) end,
+  check = function(self, ctx)
+    if self.creates then
+      if lexists(self.creates) then return true end
+      return false, ("extract %s into %s (%s is missing)"):format(self.src, self.dest, self.creates)
+    end
+    local st = ctx.state or {}
+    if not exists(self.dest) or not st.sha256 or st.dest ~= self.dest then
+      return false, ("extract %s into %s"):format(self.src, self.dest)
+    end
+    local sum, err = H.sha256_file(self.src)
+    if not sum then return nil, err end
+    if sum ~= st.sha256 then
+      return false, ("%s changed since it was extracted: extract again"):format(self.src)
+    end
+    for _, name in ipairs(st.top or {}) do
+      if not lexists(self.dest .. "/" .. name) then
+        return false, ("%s/%s is missing: extract again"):format(self.dest, name)
+      end
+    end
+    return true
+  end,
+  apply = function(self, ctx)
+    local sum, err = H.sha256_file(self.src)
+    if not sum then return nil, err end
+    local had_dest = exists(self.dest)
+    local res, xerr = C.extract { src = self.src, dest = self.dest,
+      strip_components = self.strip_components, owner = self.owner }
+    if not res then return nil, xerr end
+    -- record what is new, and only that, for teardown
+    local st = ctx.state
+    if res.created_dest or not had_dest then
+      ctx:created { type = "directory", path = self.dest }
+    else
+      for _, name in ipairs(res.added) do
+        ctx:created { type = "entry", path = self.dest .. "/" .. name }
+      end
+    end
+    st.sha256, st.dest, st.top = sum, self.dest, res.top
+    ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
+    return res
+  end,
+  revert = function(self, ctx)
+    for _, e in ipairs((ctx.state or {}).created or {}) do
+      if (e.type == "directory" and e.path == self.dest) or e.type == "entry" then
+        local ok, err = C.remove_tree(e.path)
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end,
+}
+
+local FORMATS = { ["tar"] = true, ["tar.gz"] = true, ["tar.xz"] = true, ["zip"] = true }
+local function format_of(dest)
+  if dest:match("%.tar%.gz$") or dest:match("%.tgz$") then return "tar.gz" end
+  if dest:match("%.tar%.xz$") then return "tar.xz" end
+  if dest:match("%.zip$") then return "zip" end
+  return "tar"
+end
+
+M.create = R.define {
+  kind = "archive.create",
+  options = {
+    src = "string", dest = "string", format = "string?", owner = "string?", mtime = "integer?",
+  },
+  validate = function(self)
+    self.format = self.format or format_of(self.dest)
+    if not FORMATS[self.format] then return nil, "format must be tar, tar.gz, tar.xz or zip" end
+    if self.owner and self.owner ~= "root" then return nil, 'owner must be "root"' end
+    return true
+  end,
+  describe = function(self) return ("%s archive of %s at %s"):format(self.format, self.src, self.dest) end,
+  check = function(self, ctx)
+    local st = ctx.state or {}
+    if not exists(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
+    if not st.sha256 then return false, ("create %s from %s (the existing file is not ours)"):format(self.dest, self.src) end
+    local tree, err = C.tree_digest(self.src)
+    if not tree then return nil, err end
+    if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
+      return false, ("%s changed: create %s again"):format(self.src, self.dest)
+    end
+    if H.sha256_file(self.dest) ~= st.sha256 then
+      return false, ("%s changed since it was made: create it again"):format(self.dest)
+    end
+    return true
+  end,
+  apply = function(self, ctx)
+    local existed = exists(self.dest)
+    local tree, terr = C.tree_digest(self.src)
+    if not tree then return nil, terr end
+    local res, err = C.create { src = self.src, dest = self.dest, format = self.format,
+      owner = self.owner, mtime = self.mtime }
+    if not res then return nil, err end
+    local st = ctx.state
+    st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
+    st.sha256 = H.sha256_file(self.dest)
+    if not existed then ctx:created { type = "file", path = self.dest, sha256 = st.sha256 } end
+    ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
+    return res
+  end,
+  revert = function(self, ctx)
+    for _, e in ipairs((ctx.state or {}).created or {}) do
+      if e.type == "file" and e.path == self.dest and exists(e.path) then
+        local ok, err = os.remove(e.path)
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end,
+}
+
+return M

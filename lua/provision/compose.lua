@@ -1,0 +1,731 @@
+-- provision.compose: Docker Compose stacks, through the real Compose CLI
+-- (`docker compose` v2 or `docker-compose` v1, argv only, never a shell
+-- string) for changes, and through the Engine API (provision.docker) for
+-- every check and every wait, so a converged stack is confirmed without
+-- spawning a process.
+--
+-- Functions:
+--   compose.detect { command? }  -> { argv = {...}, version = "1.29.2", name = "docker-compose" } | nil, msg
+--        command (or PROVISION_COMPOSE, or compose.use(cmd)): "docker compose" or "docker-compose";
+--        else `docker compose version`, then `docker-compose version`.
+--   compose.project_name(dir [, explicit]) -> the name Compose derives
+--   compose.read_env_file(path) -> { K = V } | nil, msg    (.env as Compose reads it)
+--   compose.interpolate(text_or_table, env) -> same shape | nil, msg
+--        ${VAR} ${VAR:-default} ${VAR-default} ${VAR:?err} ${VAR?err} $VAR $$
+--   compose.load_project { project_dir, file?, project? } -> project | nil, msg
+--        project.name, .file, .services (interpolated), .env
+--   compose.status(project, services, wait) -> states, problems
+-- Resources:
+--   compose.available { min_version?, command? }       check-only preflight
+--   compose.up { project_dir, services?, wait = "running"|"healthy", timeout?, project?, file? }
+--        timeout (default 5m): how long the services may take to be running
+--        or healthy once Compose has started them
+--   compose.run_once { project_dir, service, timeout?, project?, file? }
+--   compose.down { project_dir, volumes?, remove_orphans?, rmi?, project?, file? }
+local C = require "provision._compose"
+local exec = require "provision._exec"
+local core = require "provision._core"
+local docker = require "provision.docker"
+local yaml = require "provision.yaml"
+local R = require "provision.resource"
+local json = require "provision.json"
+
+local M = {}
+M.sha256_file = C.sha256_file
+M.realpath = C.realpath
+
+local FILES = { "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml" }
+local FILES_V1 = { "docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml" }
+
+-- ---- detection ----
+
+local chosen        -- compose.use(...)
+local detected = {} -- per-process cache: command key -> result
+
+function M.use(cmd) chosen = cmd end
+
+local function argv_of(cmd)
+  if type(cmd) == "table" then return cmd end
+  local t = {}
+  for w in tostring(cmd):gmatch("%S+") do t[#t + 1] = w end
+  return t
+end
+
+-- a cheap signature of the binaries detection depends on (stat only)
+function M.signature(argv)
+  local parts = {}
+  local paths = { exec.which(argv[1]) or ("missing:" .. argv[1]) }
+  if argv[1] == "docker" and argv[2] == "compose" then
+    local home = os.getenv("HOME") or ""
+    for _, d in ipairs { home .. "/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins",
+                         "/usr/local/libexec/docker/cli-plugins", "/usr/lib/docker/cli-plugins",
+                         "/usr/libexec/docker/cli-plugins" } do
+      paths[#paths + 1] = d .. "/docker-compose"
+    end
+  end
+  for _, p in ipairs(paths) do
+    local st = C.stat(p)
+    parts[#parts + 1] = p .. "=" .. (st and (st.size .. "@" .. st.mtime) or "none")
+  end
+  return table.concat(parts, ";")
+end
+
+local function try_version(argv)
+  if not exec.which(argv[1]) then return nil, argv[1] .. ": not found" end
+  local cmd = { table.unpack(argv) }
+  cmd[#cmd + 1] = "version"
+  local r, err = exec.run(cmd)
+  if not r then return nil, err end
+  if r.status ~= 0 then
+    return nil, table.concat(argv, " ") .. " version: exit " .. r.status .. ": " .. (r.output:match("[^\n]*") or "")
+  end
+  local v = r.output:match("version v?(%d+%.%d+%.%d+)") or r.output:match("v?(%d+%.%d+%.%d+)")
+  if not v then return nil, table.concat(argv, " ") .. " version: cannot read a version in " .. ("%q"):format(r.output:sub(1, 80)) end
+  return v
+end
+
+-- detect { command?, cache? } -> info | nil, msg
+-- cache: a table (e.g. ctx.state) holding an earlier result; it is used when
+-- the binaries' signature is unchanged, and updated otherwise.
+function M.detect(o)
+  o = o or {}
+  local want = o.command or chosen or os.getenv("PROVISION_COMPOSE")
+  if want == "" then want = nil end
+  local candidates = want and { argv_of(want) } or { { "docker", "compose" }, { "docker-compose" } }
+  local key = want and table.concat(argv_of(want), " ") or "auto"
+  if detected[key] then return detected[key] end
+  local cache = o.cache
+  if cache and cache.key == key and cache.argv then
+    local sig = M.signature(cache.argv)
+    if sig == cache.signature then
+      local info = { argv = cache.argv, version = cache.version, name = table.concat(cache.argv, " "), signature = sig }
+      detected[key] = info
+      return info
+    end
+  end
+  local errs = {}
+  for _, argv in ipairs(candidates) do
+    local v, err = try_version(argv)
+    if v then
+      local info = { argv = argv, version = v, name = table.concat(argv, " "), signature = M.signature(argv), fresh = true }
+      detected[key] = info
+      if cache then
+        cache.key, cache.argv, cache.version, cache.signature = key, argv, v, info.signature
+      end
+      return info
+    end
+    errs[#errs + 1] = err
+  end
+  if want then return nil, "compose command " .. key .. " does not work: " .. table.concat(errs, "; ") end
+  return nil, "neither `docker compose` (v2) nor `docker-compose` (v1) works (" .. table.concat(errs, "; ") ..
+    "): install docker-compose or the docker compose plugin"
+end
+
+function M.cache_dir()
+  local x = os.getenv("XDG_CACHE_HOME")
+  if x and x ~= "" then return x .. "/provision" end
+  local home = os.getenv("HOME")
+  if home and home ~= "" then return home .. "/.cache/provision" end
+  return nil
+end
+
+-- ---- project ----
+
+function M.normalize_name(name)
+  local n = name:lower():gsub("[^a-z0-9_-]", "")
+  n = n:gsub("^[_-]+", "")
+  return n
+end
+
+function M.project_name(dir, explicit, env)
+  if explicit and explicit ~= "" then return M.normalize_name(explicit) end
+  local from_env = os.getenv("COMPOSE_PROJECT_NAME")
+  if (not from_env or from_env == "") and env then from_env = env.COMPOSE_PROJECT_NAME end
+  if from_env and from_env ~= "" then return M.normalize_name(from_env) end
+  local abs = C.realpath(dir) or dir
+  local base = abs:gsub("/+$", ""):match("([^/]*)$")
+  local n = M.normalize_name(base or "")
+  return n ~= "" and n or "default"
+end
+
+local function unquote(v)
+  local q = v:sub(1, 1)
+  if (q == '"' or q == "'") and #v >= 2 and v:sub(-1) == q then
+    v = v:sub(2, -2)
+    if q == '"' then
+      v = v:gsub("\\(.)", { n = "\n", t = "\t", ['"'] = '"', ["\\"] = "\\" })
+    end
+    return v
+  end
+  return (v:gsub("%s+#.*$", ""):gsub("%s+$", ""))
+end
+
+function M.read_env_file(path)
+  local text = core.read_file(path)
+  if not text then return nil, path .. ": cannot read" end
+  local env, n = {}, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = line:gsub("\r$", ""):gsub("^%s+", "")
+    if line ~= "" and not line:find("^#") then
+      line = line:gsub("^export%s+", "")
+      local k, v = line:match("^([%w_.%-]+)%s*=%s*(.*)$")
+      if not k then return nil, ("%s:%d: not KEY=VALUE"):format(path, n) end
+      env[k] = unquote(v)
+    end
+  end
+  return env
+end
+
+-- interpolate one string
+local function interp(s, env, where)
+  local err
+  local out = s:gsub("%$%$", "\1"):gsub("%${([^}]*)}", function(expr)
+    local name, op, rest = expr:match("^([%a_][%w_]*)(:?[-?])(.*)$")
+    if not name then
+      name = expr:match("^([%a_][%w_]*)$")
+      if not name then err = err or ("invalid interpolation format in %q"):format(s); return "" end
+      return env[name] or ""
+    end
+    local v = env[name]
+    local unset = v == nil or (op:sub(1, 1) == ":" and v == "")
+    if op:sub(-1) == "-" then
+      if unset then return (interp(rest, env, where)) end
+      return v
+    end
+    if unset then
+      err = err or ("required variable %s is missing a value: %s"):format(name, rest)
+      return ""
+    end
+    return v
+  end):gsub("%$([%a_][%w_]*)", function(name) return env[name] or "" end):gsub("\1", "$")
+  if err then return nil, (where and (where .. ": ") or "") .. err end
+  return out
+end
+
+-- interpolate(text_or_table, env) -> value | nil, msg (values only, as Compose does)
+function M.interpolate(v, env, where)
+  env = env or {}
+  if type(v) == "string" then return interp(v, env, where) end
+  if type(v) ~= "table" or v == yaml.null then return v end
+  local out = setmetatable({}, getmetatable(v))
+  for k, x in pairs(v) do
+    local nv, err = M.interpolate(x, env, where and (where .. "." .. tostring(k)) or tostring(k))
+    if nv == nil and err then return nil, err end
+    out[k] = nv
+  end
+  return out
+end
+
+function M.find_file(dir, file)
+  if file then
+    if file:sub(1, 1) ~= "/" then file = dir .. "/" .. file end
+    return file
+  end
+  for _, f in ipairs(FILES_V1) do
+    local p = dir .. "/" .. f
+    if C.stat(p) then return p end
+  end
+  return nil
+end
+
+-- load_project { project_dir, file?, project?, env_file? } -> project | nil, msg
+function M.load_project(o)
+  local dir = o.project_dir
+  local st = C.stat(dir)
+  if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist" end
+  local file = M.find_file(dir, o.file)
+  if not file or not C.stat(file) then
+    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES, ", ") .. ")"
+  end
+  local env_path = o.env_file or (dir .. "/.env")
+  local env = {}
+  if C.stat(env_path) then
+    local e, err = M.read_env_file(env_path)
+    if not e then return nil, err end
+    env = e
+  end
+  -- process environment wins over .env, as in Compose
+  local lookup = setmetatable({}, { __index = function(_, k)
+    local v = os.getenv(k)
+    if v ~= nil then return v end
+    return env[k]
+  end })
+  local doc, err = yaml.load_file(file)
+  if not doc then return nil, err end
+  if type(doc) ~= "table" then return nil, file .. ": not a compose file (no mapping at the top)" end
+  local services = doc.services
+  if type(services) ~= "table" then
+    -- version 1 files: services at the top
+    services = {}
+    for k, v in pairs(doc) do
+      if type(v) == "table" and (v.image or v.build) then services[k] = v end
+    end
+  end
+  local isvc, ierr = M.interpolate(services, lookup, "services")
+  if not isvc then return nil, file .. ": " .. ierr end
+  return {
+    dir = dir, file = file, env_file = env_path, env = env, doc = doc,
+    services = isvc, name = M.project_name(dir, o.project, env),
+  }
+end
+
+-- the services `up` starts: the listed ones and what they depend on, or
+-- every service without a profile
+function M.expected_services(project, listed)
+  local out, seen = {}, {}
+  local function add(name)
+    if seen[name] then return end
+    seen[name] = true
+    out[#out + 1] = name
+    local svc = project.services[name]
+    local deps = svc and svc.depends_on
+    if type(deps) == "table" then
+      if yaml.is_array(deps) or deps[1] then
+        for _, d in ipairs(deps) do add(d) end
+      else
+        for d in pairs(deps) do add(d) end
+      end
+    end
+  end
+  if listed and #listed > 0 then
+    for _, s in ipairs(listed) do add(s) end
+  else
+    local names = {}
+    for name, svc in pairs(project.services) do
+      if type(svc) ~= "table" or not svc.profiles or #svc.profiles == 0 then names[#names + 1] = name end
+    end
+    table.sort(names)
+    for _, n in ipairs(names) do add(n) end
+  end
+  table.sort(out)
+  return out
+end
+
+-- ---- state through the Engine API ----
+
+local GOOD_STATES = { healthy = true, running = true, completed = true }
+local ONE_SHOT = { [""] = true, no = true, ["on-failure"] = true }
+
+-- container_state(inspect) -> state word, detail
+--   "healthy" | "running" | "starting" | "unhealthy" | "completed" | "exited" | other docker states
+local function container_state(ins)
+  local st = ins.State or {}
+  local status = st.Status
+  if status == "running" then
+    local h = st.Health
+    if type(h) == "table" and h.Status then
+      if h.Status == "healthy" then return "healthy" end
+      if h.Status == "unhealthy" then
+        local last = type(h.Log) == "table" and h.Log[#h.Log]
+        return "unhealthy", last and type(last.Output) == "string" and last.Output:gsub("%s+$", "") or nil
+      end
+      return "starting"
+    end
+    return "running"
+  end
+  if status == "exited" or status == "dead" then
+    local rp = ins.HostConfig and ins.HostConfig.RestartPolicy
+    local policy = rp and rp.Name or ""
+    if st.ExitCode == 0 and ONE_SHOT[policy] then return "completed", "exit code 0" end
+    return "exited", "exit code " .. tostring(st.ExitCode)
+  end
+  return status or "unknown"
+end
+M.container_state = container_state
+
+-- state from the container list alone (no inspect): nil when it needs one
+local function listed_state(c)
+  if c.State ~= "running" then return nil end
+  local st = c.Status or ""
+  if st:find("%(healthy%)") then return "healthy" end
+  if st:find("%(health: starting%)") then return "starting" end
+  if st:find("unhealthy") then return nil end
+  return "running"
+end
+
+-- service_states(project_name, services [, full]) ->
+--   { [service] = { state=, detail=, id=, name=, started=, exit_code= } } | nil, msg
+-- One GET /containers/json; a container is inspected only when the list
+-- cannot tell (exited: its restart policy; unhealthy: the probe's output),
+-- or for every container with full = true (started times).
+function M.service_states(name, services, full)
+  local list, err = docker.containers { project = name }
+  if not list then return nil, err end
+  local by = {}
+  for _, c in ipairs(list) do
+    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
+      local entry = { id = c.Id, name = (c.Names and c.Names[1] or ""):gsub("^/", "") }
+      local s = not full and listed_state(c)
+      if s then
+        entry.state, entry.exit_code = s, 0
+      else
+        local ins, ierr = docker.inspect(c.Id)
+        if ins then
+          entry.state, entry.detail = container_state(ins)
+          entry.started = ins.State and ins.State.StartedAt
+          entry.exit_code = ins.State and ins.State.ExitCode
+        elseif not ierr:find("404") then
+          return nil, ierr
+        end
+      end
+      local prev = by[svc]
+      -- of several replicas, report the worst
+      if entry.state and (not prev or not GOOD_STATES[entry.state]) then by[svc] = entry end
+    end
+  end
+  for _, sname in ipairs(services or {}) do
+    if not by[sname] then by[sname] = { state = "missing" } end
+  end
+  return by
+end
+
+local GOOD = GOOD_STATES
+
+-- judge(states, services, wait) -> ready, pending lines, failed line (or nil)
+function M.judge(states, services, wait)
+  local pending, failed = {}, nil
+  for _, s in ipairs(services) do
+    local st = states[s]
+    local w = st.state
+    if w == "unhealthy" or w == "exited" or w == "dead" then
+      failed = failed or ("service %s: %s%s"):format(s, w, st.detail and (" (" .. st.detail .. ")") or "")
+      pending[#pending + 1] = ("service %s: %s"):format(s, w)
+    elseif w == "missing" then
+      pending[#pending + 1] = ("service %s: no container"):format(s)
+    elseif w == "starting" then
+      if wait == "healthy" then pending[#pending + 1] = ("service %s: health starting"):format(s) end
+    elseif not GOOD[w] then
+      pending[#pending + 1] = ("service %s: not running (%s)"):format(s, w)
+    end
+  end
+  return #pending == 0, pending, failed
+end
+
+local function logs_tail(states, service, n)
+  local st = states and states[service]
+  if not st or not st.id then return "" end
+  local text = docker.logs(st.id, { tail = n or 20 })
+  if not text or text == "" then return "" end
+  text = R.mask(text):gsub("%s+$", "")
+  return "\n--- last log lines of " .. service .. " ---\n" .. text
+end
+
+-- wait_for(project, services, wait, timeout, ctx) -> true | nil, msg
+function M.wait_for(name, services, wait, timeout, ctx)
+  local t0 = core.now()
+  local delay = 0.1
+  while true do
+    local states, err = M.service_states(name, services)
+    if not states then return nil, err end
+    local ready, pending, failed = M.judge(states, services, wait)
+    if ready then return true end
+    if failed then
+      local svc = failed:match("^service (%S+):")
+      return nil, failed .. logs_tail(states, svc)
+    end
+    local elapsed = core.now() - t0
+    if elapsed > timeout then
+      local svc = pending[1]:match("^service (%S+):")
+      return nil, ("timed out after %ds waiting for %s: %s%s"):format(math.floor(timeout),
+        wait, table.concat(pending, ", "), logs_tail(states, svc))
+    end
+    if (ctx and ctx.interrupted and ctx.interrupted()) or core.interrupted() then return nil, "interrupted" end
+    if ctx and ctx.spin then ctx:spin(("waiting for %s: %s"):format(wait, pending[1])) end
+    core.sleep(delay)
+  end
+end
+
+-- ---- running Compose ----
+
+-- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
+function M.run(project, args, o)
+  o = o or {}
+  local info, err = M.detect { command = o.command, cache = o.cache }
+  if not info then return nil, err end
+  local argv = { table.unpack(info.argv) }
+  argv[#argv + 1] = "-p"; argv[#argv + 1] = project.name
+  if o.file then argv[#argv + 1] = "-f"; argv[#argv + 1] = project.file end
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  argv.cwd, argv.timeout, argv.passthrough = project.dir, o.timeout, o.passthrough
+  local r, rerr = exec.run(argv)
+  if not r then return nil, rerr end
+  if r.interrupted then return nil, "interrupted" end
+  if r.timed_out then return nil, table.concat(argv, " ") .. ": timed out" end
+  if r.status ~= 0 then
+    local out = R.mask(r.output):gsub("%s+$", "")
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    local tail = table.concat(lines, "\n", math.max(1, #lines - 14))
+    return nil, ("%s: exit %d\n%s"):format(table.concat(argv, " "), r.status, tail), r
+  end
+  return r
+end
+
+local function file_hashes(project)
+  local h1, e1 = C.sha256_file(project.file)
+  if h1 == nil then return nil, e1 end
+  local h2, e2 = C.sha256_file(project.env_file)
+  if h2 == nil then return nil, e2 end
+  return { compose = h1, env = h2 or "none" }
+end
+
+local function hash_changes(saved, now)
+  local changes = {}
+  if not saved then
+    changes[#changes + 1] = "no record of an earlier apply"
+  else
+    if saved.compose ~= now.compose then changes[#changes + 1] = "compose file changed since the last apply" end
+    if saved.env ~= now.env then changes[#changes + 1] = ".env changed since the last apply" end
+  end
+  return changes
+end
+
+local common_opts = {
+  project_dir = "string",
+  project = "string?",
+  file = "string?",
+  command = "string?",
+  timeout = "duration?",
+}
+
+local function with(extra)
+  local t = {}
+  for k, v in pairs(common_opts) do t[k] = v end
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+
+-- ---- resources ----
+
+M.available = R.define {
+  kind = "compose.available",
+  options = { min_version = "string?", command = "string?" },
+  describe = function(self)
+    return "Docker Compose is there" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
+  end,
+  check = function(self, ctx)
+    -- Detection spawns Compose (a second or more for the Python v1); its
+    -- result is kept with a stat signature of the binaries in ctx.state and
+    -- in the user's cache (${XDG_CACHE_HOME:-~/.cache}/provision/), since
+    -- the runner does not save a preflight check's state: a later run, of
+    -- this recipe or another, spawns nothing while the binaries are the same.
+    local cache_dir = M.cache_dir()
+    local cache_path = cache_dir and (cache_dir .. "/compose-detected.json")
+    local cache = ctx.state.detected
+    if not cache then
+      local text = cache_path and core.read_file(cache_path)
+      cache = text and json.decode(text)
+      if type(cache) ~= "table" then cache = {} end
+      ctx.state.detected = cache
+    end
+    local info, err = M.detect { command = self.command, cache = cache }
+    if not info then return false, err end
+    if info.fresh and not ctx.plan and cache_path and core.mkdirs(cache_dir, 448) then
+      core.write_atomic(cache_path, json.encode(cache), 384)
+      info.fresh = nil
+    end
+    if self.min_version and docker.version_compare(info.version, self.min_version) < 0 then
+      return false, ("%s %s is older than %s: upgrade it"):format(info.name, info.version, self.min_version)
+    end
+    if ctx.detail then ctx:detail(info.name .. " " .. info.version) end
+    return true
+  end,
+}
+
+M.up = R.define {
+  kind = "compose.up",
+  positional = "project_dir",
+  options = with { services = "strings?", wait = { "string", default = "running" }, remove_orphans = "boolean?" },
+  validate = function(self)
+    if self.wait ~= "running" and self.wait ~= "healthy" then
+      return nil, "option 'wait' must be \"running\" or \"healthy\", not " .. ("%q"):format(self.wait)
+    end
+    return true
+  end,
+  describe = function(self)
+    return ("compose stack in %s up%s%s"):format(self.project_dir,
+      self.services and (" (" .. table.concat(self.services, ", ") .. ")") or "",
+      self.wait == "healthy" and " and healthy" or "")
+  end,
+  check = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err end
+    local hashes, herr = file_hashes(project)
+    if not hashes then return nil, herr end
+    local services = M.expected_services(project, self.services)
+    local changes = hash_changes(ctx.state.applied, hashes)
+    local states, serr = M.service_states(project.name, services)
+    if not states then return nil, serr end
+    local _, pending = M.judge(states, services, self.wait)
+    for _, p in ipairs(pending) do changes[#changes + 1] = p end
+    if #changes == 0 then return true end
+    return false, changes
+  end,
+  apply = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err end
+    local hashes, herr = file_hashes(project)
+    if not hashes then return nil, herr end
+    local args = { "up", "-d" }
+    if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
+    for _, s in ipairs(self.services or {}) do args[#args + 1] = s end
+    ctx.state.detected = ctx.state.detected or {}
+    -- timeout: how long the services may take to be running/healthy once
+    -- Compose has started them (Compose itself gets ctx.timeout or 10 min)
+    local timeout = self.timeout or ctx.timeout or 300
+    local r, rerr = M.run(project, args, { command = self.command, cache = ctx.state.detected,
+      file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
+    if not r then return nil, rerr end
+    local services = M.expected_services(project, self.services)
+    local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
+    if not ok then return nil, werr end
+    ctx.state.applied = hashes
+    ctx.state.project = project.name
+    if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
+    return true
+  end,
+  revert = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err end
+    local r, rerr = M.run(project, { "down", "--remove-orphans" }, { command = self.command, file = self.file })
+    if not r then return nil, rerr end
+    ctx.state.applied = nil
+    return true
+  end,
+}
+
+M.run_once = R.define {
+  kind = "compose.run_once",
+  options = with { service = "string" },
+  describe = function(self)
+    return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
+  end,
+  check = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err end
+    if not project.services[self.service] then
+      return nil, ("no service %s in %s"):format(self.service, project.file)
+    end
+    local hashes, herr = file_hashes(project)
+    if not hashes then return nil, herr end
+    local changes = hash_changes(ctx.state.ran, hashes)
+    local states, serr = M.service_states(project.name, { self.service })
+    if not states then return nil, serr end
+    local st = states[self.service]
+    if st.state == "missing" then
+      changes[#changes + 1] = ("service %s: has not run"):format(self.service)
+    elseif st.state == "exited" then
+      changes[#changes + 1] = ("service %s: last run failed (%s)"):format(self.service, st.detail or "")
+    elseif st.exit_code ~= 0 or (st.state ~= "completed" and st.state ~= "exited") then
+      -- running again (compose up restarts one-shot services): fine when it had succeeded
+      if not (ctx.state.ran and (st.state == "running" or st.state == "healthy" or st.state == "starting")) then
+        changes[#changes + 1] = ("service %s: %s"):format(self.service, st.state)
+      end
+    end
+    if #changes == 0 then return true end
+    return false, changes
+  end,
+  apply = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err end
+    local hashes, herr = file_hashes(project)
+    if not hashes then return nil, herr end
+    local before = M.service_states(project.name, { self.service }, true)
+    local prev_start = before and before[self.service].started
+    ctx.state.detected = ctx.state.detected or {}
+    local timeout = self.timeout or ctx.timeout or 600
+    local t0 = core.now()
+    local r, rerr = M.run(project, { "up", "-d", self.service }, { command = self.command,
+      cache = ctx.state.detected, file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
+    if not r then return nil, rerr end
+    t0 = core.now()
+    while true do
+      local states, serr = M.service_states(project.name, { self.service }, true)
+      if not states then return nil, serr end
+      local st = states[self.service]
+      local fresh = st.started and st.started ~= prev_start
+      if fresh and (st.state == "completed" or st.state == "exited") then
+        if st.exit_code ~= 0 then
+          return nil, ("service %s exited with code %s%s"):format(self.service, tostring(st.exit_code),
+            logs_tail(states, self.service, 30))
+        end
+        break
+      end
+      if st.state == "missing" and core.now() - t0 > 5 then
+        return nil, ("service %s: no container after `up`"):format(self.service)
+      end
+      if core.now() - t0 > timeout then
+        return nil, ("service %s: still %s after %ds%s"):format(self.service, st.state,
+          math.floor(timeout), logs_tail(states, self.service))
+      end
+      if core.interrupted() then return nil, "interrupted" end
+      if ctx.spin then ctx:spin(("running %s"):format(self.service)) end
+      core.sleep(0.1)
+    end
+    ctx.state.ran = hashes
+    ctx.state.project = project.name
+    if ctx.detail then ctx:detail(self.service .. " exited 0") end
+    return true
+  end,
+}
+
+local function leftovers(name, volumes)
+  local out = {}
+  local list, err = docker.containers { project = name }
+  if not list then return nil, err end
+  for _, c in ipairs(list) do
+    out[#out + 1] = ("container %s (%s)"):format((c.Names and c.Names[1] or c.Id):gsub("^/", ""), c.State or "?")
+  end
+  local nets, nerr = docker.networks { project = name }
+  if not nets then return nil, nerr end
+  for _, n in ipairs(nets) do out[#out + 1] = "network " .. n.Name end
+  if volumes then
+    local vols, verr = docker.volumes { project = name }
+    if not vols then return nil, verr end
+    for _, v in ipairs(vols) do out[#out + 1] = "volume " .. v.Name end
+  end
+  return out
+end
+M.leftovers = leftovers
+
+M.down = R.define {
+  kind = "compose.down",
+  positional = "project_dir",
+  options = with { volumes = "boolean?", remove_orphans = "boolean?", rmi = "any?" },
+  validate = function(self)
+    if self.rmi == true then self.rmi = "all" end
+    if self.rmi ~= nil and self.rmi ~= false and self.rmi ~= "all" and self.rmi ~= "local" then
+      return nil, 'option \'rmi\' must be "all", "local" or true'
+    end
+    return true
+  end,
+  describe = function(self)
+    return ("compose stack in %s down%s"):format(self.project_dir, self.volumes and " (with volumes)" or "")
+  end,
+  check = function(self, ctx)
+    local project = M.load_project(self)
+    local name = project and project.name or ctx.state.project or M.project_name(self.project_dir, self.project)
+    local left, err = leftovers(name, self.volumes)
+    if not left then return nil, err end
+    if #left == 0 then return true end
+    return false, left
+  end,
+  apply = function(self, ctx)
+    local project, err = M.load_project(self)
+    if not project then return nil, err .. " (compose needs it to take the stack down)" end
+    local args = { "down" }
+    if self.volumes then args[#args + 1] = "--volumes" end
+    if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
+    if self.rmi then args[#args + 1] = "--rmi"; args[#args + 1] = self.rmi end
+    ctx.state.detected = ctx.state.detected or {}
+    local r, rerr = M.run(project, args, { command = self.command, cache = ctx.state.detected,
+      file = self.file, timeout = self.timeout or ctx.timeout or 300, passthrough = ctx.verbose })
+    if not r then return nil, rerr end
+    ctx.state.project = project.name
+    return true
+  end,
+}
+
+return M

@@ -1,0 +1,280 @@
+-- provision.docker: the Docker Engine API (over its unix socket through
+-- libcurl, modules/docker.c; DOCKER_HOST honoured for unix:// and tcp://)
+-- and the docker.* resources.
+--
+-- Calls (each -> value | nil, "what: why"):
+--   docker.ping()                       -> true
+--   docker.version() / docker.info()    -> the engine's tables
+--   docker.containers { project=, service=, all=true, labels={"k=v"} } -> list
+--   docker.inspect(id_or_name)          -> table (State.Status, State.Health, State.ExitCode)
+--   docker.logs(id, { tail = 50 })      -> text (stdout and stderr, demultiplexed)
+--   docker.image_exists(ref)            -> true | false
+--   docker.image_import(tar_path, { repo=, tag= }) -> image id
+--   docker.image_remove(ref)            -> true
+--   docker.volumes { project= } / docker.networks { project= } -> list
+--   docker.request(method, path, opts)  -> status, body (raw)
+--   docker.version_compare(a, b)        -> -1 | 0 | 1 ("20.10.24" vs "20.10")
+-- Resources:
+--   docker.engine { min_version? }                        check-only preflight
+--   docker.image { name = "repo:tag", from_rootfs = "rootfs.tar" }
+local C = require "provision._docker"
+local json = require "provision.json"
+local R = require "provision.resource"
+
+local M = {}
+M.demux = C.demux
+M.PROJECT_LABEL = "com.docker.compose.project"
+M.SERVICE_LABEL = "com.docker.compose.service"
+
+function M.host()
+  local h = os.getenv("DOCKER_HOST")
+  if h and h ~= "" then return h end
+  return "unix:///var/run/docker.sock"
+end
+
+local clients = {}
+local function client()
+  local host = M.host()
+  local c = clients[host]
+  if c then return c end
+  local err
+  c, err = C.open(host)
+  if not c then return nil, err end
+  clients[host] = c
+  return c
+end
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-_.~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+end
+M.urlencode = urlencode
+
+local function query(params)
+  local keys = {}
+  for k in pairs(params) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. urlencode(params[k]) end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+function M.request(method, path, opts)
+  local c, err = client()
+  if not c then return nil, err end
+  return c:request(method, path, opts)
+end
+
+-- call(method, path, opts) -> decoded reply (or raw text) | nil, msg, status
+local function call(method, path, opts)
+  local status, body = M.request(method, path, opts)
+  if not status then return nil, body end
+  if status >= 400 then
+    local msg = body
+    local j = json.decode(body)
+    if type(j) == "table" and j.message then msg = j.message end
+    msg = tostring(msg):gsub("%s+$", "")
+    return nil, ("docker %s %s: %d %s"):format(method, path:gsub("%?.*", ""), status, msg), status
+  end
+  if (opts and opts.raw) or body == "" then return body, nil, status end
+  local v, jerr = json.decode(body)
+  if v == nil then return body, nil, status end
+  return v, jerr, status
+end
+M.call = call
+
+function M.ping()
+  local status, body = M.request("GET", "/_ping", { timeout = 10 })
+  if not status then return nil, body end
+  if status ~= 200 then return nil, ("docker: /_ping answered %d %s"):format(status, body) end
+  return true
+end
+
+function M.version() return call("GET", "/version") end
+
+-- the engine's version, from the Server header of /_ping (GET /version asks
+-- containerd and runc too, and costs ~10 ms); /version when there is none
+function M.engine_version()
+  local status, body, headers = M.request("GET", "/_ping", { timeout = 10, headers = true })
+  if not status then return nil, body end
+  local v = headers and headers.server and headers.server:match("^Docker/(%S+)")
+  if v then return v end
+  local t, err = M.version()
+  if not t then return nil, err end
+  return t.Version
+end
+function M.info() return call("GET", "/info") end
+
+function M.version_compare(a, b)
+  local function parts(v)
+    local t = {}
+    for n in tostring(v):gsub("^v", ""):gmatch("%d+") do t[#t + 1] = tonumber(n) end
+    return t
+  end
+  local x, y = parts(a), parts(b)
+  for i = 1, math.max(#x, #y) do
+    local p, q = x[i] or 0, y[i] or 0
+    if p ~= q then return p < q and -1 or 1 end
+  end
+  return 0
+end
+
+local function label_filters(o)
+  local labels = {}
+  if o.project then labels[#labels + 1] = M.PROJECT_LABEL .. "=" .. o.project end
+  if o.service then labels[#labels + 1] = M.SERVICE_LABEL .. "=" .. o.service end
+  for _, l in ipairs(o.labels or {}) do labels[#labels + 1] = l end
+  local f = {}
+  if #labels > 0 then f.label = labels end
+  return f
+end
+
+function M.containers(o)
+  o = o or {}
+  local q = { all = (o.all == false) and "0" or "1" }
+  local f = label_filters(o)
+  if next(f) then q.filters = json.encode(f) end
+  return call("GET", "/containers/json" .. query(q))
+end
+
+function M.inspect(id)
+  return call("GET", "/containers/" .. urlencode(id) .. "/json")
+end
+
+function M.logs(id, o)
+  o = o or {}
+  local body, err = call("GET", "/containers/" .. urlencode(id) .. "/logs" ..
+    query { stdout = "1", stderr = "1", tail = tostring(o.tail or 50) }, { raw = true })
+  if not body then return nil, err end
+  return C.demux(body)
+end
+
+local function split_ref(ref)
+  local repo, tag = ref:match("^(.+):([%w_.%-]+)$")
+  if repo and not tag:find("/") then return repo, tag end
+  return ref, "latest"
+end
+M.split_ref = split_ref
+
+function M.image_exists(ref)
+  local _, err, status = call("GET", "/images/" .. urlencode(ref) .. "/json")
+  if status == 404 then return false end
+  if err then return nil, err end
+  return true
+end
+
+function M.image_inspect(ref)
+  return call("GET", "/images/" .. urlencode(ref) .. "/json")
+end
+
+-- image_import(tar, { repo=, tag= }) -> image id: POST /images/create?fromSrc=-
+-- with the tar streamed from the file.
+function M.image_import(tar, o)
+  local repo, tag = o.repo, o.tag
+  if not repo and o.ref then repo, tag = split_ref(o.ref) end
+  assert(repo, "docker.image_import: repo or ref needed")
+  local body, err = call("POST", "/images/create" ..
+    query { fromSrc = "-", repo = repo, tag = tag or "latest" },
+    { file = tar, timeout = o.timeout or 600, raw = true })
+  if not body then return nil, err end
+  -- a stream of JSON progress objects; the last has "status": "sha256:..." or an error
+  local id
+  for line in body:gmatch("[^\r\n]+") do
+    local j = json.decode(line)
+    if type(j) == "table" then
+      if j.error or j.errorDetail then
+        return nil, "docker image import: " .. tostring(j.error or (j.errorDetail and j.errorDetail.message))
+      end
+      if type(j.status) == "string" and j.status:match("^sha256:") then id = j.status end
+    end
+  end
+  local ok, ierr = M.image_exists(repo .. ":" .. (tag or "latest"))
+  if not ok then return nil, ierr or ("docker image import: %s:%s not there afterwards"):format(repo, tag or "latest") end
+  return id or true
+end
+
+function M.image_remove(ref, o)
+  local _, err, status = call("DELETE", "/images/" .. urlencode(ref) ..
+    query { force = (o and o.force) and "1" or "0" })
+  if status == 404 then return true end
+  if err then return nil, err end
+  return true
+end
+
+function M.volumes(o)
+  local f = label_filters(o or {})
+  local q = next(f) and query { filters = json.encode(f) } or ""
+  local v, err = call("GET", "/volumes" .. q)
+  if not v then return nil, err end
+  return v.Volumes ~= json.null and v.Volumes or {}
+end
+
+function M.networks(o)
+  local f = label_filters(o or {})
+  local q = next(f) and query { filters = json.encode(f) } or ""
+  return call("GET", "/networks" .. q)
+end
+
+-- ---- resources ----
+
+M.engine = R.define {
+  kind = "docker.engine",
+  options = { min_version = "string?" },
+  describe = function(self)
+    return "a Docker engine answers" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
+  end,
+  check = function(self, ctx)
+    local ok, err = M.ping()
+    if not ok then return false, err end
+    if self.min_version then
+      local version, verr = M.engine_version()
+      if not version then return false, verr end
+      if M.version_compare(version, self.min_version) < 0 then
+        return false, ("Docker engine %s is older than %s: upgrade docker"):format(version, self.min_version)
+      end
+      if ctx.detail then ctx:detail("engine " .. version) end
+    end
+    return true
+  end,
+}
+
+M.image = R.define {
+  kind = "docker.image",
+  positional = "name",
+  options = { name = "string", from_rootfs = "string?" },
+  validate = function(self)
+    if not self.name:find(":") then self.name = self.name .. ":latest" end
+    return true
+  end,
+  describe = function(self)
+    return "image " .. self.name .. (self.from_rootfs and (" (imported from " .. self.from_rootfs .. ")") or "")
+  end,
+  check = function(self, ctx)
+    local ok, err = M.image_exists(self.name)
+    if ok == nil then return nil, err end
+    if ok then return true end
+    return false, "image " .. self.name .. " is not there" ..
+      (self.from_rootfs and ("; import " .. self.from_rootfs) or "")
+  end,
+  apply = function(self, ctx)
+    if not self.from_rootfs then
+      return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
+    end
+    local repo, tag = split_ref(self.name)
+    local id, err = M.image_import(self.from_rootfs, { repo = repo, tag = tag })
+    if not id then return nil, err end
+    ctx:created { type = "docker.image", name = self.name }
+    ctx:detail("imported " .. self.name)
+    return true
+  end,
+  revert = function(self, ctx)
+    for _, e in ipairs(ctx.state.created or {}) do
+      if e.type == "docker.image" then
+        local ok, err = M.image_remove(e.name, { force = true })
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end,
+}
+
+return M

@@ -1,0 +1,149 @@
+-- provision.exec: running programs, argv only (never a shell string).
+--
+--   exec.run { "prog", "arg", cwd=, env={}, input=, timeout= } -> result | nil, msg
+--   exec.which(name) -> path | nil
+--   exec.command { argv = { "prog", "arg" } (or positional), cwd?, env?,
+--                  timeout?, creates?, unless?, input? }          (a resource)
+--
+-- exec.command's check: `creates` exists -> done; `unless` (an argv) exits 0
+-- -> done; with neither guard the command always runs (describe says so).
+-- apply fails with the exit code and the (masked) last lines of its output.
+local C = require "provision._exec"
+local R = require "provision.resource"
+local fs = require "provision._fs"
+
+local M = {}
+M.run = C.run
+M.which = C.which
+
+local TAIL_LINES = 20
+
+-- a readable one-line form of an argv (for messages; never run)
+local function show_argv(argv)
+  local parts = {}
+  for i, a in ipairs(argv) do
+    local hidden = R.is_secret(a)
+    a = tostring(a)
+    if hidden then -- "********" as is
+    elseif a == "" or a:find("[%s'\"\\$`;&|<>()*?#~]") then
+      a = "'" .. a:gsub("'", "'\\''") .. "'"
+    end
+    parts[i] = a
+  end
+  return R.mask(table.concat(parts, " "))
+end
+M.show_argv = show_argv
+
+local function tail(text, n)
+  local lines = {}
+  for line in (text or ""):gmatch("[^\n]*") do lines[#lines + 1] = line end
+  while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
+  local from = math.max(1, #lines - n + 1)
+  return table.concat(lines, "\n", from, #lines), #lines - from + 1 < #lines
+end
+M.tail = tail
+
+-- argv with secrets revealed, plus the options exec.run takes
+local function spec(self, argv, ctx)
+  local t = {}
+  for i, a in ipairs(argv) do t[i] = R.reveal(a) end
+  t.cwd = self.cwd
+  if self.env then
+    t.env = {}
+    for k, v in pairs(self.env) do t.env[k] = tostring(R.reveal(v)) end
+  end
+  t.timeout = self.timeout or (ctx and ctx.timeout)
+  return t
+end
+
+local function check_argv(argv, what)
+  if type(argv) ~= "table" or #argv == 0 then return nil, what .. " must be a non-empty list (argv)" end
+  for i, a in ipairs(argv) do
+    if type(a) ~= "string" and type(a) ~= "number" and not R.is_secret(a) then
+      return nil, ("%s[%d] must be a string, not a %s"):format(what, i, type(a))
+    end
+  end
+  return true
+end
+
+M.command = R.define {
+  kind = "exec.command",
+  positional = "argv",
+  options = {
+    argv = "any",
+    cwd = "string?",
+    env = "table?",
+    timeout = "duration?",
+    creates = "string?",
+    ["unless"] = "table?",
+    input = "secret?",
+  },
+  validate = function(self)
+    if type(self.argv) == "string" then
+      if self.argv:find("%s") then
+        local words = {}
+        for w in self.argv:gmatch("%S+") do words[#words + 1] = ("%q"):format(w) end
+        return nil, ("argv must be a list, never a shell string: write { %s }"):format(table.concat(words, ", "))
+      end
+      self.argv = { self.argv }
+    end
+    local ok, err = check_argv(self.argv, "argv")
+    if not ok then return nil, err end
+    if self["unless"] then
+      ok, err = check_argv(self["unless"], "unless")
+      if not ok then return nil, err end
+    end
+    for k, v in pairs(self.env or {}) do
+      if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then return nil, "env: bad name " .. tostring(k) end
+      local t = type(v)
+      if not (t == "string" or t == "number" or t == "boolean" or R.is_secret(v)) then
+        return nil, ("env.%s must be a string, number, boolean or secret"):format(k)
+      end
+    end
+    return true
+  end,
+  describe = function(self)
+    local guard = self.creates and (" (unless " .. self.creates .. " exists)")
+      or self["unless"] and (" (unless " .. show_argv(self["unless"]) .. " succeeds)")
+      or " (always runs: no creates/unless guard)"
+    return "run " .. show_argv(self.argv) .. guard
+  end,
+  check = function(self, ctx)
+    if self.creates then
+      local path = self.creates
+      if self.cwd and path:sub(1, 1) ~= "/" then path = self.cwd .. "/" .. path end
+      if fs.exists(path) then return true end
+      return false, "+ run " .. show_argv(self.argv) .. " (" .. self.creates .. " does not exist)"
+    end
+    if self["unless"] then
+      local r, err = C.run(spec(self, self["unless"], ctx))
+      if not r then return nil, "unless: " .. err end
+      if r.status == 0 then return true end
+      return false, ("+ run %s (%s exited %d)"):format(show_argv(self.argv), show_argv(self["unless"]), r.status)
+    end
+    return false, "+ run " .. show_argv(self.argv) .. " (no guard: always runs)"
+  end,
+  apply = function(self, ctx)
+    if ctx.log then ctx:log("$ " .. show_argv(self.argv)) end
+    local t = spec(self, self.argv, ctx)
+    if self.input then t.input = R.reveal(self.input) end
+    t.passthrough = false
+    local r, err = C.run(t)
+    if not r then return nil, err end
+    if ctx.log and ctx.verbose then
+      for line in R.mask(r.output):gmatch("[^\n]+") do ctx:log(line) end
+    end
+    if r.interrupted then return nil, show_argv(self.argv) .. ": interrupted" end
+    if r.timed_out then
+      return nil, ("%s: timed out after %gs\n%s"):format(show_argv(self.argv), t.timeout, R.mask(tail(r.output, TAIL_LINES)))
+    end
+    if r.status ~= 0 then
+      local out = R.mask(tail(r.output, TAIL_LINES))
+      return nil, ("%s exited %d%s"):format(show_argv(self.argv), r.status, out ~= "" and (":\n" .. out) or "")
+    end
+    if ctx.detail then ctx:detail(("exit 0 in %.1fs"):format(r.seconds or 0)) end
+    return true
+  end,
+}
+
+return M

@@ -1,0 +1,539 @@
+-- provision.http: downloads a user can trust and checks of live endpoints.
+-- The C primitives (provision._http: a curl handle, a streaming download
+-- into a file with SHA-256 computed on the way, a request) are in
+-- modules/http.c; the policy is here:
+--
+--   http.file { url, dest, sha256?, mode?, headers?, user?, password?,
+--               timeout?, retries?, ca_file?, insecure? }
+--     The body streams into DEST.provision-part beside dest and is renamed
+--     over dest (fsync'd) only once complete and, when sha256 is given,
+--     matching. dest matching sha256 already: no request at all. Without a
+--     checksum the ETag / Last-Modified of the last download (ctx.state) are
+--     sent and a 304 is "ok". Connection errors, timeouts, broken replies,
+--     408/429 and 5xx are retried (retries, default 3) with exponential
+--     backoff (0.5s doubling, at most 8s); a broken reply resumes with Range
+--     (If-Range: the validator) where the server takes ranges. A run killed
+--     outright (SIGKILL) leaves DEST.provision-part and its sidecar
+--     DEST.provision-part.json (url and validator): the next run resumes it
+--     when the validator is a strong ETag or a Last-Modified. SIGINT/SIGTERM
+--     and every failure remove both. timeout: give up a transfer when no
+--     byte came for that long (default 60s; connect: 30s at most).
+--   http.expect { url, status?, body_contains?, json?, user?, password?,
+--                 headers?, within?, interval?, timeout?, method? }
+--     check: one request. apply: keep asking until it is right or `within`
+--     (default: one more try) has passed, every `interval` (default 2s).
+--   http.request { method?, url, headers?, body?, json?, user?, password?,
+--                  timeout?, ... } -> { status, headers, body, json } | nil, msg
+--   http.sha256_file(path) -> hex | nil, msg
+local C = require "provision._http"
+local R = require "provision.resource"
+local core = require "provision._core"
+local json = require "provision.json"
+
+local M = {}
+M.sha256_file = C.sha256_file
+M.curl_version = C.curl_version
+
+local shared
+local function handle()
+  if not shared then shared = C.new() end
+  return shared
+end
+M.handle = C.new
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close(); return true end
+  return false
+end
+
+local function file_size(path)
+  return (C.stat(path))
+end
+
+local function file_mode(path)
+  local size, mode = C.stat(path)
+  return size and mode
+end
+
+-- the SHA-256 of dest, without reading it when it is still the very file
+-- our last apply wrote (same device, inode, size, mtime and ctime: the
+-- stamp git's index trusts too)
+local function dest_sha256(path, st)
+  local _, _, stamp = C.stat(path)
+  if not stamp then return nil, "no such file" end
+  if st and st.stamp == stamp and st.sha256 then return st.sha256 end
+  return C.sha256_file(path)
+end
+
+local function human_bytes(n)
+  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
+  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
+end
+M.human_bytes = human_bytes
+
+-- the first lines of a body, masked, for a failure message
+local function body_start(body, lines)
+  if not body or body == "" then return "" end
+  body = R.mask(body)
+  local out = {}
+  for line in (body .. "\n"):gmatch("(.-)\r?\n") do
+    if #out >= (lines or 5) then break end
+    if #line > 200 then line = line:sub(1, 200) .. "..." end
+    out[#out + 1] = line
+  end
+  while #out > 0 and out[#out]:match("^%s*$") do out[#out] = nil end
+  if #out == 0 then return "" end
+  return ": " .. table.concat(out, " | ")
+end
+M.body_start = body_start
+
+local REASONS = {
+  [200] = "OK", [201] = "Created", [204] = "No Content", [206] = "Partial Content",
+  [301] = "Moved Permanently", [302] = "Found", [304] = "Not Modified",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [410] = "Gone",
+  [416] = "Range Not Satisfiable", [429] = "Too Many Requests",
+  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout",
+}
+local function status_text(s)
+  return REASONS[s] and (s .. " " .. REASONS[s]) or tostring(s)
+end
+M.status_text = status_text
+
+-- a URL without user:password@
+local function show_url(url)
+  return R.mask((url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")))
+end
+
+local function retryable_status(s) return s == 408 or s == 429 or s >= 500 end
+local RETRY_KINDS = { connect = true, timeout = true, partial = true }
+
+local function backoff(attempt)
+  return math.min(0.5 * 2 ^ (attempt - 1), 8)
+end
+
+local function common_opts(self, o)
+  o = o or {}
+  o.url = self.url
+  o.user = R.reveal(self.user)
+  o.password = R.reveal(self.password)
+  o.ca_file = self.ca_file
+  o.insecure = self.insecure
+  if self.headers then
+    local h = {}
+    for k, v in pairs(self.headers) do h[k] = R.reveal(v) end
+    o.headers = h
+  end
+  return o
+end
+
+-- ---------------------------------------------------------------- http.file
+
+local function read_sidecar(path)
+  local s = core.read_file(path)
+  if not s then return nil end
+  local t = json.decode(s)
+  return type(t) == "table" and t or nil
+end
+
+-- a validator fit for If-Range: a strong ETag, else Last-Modified
+local function range_validator(h)
+  if h.etag and not h.etag:match("^W/") then return h.etag end
+  return h.last_modified
+end
+
+local function remove(path) os.remove(path) end
+
+local function download(self, ctx)
+  local dest = self.dest
+  local part = dest .. ".provision-part"
+  local meta = part .. ".json"
+  local st = ctx.state or {}
+  local t0 = core.now()
+  local committed = false
+  -- whatever happens (a failure, an error, SIGINT/SIGTERM unwinding the
+  -- stack), a download that did not land leaves no temp file behind
+  local guard <close> = setmetatable({}, { __close = function()
+    if not committed then remove(part); remove(meta) end
+  end })
+
+  -- a conditional request: no checksum, the file is the one we fetched
+  local cond
+  if not self.sha256 and st.url == self.url and (st.etag or st.last_modified)
+     and exists(dest) and st.sha256 and dest_sha256(dest, st) == st.sha256 then
+    cond = { etag = st.etag, last_modified = st.last_modified }
+  end
+  -- a partial file a killed run left behind: resume it if it is ours
+  local offset, validator = 0, nil
+  local side = exists(part) and read_sidecar(meta)
+  if side and side.url == self.url and range_validator(side) then
+    offset, validator = file_size(part) or 0, range_validator(side)
+    if offset > 0 then ctx:log(("resuming %s at %s"):format(part, human_bytes(offset))) end
+  else
+    remove(part); remove(meta)
+  end
+
+  local retries = self.retries or 3
+  local attempt, fresh_retry = 0, false
+  local res, last_err
+  local label = dest:match("[^/]+$")
+  while true do
+    attempt = attempt + 1
+    local seen = {}
+    local o = common_opts(self, {
+      path = part, offset = offset, if_range = offset > 0 and validator or nil,
+      timeout = self.timeout or 60, mode = 384,   -- 0600 until it lands
+      if_none_match = cond and cond.etag, if_modified_since = cond and not cond.etag and cond.last_modified or nil,
+      progress = function(done, total) ctx:progress(done, total, label) end,
+      on_headers = function(status, headers)
+        seen.etag, seen.last_modified = headers.etag, headers["last-modified"]
+        seen.ranges = headers["accept-ranges"] == "bytes"
+        local v = { url = self.url, etag = seen.etag, last_modified = seen.last_modified,
+                    length = headers["content-length"] }
+        core.write_atomic(meta, json.encode(v), 384)
+      end,
+    })
+    local info, kind
+    res, last_err, kind, info = handle():download(o)
+    if core.interrupted() or kind == "interrupted" then
+      return nil, "interrupted"
+    end
+    local retry = false
+    if res then
+      local s = res.status
+      if s == 304 and cond then
+        committed = false
+        return { status = 304, bytes = 0, seconds = core.now() - t0, not_modified = true }
+      elseif s == 200 or s == 206 then
+        if self.sha256 and res.sha256 ~= self.sha256 then
+          if res.resumed and not fresh_retry then
+            -- a resumed file that does not add up: once more from scratch
+            fresh_retry, offset, validator = true, 0, nil
+            ctx:log("checksum mismatch after a resumed download; fetching it whole")
+            retry = true
+          else
+            return nil, ("checksum mismatch for %s: expected sha256 %s, got %s (%s from %s); %s left as it was")
+              :format(dest, self.sha256, res.sha256, human_bytes(res.size), show_url(self.url),
+                      dest)
+          end
+        else
+          break
+        end
+      elseif s == 416 and offset > 0 then
+        -- the partial file is already whole (or longer): fetch it again
+        last_err = ("GET %s: %s"):format(show_url(self.url), status_text(s))
+        offset, validator, retry = 0, nil, true
+        attempt = attempt - 1
+      elseif retryable_status(s) then
+        last_err = ("GET %s: %s%s"):format(show_url(self.url), status_text(s), body_start(res.body, 3))
+        retry = true
+        offset = 0
+      else
+        return nil, ("GET %s: %s%s"):format(show_url(self.url), status_text(s), body_start(res.body, 5))
+      end
+    else
+      if kind == "timeout" then last_err = "timed out: " .. last_err end
+      last_err = ("GET %s: %s"):format(show_url(self.url), R.mask(last_err))
+      if RETRY_KINDS[kind] then
+        retry = true
+        -- keep what arrived when the server takes ranges and we can tell
+        -- the resource did not change under us
+        local v = range_validator(seen)
+        if info and info.size and info.size > 0 and seen.ranges and (v or self.sha256) then
+          offset, validator = info.size, v
+          ctx:log(("connection broke at %s; resuming"):format(human_bytes(offset)))
+        else
+          offset, validator = 0, nil
+        end
+      end
+    end
+    if not retry then return nil, last_err end
+    if attempt > retries then
+      return nil, ("%s (gave up after %d attempts)"):format(last_err, attempt)
+    end
+    local wait = backoff(attempt)
+    ctx:log(("%s; retrying in %.1fs"):format(last_err, wait))
+    if not core.sleep(wait) then return nil, "interrupted" end
+  end
+
+  local mode = self.mode or file_mode(dest) or 420   -- 0644
+  local ok, err = C.commit(part, dest, mode)
+  if not ok then return nil, err end
+  committed = true
+  remove(meta)
+  ctx:progress(res.size, res.size, label)   -- the bar ends full; the runner keeps the bytes
+  return { status = res.status, bytes = res.bytes, size = res.size, sha256 = res.sha256,
+           seconds = core.now() - t0, etag = res.headers.etag,
+           last_modified = res.headers["last-modified"], resumed = res.resumed or offset > 0 }
+end
+
+M.file = R.define {
+  kind = "http.file",
+  options = {
+    url = "string", dest = "string", sha256 = "string?", mode = "mode?",
+    headers = "table?", user = "secret?", password = "secret?",
+    timeout = "duration?", retries = "integer?", ca_file = "string?",
+    insecure = "boolean?",
+  },
+  validate = function(self)
+    if not self.url:match("^https?://") then return nil, "url must start with http:// or https://" end
+    if self.sha256 then
+      self.sha256 = self.sha256:lower():gsub("^sha256:", "")
+      if not self.sha256:match("^" .. ("%x"):rep(64) .. "$") then
+        return nil, "sha256 must be 64 hex digits"
+      end
+    end
+    if self.retries and self.retries < 0 then return nil, "retries must be >= 0" end
+    return true
+  end,
+  describe = function(self) return ("download %s to %s"):format(show_url(self.url), self.dest) end,
+
+  check = function(self, ctx)
+    local st = ctx.state or {}
+    if not exists(self.dest) then
+      return false, ("download %s to %s"):format(show_url(self.url), self.dest)
+    end
+    local have, err = dest_sha256(self.dest, st)
+    if not have then return nil, err end
+    if self.sha256 then
+      if have ~= self.sha256 then
+        return false, ("%s has sha256 %s, want %s: download again"):format(self.dest, have, self.sha256)
+      end
+    else
+      if st.url ~= self.url or not st.sha256 then
+        return false, ("download %s to %s (no checksum: the existing file is not known)"):format(
+          show_url(self.url), self.dest)
+      end
+      if have ~= st.sha256 then
+        return false, ("%s changed since it was downloaded: download again"):format(self.dest)
+      end
+      if st.etag or st.last_modified then
+        -- ask the server whether it changed: a conditional GET that stops
+        -- at the first body byte
+        local res, rerr = handle():request(common_opts(self, {
+          timeout = self.timeout or 30, headers_only = true,
+          if_none_match = st.etag, if_modified_since = not st.etag and st.last_modified or nil,
+        }))
+        if not res then return nil, ("GET %s: %s"):format(show_url(self.url), R.mask(rerr)) end
+        if res.status ~= 304 then
+          if res.status >= 200 and res.status < 300 then
+            return false, ("%s changed upstream: download again"):format(show_url(self.url))
+          end
+          return nil, ("GET %s: %s"):format(show_url(self.url), status_text(res.status))
+        end
+      end
+    end
+    if self.mode then
+      local m = file_mode(self.dest)
+      if m and m ~= self.mode then
+        return false, ("%s: mode %04o, want %04o"):format(self.dest, m, self.mode)
+      end
+    end
+    return true
+  end,
+
+  apply = function(self, ctx)
+    local existed = exists(self.dest)
+    -- only the mode may be wrong
+    if existed and self.sha256 and dest_sha256(self.dest, ctx.state) == self.sha256 then
+      local ok, err = C.commit(self.dest, self.dest, self.mode)
+      if not ok then return nil, err end
+      ctx.state.stamp = select(3, C.stat(self.dest))
+      return { bytes = 0, seconds = 0 }
+    end
+    local res, err = download(self, ctx)
+    if not res then return nil, err end
+    local st = ctx.state
+    if res.not_modified then
+      ctx:detail("not modified (304)")
+      res.bytes = 0
+    else
+      if not existed then ctx:created { type = "file", path = self.dest, sha256 = res.sha256 } end
+      st.url, st.sha256, st.size = self.url, res.sha256, res.size
+      st.etag, st.last_modified = res.etag, res.last_modified
+      st.stamp = select(3, C.stat(self.dest))
+      local rate = res.seconds > 0 and (" (%s/s)"):format(human_bytes(res.bytes / res.seconds)) or ""
+      ctx:detail(("%s in %s%s%s"):format(human_bytes(res.bytes), res.seconds < 1 and ("%.2fs"):format(res.seconds) or ("%.1fs"):format(res.seconds), rate,
+        res.resumed and ", resumed" or ""))
+    end
+    st.bytes, st.seconds = res.bytes, res.seconds
+    ctx.bytes = res.bytes
+    return res
+  end,
+
+  revert = function(self, ctx)
+    for _, e in ipairs((ctx.state or {}).created or {}) do
+      if e.type == "file" and e.path == self.dest and exists(e.path) then
+        local ok, err = os.remove(e.path)
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end,
+}
+
+-- ------------------------------------------------------------- http.request
+
+-- http.request(opts) -> { status, headers, body, json, url, seconds } | nil, msg
+-- opts: method, url, headers, body (a string; a table is sent as JSON),
+-- user, password (secrets are fine), timeout (default 30s), ca_file,
+-- insecure, max_redirects, max_body.
+function M.request(opts)
+  if type(opts) == "string" then opts = { url = opts } end
+  if type(opts) ~= "table" or type(opts.url) ~= "string" then
+    error("http.request: expected { url = ... }", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.user, o.password = R.reveal(opts.user), R.reveal(opts.password)
+  if opts.auth then   -- auth = { user, password }
+    o.user, o.password = R.reveal(opts.auth[1] or opts.auth.user), R.reveal(opts.auth[2] or opts.auth.password)
+    o.auth = nil
+  end
+  o.timeout = o.timeout and assert(core.duration(o.timeout)) or 30
+  local h = {}
+  for k, v in pairs(opts.headers or {}) do h[k] = R.reveal(v) end
+  if type(o.body) == "table" then
+    o.body = json.encode(o.body)
+    local has
+    for k in pairs(h) do if type(k) == "string" and k:lower() == "content-type" then has = true end end
+    if not has then h["Content-Type"] = "application/json" end
+  end
+  o.headers = h
+  o.method = o.method and o.method:upper() or (o.body and "POST" or "GET")
+  local res, err, kind = handle():request(o)
+  if not res then return nil, ("%s %s: %s"):format(o.method, show_url(opts.url), R.mask(err)), kind end
+  local ct = res.headers["content-type"] or ""
+  if ct:find("json", 1, true) or res.body:match("^%s*[%[{]") then
+    res.json = json.decode(res.body)
+  end
+  return res
+end
+
+-- -------------------------------------------------------------- http.expect
+
+-- contains(actual, expected): is expected a subset of actual? Objects: every
+-- key expected must match; arrays: every expected item must match some
+-- item; scalars: equal (numbers by value).
+local function contains(actual, expected, path)
+  path = path or "$"
+  if type(expected) ~= "table" then
+    if actual == expected then return true end
+    return false, ("%s is %s, want %s"):format(path, actual == nil and "missing" or json.encode(actual),
+      json.encode(expected))
+  end
+  if type(actual) ~= "table" then
+    return false, ("%s is %s, want %s"):format(path, actual == nil and "missing" or json.encode(actual),
+      json.encode(expected))
+  end
+  local is_array = #expected > 0 or (getmetatable(expected) and next(expected) == nil)
+  if is_array and #expected > 0 then
+    for i, want in ipairs(expected) do
+      local found = false
+      for _, have in ipairs(actual) do
+        if contains(have, want) then found = true; break end
+      end
+      if not found then return false, ("%s has no item like %s"):format(path, json.encode(want)) end
+      local _ = i
+    end
+    return true
+  end
+  for k, want in pairs(expected) do
+    local ok, why = contains(actual[k], want, path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  return true
+end
+M.contains = contains
+
+local function expect_once(self)
+  local res, err = M.request {
+    url = self.url, method = self.method, headers = self.headers, user = self.user,
+    password = self.password, timeout = self.timeout or 10, ca_file = self.ca_file,
+    insecure = self.insecure,
+  }
+  if not res then return false, err end
+  local want = self.status or { 200 }
+  local ok_status = false
+  for _, s in ipairs(want) do if res.status == s then ok_status = true end end
+  local function fail(why)
+    return false, ("GET %s: %s%s"):format(show_url(self.url), why, body_start(res.body, 5)), res
+  end
+  if not ok_status then
+    return fail(("status %s, want %s"):format(status_text(res.status), table.concat(want, " or ")))
+  end
+  for _, s in ipairs(self.body_contains or {}) do
+    if not res.body:find(s, 1, true) then
+      return fail(("status %d but the body does not contain %q"):format(res.status, R.mask(s)))
+    end
+  end
+  if self.json ~= nil then
+    if res.json == nil then
+      local _, jerr = json.decode(res.body)
+      return fail(("status %d but the body is not JSON (%s)"):format(res.status, jerr or "?"))
+    end
+    local ok, why = contains(res.json, self.json)
+    if not ok then return fail(("status %d but %s"):format(res.status, R.mask(why))) end
+  end
+  return true, nil, res
+end
+
+M.expect = R.define {
+  kind = "http.expect",
+  positional = "url",
+  options = {
+    url = "string", status = "any?", body_contains = "strings?", json = "any?",
+    user = "secret?", password = "secret?", headers = "table?", within = "duration?",
+    interval = "duration?", timeout = "duration?", method = "string?", ca_file = "string?",
+    insecure = "boolean?",
+  },
+  validate = function(self)
+    if not self.url:match("^https?://") then return nil, "url must start with http:// or https://" end
+    local s = self.status
+    if s ~= nil then
+      if math.type(s) == "integer" then self.status = { s }
+      elseif type(s) == "table" and #s > 0 then
+        for _, v in ipairs(s) do
+          if math.type(v) ~= "integer" then return nil, "status must be an integer or a list of them" end
+        end
+      else return nil, "status must be an integer or a list of them" end
+    end
+    return true
+  end,
+  describe = function(self)
+    local s = self.status and table.concat(self.status, "/") or "200"
+    return ("%s answers %s"):format(show_url(self.url), s)
+  end,
+  check = function(self, ctx)
+    local ok, why = expect_once(self)
+    if ok then return true end
+    return false, why
+  end,
+  apply = function(self, ctx)
+    local deadline = core.now() + (self.within or 0)
+    local interval = self.interval or 2
+    local tries = 0
+    while true do
+      tries = tries + 1
+      local ok, why = expect_once(self)
+      if ok then
+        ctx:detail(("up after %d %s"):format(tries, tries == 1 and "try" or "tries"))
+        return true
+      end
+      if core.now() + interval > deadline then
+        if self.within then
+          return nil, ("%s (still failing after %gs, %d tries)"):format(why, self.within, tries)
+        end
+        return nil, why
+      end
+      if ctx.spin then ctx:spin(("waiting for %s"):format(show_url(self.url))) end
+      if not core.sleep(interval) then return nil, "interrupted" end
+    end
+  end,
+}
+
+return M

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Interrupting a download: SIGINT and SIGTERM leave no file at dest and no
+# temp file, and exit 130; SIGKILL leaves a partial file that the next run
+# resumes with Range; every re-run completes with the right file.
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/servers/httpd.sh"
+start_httpd
+SIZE=1000000
+SHA=$(curl -s "$BASE/sha256?size=$SIZE&seed=big")
+cat > r.lua <<R
+recipe { name = "slow-download" }
+step "big file" { http.file { url = "$BASE/slow/big?size=$SIZE&rate=300000", dest = "./big.bin", sha256 = "$SHA" } }
+R
+
+# wait until the temp file holds some bytes
+wait_part() {
+    i=0
+    while [ "$(stat -c %s big.bin.provision-part 2>/dev/null || echo 0)" -lt 100000 ]; do
+        i=$((i + 1)); [ $i -gt 100 ] && return 1; sleep 0.05
+    done
+}
+
+for sig in INT TERM; do
+    rm -rf big.bin* .provision
+    "$P" r.lua > out.txt 2>&1 &
+    pid=$!
+    wait_part
+    t0=$(date +%s%N)
+    kill -$sig $pid
+    wait $pid; rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    expect "SIG$sig: exit 130" eval '[ $rc -eq 130 ]'
+    expect "SIG$sig: stops promptly (${ms}ms)" eval '[ $ms -lt 2000 ]'
+    expect "SIG$sig: no file at dest, no temp file" eval '[ ! -e big.bin ] && [ -z "$(ls -A | grep big.bin)" ]'
+    run "$P" r.lua
+    expect "SIG$sig: the re-run completes" eval '[ $RC -eq 0 ] && [ "$(sha256sum big.bin | cut -c1-64)" = "$SHA" ]'
+done
+
+rm -rf big.bin* .provision
+"$P" r.lua > out.txt 2>&1 &
+pid=$!
+wait_part
+kill -KILL $pid
+wait $pid 2>/dev/null
+have=$(stat -c %s big.bin.provision-part 2>/dev/null || echo 0)
+expect "SIGKILL: a partial file and its sidecar are left" eval '[ $have -gt 0 ] && [ -f big.bin.provision-part.json ] && [ ! -e big.bin ]'
+httpd_reset
+run "$P" r.lua --json
+expect "SIGKILL: the re-run resumes and completes" eval '[ $RC -eq 0 ] && [ "$(sha256sum big.bin | cut -c1-64)" = "$SHA" ] && has "$OUT" resumed'
+expect "SIGKILL: the re-run made one request and left no temp file" eval '[ "$(httpd_count /slow/big)" = 1 ] && [ -z "$(ls -A | grep provision-part)" ]'

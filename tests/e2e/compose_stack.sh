@@ -1,0 +1,62 @@
+#!/bin/bash
+# End to end: the busybox stack (tests/fixtures/stack) through its recipe
+# and a real Docker engine: apply, HTTP with basic auth, a no-op re-run,
+# .env changed and re-applied, plan, teardown with nothing left behind.
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/e2e/lib_docker.sh"
+docker_require "compose stack end to end"
+
+TAG="provision-test/busybox:e2e$$"
+PROJ="pte2e$$"
+DIR="$SANDBOX/$PROJ"
+PORT=$(free_port)
+RECIPE="$FIXTURE_STACK/recipe.lua"
+busybox_tar "$SANDBOX/rootfs.tar" || { fail "busybox root filesystem" "busybox-rootfs.sh failed"; exit 1; }
+cleanup_add "docker image rm -f '$TAG' >/dev/null 2>&1"
+cleanup_add "(cd '$DIR' 2>/dev/null && docker-compose -p '$PROJ' down -v --remove-orphans >/dev/null 2>&1)"
+ARGS=(-e "dir=$DIR" -e "src=$FIXTURE_STACK" -e "rootfs=$SANDBOX/rootfs.tar" -e "image=$TAG" -e "port=$PORT")
+
+run "$P" "$RECIPE" "${ARGS[@]}"
+expect "apply brings the stack up (rc 0, 5 steps changed)" \
+    test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'changed=5 failed=0')"
+
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health.json")
+expect "web asks for basic auth (401 without credentials)" test "$code" = 401
+body=$(curl -s -u user:pass "http://127.0.0.1:$PORT/health.json")
+expect "web answers with auth: health.json" test "$body" = '{"status":"healthy"}'
+body=$(curl -s -u user:pass "http://127.0.0.1:$PORT/greeting.txt")
+expect "init ran before web: greeting from the volume" test "$body" = hello
+state=$(docker inspect -f '{{.State.Health.Status}}' "$(svc_id "$PROJ" web)" 2>&1)
+expect "web is healthy per the engine" test "$state" = healthy
+init=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(svc_id "$PROJ" init)" 2>&1)
+expect "init exited 0" test "$init" = "exited 0"
+
+run "$P" "$RECIPE" "${ARGS[@]}"
+expect "re-run is a no-op (all ok)" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'ok=5 changed=0 failed=0')"
+
+run "$P" plan "$RECIPE" "${ARGS[@]}"
+expect "plan on the converged stack: nothing to change (rc 0)" test "$RC" = 0
+
+run "$P" plan "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "plan with another .env: pending (rc 3)" test "$RC" = 3
+
+run "$P" "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "changed .env: re-applied" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep -E '^\[5/5\] start +changed')"
+body=$(curl -s -u user:pass "http://127.0.0.1:$PORT/greeting.txt")
+expect "the new .env value is served" test "$body" = bye
+
+run "$P" "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "re-run after the change is a no-op again" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'changed=0 failed=0')"
+
+# a stopped service is seen by the check and brought back
+docker stop "$(svc_id "$PROJ" worker)" >/dev/null 2>&1
+run "$P" plan "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "a stopped service shows in plan" has "$OUT$ERR" "service worker: "
+
+run "$P" teardown "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "teardown succeeds" test "$RC" = 0
+left=$(project_leftovers "$PROJ")
+expect "no container, volume or network of the project is left" test -z "$left"
+
+run "$P" teardown "$RECIPE" "${ARGS[@]}" -e greeting=bye
+expect "teardown again: nothing to do" test "$RC" = 0

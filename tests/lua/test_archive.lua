@@ -1,0 +1,262 @@
+-- tests/lua/test_archive.lua: archive.extract / archive.create, with
+-- ordinary and hostile archives crafted here (by python3's tarfile/zipfile).
+local T = dofile "tests/lua/harness.lua"
+local archive = require "provision.archive"
+local A = require "provision._archive"
+local H = require "provision._http"
+local core = require "provision._core"
+
+local dir = T.tmpdir()
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  if not ok then error("command failed: " .. cmd, 2) end
+end
+local function exists(p) return (os.rename(p, p)) ~= nil end
+local function read(p) return core.read_file(p) end
+local function mode(p) return select(2, H.stat(p)) end
+local function ls(p)
+  local out = {}
+  local f = io.popen("ls -A '" .. p .. "' 2>/dev/null")
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
+-- python3 -c with the script as a file (tarfile writes what we ask, even '..')
+local function py(script, ...)
+  local path = dir .. "/craft.py"
+  local f = assert(io.open(path, "w")); f:write(script); f:close()
+  local args = {}
+  for _, a in ipairs { ... } do args[#args + 1] = "'" .. a .. "'" end
+  sh("python3 " .. path .. " " .. table.concat(args, " "))
+end
+
+local CRAFT = [[
+import io, sys, tarfile, zipfile, time
+out, kind = sys.argv[1], sys.argv[2]
+entries = []  # (name, type, data_or_target, mode)
+def f(name, data, mode=0o644): entries.append((name, "f", data, mode))
+def d(name, mode=0o755): entries.append((name, "d", None, mode))
+def l(name, target): entries.append((name, "l", target, 0o777))
+def h(name, target): entries.append((name, "h", target, 0o644))
+if kind == "good":
+    d("top/"); f("top/a.txt", b"alpha\n"); d("top/sub/", 0o750)
+    f("top/sub/run.sh", b"#!/bin/sh\necho hi\n", 0o755); l("top/link", "sub/run.sh")
+    h("top/hard", "top/a.txt"); l("top/sub/up", "../a.txt")
+elif kind == "dotdot": f("ok.txt", b"fine\n"); f("../evil.txt", b"evil\n")
+elif kind == "dotdot2": f("a/../../evil.txt", b"evil\n")
+elif kind == "absolute": f("ok.txt", b"fine\n"); f(sys.argv[3] + "/evil.txt", b"evil\n")
+elif kind == "symlink_escape": l("esc", "../../outside"); f("ok.txt", b"fine\n")
+elif kind == "symlink_abs": l("etc", "/etc")
+elif kind == "symlink_write": l("esc", sys.argv[3]); f("esc/evil.txt", b"evil\n")
+elif kind == "symlink_chain": l("s", "."); l("l", "s/.."); f("ok.txt", b"fine\n")
+elif kind == "through_inside": d("sub/"); l("a", "sub"); f("a/file", b"x\n")
+elif kind == "hardlink_escape": h("hl", "../../etc/passwd")
+if out.endswith(".zip"):
+    with zipfile.ZipFile(out, "w") as z:
+        for name, t, data, mode in entries:
+            zi = zipfile.ZipInfo(name); zi.external_attr = ((0o40000 if t == "d" else 0o100000) | mode) << 16
+            z.writestr(zi, data or b"")
+    sys.exit(0)
+m = "w:gz" if out.endswith(".gz") else "w:xz" if out.endswith(".xz") else "w"
+with tarfile.open(out, m, format=tarfile.PAX_FORMAT) as t:
+    for name, typ, data, mode in entries:
+        ti = tarfile.TarInfo(name); ti.mode = mode; ti.mtime = 1700000000
+        if typ == "f": ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+        elif typ == "d": ti.type = tarfile.DIRTYPE; t.addfile(ti)
+        elif typ == "l": ti.type = tarfile.SYMTYPE; ti.linkname = data; t.addfile(ti)
+        elif typ == "h": ti.type = tarfile.LNKTYPE; ti.linkname = data; t.addfile(ti)
+]]
+local function craft(out, kind, extra) py(CRAFT, out, kind, extra or "") return out end
+
+local function new_ctx()
+  local ctx = { state = {} }
+  function ctx:created(e) self.state.created = self.state.created or {}; table.insert(self.state.created, e) end
+  function ctx:log() end
+  function ctx:detail(d) self.detail_text = d end
+  function ctx:progress() end
+  return ctx
+end
+
+T.test("extract: tar.gz with modes, symlinks, hard links", function()
+  local src = craft(dir .. "/good.tar.gz", "good")
+  local dest = dir .. "/x1"
+  local r = archive.extract { src = src, dest = dest }
+  local ctx = new_ctx()
+  T.eq((r:check(ctx)), false)
+  local res = assert(r:apply(ctx))
+  T.eq(res.entries, 7)
+  T.eq(read(dest .. "/top/a.txt"), "alpha\n")
+  T.eq(read(dest .. "/top/link"), "#!/bin/sh\necho hi\n")
+  T.eq(read(dest .. "/top/sub/up"), "alpha\n")
+  T.eq(read(dest .. "/top/hard"), "alpha\n")
+  T.eq(mode(dest .. "/top/sub/run.sh") & 0x1ff, 493)
+  T.eq(mode(dest .. "/top/sub") & 0x1ff, 488)
+  T.match(ctx.detail_text, "7 entries")
+  T.eq(r:check(ctx), true)
+  T.eq(ls(dir .. ""), ls(dir)) -- no staging folder left
+  for _, n in ipairs(ls(dir)) do T.ok(not n:find("provision%-extract"), "staging left: " .. n) end
+  -- the archive changes: extract again
+  craft(src, "through_inside")
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed")
+end)
+
+T.test("extract: strip_components and creates", function()
+  local src = craft(dir .. "/good2.tar", "good")
+  local dest = dir .. "/x2"
+  local r = archive.extract { src = src, dest = dest, strip_components = 1, creates = dest .. "/sub/run.sh" }
+  local ctx = new_ctx()
+  T.eq((r:check(ctx)), false)
+  assert(r:apply(ctx))
+  T.eq(read(dest .. "/a.txt"), "alpha\n")
+  T.eq(read(dest .. "/link"), "#!/bin/sh\necho hi\n")
+  T.ok(not exists(dest .. "/top"))
+  T.eq(r:check(new_ctx()), true)   -- creates is there: no state needed
+end)
+
+T.test("extract: zip and tar.xz", function()
+  local z = craft(dir .. "/good.zip", "good")
+  assert(archive.extract { src = z, dest = dir .. "/xz1" }:apply(new_ctx()))
+  T.eq(read(dir .. "/xz1/top/sub/run.sh"), "#!/bin/sh\necho hi\n")
+  local x = craft(dir .. "/good.tar.xz", "good")
+  assert(archive.extract { src = x, dest = dir .. "/xz2" }:apply(new_ctx()))
+  T.eq(read(dir .. "/xz2/top/a.txt"), "alpha\n")
+end)
+
+T.test("extract: into an existing folder merges; revert removes only what it added", function()
+  local dest = dir .. "/x3"
+  sh("mkdir -p " .. dest .. "/top && echo mine > " .. dest .. "/keep.txt && echo old > " .. dest .. "/top/a.txt")
+  local r = archive.extract { src = craft(dir .. "/good3.tar", "good"), dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  T.eq(read(dest .. "/top/a.txt"), "alpha\n")
+  T.eq(read(dest .. "/keep.txt"), "mine\n")
+  T.eq(ctx.state.created, nil)           -- top/ was already there: nothing new at the top
+  local r2 = archive.extract { src = craft(dir .. "/good4.tar", "good"), dest = dest, strip_components = 1 }
+  local ctx2 = new_ctx()
+  assert(r2:apply(ctx2))
+  local paths = {}
+  for _, e in ipairs(ctx2.state.created) do paths[#paths + 1] = e.path:match("[^/]+$") end
+  table.sort(paths)
+  T.eq(paths, { "a.txt", "hard", "link", "sub" })
+  assert(r2:revert(ctx2))
+  T.ok(not exists(dest .. "/a.txt")); T.ok(not exists(dest .. "/sub"))
+  T.eq(read(dest .. "/keep.txt"), "mine\n")
+end)
+
+local function hostile(kind, pattern, extra, ext)
+  T.test("extract: hostile archive (" .. kind .. (ext or ".tar") .. ") fails and writes nothing", function()
+    local base = T.tmpdir()
+    sh("mkdir -p " .. base .. "/work")
+    local src = craft(base .. "/h" .. (ext or ".tar"), kind, extra)
+    local dest = base .. "/work/dest"
+    local ok, err = archive.extract { src = src, dest = dest }:apply(new_ctx())
+    T.eq(ok, nil)
+    T.match(err, "hostile archive")
+    T.match(err, pattern)
+    T.ok(not exists(dest), "dest not created")
+    T.eq(ls(base .. "/work"), {})          -- no staging folder left
+    T.ok(not exists(base .. "/evil.txt") and not exists(base .. "/work/evil.txt"), "nothing outside")
+    T.ok(not exists(base .. "/outside/evil.txt"))
+    return base
+  end)
+end
+hostile("dotdot", "'%.%.' component")
+hostile("dotdot2", "'%.%.' component")
+hostile("dotdot", "'%.%.' component", nil, ".zip")
+hostile("absolute", "absolute path", dir .. "/abs-target")
+hostile("symlink_escape", "outside the destination")
+hostile("symlink_abs", "absolute path '/etc'")
+hostile("symlink_write", "absolute path", dir .. "/outside")
+hostile("symlink_chain", "outside the destination")
+hostile("hardlink_escape", "hard link")
+
+T.test("extract: hostile absolute entry did not land at its absolute path", function()
+  T.ok(not exists(dir .. "/abs-target/evil.txt"))
+  T.ok(not exists(dir .. "/outside/evil.txt"))
+end)
+
+T.test("extract: an entry below a symlink never goes through it", function()
+  -- sub/, a -> sub, a/file: libarchive replaces the link by a real folder
+  assert(archive.extract { src = craft(dir .. "/ti.tar", "through_inside"), dest = dir .. "/x5" }:apply(new_ctx()))
+  T.eq(read(dir .. "/x5/a/file"), "x\n")
+  T.ok(not exists(dir .. "/x5/sub/file"), "nothing written through the link")
+end)
+
+T.test("extract: a missing or broken archive fails cleanly", function()
+  local ok, err = archive.extract { src = dir .. "/nope.tar", dest = dir .. "/x6" }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "nope.tar")
+  local f = assert(io.open(dir .. "/junk.tar.gz", "w")); f:write("not an archive at all"); f:close()
+  ok, err = archive.extract { src = dir .. "/junk.tar.gz", dest = dir .. "/x6" }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "junk")
+  T.ok(not exists(dir .. "/x6"))
+end)
+
+-- a tree to archive: modes, a symlink, a hard link, an empty folder
+local tree = dir .. "/tree"
+sh(("mkdir -p %s/bin %s/etc %s/empty && printf 'root:x:0:0::/root:/bin/sh\\n' > %s/etc/passwd && "
+  .. "printf '#!/bin/sh\\n' > %s/bin/tool && chmod 0755 %s/bin/tool && chmod 0600 %s/etc/passwd && "
+  .. "ln -s bin/tool %s/tool-link && ln %s/etc/passwd %s/etc/passwd-hard"):format(
+  tree, tree, tree, tree, tree, tree, tree, tree, tree, tree))
+
+T.test("create: tar for an image root filesystem (owner root, modes, links)", function()
+  local out = dir .. "/rootfs.tar"
+  local r = archive.create { src = tree, dest = out, owner = "root", mtime = 0 }
+  local ctx = new_ctx()
+  T.eq((r:check(ctx)), false)
+  local res = assert(r:apply(ctx))
+  T.eq(res.entries, 7)
+  local list = assert(A.list(out))
+  local names, by = {}, {}
+  for _, e in ipairs(list) do names[#names + 1] = e.path; by[e.path:gsub("/$", "")] = e end
+  T.eq(names, { "bin/", "bin/tool", "empty/", "etc/", "etc/passwd", "etc/passwd-hard", "tool-link" })
+  T.eq(by["bin/tool"].mode, 493)
+  T.eq(by["etc/passwd"].mode, 384)
+  T.eq(by["tool-link"].link, "bin/tool")
+  T.eq(by["etc/passwd-hard"].hardlink, "etc/passwd")
+  for _, e in ipairs(list) do
+    T.eq(e.uid, 0); T.eq(e.gid, 0); T.eq(e.uname, "root"); T.eq(e.mtime, 0)
+  end
+  T.eq(r:check(ctx), true)
+  -- a change in the tree makes it pending
+  sh("touch -d @1 " .. tree .. "/empty")
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed")
+end)
+
+T.test("create: the same tree gives the same bytes (tar, tar.gz, tar.xz, zip)", function()
+  for _, fmt in ipairs { "tar", "tar.gz", "tar.xz", "zip" } do
+    local a, b = dir .. "/d1." .. fmt, dir .. "/d2." .. fmt
+    assert(archive.create { src = tree, dest = a, mtime = 1700000000 }:apply(new_ctx()))
+    core.sleep(1.05)   -- a later clock must not show
+    assert(archive.create { src = tree, dest = b, mtime = 1700000000 }:apply(new_ctx()))
+    T.eq(H.sha256_file(a), H.sha256_file(b), fmt)
+    T.eq(archive.create { src = tree, dest = a }.format, fmt)
+  end
+end)
+
+T.test("create then extract: the same tree comes back", function()
+  for _, fmt in ipairs { "tar.gz", "zip" } do
+    local a = dir .. "/rt." .. fmt
+    assert(archive.create { src = tree, dest = a }:apply(new_ctx()))
+    local back = dir .. "/rt-" .. fmt
+    assert(archive.extract { src = a, dest = back }:apply(new_ctx()))
+    T.eq(read(back .. "/etc/passwd"), read(tree .. "/etc/passwd"))
+    T.eq(mode(back .. "/bin/tool") & 0x1ff, 493)
+    T.eq(read(back .. "/tool-link"), "#!/bin/sh\n")
+    local ok = os.execute(("diff -r --no-dereference '%s' '%s' >/dev/null"):format(tree, back))
+    T.ok(ok, fmt .. ": the trees are the same")
+  end
+end)
+
+T.test("create: bad options raise; a missing src fails; no temp file", function()
+  T.raises(function() archive.create { src = tree, dest = "x.rar", format = "rar" } end, "format")
+  T.raises(function() archive.create { src = tree, dest = "x.tar", owner = "bob" } end, "owner")
+  local ok, err = archive.create { src = dir .. "/nope", dest = dir .. "/n.tar" }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "nope")
+  for _, n in ipairs(ls(dir)) do T.ok(not n:find("^n%.tar"), "left " .. n) end
+end)
+
+return T.done()

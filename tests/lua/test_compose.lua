@@ -1,0 +1,286 @@
+-- tests/lua/test_compose.lua: provision.compose: names, .env, interpolation,
+-- detection, the service judgement, and up/run_once/down on real stacks.
+local T = dofile "tests/lua/harness.lua"
+local compose = require "provision.compose"
+local docker = require "provision.docker"
+local yaml = require "provision.yaml"
+local exec = require "provision._exec"
+local core = require "provision._core"
+
+T.test("project names as Compose derives them", function()
+  T.eq(compose.normalize_name("My Project.v2"), "myprojectv2")
+  T.eq(compose.normalize_name("_x-y_z"), "x-y_z")
+  T.eq(compose.project_name("/tmp/Airflow-Quick_Start"), "airflow-quick_start")
+  T.eq(compose.project_name("/tmp/whatever", "Explicit"), "explicit")
+  T.eq(compose.project_name("/tmp/whatever", nil, { COMPOSE_PROJECT_NAME = "fromenv" }), "fromenv")
+end)
+
+T.test(".env read as Compose reads it", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/.env", "# comment\nA=1\nexport B = two words\nC='quoted # not comment'\nD=\"x\\ny\"\nE=val # comment\n\nF=\n", 420))
+  T.eq(assert(compose.read_env_file(d .. "/.env")),
+    { A = "1", B = "two words", C = "quoted # not comment", D = "x\ny", E = "val", F = "" })
+  assert(core.write_atomic(d .. "/bad", "A=1\nnot a pair\n", 420))
+  local _, err = compose.read_env_file(d .. "/bad")
+  T.eq(err, d .. "/bad:2: not KEY=VALUE")
+end)
+
+T.test("interpolation: ${VAR}, defaults, required, $$", function()
+  local env = { A = "a", EMPTY = "" }
+  local function i(s) return assert(compose.interpolate(s, env)) end
+  T.eq(i("${A}/$A/${B:-dflt}/${EMPTY:-e}/${EMPTY-e}/${B-x}"), "a/a/dflt/e//x")
+  T.eq(i("$$HOME and $${A}"), "$HOME and ${A}")
+  T.eq(i("${B:-${A}}x"), "${A}x", "nested defaults are not Compose v1 syntax")
+  T.eq(i("plain"), "plain")
+  local _, err = compose.interpolate("${B:?B is needed}", env)
+  T.match(err, "required variable B is missing a value: B is needed")
+  local _, err2 = compose.interpolate({ x = { "${A}", "${-bad}" } }, env)
+  T.match(err2, "^x%.2: invalid interpolation format")
+  local t = assert(compose.interpolate({ yaml.array { "${A}" }, n = 5, z = yaml.null }, env))
+  T.eq(t[1][1], "a"); T.ok(yaml.is_array(t[1])); T.eq(t.n, 5); T.eq(t.z, yaml.null)
+end)
+
+T.test("expected services: no profiles, listed ones with their dependencies", function()
+  local p = { services = {
+    web = { depends_on = { init = { condition = "service_completed_successfully" } } },
+    init = {}, worker = { depends_on = yaml.array { "db" } }, db = {},
+    debug = { profiles = yaml.array { "debug" } },
+  } }
+  T.eq(compose.expected_services(p), { "db", "init", "web", "worker" })
+  T.eq(compose.expected_services(p, { "web" }), { "init", "web" })
+  T.eq(compose.expected_services(p, { "debug" }), { "debug" })
+end)
+
+T.test("container states and the judgement", function()
+  local cs = compose.container_state
+  T.eq(cs { State = { Status = "running" } }, "running")
+  T.eq(cs { State = { Status = "running", Health = { Status = "healthy" } } }, "healthy")
+  T.eq(cs { State = { Status = "running", Health = { Status = "starting" } } }, "starting")
+  T.eq({ cs { State = { Status = "running", Health = { Status = "unhealthy", Log = { { Output = "no\n" } } } } } },
+    { "unhealthy", "no" })
+  T.eq(cs { State = { Status = "exited", ExitCode = 0 }, HostConfig = { RestartPolicy = { Name = "no" } } }, "completed")
+  T.eq({ cs { State = { Status = "exited", ExitCode = 0 }, HostConfig = { RestartPolicy = { Name = "always" } } } },
+    { "exited", "exit code 0" })
+  T.eq({ cs { State = { Status = "exited", ExitCode = 2 }, HostConfig = { RestartPolicy = { Name = "" } } } },
+    { "exited", "exit code 2" })
+  local states = { a = { state = "healthy" }, b = { state = "starting" }, c = { state = "completed" } }
+  T.eq({ compose.judge(states, { "a", "c" }, "healthy") }, { true, {} })
+  local ready, pending = compose.judge(states, { "a", "b" }, "healthy")
+  T.eq(ready, false); T.eq(pending, { "service b: health starting" })
+  T.eq((compose.judge(states, { "a", "b" }, "running")), true)
+  local _, p2, failed = compose.judge({ x = { state = "exited", detail = "exit code 1" }, y = { state = "missing" } }, { "x", "y" }, "running")
+  T.eq(p2, { "service x: exited", "service y: no container" })
+  T.eq(failed, "service x: exited (exit code 1)")
+end)
+
+T.test("resource options validated at load time", function()
+  T.raises(function() compose.up { project_dir = "x", wait = "ready" } end, "option 'wait' must be")
+  T.raises(function() compose.down { project_dir = "x", rmi = "some" } end, "rmi")
+  T.raises(function() compose.run_once { project_dir = "x" } end, "missing required option 'service'")
+  T.eq(compose.down { project_dir = "x", rmi = true }.rmi, "all")
+end)
+
+local have_v1 = exec.which("docker-compose")
+T.test("detection: docker-compose v1 found, version parsed, cached by signature", function()
+  if not have_v1 then error("docker-compose is not installed") end
+  local cache = {}
+  local info = assert(compose.detect { command = "docker-compose", cache = cache })
+  T.eq(info.argv, { "docker-compose" })
+  T.match(info.version, "^%d+%.%d+%.%d+$")
+  T.eq(cache.version, info.version)
+  -- a cache whose signature matches is believed (no process spawned)...
+  local fake = { key = "docker-compose-x", argv = { "docker-compose" }, version = "9.9.9",
+                 signature = compose.signature { "docker-compose" } }
+  local _, err = compose.detect { command = "no-such-compose", cache = fake }
+  T.match(err, "compose command no%-such%-compose does not work")
+  fake.key = "docker compose"
+  local info2 = assert(compose.detect { command = "docker compose", cache = fake })
+  T.eq(info2.version, "9.9.9", "cached result used")
+  -- ...and one whose binaries changed is not
+  local stale = { key = "docker-compose", argv = { "docker-compose" }, version = "0.0.1", signature = "other" }
+  compose.use(nil)
+  local info3 = assert(compose.detect { command = "docker-compose", cache = stale })
+  T.eq(info3.version, info.version)
+end)
+
+T.test("compose.available: min_version", function()
+  local ctx = { state = {}, plan = true, detail = function() end }
+  T.eq(compose.available { min_version = "1.0" }:check(ctx), true)
+  local ok, msg = compose.available { min_version = "99.0" }:check(ctx)
+  T.eq(ok, false); T.match(msg, "is older than 99%.0")
+  local ok2, msg2 = compose.available { command = "no-such-compose" }:check(ctx)
+  T.eq(ok2, false); T.match(msg2, "no%-such%-compose: not found")
+end)
+
+-- ---- real stacks ----
+if not docker.ping() then
+  if os.getenv("PROVISION_REQUIRE_DOCKER") == "1" then
+    T.test("a Docker engine answers (PROVISION_REQUIRE_DOCKER=1)", function() error(select(2, docker.ping())) end)
+  else
+    T.skip("compose stacks", "no Docker engine answers")
+  end
+  os.exit(T.done())
+end
+
+local pid = core.getpid()
+local TAG = ("provision-test/busybox:cmp%d"):format(pid)
+local work = T.tmpdir()
+local built = exec.run { "sh", "tests/fixtures/stack/busybox-rootfs.sh", work .. "/rootfs.tar" }
+assert(built.status == 0, built.output)
+assert(docker.image_import(work .. "/rootfs.tar", { ref = TAG }))
+
+local function new_ctx(state)
+  return { state = state or {}, created = function() end, log = function() end, detail = function() end,
+    progress = function() end, spin = function(self) self.spins = (self.spins or 0) + 1 end,
+    interrupted = function() return false end }
+end
+
+local projects = {}
+local function stack(name, text, env)
+  local dir = work .. "/" .. name
+  assert(core.mkdirs(dir, 493))
+  assert(core.write_atomic(dir .. "/docker-compose.yaml", (text:gsub("IMAGE", TAG)), 420))
+  assert(core.write_atomic(dir .. "/.env", env or "X=1\n", 384))
+  projects[#projects + 1] = dir
+  return dir
+end
+
+local ok_stack = [[
+services:
+  init:
+    image: IMAGE
+    command: ["sh", "-c", "echo init ran; echo $$X > /data/x"]
+    volumes: [ "data:/data" ]
+  svc:
+    image: IMAGE
+    stop_signal: SIGKILL
+    restart: unless-stopped
+    depends_on: { init: { condition: service_completed_successfully } }
+    volumes: [ "data:/data" ]
+    command: ["sh", "-c", "touch /tmp/ready; while true; do sleep 1; done"]
+    healthcheck: { test: ["CMD", "test", "-f", "/tmp/ready"], interval: 1s, retries: 20 }
+  profiled:
+    image: IMAGE
+    profiles: [ "extra" ]
+volumes:
+  data:
+]]
+
+T.test("up (healthy), no-op check without spawning, .env change, run_once, down", function()
+  local dir = stack(("ptc%dok"):format(pid), ok_stack)
+  local name = compose.project_name(dir)
+  local up = compose.up { project_dir = dir, wait = "healthy", timeout = "60s" }
+  local ctx = new_ctx()
+  local ok, changes = up:check(ctx)
+  T.eq(ok, false); T.ok(#changes >= 1)
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  T.eq(ctx.state.project, name)
+  -- the check spawns nothing: exec.run is not called
+  local real_run = exec.run
+  local spawned = 0
+  exec.run = function(...) spawned = spawned + 1; return real_run(...) end
+  local t0 = core.now()
+  T.eq(up:check(ctx), true)
+  local dt = core.now() - t0
+  exec.run = real_run
+  T.eq(spawned, 0, "processes spawned by check")
+  T.ok(dt < 0.05, ("check took %.1f ms"):format(dt * 1000))
+  local states = assert(compose.service_states(name, { "svc", "init" }))
+  T.eq(states.svc.state, "healthy"); T.eq(states.init.state, "completed")
+  T.eq(#assert(docker.containers { project = name, service = "profiled" }), 0, "profiled service not started")
+
+  -- .env changed: the check says so; apply re-runs up
+  assert(core.write_atomic(dir .. "/.env", "X=2\n", 384))
+  local ok2, ch2 = up:check(ctx)
+  T.eq(ok2, false); T.eq(ch2, { ".env changed since the last apply" })
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+
+  -- run_once on the init service
+  local ro = compose.run_once { project_dir = dir, service = "init" }
+  local rctx = new_ctx()
+  local rok, rch = ro:check(rctx)
+  T.eq(rok, false); T.eq(rch, { "no record of an earlier apply" })
+  T.ok(ro:apply(rctx))
+  T.eq(ro:check(rctx), true)
+
+  -- a stopped service is seen
+  local svc_id = states.svc.id
+  assert(docker.call("POST", "/containers/" .. svc_id .. "/stop?t=1"))
+  local ok3, ch3 = up:check(ctx)
+  T.eq(ok3, false); T.match(table.concat(ch3, "\n"), "service svc: ")
+
+  local down = compose.down { project_dir = dir, volumes = true, remove_orphans = true }
+  local dctx = new_ctx()
+  local dok, left = down:check(dctx)
+  T.eq(dok, false); T.match(table.concat(left, "\n"), "volume " .. name .. "_data")
+  T.ok(down:apply(dctx))
+  T.eq(down:check(dctx), true)
+  T.eq(#assert(compose.leftovers(name, true)), 0)
+end)
+
+T.test("run_once fails with the exit code and the tail of the logs", function()
+  local dir = stack(("ptc%dfail"):format(pid), [[
+services:
+  init:
+    image: IMAGE
+    command: ["sh", "-c", "echo step one; echo something broke >&2; exit 3"]
+]])
+  local ro = compose.run_once { project_dir = dir, service = "init", timeout = "60s" }
+  local ctx = new_ctx()
+  local ok, err = ro:apply(ctx)
+  T.eq(ok, nil)
+  T.match(err, "^service init exited with code 3")
+  T.match(err, "something broke")
+  T.eq(ctx.state.ran, nil)
+  local ok2, ch = ro:check(ctx)
+  T.eq(ok2, false); T.match(table.concat(ch, "\n"), "last run failed %(exit code 3%)")
+  T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
+end)
+
+T.test("up fails on an unhealthy service, naming it, with its logs", function()
+  local dir = stack(("ptc%dsick"):format(pid), [[
+services:
+  sick:
+    image: IMAGE
+    stop_signal: SIGKILL
+    restart: unless-stopped
+    command: ["sh", "-c", "echo starting sick service; while true; do sleep 1; done"]
+    healthcheck: { test: ["CMD", "false"], interval: 1s, retries: 2 }
+]])
+  local up = compose.up { project_dir = dir, wait = "healthy", timeout = "60s" }
+  local ctx = new_ctx()
+  local ok, err = up:apply(ctx)
+  T.eq(ok, nil)
+  T.match(err, "^service sick: unhealthy")
+  T.match(err, "starting sick service")
+  T.ok((ctx.spins or 0) > 0, "the wait showed a spinner")
+  T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
+end)
+
+T.test("up times out naming what it waited for", function()
+  local dir = stack(("ptc%dslow"):format(pid), [[
+services:
+  slow:
+    image: IMAGE
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+    healthcheck: { test: ["CMD", "true"], interval: 30s, start_period: 60s }
+]])
+  local up = compose.up { project_dir = dir, wait = "healthy", timeout = "2s" }
+  local ok, err = up:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "^timed out after 2s waiting for healthy: service slow: health starting")
+  T.eq(up:check(new_ctx()), false)
+  T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
+end)
+
+-- clean up whatever a failed test left
+for _, dir in ipairs(projects) do
+  local name = compose.project_name(dir)
+  local left = compose.leftovers(name, true)
+  if left and #left > 0 then exec.run { "docker-compose", "-p", name, "down", "-v", "--remove-orphans", cwd = dir } end
+end
+docker.image_remove(TAG, { force = true })
+os.exit(T.done())

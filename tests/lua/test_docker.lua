@@ -1,0 +1,155 @@
+-- tests/lua/test_docker.lua: provision.docker against the real engine.
+local T = dofile "tests/lua/harness.lua"
+local docker = require "provision.docker"
+local C = require "provision._docker"
+local exec = require "provision._exec"
+local json = require "provision.json"
+local core = require "provision._core"
+
+-- pure parts first: they need no engine
+T.test("demux: frame headers stripped; a tty stream passes as it is", function()
+  local function frame(stream, s)
+    return string.char(stream, 0, 0, 0) .. string.pack(">I4", #s) .. s
+  end
+  T.eq(C.demux(frame(1, "out\n") .. frame(2, "err\n") .. frame(1, "more")), "out\nerr\nmore")
+  T.eq(C.demux("plain tty text\n"), "plain tty text\n")
+  T.eq(C.demux(""), "")
+  T.eq(C.demux(frame(1, "cut") .. "\1\0\0\0\0\0\0\99x"), frame(1, "cut") .. "\1\0\0\0\0\0\0\99x", "a bad frame: raw")
+end)
+
+T.test("version_compare and split_ref", function()
+  T.eq(docker.version_compare("20.10.24+dfsg1", "20.10"), 1)
+  T.eq(docker.version_compare("1.29.2", "1.29.2"), 0)
+  T.eq(docker.version_compare("v2.14.0", "2.2"), 1)
+  T.eq(docker.version_compare("19.03", "20.10"), -1)
+  T.eq({ docker.split_ref("a/b:1") }, { "a/b", "1" })
+  T.eq({ docker.split_ref("localhost:5000/x") }, { "localhost:5000/x", "latest" })
+end)
+
+T.test("no engine at a socket path: a clear error", function()
+  local c = assert(C.open("unix:///nonexistent/docker.sock"))
+  local st, err = c:request("GET", "/_ping")
+  T.eq(st, nil)
+  T.eq(err, "no Docker engine answers at /nonexistent/docker.sock: connect: No such file or directory")
+  local _, e2 = C.open("ssh://host")
+  T.match(e2, "only unix:// and tcp://")
+  local c3 = assert(C.open("tcp://127.0.0.1:1"))
+  local _, e3 = c3:request("GET", "/_ping", { timeout = 5 })
+  T.match(e3, "^no Docker engine answers at tcp://127%.0%.0%.1:1")
+  T.raises(function() c:request("GET", "no-slash") end, "must start with /")
+  c:close()
+  T.raises(function() c:request("GET", "/_ping") end, "closed")
+end)
+
+local engine = docker.ping()
+if not engine then
+  if os.getenv("PROVISION_REQUIRE_DOCKER") == "1" then
+    T.test("a Docker engine answers (PROVISION_REQUIRE_DOCKER=1)", function() error(select(2, docker.ping())) end)
+  else
+    T.skip("Docker engine tests", "no Docker engine answers: " .. tostring(select(2, docker.ping())))
+  end
+  os.exit(T.done())
+end
+
+T.test("permission denied on the socket names the docker group", function()
+  local setpriv = exec.which("setpriv")
+  if not setpriv then error("setpriv (util-linux) is needed for this test") end
+  local sock = (docker.host():match("^unix://(.*)$"))
+  if not sock then return end
+  local sdir = T.tmpdir()
+  assert(core.write_atomic(sdir .. "/ping.lua", 'local d = require "provision.docker"; print(select(2, d.ping()))', 420))
+  assert(exec.run { "chmod", "755", sdir })
+  local r = assert(exec.run { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    os.getenv("PROVISION") or "./provision", "--script", sdir .. "/ping.lua" })
+  T.eq(r.output, ("permission denied on %s (add the user to the docker group)\n"):format(sock))
+end)
+
+T.test("ping, version, info", function()
+  T.eq(docker.ping(), true)
+  local v = assert(docker.version())
+  T.match(v.Version, "^%d+%.%d+")
+  T.match(v.ApiVersion, "^1%.%d+$")
+  T.eq(docker.engine_version(), v.Version, "the version from /_ping's Server header")
+  local st, _, h = docker.request("GET", "/_ping", { headers = true })
+  T.eq(st, 200); T.eq(h["api-version"], v.ApiVersion)
+  local i = assert(docker.info())
+  T.ok(type(i.Containers) == "number")
+end)
+
+T.test("docker.engine: min_version checked", function()
+  local ctx = { state = {}, detail = function() end }
+  T.eq(docker.engine { min_version = "1.0" }:check(ctx), true)
+  local ok, msg = docker.engine { min_version = "999.0" }:check(ctx)
+  T.eq(ok, false)
+  T.match(msg, "is older than 999%.0")
+  T.raises(function() docker.engine { min_versoin = "1" } end, "unknown option 'min_versoin'")
+end)
+
+-- a busybox image from busybox-static, imported through the module
+local TAG = ("provision-test/busybox:lua%d"):format(core.getpid())
+local dir = T.tmpdir()
+local tar = dir .. "/rootfs.tar"
+local built = exec.run { "sh", "tests/fixtures/stack/busybox-rootfs.sh", tar }
+
+T.test("docker.image: check, import from a rootfs tar, revert", function()
+  T.eq(built.status, 0, built.output)
+  local res = docker.image { name = TAG, from_rootfs = tar }
+  local ctx = { state = {}, created = function(self, e)
+    self.state.created = self.state.created or {}; table.insert(self.state.created, e) end,
+    detail = function() end }
+  local ok, why = res:check(ctx)
+  T.eq(ok, false); T.match(why, "is not there")
+  T.ok(res:apply(ctx))
+  T.eq(res:check(ctx), true)
+  T.eq(docker.image_exists(TAG), true)
+  T.eq(ctx.state.created[1], { type = "docker.image", name = TAG })
+  local _, e = docker.image_import(dir .. "/missing.tar", { ref = TAG .. "x" })
+  T.match(e, "missing%.tar: No such file")
+end)
+
+T.test("containers by project label, inspect, logs tail, exit code", function()
+  local project = ("ptlua%d"):format(core.getpid())
+  local spec = json.encode {
+    Image = TAG, Cmd = { "sh", "-c", "echo oops >&2; sleep 0.1; for i in 1 2 3 4 5; do echo line$i; done; exit 3" },
+    Labels = { [docker.PROJECT_LABEL] = project, [docker.SERVICE_LABEL] = "job" },
+  }
+  local created = assert(docker.call("POST", "/containers/create", { body = spec }))
+  local id = created.Id
+  local ok, err = pcall(function()
+    assert(docker.call("POST", "/containers/" .. id .. "/start"))
+    local t0 = core.now()
+    local ins
+    repeat
+      ins = assert(docker.inspect(id))
+      core.sleep(0.05)
+    until ins.State.Status == "exited" or core.now() - t0 > 20
+    T.eq(ins.State.Status, "exited")
+    T.eq(ins.State.ExitCode, 3)
+    local list = assert(docker.containers { project = project })
+    T.eq(#list, 1); T.eq(list[1].Id, id)
+    T.eq(#assert(docker.containers { project = project .. "-other" }), 0)
+    T.eq(#assert(docker.containers { project = project, service = "job" }), 1)
+    T.eq(assert(docker.logs(id, { tail = 2 })), "line4\nline5\n")
+    T.eq(assert(docker.logs(id, { tail = 100 })), "oops\nline1\nline2\nline3\nline4\nline5\n", "stderr and stdout")
+  end)
+  docker.call("DELETE", "/containers/" .. id .. "?force=1")
+  if not ok then error(err, 0) end
+  local _, e, st = docker.inspect(id)
+  T.eq(st, 404); T.match(e, "No such container")
+end)
+
+T.test("docker.image revert removes the image", function()
+  local res = docker.image { name = TAG, from_rootfs = tar }
+  T.ok(res:revert { state = { created = { { type = "docker.image", name = TAG } } } })
+  T.eq(docker.image_exists(TAG), false)
+end)
+
+T.test("a reused handle: 200 API calls well under a second", function()
+  local t0 = core.now()
+  for _ = 1, 200 do assert(docker.ping()) end
+  local dt = core.now() - t0
+  T.ok(dt < 1, ("200 pings took %.3fs"):format(dt))
+end)
+
+docker.image_remove(TAG, { force = true })
+os.exit(T.done())

@@ -1,0 +1,95 @@
+-- tests/lua/test_exec.lua: exec.command (guards, failure output, env, cwd,
+-- timeout, secrets) on top of provision._exec.
+local T = dofile "tests/lua/harness.lua"
+local exec = require "provision.exec"
+local fs = require "provision.fs"
+local secret = require "provision.secret"
+
+local function new_ctx(verbose)
+  local ctx = { state = {}, logs = {}, details = {}, verbose = verbose }
+  function ctx:created(e) self.state.created = self.state.created or {}; table.insert(self.state.created, e) end
+  function ctx:log(l) self.logs[#self.logs + 1] = l end
+  function ctx:detail(d) self.details[#self.details + 1] = d end
+  return ctx
+end
+
+T.test("re-exports run and which", function()
+  local r = exec.run { "sh", "-c", "echo hi" }
+  T.eq(r.status, 0); T.eq(r.output, "hi\n")
+  T.ok(exec.which("sh"))
+end)
+
+T.test("no guard: always runs, and describe says so", function()
+  local d = T.tmpdir()
+  local c = exec.command { "sh", "-c", "echo x >> count", cwd = d }
+  T.match(c:describe(), "always runs")
+  local ok, change = c:check(new_ctx())
+  T.eq(ok, false); T.match(change, "no guard")
+  T.ok(c:apply(new_ctx())); T.ok(c:apply(new_ctx()))
+  T.eq(fs.read(d .. "/count"), "x\nx\n")
+end)
+
+T.test("creates: done once the file exists (relative to cwd)", function()
+  local d = T.tmpdir()
+  local c = exec.command { argv = { "touch", "marker" }, cwd = d, creates = "marker" }
+  local ok, change = c:check(new_ctx())
+  T.eq(ok, false); T.match(change, "marker does not exist")
+  T.ok(c:apply(new_ctx()))
+  T.eq(c:check(new_ctx()), true)
+  T.match(c:describe(), "unless marker exists")
+end)
+
+T.test("unless: an argv whose exit 0 means done", function()
+  local d = T.tmpdir()
+  local c = exec.command { argv = { "touch", d .. "/m" }, ["unless"] = { "test", "-e", d .. "/m" } }
+  local ok, change = c:check(new_ctx())
+  T.eq(ok, false); T.match(change, "exited 1")
+  T.ok(c:apply(new_ctx()))
+  T.eq(c:check(new_ctx()), true)
+end)
+
+T.test("failure: exit code and the masked tail of the output", function()
+  local pw = secret.new("hunter2-pass")
+  local c = exec.command { "sh", "-c", "for i in $(seq 1 40); do echo line $i; done; echo pw=$PW; exit 7",
+    env = { PW = pw } }
+  local ok, err = c:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "exited 7:")
+  T.match(err, "line 40")
+  T.ok(not err:find("line 20\n", 1, true), "only the tail")
+  T.ok(not err:find("hunter2"), "the secret is masked")
+  T.match(err, "pw=%*%*%*%*%*%*%*%*")
+end)
+
+T.test("verbose: the command and its output are logged, masked", function()
+  local pw = secret.new("s3cret-arg")
+  local ctx = new_ctx(true)
+  T.ok(exec.command { "echo", "hello", pw }:apply(ctx))
+  T.eq(ctx.logs[1], "$ echo hello ********")
+  T.eq(ctx.logs[2], "hello ********")
+end)
+
+T.test("input and timeout", function()
+  local d = T.tmpdir()
+  T.ok(exec.command { argv = { "sh", "-c", "cat > got" }, cwd = d, input = "fed in" }:apply(new_ctx()))
+  T.eq(fs.read(d .. "/got"), "fed in")
+  local ok, err = exec.command { argv = { "sleep", "5" }, timeout = "200ms" }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "timed out")
+end)
+
+T.test("a program that is not there fails clearly", function()
+  local ok, err = exec.command { "surely-no-such-program-x" }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "surely%-no%-such%-program%-x")
+end)
+
+T.test("misuse raises: a shell string, an unknown option, bad argv", function()
+  T.raises(function() exec.command "ls -la /" end, 'never a shell string: write { "ls", "%-la", "/" }')
+  T.raises(function() exec.command { "ls", shell = true } end, "unknown option 'shell'")
+  T.raises(function() exec.command { argv = { "ls", {} } } end, "argv%[2%] must be a string")
+  T.raises(function() exec.command { "ls", ["unless"] = "test -e x" } end, "option 'unless'")
+  T.raises(function() exec.command { "ls", timeout = "soon" } end, "option 'timeout'")
+  local one = exec.command "true"
+  T.eq(one.argv, { "true" })
+end)
+
+os.exit(T.done())

@@ -1,0 +1,364 @@
+-- tests/lua/test_http.lua: provision.http against tests/servers/httpd.py on
+-- loopback, which this file starts and stops (by its pid).
+local T = dofile "tests/lua/harness.lua"
+local http = require "provision.http"
+local C = require "provision._http"
+local json = require "provision.json"
+local core = require "provision._core"
+local secret = require "provision.secret"
+
+-- ---- the server
+local dir = T.tmpdir()
+local function start_server(extra)
+  local pidf, portf = dir .. "/pid" .. (extra and "tls" or ""), dir .. "/port" .. (extra and "tls" or "")
+  os.execute(("python3 tests/servers/httpd.py %s > %s 2> %s.log & echo $! > %s")
+    :format(extra or "", portf, portf, pidf))
+  local pid = tonumber(core.read_file(pidf))
+  for _ = 1, 100 do
+    local p = core.read_file(portf)
+    if p and p:match("^%d+\n") then return pid, tonumber(p:match("^%d+")) end
+    core.sleep(0.05)
+  end
+  error("the test server did not start: " .. tostring(core.read_file(portf .. ".log")))
+end
+local pids = {}
+local pid, port = start_server()
+pids[#pids + 1] = pid
+local base = "http://127.0.0.1:" .. port
+
+local function get(path) return assert(http.request(base .. path)) end
+local function count(path)
+  local c = get("/count").json
+  if path then return c.paths[path] or 0 end
+  return c.total
+end
+local function reset() get("/count/reset") end
+local function sha(size, seed) return get(("/sha256?size=%d&seed=%s"):format(size, seed)).body end
+
+local function new_ctx()
+  local ctx = { state = {}, logs = {}, progressed = {} }
+  function ctx:created(e) self.state.created = self.state.created or {}; table.insert(self.state.created, e) end
+  function ctx:log(l) self.logs[#self.logs + 1] = l end
+  function ctx:detail(d) self.detail_text = d end
+  function ctx:progress(done, total) self.progressed[#self.progressed + 1] = { done, total } end
+  function ctx:spin() end
+  function ctx.interrupted() return core.interrupted() end
+  return ctx
+end
+
+local function exists(p) local f = io.open(p); if f then f:close() return true end return false end
+local function no_temp(dest)
+  T.ok(not exists(dest .. ".provision-part"), "no .provision-part left")
+  T.ok(not exists(dest .. ".provision-part.json"), "no sidecar left")
+end
+
+T.test("file: downloads, records state, leaves no temp file", function()
+  reset()
+  local dest = dir .. "/a.bin"
+  local r = http.file { url = base .. "/file/a?size=300000", dest = dest }
+  local ctx = new_ctx()
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "download")
+  local res = assert(r:apply(ctx))
+  T.eq(res.bytes, 300000)
+  T.eq(C.sha256_file(dest), sha(300000, "a"))
+  T.eq(ctx.state.sha256, sha(300000, "a"))
+  T.eq(ctx.state.etag, '"a-a-300000-1"')
+  T.ok(ctx.state.last_modified)
+  T.eq(ctx.state.created[1].path, dest)
+  T.match(ctx.detail_text, "KiB in")
+  T.eq(select(2, C.stat(dest)), 420)
+  no_temp(dest)
+  -- now check passes (a conditional GET answered 304)
+  reset()
+  T.eq(r:check(ctx), true)
+  T.eq(count("/file/a"), 1)
+end)
+
+T.test("file: a matching checksum makes no request at all", function()
+  local dest = dir .. "/b.bin"
+  local want = sha(5000, "b")
+  local r = http.file { url = base .. "/file/b?size=5000", dest = dest, sha256 = want, mode = "0640" }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  T.eq(select(2, C.stat(dest)), 416)
+  reset()
+  T.eq(r:check(new_ctx()), true)
+  T.eq(r:check(ctx), true)
+  T.eq(count(), 0)
+end)
+
+T.test("file: wrong checksum fails, names both digests, leaves dest as it was", function()
+  local dest = dir .. "/c.bin"
+  local f = assert(io.open(dest, "w")); f:write("old content"); f:close()
+  local want = ("0"):rep(64)
+  local r = http.file { url = base .. "/file/c?size=2000", dest = dest, sha256 = want }
+  local ok, err = r:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "checksum mismatch")
+  T.match(err, want)
+  T.match(err, sha(2000, "c"))
+  T.eq(core.read_file(dest), "old content")
+  no_temp(dest)
+end)
+
+T.test("file: ETag: 304 is ok, a new version downloads again", function()
+  local dest = dir .. "/d.bin"
+  local r = http.file { url = base .. "/file/d?size=1000&lastmod=0", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  T.eq(ctx.state.last_modified, nil)
+  reset()
+  local res = assert(r:apply(ctx))   -- conditional: If-None-Match
+  T.eq(res.status, 304)
+  T.eq(res.bytes, 0)
+  T.match(ctx.detail_text, "not modified")
+  T.eq(count(), 1)
+  no_temp(dest)
+  -- the same URL, now a new version upstream (the state still has the old ETag)
+  local r2 = http.file { url = base .. "/file/d?size=1000&lastmod=0&version=2", dest = dest }
+  ctx.state.url = r2.url
+  local ok, why = r2:check(ctx)
+  T.eq(ok, false); T.match(why, "changed upstream")
+  res = assert(r2:apply(ctx))
+  T.eq(res.status, 200)
+  T.eq(ctx.state.etag, '"d-d-1000-2"')
+end)
+
+T.test("file: Last-Modified only: If-Modified-Since and 304", function()
+  local dest = dir .. "/e.bin"
+  local r = http.file { url = base .. "/file/e?size=1000&etag=0", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  T.eq(ctx.state.etag, nil)
+  T.ok(ctx.state.last_modified)
+  T.eq(r:check(ctx), true)
+  local res = assert(r:apply(ctx))
+  T.eq(res.status, 304)
+end)
+
+T.test("file: a local change is noticed", function()
+  local dest = dir .. "/e.bin"
+  local r = http.file { url = base .. "/file/e?size=1000&etag=0", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  local f = assert(io.open(dest, "a")); f:write("x"); f:close()
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed since")
+  assert(r:apply(ctx))
+  -- the same size, the old mtime put back: the stamp (ctime) still tells
+  os.execute(("cp -p '%s' '%s.ref' && printf X | dd of='%s' bs=1 seek=10 conv=notrunc 2>/dev/null && touch -r '%s.ref' '%s'")
+    :format(dest, dest, dest, dest, dest))
+  ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed since")
+  assert(r:apply(ctx))
+  T.eq(C.sha256_file(dest), sha(1000, "e"))
+end)
+
+T.test("file: connection dropped mid-body resumes with Range", function()
+  reset()
+  local dest = dir .. "/f.bin"
+  local r = http.file { url = base .. "/drop/f?size=400000&after=150000", dest = dest, sha256 = sha(400000, "f") }
+  local ctx = new_ctx()
+  local res = assert(r:apply(ctx))
+  T.eq(res.resumed, true)
+  T.eq(res.bytes, 250000)           -- only the rest came in the second request
+  T.eq(C.sha256_file(dest), sha(400000, "f"))
+  T.eq(count("/drop/f"), 2)
+  T.match(table.concat(ctx.logs, "\n"), "resuming")
+  no_temp(dest)
+end)
+
+T.test("file: redirects are followed, a loop is not", function()
+  local dest = dir .. "/g.bin"
+  assert(http.file { url = base .. "/redirect?n=3&to=/file/g%3Fsize%3D777", dest = dest }:apply(new_ctx()))
+  T.eq(C.sha256_file(dest), sha(777, "g"))
+  local ok, err = http.file { url = base .. "/redirect-loop", dest = dir .. "/loop", retries = 0 }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "redirect")
+  no_temp(dir .. "/loop")
+end)
+
+T.test("file: basic auth, and a wrong password never shows", function()
+  local dest = dir .. "/h.bin"
+  local url = base .. "/auth/file/h?size=999&user=alice&password=s3cr3t-pw"
+  assert(http.file { url = url, dest = dest, user = "alice", password = secret.new("s3cr3t-pw") }:apply(new_ctx()))
+  T.eq(C.sha256_file(dest), sha(999, "h"))
+  local bad = secret.new("wr0ng-pw")
+  local ok, err = http.file { url = base .. "/auth/file/h2?size=10", dest = dir .. "/h2", user = "x", password = bad }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "401")
+  T.match(err, "authentication required")
+  T.ok(not err:find("wr0ng", 1, true), "the password is not in the message")
+  T.ok(not exists(dir .. "/h2"))
+end)
+
+T.test("file: 4xx fails at once with the status and the start of the body", function()
+  reset()
+  local ok, err = http.file { url = base .. "/status/404?body=nothing+here", dest = dir .. "/i" }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "404 Not Found: nothing here")
+  T.eq(count(), 1)
+  no_temp(dir .. "/i")
+end)
+
+T.test("file: 500 then 200 is retried with backoff", function()
+  reset()
+  local dest = dir .. "/j.bin"
+  local t0 = core.now()
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/flaky/j?fail=2&size=3000", dest = dest }:apply(ctx))
+  T.ok(core.now() - t0 >= 1.4, "backoff 0.5s + 1s")
+  T.eq(count("/flaky/j"), 3)
+  T.eq(C.sha256_file(dest), sha(3000, "j"))
+  T.match(ctx.logs[1], "500 Internal Server Error")
+  -- and retries run out
+  local ok, err = http.file { url = base .. "/flaky/j2?fail=5&status=503", dest = dest .. "2", retries = 1 }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "503"); T.match(err, "gave up after 2 attempts")
+end)
+
+T.test("file: a wrong Content-Length is a failure, never a file", function()
+  local dest = dir .. "/k.bin"
+  local ok, err = http.file { url = base .. "/badlength/k?size=5000&claim=9000", dest = dest, retries = 1 }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "gave up")
+  T.ok(not exists(dest))
+  no_temp(dest)
+end)
+
+T.test("file: a stalled server times out", function()
+  local t0 = core.now()
+  local ok, err = http.file { url = base .. "/slow/l?delay=5", dest = dir .. "/l", timeout = "1s", retries = 0 }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "[Tt]ime")
+  T.ok(core.now() - t0 < 4, "gave up within the timeout")
+  no_temp(dir .. "/l")
+end)
+
+T.test("file: progress is reported with the total", function()
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/slow/m?size=100000&rate=200000", dest = dir .. "/m" }:apply(ctx))
+  T.ok(#ctx.progressed >= 2, "progress called")
+  T.ok(#ctx.progressed <= 12, "at most ~10 a second")
+  T.eq(ctx.progressed[#ctx.progressed][2], 100000)
+end)
+
+T.test("file: a partial file from a killed run is resumed", function()
+  local dest = dir .. "/n.bin"
+  local url = base .. "/file/n?size=100000"
+  -- what a killed run leaves: the first bytes and the sidecar
+  local full = get("/file/n?size=100000").body
+  local f = assert(io.open(dest .. ".provision-part", "wb")); f:write(full:sub(1, 60000)); f:close()
+  core.write_atomic(dest .. ".provision-part.json", json.encode { url = url, etag = '"n-n-100000-1"' })
+  local ctx = new_ctx()
+  local res = assert(http.file { url = url, dest = dest, sha256 = sha(100000, "n") }:apply(ctx))
+  T.eq(res.bytes, 40000)
+  T.eq(res.resumed, true)
+  no_temp(dest)
+  -- a sidecar whose validator no longer matches: If-Range makes it whole again
+  f = assert(io.open(dest .. "2.provision-part", "wb")); f:write(("x"):rep(60000)); f:close()
+  core.write_atomic(dest .. "2.provision-part.json", json.encode { url = url, etag = '"stale"' })
+  res = assert(http.file { url = url, dest = dest .. "2", sha256 = sha(100000, "n") }:apply(new_ctx()))
+  T.eq(res.bytes, 100000)
+end)
+
+T.test("file: revert removes what apply created", function()
+  local dest = dir .. "/o.bin"
+  local r = http.file { url = base .. "/file/o?size=10", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  assert(r:revert(ctx))
+  T.ok(not exists(dest))
+end)
+
+T.test("file: bad options raise", function()
+  T.raises(function() http.file { url = "ftp://x", dest = "y" } end, "http://")
+  T.raises(function() http.file { url = base, dest = "y", sha256 = "abc" } end, "64 hex")
+  T.raises(function() http.file { url = base, dest = "y", bogus = 1 } end, "unknown option")
+end)
+
+T.test("TLS: verified against ca_file, refused without", function()
+  local key, crt = dir .. "/key.pem", dir .. "/crt.pem"
+  local rc = os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 " ..
+    "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null"):format(key, crt))
+  T.ok(rc, "openssl made a certificate")
+  local tpid, tport = start_server("--tls " .. crt .. " " .. key)
+  pids[#pids + 1] = tpid
+  local url = ("https://127.0.0.1:%d/file/tls?size=500"):format(tport)
+  local ok, err = http.file { url = url, dest = dir .. "/tls", retries = 0 }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "certificate")
+  assert(http.file { url = url, dest = dir .. "/tls", ca_file = crt }:apply(new_ctx()))
+  T.eq(C.sha256_file(dir .. "/tls"), sha(500, "tls"))
+  local res = assert(http.request { url = ("https://127.0.0.1:%d/json"):format(tport), ca_file = crt })
+  T.eq(res.json.ok, true)
+end)
+
+T.test("request: GET with JSON, POST a table, HEAD, headers", function()
+  local res = assert(http.request { url = base .. "/json?x=1" })
+  T.eq(res.status, 200)
+  T.eq(res.json.query.x, "1")
+  T.eq(res.json.items[3].tags[2], "b")
+  res = assert(http.request { url = base .. "/echo", method = "put", body = { a = 1 }, headers = { ["X-Token"] = secret.new("tok") } })
+  T.eq(res.json.method, "PUT")
+  T.eq(json.decode(res.json.body), { a = 1 })
+  T.eq(res.json.headers["content-type"], "application/json")
+  T.eq(res.json.headers["x-token"], "tok")
+  res = assert(http.request { url = base .. "/file/x?size=10", method = "HEAD" })
+  T.eq(res.status, 200); T.eq(res.body, ""); T.eq(res.headers["content-length"], "10")
+  res = assert(http.request { url = base .. "/auth", auth = { "user", "password" } })
+  T.eq(res.json.user, "user")
+  local ok, err = http.request { url = "http://127.0.0.1:1/", timeout = 2 }
+  T.eq(ok, nil); T.match(err, "GET http://127.0.0.1:1/")
+end)
+
+T.test("request: a timeout", function()
+  local t0 = core.now()
+  local ok, err, kind = http.request { url = base .. "/delay?seconds=3", timeout = "0.5s" }
+  T.eq(ok, nil); T.eq(kind, "timeout"); T.match(err, "[Tt]ime")
+  T.ok(core.now() - t0 < 2)
+end)
+
+T.test("expect: status, body, JSON subset", function()
+  T.eq(http.expect { url = base .. "/json" }:check(new_ctx()), true)
+  T.eq(http.expect { url = base .. "/json", json = { ok = true, nested = { a = { b = "c" } }, items = { 2, { id = 3 } } } }:check(new_ctx()), true)
+  local ok, why = http.expect { url = base .. "/json", json = { nested = { a = { b = "d" } } } }:check(new_ctx())
+  T.eq(ok, false); T.match(why, "%$%.nested%.a%.b is \"c\", want \"d\"")
+  ok, why = http.expect { url = base .. "/json", json = { items = { 7 } } }:check(new_ctx())
+  T.eq(ok, false); T.match(why, "no item like 7")
+  T.eq(http.expect { url = base .. "/status/201?body=made", status = { 200, 201 }, body_contains = "made" }:check(new_ctx()), true)
+  ok, why = http.expect { url = base .. "/status/200?body=hello", body_contains = "bye" }:check(new_ctx())
+  T.eq(ok, false); T.match(why, "does not contain")
+  ok, why = http.expect { url = base .. "/status/500?body=line1%0Aline2%0Aline3" }:check(new_ctx())
+  T.eq(ok, false); T.match(why, "500 Internal Server Error, want 200: line1 | line2 | line3")
+  T.eq(http.expect { url = base .. "/auth?user=u&password=p", user = "u", password = secret.new("p"), json = { user = "u" } }:check(new_ctx()), true)
+end)
+
+T.test("expect: within keeps trying; failure names the last status and body", function()
+  reset()
+  local r = http.expect { url = base .. "/until/w?after=2", within = "10s", interval = "0.2s", body_contains = "ready" }
+  local ctx = new_ctx()
+  T.eq((r:check(new_ctx())), false)
+  T.eq(r:apply(ctx), true)
+  T.eq(count("/until/w"), 3)
+  T.match(ctx.detail_text, "2 tries")
+  local t0 = core.now()
+  local pw = secret.new("hunter2-pw")
+  local ok, err = http.expect { url = base .. "/until/z?after=100", within = "1s", interval = "0.2s",
+    user = "u", password = pw }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "503 Service Unavailable")
+  T.match(err, "not yet")
+  T.match(err, "still failing after 1s")
+  T.ok(core.now() - t0 < 3)
+  T.ok(not err:find("hunter2", 1, true))
+  -- a body echoing a secret is masked
+  ok, err = http.expect { url = base .. "/status/500?body=token+hunter2-pw" }:check(new_ctx())
+  T.ok(not err:find("hunter2", 1, true), err)
+  T.match(err, "%*%*%*%*")
+end)
+
+T.test("expect: connection refused is a failure, not an error", function()
+  local ok, err = http.expect { url = "http://127.0.0.1:1/x", timeout = "2s" }:check(new_ctx())
+  T.eq(ok, false); T.match(err, "127.0.0.1:1")
+end)
+
+for _, p in ipairs(pids) do os.execute("kill " .. p) end
+return T.done()
