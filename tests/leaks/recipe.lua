@@ -1,11 +1,13 @@
 -- tests/leaks/recipe.lua: a small recipe for the valgrind leak check
--- (tests/leaks/run.sh): custom steps that run a process and use JSON, and,
+-- (tests/leaks/run.sh): custom steps that run a process and use JSON and
+-- YAML (including a parse error), and,
 -- with -e with_fs=true (when the fs module is built in), fs resources: a
 -- folder, a file, an .env file, and a teardown block that removes them.
 recipe { name = "leak-check", description = "touches the C paths of apply, plan and teardown" }
 local v = vars { dir = "./leaks-out", with_fs = false, password = secret "leak-check-pw" }
 local exec = require "provision._exec"
 local json = require "provision.json"
+local yaml = require "provision.yaml"
 
 check "a shell to run" { check = function() return exec.which("sh") ~= nil, "no sh on PATH" end }
 
@@ -48,6 +50,33 @@ step "process output" {
     ctx:created { type = "file", path = v.dir .. "/ran" }
   end,
   revert = function(ctx) os.remove(v.dir .. "/ran") end,
+}
+
+step "compose file" {
+  describe = "a YAML file, loaded back",
+  check = function()
+    local t = yaml.load_file(v.dir .. "/compose.yaml")
+    return t ~= nil and t.services ~= nil and t.services.web.ports[1] == "8080:80"
+  end,
+  apply = function(ctx)
+    local doc = assert(yaml.load([[
+x-common: &common
+  image: nginx:1.27
+  environment: { A: "1", B: yes }
+services:
+  web:
+    <<: *common
+    ports: ["8080:80"]
+  worker:
+    <<: *common
+    command: [sh, -c, "echo hi"]
+]]))
+    local bad, err = yaml.load("a: [unclosed\n")
+    if bad ~= nil or not err then return nil, "a broken YAML text loaded" end
+    local f = assert(io.open(v.dir .. "/compose.yaml", "w")); f:write(yaml.dump(doc)); f:close()
+    ctx:created { type = "file", path = v.dir .. "/compose.yaml" }
+  end,
+  revert = function(ctx) os.remove(v.dir .. "/compose.yaml") end,
 }
 
 if v.with_fs then

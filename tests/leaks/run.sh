@@ -28,9 +28,9 @@ export NO_COLOR=1 PROVISION_STATE_DIR="$SANDBOX/.provision"
 with_fs=false
 [ -f "$ROOT/lua/provision/fs.lua" ] && with_fs=true
 
-# check NAME WANT_EXIT ARGS...
+# check NAME WANT_EXIT WANT_TEXT ARGS...   (WANT_TEXT: in the output, or "")
 check() {
-    name=$1 want=$2; shift 2
+    name=$1 want=$2 text=$3; shift 3
     log="$SANDBOX/valgrind-$passed-$failed.log"
     valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
@@ -45,20 +45,24 @@ check() {
         echo "FAIL leaks/$name: exit $rc, want $want:"
         sed 's/^/    /' "$SANDBOX/out.txt" | head -n 40
         failed=$((failed + 1))
+    elif [ -n "$text" ] && ! grep -q -- "$text" "$SANDBOX/out.txt"; then
+        echo "FAIL leaks/$name: the output lacks \"$text\":"
+        sed 's/^/    /' "$SANDBOX/out.txt" | head -n 40
+        failed=$((failed + 1))
     else
         echo "PASS leaks/$name"
         passed=$((passed + 1))
     fi
 }
 
-check "plan (fresh: changes pending)" 3 plan recipe.lua
-check "apply" 0 apply recipe.lua
-check "apply (no-op re-run)" 0 apply recipe.lua -v
-check "plan (nothing to change)" 0 plan recipe.lua
-check "teardown" 0 teardown recipe.lua
-check "apply --json" 0 apply recipe.lua --json
-check "teardown (again)" 0 teardown recipe.lua
-check "list" 0 list recipe.lua
-check "recipe error (exit 2)" 2 apply recipe.lua -e nope=1
+check "plan (fresh: changes pending)" 3 "would-change=" plan recipe.lua
+check "apply" 0 "failed=0" apply recipe.lua
+check "apply (no-op re-run)" 0 " changed=0 failed=0" apply recipe.lua -v
+check "plan (nothing to change)" 0 "would-change=0" plan recipe.lua
+check "teardown" 0 "failed=0" teardown recipe.lua
+check "apply --json" 0 '"event"' apply recipe.lua --json
+check "teardown (again)" 0 "failed=0" teardown recipe.lua
+check "list" 0 "compose file" list recipe.lua
+check "recipe error (exit 2)" 2 "unknown variable" apply recipe.lua -e nope=1
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
