@@ -1,0 +1,104 @@
+#!/bin/sh
+# tests/ci-extra.sh: the slower reliability checks, for CI (.ci/run):
+#   1. the whole test suite (tests/run) with the ASan+UBSan binary
+#      (make SANITIZE=address,undefined: ./provision-san, build/san/tests);
+#      any sanitizer report, even from a run whose exit code a test
+#      expected to be non-zero, fails the section;
+#   2. valgrind leak check of plan/apply/teardown (tests/leaks/run.sh);
+#   3. a bounded fuzz run of every target (tests/fuzz/run.sh), FUZZ_SECONDS
+#      per target (default 45: about 3 minutes in all).
+# Each section prints PASS/FAIL lines and its own "N passed, N failed";
+# the last line is the total. Exits non-zero when anything failed.
+#   sh tests/ci-extra.sh [sanitize|leaks|fuzz]...   (default: all three)
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+sections=${*:-sanitize leaks fuzz}
+total_p=0 total_f=0
+work=$(mktemp -d /tmp/provision-ci-extra.XXXXXX) || exit 1
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+# section NAME COMMAND...: runs it, shows its output, adds its summary line
+section() {
+    name=$1; shift
+    echo "## $name"
+    start=$(date +%s)
+    "$@" > "$work/$name.out" 2>&1
+    rc=$?
+    cat "$work/$name.out"
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/$name.out" | tail -n 1)
+    p=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+    f=$(echo "$summary" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p')
+    p=${p:-0} f=${f:-0}
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $name: exited $rc"
+        f=1
+    fi
+    total_p=$((total_p + p)); total_f=$((total_f + f))
+    echo "## $name: $p passed, $f failed ($(( $(date +%s) - start ))s)"
+}
+
+sanitize() {
+    if ! make -s SANITIZE=address,undefined provision-san unit > "$work/san-build.log" 2>&1; then
+        cat "$work/san-build.log"
+        echo "FAIL sanitize/build: make SANITIZE=address,undefined failed"
+        echo "0 passed, 1 failed"
+        return 1
+    fi
+    if grep -q 'warning:' "$work/san-build.log"; then cat "$work/san-build.log"; fi
+    # Reports go to files, so none is lost inside a test's captured stderr.
+    mkdir -p "$work/san" "$work/bin"
+    asan="log_path=$work/san/asan:detect_leaks=1:abort_on_error=0"
+    # LeakSanitizer cannot work under ptrace: a test that runs the binary
+    # under strace (to count execve calls) gets it without the leak check
+    # (a wrapper first on PATH; everything else keeps it).
+    real_strace=$(command -v strace || true)
+    if [ -n "$real_strace" ]; then
+        printf '#!/bin/sh\nexec %s -E "ASAN_OPTIONS=%s:detect_leaks=0" "$@"\n' "$real_strace" "$asan" > "$work/bin/strace"
+        chmod +x "$work/bin/strace"
+    fi
+    PATH="$work/bin:$PATH" ASAN_OPTIONS="$asan" \
+    UBSAN_OPTIONS="log_path=$work/san/ubsan:print_stacktrace=1:halt_on_error=1" \
+    PROVISION="$ROOT/provision-san" UNIT_DIR="$ROOT/build/san/tests" sh tests/run > "$work/san-suite.out" 2>&1
+    rc=$?
+    # tests/run's own summary becomes the second-to-last line of this one
+    grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$work/san-suite.out"
+    p=$(sed -n 's/^\([0-9]*\) passed, .*/\1/p' "$work/san-suite.out" | tail -n 1)
+    f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p' "$work/san-suite.out" | tail -n 1)
+    p=${p:-0} f=${f:-0}
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then echo "FAIL sanitize/suite: tests/run exited $rc"; f=1; fi
+    reports=$(ls "$work/san" 2>/dev/null)
+    if [ -n "$reports" ]; then
+        for r in "$work"/san/*; do
+            echo "FAIL sanitize/report: $(basename "$r"):"
+            sed 's/^/    /' "$r" | head -n 60
+            f=$((f + 1))
+        done
+    else
+        echo "PASS sanitize/no sanitizer reports"
+        p=$((p + 1))
+    fi
+    echo "$p passed, $f failed"
+    [ "$f" -eq 0 ]
+}
+
+leaks() {
+    if ! make -s > "$work/build.log" 2>&1; then
+        cat "$work/build.log"; echo "FAIL leaks/build: make failed"; echo "0 passed, 1 failed"; return 1
+    fi
+    PROVISION="$ROOT/provision" sh tests/leaks/run.sh
+}
+
+fuzz() { sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
+
+all_start=$(date +%s)
+for s in $sections; do
+    case "$s" in
+        sanitize|leaks|fuzz) section "$s" "$s" ;;
+        *) echo "FAIL ci-extra: unknown section '$s' (sanitize, leaks, fuzz)"; total_f=$((total_f + 1)) ;;
+    esac
+done
+echo "# ci-extra: $(( $(date +%s) - all_start ))s"
+echo "$total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]
