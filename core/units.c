@@ -16,10 +16,11 @@ int provision_parse_duration(const char *s, double *out)
     while (isspace((unsigned char)*s)) s++;
     if (!*s) return -1;
     while (*s) {
-        if (!isdigit((unsigned char)*s) && *s != '.') return -1;
+        size_t span = strspn(s, "0123456789.");
         char *end;
         double v = strtod(s, &end);
-        if (end == s || !isfinite(v) || v < 0) return -1;
+        /* strtod also reads hex ("0x10m") and exponents ("1e3s"): not units people write */
+        if (span == 0 || end != s + span || !isfinite(v) || v < 0) return -1;
         s = end;
         double unit;
         if (strncmp(s, "ms", 2) == 0) { unit = 0.001; s += 2; }
@@ -45,9 +46,10 @@ int provision_parse_size(const char *s, double *out)
     if (!s) return -1;
     while (isspace((unsigned char)*s)) s++;
     if (!isdigit((unsigned char)*s)) return -1;
+    size_t span = strspn(s, "0123456789.");
     char *end;
     double v = strtod(s, &end);
-    if (end == s || !isfinite(v) || v < 0) return -1;
+    if (end != s + span || !isfinite(v) || v < 0) return -1;
     s = end;
     while (*s == ' ') s++;
     static const struct { const char *suffix; double mult; } units[] = {

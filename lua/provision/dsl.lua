@@ -311,8 +311,17 @@ function M.load(path, opts)
     lpath[#lpath + 1] = d .. "/?.lua"; lpath[#lpath + 1] = d .. "/?/init.lua"
     cpath[#cpath + 1] = d .. "/?.so"
   end
-  package.path = table.concat(lpath, ";") .. ";" .. package.path
-  package.cpath = table.concat(cpath, ";") .. ";" .. package.cpath
+  -- in front of the search paths, once (dsl.load may run more than once)
+  local function prepend(list, paths)
+    local new = {}
+    for _, p in ipairs(list) do
+      if not (";" .. paths .. ";"):find(";" .. p .. ";", 1, true) then new[#new + 1] = p end
+    end
+    if #new == 0 then return paths end
+    return table.concat(new, ";") .. ";" .. paths
+  end
+  package.path = prepend(lpath, package.path)
+  package.cpath = prepend(cpath, package.cpath)
 
   local ok, err = xpcall(load_file, function(e)
     if type(e) == "table" and e.msg then return e end

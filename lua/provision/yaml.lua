@@ -70,7 +70,8 @@ end
 local function scalar_string(s)
   if s == "" then return "''" end
   if s:find("^[%w_./][%w_./%-+@=,$()%%]*$") or s:find("^[%w_./][%w_./%-+@=,$()%% ]*[%w_./%-+@=,$()%%]$") then
-    if not s:find("^[-?:,%[%]{}#&*!|>'\"%%@`]") and type(C.resolve(s)) == "string" and s ~= "<<" then
+    -- "..." at the start of a line ends a YAML document: quote it too
+    if not s:find("^[-?:,%[%]{}#&*!|>'\"%%@`]") and type(C.resolve(s)) == "string" and s ~= "<<" and s:sub(1, 3) ~= "..." then
       return s
     end
   end

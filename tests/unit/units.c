@@ -75,6 +75,10 @@ int main(void)
     size("4XB", 0, 0);
     size("1e30", 0, 0);
     size("inf", 0, 0);
+    size("0x10GiB", 0, 0);    /* strtod would read hex and exponents: refused */
+    size("1e3", 0, 0);
+    duration("0x10m", 0, 0);
+    duration("1e3s", 0, 0);
 
     printf("%s units: %d failure%s\n", failures ? "#" : "#", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
