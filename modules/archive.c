@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <archive.h>
 #include <archive_entry.h>
+#include "lazy_archive.h"
 #include <openssl/evp.h>
 #include "core.h"
 
@@ -818,6 +819,8 @@ static const luaL_Reg archive_funcs[] = {
 
 int luaopen_provision_archive(lua_State *L)
 {
+    char err[256];
+    if (provision_load_archive(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     if (luaL_newmetatable(L, JOB_MT)) {
         lua_pushcfunction(L, job_gc);
         lua_setfield(L, -2, "__gc");

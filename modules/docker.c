@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "lazy_curl.h"
 #include "core.h"
 
 #define CLIENT_MT "provision.docker.client"
@@ -399,6 +400,8 @@ static const luaL_Reg docker_funcs[] = {
 
 int luaopen_provision_docker(lua_State *L)
 {
+    char err[256];
+    if (provision_load_curl(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (luaL_newmetatable(L, CLIENT_MT)) {
         lua_pushcfunction(L, docker_gc);

@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "lazy_curl.h"
 #include <openssl/evp.h>
 #include "core.h"
 
@@ -955,6 +956,8 @@ static const luaL_Reg http_funcs[] = {
 
 int luaopen_provision_http(lua_State *L)
 {
+    char err[256];
+    if (provision_load_curl(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (luaL_newmetatable(L, HANDLE_MT)) {
         luaL_newlib(L, handle_methods);

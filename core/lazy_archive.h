@@ -1,0 +1,115 @@
+/* lazy_archive.h: calls to libarchive go through provision_archive_api
+ * (see lazylib.h). Include after <archive.h> and <archive_entry.h>; call
+ * provision_load_archive() before the first call. */
+#ifndef PROVISION_LAZY_ARCHIVE_H
+#define PROVISION_LAZY_ARCHIVE_H
+#include "lazylib.h"
+#undef archive_entry_copy_gname
+#define archive_entry_copy_gname (provision_archive_api.archive_entry_copy_gname)
+#undef archive_entry_copy_hardlink
+#define archive_entry_copy_hardlink (provision_archive_api.archive_entry_copy_hardlink)
+#undef archive_entry_copy_pathname
+#define archive_entry_copy_pathname (provision_archive_api.archive_entry_copy_pathname)
+#undef archive_entry_copy_stat
+#define archive_entry_copy_stat (provision_archive_api.archive_entry_copy_stat)
+#undef archive_entry_copy_symlink
+#define archive_entry_copy_symlink (provision_archive_api.archive_entry_copy_symlink)
+#undef archive_entry_copy_uname
+#define archive_entry_copy_uname (provision_archive_api.archive_entry_copy_uname)
+#undef archive_entry_filetype
+#define archive_entry_filetype (provision_archive_api.archive_entry_filetype)
+#undef archive_entry_free
+#define archive_entry_free (provision_archive_api.archive_entry_free)
+#undef archive_entry_gid
+#define archive_entry_gid (provision_archive_api.archive_entry_gid)
+#undef archive_entry_hardlink
+#define archive_entry_hardlink (provision_archive_api.archive_entry_hardlink)
+#undef archive_entry_mode
+#define archive_entry_mode (provision_archive_api.archive_entry_mode)
+#undef archive_entry_mtime
+#define archive_entry_mtime (provision_archive_api.archive_entry_mtime)
+#undef archive_entry_new
+#define archive_entry_new (provision_archive_api.archive_entry_new)
+#undef archive_entry_pathname
+#define archive_entry_pathname (provision_archive_api.archive_entry_pathname)
+#undef archive_entry_set_dev
+#define archive_entry_set_dev (provision_archive_api.archive_entry_set_dev)
+#undef archive_entry_set_gid
+#define archive_entry_set_gid (provision_archive_api.archive_entry_set_gid)
+#undef archive_entry_set_ino64
+#define archive_entry_set_ino64 (provision_archive_api.archive_entry_set_ino64)
+#undef archive_entry_set_mtime
+#define archive_entry_set_mtime (provision_archive_api.archive_entry_set_mtime)
+#undef archive_entry_set_nlink
+#define archive_entry_set_nlink (provision_archive_api.archive_entry_set_nlink)
+#undef archive_entry_set_size
+#define archive_entry_set_size (provision_archive_api.archive_entry_set_size)
+#undef archive_entry_set_uid
+#define archive_entry_set_uid (provision_archive_api.archive_entry_set_uid)
+#undef archive_entry_size
+#define archive_entry_size (provision_archive_api.archive_entry_size)
+#undef archive_entry_symlink
+#define archive_entry_symlink (provision_archive_api.archive_entry_symlink)
+#undef archive_entry_uid
+#define archive_entry_uid (provision_archive_api.archive_entry_uid)
+#undef archive_entry_uname
+#define archive_entry_uname (provision_archive_api.archive_entry_uname)
+#undef archive_entry_unset_atime
+#define archive_entry_unset_atime (provision_archive_api.archive_entry_unset_atime)
+#undef archive_entry_unset_birthtime
+#define archive_entry_unset_birthtime (provision_archive_api.archive_entry_unset_birthtime)
+#undef archive_entry_unset_ctime
+#define archive_entry_unset_ctime (provision_archive_api.archive_entry_unset_ctime)
+#undef archive_error_string
+#define archive_error_string (provision_archive_api.archive_error_string)
+#undef archive_read_data_block
+#define archive_read_data_block (provision_archive_api.archive_read_data_block)
+#undef archive_read_free
+#define archive_read_free (provision_archive_api.archive_read_free)
+#undef archive_read_new
+#define archive_read_new (provision_archive_api.archive_read_new)
+#undef archive_read_next_header
+#define archive_read_next_header (provision_archive_api.archive_read_next_header)
+#undef archive_read_open_filename
+#define archive_read_open_filename (provision_archive_api.archive_read_open_filename)
+#undef archive_read_support_filter_all
+#define archive_read_support_filter_all (provision_archive_api.archive_read_support_filter_all)
+#undef archive_read_support_format_all
+#define archive_read_support_format_all (provision_archive_api.archive_read_support_format_all)
+#undef archive_version_details
+#define archive_version_details (provision_archive_api.archive_version_details)
+#undef archive_write_add_filter_gzip
+#define archive_write_add_filter_gzip (provision_archive_api.archive_write_add_filter_gzip)
+#undef archive_write_add_filter_xz
+#define archive_write_add_filter_xz (provision_archive_api.archive_write_add_filter_xz)
+#undef archive_write_close
+#define archive_write_close (provision_archive_api.archive_write_close)
+#undef archive_write_data
+#define archive_write_data (provision_archive_api.archive_write_data)
+#undef archive_write_data_block
+#define archive_write_data_block (provision_archive_api.archive_write_data_block)
+#undef archive_write_disk_new
+#define archive_write_disk_new (provision_archive_api.archive_write_disk_new)
+#undef archive_write_disk_set_options
+#define archive_write_disk_set_options (provision_archive_api.archive_write_disk_set_options)
+#undef archive_write_disk_set_standard_lookup
+#define archive_write_disk_set_standard_lookup (provision_archive_api.archive_write_disk_set_standard_lookup)
+#undef archive_write_finish_entry
+#define archive_write_finish_entry (provision_archive_api.archive_write_finish_entry)
+#undef archive_write_free
+#define archive_write_free (provision_archive_api.archive_write_free)
+#undef archive_write_header
+#define archive_write_header (provision_archive_api.archive_write_header)
+#undef archive_write_new
+#define archive_write_new (provision_archive_api.archive_write_new)
+#undef archive_write_open_fd
+#define archive_write_open_fd (provision_archive_api.archive_write_open_fd)
+#undef archive_write_set_bytes_in_last_block
+#define archive_write_set_bytes_in_last_block (provision_archive_api.archive_write_set_bytes_in_last_block)
+#undef archive_write_set_filter_option
+#define archive_write_set_filter_option (provision_archive_api.archive_write_set_filter_option)
+#undef archive_write_set_format_pax_restricted
+#define archive_write_set_format_pax_restricted (provision_archive_api.archive_write_set_format_pax_restricted)
+#undef archive_write_set_format_zip
+#define archive_write_set_format_zip (provision_archive_api.archive_write_set_format_zip)
+#endif

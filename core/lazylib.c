@@ -1,0 +1,49 @@
+/* lazylib.c: dlopen libcurl and libarchive when a module first needs them
+ * (why: lazylib.h). Each table is filled completely or not at all. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include "lazylib.h"
+
+struct provision_curl_api provision_curl_api;
+struct provision_archive_api provision_archive_api;
+
+#define LOAD(api, f) \
+    if (!(api.f = (__typeof__(api.f))dlsym(h, #f))) { \
+        snprintf(err, errlen, "%s: no symbol %s", soname, #f); \
+        return -1; \
+    }
+
+static void *open_lib(const char *soname, char *err, size_t errlen)
+{
+    void *h = dlopen(soname, RTLD_NOW | RTLD_GLOBAL);
+    if (!h) snprintf(err, errlen, "cannot load %s: %s", soname, dlerror());
+    return h;
+}
+
+int provision_load_curl(char *err, size_t errlen)
+{
+    static int loaded;
+    const char *soname = PROVISION_CURL_SONAME;
+    if (loaded) return 0;
+    void *h = open_lib(soname, err, errlen);
+    if (!h) return -1;
+#define X(f) LOAD(provision_curl_api, f)
+    PROVISION_CURL_FUNCS(X)
+#undef X
+    loaded = 1;
+    return 0;
+}
+
+int provision_load_archive(char *err, size_t errlen)
+{
+    static int loaded;
+    const char *soname = PROVISION_ARCHIVE_SONAME;
+    if (loaded) return 0;
+    void *h = open_lib(soname, err, errlen);
+    if (!h) return -1;
+#define X(f) LOAD(provision_archive_api, f)
+    PROVISION_ARCHIVE_FUNCS(X)
+#undef X
+    loaded = 1;
+    return 0;
+}
