@@ -57,7 +57,7 @@ $(BUILD)/%.o: %.c $(wildcard core/*.h) $(BUILD)/lua_embed.inc $(BUILD)/modules.i
 # The Lua half, embedded: build/lua_embed.inc holds every file under lua/.
 $(BUILD)/embedgen: core/gen/embedgen.c
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -o $@ $<
+	$(CC) -O1 $(shell pkg-config --cflags lua5.4) -o $@ $< $(shell pkg-config --libs lua5.4)
 
 $(BUILD)/lua_embed.inc: $(BUILD)/embedgen $(LUA_SRC)
 	$(BUILD)/embedgen $(LUA_SRC) > $@.tmp && mv $@.tmp $@

@@ -2,7 +2,7 @@
  *
  * C modules (modules/<name>.c exporting luaopen_provision_<name>) go into
  * package.preload as "provision._<name>", the pattern linit.c describes.
- * The Lua half (lua/ files, compiled in by core/gen/embedgen.c) is found by a
+ * The Lua half (lua/ files, compiled to bytecode by core/gen/embedgen.c) is found by a
  * searcher placed right after preload: "provision.fs" is lua/provision/fs.lua.
  * A "provision.<name>" with no Lua file is the C module itself.
  *
@@ -57,7 +57,7 @@ static int search_embedded(lua_State *L)
     }
     const struct embedded_lua *e = find_embedded(name);
     if (e) {
-        if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
+        if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "b") != LUA_OK)
             return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
         lua_pushstring(L, e->chunkname + 1);
         return 2;
