@@ -277,34 +277,6 @@ static int fs_remove_tree(lua_State *L)
     return 1;
 }
 
-static int fs_write(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
-    int mode = lua_isnoneornil(L, 3) ? -1 : (int)fs_checkmode(L, 3, 0);
-    char err[PATH_MAX + 128];
-    if (provision_write_atomic(path, data, len, mode, err, sizeof err) < 0) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, e);
-        return 3;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int fs_read(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    size_t len;
-    char *buf = provision_read_file(path, &len);
-    if (!buf) return fs_fail(L, path, errno);
-    lua_pushlstring(L, buf, len);   /* may raise (memory): buf leaks only then */
-    free(buf);
-    return 1;
-}
 
 static void fs_pushhex(lua_State *L, const unsigned char *md, unsigned n)
 {
@@ -394,7 +366,6 @@ static const luaL_Reg fs_funcs[] = {
     { "listdir", fs_listdir },
     { "lstat", fs_lstat },
     { "mkdir", fs_mkdir },
-    { "read", fs_read },
     { "readlink", fs_readlink },
     { "remove", fs_remove },
     { "remove_tree", fs_remove_tree },
@@ -404,7 +375,6 @@ static const luaL_Reg fs_funcs[] = {
     { "symlink", fs_symlink },
     { "uid_of", fs_uid_of },
     { "user_name", fs_user_name },
-    { "write", fs_write },
     { NULL, NULL }
 };
 

@@ -16,11 +16,25 @@
 -- empty, a file only when its content is still what was written.
 local C = require "provision._fs"
 local R = require "provision.resource"
+local core = require "provision._core"
 local diff = require "provision.diff"
 local envfmt = require "provision.envfile"
 
 local M = {}
 for k, v in pairs(C) do M[k] = v end
+
+-- whole-file read and atomic write: the core's (core/atomicio.c), which the
+-- state file uses too. write(path, data [, mode]) -> true | nil, msg, errno
+local function write(path, data, mode)
+  if mode ~= nil then
+    local m, why = R.checkers.mode(mode)
+    if not m then error("fs.write: mode must be " .. why, 2) end
+    mode = m
+  end
+  return core.write_atomic(path, data, mode)
+end
+local read = core.read_file
+M.write, M.read = write, read
 M.envfile = envfmt
 
 local MASK = "********"
@@ -236,7 +250,7 @@ end
 -- the change lines for a file whose content is to become `content`.
 -- display: what may be shown of the new content (nil: nothing, it is secret)
 local function content_changes(path, st, content, display, out, mask_old)
-  local old, err = C.read(path)
+  local old, err = read(path)
   if not old then out[#out + 1] = "~ content (cannot read the old one: " .. err .. ")"; return out end
   if display == nil then
     out[#out + 1] = "~ content changed (secret)"
@@ -313,7 +327,7 @@ local function file_apply(self, ctx, content)
   local hash = C.sha256_string(content)
   if not st or C.sha256(self.path) ~= hash then
     local mode = self.mode or (st and st.mode) or 420
-    local ok, err = C.write(self.path, content, mode)
+    local ok, err = write(self.path, content, mode)
     if not ok then return nil, err end
     -- a rename makes a new inode: give it back its old owner unless told
     if st and not (self.owner or self.group) then
@@ -523,7 +537,7 @@ M.env_file = R.define {
     end
     local changes = {}
     if C.sha256(self.path) ~= C.sha256_string(content) then
-      local old_text = C.read(self.path) or ""
+      local old_text = read(self.path) or ""
       local old = envfmt.decode(old_text)
       local was_secret = {}
       for _, k in ipairs((ctx and ctx.state and ctx.state.secret_keys) or {}) do was_secret[k] = true end
