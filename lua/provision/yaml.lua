@@ -136,7 +136,14 @@ local function emit(out, v, indent, seen)
   else
     out[#out + 1] = "\n"
     for _, k in ipairs(sorted_keys(v)) do
-      out[#out + 1] = pad .. scalar_string(tostring(k)) .. ":"
+      local key = scalar_string(tostring(k))
+      if #key > 1000 then
+        -- YAML allows a simple key 1024 characters at most: a longer one
+        -- is written as an explicit key ("? key" then ": value")
+        out[#out + 1] = pad .. "? " .. key .. "\n" .. pad .. ":"
+      else
+        out[#out + 1] = pad .. key .. ":"
+      end
       emit(out, v[k], indent + 1, seen)
     end
   end

@@ -257,4 +257,12 @@ for _, v in ipairs(VERSIONS) do
   end
 end
 
+T.test("dump: a key longer than YAML's 1024-character simple key loads back", function()
+  local k = ("x - .inf "):rep(200)
+  local v = { [k] = yaml.null, short = { 1, 2 }, [k .. "2"] = { a = 1 } }
+  local back, err = yaml.load(yaml.dump(v))
+  T.ok(back, err)
+  T.eq(back[k], yaml.null); T.eq(back.short[2], 2); T.eq(back[k .. "2"].a, 1)
+end)
+
 os.exit(T.done())
