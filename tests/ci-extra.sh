@@ -90,7 +90,7 @@ leaks() {
     PROVISION="$ROOT/provision" sh tests/leaks/run.sh
 }
 
-fuzz() { sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
+fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
 
 all_start=$(date +%s)
 for s in $sections; do

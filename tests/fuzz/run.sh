@@ -127,8 +127,13 @@ for t in $targets; do
     log="$OUT/$t.log"
     start=$(date +%s)
     # shellcheck disable=SC2086
+    # FUZZ_SEED: a fixed seed makes the exploration repeatable (CI sets one,
+    # so that whether a submission lands does not depend on luck; explore
+    # with other seeds by hand and keep what they find as seeds)
+    seedopt=""
+    [ -n "${FUZZ_SEED:-}" ] && seedopt="-seed=$FUZZ_SEED"
     "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=$maxlen \
-        -print_final_stats=1 -artifact_prefix="$OUT/$t-" $dict $extra \
+        -print_final_stats=1 -artifact_prefix="$OUT/$t-" $dict $extra $seedopt \
         "$OUT/corpus/$t" $seeds > "$log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))
