@@ -162,7 +162,9 @@ T.test("file: connection dropped mid-body resumes with Range", function()
   local ctx = new_ctx()
   local res = assert(r:apply(ctx))
   T.eq(res.resumed, true)
-  T.eq(res.bytes, 250000)           -- only the rest came in the second request
+  -- only the rest came in the second request: from the break, or from the
+  -- 4 KiB boundary below it where the file is written with O_DIRECT
+  T.ok(res.bytes == 250000 or res.bytes == 400000 - 150000 // 4096 * 4096, "bytes " .. res.bytes)
   T.eq(C.sha256_file(dest), sha(400000, "f"))
   T.eq(count("/drop/f"), 2)
   T.match(table.concat(ctx.logs, "\n"), "resuming")
@@ -250,7 +252,7 @@ T.test("file: a partial file from a killed run is resumed", function()
   core.write_atomic(dest .. ".provision-part.json", json.encode { url = http.url_key(url), etag = '"n-n-100000-1"' })
   local ctx = new_ctx()
   local res = assert(http.file { url = url, dest = dest, sha256 = sha(100000, "n") }:apply(ctx))
-  T.eq(res.bytes, 40000)
+  T.ok(res.bytes == 40000 or res.bytes == 100000 - 60000 // 4096 * 4096, "bytes " .. res.bytes)
   T.eq(res.resumed, true)
   no_temp(dest)
   -- a sidecar whose validator no longer matches: If-Range makes it whole again
