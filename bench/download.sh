@@ -9,7 +9,9 @@
 # Both tools write into the same folder ($BENCH_DIR, default /tmp); every
 # output is removed before each run. Also shown, for reference only:
 # `curl -o` followed by an fsync of its file (`sync FILE`), the durability
-# http.file promises before its rename.
+# http.file promises before its rename; and `openssl dgst -sha256` of the
+# source file from the page cache (one thread reading and hashing the same
+# bytes), the scale of the hashing alone that http.file overlaps.
 # Needs: busybox (static file server), curl, python3, /usr/bin/time.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +39,7 @@ curl -s -o /dev/null "$URL"     # warm the page cache of the source file
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 : > "$W/curl.t"; : > "$W/prov.t"; : > "$W/cs.t"; : > "$W/prov.rss"; : > "$W/curl.rss"
-: > "$W/curl.cpu"; : > "$W/prov.cpu"; : > "$W/base.t"
+: > "$W/curl.cpu"; : > "$W/prov.cpu"; : > "$W/base.t"; : > "$W/hash.t"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq "$RUNS"); do   # provision last: the re-run below needs its file
     rm -f "$W/out/"*; rm -rf "$W/state"
@@ -57,6 +59,9 @@ for i in $(seq "$RUNS"); do   # provision last: the re-run below needs its file
     read -r t m u s < "$W/t"; echo "$t" >> "$W/prov.t"; echo "$m" >> "$W/prov.rss"
     echo "$u $s" | awk '{print $1 + $2}' >> "$W/prov.cpu"
     [ "$(sha256sum "$W/out/big.bin" | cut -c1-64)" = "$SHA" ] || { echo "bad download" >&2; exit 1; }
+    # for scale: reading and hashing the same bytes, one thread, no network
+    /usr/bin/time -f "%e" -o "$W/t" openssl dgst -sha256 "$W/www/big.bin" > /dev/null
+    cat "$W/t" >> "$W/hash.t"
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 ct=$(median < "$W/curl.t"); pt=$(median < "$W/prov.t"); cst=$(median < "$W/cs.t")
@@ -68,6 +73,7 @@ echo "  provision http.file ${pt}s   (runs: $(tr '\n' ' ' < "$W/prov.t")) cpu $(
 awk -v c="$ct" -v p="$pt" 'BEGIN { printf "  ratio provision/curl %.3f\n", p / c }'
 [ -n "${BASE:-}" ] && echo "  base: $BASE $(median < "$W/base.t")s (runs: $(tr '\n' ' ' < "$W/base.t")); ratio base/curl $(awk -v c="$ct" -v p="$(median < "$W/base.t")" 'BEGIN { printf "%.3f", p / c }')"
 echo "  for reference, curl -o + fsync ${cst}s (runs: $(tr '\n' ' ' < "$W/cs.t")); provision/that $(awk -v c="$cst" -v p="$pt" 'BEGIN { printf "%.3f", p / c }')"
+echo "  for reference, openssl dgst -sha256 of the source (page cache): $(median < "$W/hash.t")s (runs: $(tr '\n' ' ' < "$W/hash.t")); provision/that $(awk -v c="$(median < "$W/hash.t")" -v p="$pt" 'BEGIN { printf "%.3f", p / c }')"
 echo "  peak RSS: provision ${prss} KiB ($((prss / 1024)) MiB), curl ${crss} KiB"
 echo "  load average before: $load0, after: $load1 ($(nproc) CPUs)"
 
