@@ -1,7 +1,8 @@
 /* atomicio.c: whole-file writes that a crash or a full disk cannot leave
  * half-done: write a temp file in the same folder, fsync it, rename it over
  * the target, fsync the folder. On any failure the temp file is removed and
- * the target is as it was. */
+ * the target is as it was. The temp file gets its mode and owner before the
+ * rename: the target never shows another one, even for an instant. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -32,7 +33,7 @@ static void fsync_dir_of(const char *path)
 }
 
 int provision_write_atomic(const char *path, const void *data, size_t len,
-                           int mode, char *err, size_t errlen)
+                           int mode, int uid, int gid, char *err, size_t errlen)
 {
     struct stat st;
     if (mode < 0) mode = stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : 0644;
@@ -47,7 +48,9 @@ int provision_write_atomic(const char *path, const void *data, size_t len,
         free(tmp); errno = e; return -1;
     }
     int e = 0;
-    if (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0)
+    /* the owner first: a chown may clear the set-id bits of the mode */
+    if ((uid >= 0 || gid >= 0) && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) e = errno;
+    if (!e && (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0))
         e = errno;
     if (close(fd) < 0 && !e) e = errno;
     if (!e && rename(tmp, path) < 0) e = errno;

@@ -31,9 +31,11 @@ void provision_sleep(double seconds); /* returns early when interrupted */
 
 /* atomicio.c: write a whole file atomically: temp file beside path, fsync,
  * rename, fsync of the folder. mode < 0 keeps the existing file's mode (or
- * 0644 for a new one). Returns 0, or -1 with errno set and a message in err. */
+ * 0644 for a new one). uid / gid >= 0: the temp file is given that owner
+ * before the rename, so the file never appears with another one (-1: the
+ * process's). Returns 0, or -1 with errno set and a message in err. */
 int provision_write_atomic(const char *path, const void *data, size_t len,
-                           int mode, char *err, size_t errlen);
+                           int mode, int uid, int gid, char *err, size_t errlen);
 /* Read a whole file; caller frees. NULL with errno set on failure. */
 char *provision_read_file(const char *path, size_t *len);
 

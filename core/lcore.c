@@ -93,8 +93,9 @@ static int core_write_atomic(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = (int)luaL_optinteger(L, 3, -1);
+    int uid = (int)luaL_optinteger(L, 4, -1), gid = (int)luaL_optinteger(L, 5, -1);
     char err[512];
-    if (provision_write_atomic(path, data, len, mode, err, sizeof err) < 0) {
+    if (provision_write_atomic(path, data, len, mode, uid, gid, err, sizeof err) < 0) {
         int e = errno;
         lua_pushnil(L);
         lua_pushstring(L, err);

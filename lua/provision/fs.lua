@@ -24,14 +24,15 @@ local M = {}
 for k, v in pairs(C) do M[k] = v end
 
 -- whole-file read and atomic write: the core's (core/atomicio.c), which the
--- state file uses too. write(path, data [, mode]) -> true | nil, msg, errno
-local function write(path, data, mode)
+-- state file uses too. write(path, data [, mode [, uid, gid]]) -> true |
+-- nil, msg, errno; the new file has its mode and owner before it appears
+local function write(path, data, mode, uid, gid)
   if mode ~= nil then
     local m, why = R.checkers.mode(mode)
     if not m then error("fs.write: mode must be " .. why, 2) end
     mode = m
   end
-  return core.write_atomic(path, data, mode)
+  return core.write_atomic(path, data, mode, uid, gid)
 end
 local read = core.read_file
 M.write, M.read = write, read
@@ -327,16 +328,19 @@ local function file_apply(self, ctx, content)
   local hash = C.sha256_string(content)
   if not st or C.sha256(self.path) ~= hash then
     local mode = self.mode or (st and st.mode) or 420
-    local ok, err = write(self.path, content, mode)
-    if not ok then return nil, err end
-    -- a rename makes a new inode: give it back its old owner unless told
-    if st and not (self.owner or self.group) then
-      local nst = C.stat(self.path)
-      if nst and (nst.uid ~= st.uid or nst.gid ~= st.gid) then
-        local cok, cerr = C.chown(self.path, st.uid, st.gid)
-        if not cok then return nil, cerr end
-      end
+    -- a rename makes a new inode: it gets the owner asked for, else the
+    -- old file's, before it takes the old one's place
+    local uid, gid = st and st.uid, st and st.gid
+    if self.owner then
+      local e; uid, e = resolve(self.owner)
+      if not uid then return nil, self.path .. ": " .. e end
     end
+    if self.group then
+      local e; gid, e = resolve(self.group, true)
+      if not gid then return nil, self.path .. ": " .. e end
+    end
+    local ok, err = write(self.path, content, mode, uid, gid)
+    if not ok then return nil, err end
     if not st then
       record(ctx, { type = "file", path = self.path, sha256 = hash })
       log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))

@@ -255,6 +255,27 @@ T.test("fs.file: owner and group, and an existing owner survives a rewrite", fun
   T.eq(fs.stat(p).mode, tonumber("600", 8), "rewrite keeps the mode")
 end)
 
+T.test("fs.file: the new file has its owner before the rename (no chown after it)", function()
+  if not is_root then return T.skip("fs.file owner before rename", "needs root") end
+  local real, calls = C.chown, 0
+  C.chown = function(...) calls = calls + 1; return real(...) end
+  local ok, err = pcall(function()
+    local d = T.tmpdir()
+    local p = d .. "/owned"
+    T.ok(fs.file { path = p, content = "x", owner = "nobody", group = "nogroup", mode = "0640" }:apply(new_ctx()))
+    T.ok(fs.file { path = p, content = "y" }:apply(new_ctx()))            -- keeps nobody:nogroup
+    T.eq(fs.stat(p).uid, fs.uid_of("nobody")); T.eq(fs.stat(p).gid, fs.gid_of("nogroup"))
+    T.ok(fs.file { path = p, content = "z", group = "root" }:apply(new_ctx()))  -- keeps the user
+    T.eq(fs.stat(p).uid, fs.uid_of("nobody")); T.eq(fs.stat(p).gid, 0)
+    T.eq(calls, 0, "chown calls after a rename")
+    local res, e2 = fs.file { path = d .. "/new", content = "n", owner = "no-such-user-xyz" }:apply(new_ctx())
+    T.eq(res, nil); T.match(e2, "no%-such%-user%-xyz")
+    T.eq(fs.stat(d .. "/new"), nil, "an unknown owner writes nothing")
+  end)
+  C.chown = real
+  if not ok then error(err, 0) end
+end)
+
 T.test("fs.file: misuse raises at load time, naming the option", function()
   T.raises(function() fs.file { path = "/tmp/x", content = "x", colour = "red" } end, "unknown option 'colour'")
   T.raises(function() fs.file { path = "/tmp/x" } end, "missing required option 'content'")

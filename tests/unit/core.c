@@ -31,18 +31,30 @@ static void test_atomic(void)
     struct stat st;
     if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
     snprintf(path, sizeof path, "%s/file", dir);
-    CHECK("atomic: write new", provision_write_atomic(path, "hello", 5, 0640, err, sizeof err) == 0);
+    CHECK("atomic: write new", provision_write_atomic(path, "hello", 5, 0640, -1, -1, err, sizeof err) == 0);
     CHECK("atomic: mode applied", stat(path, &st) == 0 && (st.st_mode & 07777) == 0640);
     size_t len = 0;
     char *s = provision_read_file(path, &len);
     CHECK("atomic: content", s && len == 5 && memcmp(s, "hello", 5) == 0);
     free(s);
-    CHECK("atomic: overwrite keeps mode", provision_write_atomic(path, "bye", 3, -1, err, sizeof err) == 0
+    CHECK("atomic: overwrite keeps mode", provision_write_atomic(path, "bye", 3, -1, -1, -1, err, sizeof err) == 0
           && stat(path, &st) == 0 && (st.st_mode & 07777) == 0640 && st.st_size == 3);
     CHECK("atomic: no temp files left", count_entries(dir) == 1);
+    if (geteuid() == 0) {   /* the owner is the temp file's before the rename */
+        CHECK("atomic: owner given", provision_write_atomic(path, "own", 3, 04750, 1234, 5678, err, sizeof err) == 0
+              && stat(path, &st) == 0 && st.st_uid == 1234 && st.st_gid == 5678
+              && (st.st_mode & 07777) == 04750);
+        CHECK("atomic: uid -1 is the process's, the gid given",
+              provision_write_atomic(path, "bye", 3, 0640, -1, 5678, err, sizeof err) == 0
+              && stat(path, &st) == 0 && st.st_uid == 0 && st.st_gid == 5678);
+    } else {
+        CHECK("atomic: another owner refused without root",
+              provision_write_atomic(path, "x", 1, 0640, 0, 0, err, sizeof err) < 0 && errno == EPERM
+              && count_entries(dir) == 1);
+    }
     char bad[300];
     snprintf(bad, sizeof bad, "%s/no-such-dir/file", dir);
-    CHECK("atomic: failure reported", provision_write_atomic(bad, "x", 1, 0644, err, sizeof err) < 0
+    CHECK("atomic: failure reported", provision_write_atomic(bad, "x", 1, 0644, -1, -1, err, sizeof err) < 0
           && strstr(err, "No such file") != NULL);
     CHECK("atomic: old content kept on failure", (s = provision_read_file(path, &len)) && len == 3);
     free(s);
