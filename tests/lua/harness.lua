@@ -71,6 +71,29 @@ function T.test(name, fn)
   end
 end
 
+-- count every way Lua code could start a process while fn runs (the C
+-- exec.run, io.popen, os.execute): n, the commands, then fn's results
+function T.count_spawns(fn)
+  local exec = require "provision._exec"
+  local n, calls = 0, {}
+  local run, popen, execute = exec.run, io.popen, os.execute
+  exec.run = function(argv, ...) n = n + 1; calls[#calls + 1] = table.concat(argv, " "); return run(argv, ...) end
+  io.popen = function(...) n = n + 1; calls[#calls + 1] = "popen"; return popen(...) end
+  os.execute = function(...) n = n + 1; calls[#calls + 1] = "execute"; return execute(...) end
+  local ok, a, b = pcall(fn)
+  exec.run, io.popen, os.execute = run, popen, execute
+  if not ok then error(a, 0) end
+  return n, calls, a, b
+end
+
+-- run a shell command: ok, its output (stdout and stderr)
+function T.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
 function T.skip(name, why) print("SKIP " .. name .. ": " .. why) end
 
 function T.done()

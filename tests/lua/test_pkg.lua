@@ -4,7 +4,6 @@
 local T = dofile "tests/lua/harness.lua"
 local pkg = require "provision.pkg"
 local C = require "provision._pkg"
-local exec = require "provision._exec"
 
 local FIX = "tests/fixtures/dpkg"
 
@@ -20,25 +19,7 @@ local function mkctx(opts)
   return ctx
 end
 
--- count every way Lua code could start a process while fn runs
-local function spawns(fn)
-  local n, calls = 0, {}
-  local run, popen, execute = exec.run, io.popen, os.execute
-  exec.run = function(argv, ...) n = n + 1; calls[#calls + 1] = argv[1]; return run(argv, ...) end
-  io.popen = function(...) n = n + 1; calls[#calls + 1] = "popen"; return popen(...) end
-  os.execute = function(...) n = n + 1; calls[#calls + 1] = "execute"; return execute(...) end
-  local ok, a, b = pcall(fn)
-  exec.run, io.popen, os.execute = run, popen, execute
-  if not ok then error(a, 0) end
-  return n, calls, a, b
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local spawns, sh = T.count_spawns, T.sh
 
 -- ------------------------------------------------------------ the parser
 

@@ -22,24 +22,7 @@ local function mkctx()
   return ctx
 end
 
-local function spawns(fn)
-  local n, calls = 0, {}
-  local run, popen, execute = exec.run, io.popen, os.execute
-  exec.run = function(argv, ...) n = n + 1; calls[#calls + 1] = table.concat(argv, " "); return run(argv, ...) end
-  io.popen = function(...) n = n + 1; calls[#calls + 1] = "popen"; return popen(...) end
-  os.execute = function(...) n = n + 1; calls[#calls + 1] = "execute"; return execute(...) end
-  local ok, a, b = pcall(fn)
-  exec.run, io.popen, os.execute = run, popen, execute
-  if not ok then error(a, 0) end
-  return n, calls, a, b
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local spawns, sh = T.count_spawns, T.sh
 
 local function read(path)
   local f = io.open(path, "r")
