@@ -474,6 +474,23 @@ local function file_hashes(project)
   return { compose = h1, env = h2 or "none" }
 end
 
+-- what up and run_once start from: the project and the hashes of its files
+-- (what the state records at apply); nil, message, missing on failure
+local function project_and_hashes(self)
+  local project, err, missing = M.load_project(self)
+  if not project then return nil, err, missing end
+  local hashes, herr = file_hashes(project)
+  if not hashes then return nil, herr end
+  return project, hashes
+end
+
+-- a check's answer when project_and_hashes failed: on a fresh machine (plan
+-- before the folder or compose file exists) a change to come, not a failure
+local function check_failed(err, missing)
+  if missing then return false, err .. " yet" end
+  return nil, err
+end
+
 local function hash_changes(saved, now)
   local changes = {}
   if not saved then
@@ -553,12 +570,8 @@ M.up = R.define {
       self.wait == "healthy" and " and healthy" or "")
   end,
   check = function(self, ctx)
-    local project, err, missing = M.load_project(self)
-    -- on a fresh machine (plan before the folder or compose file exists)
-    -- this is a change to come, not a failure
-    if not project then if missing then return false, err .. " yet" end return nil, err end
-    local hashes, herr = file_hashes(project)
-    if not hashes then return nil, herr end
+    local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
+    if not project then return check_failed(hashes, missing) end
     local services = M.expected_services(project, self.services)
     local changes = hash_changes(ctx.state.applied, hashes)
     local states, serr = M.service_states(project.name, services)
@@ -569,10 +582,8 @@ M.up = R.define {
     return false, changes
   end,
   apply = function(self, ctx)
-    local project, err = M.load_project(self)
-    if not project then return nil, err end
-    local hashes, herr = file_hashes(project)
-    if not hashes then return nil, herr end
+    local project, hashes = project_and_hashes(self)
+    if not project then return nil, hashes end
     local args = { "up", "-d" }
     if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
     for _, s in ipairs(self.services or {}) do args[#args + 1] = s end
@@ -608,15 +619,11 @@ M.run_once = R.define {
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
   end,
   check = function(self, ctx)
-    local project, err, missing = M.load_project(self)
-    -- on a fresh machine (plan before the folder or compose file exists)
-    -- this is a change to come, not a failure
-    if not project then if missing then return false, err .. " yet" end return nil, err end
+    local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
+    if not project then return check_failed(hashes, missing) end
     if not project.services[self.service] then
       return nil, ("no service %s in %s"):format(self.service, project.file)
     end
-    local hashes, herr = file_hashes(project)
-    if not hashes then return nil, herr end
     local changes = hash_changes(ctx.state.ran, hashes)
     local states, serr = M.service_states(project.name, { self.service })
     if not states then return nil, serr end
@@ -635,10 +642,8 @@ M.run_once = R.define {
     return false, changes
   end,
   apply = function(self, ctx)
-    local project, err = M.load_project(self)
-    if not project then return nil, err end
-    local hashes, herr = file_hashes(project)
-    if not hashes then return nil, herr end
+    local project, hashes = project_and_hashes(self)
+    if not project then return nil, hashes end
     local before = M.service_states(project.name, { self.service }, true)
     local prev_start = before and before[self.service].started
     ctx.state.detected = ctx.state.detected or {}
