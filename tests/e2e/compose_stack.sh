@@ -6,15 +6,8 @@
 . "$ROOT/tests/e2e/lib_docker.sh"
 docker_require "compose stack end to end"
 
-TAG="provision-test/busybox:e2e$$"
-PROJ="pte2e$$"
-DIR="$SANDBOX/$PROJ"
-PORT=$(free_port)
+stack_env e2e
 RECIPE="$FIXTURE_STACK/recipe.lua"
-busybox_tar "$SANDBOX/rootfs.tar" || { fail "busybox root filesystem" "busybox-rootfs.sh failed"; exit 1; }
-cleanup_add "docker image rm -f '$TAG' >/dev/null 2>&1"
-cleanup_add "(cd '$DIR' 2>/dev/null && docker-compose -p '$PROJ' down -v --remove-orphans >/dev/null 2>&1)"
-ARGS=(-e "dir=$DIR" -e "src=$FIXTURE_STACK" -e "rootfs=$SANDBOX/rootfs.tar" -e "image=$TAG" -e "port=$PORT")
 
 run "$P" "$RECIPE" "${ARGS[@]}"
 expect "apply brings the stack up (rc 0, 5 steps changed)" \

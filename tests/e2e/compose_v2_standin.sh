@@ -14,15 +14,8 @@
 . "$ROOT/tests/e2e/lib_docker.sh"
 docker_require "compose v2 stand-in"
 
-TAG="provision-test/busybox:v2$$"
-PROJ="ptv2$$"
-DIR="$SANDBOX/$PROJ"
-PORT=$(free_port)
+stack_env v2
 RECIPE="$FIXTURE_STACK/recipe.lua"
-busybox_tar "$SANDBOX/rootfs.tar" || { fail "busybox root filesystem" "busybox-rootfs.sh failed"; exit 1; }
-cleanup_add "docker image rm -f '$TAG' >/dev/null 2>&1"
-cleanup_add "(cd '$DIR' 2>/dev/null && docker-compose -p '$PROJ' down -v --remove-orphans >/dev/null 2>&1)"
-ARGS=(-e "dir=$DIR" -e "src=$FIXTURE_STACK" -e "rootfs=$SANDBOX/rootfs.tar" -e "image=$TAG" -e "port=$PORT")
 
 # a home of our own: the plugin folder, and an empty detection cache
 export HOME="$SANDBOX/home" XDG_CACHE_HOME="$SANDBOX/home/.cache"

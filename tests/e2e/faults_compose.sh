@@ -13,16 +13,9 @@
 docker_require "compose faults"
 
 F="$ROOT/tests/fixtures/faults"
-TAG="provision-test/busybox:faults$$"
-PROJ="ptfaults$$"
-DIR="$SANDBOX/$PROJ"
-PORT=$(free_port)
 GOOD="$FIXTURE_STACK/docker-compose.yaml"
-busybox_tar "$SANDBOX/rootfs.tar" || { fail "busybox root filesystem" "busybox-rootfs.sh failed"; exit 1; }
-cleanup_add "docker image rm -f '$TAG' >/dev/null 2>&1"
-cleanup_add "docker-compose -p '$PROJ' -f '$GOOD' --project-directory '$DIR' down -v --remove-orphans >/dev/null 2>&1"
-ARGS=(-e "dir=$DIR" -e "src=$FIXTURE_STACK" -e "rootfs=$SANDBOX/rootfs.tar" -e "image=$TAG"
-      -e "port=$PORT" -e "project=$PROJ")
+stack_env faults
+ARGS+=(-e "project=$PROJ")
 apply() { run "$P" "$F/recipe.lua" "${ARGS[@]}" "$@"; }
 
 # after a failure: nothing half-written in the project folder, a whole state

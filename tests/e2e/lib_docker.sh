@@ -6,6 +6,10 @@
 #   busybox_image REF      that tar imported as REF through provision's docker
 #                          module (no registry is reachable); removed on exit
 #   project_gone NAME      no container, volume or network of the project left
+#   stack_env NAME         the test stack (tests/fixtures/stack) for one test:
+#                          TAG, PROJ, DIR, PORT, the busybox root filesystem
+#                          tar, ARGS (the recipe's -e options), and cleanups
+#                          that remove the image and take the stack down
 FIXTURE_STACK="$ROOT/tests/fixtures/stack"
 
 docker_require() {
@@ -47,4 +51,16 @@ free_port() {
 # svc_id PROJECT SERVICE: the container id of a compose service
 svc_id() {
     docker ps -aq --filter "label=com.docker.compose.project=$1" --filter "label=com.docker.compose.service=$2" | head -1
+}
+
+stack_env() {
+    TAG="provision-test/busybox:$1$$"
+    PROJ="pt$1$$"
+    DIR="$SANDBOX/$PROJ"
+    PORT=$(free_port)
+    busybox_tar "$SANDBOX/rootfs.tar" || { fail "busybox root filesystem" "busybox-rootfs.sh failed"; exit 1; }
+    cleanup_add "docker image rm -f '$TAG' >/dev/null 2>&1"
+    # the fixture's own compose file: the project's copy may be one a test broke
+    cleanup_add "docker-compose -p '$PROJ' -f '$FIXTURE_STACK/docker-compose.yaml' --project-directory '$DIR' down -v --remove-orphans >/dev/null 2>&1"
+    ARGS=(-e "dir=$DIR" -e "src=$FIXTURE_STACK" -e "rootfs=$SANDBOX/rootfs.tar" -e "image=$TAG" -e "port=$PORT")
 }
