@@ -71,6 +71,9 @@ echo "download of ${SIZE_MIB} MiB over loopback (busybox httpd) into $W/out ($fs
 echo "  curl -o             ${ct}s   (runs: $(tr '\n' ' ' < "$W/curl.t")) cpu $(median < "$W/curl.cpu")s"
 echo "  provision http.file ${pt}s   (runs: $(tr '\n' ' ' < "$W/prov.t")) cpu $(median < "$W/prov.cpu")s, sha256 + fsync included"
 awk -v c="$ct" -v p="$pt" 'BEGIN { printf "  ratio provision/curl %.3f\n", p / c }'
+# the same per alternating pair (curl and provision of one round)
+paste "$W/curl.t" "$W/prov.t" | awk '{ r = $2 / $1; printf "%.3f\n", r; if (r <= 1.10) k++ } END { printf "within %d\n", k }' > "$W/pairs"
+echo "  per pair: ratios $(grep -v within "$W/pairs" | tr '\n' ' '); median $(grep -v within "$W/pairs" | median); $(grep within "$W/pairs" | cut -d' ' -f2)/$RUNS pairs within 10 %"
 [ -n "${BASE:-}" ] && echo "  base: $BASE $(median < "$W/base.t")s (runs: $(tr '\n' ' ' < "$W/base.t")); ratio base/curl $(awk -v c="$ct" -v p="$(median < "$W/base.t")" 'BEGIN { printf "%.3f", p / c }')"
 echo "  for reference, curl -o + fsync ${cst}s (runs: $(tr '\n' ' ' < "$W/cs.t")); provision/that $(awk -v c="$cst" -v p="$pt" 'BEGIN { printf "%.3f", p / c }')"
 echo "  for reference, openssl dgst -sha256 of the source (page cache): $(median < "$W/hash.t")s (runs: $(tr '\n' ' ' < "$W/hash.t")); provision/that $(awk -v c="$(median < "$W/hash.t")" -v p="$pt" 'BEGIN { printf "%.3f", p / c }')"
