@@ -69,6 +69,7 @@
 #define NSLOTS 4
 #endif
 #define DIO_ALIGN 4096
+#define SLOT_MAX_WAIT 1.0   /* seconds a partly filled slot may wait (on_progress) */
 
 typedef struct { CURL *curl; } http_handle;
 
@@ -102,6 +103,7 @@ typedef struct {
     int rfd;                  /* a resumed download: fd to read the kept prefix, or -1 */
     char *ring;               /* NSLOTS slots of SLOT_SIZE, DIO_ALIGN-aligned */
     size_t fill;              /* bytes in the slot being filled (main thread only) */
+    double fill_since;        /* when its first byte came (main thread only) */
     int sink_on;              /* threads started and not joined yet */
     int mu_init;
     pthread_t hasher, writer;
@@ -156,10 +158,11 @@ static int http_buf_add(http_buf *b, const char *s, size_t n)
  * fsync before the rename ~0.6 s of disk to wait for; written directly,
  * the disk works while the transfer runs and the fsync finds only the
  * tail and the metadata left. The slots are aligned and so are the file
- * offsets (a resumed download restarts at a DIO_ALIGN boundary); the last,
- * short slot is written after O_DIRECT is cleared, as is everything once a
- * write fails with EINVAL (a filesystem with stricter rules) or comes back
- * short. Elsewhere (and where O_DIRECT is refused) the same ring feeds
+ * offsets (a resumed download restarts at a DIO_ALIGN boundary); a short
+ * slot (the last one, or one handed over because the body is slow: see
+ * on_progress) is written after O_DIRECT is cleared, as is everything once
+ * a write fails with EINVAL (a filesystem with stricter rules) or comes
+ * back short. Elsewhere (and where O_DIRECT is refused) the same ring feeds
  * buffered writes.
  *
  * A resumed download's kept prefix is hashed first, by the hasher, read
@@ -399,6 +402,7 @@ static int sink_put(http_xfer *x, const char *p, size_t n)
 {
     while (n > 0) {
         if (x->fill == SLOT_SIZE && sink_publish(x, 0) < 0) return -1;
+        if (x->fill == 0) x->fill_since = provision_now();
         size_t room = SLOT_SIZE - x->fill, k = n < room ? n : room;
         memcpy(x->ring + (size_t)(x->published % NSLOTS) * SLOT_SIZE + x->fill, p, k);
         x->fill += k; p += k; n -= k;
@@ -766,8 +770,13 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     http_xfer *x = ud;
     (void)ultotal; (void)ulnow;
     if (provision_interrupted()) { set_abort(x, AB_INTERRUPTED, "interrupted"); return 1; }
-    if (!x->progress_idx || !x->to_file) return 0;
     double now = provision_now();
+    /* a slow body: hand over a slot that has waited a second, full or not,
+     * so that the part file on disk (what a killed run resumes from) stays
+     * about a second behind what arrived. The short slot turns O_DIRECT
+     * off for the rest of the transfer, which a slow one does not need. */
+    if (x->sink_on && x->fill > 0 && now - x->fill_since >= SLOT_MAX_WAIT && sink_publish(x, 0) < 0) return 1;
+    if (!x->progress_idx || !x->to_file) return 0;
     if (now - x->last_progress < 0.1) return 0;
     x->last_progress = now;
     lua_State *L = x->L;
