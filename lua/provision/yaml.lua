@@ -60,15 +60,30 @@ local escapes = {
   ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r",
   ["\0"] = "\\0", ["\a"] = "\\a", ["\b"] = "\\b", ["\v"] = "\\v", ["\f"] = "\\f", ["\27"] = "\\e",
 }
+-- besides \n and \r, YAML reads NEL, LS and PS as line breaks (a raw one in
+-- a quoted scalar folds into a space) and refuses the C1 controls, a BOM
+-- inside the text and U+FFFE/U+FFFF: all are written as escapes
+local unicode_escapes = {
+  ["\u{85}"] = "\\N", ["\u{2028}"] = "\\L", ["\u{2029}"] = "\\P",
+  ["\u{FEFF}"] = "\\uFEFF", ["\u{FFFE}"] = "\\uFFFE", ["\u{FFFF}"] = "\\uFFFF",
+}
 local function quote(s)
-  return '"' .. s:gsub('[%c\\"]', function(c)
+  s = s:gsub('[%c\\"]', function(c)
     return escapes[c] or ("\\x%02X"):format(c:byte())
-  end) .. '"'
+  end)
+  s = s:gsub("\194[\128-\159]", function(c)   -- U+0080..U+009F
+    return unicode_escapes[c] or ("\\x%02X"):format(c:byte(2))
+  end)
+  s = s:gsub("\226\128[\168\169]", unicode_escapes):gsub("\239[\187\191][\190\191]", unicode_escapes)
+  return '"' .. s .. '"'
 end
 
 -- a string is written plain only when it reads back as the same string
 local function scalar_string(s)
   if s == "" then return "''" end
+  if not utf8.len(s) then
+    error(("yaml.dump: a string that is not UTF-8 text (YAML holds only text): %q"):format(s:sub(1, 40)), 0)
+  end
   if s:find("^[%w_./][%w_./%-+@=,$()%%]*$") or s:find("^[%w_./][%w_./%-+@=,$()%% ]*[%w_./%-+@=,$()%%]$") then
     -- "..." at the start of a line ends a YAML document: quote it too
     if not s:find("^[-?:,%[%]{}#&*!|>'\"%%@`]") and type(C.resolve(s)) == "string" and s ~= "<<" and s:sub(1, 3) ~= "..." then

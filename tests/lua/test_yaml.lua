@@ -265,4 +265,24 @@ T.test("dump: a key longer than YAML's 1024-character simple key loads back", fu
   T.eq(back[k], yaml.null); T.eq(back.short[2], 2); T.eq(back[k .. "2"].a, 1)
 end)
 
+T.test("dump: NEL, LS, PS, C1 controls, BOM and U+FFFE/FFFF are escaped, so they load back (found by fuzzing)", function()
+  -- "\N" in a double-quoted scalar is U+0085; dumped raw, it read back as a line break
+  local v = assert(yaml.load('name: "caf\\u00e9 \\NO001F600"\n'))
+  T.eq(v.name, "caf\u{E9} \u{85}O001F600")
+  local all = "a\u{85}b\u{2028}c\u{2029}d\u{80}e\u{9F}f\u{FEFF}g\u{FFFE}h\u{FFFF}i\u{FEFE}j\u{A0}k"
+  for _, x in ipairs { v.name, all, "\u{85}", "x\u{2028}" } do
+    local text = yaml.dump { s = x, [x] = 1 }
+    T.ok(not text:find("\u{85}", 1, true) and not text:find("\u{2028}", 1, true), "escaped in " .. text)
+    local back, err = yaml.load(text)
+    T.ok(back, err)
+    T.eq(back.s, x); T.eq(back[x], 1)
+  end
+  T.match(yaml.dump { s = all }, [[\N]])
+end)
+
+T.test("dump: a string that is not UTF-8 is refused with a clear error", function()
+  T.raises(function() yaml.dump { s = "caf\xE9" } end, "not UTF%-8 text")
+  T.raises(function() yaml.dump { ["\xFF"] = 1 } end, "not UTF%-8 text")
+end)
+
 os.exit(T.done())
