@@ -115,7 +115,7 @@ typedef struct {
     int eof, stop;            /* [mu] no more slots; give up at once */
     int hasher_done, writer_done;   /* [mu] */
     int hash_err, write_err;  /* [mu] the errno that stopped a thread */
-    curl_off_t hashed_bytes;  /* [mu] bytes hashed, the kept prefix included */
+    off_t wpos;               /* where the next slot goes in the file (writer thread only) */
 } http_xfer;
 
 enum { AB_NONE, AB_INTERRUPTED, AB_CALLBACK, AB_WRITE, AB_PROTOCOL };
@@ -200,33 +200,50 @@ static int hash_prefix(http_xfer *x)
         }
     }
     free(buf);
-    pthread_mutex_lock(&x->mu);
-    x->hashed_bytes = done;
-    pthread_mutex_unlock(&x->mu);
     return err;
+}
+
+/* The loop of both threads: take every slot published and not yet done
+ * (*done: this thread's counter) as one batch, hand it to fn outside the
+ * lock, count it done; until eof with all done, stop, or an error (err:
+ * one from before the loop). Ends with *err_out and *finished set. */
+typedef int (*sink_fn)(http_xfer *x, struct iovec *iov, int n);
+static void sink_loop(http_xfer *x, uint64_t *done, int err, sink_fn fn, int *err_out, int *finished)
+{
+    struct iovec iov[NSLOTS];
+    pthread_mutex_lock(&x->mu);
+    while (!err) {
+        while (!x->stop && !x->eof && *done == x->published) pthread_cond_wait(&x->cv, &x->mu);
+        if (x->stop || *done == x->published) break;   /* stopped, or eof and all done */
+        int n = (int)(x->published - *done);
+        for (int i = 0; i < n; i++) {
+            unsigned s = (unsigned)((*done + (uint64_t)i) % NSLOTS);
+            iov[i].iov_base = x->ring + (size_t)s * SLOT_SIZE;
+            iov[i].iov_len = x->plen[s];
+        }
+        pthread_mutex_unlock(&x->mu);
+        err = fn(x, iov, n);
+        pthread_mutex_lock(&x->mu);
+        if (err) break;
+        *done += (uint64_t)n;
+        pthread_cond_broadcast(&x->cv);
+    }
+    *err_out = err;
+    *finished = 1;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+static int hash_slots(http_xfer *x, struct iovec *iov, int n)
+{
+    for (int i = 0; i < n; i++) EVP_DigestUpdate(x->md, iov[i].iov_base, iov[i].iov_len);
+    return 0;
 }
 
 static void *sink_hasher(void *ud)
 {
     http_xfer *x = ud;
-    int err = x->offset > 0 ? hash_prefix(x) : 0;
-    pthread_mutex_lock(&x->mu);
-    while (!err) {
-        while (!x->stop && !x->eof && x->hashed_n == x->published) pthread_cond_wait(&x->cv, &x->mu);
-        if (x->stop || x->hashed_n == x->published) break;   /* stopped, or eof and all hashed */
-        unsigned s = (unsigned)(x->hashed_n % NSLOTS);
-        size_t len = x->plen[s];
-        pthread_mutex_unlock(&x->mu);
-        EVP_DigestUpdate(x->md, x->ring + (size_t)s * SLOT_SIZE, len);
-        pthread_mutex_lock(&x->mu);
-        x->hashed_n++;
-        x->hashed_bytes += (curl_off_t)len;
-        pthread_cond_broadcast(&x->cv);
-    }
-    x->hash_err = err;
-    x->hasher_done = 1;
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
+    sink_loop(x, &x->hashed_n, x->offset > 0 ? hash_prefix(x) : 0, hash_slots, &x->hash_err, &x->hasher_done);
     return NULL;
 }
 
@@ -281,38 +298,21 @@ static int write_at(http_xfer *x, struct iovec *iov, int n, off_t off)
     return 0;
 }
 
-/* writes every slot published and not yet written in one call: when the
- * disk lags, its requests grow (up to the whole ring) */
+/* all the slots of a batch in one call: when the disk lags, its requests
+ * grow (up to the whole ring) */
+static int write_slots(http_xfer *x, struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    int err = write_at(x, iov, n, x->wpos);
+    x->wpos += (off_t)total;
+    return err;
+}
+
 static void *sink_writer(void *ud)
 {
     http_xfer *x = ud;
-    int err = 0;
-    off_t off = (off_t)x->offset;
-    struct iovec iov[NSLOTS];
-    pthread_mutex_lock(&x->mu);
-    for (;;) {
-        while (!x->stop && !x->eof && x->written_n == x->published) pthread_cond_wait(&x->cv, &x->mu);
-        if (x->stop || x->written_n == x->published) break;   /* stopped, or eof and all written */
-        int n = (int)(x->published - x->written_n);
-        size_t total = 0;
-        for (int i = 0; i < n; i++) {
-            unsigned s = (unsigned)((x->written_n + (uint64_t)i) % NSLOTS);
-            iov[i].iov_base = x->ring + (size_t)s * SLOT_SIZE;
-            iov[i].iov_len = x->plen[s];
-            total += x->plen[s];
-        }
-        pthread_mutex_unlock(&x->mu);
-        err = write_at(x, iov, n, off);
-        off += (off_t)total;
-        pthread_mutex_lock(&x->mu);
-        if (err) break;
-        x->written_n += (uint64_t)n;
-        pthread_cond_broadcast(&x->cv);
-    }
-    x->write_err = err;
-    x->writer_done = 1;
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
+    sink_loop(x, &x->written_n, 0, write_slots, &x->write_err, &x->writer_done);
     return NULL;
 }
 
@@ -339,7 +339,7 @@ static int sink_start(http_xfer *x)
     x->published = x->hashed_n = x->written_n = 0;
     x->eof = x->stop = x->hasher_done = x->writer_done = 0;
     x->hash_err = x->write_err = 0;
-    x->hashed_bytes = 0;
+    x->wpos = (off_t)x->offset;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go to the main thread */
@@ -444,7 +444,9 @@ static int sink_finish(http_xfer *x, char *msg, size_t n)
         if (!x->stop && provision_interrupted()) { x->stop = 1; pthread_cond_broadcast(&x->cv); }
     }
     int failed = sink_failed(x, msg, n);
-    int whole = x->hashed_bytes == x->offset + x->written && x->written_n == x->published;
+    /* every byte put is in a published slot (the last one was handed over
+     * above) and the kept prefix was hashed whole, or hash_err says why */
+    int whole = x->hashed_n == x->published && x->written_n == x->published;
     pthread_mutex_unlock(&x->mu);
     sink_join(x);
     if (failed) { errno = EIO; return -1; }
