@@ -109,6 +109,32 @@ local function show_url(url)
   return R.mask((url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")))
 end
 
+-- libcurl takes its proxy from the environment (http_proxy for http;
+-- https_proxy or HTTPS_PROXY for https; then all_proxy, ALL_PROXY; no_proxy
+-- excludes hosts). When the proxy cannot be reached its message names only
+-- the proxy's address, not the URL's: say where that address came from.
+local function proxy_note(url, err)
+  local scheme = (url:match("^(%a[%w+.-]*)://") or "http"):lower()
+  local vars = { scheme .. "_proxy", "all_proxy", "ALL_PROXY" }
+  if scheme ~= "http" then table.insert(vars, 2, scheme:upper() .. "_PROXY") end
+  for _, var in ipairs(vars) do
+    local v = os.getenv(var)
+    if v and v ~= "" then
+      local host, port = v:gsub("^%a[%w+.-]*://", ""):gsub("^[^@/]*@", ""):match("^%[?([^%]/:]+)%]?:?(%d*)")
+      if host and err:find(host, 1, true) and err:find(port, 1, true) then
+        return (" (the proxy from %s)"):format(var)
+      end
+      return ""
+    end
+  end
+  return ""
+end
+
+-- "METHOD URL: what went wrong", masked, without the URL's credentials
+local function transport_error(method, url, err)
+  return ("%s %s: %s%s"):format(method, show_url(url), R.mask(err), proxy_note(url, err))
+end
+
 local function retryable_status(s) return s == 408 or s == 429 or s >= 500 end
 local RETRY_KINDS = { connect = true, timeout = true, partial = true }
 
@@ -244,7 +270,7 @@ local function download(self, ctx)
       end
     else
       if kind == "timeout" then last_err = "timed out: " .. last_err end
-      last_err = ("GET %s: %s"):format(show_url(self.url), R.mask(last_err))
+      last_err = transport_error("GET", self.url, last_err)
       if RETRY_KINDS[kind] then
         retry = true
         -- keep what arrived when the server takes ranges and we can tell
@@ -325,7 +351,7 @@ M.file = R.define {
           timeout = self.timeout or 30, headers_only = true,
           if_none_match = st.etag, if_modified_since = not st.etag and st.last_modified or nil,
         }))
-        if not res then return nil, ("GET %s: %s"):format(show_url(self.url), R.mask(rerr)) end
+        if not res then return nil, transport_error("GET", self.url, rerr) end
         if res.status ~= 304 then
           if res.status >= 200 and res.status < 300 then
             return false, ("%s changed upstream: download again"):format(show_url(self.url))
@@ -406,7 +432,7 @@ function M.request(opts)
   o.headers = h
   o.method = o.method and o.method:upper() or (o.body and "POST" or "GET")
   local res, err, kind = handle():request(o)
-  if not res then return nil, ("%s %s: %s"):format(o.method, show_url(opts.url), R.mask(err)), kind end
+  if not res then return nil, transport_error(o.method, opts.url, err), kind end
   local ct = res.headers["content-type"] or ""
   if ct:find("json", 1, true) or res.body:match("^%s*[%[{]") then
     res.json = json.decode(res.body)
