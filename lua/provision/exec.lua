@@ -123,6 +123,8 @@ M.command = R.define {
     end
     return false, "+ run " .. show_argv(self.argv) .. " (no guard: always runs)"
   end,
+  -- with no guard, nothing can say afterwards that it worked but its exit status
+  unverifiable = function(self) return not self.creates and not self["unless"] end,
   apply = function(self, ctx)
     if ctx.log then ctx:log("$ " .. show_argv(self.argv)) end
     local t = spec(self, self.argv, ctx)

@@ -36,6 +36,11 @@
 --   ctx.state (a plain table saved as JSON: strings, numbers, booleans, tables).
 -- revert(self, ctx) -> anything | nil, message. ctx.state is what the last
 --   apply left; undo only what ctx.state.created lists.
+-- After apply the runner checks again, and a check that still says false
+-- fails the step ("still not in the desired state after apply"). A resource
+-- whose check cannot turn true by applying it (a command with no guard:
+-- it always runs) says so with unverifiable(self) -> true: its apply's
+-- own result decides.
 --
 -- ctx (given by the runner):
 --   ctx.state            this resource's saved table from the last apply ({} if none)

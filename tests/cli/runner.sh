@@ -177,3 +177,26 @@ expect "error(nil) has a readable reason" eval '[ $RC -eq 1 ] && has "$OUT" "rai
 sed -i 's/error(nil)/error({})/' odd.lua
 run "$P" odd.lua
 expect "error({}) has a readable reason" eval '[ $RC -eq 1 ] && has "$OUT" "raised a table instead of a message"'
+
+# a command with no creates/unless guard always runs; its exit status decides
+# (the check after apply cannot turn true, so it is not asked)
+cat > unguarded.lua <<'R'
+recipe { name = "unguarded" }
+step "a" { exec.command { argv = { "touch", "a.txt" } } }
+step "b" { exec.command { argv = { "sh", "-c", "echo run >> b.txt" } } }
+step "c" { exec.command { argv = { "touch", "c.txt" }, creates = "never-made" } }
+R
+run "$P" unguarded.lua
+expect "unguarded commands run and are changed; the next steps run" \
+    eval '[ -f a.txt ] && [ "$(cat b.txt)" = run ] && [ -f c.txt ] && has "$OUT" "changed=2"'
+expect "a guard the command does not satisfy still fails the step" \
+    eval '[ $RC -eq 1 ] && has "$OUT" "still not in the desired state after apply" && has "$OUT" never-made'
+sed -i '/step "c"/d' unguarded.lua
+run "$P" unguarded.lua
+expect "unguarded commands run again on every apply" eval '[ $RC -eq 0 ] && [ "$(cat b.txt)" = "$(printf "run\nrun")" ]'
+cat > unguarded-fail.lua <<'R'
+recipe { name = "unguarded-fail" }
+step "f" { exec.command { argv = { "sh", "-c", "exit 3" } } }
+R
+run "$P" unguarded-fail.lua
+expect "an unguarded command that fails fails its step with its status" eval '[ $RC -eq 1 ] && has "$OUT" "exit 3\|exited 3\|status 3"'
