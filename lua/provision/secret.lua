@@ -1,6 +1,9 @@
 -- provision.secret: values that never show. A secret is an opaque object:
--- tostring, concatenation and JSON encoding give "********"; the plain value
--- is had only with secret.reveal(v), by the resource that uses it. As a
+-- tostring and JSON encoding give "********"; concatenation gives another
+-- secret ("Bearer " .. token is a secret whose value is the whole text, so
+-- a file or an argv built that way gets the real value, and shows masked);
+-- the plain value is had only with secret.reveal(v), by the resource that
+-- uses it. As a
 -- second line of defence, secret.mask(text) blanks every known secret value
 -- in text that came from outside (command output, HTTP bodies, errors).
 local S = {}
@@ -9,12 +12,18 @@ S.MASK = MASK
 
 local Secret = { __name = "provision.secret" }
 Secret.__tostring = function() return MASK end
-Secret.__concat = function(a, b) return tostring(a) .. tostring(b) end
+local values = setmetatable({}, { __mode = "k" })
+local function piece(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return tostring(v) end
+  if getmetatable(v) == "provision.secret" then return values[v] end
+  error("attempt to concatenate a " .. t .. " value with a secret", 3)
+end
+Secret.__concat = function(a, b) return S.new(piece(a) .. piece(b)) end
 Secret.__index = function(_, k) error("a secret has no field '" .. tostring(k) .. "'", 2) end
 Secret.__newindex = function() error("a secret cannot be changed", 2) end
 Secret.__metatable = "provision.secret"
 
-local values = setmetatable({}, { __mode = "k" })
 local known, known_sorted = {}, nil
 local plain = {}   -- text the recipe shows openly (see S.exempt)
 

@@ -125,3 +125,18 @@ scan "applied"
 vrun "teardown -v" 0 teardown r.lua -e token="$TOK2" -v
 vrun "teardown again" 0 teardown r.lua -e token="$TOK2"
 scan "torn down"
+
+# text joined with a secret stays a secret: the file and the argv get the
+# real value, every output shows the mask, and plan notices a new value
+cat > joined.lua <<'R'
+recipe { name = "joined" }
+local v = vars { tok = secret "j0ined-s3cret" }
+step "f" { fs.file { path = "tokfile", content = "Bearer " .. v.tok } }
+step "x" { exec.command { argv = { "sh", "-c", "echo \"$1\" > argv.txt", "x", "--password=" .. v.tok }, creates = "argv.txt" } }
+R
+run "$P" joined.lua -v --json
+expect "joined secret: the file and the argv hold the real value" \
+    eval '[ $RC -eq 0 ] && [ "$(cat tokfile)" = "Bearer j0ined-s3cret" ] && [ "$(cat argv.txt)" = "--password=j0ined-s3cret" ]'
+expect "joined secret: not in the output nor the state" eval '! has "$OUT$ERR" j0ined && ! grep -rq j0ined .provision'
+run "$P" plan joined.lua -e tok=other
+expect "joined secret: plan sees a new value" eval '[ $RC -eq 3 ] && has "$OUT" "content changed (secret)" && ! has "$OUT" other'
