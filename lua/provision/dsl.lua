@@ -138,10 +138,15 @@ function M.load(path, opts)
     return resources
   end
 
+  -- names, paths and plain values the recipe shows in the open are exempt
+  -- from masking from the moment they appear (see secret.exempt): an error
+  -- while loading must not blank "airflow" out of "recipes/airflow-x.lua"
+  -- because a password defaults to "airflow"
   local function check_name(kind, name)
     if type(name) ~= "string" or name == "" then
       fail(("%s: expected a name string, as in %s \"name\" { ... }"):format(kind, kind))
     end
+    secret.exempt(name)
   end
 
   local api = {}
@@ -152,6 +157,7 @@ function M.load(path, opts)
       if k ~= "name" and k ~= "description" then fail(("recipe: unknown field '%s' (fields: description, name)"):format(tostring(k))) end
       if type(v) ~= "string" then fail(("recipe: field '%s' must be a string"):format(k)) end
     end
+    secret.exempt(t.name)
     if depth == 0 or recipe.name == nil then
       recipe.name = t.name or recipe.name
       recipe.description = t.description or recipe.description
@@ -194,6 +200,7 @@ function M.load(path, opts)
           value = v
           used_vars[k] = true
         end
+        if not secret.is(value) and type(value) == "string" then secret.exempt(value) end
         recipe.vars[k] = { value = value, default = default, secret = secret.is(default), where = recipe_where(files) }
         recipe.var_order[#recipe.var_order + 1] = k
         out[k] = value
@@ -285,12 +292,27 @@ function M.load(path, opts)
     depth = depth + 1
     load_file(p)
     depth = depth - 1
+    -- an override for a variable the included recipe does not declare is a
+    -- typo ({ verison = "2.9.3" }), not something to ignore
+    local unknown = {}
+    for k in pairs(overrides or {}) do
+      if not recipe.vars[k] then unknown[#unknown + 1] = tostring(k) end
+    end
+    if #unknown > 0 then
+      table.sort(unknown)
+      local known = {}
+      for _, k in ipairs(recipe.var_order) do known[#known + 1] = k end
+      table.sort(known)
+      fail(("include: %s declares no variable%s '%s' (variables: %s)"):format(rel, #unknown > 1 and "s" or "",
+        table.concat(unknown, "', '"), #known > 0 and table.concat(known, ", ") or "none"))
+    end
     return recipe
   end
 
   local recipe_env = env.globals(api)
 
   load_file = function(p)
+    secret.exempt(p)
     local f = io.open(p, "r")
     if not f then fail(("cannot open recipe %s"):format(p)) end
     f:close()

@@ -135,6 +135,11 @@ run "$P" list custom.lua
 expect "include: steps in order" eval '[ $RC -eq 0 ] && [ "$(printf "%s\n" "$OUT" | grep -E "^ +[0-9]+\." | sed -E "s/^ +[0-9]+\.  //; s/  \(.*//" | tr "\n" ",")" = "zero,two,two and a half,three," ]'
 run "$P" custom.lua
 expect "include: var default overridden" eval '[ $RC -eq 0 ] && [ -f custom-out/two ] && [ -f custom-out/zero ] && [ ! -e custom-out/one ] && [ ! -e custom-out/three ]'
+sed 's/{ dir = /{ dri = "typo", dir = /' custom.lua > typo.lua
+rm -rf custom-out
+run "$P" typo.lua
+expect "include: an override the included recipe does not declare is exit 2, named, nothing done" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "typo.lua:2: include: base/base.lua declares no variable .dri." && has "$ERR" "variables: bad_check, dir," && [ ! -e custom-out ]'
 
 # plugins: a Lua module and a C module from the recipe's modules/ folder,
 # and from PROVISION_PATH

@@ -140,3 +140,17 @@ expect "joined secret: the file and the argv hold the real value" \
 expect "joined secret: not in the output nor the state" eval '! has "$OUT$ERR" j0ined && ! grep -rq j0ined .provision'
 run "$P" plan joined.lua -e tok=other
 expect "joined secret: plan sees a new value" eval '[ $RC -eq 3 ] && has "$OUT" "content changed (secret)" && ! has "$OUT" other'
+
+# a secret whose value is also part of a path or a name (a password
+# "airflow" in recipes/airflow-x.lua) does not garble errors while loading
+mkdir -p airflow-dir
+cat > airflow-dir/airflow-x.lua <<'R'
+recipe { name = "airflow-x" }
+local v = vars { password = secret "airflow", port = 8080 }
+step "airflow.sh" { fs.file { path = "airflow.sh", content = "x" } }
+R
+run "$P" plan airflow-dir/airflow-x.lua -e port=abc
+expect "load error: the path is shown as it is" eval '[ $RC -eq 2 ] && has "$ERR" "airflow-dir/airflow-x.lua:2: variable .port. must be a number"'
+printf 'include("airflow-x.lua")\nremove_step "airflow.shx"\n' > airflow-dir/mine.lua
+run "$P" list airflow-dir/mine.lua
+expect "load error: a step name is shown as it is" eval '[ $RC -eq 2 ] && has "$ERR" "no step named .airflow.shx."'
