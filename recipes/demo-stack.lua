@@ -130,11 +130,11 @@ step "image root filesystem" {
       if not ok then return nil, rerr end
     end
     for _, d in ipairs { "bin", "etc", "tmp", "app", "data", "proc", "sys", "dev", "root" } do
-      local ok, merr = fs.mkdirs(rootfs .. "/" .. d, d == "tmp" and 1023 or 493)
+      local ok, merr = fs.mkdirs(rootfs .. "/" .. d, d == "tmp" and "1777" or "0755")
       if not ok then return nil, merr end
     end
-    fs.chmod(rootfs .. "/tmp", 1023)
-    local ok, werr = fs.write(rootfs .. "/bin/busybox", read(v.busybox), 493)
+    fs.chmod(rootfs .. "/tmp", "1777")
+    local ok, werr = fs.write(rootfs .. "/bin/busybox", read(v.busybox), "0755")
     if not ok then return nil, werr end
     local n = 0
     for applet in list.output:gmatch("[^\n]+") do
@@ -145,15 +145,15 @@ step "image root filesystem" {
       end
     end
     fs.symlink("bin", rootfs .. "/sbin")
-    fs.mkdirs(rootfs .. "/usr", 493)
+    fs.mkdirs(rootfs .. "/usr", "0755")
     fs.symlink("../bin", rootfs .. "/usr/bin")
-    fs.write(rootfs .. "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", 420)
-    fs.write(rootfs .. "/etc/group", "root:x:0:\nnogroup:x:65534:\n", 420)
+    fs.write(rootfs .. "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", "0644")
+    fs.write(rootfs .. "/etc/group", "root:x:0:\nnogroup:x:65534:\n", "0644")
     for _, name in ipairs(APP) do
-      local aok, aerr = fs.write(rootfs .. "/app/" .. name, read(src .. "/" .. name), 493)
+      local aok, aerr = fs.write(rootfs .. "/app/" .. name, read(src .. "/" .. name), "0755")
       if not aok then return nil, aerr end
     end
-    fs.write(rootfs .. "/.provision-manifest", want_manifest(), 420)
+    fs.write(rootfs .. "/.provision-manifest", want_manifest(), "0644")
     ctx:detail(("busybox with %d applets, %d scripts"):format(n, #APP))
     return true
   end,

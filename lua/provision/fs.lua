@@ -23,19 +23,26 @@ local envfmt = require "provision.envfile"
 local M = {}
 for k, v in pairs(C) do M[k] = v end
 
+-- a mode given to a function: "0644" or nil (see R.checkers.mode)
+local function mode_arg(fname, mode)
+  if mode == nil then return nil end
+  local m, why = R.checkers.mode(mode)
+  if not m then error(fname .. ": mode must be " .. why, 3) end
+  return m
+end
 -- whole-file read and atomic write: the core's (core/atomicio.c), which the
 -- state file uses too. write(path, data [, mode [, uid, gid]]) -> true |
--- nil, msg, errno; the new file has its mode and owner before it appears
-local function write(path, data, mode, uid, gid)
-  if mode ~= nil then
-    local m, why = R.checkers.mode(mode)
-    if not m then error("fs.write: mode must be " .. why, 2) end
-    mode = m
-  end
-  return core.write_atomic(path, data, mode, uid, gid)
+-- nil, msg, errno; the new file has its mode and owner before it appears.
+-- Inside this module modes are already checked numbers; fs.write,
+-- fs.mkdir, fs.mkdirs and fs.chmod take them as recipes write them ("0644").
+local write = core.write_atomic
+M.write = function(path, data, mode, uid, gid)
+  return write(path, data, mode_arg("fs.write", mode), uid, gid)
 end
+M.mkdir = function(path, mode) return C.mkdir(path, mode_arg("fs.mkdir", mode)) end
+M.chmod = function(path, mode) return C.chmod(path, mode_arg("fs.chmod", mode) or error("fs.chmod: a mode is required", 2)) end
 local read = core.read_file
-M.write, M.read = write, read
+M.read = read
 M.envfile = envfmt
 
 local MASK = "********"
@@ -165,7 +172,7 @@ local function mkdirs(path, mode, ctx)
   end
   return made
 end
-M.mkdirs = function(path, mode) return mkdirs(path, mode or 493) end
+M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) or 493) end
 
 --------------------------------------------------------------------- directory
 M.directory = R.define {

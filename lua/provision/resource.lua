@@ -122,10 +122,14 @@ function checkers.size(v)
   if n then return n end
   return nil, "a size such as 512MiB or 4GiB"
 end
-function checkers.mode(v)    -- "0755", "755", 493 -> 493
-  if math.type(v) == "integer" and v >= 0 and v <= 4095 then return v end
+-- "0755", "755" -> 493. A number is refused: Lua has no octal literals,
+-- so mode = 644 would be decimal 644 (octal 1204: sticky, owner cannot read)
+function checkers.mode(v)
   if type(v) == "string" and v:match("^0?[0-7][0-7][0-7]$") or type(v) == "string" and v:match("^0?[0-7][0-7][0-7][0-7]$") then
     return tonumber(v, 8)
+  end
+  if type(v) == "number" then
+    return nil, ('a file mode as a string such as "0644" (Lua has no octal numbers: %s would be read as decimal)'):format(tostring(v))
   end
   return nil, 'a file mode such as "0755"'
 end

@@ -60,7 +60,7 @@ step "no example DAGs" {
   apply = function()
     local want, err = without_examples()
     if not want then return nil, err end
-    return fs.write(compose_file, want, 420)
+    return fs.write(compose_file, want, "0644")
   end,
 }
 

@@ -60,3 +60,9 @@ run "$P" --version
 expect "cli: --version" eval '[ $RC -eq 0 ] && has "$OUT" "^provision "'
 run "$P" --help
 expect "cli: --help" eval '[ $RC -eq 0 ] && has "$OUT" "usage: provision"'
+
+# a mode written as a Lua number would be decimal: refused at load time
+printf 'recipe{name="m"}\nstep "b" { fs.file { path = "y", content = "z", mode = 644 } }\n' > numeric-mode.lua
+run "$P" numeric-mode.lua
+expect "mode = 644: exit 2, file:line, says to write \"0644\", nothing written" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "numeric-mode.lua:2: fs.file: option .mode. must be a file mode as a string such as \"0644\"" && [ ! -e y ]'

@@ -17,10 +17,10 @@ step "slow" {
   describe = "a slow marker",
   check = function() return fs.exists(v.dir .. "/slow.done") end,
   apply = function()
-    fs.write(v.dir .. "/slow.started", tostring(core.getpid()), 420)
+    fs.write(v.dir .. "/slow.started", tostring(core.getpid()), "0644")
     core.sleep(v.secs)
     if core.interrupted() then return nil, "interrupted while waiting" end
-    fs.write(v.dir .. "/slow.done", "done", 420)
+    fs.write(v.dir .. "/slow.done", "done", "0644")
   end,
 }
 step "custom" {
@@ -32,7 +32,7 @@ step "custom" {
   apply = function()
     if v.fail == "raise" then error("the marker service refused: code 42") end
     if v.fail == "return" then return nil, "the marker service is read-only" end
-    fs.write(v.dir .. "/marker", "ok", 420)
+    fs.write(v.dir .. "/marker", "ok", "0644")
   end,
 }
 step "after" { fs.directory(v.dir .. "/after") }

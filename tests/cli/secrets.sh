@@ -50,7 +50,7 @@ step "custom" {
   apply = function(ctx)
     ctx:log("logging in with " .. R.reveal(v.password))
     if v.custom_fail then error("login refused for password " .. R.reveal(v.password)) end
-    fs.write(v.dir .. "/logged-in", "yes", 420)
+    fs.write(v.dir .. "/logged-in", "yes", "0644")
   end,
 }
 R
