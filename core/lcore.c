@@ -128,7 +128,8 @@ static int core_mkdirs(lua_State *L)
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, mode) < 0 && errno != EEXIST) {
+            struct stat st;
+            if (mkdir(p, mode) < 0 && (errno != EEXIST || (stat(p, &st) == 0 && !S_ISDIR(st.st_mode) && (errno = ENOTDIR)))) {
                 int e = errno;
                 lua_pushnil(L);
                 lua_pushfstring(L, "%s: %s", p, strerror(e));
@@ -158,7 +159,8 @@ static int lock_close(lua_State *L)
     return 0;
 }
 
-/* lock(path, wait, shared) -> lock | nil, message, holder_pid */
+/* lock(path, wait, shared) -> lock | nil, message, holder_pid (held by
+ * another run) | nil, message (the lock file cannot be opened or locked) */
 static int core_lock(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -168,10 +170,10 @@ static int core_lock(lua_State *L)
     lk->fd = -1;                       /* safe "closed" state first */
     luaL_setmetatable(L, LOCK_MT);
     lk->fd = open(path, (shared ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
-    if (lk->fd < 0) return luaL_fileresult(L, 0, path);
+    if (lk->fd < 0) goto failed;
     for (;;) {
         if (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) break;
-        if (errno != EWOULDBLOCK && errno != EINTR) return luaL_fileresult(L, 0, path);
+        if (errno != EWOULDBLOCK && errno != EINTR) goto failed;
         if (!wait || provision_interrupted()) {
             char buf[32] = "";
             ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
@@ -190,6 +192,14 @@ static int core_lock(lua_State *L)
         if (ftruncate(lk->fd, 0) == 0 && pwrite(lk->fd, buf, (size_t)n, 0) < 0) { /* pid is a courtesy */ }
     }
     return 1;
+failed:   /* not held by anyone: the lock file itself is the problem (no pid) */
+    {
+        int e = errno;
+        lock_release(lk);
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        return 2;
+    }
 }
 
 /* duration(s) -> seconds | nil, msg ; numbers pass through */

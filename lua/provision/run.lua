@@ -360,9 +360,11 @@ function M.main(o)
                 selected = selected, counts = new_counts() }
   local dir = State.default_dir(o)
   if not run.plan then
+    -- a state folder that cannot be made or locked: nothing has changed (2)
     local ok, merr = core.mkdirs(dir, 448)
-    if not ok then report:err("provision: state folder " .. merr .. "\n"); return 1 end
+    if not ok then report:err("provision: state folder " .. merr .. "\n"); return 2 end
     local lock, lerr, pid = core.lock(dir .. "/lock", o.wait_lock)
+    if not lock and not pid then report:err("provision: state folder: cannot lock " .. lerr .. "\n"); return 2 end
     if not lock then
       report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")
         :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", lerr))

@@ -66,3 +66,17 @@ printf 'recipe{name="m"}\nstep "b" { fs.file { path = "y", content = "z", mode =
 run "$P" numeric-mode.lua
 expect "mode = 644: exit 2, file:line, says to write \"0644\", nothing written" \
     eval '[ $RC -eq 2 ] && has "$ERR" "numeric-mode.lua:2: fs.file: option .mode. must be a file mode as a string such as \"0644\"" && [ ! -e y ]'
+
+# a state folder that cannot be made or locked: exit 2, said plainly (not
+# "another run (pid 20)", which was ENOTDIR read as a pid), nothing done
+printf 'recipe{name="sd"}\nstep "b" { fs.file { path = "sd-out", content = "z" } }\n' > sd.lua
+echo x > a-file
+run "$P" sd.lua --state-dir a-file
+expect "--state-dir is a file: exit 2, 'Not a directory', nothing written" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "state folder a-file: Not a directory" && ! has "$ERR" "another provision run" && [ ! -e sd-out ]'
+run "$P" sd.lua --state-dir a-file/below
+expect "--state-dir below a file: exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "Not a directory" && [ ! -e sd-out ]'
+mkdir -p sd-state/lock
+run "$P" sd.lua --state-dir sd-state
+expect "a lock that is a folder: exit 2, named, nothing written" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "cannot lock sd-state/lock: Is a directory" && ! has "$ERR" "another provision run" && [ ! -e sd-out ]'
