@@ -87,6 +87,22 @@ static int core_write(lua_State *L)
     return 1;
 }
 
+/* claim_stdout() -> fd: a private descriptor for what was stdout, which
+ * from now on is stderr. With --json, stdout must hold the events alone:
+ * print() in a custom step, and any child process that inherits fd 1, end
+ * up on stderr instead. */
+static int core_claim_stdout(lua_State *L)
+{
+    fflush(stdout);
+    int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0 || dup2(2, 1) < 0) {
+        if (fd >= 0) close(fd);
+        return luaL_fileresult(L, 0, "stdout");
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
 static int core_write_atomic(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -250,6 +266,7 @@ static const luaL_Reg core_funcs[] = {
     { "time", core_time },
     { "timed_out", core_timed_out },
     { "write", core_write },
+    { "claim_stdout", core_claim_stdout },
     { "write_atomic", core_write_atomic },
     { NULL, NULL }
 };

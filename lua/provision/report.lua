@@ -12,6 +12,8 @@ Report.__index = Report
 
 local COLORS = { ok = "32", changed = "33", ["would-change"] = "33", failed = "1;31", skipped = "2", dim = "2", bold = "1" }
 
+local json_fd   -- stdout's descriptor once --json has claimed it
+
 function Report.new(o)
   local self = setmetatable({}, Report)
   self.json = o.json
@@ -22,6 +24,15 @@ function Report.new(o)
   self.color = self.tty and o.color ~= false and not (no_color and no_color ~= "") and not o.json
   self.live = self.tty and not o.json and not o.quiet   -- bars and spinners
   self.out = io.stdout
+  if o.json then
+    -- the events get stdout to themselves: anything else written there
+    -- (print in a custom step, a child process) goes to stderr
+    json_fd = json_fd or core.claim_stdout()   -- once per process
+    local fd = json_fd
+    if fd then
+      self.out = { write = function(_, ...) core.write(fd, table.concat({ ... })) end, flush = function() end }
+    end
+  end
   self.last_draw = 0
   self.drawn = false
   return self

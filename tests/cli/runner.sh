@@ -86,8 +86,22 @@ expect "apply that leaves its check unsatisfied fails" eval '[ $RC -eq 1 ] && ha
 run "$P" r.lua --json -v
 expect "--json: every stdout line is an event" eval '[ $RC -eq 0 ] && ! printf "%s\n" "$OUT" | grep -qv "^{\"event\":"'
 expect "--json: start, step, summary" eval 'has "$OUT" "{\"event\":\"start\",\"recipe\":\"runner-test\",\"steps\":3" && has "$OUT" "{\"event\":\"step\",\"index\":1,\"name\":\"one\",\"kind\":\"custom\",\"status\":\"changed\",\"ms\":" && has "$OUT" "{\"event\":\"summary\",\"ok\":0,\"changed\":3,"'
+
 expect "--json: no secret" eval '! has "$OUT$ERR" "hunter2-secret"'
 if python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' <<< "$OUT"; then pass "--json: valid JSON"; else fail "--json: valid JSON" "$OUT"; fi
+# print() in a custom step, io.write, and a child process writing to its
+# stdout do not break the event stream: they land on stderr
+cat > chatty.lua <<'R'
+recipe { name = "chatty" }
+local done = false
+step "talks" { check = function() print("from-print"); io.write("from-io-write\n"); return done end,
+               apply = function() os.execute("echo from-child"); done = true end }
+step "runs" { exec.command { argv = { "sh", "-c", "echo from-command" } } }
+R
+run "$P" chatty.lua --json -v
+expect "--json: stdout holds only events, whatever a step prints" eval '! printf "%s\n" "$OUT" | grep -qv "^{\"event\":" && has "$OUT" "\"event\":\"summary\""'
+expect "--json: what steps print goes to stderr" eval 'has "$ERR" from-print && has "$ERR" from-io-write && has "$ERR" from-child'
+
 rm -rf out .provision
 run "$P" r.lua -v
 expect "-v shows the log, secrets masked" eval 'has "$OUT" "wrote ./out/one with \*\*\*\*\*\*\*\*" && ! has "$OUT" "hunter2"'
