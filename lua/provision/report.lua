@@ -51,7 +51,7 @@ end
 
 -- Keys in the order DESIGN.md shows them; any others follow, sorted.
 local ORDER = { "event", "recipe", "steps", "index", "name", "kind", "status",
-                "ok", "changed", "would-change", "failed", "skipped", "ms", "detail" }
+                "ok", "changed", "would-change", "failed", "skipped", "not-run", "ms", "detail" }
 local RANK = {}
 for i, k in ipairs(ORDER) do RANK[k] = i end
 
@@ -173,7 +173,8 @@ function Report:summary(counts, verb)
   if self.json then
     self:event { event = "summary", verb = verb, ok = counts.ok, changed = counts.changed,
                  ["would-change"] = verb == "plan" and counts["would-change"] or nil,
-                 failed = counts.failed, skipped = counts.skipped, ms = ms }
+                 failed = counts.failed, skipped = counts.skipped, ms = ms,
+                 ["not-run"] = (counts.not_run or 0) > 0 and counts.not_run or nil }
     return
   end
   local parts = { "ok=" .. counts.ok }
@@ -181,6 +182,8 @@ function Report:summary(counts, verb)
   else parts[#parts + 1] = self:paint(counts.changed > 0 and "changed" or "ok", "changed=" .. counts.changed) end
   parts[#parts + 1] = self:paint(counts.failed > 0 and "failed" or "ok", "failed=" .. counts.failed)
   if counts.skipped > 0 then parts[#parts + 1] = "skipped=" .. counts.skipped end
+  -- the steps after a failure (or all of them, after a failed check)
+  if (counts.not_run or 0) > 0 then parts[#parts + 1] = "not-run=" .. counts.not_run end
   self:write(table.concat(parts, " ") .. "  in " .. fmt_ms(ms) .. "\n")
 end
 

@@ -182,18 +182,23 @@ local function fail_step(run, kind, s, i, ms, changes, failure)
   run.report:failure(kind, s.name, s.where, failure.resource, reason)
 end
 
+-- every preflight check runs, so that one run names every problem (a busy
+-- port and too little memory), not one per attempt
 local function preflight(run)
+  local all_ok = true
   for _, c in ipairs(run.recipe.checks) do
+    if core.interrupted() then return false end
     local t0 = core.now()
     c.preflight = true  -- never applied, in plan as in apply
     local status, detail, changes, failure = run_step(run, c)
     if status == "failed" then
       fail_step(run, "check", c, nil, ms_since(t0), changes, failure)
-      return false
+      all_ok = false
+    else
+      run.report:check(c, "ok", ms_since(t0), detail)
     end
-    run.report:check(c, "ok", ms_since(t0), detail)
   end
-  return true
+  return all_ok
 end
 
 -- which steps run: --only names, --from name
@@ -215,7 +220,13 @@ end
 local function apply_or_plan(run)
   local recipe = run.recipe
   run.report:start(recipe, run.verb, #recipe.steps)
-  if not preflight(run) then return finish(run, 1) end
+  if not preflight(run) then
+    run.counts.not_run = 0
+    for j = 1, #recipe.steps do
+      if run.selected[j] then run.counts.not_run = run.counts.not_run + 1 end
+    end
+    return finish(run, core.interrupted() and 130 or 1)
+  end
   for i, s in ipairs(recipe.steps) do
     s.kind = s.kind or step_kind(s)
     if not run.selected[i] then
@@ -250,6 +261,10 @@ local function apply_or_plan(run)
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "step", s, i, ms, changes, failure)
+        run.counts.not_run = 0
+        for j = i + 1, #recipe.steps do
+          if run.selected[j] then run.counts.not_run = run.counts.not_run + 1 end
+        end
         return finish(run, core.interrupted() and 130 or 1)
       end
       run.counts[status] = run.counts[status] + 1

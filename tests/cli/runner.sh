@@ -59,6 +59,7 @@ run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
 expect "failing step: names the step and reason" eval 'has "$OUT" "step .two. failed (r.lua:" && has "$OUT" "broke on purpose"'
 expect "failing step: earlier steps done, later not" eval '[ -f out/one ] && [ ! -e out/two ] && [ ! -e out/three ]'
+expect "failing step: the summary counts the step not run" eval 'has "$OUT" "ok=0 changed=1 failed=1 not-run=1"'
 run "$P" r.lua
 expect "re-run after failure converges" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=2"'
 rm -rf out .provision
@@ -66,6 +67,19 @@ rm -rf out .provision
 # a failing preflight check stops the run before anything changes
 run "$P" r.lua -e bad_check=true
 expect "preflight failure: exit 1, nothing changed" eval '[ $RC -eq 1 ] && [ ! -e out ] && has "$OUT" "the preflight says no"'
+cat > checks.lua <<'R'
+recipe { name = "checks" }
+check "memory" { sys.memory { min = "100TiB" } }
+check "fine" { check = function() return true end }
+check "command" { sys.command { name = "no-such-command-xyz" } }
+step "a" { fs.file { path = "checks-a", content = "a" } }
+step "b" { fs.file { path = "checks-b", content = "b" } }
+R
+run "$P" checks.lua --json
+expect "preflight: every check runs, each failure is named (one run, not one per fix)" \
+    eval '[ $RC -eq 1 ] && has "$OUT" "\"name\":\"memory\",\"status\":\"failed\"" && has "$OUT" "\"name\":\"fine\",\"status\":\"ok\"" && has "$OUT" "\"name\":\"command\",\"status\":\"failed\""'
+expect "preflight: nothing changed, the summary says 2 failed, 2 not run" \
+    eval '[ ! -e checks-a ] && [ ! -e checks-b ] && has "$OUT" "\"failed\":2,\"skipped\":0,\"not-run\":2"'
 
 # --only and --from
 run "$P" r.lua --only two
