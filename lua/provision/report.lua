@@ -137,7 +137,8 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     idx, s.name, self:paint(status, ("%-12s"):format(label)), fmt_ms(ms),
     detail and detail ~= "" and ("  " .. detail) or "")
   self:write(line)
-  if changes and (status == "would-change" or self.verbose and status ~= "ok") then
+  if changes and (status == "would-change" or self.verbose and status ~= "ok")
+     and not (#changes == 1 and changes[1] == detail) then   -- said once already
     self:changes(changes)
   end
 end

@@ -140,6 +140,7 @@ expect "joined secret: the file and the argv hold the real value" \
 expect "joined secret: not in the output nor the state" eval '! has "$OUT$ERR" j0ined && ! grep -rq j0ined .provision'
 run "$P" plan joined.lua -e tok=other
 expect "joined secret: plan sees a new value" eval '[ $RC -eq 3 ] && has "$OUT" "content changed (secret)" && ! has "$OUT" other'
+expect "plan: a single change is said once (on the step line), not twice" eval '[ "$(printf "%s\n" "$OUT" | grep -c "content changed (secret)")" = 1 ]'
 
 # a secret whose value is also part of a path or a name (a password
 # "airflow" in recipes/airflow-x.lua) does not garble errors while loading
