@@ -62,7 +62,8 @@ local function coerce(name, default, text)
   if secret.is(default) then return secret.new(text) end
   if t == "string" then return text end
   if t == "number" then
-    local n = tonumber(text)
+    -- decimal only: Lua's tonumber also takes " 80", "0x10" and "0x1p4"
+    local n = (text:find("^[+-]?%.?%d") and not text:find("[%sxX]")) and tonumber(text) or nil
     if n == nil then return nil, ("variable '%s' must be a number, not %q"):format(name, text) end
     if math.type(default) == "integer" then
       local i = math.tointeger(n)

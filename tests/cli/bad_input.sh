@@ -80,3 +80,12 @@ mkdir -p sd-state/lock
 run "$P" sd.lua --state-dir sd-state
 expect "a lock that is a folder: exit 2, named, nothing written" \
     eval '[ $RC -eq 2 ] && has "$ERR" "cannot lock sd-state/lock: Is a directory" && ! has "$ERR" "another provision run" && [ ! -e sd-out ]'
+
+# -e numbers are decimal: no hex, no spaces (Lua's tonumber takes both)
+printf 'recipe{name="n"}\nlocal v = vars { port = 80 }\nstep "s" { fs.file { path = "n-out", content = tostring(v.port) } }\n' > num.lua
+for bad in 0x10 " 80" "80 " 1.5.2; do
+    run "$P" num.lua -e "port=$bad"
+    expect "-e port='$bad': exit 2, named, nothing written" eval '[ $RC -eq 2 ] && has "$ERR" "variable .port. must be a number" && [ ! -e n-out ]'
+done
+run "$P" num.lua -e port=-8
+expect "-e port=-8 is a number" eval '[ $RC -eq 0 ] && [ "$(cat n-out)" = -8 ]'

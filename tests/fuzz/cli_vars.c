@@ -8,8 +8,8 @@
  *     byte for byte (the value may hold "=", newlines, NULs, anything);
  *   - the value, given to each typed variable of a recipe (dsl.load with
  *     vars = { [name] = value }), is either coerced to the default's type
- *     (string: as is; integer: math.tointeger(tonumber(v)); float:
- *     tonumber(v); boolean: the documented words; secret: a secret
+ *     (string: as is; integer: math.tointeger of v read as a decimal
+ *     number (no spaces, no hex); float: v read so; boolean: the documented words; secret: a secret
  *     revealing v) or rejected with a message naming the variable, never a
  *     raise; an undeclared name is rejected as unknown. */
 #include "fuzz_lua.h"
@@ -41,7 +41,8 @@ static const char property[] =
 "end\n"
 "local function check_coercion(v)\n"
 "  assert(load_with('s', v) == v, 'string var changed the value')\n"
-"  local n = tonumber(v)\n"
+"  -- numbers are decimal: no spaces, no hex (Lua's tonumber takes both)\n"
+"  local n = (v:find('^[+-]?%.?%d') and not v:find('[%sxX]')) and tonumber(v) or nil\n"
 "  local i = load_with('i', v)\n"
 "  local want_i = n and math.tointeger(n)\n"
 "  assert(i == want_i and math.type(i) == math.type(want_i), ('integer var: %q -> %s'):format(v, tostring(i)))\n"
