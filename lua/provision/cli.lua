@@ -126,7 +126,7 @@ function M.main(argv)
     return 2
   end
   if o.help then io.stdout:write(USAGE); return 0 end
-  if o.version then io.stdout:write("provision ", core.version, " (", _VERSION, ")\n"); return 0 end
+  if o.version then io.stdout:write("provision ", core.version, " (", core.lua_release, ")\n"); return 0 end
   if o.script then return run_script(o) end
   if not o.recipe then
     io.stderr:write("provision: no recipe given\n", USAGE)

@@ -58,6 +58,9 @@ expect "cli: -e boolean" has "$OUT" "flag = true"
 expect "cli: secret var masked in list" eval '! has "$OUT" "other" && has "$OUT" "pw = \*\*\*\*\*\*\*\*"'
 run "$P" --version
 expect "cli: --version" eval '[ $RC -eq 0 ] && has "$OUT" "^provision "'
+v1=$OUT
+run "$P" --version x.lua
+expect "cli: --version says the same with more arguments (the slow path)" eval '[ $RC -eq 0 ] && [ "$OUT" = "$v1" ]'
 run "$P" --help
 expect "cli: --help" eval '[ $RC -eq 0 ] && has "$OUT" "usage: provision"'
 
