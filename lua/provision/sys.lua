@@ -172,7 +172,11 @@ local WILDCARD = { ["0.0.0.0"] = true, ["::"] = true, [""] = true }
 -- port_free(port, host): C.port_free, but "in use" names the address that is
 -- listening (a listener on 127.0.0.1 makes 0.0.0.0 busy too)
 local function port_free(port, host)
-  local n = port
+  local n = math.tointeger(tonumber(port))
+  if not n or n < 1 or n > 65535 then
+    error(("sys.port_free: port must be an integer from 1 to 65535, not %s"):format(
+      type(port) == "string" and ("%q"):format(port) or tostring(port)), 2)
+  end
   host = host or "0.0.0.0"
   local ok, why = C.port_free(n, host)
   if ok == false and why:find(" is in use$") then
@@ -194,7 +198,9 @@ local port_res = R.define {
   kind = "sys.port_free",
   options = { port = "integer", host = { "string", default = "0.0.0.0" }, ["unless"] = "function?" },
   validate = function(self)
-    if self.port < 1 or self.port > 65535 then return nil, "port must be 1 to 65535" end
+    if self.port < 1 or self.port > 65535 then
+      return nil, ("port must be 1 to 65535, not %d"):format(self.port)
+    end
     return true
   end,
   describe = function(self) return ("port %d free on %s"):format(self.port, self.host) end,

@@ -129,6 +129,15 @@ T.test("port_free: names the address actually in use; unless says what it accept
   T.eq(l6, { "::1" })
 end)
 
+T.test("port_free: a port out of range is a clear error, in either form", function()
+  local err = T.raises(function() sys.port_free(99999) end, "sys%.port_free: port must be an integer from 1 to 65535, not 99999")
+  T.ok(not err:find("bad argument", 1, true) and not err:find("prim", 1, true), err)
+  T.match(err, "test_sys%.lua:%d+:", "the error names the caller's line")
+  T.raises(function() sys.port_free { port = 99999 } end, "test_sys%.lua:%d+: sys%.port_free: port must be 1 to 65535, not 99999")
+  T.raises(function() sys.port_free(8080.5) end, "not 8080%.5")
+  T.raises(function() sys.port_free("http") end, 'not "http"')
+end)
+
 T.test("preflight resources: ok when met, a clear reason when not", function()
   T.eq(sys.memory { min = "1MiB" }:check(), true)
   local ok, why = sys.memory { min = "1000TiB" }:check()
