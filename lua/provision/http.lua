@@ -22,8 +22,9 @@
 --                 headers?, within?, interval?, timeout?, method? }
 --     check: one request. apply: keep asking until it is right or `within`
 --     (default: one more try) has passed, every `interval` (default 2s).
---   http.request { method?, url, headers?, body?, json?, user?, password?,
+--   http.request { method?, url, headers?, body?, user?, password?, auth?,
 --                  timeout?, ... } -> { status, headers, body, json } | nil, msg
+--     (an unknown option raises, naming the valid ones)
 --   http.sha256_file(path) -> hex | nil, msg
 local C = require "provision._http"
 local R = require "provision.resource"
@@ -407,11 +408,27 @@ M.file = R.define {
 -- http.request(opts) -> { status, headers, body, json, url, seconds } | nil, msg
 -- opts: method, url, headers, body (a string; a table is sent as JSON),
 -- user, password (secrets are fine), timeout (default 30s), ca_file,
--- insecure, max_redirects, max_body.
+-- insecure, max_redirects, max_body, connect_timeout; auth = { user, password }.
+-- Any other option raises: a typo (header =, methd =) would otherwise send
+-- a different request than the one written.
+local REQUEST_OPTIONS = {
+  method = true, url = true, headers = true, body = true, user = true, password = true, auth = true,
+  timeout = true, connect_timeout = true, ca_file = true, insecure = true, max_redirects = true,
+  max_body = true,
+}
 function M.request(opts)
   if type(opts) == "string" then opts = { url = opts } end
   if type(opts) ~= "table" or type(opts.url) ~= "string" then
     error("http.request: expected { url = ... }", 2)
+  end
+  for k in pairs(opts) do
+    if not REQUEST_OPTIONS[k] then
+      local names = {}
+      for name in pairs(REQUEST_OPTIONS) do names[#names + 1] = name end
+      table.sort(names)
+      error(("http.request: unknown option %s (options: %s)"):format(
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 2)
+    end
   end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end

@@ -311,6 +311,17 @@ T.test("request: GET with JSON, POST a table, HEAD, headers", function()
   T.eq(ok, nil); T.match(err, "GET http://127.0.0.1:1/")
 end)
 
+T.test("request: an unknown option raises, naming it and the valid ones", function()
+  reset()
+  T.raises(function() http.request { url = base .. "/echo", header = { ["X-A"] = "1" } } end,
+    "http%.request: unknown option 'header' %(options: auth, body, ca_file, .*headers, .*method, .*url, user%)")
+  T.raises(function() http.request { url = base .. "/echo", methd = "POST" } end, "http%.request: unknown option 'methd'")
+  T.eq(count("/echo"), 0, "no request was made")
+  local res = assert(http.request { url = base .. "/echo", method = "POST", headers = { ["X-A"] = "1" }, body = "b",
+    timeout = "5s", max_redirects = 2, max_body = 1000, insecure = false })
+  T.eq(res.json.method, "POST"); T.eq(res.json.headers["x-a"], "1")
+end)
+
 T.test("request: a timeout", function()
   local t0 = core.now()
   local ok, err, kind = http.request { url = base .. "/delay?seconds=3", timeout = "0.5s" }
