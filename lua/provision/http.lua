@@ -67,6 +67,13 @@ local function dest_sha256(path, st)
   return C.sha256_file(path)
 end
 
+-- a duration for a message: "8ms", "2s", "1.5s"
+local function seconds(n)
+  if n < 1 then return ("%dms"):format(math.floor(n * 1000 + 0.5)) end
+  if n == math.floor(n) then return ("%ds"):format(n) end
+  return ("%.1fs"):format(n)
+end
+
 local function human_bytes(n)
   local units = { "B", "KiB", "MiB", "GiB", "TiB" }
   local i = 1
@@ -557,7 +564,8 @@ M.expect = R.define {
     return false, why
   end,
   apply = function(self, ctx)
-    local deadline = core.now() + (self.within or 0)
+    local t0 = core.now()
+    local deadline = t0 + (self.within or 0)
     local interval = self.interval or 2
     local tries = 0
     while true do
@@ -569,7 +577,11 @@ M.expect = R.define {
       end
       if core.now() + interval > deadline then
         if self.within then
-          return nil, ("%s (still failing after %gs, %d tries)"):format(why, self.within, tries)
+          -- what really happened: the time spent and the tries made, and
+          -- why it stopped (the next try would come after `within`)
+          return nil, ("%s (still failing after %d %s in %s; another try %s later would be past within = %s)")
+            :format(why, tries, tries == 1 and "try" or "tries", seconds(core.now() - t0), seconds(interval),
+                    seconds(self.within))
         end
         return nil, why
       end

@@ -359,13 +359,27 @@ T.test("expect: within keeps trying; failure names the last status and body", fu
   T.eq(ok, nil)
   T.match(err, "503 Service Unavailable")
   T.match(err, "not yet")
-  T.match(err, "still failing after 1s")
+  T.match(err, "still failing after %d+ tries in [%d.]+m?s; another try 200ms later would be past within = 1s")
   T.ok(core.now() - t0 < 3)
   T.ok(not err:find("hunter2", 1, true))
   -- a body echoing a secret is masked
   ok, err = http.expect { url = base .. "/status/500?body=token+hunter2-pw" }:check(new_ctx())
   T.ok(not err:find("hunter2", 1, true), err)
   T.match(err, "%*%*%*%*")
+end)
+
+T.test("expect: a failure says how long it really waited and how many tries", function()
+  -- a 401 answers at once; with within = 1s and the default 2s interval
+  -- there is no time for a second try: the message must not claim a wait
+  local t0 = core.now()
+  local ok, err = http.expect { url = base .. "/status/401", within = "1s" }:apply(new_ctx())
+  local took = core.now() - t0
+  T.eq(ok, nil)
+  T.ok(took < 0.5, "gave up at once")
+  T.match(err, "401 Unauthorized")
+  T.ok(not err:find("after 1s", 1, true), err)
+  T.ok(not err:find("1 tries", 1, true), err)
+  T.match(err, "%(still failing after 1 try in %d+ms; another try 2s later would be past within = 1s%)$")
 end)
 
 T.test("expect: connection refused is a failure, not an error", function()
