@@ -30,6 +30,7 @@ local C = require "provision._http"
 local R = require "provision.resource"
 local core = require "provision._core"
 local json = require "provision.json"
+local secret = require "provision.secret"
 
 local M = {}
 M.sha256_file = C.sha256_file
@@ -150,11 +151,36 @@ local function backoff(attempt)
   return math.min(0.5 * 2 ^ (attempt - 1), 8)
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  return (s:gsub("..?.?", function(c)
+    local a, b, d = c:byte(1, 3)
+    local n = a * 65536 + (b or 0) * 256 + (d or 0)
+    local out = ""
+    for i = 3, 0, -1 do
+      local k = (n >> (6 * i)) & 63
+      out = out .. B64:sub(k + 1, k + 1)
+    end
+    return out:sub(1, #c + 1) .. ("="):rep(3 - #c)
+  end))
+end
+
+-- user and password as libcurl sends them: "Authorization: Basic
+-- base64(user:password)". When either is a secret, that base64 is one too
+-- (registered with provision.secret): a server that echoes the header back
+-- in a body, an error or a log line shows it masked like the password.
+local function basic_auth(user, password)
+  if user == nil and password == nil then return end
+  if R.is_secret(user) or R.is_secret(password) then
+    secret.new(base64(tostring(R.reveal(user) or "") .. ":" .. tostring(R.reveal(password) or "")))
+  end
+  return R.reveal(user), R.reveal(password)
+end
+
 local function common_opts(self, o)
   o = o or {}
   o.url = self.url
-  o.user = R.reveal(self.user)
-  o.password = R.reveal(self.password)
+  o.user, o.password = basic_auth(self.user, self.password)
   o.ca_file = self.ca_file
   o.insecure = self.insecure
   if self.headers then
@@ -439,9 +465,9 @@ function M.request(opts)
   end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.user, o.password = R.reveal(opts.user), R.reveal(opts.password)
+  o.user, o.password = basic_auth(opts.user, opts.password)
   if opts.auth then   -- auth = { user, password }
-    o.user, o.password = R.reveal(opts.auth[1] or opts.auth.user), R.reveal(opts.auth[2] or opts.auth.password)
+    o.user, o.password = basic_auth(opts.auth[1] or opts.auth.user, opts.auth[2] or opts.auth.password)
     o.auth = nil
   end
   o.timeout = o.timeout and assert(core.duration(o.timeout)) or 30

@@ -194,6 +194,29 @@ T.test("file: basic auth, and a wrong password never shows", function()
   T.ok(not exists(dir .. "/h2"))
 end)
 
+T.test("basic auth: the Authorization header (base64 of user:password) is masked too", function()
+  local pw = secret.new("Sup3rS3cret")
+  local b64 = "YWxpY2U6U3VwM3JTM2NyZXQ="   -- base64("alice:Sup3rS3cret")
+  -- an error body that echoes the request's headers
+  local ok, err = http.file { url = base .. "/echo?status=403", dest = dir .. "/echoed", user = "alice",
+    password = pw }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "403 Forbidden")
+  T.ok(not err:find(b64, 1, true), err)
+  T.match(err, "Basic %*%*%*%*%*%*%*%*")
+  ok, err = http.expect { url = base .. "/echo?status=500", user = "bob", password = secret.new("hunter3-pw") }
+    :check(new_ctx())
+  T.eq(ok, false)
+  T.ok(not err:find("Ym9iOmh1bnRlcjMtcHc=", 1, true), err)   -- base64("bob:hunter3-pw")
+  T.match(err, "Basic %*%*%*%*%*%*%*%*")
+  -- http.request registers it too (its errors and whatever the caller prints are masked)
+  local res = assert(http.request { url = base .. "/echo", auth = { "carol", secret.new("pa55-carol") } })
+  T.eq(res.json.headers.authorization, "Basic Y2Fyb2w6cGE1NS1jYXJvbA==")
+  T.eq(secret.mask(res.body):find("Y2Fyb2w6cGE1NS1jYXJvbA==", 1, true), nil)
+  -- plain (non-secret) credentials are not hidden: nothing secret in them
+  res = assert(http.request { url = base .. "/echo", user = "dave", password = "plain" })
+  T.ok(secret.mask(res.body):find("ZGF2ZTpwbGFpbg==", 1, true), "plain credentials are left alone")
+end)
+
 T.test("file: 4xx fails at once with the status and the start of the body", function()
   reset()
   local ok, err = http.file { url = base .. "/status/404?body=nothing+here", dest = dir .. "/i" }:apply(new_ctx())
