@@ -432,8 +432,21 @@ M.file = R.define {
     return res
   end,
 
-  -- the file it created, while it is still what was written (as fs.file)
-  revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
+  -- the file it created, while it is still what was written (as fs.file).
+  -- A file that was there before the first apply is kept; the state still
+  -- holds what the downloads recorded, so the runner calls revert anyway:
+  -- say that nothing was reverted rather than leave it to report "reverted".
+  revert = function(self, ctx)
+    for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
+      if e.type == "file" and e.path == self.dest then
+        return require("provision.fs").revert_created_files(self, ctx)
+      end
+    end
+    if ctx.detail then
+      ctx:detail(("nothing recorded: kept %s, which existed before the first apply"):format(self.dest))
+    end
+    return true
+  end,
 }
 
 -- ------------------------------------------------------------- http.request

@@ -294,6 +294,27 @@ T.test("file: revert removes what apply created", function()
   T.ok(not exists(dest))
 end)
 
+T.test("file: revert keeps a file that existed before, and says so rather than \"reverted\"", function()
+  local dest = dir .. "/o2.bin"
+  local f = assert(io.open(dest, "wb")); f:write("there before\n"); f:close()
+  local r = http.file { url = base .. "/file/o2?size=10", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  local tctx = new_ctx(); tctx.state = ctx.state   -- teardown: the saved state, a fresh detail
+  T.ok(r:revert(tctx))
+  T.ok(exists(dest), "kept")
+  T.eq(tctx.detail_text, "nothing recorded: kept " .. dest .. ", which existed before the first apply")
+  -- one it created and that changed since: left, as fs.file says
+  local dest2 = dir .. "/o3.bin"
+  local r2 = http.file { url = base .. "/file/o3?size=10", dest = dest2 }
+  local ctx2 = new_ctx()
+  assert(r2:apply(ctx2))
+  f = assert(io.open(dest2, "ab")); f:write("edited"); f:close()
+  local tctx2 = new_ctx(); tctx2.state = ctx2.state
+  T.ok(r2:revert(tctx2))
+  T.ok(exists(dest2)); T.eq(tctx2.detail_text, "left " .. dest2 .. ": changed since it was written")
+end)
+
 T.test("file: bad options raise", function()
   T.raises(function() http.file { url = "ftp://x", dest = "y" } end, "http://")
   T.raises(function() http.file { url = base, dest = "y", sha256 = "abc" } end, "64 hex")
