@@ -43,6 +43,11 @@ function M.run(t)
   elseif n == 0 then
     error('exec.run: no command: give { "prog", "arg", ... } or argv = { ... }', 2)
   end
+  for i, a in ipairs(t) do   -- here, so the error names the caller's line
+    if type(a) ~= "string" and type(a) ~= "number" then
+      error(("exec.run: argv[%d] is %s, not a string"):format(i, R.is_secret(a) and "a secret" or "a " .. type(a)), 2)
+    end
+  end
   return C.run(t)
 end
 M.which = C.which

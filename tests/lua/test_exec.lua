@@ -111,6 +111,7 @@ T.test("run: argv = { ... } as exec.command takes it; not both", function()
   T.raises(function() exec.run { argv = {} } end, "exec%.run: argv must be a non%-empty list")
   T.raises(function() exec.run { argv = "ls -la" } end, "exec%.run: argv must be a non%-empty list")
   T.raises(function() exec.run { cwd = d } end, "exec%.run: no command")
+  T.raises(function() exec.run { argv = { "echo", {} } } end, "test_exec%.lua:%d+: exec%.run: argv%[2%] is a table, not a string")
 end)
 
 os.exit(T.done())
