@@ -1,6 +1,9 @@
 -- provision.exec: running programs, argv only (never a shell string).
 --
---   exec.run { "prog", "arg", cwd=, env={}, input=, timeout= } -> result | nil, msg
+--   exec.run { "prog", "arg", cwd=, env={}, input=, timeout=, passthrough=,
+--              capture_max= } -> result | nil, msg
+--     (or exec.run { argv = { "prog", "arg" }, ... } as exec.command takes it);
+--     an unknown option raises
 --   exec.which(name) -> path | nil
 --   exec.command { argv = { "prog", "arg" } (or positional), cwd?, env?,
 --                  timeout?, creates?, unless?, input? }          (a resource)
@@ -13,7 +16,40 @@ local R = require "provision.resource"
 local fs = require "provision._fs"
 
 local M = {}
-M.run = C.run
+
+-- exec.run: provision._exec.run, with its options checked (a typo such as
+-- cwdd = would otherwise run the command somewhere else) and argv = taken
+local RUN_OPTIONS = { argv = true, cwd = true, env = true, input = true, timeout = true,
+                      passthrough = true, capture_max = true }
+function M.run(t)
+  if type(t) ~= "table" then error("exec.run: expected { \"prog\", \"arg\", ... }, got " .. type(t), 2) end
+  local n = #t
+  for k in pairs(t) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) and not RUN_OPTIONS[k] then
+      local names = {}
+      for name in pairs(RUN_OPTIONS) do names[#names + 1] = name end
+      table.sort(names)
+      error(("exec.run: unknown option %s (options: %s)"):format(
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 2)
+    end
+  end
+  if t.argv ~= nil then
+    if n > 0 then error("exec.run: give 'argv' once, either by position or by name", 2) end
+    if type(t.argv) ~= "table" or #t.argv == 0 then error("exec.run: argv must be a non-empty list", 2) end
+    local c = {}
+    for k, v in pairs(t) do if k ~= "argv" then c[k] = v end end
+    for i, a in ipairs(t.argv) do c[i] = a end
+    t = c
+  elseif n == 0 then
+    error('exec.run: no command: give { "prog", "arg", ... } or argv = { ... }', 2)
+  end
+  for i, a in ipairs(t) do   -- here, so the error names the caller's line
+    if type(a) ~= "string" and type(a) ~= "number" then
+      error(("exec.run: argv[%d] is %s, not a string"):format(i, R.is_secret(a) and "a secret" or "a " .. type(a)), 2)
+    end
+  end
+  return C.run(t)
+end
 M.which = C.which
 
 local TAIL_LINES = 20

@@ -22,13 +22,15 @@
 --                 headers?, within?, interval?, timeout?, method? }
 --     check: one request. apply: keep asking until it is right or `within`
 --     (default: one more try) has passed, every `interval` (default 2s).
---   http.request { method?, url, headers?, body?, json?, user?, password?,
+--   http.request { method?, url, headers?, body?, user?, password?, auth?,
 --                  timeout?, ... } -> { status, headers, body, json } | nil, msg
+--     (an unknown option raises, naming the valid ones)
 --   http.sha256_file(path) -> hex | nil, msg
 local C = require "provision._http"
 local R = require "provision.resource"
 local core = require "provision._core"
 local json = require "provision.json"
+local secret = require "provision.secret"
 
 local M = {}
 M.sha256_file = C.sha256_file
@@ -64,6 +66,13 @@ local function dest_sha256(path, st)
   if not stamp then return nil, "no such file" end
   if st and st.stamp == stamp and st.sha256 then return st.sha256 end
   return C.sha256_file(path)
+end
+
+-- a duration for a message: "8ms", "2s", "1.5s"
+local function seconds(n)
+  if n < 1 then return ("%dms"):format(math.floor(n * 1000 + 0.5)) end
+  if n == math.floor(n) then return ("%ds"):format(n) end
+  return ("%.1fs"):format(n)
 end
 
 local function human_bytes(n)
@@ -142,11 +151,36 @@ local function backoff(attempt)
   return math.min(0.5 * 2 ^ (attempt - 1), 8)
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  return (s:gsub("..?.?", function(c)
+    local a, b, d = c:byte(1, 3)
+    local n = a * 65536 + (b or 0) * 256 + (d or 0)
+    local out = ""
+    for i = 3, 0, -1 do
+      local k = (n >> (6 * i)) & 63
+      out = out .. B64:sub(k + 1, k + 1)
+    end
+    return out:sub(1, #c + 1) .. ("="):rep(3 - #c)
+  end))
+end
+
+-- user and password as libcurl sends them: "Authorization: Basic
+-- base64(user:password)". When either is a secret, that base64 is one too
+-- (registered with provision.secret): a server that echoes the header back
+-- in a body, an error or a log line shows it masked like the password.
+local function basic_auth(user, password)
+  if user == nil and password == nil then return end
+  if R.is_secret(user) or R.is_secret(password) then
+    secret.new(base64(tostring(R.reveal(user) or "") .. ":" .. tostring(R.reveal(password) or "")))
+  end
+  return R.reveal(user), R.reveal(password)
+end
+
 local function common_opts(self, o)
   o = o or {}
   o.url = self.url
-  o.user = R.reveal(self.user)
-  o.password = R.reveal(self.password)
+  o.user, o.password = basic_auth(self.user, self.password)
   o.ca_file = self.ca_file
   o.insecure = self.insecure
   if self.headers then
@@ -398,8 +432,21 @@ M.file = R.define {
     return res
   end,
 
-  -- the file it created, while it is still what was written (as fs.file)
-  revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
+  -- the file it created, while it is still what was written (as fs.file).
+  -- A file that was there before the first apply is kept; the state still
+  -- holds what the downloads recorded, so the runner calls revert anyway:
+  -- say that nothing was reverted rather than leave it to report "reverted".
+  revert = function(self, ctx)
+    for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
+      if e.type == "file" and e.path == self.dest then
+        return require("provision.fs").revert_created_files(self, ctx)
+      end
+    end
+    if ctx.detail then
+      ctx:detail(("nothing recorded: kept %s, which existed before the first apply"):format(self.dest))
+    end
+    return true
+  end,
 }
 
 -- ------------------------------------------------------------- http.request
@@ -407,17 +454,33 @@ M.file = R.define {
 -- http.request(opts) -> { status, headers, body, json, url, seconds } | nil, msg
 -- opts: method, url, headers, body (a string; a table is sent as JSON),
 -- user, password (secrets are fine), timeout (default 30s), ca_file,
--- insecure, max_redirects, max_body.
+-- insecure, max_redirects, max_body, connect_timeout; auth = { user, password }.
+-- Any other option raises: a typo (header =, methd =) would otherwise send
+-- a different request than the one written.
+local REQUEST_OPTIONS = {
+  method = true, url = true, headers = true, body = true, user = true, password = true, auth = true,
+  timeout = true, connect_timeout = true, ca_file = true, insecure = true, max_redirects = true,
+  max_body = true,
+}
 function M.request(opts)
   if type(opts) == "string" then opts = { url = opts } end
   if type(opts) ~= "table" or type(opts.url) ~= "string" then
     error("http.request: expected { url = ... }", 2)
   end
+  for k in pairs(opts) do
+    if not REQUEST_OPTIONS[k] then
+      local names = {}
+      for name in pairs(REQUEST_OPTIONS) do names[#names + 1] = name end
+      table.sort(names)
+      error(("http.request: unknown option %s (options: %s)"):format(
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 2)
+    end
+  end
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.user, o.password = R.reveal(opts.user), R.reveal(opts.password)
+  o.user, o.password = basic_auth(opts.user, opts.password)
   if opts.auth then   -- auth = { user, password }
-    o.user, o.password = R.reveal(opts.auth[1] or opts.auth.user), R.reveal(opts.auth[2] or opts.auth.password)
+    o.user, o.password = basic_auth(opts.auth[1] or opts.auth.user, opts.auth[2] or opts.auth.password)
     o.auth = nil
   end
   o.timeout = o.timeout and assert(core.duration(o.timeout)) or 30
@@ -540,7 +603,8 @@ M.expect = R.define {
     return false, why
   end,
   apply = function(self, ctx)
-    local deadline = core.now() + (self.within or 0)
+    local t0 = core.now()
+    local deadline = t0 + (self.within or 0)
     local interval = self.interval or 2
     local tries = 0
     while true do
@@ -552,7 +616,11 @@ M.expect = R.define {
       end
       if core.now() + interval > deadline then
         if self.within then
-          return nil, ("%s (still failing after %gs, %d tries)"):format(why, self.within, tries)
+          -- what really happened: the time spent and the tries made, and
+          -- why it stopped (the next try would come after `within`)
+          return nil, ("%s (still failing after %d %s in %s; another try %s later would be past within = %s)")
+            :format(why, tries, tries == 1 and "try" or "tries", seconds(core.now() - t0), seconds(interval),
+                    seconds(self.within))
         end
         return nil, why
       end

@@ -12,6 +12,7 @@
 --
 -- Helpers: sys.uid(), sys.gid(), sys.user(), sys.memory(), sys.cpus(),
 -- sys.disk_free(path), sys.port_free(port, host), sys.command(name) -> path|nil,
+-- sys.listeners(port) -> { "127.0.0.1", "::", ... } (from /proc/net/tcp*),
 -- sys.getenv(k), sys.hostname(), sys.os_release() -> { ID=, VERSION_ID=, ... },
 -- sys.human_size(bytes) -> "4.0 GiB".
 local C = require "provision._sys"
@@ -121,23 +122,103 @@ M.disk = R.define {
   end,
 }
 
+-- the listening TCP sockets on port, from /proc/net/tcp and tcp6:
+-- { "127.0.0.1", "::", ... } (empty where /proc is not there)
+local LITTLE = string.pack("=I4", 1):byte(1) == 1
+local function proc_addr(hex)
+  local bytes = {}
+  for w in hex:gmatch("%x%x%x%x%x%x%x%x") do   -- 32-bit words in host order
+    local b = {}
+    for i = 1, 4 do b[i] = tonumber(w:sub(2 * i - 1, 2 * i), 16) end
+    if LITTLE then b[1], b[2], b[3], b[4] = b[4], b[3], b[2], b[1] end
+    for i = 1, 4 do bytes[#bytes + 1] = b[i] end
+  end
+  if #bytes == 4 then return table.concat(bytes, ".") end
+  local g = {}
+  for i = 1, 8 do g[i] = bytes[2 * i - 1] * 256 + bytes[2 * i] end
+  if g[1] + g[2] + g[3] + g[4] + g[5] == 0 and g[6] == 0xffff then   -- ::ffff:a.b.c.d
+    return ("::ffff:%d.%d.%d.%d"):format(bytes[13], bytes[14], bytes[15], bytes[16])
+  end
+  local best, blen, i = 0, 1, 1   -- the longest run of zero groups (two or more) becomes ::
+  while i <= 8 do
+    local j = i
+    while j <= 8 and g[j] == 0 do j = j + 1 end
+    if j - i > blen then best, blen = i, j - i end
+    i = j + 1
+  end
+  local parts = {}
+  for k = 1, 8 do parts[k] = ("%x"):format(g[k]) end
+  if best == 0 then return table.concat(parts, ":") end
+  return table.concat(parts, ":", 1, best - 1) .. "::" .. table.concat(parts, ":", best + blen, 8)
+end
+
+local function listeners(port)
+  local out, seen = {}, {}
+  for _, f in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+    for line in (core.read_file(f) or ""):gmatch("[^\n]+") do
+      local addr, p, st = line:match("^%s*%d+:%s+(%x+):(%x+)%s+%x+:%x+%s+(%x%x)")
+      if addr and st == "0A" and tonumber(p, 16) == port then
+        local a = proc_addr(addr)
+        if not seen[a] then seen[a] = true; out[#out + 1] = a end
+      end
+    end
+  end
+  return out
+end
+M.listeners = listeners
+
+local WILDCARD = { ["0.0.0.0"] = true, ["::"] = true, [""] = true }
+
+-- port_free(port, host): C.port_free, but "in use" names the address that is
+-- listening (a listener on 127.0.0.1 makes 0.0.0.0 busy too)
+local function port_free(port, host)
+  local n = math.tointeger(tonumber(port))
+  if not n or n < 1 or n > 65535 then
+    error(("sys.port_free: port must be an integer from 1 to 65535, not %s"):format(
+      type(port) == "string" and ("%q"):format(port) or tostring(port)), 2)
+  end
+  host = host or "0.0.0.0"
+  local ok, why = C.port_free(n, host)
+  if ok == false and why:find(" is in use$") then
+    local all, used = listeners(n), {}
+    for _, a in ipairs(all) do
+      if WILDCARD[host] or a == host or WILDCARD[a] then used[#used + 1] = a end
+    end
+    if #used == 0 then used = all end
+    if #used > 0 then
+      local where = table.concat(used, " and ")
+      if where == host then return false, why end
+      return false, ("port %d is in use on %s, so not free on %s"):format(n, where, host)
+    end
+  end
+  return ok, why
+end
+
 local port_res = R.define {
   kind = "sys.port_free",
   options = { port = "integer", host = { "string", default = "0.0.0.0" }, ["unless"] = "function?" },
   validate = function(self)
-    if self.port < 1 or self.port > 65535 then return nil, "port must be 1 to 65535" end
+    if self.port < 1 or self.port > 65535 then
+      return nil, ("port must be 1 to 65535, not %d"):format(self.port)
+    end
     return true
   end,
   describe = function(self) return ("port %d free on %s"):format(self.port, self.host) end,
-  check = function(self)
-    local ok, why = C.port_free(self.port, self.host)
+  check = function(self, ctx)
+    local ok, why = port_free(self.port, self.host)
     if ok then return true end
     if ok == nil then return nil, why end
-    if self["unless"] and self["unless"]() then return true end
+    if self["unless"] and self["unless"]() then
+      if ctx and ctx.detail then ctx:detail(("port %d in use (accepted by unless)"):format(self.port)) end
+      return true
+    end
     return false, why .. " (stop what listens there, or choose another port)"
   end,
 }
-M.port_free = dual(C.port_free, port_res)
+M.port_free = function(arg, ...)
+  if type(arg) == "table" then return port_res(arg) end
+  return port_free(arg, ...)
+end
 
 local command_res = R.define {
   kind = "sys.command",

@@ -38,7 +38,11 @@ end
 function M.load_file(path)
   if type(path) ~= "string" then error("yaml.load_file: expected a path, got " .. type(path), 2) end
   local text, err = core.read_file(path)
-  if not text then return nil, path .. ": " .. tostring(err) end
+  if not text then
+    err = tostring(err)   -- read_file's message names the path already
+    if err:sub(1, #path + 2) ~= path .. ": " then err = path .. ": " .. err end
+    return nil, err
+  end
   return M.load(text, path)
 end
 

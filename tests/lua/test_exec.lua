@@ -92,4 +92,26 @@ T.test("misuse raises: a shell string, an unknown option, bad argv", function()
   T.eq(one.argv, { "true" })
 end)
 
+T.test("run: an unknown option raises, naming it and the valid ones", function()
+  local d = T.tmpdir()
+  T.raises(function() exec.run { "pwd", cwdd = d } end,
+    "exec%.run: unknown option 'cwdd' %(options: argv, capture_max, cwd, env, input, passthrough, timeout%)")
+  T.raises(function() exec.run { "env", envv = { X = "1" } } end, "exec%.run: unknown option 'envv'")
+  local n = T.count_spawns(function() pcall(exec.run, { "true", cwdd = d }) end)
+  T.eq(n, 0, "nothing ran")
+  T.eq(exec.run { "pwd", cwd = d }.output, d .. "\n", "known options still work")
+end)
+
+T.test("run: argv = { ... } as exec.command takes it; not both", function()
+  local d = T.tmpdir()
+  local r = exec.run { argv = { "sh", "-c", "pwd; echo $X" }, cwd = d, env = { X = "x1" } }
+  T.eq(r.status, 0); T.eq(r.output, d .. "\nx1\n")
+  T.raises(function() exec.run { "true", argv = { "false" } } end,
+    "exec%.run: give 'argv' once, either by position or by name")
+  T.raises(function() exec.run { argv = {} } end, "exec%.run: argv must be a non%-empty list")
+  T.raises(function() exec.run { argv = "ls -la" } end, "exec%.run: argv must be a non%-empty list")
+  T.raises(function() exec.run { cwd = d } end, "exec%.run: no command")
+  T.raises(function() exec.run { argv = { "echo", {} } } end, "test_exec%.lua:%d+: exec%.run: argv%[2%] is a table, not a string")
+end)
+
 os.exit(T.done())

@@ -194,6 +194,29 @@ T.test("file: basic auth, and a wrong password never shows", function()
   T.ok(not exists(dir .. "/h2"))
 end)
 
+T.test("basic auth: the Authorization header (base64 of user:password) is masked too", function()
+  local pw = secret.new("Sup3rS3cret")
+  local b64 = "YWxpY2U6U3VwM3JTM2NyZXQ="   -- base64("alice:Sup3rS3cret")
+  -- an error body that echoes the request's headers
+  local ok, err = http.file { url = base .. "/echo?status=403", dest = dir .. "/echoed", user = "alice",
+    password = pw }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "403 Forbidden")
+  T.ok(not err:find(b64, 1, true), err)
+  T.match(err, "Basic %*%*%*%*%*%*%*%*")
+  ok, err = http.expect { url = base .. "/echo?status=500", user = "bob", password = secret.new("hunter3-pw") }
+    :check(new_ctx())
+  T.eq(ok, false)
+  T.ok(not err:find("Ym9iOmh1bnRlcjMtcHc=", 1, true), err)   -- base64("bob:hunter3-pw")
+  T.match(err, "Basic %*%*%*%*%*%*%*%*")
+  -- http.request registers it too (its errors and whatever the caller prints are masked)
+  local res = assert(http.request { url = base .. "/echo", auth = { "carol", secret.new("pa55-carol") } })
+  T.eq(res.json.headers.authorization, "Basic Y2Fyb2w6cGE1NS1jYXJvbA==")
+  T.eq(secret.mask(res.body):find("Y2Fyb2w6cGE1NS1jYXJvbA==", 1, true), nil)
+  -- plain (non-secret) credentials are not hidden: nothing secret in them
+  res = assert(http.request { url = base .. "/echo", user = "dave", password = "plain" })
+  T.ok(secret.mask(res.body):find("ZGF2ZTpwbGFpbg==", 1, true), "plain credentials are left alone")
+end)
+
 T.test("file: 4xx fails at once with the status and the start of the body", function()
   reset()
   local ok, err = http.file { url = base .. "/status/404?body=nothing+here", dest = dir .. "/i" }:apply(new_ctx())
@@ -271,6 +294,27 @@ T.test("file: revert removes what apply created", function()
   T.ok(not exists(dest))
 end)
 
+T.test("file: revert keeps a file that existed before, and says so rather than \"reverted\"", function()
+  local dest = dir .. "/o2.bin"
+  local f = assert(io.open(dest, "wb")); f:write("there before\n"); f:close()
+  local r = http.file { url = base .. "/file/o2?size=10", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  local tctx = new_ctx(); tctx.state = ctx.state   -- teardown: the saved state, a fresh detail
+  T.ok(r:revert(tctx))
+  T.ok(exists(dest), "kept")
+  T.eq(tctx.detail_text, "nothing recorded: kept " .. dest .. ", which existed before the first apply")
+  -- one it created and that changed since: left, as fs.file says
+  local dest2 = dir .. "/o3.bin"
+  local r2 = http.file { url = base .. "/file/o3?size=10", dest = dest2 }
+  local ctx2 = new_ctx()
+  assert(r2:apply(ctx2))
+  f = assert(io.open(dest2, "ab")); f:write("edited"); f:close()
+  local tctx2 = new_ctx(); tctx2.state = ctx2.state
+  T.ok(r2:revert(tctx2))
+  T.ok(exists(dest2)); T.eq(tctx2.detail_text, "left " .. dest2 .. ": changed since it was written")
+end)
+
 T.test("file: bad options raise", function()
   T.raises(function() http.file { url = "ftp://x", dest = "y" } end, "http://")
   T.raises(function() http.file { url = base, dest = "y", sha256 = "abc" } end, "64 hex")
@@ -311,6 +355,17 @@ T.test("request: GET with JSON, POST a table, HEAD, headers", function()
   T.eq(ok, nil); T.match(err, "GET http://127.0.0.1:1/")
 end)
 
+T.test("request: an unknown option raises, naming it and the valid ones", function()
+  reset()
+  T.raises(function() http.request { url = base .. "/echo", header = { ["X-A"] = "1" } } end,
+    "http%.request: unknown option 'header' %(options: auth, body, ca_file, .*headers, .*method, .*url, user%)")
+  T.raises(function() http.request { url = base .. "/echo", methd = "POST" } end, "http%.request: unknown option 'methd'")
+  T.eq(count("/echo"), 0, "no request was made")
+  local res = assert(http.request { url = base .. "/echo", method = "POST", headers = { ["X-A"] = "1" }, body = "b",
+    timeout = "5s", max_redirects = 2, max_body = 1000, insecure = false })
+  T.eq(res.json.method, "POST"); T.eq(res.json.headers["x-a"], "1")
+end)
+
 T.test("request: a timeout", function()
   local t0 = core.now()
   local ok, err, kind = http.request { url = base .. "/delay?seconds=3", timeout = "0.5s" }
@@ -348,13 +403,27 @@ T.test("expect: within keeps trying; failure names the last status and body", fu
   T.eq(ok, nil)
   T.match(err, "503 Service Unavailable")
   T.match(err, "not yet")
-  T.match(err, "still failing after 1s")
+  T.match(err, "still failing after %d+ tries in [%d.]+m?s; another try 200ms later would be past within = 1s")
   T.ok(core.now() - t0 < 3)
   T.ok(not err:find("hunter2", 1, true))
   -- a body echoing a secret is masked
   ok, err = http.expect { url = base .. "/status/500?body=token+hunter2-pw" }:check(new_ctx())
   T.ok(not err:find("hunter2", 1, true), err)
   T.match(err, "%*%*%*%*")
+end)
+
+T.test("expect: a failure says how long it really waited and how many tries", function()
+  -- a 401 answers at once; with within = 1s and the default 2s interval
+  -- there is no time for a second try: the message must not claim a wait
+  local t0 = core.now()
+  local ok, err = http.expect { url = base .. "/status/401", within = "1s" }:apply(new_ctx())
+  local took = core.now() - t0
+  T.eq(ok, nil)
+  T.ok(took < 0.5, "gave up at once")
+  T.match(err, "401 Unauthorized")
+  T.ok(not err:find("after 1s", 1, true), err)
+  T.ok(not err:find("1 tries", 1, true), err)
+  T.match(err, "%(still failing after 1 try in %d+ms; another try 2s later would be past within = 1s%)$")
 end)
 
 T.test("expect: connection refused is a failure, not an error", function()

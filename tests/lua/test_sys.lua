@@ -84,6 +84,60 @@ T.test("port_free: a listening port is in use, a closed one is free", function()
   T.raises(function() sys.port_free { port = 0 } end, "port must be 1 to 65535")
 end)
 
+-- a listener on (family, address, port 0), started by the test: its port, its pid
+local function listen(d, family, addr)
+  local script = d .. "/listen-" .. family .. ".py"
+  local f = io.open(script, "w")
+  f:write("import socket,sys,time\ns=socket.socket(socket." .. family .. ")\n",
+    "s.bind(('" .. addr .. "',0))\ns.listen()\n",
+    "open(sys.argv[1],'w').write(str(s.getsockname()[1]))\ntime.sleep(30)\n")
+  f:close()
+  local portf = d .. "/port-" .. family
+  local pid = sh("python3 " .. script .. " " .. portf .. " >/dev/null 2>&1 & echo $!")
+  for _ = 1, 100 do
+    local pf = io.open(portf); local port = pf and tonumber(pf:read("a")); if pf then pf:close() end
+    if port then return port, pid end
+    require("provision._core").sleep(0.05)
+  end
+  os.execute("kill " .. pid)
+end
+
+T.test("port_free: names the address actually in use; unless says what it accepted", function()
+  local d = T.tmpdir()
+  local port, pid = listen(d, "AF_INET", "127.0.0.1")
+  local ok, why = sys.port_free(port)                       -- asked about 0.0.0.0
+  local cok, cwhy = sys.port_free { port = port }:check()
+  local detail
+  local uok = sys.port_free { port = port, unless = function() return true end }
+    :check { detail = function(_, t) detail = t end }
+  local l = sys.listeners and sys.listeners(port)
+  os.execute("kill " .. pid)
+  T.ok(port, "the listener started")
+  T.eq(ok, false)
+  T.eq(why, ("port %d is in use on 127.0.0.1, so not free on 0.0.0.0"):format(port))
+  T.eq(cok, false); T.match(cwhy, "in use on 127%.0%.0%.1, so not free on 0%.0%.0%.0 %(stop what listens")
+  T.eq(uok, true)
+  T.eq(detail, ("port %d in use (accepted by unless)"):format(port))
+  T.eq(l, { "127.0.0.1" })
+  -- an IPv6 listener, where the machine has ::1
+  local p6, pid6 = listen(d, "AF_INET6", "::1")
+  if not p6 then return T.skip("port_free on ::1", "no IPv6 loopback") end
+  local l6 = sys.listeners(p6)
+  local ok6, why6 = sys.port_free(p6, "::")
+  os.execute("kill " .. pid6)
+  T.eq(ok6, false); T.eq(why6, ("port %d is in use on ::1, so not free on ::"):format(p6))
+  T.eq(l6, { "::1" })
+end)
+
+T.test("port_free: a port out of range is a clear error, in either form", function()
+  local err = T.raises(function() sys.port_free(99999) end, "sys%.port_free: port must be an integer from 1 to 65535, not 99999")
+  T.ok(not err:find("bad argument", 1, true) and not err:find("prim", 1, true), err)
+  T.match(err, "test_sys%.lua:%d+:", "the error names the caller's line")
+  T.raises(function() sys.port_free { port = 99999 } end, "test_sys%.lua:%d+: sys%.port_free: port must be 1 to 65535, not 99999")
+  T.raises(function() sys.port_free(8080.5) end, "not 8080%.5")
+  T.raises(function() sys.port_free("http") end, 'not "http"')
+end)
+
 T.test("preflight resources: ok when met, a clear reason when not", function()
   T.eq(sys.memory { min = "1MiB" }:check(), true)
   local ok, why = sys.memory { min = "1000TiB" }:check()

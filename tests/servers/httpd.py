@@ -46,7 +46,8 @@ Routes (query parameters in brackets, defaults after '='):
   /json [any query]   200 application/json: {"ok": true, "name": "provision",
                       "items": [1, 2, {"id": 3, "tags": ["a", "b"]}],
                       "query": {query params}, "nested": {"a": {"b": "c"}}}
-  /echo               any method: 200 JSON {"method", "path", "headers", "body"}.
+  /echo [status=200]  any method: that status with JSON {"method", "path",
+                      "headers", "body"} (the request's headers, as sent).
   /delay [seconds=1, status=200]   waits before answering.
   /until/NAME [after=2 (requests), status=503, ok=200, body_ok=ready]
       `status` until NAME has been asked for `after` times, then `ok`.
@@ -324,7 +325,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         "query": q, "nested": {"a": {"b": "c"}}})
         if route == "echo":
             body = self.read_body()
-            return self.send_json(200, {"method": self.command, "path": self.path,
+            return self.send_json(self.q("status", 200, int), {"method": self.command, "path": self.path,
                                         "headers": {k.lower(): v for k, v in self.headers.items()},
                                         "body": body.decode("utf-8", "replace")})
         if route == "delay":
