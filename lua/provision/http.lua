@@ -435,7 +435,7 @@ M.file = R.define {
   -- the file it created, while it is still what was written (as fs.file).
   -- A file that was there before the first apply is kept; the state still
   -- holds what the downloads recorded, so the runner calls revert anyway:
-  -- say that nothing was reverted rather than leave it to report "reverted".
+  -- false says that nothing was undone (the step is ok, not "reverted").
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "file" and e.path == self.dest then
@@ -445,7 +445,7 @@ M.file = R.define {
     if ctx.detail then
       ctx:detail(("nothing recorded: kept %s, which existed before the first apply"):format(self.dest))
     end
-    return true
+    return false
   end,
 }
 

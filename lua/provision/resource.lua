@@ -35,7 +35,8 @@
 --   so teardown removes exactly that; keep anything else for the next run in
 --   ctx.state (a plain table saved as JSON: strings, numbers, booleans, tables).
 -- revert(self, ctx) -> anything | nil, message. ctx.state is what the last
---   apply left; undo only what ctx.state.created lists.
+--   apply left; undo only what ctx.state.created lists. false: there was
+--   nothing to undo (teardown reports the step ok, with ctx:detail's why).
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:

@@ -306,6 +306,7 @@ local function teardown(run)
     local t0 = core.now()
     s.kind = s.kind or step_kind(s)
     local status, detail = "ok", "nothing recorded"
+    run.detail = nil   -- a detail is one step's: the previous revert's must not show here
     if run.state:has(s.name) then
       for i = #s.resources, 1, -1 do
         local res = s.resources[i]
@@ -317,7 +318,11 @@ local function teardown(run)
             fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = describe(res), reason = ok and tostring(b) or a })
             return finish(run, core.interrupted() and 130 or 1)
           end
-          status, detail = "changed", run.detail or ("reverted " .. describe(res))
+          if a == false then   -- nothing to undo (its detail says why)
+            if status ~= "changed" then detail = run.detail or detail end
+          else
+            status, detail = "changed", run.detail or ("reverted " .. describe(res))
+          end
         end
       end
       run.state:forget(s.name)

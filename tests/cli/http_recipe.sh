@@ -58,3 +58,18 @@ expect "expect: plan asks once (exit 3 or 1)" eval '[ $RC -ne 0 ] && has "$OUT$E
 
 run "$P" teardown r.lua
 expect "teardown: downloaded files removed" eval '[ $RC -eq 0 ] && [ ! -e out/compose.bin ] && [ ! -e out/plain.txt ]'
+
+# teardown over a file that was there before the first apply: kept, the
+# step is ok and says why, and that detail does not spill onto the next step
+printf 'mine\n' > before.txt
+cat > kept.lua <<R
+recipe { name = "http-kept" }
+step "made" { fs.file { path = "made.txt", content = "x" } }
+step "over" { http.file { url = "$BASE/file/kept?size=100", dest = "./before.txt" } }
+R
+run "$P" kept.lua
+run "$P" teardown kept.lua
+expect "teardown: a file that existed before is kept, ok, and says so" \
+    eval '[ $RC -eq 0 ] && [ -f before.txt ] && printf "%s\n" "$OUT" | grep "over" | grep -q "ok .*kept ./before.txt, which existed before the first apply"'
+expect "teardown: the next step has its own detail" \
+    eval '[ ! -e made.txt ] && printf "%s\n" "$OUT" | grep " made " | grep -qv "existed before" && has "$OUT" "ok=1 changed=1"'

@@ -301,7 +301,7 @@ T.test("file: revert keeps a file that existed before, and says so rather than \
   local ctx = new_ctx()
   assert(r:apply(ctx))
   local tctx = new_ctx(); tctx.state = ctx.state   -- teardown: the saved state, a fresh detail
-  T.ok(r:revert(tctx))
+  T.eq(r:revert(tctx), false, "false: nothing undone")
   T.ok(exists(dest), "kept")
   T.eq(tctx.detail_text, "nothing recorded: kept " .. dest .. ", which existed before the first apply")
   -- one it created and that changed since: left, as fs.file says
