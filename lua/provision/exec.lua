@@ -3,7 +3,8 @@
 --   exec.run { "prog", "arg", cwd=, env={}, input=, timeout=, passthrough=,
 --              capture_max= } -> result | nil, msg
 --     (or exec.run { argv = { "prog", "arg" }, ... } as exec.command takes it);
---     an unknown option raises
+--     an unknown option raises; secrets in argv, env and input are passed
+--     as their values; timeout is seconds or a duration ("10s")
 --   exec.which(name) -> path | nil
 --   exec.command { argv = { "prog", "arg" } (or positional), cwd?, env?,
 --                  timeout?, creates?, unless?, input? }          (a resource)
@@ -14,6 +15,7 @@
 local C = require "provision._exec"
 local R = require "provision.resource"
 local fs = require "provision._fs"
+local core = require "provision._core"
 
 local M = {}
 
@@ -43,12 +45,30 @@ function M.run(t)
   elseif n == 0 then
     error('exec.run: no command: give { "prog", "arg", ... } or argv = { ... }', 2)
   end
-  for i, a in ipairs(t) do   -- here, so the error names the caller's line
-    if type(a) ~= "string" and type(a) ~= "number" then
-      error(("exec.run: argv[%d] is %s, not a string"):format(i, R.is_secret(a) and "a secret" or "a " .. type(a)), 2)
+  -- secrets (in argv, env values, input) go to the program as their
+  -- values, as exec.command gives them; the output is masked by whoever
+  -- shows it. Left to the C side they would be the text "********".
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  for i, a in ipairs(c) do   -- here, so the error names the caller's line
+    if type(a) ~= "string" and type(a) ~= "number" and not R.is_secret(a) then
+      error(("exec.run: argv[%d] is a %s, not a string"):format(i, type(a)), 2)
     end
+    c[i] = R.reveal(a)
   end
-  return C.run(t)
+  if c.env ~= nil then
+    if type(c.env) ~= "table" then error("exec.run: env must be a table of NAME = value", 2) end
+    local env = {}
+    for k, v in pairs(c.env) do env[k] = R.reveal(v) end
+    c.env = env
+  end
+  c.input = R.reveal(c.input)
+  if c.timeout ~= nil then
+    local d = core.duration(c.timeout)
+    if not d then error(("exec.run: bad timeout %q (use e.g. 30s, 5m, or seconds)"):format(tostring(c.timeout)), 2) end
+    c.timeout = d
+  end
+  return C.run(c)
 end
 M.which = C.which
 

@@ -114,4 +114,20 @@ T.test("run: argv = { ... } as exec.command takes it; not both", function()
   T.raises(function() exec.run { argv = { "echo", {} } } end, "test_exec%.lua:%d+: exec%.run: argv%[2%] is a table, not a string")
 end)
 
+T.test("run: secrets in argv, env and input reach the program as their values", function()
+  local pw = secret.new("run-s3cret")
+  local r = exec.run { "sh", "-c", 'printf "%s|%s|" "$1" "$PW"; cat', "x", pw, env = { PW = "pre-" .. pw }, input = pw }
+  T.eq(r.status, 0)
+  T.eq(r.output, "run-s3cret|pre-run-s3cret|run-s3cret")   -- the raw output; whoever shows it masks it
+  T.eq(secret.mask(r.output), "********|********|********")   -- "pre-" .. pw is a secret too
+end)
+
+T.test("run: timeout takes a duration as exec.command does", function()
+  local t0 = os.time()
+  local r = exec.run { "sleep", "5", timeout = "300ms" }
+  T.ok(r == nil or r.status ~= 0 or r.timed_out, "stopped")
+  T.ok(os.time() - t0 < 3, "promptly")
+  T.raises(function() exec.run { "true", timeout = "soon" } end, "exec%.run: bad timeout \"soon\"")
+end)
+
 os.exit(T.done())
