@@ -34,7 +34,6 @@ local M = {}
 M.sha256_file = C.sha256_file
 M.realpath = C.realpath
 
-local FILES = { "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml" }
 local FILES_V1 = { "docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml" }
 
 -- ---- detection ----
@@ -235,8 +234,9 @@ function M.load_project(o)
   local st = C.stat(dir)
   if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist", "missing" end
   local file = M.find_file(dir, o.file)
-  if not file or not C.stat(file) then
-    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES, ", ") .. ")", "missing"
+  if o.file and not C.stat(file) then return nil, "no compose file " .. file, "missing" end
+  if not file then
+    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES_V1, ", ") .. ")", "missing"
   end
   local env_path = o.env_file or (dir .. "/.env")
   local env = {}

@@ -550,7 +550,7 @@ local function expect_once(self)
   local ok_status = false
   for _, s in ipairs(want) do if res.status == s then ok_status = true end end
   local function fail(why)
-    return false, ("GET %s: %s%s"):format(show_url(self.url), why, body_start(res.body, 5)), res
+    return false, ("%s %s: %s%s"):format((self.method or "GET"):upper(), show_url(self.url), why, body_start(res.body, 5)), res
   end
   if not ok_status then
     return fail(("status %s, want %s"):format(status_text(res.status), table.concat(want, " or ")))

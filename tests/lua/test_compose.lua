@@ -25,6 +25,17 @@ T.test(".env read as Compose reads it", function()
   T.eq(err, d .. "/bad:2: not KEY=VALUE")
 end)
 
+T.test("the compose file: found in v1's order; a missing one is named", function()
+  local d = T.tmpdir()
+  local _, err = compose.load_project { project_dir = d }
+  T.eq(err, "no compose file in " .. d .. " (looked for docker-compose.yml, docker-compose.yaml, compose.yaml, compose.yml)")
+  _, err = compose.load_project { project_dir = d, file = "other.yaml" }
+  T.eq(err, "no compose file " .. d .. "/other.yaml")
+  assert(core.write_atomic(d .. "/compose.yaml", "services: {a: {image: x}}\n", 420))
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {b: {image: x}}\n", 420))
+  T.eq(compose.find_file(d), d .. "/docker-compose.yml")
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end

@@ -388,6 +388,12 @@ T.test("expect: status, body, JSON subset", function()
   T.eq(http.expect { url = base .. "/auth?user=u&password=p", user = "u", password = secret.new("p"), json = { user = "u" } }:check(new_ctx()), true)
 end)
 
+T.test("expect: a failure names the method it used", function()
+  local ok, why = http.expect { url = base .. "/status/404?body=gone", method = "DELETE" }:check({})
+  T.eq(ok, false)
+  T.match(why, "^DELETE http://127%.0%.0%.1:%d+/status/404%?body=gone: status 404")
+end)
+
 T.test("expect: within keeps trying; failure names the last status and body", function()
   reset()
   local r = http.expect { url = base .. "/until/w?after=2", within = "10s", interval = "0.2s", body_contains = "ready" }
