@@ -646,6 +646,9 @@ local symlink_res = R.define {
     local st = C.lstat(self.path)
     if not st then return false, { ("+ %s -> %s"):format(self.path, self.target) } end
     if st.type ~= "link" then
+      if st.type == "directory" then   -- never replaced, force or not: plan says what apply will
+        return nil, ("%s exists and is a folder, not a link (a folder is never replaced, not even with force = true)"):format(self.path)
+      end
       if self.force then
         return false, { ("~ %s: replace the %s with a link to %s"):format(self.path, st.type, self.target) }
       end

@@ -426,6 +426,13 @@ T.test("fs.symlink: create, retarget atomically, revert only our link", function
   T.eq(ok, false); T.match(lines(changes), "not a link")
   T.eq(r3:apply(new_ctx()), nil)
   T.ok(r2:revert(ctx)); T.eq(fs.exists(d .. "/current"), false)
+  -- a folder is never replaced, force or not: the check (plan) says so as apply does
+  fs.mkdir(d .. "/folder")
+  local r4 = fs.symlink { path = d .. "/folder", target = "v1", force = true }
+  local ok4, why4 = r4:check(new_ctx())
+  T.eq(ok4, nil); T.match(why4, "is a folder, not a link %(a folder is never replaced")
+  T.eq(r4:apply(new_ctx()), nil)
+  T.eq(fs.stat(d .. "/folder").type, "directory")
 end)
 
 T.test("no-op re-check of 1,000 files and folders is fast", function()
