@@ -5,6 +5,7 @@
  * rename: the target never shows another one, even for an instant. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +41,15 @@ int provision_write_atomic(const char *path, const void *data, size_t len,
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
-    snprintf(tmp, n, "%s.provision-XXXXXX", path);
-    int fd = mkstemp(tmp);
+    /* NAME.provision-XXXXXX beside it; for a name too long to take the
+     * suffix (NAME_MAX), a short .provision-XXXXXX in the same folder */
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strlen(base) + sizeof ".provision-XXXXXX" - 1 <= NAME_MAX)
+        snprintf(tmp, n, "%s.provision-XXXXXX", path);
+    else
+        snprintf(tmp, n, "%.*s.provision-XXXXXX", (int)(base - path), path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: %s", path, strerror(e));

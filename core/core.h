@@ -36,6 +36,9 @@ void provision_sleep(double seconds); /* returns early when interrupted */
  * process's). Returns 0, or -1 with errno set and a message in err. */
 int provision_write_atomic(const char *path, const void *data, size_t len,
                            int mode, int uid, int gid, char *err, size_t errlen);
+/* lcore.c: the string argument arg as a path: raises when it holds a NUL
+ * byte (C would silently cut "a\0b" to "a"). */
+const char *provision_checkpath(lua_State *L, int arg);
 /* Read a whole file; caller frees. NULL with errno set on failure. */
 char *provision_read_file(const char *path, size_t *len);
 

@@ -103,9 +103,17 @@ static int core_claim_stdout(lua_State *L)
     return 1;
 }
 
+const char *provision_checkpath(lua_State *L, int arg)
+{
+    size_t len;
+    const char *p = luaL_checklstring(L, arg, &len);
+    if (strlen(p) != len) luaL_argerror(L, arg, "path holds a NUL byte");
+    return p;
+}
+
 static int core_write_atomic(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = (int)luaL_optinteger(L, 3, -1);
@@ -124,7 +132,7 @@ static int core_write_atomic(lua_State *L)
 
 static int core_read_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     size_t len;
     char *buf = provision_read_file(path, &len);
     if (!buf) return luaL_fileresult(L, 0, path);
@@ -136,8 +144,9 @@ static int core_read_file(lua_State *L)
 /* mkdirs(path, mode): like mkdir -p */
 static int core_mkdirs(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+    luaL_argcheck(L, path[0] != '\0', 1, "empty path");
     char *p = strdup(path);
     if (!p) return luaL_error(L, "out of memory");
     for (char *s = p + 1; ; s++) {
@@ -179,7 +188,7 @@ static int lock_close(lua_State *L)
  * another run) | nil, message (the lock file cannot be opened or locked) */
 static int core_lock(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     int wait = lua_toboolean(L, 2);
     int shared = lua_toboolean(L, 3);
     run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);

@@ -28,7 +28,7 @@ static int compose_fail(lua_State *L, const char *path, int err)
 
 static int compose_sha256_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) { lua_pushboolean(L, 0); return 1; }
@@ -67,7 +67,7 @@ static int compose_sha256_file(lua_State *L)
 
 static int compose_stat(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     struct stat st;
     if (stat(path, &st) < 0) return compose_fail(L, path, errno);
     lua_createtable(L, 0, 3);
@@ -84,7 +84,7 @@ static int compose_stat(lua_State *L)
 
 static int compose_realpath(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     char buf[PATH_MAX];
     if (!realpath(path, buf)) return compose_fail(L, path, errno);
     lua_pushstring(L, buf);

@@ -76,13 +76,13 @@ static int fs_pushstat(lua_State *L, const char *path, int follow)
     return 1;
 }
 
-static int fs_stat(lua_State *L) { return fs_pushstat(L, luaL_checkstring(L, 1), 1); }
-static int fs_lstat(lua_State *L) { return fs_pushstat(L, luaL_checkstring(L, 1), 0); }
+static int fs_stat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 1); }
+static int fs_lstat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 0); }
 
 static int fs_exists(lua_State *L)
 {
     struct stat st;
-    lua_pushboolean(L, lstat(luaL_checkstring(L, 1), &st) == 0);
+    lua_pushboolean(L, lstat(provision_checkpath(L, 1), &st) == 0);
     return 1;
 }
 
@@ -95,7 +95,7 @@ static mode_t fs_checkmode(lua_State *L, int idx, lua_Integer def)
 
 static int fs_mkdir(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     mode_t mode = fs_checkmode(L, 2, 0755);
     if (mkdir(path, mode) < 0) return fs_fail(L, path, errno);
     /* mkdir's mode is filtered by the umask: say exactly what was asked */
@@ -106,7 +106,7 @@ static int fs_mkdir(lua_State *L)
 
 static int fs_chmod(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     mode_t mode = fs_checkmode(L, 2, 0);
     luaL_checkinteger(L, 2);
     if (chmod(path, mode) < 0) return fs_fail(L, path, errno);
@@ -141,7 +141,7 @@ static int fs_resolve_id(lua_State *L, int idx, int is_group, long *out)
 
 static int fs_chown(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     long uid, gid;
     if (fs_resolve_id(L, 2, 0, &uid) < 0 || fs_resolve_id(L, 3, 1, &gid) < 0) {
         lua_pushnil(L);
@@ -184,7 +184,7 @@ static int fs_group_name(lua_State *L)
 
 static int fs_readlink(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     char buf[PATH_MAX];
     ssize_t n = readlink(path, buf, sizeof buf);
     if (n < 0) return fs_fail(L, path, errno);
@@ -195,8 +195,8 @@ static int fs_readlink(lua_State *L)
 
 static int fs_symlink(lua_State *L)
 {
-    const char *target = luaL_checkstring(L, 1);
-    const char *path = luaL_checkstring(L, 2);
+    const char *target = provision_checkpath(L, 1);
+    const char *path = provision_checkpath(L, 2);
     if (symlink(target, path) < 0) return fs_fail(L, path, errno);
     lua_pushboolean(L, 1);
     return 1;
@@ -204,7 +204,7 @@ static int fs_symlink(lua_State *L)
 
 static int fs_remove(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     struct stat st;
     if (lstat(path, &st) < 0) return fs_fail(L, path, errno);
     if ((S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path)) < 0) return fs_fail(L, path, errno);
@@ -262,9 +262,21 @@ static int fs_rm_at(int parent, const char *name, char *path, char *err, size_t 
 static int fs_remove_tree(lua_State *L)
 {
     size_t len;
-    const char *path = luaL_checklstring(L, 1, &len);
+    const char *path = provision_checkpath(L, 1);
+    len = strlen(path);
     luaL_argcheck(L, len > 0, 1, "empty path");
-    luaL_argcheck(L, strcmp(path, "/") != 0, 1, "refusing to remove /");
+    /* never the root, however it is spelled ("/.", "/tmp/..", "//"), and
+     * never a path ending in . or .. (what it names depends on how it is
+     * read; rm -r refuses them too) */
+    const char *last = path + len;
+    while (last > path && last[-1] == '/') last--;
+    const char *slash = last;
+    while (slash > path && slash[-1] != '/') slash--;
+    if ((last - slash == 1 && slash[0] == '.') || (last - slash == 2 && slash[0] == '.' && slash[1] == '.'))
+        return luaL_argerror(L, 1, lua_pushfstring(L, "refusing to remove %s: it ends in . or ..", path));
+    struct stat here, root;
+    if (lstat(path, &here) == 0 && stat("/", &root) == 0 && here.st_dev == root.st_dev && here.st_ino == root.st_ino)
+        return luaL_argerror(L, 1, "refusing to remove /");
     if (len >= PATH_MAX) return fs_fail(L, path, ENAMETOOLONG);
     char buf[PATH_MAX], err[PATH_MAX + 128];
     memcpy(buf, path, len + 1);
@@ -291,7 +303,7 @@ static void fs_pushhex(lua_State *L, const unsigned char *md, unsigned n)
 
 static int fs_sha256(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fs_fail(L, path, errno);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -330,7 +342,7 @@ static int fs_sha256_string(lua_State *L)
  * closed before anything that could raise (the table is built first). */
 static int fs_listdir(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     lua_newtable(L);
     DIR *d = opendir(path);
     if (!d) return fs_fail(L, path, errno);

@@ -962,8 +962,10 @@ static int http_download(lua_State *L)
     x->download = 1;
     x->max_body = ERR_BODY_MAX;
     lua_getfield(L, 2, "path");
-    const char *path = luaL_optstring(L, -1, NULL);
+    size_t path_len = 0;
+    const char *path = luaL_optlstring(L, -1, NULL, &path_len);
     if (!path) return luaL_error(L, "http.download: option 'path' is required");
+    if (strlen(path) != path_len) return luaL_error(L, "http.download: option 'path' holds a NUL byte");
     lua_pop(L, 1);   /* borrowed from the options table */
     lua_Integer offset = (lua_Integer)opt_number(L, 2, "offset", 0);
     if (offset < 0) return luaL_error(L, "http.download: option 'offset' must be >= 0");
@@ -1080,7 +1082,7 @@ static int http_download(lua_State *L)
 
 static int http_sha256_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return luaL_fileresult(L, 0, path);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -1115,7 +1117,7 @@ static int http_sha256_file(lua_State *L)
  * replacement of the file changes it (ctime cannot be set back) */
 static int http_stat(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     struct stat st;
     if (stat(path, &st) < 0) return luaL_fileresult(L, 0, path);
     lua_pushinteger(L, (lua_Integer)st.st_size);
@@ -1129,8 +1131,8 @@ static int http_stat(lua_State *L)
 /* commit(part, dest, mode): chmod, fsync, rename over dest, fsync the folder */
 static int http_commit(lua_State *L)
 {
-    const char *part = luaL_checkstring(L, 1);
-    const char *dest = luaL_checkstring(L, 2);
+    const char *part = provision_checkpath(L, 1);
+    const char *dest = provision_checkpath(L, 2);
     int mode = (int)luaL_optinteger(L, 3, -1);
     int fd = open(part, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return luaL_fileresult(L, 0, part);

@@ -119,7 +119,7 @@ static void pkg_emit(lua_State *L, int result, int names, const pkg_para *pp)
 
 static int pkg_read_status(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     int names = 0;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -191,7 +191,7 @@ static int pkg_read_status(lua_State *L)
 
 static int pkg_lists_age(lua_State *L)
 {
-    const char *dir = luaL_checkstring(L, 1);
+    const char *dir = provision_checkpath(L, 1);
     DIR *d = opendir(dir);
     if (!d) return luaL_fileresult(L, 0, dir);
     int dfd = dirfd(d);

@@ -215,7 +215,7 @@ static int service_rc_links(lua_State *L)
 
 static int service_socket_request(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     size_t dlen;
     const char *data = luaL_optlstring(L, 2, "", &dlen);
     double timeout = luaL_optnumber(L, 3, 5);

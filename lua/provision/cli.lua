@@ -81,6 +81,7 @@ function M.parse(argv)
       if not o.timeout then return nil, ("bad --timeout '%s' (use e.g. 30s, 10m)"):format(d) end
     elseif a == "--state-dir" then
       o.state_dir, err = val(a); if not o.state_dir then return nil, err end
+      if o.state_dir == "" then return nil, "--state-dir needs a folder, not an empty string" end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, ("unknown option '%s' (see provision --help)"):format(a)
     elseif o.verb == nil and o.recipe == nil and VERBS[a] then

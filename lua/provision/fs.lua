@@ -605,8 +605,11 @@ M.absent = R.define {
   options = { path = "strings" },
   validate = function(self)
     for _, p in ipairs(self.path) do
+      -- not the root however spelled ("/", "//", "/.", "/tmp/.."), nor any
+      -- path ending in . or .. (the C side refuses them too)
       local norm = p:gsub("/+$", "")
-      if p == "" or norm == "" or norm == "." or norm == ".." then
+      local last = norm:match("[^/]*$")
+      if p == "" or norm == "" or last == "." or last == ".." then
         return nil, ("refusing to remove %q"):format(p)
       end
     end

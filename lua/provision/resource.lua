@@ -69,8 +69,13 @@ R.mask = secret.mask
 
 -- Option types. Each checker returns the normalized value, or nil, why.
 local checkers = {}
+-- "string" options are names, paths, URLs, argv items: none can hold a NUL
+-- byte (C would cut "a\0b" to "a"); content that may is typed "secret"
 function checkers.string(v)
-  if type(v) == "string" then return v end
+  if type(v) == "string" then
+    if v:find("\0", 1, true) then return nil, "a string without NUL bytes" end
+    return v
+  end
   if type(v) == "number" then return tostring(v) end
   return nil, "a string"
 end
@@ -104,10 +109,14 @@ function checkers.secret(v)
   return nil, "a string or secret"
 end
 function checkers.strings(v)   -- one string or a list of them -> list
-  if type(v) == "string" then return { v } end
+  if type(v) == "string" then
+    if v:find("\0", 1, true) then return nil, "a string without NUL bytes" end
+    return { v }
+  end
   if type(v) == "table" and #v > 0 then
     for i, s in ipairs(v) do
       if type(s) ~= "string" then return nil, "a string or a list of strings (item " .. i .. " is a " .. type(s) .. ")" end
+      if s:find("\0", 1, true) then return nil, "a string or a list of strings without NUL bytes (item " .. i .. " has one)" end
     end
     return v
   end

@@ -14,7 +14,8 @@ local function file_name(recipe_name)
 end
 
 function State.default_dir(o)
-  return o.state_dir or os.getenv("PROVISION_STATE_DIR") or "./.provision"
+  local env = os.getenv("PROVISION_STATE_DIR")   -- set but empty: as unset
+  return o.state_dir or (env ~= "" and env) or "./.provision"
 end
 
 -- State.open(dir, recipe_name) -> state | nil, message

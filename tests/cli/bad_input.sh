@@ -92,3 +92,14 @@ for bad in 0x10 " 80" "80 " 1.5.2; do
 done
 run "$P" num.lua -e port=-8
 expect "-e port=-8 is a number" eval '[ $RC -eq 0 ] && [ "$(cat n-out)" = -8 ]'
+
+# a NUL byte in a path would be cut short by C ("a\0b" is "a"): refused at load time
+printf 'recipe{name="nul"}\nstep "x" { fs.file { path = "nul-a\\0b", content = "c" } }\n' > nul.lua
+run "$P" nul.lua
+expect "a NUL byte in a path: exit 2, file:line, nothing written" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "nul.lua:2: fs.file: option .path. must be a string without NUL bytes" && [ ! -e nul-a ]'
+printf 'recipe{name="root"}\nstep "x" { fs.absent { "/tmp/.." } }\n' > root.lua
+run "$P" plan root.lua
+expect "fs.absent of the root spelled /tmp/..: exit 2, refused at load time" eval '[ $RC -eq 2 ] && has "$ERR" "refusing to remove"'
+run "$P" plan root.lua --state-dir ""
+expect "--state-dir \"\": exit 2, said plainly" eval '[ $RC -eq 2 ] && has "$ERR" "state-dir needs a folder"'

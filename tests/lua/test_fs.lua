@@ -86,6 +86,24 @@ T.test("primitives: symlink, readlink, lstat, remove, remove_tree never follows 
   local ok, err = fs.remove(d .. "/e")
   T.eq(ok, nil); T.match(err, "not empty")
   T.raises(function() fs.remove_tree("/") end, "refusing")
+  -- anything ending in . or .. is refused, nothing removed (the root spelled
+  -- "/." or "/tmp/.." is refused by the same rule; not tried here, where a
+  -- regression would wipe the machine: fs.absent's load-time check is)
+  for _, p in ipairs { d .. "/victim/sub/..", d .. "/victim/sub/../", d .. "/victim/.", d .. "/victim/./" } do
+    fs.mkdir(d .. "/victim"); fs.mkdir(d .. "/victim/sub"); write(d .. "/victim/keep", "x")
+    T.raises(function() fs.remove_tree(p) end, "refusing to remove")
+    T.ok(fs.exists(d .. "/victim/keep"), p .. ": nothing removed")
+  end
+  -- a NUL byte in a path is refused, not cut short (x\0y would have been x)
+  fs.mkdir(d .. "/x")
+  T.raises(function() fs.remove_tree(d .. "/x\0y") end, "path holds a NUL byte")
+  T.raises(function() fs.write(d .. "/x\0y", "data") end, "path holds a NUL byte")
+  T.ok(fs.exists(d .. "/x"), "x kept")
+  -- a name too long to take the temp suffix is still written atomically
+  local long = d .. "/" .. ("n"):rep(250)
+  T.ok(fs.write(long, "long"))
+  T.eq(fs.read(long), "long")
+  T.eq(#fs.listdir(d) > 0, true)
 end)
 
 T.test("primitives: chown by name and by number", function()
@@ -288,6 +306,9 @@ T.test("fs.file: misuse raises at load time, naming the option", function()
   T.raises(function() fs.file { path = "/tmp/x", content = "x", mode = "999" } end, "option 'mode'")
   T.raises(function() fs.directory { "/tmp/x", mod = "0755" } end, "unknown option 'mod'")
   T.raises(function() fs.absent "." end, "refusing")
+  for _, p in ipairs { "/.", "//", "/tmp/..", "a/..", "/./" } do
+    T.raises(function() fs.absent(p) end, "refusing to remove")
+  end
   T.raises(function() fs.symlink { path = "/tmp/x" } end, "missing required option 'target'")
   T.raises(function() fs.env_file { path = "/tmp/x", values = { ["bad key"] = 1 } } end, "bad key")
   T.raises(function() fs.env_file { path = "/tmp/x", values = { A = {} } } end, "values.A must be")
