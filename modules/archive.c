@@ -431,7 +431,12 @@ static int archive_extract(lua_State *L)
     }
     /* into place */
     struct stat st;
-    if (lstat(dest, &st) < 0 && errno == ENOENT) {
+    int have_dest = lstat(dest, &st) == 0;
+    if (!have_dest && errno != ENOENT) {
+        say(j->err, sizeof j->err, "%s: %s", dest, strerror(errno));
+        goto fail;
+    }
+    if (!have_dest) {
         chmod(j->staging, 0755 & ~(mode_t)0);   /* mkdtemp made it 0700 */
         mode_t um = umask(0); umask(um);
         chmod(j->staging, 0777 & ~um);

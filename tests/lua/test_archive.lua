@@ -259,4 +259,15 @@ T.test("create: bad options raise; a missing src fails; no temp file", function(
   for _, n in ipairs(ls(dir)) do T.ok(not n:find("^n%.tar"), "left " .. n) end
 end)
 
+T.test("extract: a dest that cannot be looked up fails with the reason, nothing left", function()
+  -- lstat(dest) fails with ENOTDIR, not ENOENT: the reason, not a guess
+  local base = T.tmpdir()
+  sh("printf x > " .. base .. "/file")
+  local ok, err = archive.extract { src = craft(base .. "/g.tar", "good"), dest = base .. "/file/" }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.eq(err, base .. "/file/: Not a directory")
+  T.eq(read(base .. "/file"), "x")
+  for _, n in ipairs(ls(base)) do T.ok(not n:find("provision%-extract"), "staging left: " .. n) end
+end)
+
 return T.done()
