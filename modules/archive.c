@@ -17,6 +17,14 @@
  *         the other symlinks of the archive, to somewhere outside dest;
  *       - writing through a symlink (libarchive's SECURE_SYMLINKS).
  *     The staging folder is removed on every failure (and on SIGINT/SIGTERM).
+ *     owner = false (the default: an untrusted, downloaded archive): entries
+ *     are owned by the user extracting, setuid/setgid bits are dropped
+ *     (mode & 01777), and a device file, FIFO or socket entry fails the
+ *     extraction naming it, before anything reaches dest: as root, such an
+ *     archive would otherwise plant a crw-rw-rw- /dev/mem or a setuid-root
+ *     shell. owner = true trusts the archive (an image root filesystem):
+ *     owners and setuid/setgid bits as recorded, and device files and FIFOs
+ *     are created (devices need root: else the entry fails).
  *   archive.create{ src, dest, format = "tar"|"tar.gz"|"tar.xz"|"zip",
  *                   owner = "root"?, mtime = seconds? }
  *     -> { entries, bytes } | nil, message
@@ -148,6 +156,18 @@ static const char *unsafe_path(const char *p)
     return NULL;
 }
 
+/* a device file, FIFO or socket: what it is; else NULL */
+static const char *special_file(mode_t type)
+{
+    switch (type & AE_IFMT) {
+    case AE_IFCHR: return "character device";
+    case AE_IFBLK: return "block device";
+    case AE_IFIFO: return "FIFO";
+    case AE_IFSOCK: return "socket";
+    default: return NULL;
+    }
+}
+
 /* p without its first n components (NULL when nothing is left) */
 static const char *strip(const char *p, int n)
 {
@@ -238,6 +258,61 @@ static int link_inside(const char *root, const char *rel, char *err, size_t errl
         }
     }
     return 0;
+}
+
+/* After extraction, before anything moves: every entry below path (a
+ * folder, len bytes of a PATH_MAX buffer) loses its setuid/setgid bits
+ * unless owner (the archive is trusted). -1 with the reason in j->err. */
+static int settle(archive_job *j, char *path, size_t len, int owner)
+{
+    DIR *d = opendir(path);
+    if (!d) { say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); return -1; }
+    /* names first, then the work: no folder stays open while we descend */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
+        n++;
+    }
+    closedir(d);
+    if (rc) say(j->err, sizeof j->err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]);
+        if (!rc && len + 1 + nl >= PATH_MAX) {
+            say(j->err, sizeof j->err, "%s/%s: %s", path, names[i], strerror(ENAMETOOLONG));
+            rc = -1;
+        }
+        if (!rc) {
+            path[len] = '/';
+            memcpy(path + len + 1, names[i], nl + 1);
+            struct stat st;
+            if (lstat(path, &st) < 0) {
+                say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+                rc = -1;
+            } else if (!S_ISLNK(st.st_mode)) {
+                mode_t want = st.st_mode & (owner ? 07777 : 01777);
+                if (want != (st.st_mode & 07777) && chmod(path, want) < 0) {
+                    say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+                    rc = -1;
+                } else if (S_ISDIR(st.st_mode)) {
+                    rc = settle(j, path, len + 1 + nl, owner);
+                }
+            }
+            path[len] = '\0';
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
 }
 
 static archive_job *check_links_job;
@@ -368,6 +443,12 @@ static int archive_extract(lua_State *L)
         }
         const char *rel = strip(name, strip_n);
         if (!rel) continue;
+        const char *special = special_file(archive_entry_filetype(e));
+        if (special && !owner) {
+            say(j->err, sizeof j->err, "%s: refusing entry '%s': it is a %s (device files, FIFOs "
+                "and sockets are extracted only with owner = true)", src, name, special);
+            goto fail;
+        }
         char path[PATH_MAX * 2];
         say(path, sizeof path, "%s/%s", j->staging, rel);
         archive_entry_copy_pathname(e, path);
@@ -417,6 +498,11 @@ static int archive_extract(lua_State *L)
     if (archive_write_close(j->w) != ARCHIVE_OK) {   /* sets the folders' modes and times */
         say(j->err, sizeof j->err, "%s: %s", dest, archive_error_string(j->w));
         goto fail;
+    }
+    {
+        char walk_path[PATH_MAX];
+        say(walk_path, sizeof walk_path, "%s", j->staging);
+        if (settle(j, walk_path, strlen(walk_path), owner) < 0) goto fail;
     }
     /* every symlink must stay inside, following the others */
     check_links_job = j;

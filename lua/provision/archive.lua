@@ -9,6 +9,11 @@
 --     leading outside dest, a write through a symlink) fails with a message
 --     naming the entry, and nothing is written in or outside dest.
 --     Absolute symlink targets are refused too (they would point outside).
+--     owner = false (default, for untrusted archives): files belong to the
+--     user extracting, setuid/setgid bits are dropped, and a device file,
+--     FIFO or socket entry fails the extraction (naming it, nothing
+--     written). owner = true trusts the archive: owners, setuid/setgid bits
+--     and device files as recorded (an image root filesystem).
 --     check: `creates` exists (when given); else the archive's SHA-256 is
 --     the one last extracted and every top-level entry it made is there.
 --     revert: removes dest when extract created it, else the top-level

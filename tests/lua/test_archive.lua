@@ -270,4 +270,70 @@ T.test("extract: a dest that cannot be looked up fails with the reason, nothing 
   for _, n in ipairs(ls(base)) do T.ok(not n:find("provision%-extract"), "staging left: " .. n) end
 end)
 
+-- special entries and setuid/setgid bits (crafted here: device files, FIFOs)
+local FS = require "provision._fs"
+local SPECIAL = [[
+import io, sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, typ, mode, data=None, **kw):
+        ti = tarfile.TarInfo(name); ti.type = typ; ti.mode = mode; ti.mtime = 1700000000
+        for k, v in kw.items(): setattr(ti, k, v)
+        if data is not None: ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+        else: t.addfile(ti)
+    add("ok.txt", tarfile.REGTYPE, 0o644, b"fine\n")
+    if kind == "chardev": add("null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=1)
+    elif kind == "blockdev": add("disk", tarfile.BLKTYPE, 0o660, devmajor=7, devminor=0)
+    elif kind == "fifo": add("pipe", tarfile.FIFOTYPE, 0o666)
+    elif kind == "setid":
+        add("suid", tarfile.REGTYPE, 0o4755, b"#!/bin/sh\n")
+        add("sgid", tarfile.REGTYPE, 0o2711, b"#!/bin/sh\n")
+        add("shared", tarfile.DIRTYPE, 0o3775)
+        add("shared/x", tarfile.REGTYPE, 0o6755, b"x\n")
+]]
+local function special(out, kind) py(SPECIAL, out, kind) return out end
+
+for _, c in ipairs {
+  { "chardev", "null", "character device" }, { "blockdev", "disk", "block device" }, { "fifo", "pipe", "FIFO" },
+} do
+  local kind, name, what = c[1], c[2], c[3]
+  T.test("extract: a " .. what .. " entry is refused unless owner = true; nothing written", function()
+    local base = T.tmpdir()
+    sh("mkdir -p " .. base .. "/work/merge && echo mine > " .. base .. "/work/merge/keep")
+    local src = special(base .. "/s.tar", kind)
+    local ok, err = archive.extract { src = src, dest = base .. "/work/dest" }:apply(new_ctx())
+    T.eq(ok, nil)
+    T.match(err, "refusing entry '" .. name .. "': it is a " .. what)
+    T.match(err, "owner = true")
+    T.ok(not exists(base .. "/work/dest"), "dest not created")
+    -- into an existing folder: not even the harmless entry before it lands
+    ok, err = archive.extract { src = src, dest = base .. "/work/merge" }:apply(new_ctx())
+    T.eq(ok, nil); T.match(err, "refusing entry '" .. name .. "'")
+    T.eq(ls(base .. "/work/merge"), { "keep" })
+    T.eq(ls(base .. "/work"), { "merge" })          -- no staging folder left
+  end)
+end
+
+T.test("extract: setuid/setgid bits are dropped unless owner = true", function()
+  local base = T.tmpdir()
+  local src = special(base .. "/s.tar", "setid")
+  assert(archive.extract { src = src, dest = base .. "/plain" }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/plain/suid").mode, tonumber("755", 8))
+  T.eq(FS.lstat(base .. "/plain/sgid").mode, tonumber("711", 8))
+  T.eq(FS.lstat(base .. "/plain/shared").mode, tonumber("1775", 8))   -- sticky stays
+  T.eq(FS.lstat(base .. "/plain/shared/x").mode, tonumber("755", 8))
+  T.eq(read(base .. "/plain/suid"), "#!/bin/sh\n")
+  -- a trusted archive (owner = true) keeps them, and its device files
+  assert(archive.extract { src = src, dest = base .. "/trusted", owner = true }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/trusted/suid").mode, tonumber("4755", 8))
+  T.eq(FS.lstat(base .. "/trusted/sgid").mode, tonumber("2711", 8))
+  T.eq(FS.lstat(base .. "/trusted/shared").mode, tonumber("3775", 8))
+  T.eq(FS.lstat(base .. "/trusted/shared/x").mode, tonumber("6755", 8))
+  assert(archive.extract { src = special(base .. "/d.tar", "chardev"), dest = base .. "/dev", owner = true }:apply(new_ctx()))
+  local st = FS.lstat(base .. "/dev/null")
+  T.eq(st.type, "device"); T.eq(st.mode, tonumber("666", 8))
+  assert(archive.extract { src = special(base .. "/f.tar", "fifo"), dest = base .. "/dev", owner = true }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/dev/pipe").type, "fifo")
+end)
+
 return T.done()
