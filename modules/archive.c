@@ -59,6 +59,10 @@
 
 typedef struct { dev_t dev; ino_t ino; char *path; } link_seen;
 
+/* extract: a staged folder and the mode it is to have in dest (it stays
+ * u+rwx until everything moved: read-only folders must take entries) */
+typedef struct { dev_t dev; ino_t ino; mode_t mode; int merged; char *rel; } dir_mode;
+
 /* Everything one extraction or creation holds, in a userdata: __gc
  * releases it whatever raises. */
 typedef struct {
@@ -70,6 +74,9 @@ typedef struct {
     char tmpfile[PATH_MAX];        /* create: the temp file ("" when none) */
     link_seen *links;
     size_t nlinks, caplinks;
+    dir_mode *dirs;                /* extract: the staged folders, parents first */
+    size_t ndirs, capdirs;
+    size_t *byino;                 /* extract: indexes into dirs by (dev, ino) */
     char err[1024];
 } archive_job;
 
@@ -84,18 +91,86 @@ static void say(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static int remove_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+/* the names in folder path (never through a symlink), read and closed:
+ * no folder stays open while a walk descends. -1 with errno. */
+static int read_names(const char *path, char ***out, size_t *nout)
 {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+    *out = NULL; *nout = 0;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) { int e = errno; close(fd); errno = e; return -1; }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
+        n++;
+    }
+    if (!de && errno) rc = -1;
+    int e = rc ? (errno ? errno : ENOMEM) : 0;
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
+        free(names);
+        errno = e;
+        return -1;
+    }
+    *out = names; *nout = n;
+    return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* path: len bytes of a PATH_MAX buffer, restored on return. A folder that
+ * is read-only (or unreadable) is made u+rwx first: its entries can go. */
+static int remove_walk(char *path, size_t len)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+    if ((st.st_mode & 0700) != 0700) chmod(path, (st.st_mode & 07777) | 0700);
+    char **names;
+    size_t n;
+    int rc = 0, e = 0;
+    if (read_names(path, &names, &n) < 0) { rc = -1; e = errno; n = 0; names = NULL; }
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]);
+        if (len + 1 + nl >= PATH_MAX) {
+            if (!rc) { rc = -1; e = ENAMETOOLONG; }
+            continue;
+        }
+        path[len] = '/';
+        memcpy(path + len + 1, names[i], nl + 1);
+        if (remove_walk(path, len + 1 + nl) < 0 && !rc) { rc = -1; e = errno; }
+        path[len] = '\0';
+    }
+    free_names(names, n);
+    if (rmdir(path) < 0 && errno != ENOENT && !rc) { rc = -1; e = errno; }
+    errno = e;
+    return rc;
 }
 
 static int remove_tree(const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    return nftw(path, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buf, path, len + 1);
+    return remove_walk(buf, len);
 }
 
 static void job_release(archive_job *j)
@@ -111,6 +186,12 @@ static void job_release(archive_job *j)
     free(j->links);
     j->links = NULL;
     j->nlinks = j->caplinks = 0;
+    for (size_t i = 0; i < j->ndirs; i++) free(j->dirs[i].rel);
+    free(j->dirs);
+    free(j->byino);
+    j->dirs = NULL;
+    j->byino = NULL;
+    j->ndirs = j->capdirs = 0;
 }
 
 static int job_gc(lua_State *L)
@@ -261,57 +342,113 @@ static int link_inside(const char *root, const char *rel, char *err, size_t errl
 }
 
 /* After extraction, before anything moves: every entry below path (a
- * folder, len bytes of a PATH_MAX buffer) loses its setuid/setgid bits
- * unless owner (the archive is trusted). -1 with the reason in j->err. */
-static int settle(archive_job *j, char *path, size_t len, int owner)
+ * folder, len bytes of a PATH_MAX buffer; rootlen: the staging folder's)
+ * loses its setuid/setgid bits unless owner (the archive is trusted), and
+ * every folder is made u+rwx, its mode to have in dest kept in j->dirs: a
+ * read-only folder must be walked (for symlinks), emptied when merged or
+ * removed, and moved (a rename into another folder writes its '..').
+ * -1 with the reason in j->err. */
+static int settle(archive_job *j, char *path, size_t len, size_t rootlen, int owner)
 {
-    DIR *d = opendir(path);
-    if (!d) { say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); return -1; }
-    /* names first, then the work: no folder stays open while we descend */
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) { rc = -1; break; }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
-        n++;
+    char **names;
+    size_t n;
+    if (read_names(path, &names, &n) < 0) {
+        say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+        return -1;
     }
-    closedir(d);
-    if (rc) say(j->err, sizeof j->err, "out of memory");
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         size_t nl = strlen(names[i]);
-        if (!rc && len + 1 + nl >= PATH_MAX) {
+        if (len + 1 + nl >= PATH_MAX) {
             say(j->err, sizeof j->err, "%s/%s: %s", path, names[i], strerror(ENAMETOOLONG));
             rc = -1;
+            break;
         }
-        if (!rc) {
-            path[len] = '/';
-            memcpy(path + len + 1, names[i], nl + 1);
-            struct stat st;
-            if (lstat(path, &st) < 0) {
+        path[len] = '/';
+        memcpy(path + len + 1, names[i], nl + 1);
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+            rc = -1;
+        } else if (!S_ISLNK(st.st_mode)) {
+            mode_t want = st.st_mode & (owner ? 07777 : 01777);
+            mode_t now = S_ISDIR(st.st_mode) ? want | 0700 : want;
+            if (S_ISDIR(st.st_mode)) {
+                if (j->ndirs == j->capdirs) {
+                    size_t cap = j->capdirs ? j->capdirs * 2 : 16;
+                    dir_mode *nd = realloc(j->dirs, cap * sizeof *nd);
+                    if (!nd) { say(j->err, sizeof j->err, "out of memory"); rc = -1; goto next; }
+                    j->dirs = nd; j->capdirs = cap;
+                }
+                dir_mode *dm = &j->dirs[j->ndirs];
+                dm->dev = st.st_dev; dm->ino = st.st_ino; dm->mode = want; dm->merged = 0;
+                if (!(dm->rel = strdup(path + rootlen + 1))) {
+                    say(j->err, sizeof j->err, "out of memory"); rc = -1; goto next;
+                }
+                j->ndirs++;
+            }
+            if (now != (st.st_mode & 07777) && chmod(path, now) < 0) {
                 say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
                 rc = -1;
-            } else if (!S_ISLNK(st.st_mode)) {
-                mode_t want = st.st_mode & (owner ? 07777 : 01777);
-                if (want != (st.st_mode & 07777) && chmod(path, want) < 0) {
-                    say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
-                    rc = -1;
-                } else if (S_ISDIR(st.st_mode)) {
-                    rc = settle(j, path, len + 1 + nl, owner);
-                }
+            } else if (S_ISDIR(st.st_mode)) {
+                rc = settle(j, path, len + 1 + nl, rootlen, owner);
             }
-            path[len] = '\0';
         }
-        free(names[i]);
+    next:
+        path[len] = '\0';
     }
-    free(names);
+    free_names(names, n);
+    return rc;
+}
+
+static const archive_job *byino_job;
+static int byino_cmp(const void *a, const void *b)
+{
+    const dir_mode *x = &byino_job->dirs[*(const size_t *)a], *y = &byino_job->dirs[*(const size_t *)b];
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int index_dirs(archive_job *j)
+{
+    if (!j->ndirs) return 0;
+    if (!(j->byino = malloc(j->ndirs * sizeof *j->byino))) return -1;
+    for (size_t i = 0; i < j->ndirs; i++) j->byino[i] = i;
+    byino_job = j;
+    qsort(j->byino, j->ndirs, sizeof *j->byino, byino_cmp);
+    return 0;
+}
+
+static dir_mode *find_dir(archive_job *j, const struct stat *st)
+{
+    size_t lo = 0, hi = j->ndirs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        dir_mode *d = &j->dirs[j->byino[mid]];
+        if (d->dev == st->st_dev && d->ino == st->st_ino) return d;
+        if (d->dev < st->st_dev || (d->dev == st->st_dev && d->ino < st->st_ino)) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* The staged folders that reached dest (moved there, or merged into a
+ * folder already there) get their modes, children before parents. */
+static int restore_modes(archive_job *j, const char *dest, int quiet)
+{
+    int rc = 0;
+    for (size_t i = j->ndirs; i-- > 0;) {
+        dir_mode *d = &j->dirs[i];
+        char p[PATH_MAX * 2];
+        say(p, sizeof p, "%s/%s", dest, d->rel);
+        struct stat st;
+        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (!d->merged && (st.st_dev != d->dev || st.st_ino != d->ino)) continue;
+        if ((st.st_mode & 07777) != d->mode && chmod(p, d->mode) < 0 && !rc) {
+            if (!quiet) say(j->err, sizeof j->err, "%s: %s", p, strerror(errno));
+            rc = -1;
+        }
+    }
     return rc;
 }
 
@@ -321,33 +458,53 @@ static int check_links_root_len;
 static int check_link_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)ftw;
-    if (flag != FTW_SL && !(sb && S_ISLNK(sb->st_mode))) return 0;
     archive_job *j = check_links_job;
+    if (flag == FTW_DNR || flag == FTW_NS) {   /* a folder not walked hides its symlinks */
+        say(j->err, sizeof j->err, "'%s' cannot be checked: %s", p + check_links_root_len + 1, strerror(errno));
+        return 1;
+    }
+    if (flag != FTW_SL && !(sb && S_ISLNK(sb->st_mode))) return 0;
     return link_inside(j->staging, p + check_links_root_len + 1, j->err, sizeof j->err) < 0 ? 1 : 0;
 }
 
-/* rename src over dst, merging folders; never follows a symlink in dst */
-static int move_into(const char *src, const char *dst, char *err, size_t errlen)
+/* rename src over dst, merging folders; never follows a symlink in dst.
+ * A folder already in dst that is read-only is opened (u+rwx) to take
+ * entries, and given back its mode if the merge fails (restore_modes gives
+ * the archive's once everything moved). */
+static int move_into(archive_job *j, const char *src, const char *dst)
 {
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
     struct stat ss, ds;
     if (lstat(src, &ss) < 0) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
     if (lstat(dst, &ds) < 0) {
         if (errno != ENOENT) { say(err, errlen, "%s: %s", dst, strerror(errno)); return -1; }
     } else if (S_ISDIR(ss.st_mode) && S_ISDIR(ds.st_mode)) {
-        DIR *d = opendir(src);
-        if (!d) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
-        struct dirent *de;
-        int rc = 0;
-        while (rc == 0 && (de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-            char a[PATH_MAX], b[PATH_MAX];
-            say(a, sizeof a, "%s/%s", src, de->d_name);
-            say(b, sizeof b, "%s/%s", dst, de->d_name);
-            rc = move_into(a, b, err, errlen);
+        char **names;
+        size_t n;
+        if (read_names(src, &names, &n) < 0) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
+        int opened = (ds.st_mode & 0700) != 0700;
+        if (opened && chmod(dst, (ds.st_mode & 07777) | 0700) < 0) {
+            say(err, errlen, "%s: %s", dst, strerror(errno));
+            free_names(names, n);
+            return -1;
         }
-        closedir(d);
-        if (rc == 0) chmod(dst, ss.st_mode & 07777);
-        return rc;
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char a[PATH_MAX], b[PATH_MAX];
+            say(a, sizeof a, "%s/%s", src, names[i]);
+            say(b, sizeof b, "%s/%s", dst, names[i]);
+            rc = move_into(j, a, b);
+        }
+        free_names(names, n);
+        if (rc) {
+            if (opened) chmod(dst, ds.st_mode & 07777);
+            return rc;
+        }
+        dir_mode *d = find_dir(j, &ss);
+        if (d) d->merged = 1;
+        else chmod(dst, ss.st_mode & 07777);
+        return 0;
     } else if (S_ISDIR(ds.st_mode)) {
         if (remove_tree(dst) < 0) { say(err, errlen, "%s: %s", dst, strerror(errno)); return -1; }
     }
@@ -502,7 +659,8 @@ static int archive_extract(lua_State *L)
     {
         char walk_path[PATH_MAX];
         say(walk_path, sizeof walk_path, "%s", j->staging);
-        if (settle(j, walk_path, strlen(walk_path), owner) < 0) goto fail;
+        if (settle(j, walk_path, strlen(walk_path), strlen(walk_path), owner) < 0) goto fail;
+        if (index_dirs(j) < 0) { say(j->err, sizeof j->err, "out of memory"); goto fail; }
     }
     /* every symlink must stay inside, following the others */
     check_links_job = j;
@@ -532,6 +690,7 @@ static int archive_extract(lua_State *L)
         }
         j->staging[0] = '\0';
         created_dest = 1;
+        if (restore_modes(j, dest, 0) < 0) goto fail;
     } else if (!S_ISDIR(st.st_mode)) {
         say(j->err, sizeof j->err, "%s: exists and is not a folder", dest);
         goto fail;
@@ -550,9 +709,11 @@ static int archive_extract(lua_State *L)
                 lua_pushstring(L, de->d_name);
                 lua_rawseti(L, added, ++nadded);
             }
-            rc = move_into(a, b, j->err, sizeof j->err);
+            rc = move_into(j, a, b);
         }
         closedir(d);
+        /* what moved gets its modes, whether or not everything did */
+        if (restore_modes(j, dest, rc != 0) < 0 && !rc) rc = -1;
         if (rc) goto fail;
     }
     job_release(j);

@@ -336,4 +336,70 @@ T.test("extract: setuid/setgid bits are dropped unless owner = true", function()
   T.eq(FS.lstat(base .. "/dev/pipe").type, "fifo")
 end)
 
+T.test("extract as non-root: read-only folders extract again, merge, fail and get removed without a trace", function()
+  -- a read-only folder (0555) must take entries on the second extract and
+  -- when the staging folder is removed after a failure; 0300 hides symlinks
+  -- from a walk unless opened
+  local RO = [[
+import io, sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, mode, data=None, link=None):
+        ti = tarfile.TarInfo(name); ti.mode = mode; ti.mtime = 1700000000
+        if link is not None: ti.type = tarfile.SYMTYPE; ti.linkname = link; t.addfile(ti)
+        elif data is None: ti.type = tarfile.DIRTYPE; t.addfile(ti)
+        else: ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    add("ro", 0o555); add("ro/f", 0o644, b"one\n"); add("ro/sub", 0o555); add("ro/sub/g", 0o444, b"g\n")
+    add("ro/wo", 0o300); add("ro/wo/h", 0o644, b"h\n")
+    if kind == "more": add("ro/new.txt", 0o644, b"new\n"); add("ro/sub/nd", 0o555); add("ro/sub/nd/x", 0o644, b"x\n")
+    if kind == "bad": add("../evil.txt", 0o644, b"evil\n")
+    if kind == "hidden": add("ro/wo/esc", 0o777, link="../../../outside")
+]]
+  local base = T.tmpdir()
+  local work = base .. "/work"
+  sh("mkdir -p " .. work .. " && chmod 755 " .. base .. " && chown 65534:65534 " .. work)
+  local src = {}
+  for _, k in ipairs { "plain", "more", "bad", "hidden" } do
+    src[k] = base .. "/" .. k .. ".tar"
+    py(RO, src[k], k)
+  end
+  local script = base .. "/as-nobody.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(([[
+local A = require "provision._archive"
+local work = %q
+local function show(r, e) print(r and "ok" or ("fail " .. tostring(e))) end
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/fresh" })
+show(A.extract { src = %q, dest = work .. "/gone" })
+show(A.remove_tree(work .. "/gone"))
+]]):format(work, src.plain, src.plain, src.more, src.bad, src.hidden, src.plain))
+  f:close()
+  sh("chmod 644 " .. script)
+  local p = io.popen(("setpriv --reuid=65534 --regid=65534 --clear-groups %s --script %s 2>&1")
+    :format(os.getenv("PROVISION") or "./provision", script))
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  T.eq(out[1], "ok", "first extract")
+  T.eq(out[2], "ok", "the same again, over read-only folders")
+  T.eq(out[3], "ok", "more entries into read-only folders")
+  T.match(out[4], "^fail .*hostile archive")
+  T.match(out[5], "^fail .*symlink 'ro/wo/esc'")        -- found inside a 0300 folder
+  T.eq(out[7], "ok", "remove_tree of a read-only tree")
+  T.eq(ls(work), { "dest" })                             -- no staging folder, no fresh, no gone
+  local d = work .. "/dest/ro"
+  T.eq(mode(d) & 0xfff, tonumber("555", 8))
+  T.eq(mode(d .. "/sub") & 0xfff, tonumber("555", 8))
+  T.eq(mode(d .. "/sub/nd") & 0xfff, tonumber("555", 8))
+  T.eq(read(d .. "/f"), "one\n"); T.eq(read(d .. "/new.txt"), "new\n"); T.eq(read(d .. "/sub/nd/x"), "x\n")
+  T.eq(ls(d), { "f", "new.txt", "sub", "wo" })
+  local st = require("provision._fs").lstat(d .. "/wo")
+  T.eq(st.mode, tonumber("300", 8)); T.eq(st.uid, 65534)
+  T.ok(not exists(base .. "/evil.txt") and not exists(work .. "/evil.txt"))
+end)
+
 return T.done()
