@@ -32,10 +32,13 @@
  *     hard links (tar), devices; no atime/ctime, no user/group names (or
  *     root/root with owner = "root": uid/gid 0), gzip without a timestamp,
  *     every mtime set to `mtime` when given: the same tree gives the same
- *     bytes. Written to a temp file beside dest, renamed into place.
+ *     bytes. Written to a temp file beside dest, renamed into place; when
+ *     dest is inside src, neither dest nor the temp file is archived.
  *   archive.list(src) -> { { path, type, size, mode, uid, gid, link, hardlink, mtime }... }
- *   archive.tree_digest(path) -> hex: SHA-256 of the tree's names, types,
- *     modes, sizes, mtimes and link targets (what create would read).
+ *   archive.tree_digest(path [, skip]) -> hex: SHA-256 of the tree's names,
+ *     types, modes, sizes, mtimes and link targets (what create would read;
+ *     skip: create's dest, left out when it is inside the tree, with the
+ *     mtime of the folder holding it, which every create changes).
  *   archive.remove_tree(path) -> true | nil, message
  */
 #include <dirent.h>
@@ -751,7 +754,14 @@ typedef struct {
     int tar;
     lua_Integer entries;
     long long bytes;
+    struct stat skip[2];           /* dest and our temp file, when inside src */
+    int nskip;
 } create_ctx;
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
 
 static int add_tree(create_ctx *c, const char *full, const char *rel)
 {
@@ -771,6 +781,9 @@ static int add_tree(create_ctx *c, const char *full, const char *rel)
         struct stat st;
         if (lstat(path, &st) < 0) { say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); rc = -1; continue; }
         if (S_ISSOCK(st.st_mode)) continue;     /* no archive holds a socket */
+        int ours = 0;                           /* dest inside src: not itself */
+        for (int k = 0; k < c->nskip; k++) ours |= same_file(&st, &c->skip[k]);
+        if (ours) continue;
         struct archive_entry *e = j->entry = archive_entry_new();
         if (!e) { say(j->err, sizeof j->err, "out of memory"); rc = -1; continue; }
         archive_entry_copy_stat(e, &st);
@@ -879,6 +892,7 @@ static int archive_create(lua_State *L)
         if (stat(src, &st) == 0) say(j->err, sizeof j->err, "%s: not a folder", src);
         goto fail;
     }
+    if (lstat(dest, &c.skip[c.nskip]) == 0) c.nskip++;
     say(j->tmpfile, sizeof j->tmpfile, "%s.provision-XXXXXX", dest);
     j->fd = mkstemp(j->tmpfile);
     if (j->fd < 0) {
@@ -886,6 +900,7 @@ static int archive_create(lua_State *L)
         j->tmpfile[0] = '\0';
         goto fail;
     }
+    if (fstat(j->fd, &c.skip[c.nskip]) == 0) c.nskip++;
     j->w = archive_write_new();
     if (!j->w) { say(j->err, sizeof j->err, "out of memory"); goto fail; }
     if (fmt == 3) archive_write_set_format_zip(j->w);
@@ -998,7 +1013,10 @@ static int archive_list(lua_State *L)
     return 1;
 }
 
-static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
+/* skip[0]: a file left out (create's dest); skip[1]: the folder holding
+ * it, whose mtime every create changes (also left out). NULL: none; an
+ * st_nlink of 0: that one is not there. */
+static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel, const struct stat *skip)
 {
     struct dirent **list = NULL;
     int n = scandir(full, &list, NULL, name_cmp);
@@ -1011,7 +1029,8 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
             say(path, sizeof path, "%s/%s", full, de->d_name);
             say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
             struct stat st;
-            if (lstat(path, &st) == 0) {
+            if (lstat(path, &st) == 0 && !(skip && skip[0].st_nlink && same_file(&st, &skip[0]))) {
+                if (skip && skip[1].st_nlink && same_file(&st, &skip[1])) st.st_mtim.tv_sec = st.st_mtim.tv_nsec = 0;
                 if (S_ISLNK(st.st_mode)) {
                     ssize_t m = readlink(path, t, sizeof t - 1);
                     t[m > 0 ? m : 0] = '\0';
@@ -1020,7 +1039,7 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
                                    (unsigned)st.st_mode, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
                                    st.st_mtim.tv_nsec, (unsigned)st.st_uid, (unsigned)st.st_gid, t);
                 EVP_DigestUpdate(md, line, (size_t)len);
-                if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name);
+                if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name, skip);
             }
         }
         free(de);
@@ -1032,10 +1051,19 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
 static int archive_tree_digest(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    const char *skip_path = luaL_optstring(L, 2, NULL);
+    struct stat skip[2];
+    memset(skip, 0, sizeof skip);
+    if (skip_path) {
+        char pcopy[PATH_MAX];
+        say(pcopy, sizeof pcopy, "%s", skip_path);
+        if (lstat(skip_path, &skip[0]) < 0) skip[0].st_nlink = 0;
+        if (stat(dirname(pcopy), &skip[1]) < 0) skip[1].st_nlink = 0;
+    }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md) return luaL_error(L, "out of memory");
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    int rc = digest_tree(md, path, "");
+    int rc = digest_tree(md, path, "", skip_path ? skip : NULL);
     int e = errno;
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dn = 0;

@@ -24,7 +24,8 @@
 --     timestamp; owner = "root" makes every entry 0:0 root/root (an image
 --     root filesystem); mtime = N sets every entry's mtime. check: dest is
 --     the file we made and src has not changed since (names, types, modes,
---     sizes, mtimes, owners, link targets).
+--     sizes, mtimes, owners, link targets). A dest inside src is not
+--     archived (nor its temp file), nor part of what "src changed" means.
 --   archive.list(path), archive.tree_digest(path), archive.remove_tree(path)
 local C = require "provision._archive"
 local R = require "provision.resource"
@@ -134,7 +135,7 @@ M.create = R.define {
     local st = ctx.state or {}
     if not exists(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
     if not st.sha256 then return false, ("create %s from %s (the existing file is not ours)"):format(self.dest, self.src) end
-    local tree, err = C.tree_digest(self.src)
+    local tree, err = C.tree_digest(self.src, self.dest)
     if not tree then return nil, err end
     if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
       return false, ("%s changed: create %s again"):format(self.src, self.dest)
@@ -146,7 +147,7 @@ M.create = R.define {
   end,
   apply = function(self, ctx)
     local existed = exists(self.dest)
-    local tree, terr = C.tree_digest(self.src)
+    local tree, terr = C.tree_digest(self.src, self.dest)
     if not tree then return nil, terr end
     local res, err = C.create { src = self.src, dest = self.dest, format = self.format,
       owner = self.owner, mtime = self.mtime }

@@ -402,4 +402,29 @@ show(A.remove_tree(work .. "/gone"))
   T.ok(not exists(base .. "/evil.txt") and not exists(work .. "/evil.txt"))
 end)
 
+T.test("create: a dest inside src archives neither itself nor its temp file, and converges", function()
+  local src = T.tmpdir()
+  sh("echo a > " .. src .. "/a.txt && mkdir " .. src .. "/sub && echo b > " .. src .. "/sub/b.txt")
+  local function names(p)
+    local out = {}
+    for _, e in ipairs(assert(A.list(p))) do out[#out + 1] = e.path end
+    return out
+  end
+  for _, dest in ipairs { src .. "/out.tar", src .. "/sub/out.zip" } do
+    local r = archive.create { src = src, dest = dest }
+    local ctx = new_ctx()
+    assert(r:apply(ctx))
+    local want = { "a.txt", "sub/", "sub/b.txt" }
+    T.eq(names(dest), want, dest)
+    T.eq({ r:check(ctx) }, { true }, "the archive it made is no change in src")
+    assert(r:apply(ctx))                    -- again: the previous archive stays out
+    T.eq(names(dest), want, dest .. " (second run)")
+    T.eq(r:check(ctx), true)
+    sh("echo c > " .. src .. "/c.txt")      -- a real change still shows
+    T.eq((r:check(ctx)), false)
+    sh("rm " .. src .. "/c.txt")
+    os.remove(dest)
+  end
+end)
+
 return T.done()
