@@ -57,12 +57,17 @@ static int box_gc(lua_State *L)
 }
 
 /* why encode failed, and where: path is built as the failure unwinds */
-typedef struct { char why[256]; char path[512]; } enc_err;
+typedef struct { char why[256]; char path[512]; int cut; } enc_err;
 
 static void prepend(enc_err *e, const char *seg, size_t n)
 {
     size_t have = strlen(e->path);
-    if (n + have >= sizeof e->path) return;     /* too deep to show more */
+    if (n >= sizeof e->path) return;
+    if (n + have >= sizeof e->path) {      /* too deep: keep the outer part, shown as path... */
+        have = sizeof e->path - 1 - n;
+        e->path[have] = '\0';
+        e->cut = 1;
+    }
     memmove(e->path + n, e->path, have + 1);
     memcpy(e->path, seg, n);
 }
@@ -253,10 +258,11 @@ static int json_encode(lua_State *L)
     luaL_setmetatable(L, BOX_MT);
     enc_err e;
     e.why[0] = e.path[0] = '\0';
+    e.cut = 0;
     if (put(L, 1, 0, &box->root, NULL, NULL, &e) < 0) {
         if (box->root) { json_decref(box->root); box->root = NULL; }
         const char *where = e.path[0] == '.' ? e.path + 1 : e.path;
-        if (*where) return luaL_error(L, "json.encode: %s at %s", e.why, where);
+        if (*where) return luaL_error(L, "json.encode: %s at %s%s", e.why, where, e.cut ? "..." : "");
         return luaL_error(L, "json.encode: %s", e.why);
     }
     size_t flags = JSON_ENCODE_ANY | JSON_SORT_KEYS | (pretty ? JSON_INDENT(2) : JSON_COMPACT);

@@ -92,6 +92,8 @@ T.test("json.encode: a string or key that is not UTF-8 is named where it is", fu
   T.match(T.raises(function() json.encode { ["a b"] = { f = print } } end), 'cannot encode a function at %["a b"%]%.f$')
   local mask = setmetatable({}, { __tostring = function() return "\xff" end })
   T.match(T.raises(function() json.encode { 1, mask } end), "__tostring result that is not valid UTF%-8 at %[2%]$")
+  local cycle = {}; cycle.self = cycle                     -- a long path keeps its outer part
+  T.match(T.raises(function() json.encode { cycle } end), "nesting too deep %(a cycle%?%) at %[1%]%.self%.self.*%.%.%.$")
   T.eq(json.encode { s = "h\xc3\xa9llo \xf0\x9f\x98\x80", n = "a\0b" }, '{"n":"a\\u0000b","s":"h\xc3\xa9llo \xf0\x9f\x98\x80"}')
 end)
 T.test("json.encode: nothing leaks when a __tostring it calls raises", function()
