@@ -17,6 +17,10 @@
  *         the other symlinks of the archive, to somewhere outside dest;
  *       - writing through a symlink (libarchive's SECURE_SYMLINKS).
  *     The staging folder is removed on every failure (and on SIGINT/SIGTERM).
+ *     Folders get the archive's modes, read-only ones too: staged folders
+ *     stay u+rwx until everything moved (and are walked for symlinks even
+ *     when the archive makes them unreadable), a read-only folder already in
+ *     dest is opened while it takes entries; as non-root too.
  *     owner = false (the default: an untrusted, downloaded archive): entries
  *     are owned by the user extracting, setuid/setgid bits are dropped
  *     (mode & 01777), and a device file, FIFO or socket entry fails the
