@@ -17,6 +17,18 @@
  *         the other symlinks of the archive, to somewhere outside dest;
  *       - writing through a symlink (libarchive's SECURE_SYMLINKS).
  *     The staging folder is removed on every failure (and on SIGINT/SIGTERM).
+ *     Folders get the archive's modes, read-only ones too: staged folders
+ *     stay u+rwx until everything moved (and are walked for symlinks even
+ *     when the archive makes them unreadable), a read-only folder already in
+ *     dest is opened while it takes entries; as non-root too.
+ *     owner = false (the default: an untrusted, downloaded archive): entries
+ *     are owned by the user extracting, setuid/setgid bits are dropped
+ *     (mode & 01777), and a device file, FIFO or socket entry fails the
+ *     extraction naming it, before anything reaches dest: as root, such an
+ *     archive would otherwise plant a crw-rw-rw- /dev/mem or a setuid-root
+ *     shell. owner = true trusts the archive (an image root filesystem):
+ *     owners and setuid/setgid bits as recorded, and device files and FIFOs
+ *     are created (devices need root: else the entry fails).
  *   archive.create{ src, dest, format = "tar"|"tar.gz"|"tar.xz"|"zip",
  *                   owner = "root"?, mtime = seconds? }
  *     -> { entries, bytes } | nil, message
@@ -24,10 +36,13 @@
  *     hard links (tar), devices; no atime/ctime, no user/group names (or
  *     root/root with owner = "root": uid/gid 0), gzip without a timestamp,
  *     every mtime set to `mtime` when given: the same tree gives the same
- *     bytes. Written to a temp file beside dest, renamed into place.
+ *     bytes. Written to a temp file beside dest, renamed into place; when
+ *     dest is inside src, neither dest nor the temp file is archived.
  *   archive.list(src) -> { { path, type, size, mode, uid, gid, link, hardlink, mtime }... }
- *   archive.tree_digest(path) -> hex: SHA-256 of the tree's names, types,
- *     modes, sizes, mtimes and link targets (what create would read).
+ *   archive.tree_digest(path [, skip]) -> hex: SHA-256 of the tree's names,
+ *     types, modes, sizes, mtimes and link targets (what create would read;
+ *     skip: create's dest, left out when it is inside the tree, with the
+ *     mtime of the folder holding it, which every create changes).
  *   archive.remove_tree(path) -> true | nil, message
  */
 #include <dirent.h>
@@ -51,6 +66,10 @@
 
 typedef struct { dev_t dev; ino_t ino; char *path; } link_seen;
 
+/* extract: a staged folder and the mode it is to have in dest (it stays
+ * u+rwx until everything moved: read-only folders must take entries) */
+typedef struct { dev_t dev; ino_t ino; mode_t mode; int merged; char *rel; } dir_mode;
+
 /* Everything one extraction or creation holds, in a userdata: __gc
  * releases it whatever raises. */
 typedef struct {
@@ -62,6 +81,9 @@ typedef struct {
     char tmpfile[PATH_MAX];        /* create: the temp file ("" when none) */
     link_seen *links;
     size_t nlinks, caplinks;
+    dir_mode *dirs;                /* extract: the staged folders, parents first */
+    size_t ndirs, capdirs;
+    size_t *byino;                 /* extract: indexes into dirs by (dev, ino) */
     char err[1024];
 } archive_job;
 
@@ -76,18 +98,86 @@ static void say(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static int remove_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+/* the names in folder path (never through a symlink), read and closed:
+ * no folder stays open while a walk descends. -1 with errno. */
+static int read_names(const char *path, char ***out, size_t *nout)
 {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+    *out = NULL; *nout = 0;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) { int e = errno; close(fd); errno = e; return -1; }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
+        n++;
+    }
+    if (!de && errno) rc = -1;
+    int e = rc ? (errno ? errno : ENOMEM) : 0;
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
+        free(names);
+        errno = e;
+        return -1;
+    }
+    *out = names; *nout = n;
+    return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* path: len bytes of a PATH_MAX buffer, restored on return. A folder that
+ * is read-only (or unreadable) is made u+rwx first: its entries can go. */
+static int remove_walk(char *path, size_t len)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+    if ((st.st_mode & 0700) != 0700) chmod(path, (st.st_mode & 07777) | 0700);
+    char **names;
+    size_t n;
+    int rc = 0, e = 0;
+    if (read_names(path, &names, &n) < 0) { rc = -1; e = errno; n = 0; names = NULL; }
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]);
+        if (len + 1 + nl >= PATH_MAX) {
+            if (!rc) { rc = -1; e = ENAMETOOLONG; }
+            continue;
+        }
+        path[len] = '/';
+        memcpy(path + len + 1, names[i], nl + 1);
+        if (remove_walk(path, len + 1 + nl) < 0 && !rc) { rc = -1; e = errno; }
+        path[len] = '\0';
+    }
+    free_names(names, n);
+    if (rmdir(path) < 0 && errno != ENOENT && !rc) { rc = -1; e = errno; }
+    errno = e;
+    return rc;
 }
 
 static int remove_tree(const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    return nftw(path, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buf, path, len + 1);
+    return remove_walk(buf, len);
 }
 
 static void job_release(archive_job *j)
@@ -103,6 +193,12 @@ static void job_release(archive_job *j)
     free(j->links);
     j->links = NULL;
     j->nlinks = j->caplinks = 0;
+    for (size_t i = 0; i < j->ndirs; i++) free(j->dirs[i].rel);
+    free(j->dirs);
+    free(j->byino);
+    j->dirs = NULL;
+    j->byino = NULL;
+    j->ndirs = j->capdirs = 0;
 }
 
 static int job_gc(lua_State *L)
@@ -146,6 +242,18 @@ static const char *unsafe_path(const char *p)
         s = e + 1;
     }
     return NULL;
+}
+
+/* a device file, FIFO or socket: what it is; else NULL */
+static const char *special_file(mode_t type)
+{
+    switch (type & AE_IFMT) {
+    case AE_IFCHR: return "character device";
+    case AE_IFBLK: return "block device";
+    case AE_IFIFO: return "FIFO";
+    case AE_IFSOCK: return "socket";
+    default: return NULL;
+    }
 }
 
 /* p without its first n components (NULL when nothing is left) */
@@ -240,39 +348,170 @@ static int link_inside(const char *root, const char *rel, char *err, size_t errl
     return 0;
 }
 
+/* After extraction, before anything moves: every entry below path (a
+ * folder, len bytes of a PATH_MAX buffer; rootlen: the staging folder's)
+ * loses its setuid/setgid bits unless owner (the archive is trusted), and
+ * every folder is made u+rwx, its mode to have in dest kept in j->dirs: a
+ * read-only folder must be walked (for symlinks), emptied when merged or
+ * removed, and moved (a rename into another folder writes its '..').
+ * -1 with the reason in j->err. */
+static int settle(archive_job *j, char *path, size_t len, size_t rootlen, int owner)
+{
+    char **names;
+    size_t n;
+    if (read_names(path, &names, &n) < 0) {
+        say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t nl = strlen(names[i]);
+        if (len + 1 + nl >= PATH_MAX) {
+            say(j->err, sizeof j->err, "%s/%s: %s", path, names[i], strerror(ENAMETOOLONG));
+            rc = -1;
+            break;
+        }
+        path[len] = '/';
+        memcpy(path + len + 1, names[i], nl + 1);
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+            rc = -1;
+        } else if (!S_ISLNK(st.st_mode)) {
+            mode_t want = st.st_mode & (owner ? 07777 : 01777);
+            mode_t now = S_ISDIR(st.st_mode) ? want | 0700 : want;
+            if (S_ISDIR(st.st_mode)) {
+                if (j->ndirs == j->capdirs) {
+                    size_t cap = j->capdirs ? j->capdirs * 2 : 16;
+                    dir_mode *nd = realloc(j->dirs, cap * sizeof *nd);
+                    if (!nd) { say(j->err, sizeof j->err, "out of memory"); rc = -1; goto next; }
+                    j->dirs = nd; j->capdirs = cap;
+                }
+                dir_mode *dm = &j->dirs[j->ndirs];
+                dm->dev = st.st_dev; dm->ino = st.st_ino; dm->mode = want; dm->merged = 0;
+                if (!(dm->rel = strdup(path + rootlen + 1))) {
+                    say(j->err, sizeof j->err, "out of memory"); rc = -1; goto next;
+                }
+                j->ndirs++;
+            }
+            if (now != (st.st_mode & 07777) && chmod(path, now) < 0) {
+                say(j->err, sizeof j->err, "%s: %s", path, strerror(errno));
+                rc = -1;
+            } else if (S_ISDIR(st.st_mode)) {
+                rc = settle(j, path, len + 1 + nl, rootlen, owner);
+            }
+        }
+    next:
+        path[len] = '\0';
+    }
+    free_names(names, n);
+    return rc;
+}
+
+static const archive_job *byino_job;
+static int byino_cmp(const void *a, const void *b)
+{
+    const dir_mode *x = &byino_job->dirs[*(const size_t *)a], *y = &byino_job->dirs[*(const size_t *)b];
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int index_dirs(archive_job *j)
+{
+    if (!j->ndirs) return 0;
+    if (!(j->byino = malloc(j->ndirs * sizeof *j->byino))) return -1;
+    for (size_t i = 0; i < j->ndirs; i++) j->byino[i] = i;
+    byino_job = j;
+    qsort(j->byino, j->ndirs, sizeof *j->byino, byino_cmp);
+    return 0;
+}
+
+static dir_mode *find_dir(archive_job *j, const struct stat *st)
+{
+    size_t lo = 0, hi = j->ndirs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        dir_mode *d = &j->dirs[j->byino[mid]];
+        if (d->dev == st->st_dev && d->ino == st->st_ino) return d;
+        if (d->dev < st->st_dev || (d->dev == st->st_dev && d->ino < st->st_ino)) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* The staged folders that reached dest (moved there, or merged into a
+ * folder already there) get their modes, children before parents. */
+static int restore_modes(archive_job *j, const char *dest, int quiet)
+{
+    int rc = 0;
+    for (size_t i = j->ndirs; i-- > 0;) {
+        dir_mode *d = &j->dirs[i];
+        char p[PATH_MAX * 2];
+        say(p, sizeof p, "%s/%s", dest, d->rel);
+        struct stat st;
+        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (!d->merged && (st.st_dev != d->dev || st.st_ino != d->ino)) continue;
+        if ((st.st_mode & 07777) != d->mode && chmod(p, d->mode) < 0 && !rc) {
+            if (!quiet) say(j->err, sizeof j->err, "%s: %s", p, strerror(errno));
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 static archive_job *check_links_job;
 static int check_links_root_len;
 
 static int check_link_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)ftw;
-    if (flag != FTW_SL && !(sb && S_ISLNK(sb->st_mode))) return 0;
     archive_job *j = check_links_job;
+    if (flag == FTW_DNR || flag == FTW_NS) {   /* a folder not walked hides its symlinks */
+        say(j->err, sizeof j->err, "'%s' cannot be checked: %s", p + check_links_root_len + 1, strerror(errno));
+        return 1;
+    }
+    if (flag != FTW_SL && !(sb && S_ISLNK(sb->st_mode))) return 0;
     return link_inside(j->staging, p + check_links_root_len + 1, j->err, sizeof j->err) < 0 ? 1 : 0;
 }
 
-/* rename src over dst, merging folders; never follows a symlink in dst */
-static int move_into(const char *src, const char *dst, char *err, size_t errlen)
+/* rename src over dst, merging folders; never follows a symlink in dst.
+ * A folder already in dst that is read-only is opened (u+rwx) to take
+ * entries, and given back its mode if the merge fails (restore_modes gives
+ * the archive's once everything moved). */
+static int move_into(archive_job *j, const char *src, const char *dst)
 {
+    char *err = j->err;
+    size_t errlen = sizeof j->err;
     struct stat ss, ds;
     if (lstat(src, &ss) < 0) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
     if (lstat(dst, &ds) < 0) {
         if (errno != ENOENT) { say(err, errlen, "%s: %s", dst, strerror(errno)); return -1; }
     } else if (S_ISDIR(ss.st_mode) && S_ISDIR(ds.st_mode)) {
-        DIR *d = opendir(src);
-        if (!d) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
-        struct dirent *de;
-        int rc = 0;
-        while (rc == 0 && (de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-            char a[PATH_MAX], b[PATH_MAX];
-            say(a, sizeof a, "%s/%s", src, de->d_name);
-            say(b, sizeof b, "%s/%s", dst, de->d_name);
-            rc = move_into(a, b, err, errlen);
+        char **names;
+        size_t n;
+        if (read_names(src, &names, &n) < 0) { say(err, errlen, "%s: %s", src, strerror(errno)); return -1; }
+        int opened = (ds.st_mode & 0700) != 0700;
+        if (opened && chmod(dst, (ds.st_mode & 07777) | 0700) < 0) {
+            say(err, errlen, "%s: %s", dst, strerror(errno));
+            free_names(names, n);
+            return -1;
         }
-        closedir(d);
-        if (rc == 0) chmod(dst, ss.st_mode & 07777);
-        return rc;
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char a[PATH_MAX], b[PATH_MAX];
+            say(a, sizeof a, "%s/%s", src, names[i]);
+            say(b, sizeof b, "%s/%s", dst, names[i]);
+            rc = move_into(j, a, b);
+        }
+        free_names(names, n);
+        if (rc) {
+            if (opened) chmod(dst, ds.st_mode & 07777);
+            return rc;
+        }
+        dir_mode *d = find_dir(j, &ss);
+        if (d) d->merged = 1;
+        else chmod(dst, ss.st_mode & 07777);
+        return 0;
     } else if (S_ISDIR(ds.st_mode)) {
         if (remove_tree(dst) < 0) { say(err, errlen, "%s: %s", dst, strerror(errno)); return -1; }
     }
@@ -368,6 +607,12 @@ static int archive_extract(lua_State *L)
         }
         const char *rel = strip(name, strip_n);
         if (!rel) continue;
+        const char *special = special_file(archive_entry_filetype(e));
+        if (special && !owner) {
+            say(j->err, sizeof j->err, "%s: refusing entry '%s': it is a %s (device files, FIFOs "
+                "and sockets are extracted only with owner = true)", src, name, special);
+            goto fail;
+        }
         char path[PATH_MAX * 2];
         say(path, sizeof path, "%s/%s", j->staging, rel);
         archive_entry_copy_pathname(e, path);
@@ -418,6 +663,12 @@ static int archive_extract(lua_State *L)
         say(j->err, sizeof j->err, "%s: %s", dest, archive_error_string(j->w));
         goto fail;
     }
+    {
+        char walk_path[PATH_MAX];
+        say(walk_path, sizeof walk_path, "%s", j->staging);
+        if (settle(j, walk_path, strlen(walk_path), strlen(walk_path), owner) < 0) goto fail;
+        if (index_dirs(j) < 0) { say(j->err, sizeof j->err, "out of memory"); goto fail; }
+    }
     /* every symlink must stay inside, following the others */
     check_links_job = j;
     check_links_root_len = (int)strlen(j->staging);
@@ -431,7 +682,12 @@ static int archive_extract(lua_State *L)
     }
     /* into place */
     struct stat st;
-    if (lstat(dest, &st) < 0 && errno == ENOENT) {
+    int have_dest = lstat(dest, &st) == 0;
+    if (!have_dest && errno != ENOENT) {
+        say(j->err, sizeof j->err, "%s: %s", dest, strerror(errno));
+        goto fail;
+    }
+    if (!have_dest) {
         chmod(j->staging, 0755 & ~(mode_t)0);   /* mkdtemp made it 0700 */
         mode_t um = umask(0); umask(um);
         chmod(j->staging, 0777 & ~um);
@@ -441,6 +697,7 @@ static int archive_extract(lua_State *L)
         }
         j->staging[0] = '\0';
         created_dest = 1;
+        if (restore_modes(j, dest, 0) < 0) goto fail;
     } else if (!S_ISDIR(st.st_mode)) {
         say(j->err, sizeof j->err, "%s: exists and is not a folder", dest);
         goto fail;
@@ -459,9 +716,11 @@ static int archive_extract(lua_State *L)
                 lua_pushstring(L, de->d_name);
                 lua_rawseti(L, added, ++nadded);
             }
-            rc = move_into(a, b, j->err, sizeof j->err);
+            rc = move_into(j, a, b);
         }
         closedir(d);
+        /* what moved gets its modes, whether or not everything did */
+        if (restore_modes(j, dest, rc != 0) < 0 && !rc) rc = -1;
         if (rc) goto fail;
     }
     job_release(j);
@@ -499,7 +758,14 @@ typedef struct {
     int tar;
     lua_Integer entries;
     long long bytes;
+    struct stat skip[2];           /* dest and our temp file, when inside src */
+    int nskip;
 } create_ctx;
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
 
 static int add_tree(create_ctx *c, const char *full, const char *rel)
 {
@@ -519,6 +785,9 @@ static int add_tree(create_ctx *c, const char *full, const char *rel)
         struct stat st;
         if (lstat(path, &st) < 0) { say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); rc = -1; continue; }
         if (S_ISSOCK(st.st_mode)) continue;     /* no archive holds a socket */
+        int ours = 0;                           /* dest inside src: not itself */
+        for (int k = 0; k < c->nskip; k++) ours |= same_file(&st, &c->skip[k]);
+        if (ours) continue;
         struct archive_entry *e = j->entry = archive_entry_new();
         if (!e) { say(j->err, sizeof j->err, "out of memory"); rc = -1; continue; }
         archive_entry_copy_stat(e, &st);
@@ -627,6 +896,7 @@ static int archive_create(lua_State *L)
         if (stat(src, &st) == 0) say(j->err, sizeof j->err, "%s: not a folder", src);
         goto fail;
     }
+    if (lstat(dest, &c.skip[c.nskip]) == 0) c.nskip++;
     say(j->tmpfile, sizeof j->tmpfile, "%s.provision-XXXXXX", dest);
     j->fd = mkstemp(j->tmpfile);
     if (j->fd < 0) {
@@ -634,6 +904,7 @@ static int archive_create(lua_State *L)
         j->tmpfile[0] = '\0';
         goto fail;
     }
+    if (fstat(j->fd, &c.skip[c.nskip]) == 0) c.nskip++;
     j->w = archive_write_new();
     if (!j->w) { say(j->err, sizeof j->err, "out of memory"); goto fail; }
     if (fmt == 3) archive_write_set_format_zip(j->w);
@@ -746,7 +1017,10 @@ static int archive_list(lua_State *L)
     return 1;
 }
 
-static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
+/* skip[0]: a file left out (create's dest); skip[1]: the folder holding
+ * it, whose mtime every create changes (also left out). NULL: none; an
+ * st_nlink of 0: that one is not there. */
+static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel, const struct stat *skip)
 {
     struct dirent **list = NULL;
     int n = scandir(full, &list, NULL, name_cmp);
@@ -759,7 +1033,8 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
             say(path, sizeof path, "%s/%s", full, de->d_name);
             say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
             struct stat st;
-            if (lstat(path, &st) == 0) {
+            if (lstat(path, &st) == 0 && !(skip && skip[0].st_nlink && same_file(&st, &skip[0]))) {
+                if (skip && skip[1].st_nlink && same_file(&st, &skip[1])) st.st_mtim.tv_sec = st.st_mtim.tv_nsec = 0;
                 if (S_ISLNK(st.st_mode)) {
                     ssize_t m = readlink(path, t, sizeof t - 1);
                     t[m > 0 ? m : 0] = '\0';
@@ -768,7 +1043,7 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
                                    (unsigned)st.st_mode, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
                                    st.st_mtim.tv_nsec, (unsigned)st.st_uid, (unsigned)st.st_gid, t);
                 EVP_DigestUpdate(md, line, (size_t)len);
-                if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name);
+                if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name, skip);
             }
         }
         free(de);
@@ -780,10 +1055,19 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel)
 static int archive_tree_digest(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    const char *skip_path = luaL_optstring(L, 2, NULL);
+    struct stat skip[2];
+    memset(skip, 0, sizeof skip);
+    if (skip_path) {
+        char pcopy[PATH_MAX];
+        say(pcopy, sizeof pcopy, "%s", skip_path);
+        if (lstat(skip_path, &skip[0]) < 0) skip[0].st_nlink = 0;
+        if (stat(dirname(pcopy), &skip[1]) < 0) skip[1].st_nlink = 0;
+    }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md) return luaL_error(L, "out of memory");
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    int rc = digest_tree(md, path, "");
+    int rc = digest_tree(md, path, "", skip_path ? skip : NULL);
     int e = errno;
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dn = 0;

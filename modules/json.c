@@ -1,7 +1,11 @@
 /* json.c: "provision._json": JSON through jansson, for --json events, the
  * state file, HTTP replies and the Docker Engine API.
  *
- *   json.encode(value [, {pretty=true}]) -> string    (raises on a value JSON cannot hold)
+ *   json.encode(value [, {pretty=true}]) -> string
+ *     raises on a value JSON cannot hold, naming where it is ("... at
+ *     env.PASSWORD[2]"): a function, a non-finite number, a string or key
+ *     that is not valid UTF-8 (JSON text is UTF-8). Nothing leaks when it
+ *     raises, nor when a __tostring it calls does.
  *   json.decode(string) -> value | nil, "line L column C: why"
  *   json.null        a sentinel for JSON null (decode gives it; encode takes it)
  *   json.array(t)    marks t as an array, so an empty table encodes as []
@@ -14,8 +18,6 @@
 #include "core.h"
 
 #define ARRAY_MT "provision.json.array"
-
-static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen);
 
 static int is_array(lua_State *L, int idx, size_t *n)
 {
@@ -38,78 +40,206 @@ static int is_array(lua_State *L, int idx, size_t *n)
     return count > 0 && count == len;
 }
 
-static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen)
+#define BOX_MT "provision.json.encoding"
+
+/* What encode builds hangs from a userdata: whatever raises on the way (a
+ * __tostring that fails, a Lua stack that cannot grow, memory) the tree is
+ * freed by __gc. Containers join their parent before they are filled. */
+typedef struct { json_t *root; char *text; } json_box;
+
+static int box_gc(lua_State *L)
+{
+    json_box *b = luaL_checkudata(L, 1, BOX_MT);
+    if (b->root) { json_decref(b->root); b->root = NULL; }
+    free(b->text);
+    b->text = NULL;
+    return 0;
+}
+
+/* why encode failed, and where: path is built as the failure unwinds */
+typedef struct { char why[256]; char path[512]; int cut; } enc_err;
+
+static void prepend(enc_err *e, const char *seg, size_t n)
+{
+    size_t have = strlen(e->path);
+    if (n >= sizeof e->path) return;
+    if (n + have >= sizeof e->path) {      /* too deep: keep the outer part, shown as path... */
+        have = sizeof e->path - 1 - n;
+        e->path[have] = '\0';
+        e->cut = 1;
+    }
+    memmove(e->path + n, e->path, have + 1);
+    memcpy(e->path, seg, n);
+}
+
+static void prepend_index(enc_err *e, size_t i)
+{
+    char seg[32];
+    int n = snprintf(seg, sizeof seg, "[%zu]", i);
+    prepend(e, seg, (size_t)n);
+}
+
+/* .name for an identifier, else ["..."] with bytes outside printable ASCII
+ * as \xNN (the message itself must stay valid UTF-8) */
+static void prepend_key(enc_err *e, const char *k, size_t len)
+{
+    char seg[200];
+    size_t n = 0;
+    int ident = len > 0 && !(k[0] >= '0' && k[0] <= '9');
+    for (size_t i = 0; i < len && ident; i++) {
+        unsigned char c = (unsigned char)k[i];
+        ident = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    }
+    if (ident && len < sizeof seg - 2) {
+        n = (size_t)snprintf(seg, sizeof seg, ".%s", k);
+    } else {
+        seg[n++] = '['; seg[n++] = '"';
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)k[i];
+            if (n + 8 >= sizeof seg) { memcpy(seg + n, "...", 3); n += 3; break; }
+            if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') seg[n++] = (char)c;
+            else n += (size_t)snprintf(seg + n, sizeof seg - n, "\\x%02x", c);
+        }
+        seg[n++] = '"'; seg[n++] = ']';
+    }
+    prepend(e, seg, n);
+}
+
+/* well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF */
+static int utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    while (s < end) {
+        unsigned c = *s++;
+        if (c < 0x80) continue;
+        int more;
+        unsigned cp, min;
+        if (c >= 0xc2 && c <= 0xdf) { more = 1; cp = c & 0x1f; min = 0x80; }
+        else if (c >= 0xe0 && c <= 0xef) { more = 2; cp = c & 0x0f; min = 0x800; }
+        else if (c >= 0xf0 && c <= 0xf4) { more = 3; cp = c & 0x07; min = 0x10000; }
+        else return 0;
+        if (end - s < more) return 0;
+        while (more--) {
+            if ((*s & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (*s++ & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    }
+    return 1;
+}
+
+static int fail(enc_err *e, const char *why)
+{
+    snprintf(e->why, sizeof e->why, "%s", why);
+    return -1;
+}
+
+/* v into parent: appended to an array, set at key in an object, or the
+ * root. v NULL: out of memory. 0, or -1 (v is freed). */
+static int attach(json_t **root, json_t *parent, const char *key, json_t *v, enc_err *e)
+{
+    if (!v) return fail(e, "out of memory");
+    if (!parent) { *root = v; return 0; }
+    int rc = json_is_array(parent) ? json_array_append_new(parent, v)
+                                   : json_object_set_new_nocheck(parent, key, v);
+    return rc < 0 ? fail(e, "out of memory") : 0;
+}
+
+/* a string (checked), into parent */
+static int put_string(json_t **root, json_t *parent, const char *key, const char *s, size_t len,
+                      const char *what, enc_err *e)
+{
+    if (!utf8_valid(s, len)) return fail(e, what);
+    return attach(root, parent, key, json_stringn_nocheck(s, len), e);
+}
+
+/* the Lua value at idx, encoded into parent (see attach). 0, or -1 with
+ * why and where in e. */
+static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const char *key,
+               enc_err *e)
 {
     idx = lua_absindex(L, idx);
-    if (depth > 200) { snprintf(err, errlen, "nesting too deep (a cycle?)"); return NULL; }
+    if (depth > 200) return fail(e, "nesting too deep (a cycle?)");
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: return json_null();
-    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNIL: return attach(root, parent, key, json_null(), e);
+    case LUA_TBOOLEAN: return attach(root, parent, key, json_boolean(lua_toboolean(L, idx)), e);
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) return json_integer(lua_tointeger(L, idx));
+        if (lua_isinteger(L, idx)) return attach(root, parent, key, json_integer(lua_tointeger(L, idx)), e);
         {
             double d = lua_tonumber(L, idx);
-            if (!isfinite(d)) { snprintf(err, errlen, "cannot encode %g", d); return NULL; }
-            return json_real(d);
+            if (!isfinite(d)) {
+                snprintf(e->why, sizeof e->why, "cannot encode %g", d);
+                return -1;
+            }
+            return attach(root, parent, key, json_real(d), e);
         }
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        json_t *j = json_stringn_nocheck(s, len);
-        return j;
+        return put_string(root, parent, key, s, len, "a string that is not valid UTF-8", e);
     }
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) return json_null();
+        if (lua_touserdata(L, idx) == NULL) return attach(root, parent, key, json_null(), e);
         break;
     case LUA_TTABLE: {
-        luaL_checkstack(L, 4, "json.encode");
-        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
-            /* an object that prints itself (a secret prints its mask) */
+        luaL_checkstack(L, 6, "json.encode");
+        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {   /* prints itself: below */
             lua_pop(L, 1);
-            luaL_tolstring(L, idx, NULL);
-            json_t *j = json_string_nocheck(lua_tostring(L, -1));
-            lua_pop(L, 1);
-            return j;
+            break;
         }
         size_t n;
         if (is_array(L, idx, &n)) {
             json_t *a = json_array();
+            if (attach(root, parent, key, a, e) < 0) return -1;
             for (size_t i = 1; i <= n; i++) {
                 lua_rawgeti(L, idx, (lua_Integer)i);
-                json_t *v = to_json(L, -1, depth + 1, err, errlen);
+                int rc = put(L, -1, depth + 1, root, a, NULL, e);
                 lua_pop(L, 1);
-                if (!v) { json_decref(a); return NULL; }
-                json_array_append_new(a, v);
+                if (rc < 0) { prepend_index(e, i); return -1; }
             }
-            return a;
+            return 0;
         }
         json_t *o = json_object();
+        if (attach(root, parent, key, o, e) < 0) return -1;
         lua_pushnil(L);
         while (lua_next(L, idx)) {
-            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);                  /* key value keycopy */
+            size_t klen = 0;
             const char *k = lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TSTRING
-                ? lua_tostring(L, -1) : NULL;
+                ? lua_tolstring(L, -1, &klen) : NULL;
             if (!k) {
-                snprintf(err, errlen, "cannot encode a %s key", luaL_typename(L, -1));
-                lua_pop(L, 3); json_decref(o); return NULL;
+                snprintf(e->why, sizeof e->why, "cannot encode a %s key", luaL_typename(L, -1));
+                lua_pop(L, 3);
+                return -1;
             }
-            json_t *v = to_json(L, -2, depth + 1, err, errlen);
-            if (!v) { lua_pop(L, 3); json_decref(o); return NULL; }
-            json_object_set_new_nocheck(o, k, v);
+            if (!utf8_valid(k, klen)) {
+                fail(e, "a key that is not valid UTF-8");
+                prepend_key(e, k, klen);
+                lua_pop(L, 3);
+                return -1;
+            }
+            if (put(L, -2, depth + 1, root, o, k, e) < 0) {
+                prepend_key(e, k, klen);
+                lua_pop(L, 3);
+                return -1;
+            }
             lua_pop(L, 2);
         }
-        return o;
+        return 0;
     }
     default: break;
     }
-    /* userdata that prints itself */
-    if (luaL_callmeta(L, idx, "__tostring")) {
-        json_t *j = json_string_nocheck(lua_tostring(L, -1));
+    /* a table or userdata that prints itself (a secret prints its mask) */
+    if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
         lua_pop(L, 1);
-        return j;
+        size_t len;
+        const char *s = luaL_tolstring(L, idx, &len);   /* may raise: the tree is in the box */
+        int rc = put_string(root, parent, key, s, len, "a __tostring result that is not valid UTF-8", e);
+        lua_pop(L, 1);
+        return rc;
     }
-    snprintf(err, errlen, "cannot encode a %s", luaL_typename(L, idx));
-    return NULL;
+    snprintf(e->why, sizeof e->why, "cannot encode a %s", luaL_typename(L, idx));
+    return -1;
 }
 
 static int json_encode(lua_State *L)
@@ -122,15 +252,27 @@ static int json_encode(lua_State *L)
         lua_pop(L, 1);
     }
     lua_settop(L, 1);
-    char err[256];
-    json_t *j = to_json(L, 1, 0, err, sizeof err);
-    if (!j) return luaL_error(L, "json.encode: %s", err);
+    json_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->root = NULL;
+    box->text = NULL;
+    luaL_setmetatable(L, BOX_MT);
+    enc_err e;
+    e.why[0] = e.path[0] = '\0';
+    e.cut = 0;
+    if (put(L, 1, 0, &box->root, NULL, NULL, &e) < 0) {
+        if (box->root) { json_decref(box->root); box->root = NULL; }
+        const char *where = e.path[0] == '.' ? e.path + 1 : e.path;
+        if (*where) return luaL_error(L, "json.encode: %s at %s%s", e.why, where, e.cut ? "..." : "");
+        return luaL_error(L, "json.encode: %s", e.why);
+    }
     size_t flags = JSON_ENCODE_ANY | JSON_SORT_KEYS | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
-    char *s = json_dumps(j, flags);
-    json_decref(j);
-    if (!s) return luaL_error(L, "json.encode: out of memory");
-    lua_pushstring(L, s);
-    free(s);
+    box->text = json_dumps(box->root, flags);
+    json_decref(box->root);
+    box->root = NULL;
+    if (!box->text) return luaL_error(L, "json.encode: out of memory");
+    lua_pushstring(L, box->text);   /* may raise (memory): the box frees the text */
+    free(box->text);
+    box->text = NULL;
     return 1;
 }
 
@@ -202,6 +344,11 @@ static const luaL_Reg json_funcs[] = {
 int luaopen_provision_json(lua_State *L)
 {
     luaL_newmetatable(L, ARRAY_MT);
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BOX_MT)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
     lua_pop(L, 1);
     luaL_newlib(L, json_funcs);
     lua_pushlightuserdata(L, NULL);

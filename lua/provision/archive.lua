@@ -9,6 +9,11 @@
 --     leading outside dest, a write through a symlink) fails with a message
 --     naming the entry, and nothing is written in or outside dest.
 --     Absolute symlink targets are refused too (they would point outside).
+--     owner = false (default, for untrusted archives): files belong to the
+--     user extracting, setuid/setgid bits are dropped, and a device file,
+--     FIFO or socket entry fails the extraction (naming it, nothing
+--     written). owner = true trusts the archive: owners, setuid/setgid bits
+--     and device files as recorded (an image root filesystem).
 --     check: `creates` exists (when given); else the archive's SHA-256 is
 --     the one last extracted and every top-level entry it made is there.
 --     revert: removes dest when extract created it, else the top-level
@@ -19,7 +24,8 @@
 --     timestamp; owner = "root" makes every entry 0:0 root/root (an image
 --     root filesystem); mtime = N sets every entry's mtime. check: dest is
 --     the file we made and src has not changed since (names, types, modes,
---     sizes, mtimes, owners, link targets).
+--     sizes, mtimes, owners, link targets). A dest inside src is not
+--     archived (nor its temp file), nor part of what "src changed" means.
 --   archive.list(path), archive.tree_digest(path), archive.remove_tree(path)
 local C = require "provision._archive"
 local R = require "provision.resource"
@@ -129,7 +135,7 @@ M.create = R.define {
     local st = ctx.state or {}
     if not exists(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
     if not st.sha256 then return false, ("create %s from %s (the existing file is not ours)"):format(self.dest, self.src) end
-    local tree, err = C.tree_digest(self.src)
+    local tree, err = C.tree_digest(self.src, self.dest)
     if not tree then return nil, err end
     if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
       return false, ("%s changed: create %s again"):format(self.src, self.dest)
@@ -141,7 +147,7 @@ M.create = R.define {
   end,
   apply = function(self, ctx)
     local existed = exists(self.dest)
-    local tree, terr = C.tree_digest(self.src)
+    local tree, terr = C.tree_digest(self.src, self.dest)
     if not tree then return nil, terr end
     local res, err = C.create { src = self.src, dest = self.dest, format = self.format,
       owner = self.owner, mtime = self.mtime }

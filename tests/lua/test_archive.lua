@@ -259,4 +259,172 @@ T.test("create: bad options raise; a missing src fails; no temp file", function(
   for _, n in ipairs(ls(dir)) do T.ok(not n:find("^n%.tar"), "left " .. n) end
 end)
 
+T.test("extract: a dest that cannot be looked up fails with the reason, nothing left", function()
+  -- lstat(dest) fails with ENOTDIR, not ENOENT: the reason, not a guess
+  local base = T.tmpdir()
+  sh("printf x > " .. base .. "/file")
+  local ok, err = archive.extract { src = craft(base .. "/g.tar", "good"), dest = base .. "/file/" }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.eq(err, base .. "/file/: Not a directory")
+  T.eq(read(base .. "/file"), "x")
+  for _, n in ipairs(ls(base)) do T.ok(not n:find("provision%-extract"), "staging left: " .. n) end
+end)
+
+-- special entries and setuid/setgid bits (crafted here: device files, FIFOs)
+local FS = require "provision._fs"
+local SPECIAL = [[
+import io, sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, typ, mode, data=None, **kw):
+        ti = tarfile.TarInfo(name); ti.type = typ; ti.mode = mode; ti.mtime = 1700000000
+        for k, v in kw.items(): setattr(ti, k, v)
+        if data is not None: ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+        else: t.addfile(ti)
+    add("ok.txt", tarfile.REGTYPE, 0o644, b"fine\n")
+    if kind == "chardev": add("null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=1)
+    elif kind == "blockdev": add("disk", tarfile.BLKTYPE, 0o660, devmajor=7, devminor=0)
+    elif kind == "fifo": add("pipe", tarfile.FIFOTYPE, 0o666)
+    elif kind == "setid":
+        add("suid", tarfile.REGTYPE, 0o4755, b"#!/bin/sh\n")
+        add("sgid", tarfile.REGTYPE, 0o2711, b"#!/bin/sh\n")
+        add("shared", tarfile.DIRTYPE, 0o3775)
+        add("shared/x", tarfile.REGTYPE, 0o6755, b"x\n")
+]]
+local function special(out, kind) py(SPECIAL, out, kind) return out end
+
+for _, c in ipairs {
+  { "chardev", "null", "character device" }, { "blockdev", "disk", "block device" }, { "fifo", "pipe", "FIFO" },
+} do
+  local kind, name, what = c[1], c[2], c[3]
+  T.test("extract: a " .. what .. " entry is refused unless owner = true; nothing written", function()
+    local base = T.tmpdir()
+    sh("mkdir -p " .. base .. "/work/merge && echo mine > " .. base .. "/work/merge/keep")
+    local src = special(base .. "/s.tar", kind)
+    local ok, err = archive.extract { src = src, dest = base .. "/work/dest" }:apply(new_ctx())
+    T.eq(ok, nil)
+    T.match(err, "refusing entry '" .. name .. "': it is a " .. what)
+    T.match(err, "owner = true")
+    T.ok(not exists(base .. "/work/dest"), "dest not created")
+    -- into an existing folder: not even the harmless entry before it lands
+    ok, err = archive.extract { src = src, dest = base .. "/work/merge" }:apply(new_ctx())
+    T.eq(ok, nil); T.match(err, "refusing entry '" .. name .. "'")
+    T.eq(ls(base .. "/work/merge"), { "keep" })
+    T.eq(ls(base .. "/work"), { "merge" })          -- no staging folder left
+  end)
+end
+
+T.test("extract: setuid/setgid bits are dropped unless owner = true", function()
+  local base = T.tmpdir()
+  local src = special(base .. "/s.tar", "setid")
+  assert(archive.extract { src = src, dest = base .. "/plain" }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/plain/suid").mode, tonumber("755", 8))
+  T.eq(FS.lstat(base .. "/plain/sgid").mode, tonumber("711", 8))
+  T.eq(FS.lstat(base .. "/plain/shared").mode, tonumber("1775", 8))   -- sticky stays
+  T.eq(FS.lstat(base .. "/plain/shared/x").mode, tonumber("755", 8))
+  T.eq(read(base .. "/plain/suid"), "#!/bin/sh\n")
+  -- a trusted archive (owner = true) keeps them, and its device files
+  assert(archive.extract { src = src, dest = base .. "/trusted", owner = true }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/trusted/suid").mode, tonumber("4755", 8))
+  T.eq(FS.lstat(base .. "/trusted/sgid").mode, tonumber("2711", 8))
+  T.eq(FS.lstat(base .. "/trusted/shared").mode, tonumber("3775", 8))
+  T.eq(FS.lstat(base .. "/trusted/shared/x").mode, tonumber("6755", 8))
+  assert(archive.extract { src = special(base .. "/d.tar", "chardev"), dest = base .. "/dev", owner = true }:apply(new_ctx()))
+  local st = FS.lstat(base .. "/dev/null")
+  T.eq(st.type, "device"); T.eq(st.mode, tonumber("666", 8))
+  assert(archive.extract { src = special(base .. "/f.tar", "fifo"), dest = base .. "/dev", owner = true }:apply(new_ctx()))
+  T.eq(FS.lstat(base .. "/dev/pipe").type, "fifo")
+end)
+
+T.test("extract as non-root: read-only folders extract again, merge, fail and get removed without a trace", function()
+  -- a read-only folder (0555) must take entries on the second extract and
+  -- when the staging folder is removed after a failure; 0300 hides symlinks
+  -- from a walk unless opened
+  local RO = [[
+import io, sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, mode, data=None, link=None):
+        ti = tarfile.TarInfo(name); ti.mode = mode; ti.mtime = 1700000000
+        if link is not None: ti.type = tarfile.SYMTYPE; ti.linkname = link; t.addfile(ti)
+        elif data is None: ti.type = tarfile.DIRTYPE; t.addfile(ti)
+        else: ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    add("ro", 0o555); add("ro/f", 0o644, b"one\n"); add("ro/sub", 0o555); add("ro/sub/g", 0o444, b"g\n")
+    add("ro/wo", 0o300); add("ro/wo/h", 0o644, b"h\n")
+    if kind == "more": add("ro/new.txt", 0o644, b"new\n"); add("ro/sub/nd", 0o555); add("ro/sub/nd/x", 0o644, b"x\n")
+    if kind == "bad": add("../evil.txt", 0o644, b"evil\n")
+    if kind == "hidden": add("ro/wo/esc", 0o777, link="../../../outside")
+]]
+  local base = T.tmpdir()
+  local work = base .. "/work"
+  sh("mkdir -p " .. work .. " && chmod 755 " .. base .. " && chown 65534:65534 " .. work)
+  local src = {}
+  for _, k in ipairs { "plain", "more", "bad", "hidden" } do
+    src[k] = base .. "/" .. k .. ".tar"
+    py(RO, src[k], k)
+  end
+  local script = base .. "/as-nobody.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(([[
+local A = require "provision._archive"
+local work = %q
+local function show(r, e) print(r and "ok" or ("fail " .. tostring(e))) end
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/dest" })
+show(A.extract { src = %q, dest = work .. "/fresh" })
+show(A.extract { src = %q, dest = work .. "/gone" })
+show(A.remove_tree(work .. "/gone"))
+]]):format(work, src.plain, src.plain, src.more, src.bad, src.hidden, src.plain))
+  f:close()
+  sh("chmod 644 " .. script)
+  local p = io.popen(("setpriv --reuid=65534 --regid=65534 --clear-groups %s --script %s 2>&1")
+    :format(os.getenv("PROVISION") or "./provision", script))
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  T.eq(out[1], "ok", "first extract")
+  T.eq(out[2], "ok", "the same again, over read-only folders")
+  T.eq(out[3], "ok", "more entries into read-only folders")
+  T.match(out[4], "^fail .*hostile archive")
+  T.match(out[5], "^fail .*symlink 'ro/wo/esc'")        -- found inside a 0300 folder
+  T.eq(out[7], "ok", "remove_tree of a read-only tree")
+  T.eq(ls(work), { "dest" })                             -- no staging folder, no fresh, no gone
+  local d = work .. "/dest/ro"
+  T.eq(mode(d) & 0xfff, tonumber("555", 8))
+  T.eq(mode(d .. "/sub") & 0xfff, tonumber("555", 8))
+  T.eq(mode(d .. "/sub/nd") & 0xfff, tonumber("555", 8))
+  T.eq(read(d .. "/f"), "one\n"); T.eq(read(d .. "/new.txt"), "new\n"); T.eq(read(d .. "/sub/nd/x"), "x\n")
+  T.eq(ls(d), { "f", "new.txt", "sub", "wo" })
+  local st = require("provision._fs").lstat(d .. "/wo")
+  T.eq(st.mode, tonumber("300", 8)); T.eq(st.uid, 65534)
+  T.ok(not exists(base .. "/evil.txt") and not exists(work .. "/evil.txt"))
+end)
+
+T.test("create: a dest inside src archives neither itself nor its temp file, and converges", function()
+  local src = T.tmpdir()
+  sh("echo a > " .. src .. "/a.txt && mkdir " .. src .. "/sub && echo b > " .. src .. "/sub/b.txt")
+  local function names(p)
+    local out = {}
+    for _, e in ipairs(assert(A.list(p))) do out[#out + 1] = e.path end
+    return out
+  end
+  for _, dest in ipairs { src .. "/out.tar", src .. "/sub/out.zip" } do
+    local r = archive.create { src = src, dest = dest }
+    local ctx = new_ctx()
+    assert(r:apply(ctx))
+    local want = { "a.txt", "sub/", "sub/b.txt" }
+    T.eq(names(dest), want, dest)
+    T.eq({ r:check(ctx) }, { true }, "the archive it made is no change in src")
+    assert(r:apply(ctx))                    -- again: the previous archive stays out
+    T.eq(names(dest), want, dest .. " (second run)")
+    T.eq(r:check(ctx), true)
+    sh("echo c > " .. src .. "/c.txt")      -- a real change still shows
+    T.eq((r:check(ctx)), false)
+    sh("rm " .. src .. "/c.txt")
+    os.remove(dest)
+  end
+end)
+
 return T.done()

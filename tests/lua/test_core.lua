@@ -81,4 +81,45 @@ T.test("atomic write and read through core", function()
   local ok, err = core.write_atomic(d .. "/missing/f", "x")
   T.eq(ok, nil); T.match(err, "No such file")
 end)
+T.test("json.encode: a string or key that is not UTF-8 is named where it is", function()
+  -- JSON text is UTF-8: jansson's dump failed and encode said "out of memory"
+  local err = T.raises(function() json.encode { env = { PW = "ok", X = { 1, 2, "caf\xe9" } } } end)
+  T.match(err, "json%.encode: a string that is not valid UTF%-8 at env%.X%[3%]$")
+  err = T.raises(function() json.encode { list = { { ["caf\xe9"] = 1 } } } end)
+  T.match(err, 'a key that is not valid UTF%-8 at list%[1%]%["caf\\xe9"%]$')
+  T.match(T.raises(function() json.encode "\xed\xa0\x80" end), "a string that is not valid UTF%-8$")   -- a surrogate
+  T.match(T.raises(function() json.encode { s = "\xc0\xaf" } end), "not valid UTF%-8 at s$")      -- overlong '/'
+  T.match(T.raises(function() json.encode { ["a b"] = { f = print } } end), 'cannot encode a function at %["a b"%]%.f$')
+  local mask = setmetatable({}, { __tostring = function() return "\xff" end })
+  T.match(T.raises(function() json.encode { 1, mask } end), "__tostring result that is not valid UTF%-8 at %[2%]$")
+  local cycle = {}; cycle.self = cycle                     -- a long path keeps its outer part
+  T.match(T.raises(function() json.encode { cycle } end), "nesting too deep %(a cycle%?%) at %[1%]%.self%.self.*%.%.%.$")
+  T.eq(json.encode { s = "h\xc3\xa9llo \xf0\x9f\x98\x80", n = "a\0b" }, '{"n":"a\\u0000b","s":"h\xc3\xa9llo \xf0\x9f\x98\x80"}')
+end)
+T.test("json.encode: nothing leaks when a __tostring it calls raises", function()
+  -- the partly built tree was lost when luaL_tolstring raised; judged by
+  -- LeakSanitizer (a sanitizer build) or valgrind
+  local bin = os.getenv("PROVISION") or "./provision"
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/leak.lua", [[
+local json = require "provision.json"
+local bad = setmetatable({}, { __tostring = function() return {} end })
+local boom = setmetatable({}, { __tostring = function() error("no text") end })
+for _ = 1, 20 do
+  assert(not pcall(json.encode, { a = { 1, 2, 3 }, b = "x", c = { bad } }))
+  assert(not pcall(json.encode, { { k = { "v", boom } } }))
+end
+print("done")
+]], 420))
+  local asan = os.execute("grep -q __asan_init " .. bin)
+  local cmd = (asan and "%s --script %s" or
+    "valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 %s --script %s")
+    :format(bin, d .. "/leak.lua")
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  T.eq(code, 0, out)
+  T.match(out, "^done\n")
+end)
+
 os.exit(T.done())
