@@ -20,18 +20,24 @@ static int exec_run(lua_State *L)
     memset(&o, 0, sizeof o);
     /* argv and env arrays live in userdata so an error frees them (via GC) */
     const char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    /* A number in argv is converted to a new string on the stack copy; that
+     * string must stay referenced until the child has been spawned, or the
+     * GC may free it: this table anchors every argv string. */
+    lua_createtable(L, (int)(n < 1000000 ? n : 0), 0);
+    int anchor = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         if (!lua_isstring(L, -1))
             return luaL_error(L, "exec.run: argv[%d] is a %s, not a string", (int)i, luaL_typename(L, -1));
-        argv[i - 1] = lua_tostring(L, -1);   /* borrowed: the table keeps it */
-        lua_pop(L, 1);
+        argv[i - 1] = lua_tostring(L, -1);
+        lua_rawseti(L, anchor, i);           /* pops it; the anchor keeps it */
     }
     argv[n] = NULL;
     o.argv = argv;
     lua_getfield(L, 1, "cwd");
-    o.cwd = luaL_optstring(L, -1, NULL);
-    lua_pop(L, 1);
+    o.cwd = luaL_optstring(L, -1, NULL);     /* a number becomes a string here: */
+    int cwd_idx = lua_gettop(L);             /* kept on the stack until the spawn */
+    (void)cwd_idx;
     lua_getfield(L, 1, "timeout");
     o.timeout = luaL_optnumber(L, -1, 0);
     lua_pop(L, 1);

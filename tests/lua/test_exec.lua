@@ -130,4 +130,25 @@ T.test("run: timeout takes a duration as exec.command does", function()
   T.raises(function() exec.run { "true", timeout = "soon" } end, "exec%.run: bad timeout \"soon\"")
 end)
 
+T.test("run: numbers in argv and a numeric cwd stay valid until the spawn (GC under pressure)", function()
+  local C = require "provision._exec"
+  collectgarbage("incremental", 0, 1000, 0)   -- collect as eagerly as possible
+  local bad, first = 0, nil
+  for t = 1, 150 do
+    local argv = { "printf", "%s\\n" }
+    for i = 1, 200 do argv[#argv + 1] = 1000000 + i + t * 1000 end
+    local env = {}
+    for i = 1, 200 do env["K" .. i] = 5000000 + i + t * 1000 end
+    argv.env = env
+    local r = C.run(argv)
+    local exp = {}   -- made after the run: equal short strings are shared
+    for i = 1, 200 do exp[i] = tostring(1000000 + i + t * 1000) end
+    if not r or r.output ~= table.concat(exp, "\n") .. "\n" then bad = bad + 1; first = first or (r and r.output) end
+    local _, err = C.run { "true", cwd = 424242000 + t, env = env }
+    if err ~= ("chdir %d: No such file or directory"):format(424242000 + t) then bad = bad + 1; first = first or err end
+  end
+  collectgarbage("incremental", 200, 100, 13)
+  T.eq(bad, 0, "corrupted runs (first: " .. tostring(first and first:sub(1, 80)) .. ")")
+end)
+
 os.exit(T.done())
