@@ -26,7 +26,7 @@ static void tail_add(tailbuf *b, const char *s, size_t n)
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
-    if (b->len > 2 * b->max) {   /* keep the tail, amortized */
+    if (b->len > b->max && b->len - b->max > b->max) {   /* keep the tail, amortized */
         memmove(b->p, b->p + b->len - b->max, b->max);
         b->len = b->max;
     }

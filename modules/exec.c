@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include "core.h"
 
+#define CAPTURE_MAX_LIMIT (256 << 20)   /* 256 MiB */
+
 static int exec_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -45,7 +47,15 @@ static int exec_run(lua_State *L)
     o.passthrough = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "capture_max");
-    o.capture_max = (size_t)luaL_optinteger(L, -1, 0);
+    if (!lua_isnil(L, -1)) {
+        /* the output kept is at most this many bytes (its tail); the buffer
+         * can grow to twice that before it is trimmed */
+        lua_Integer cm = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        if (cm < 1 || cm > CAPTURE_MAX_LIMIT)
+            return luaL_error(L, "exec.run: capture_max must be a whole number of bytes from 1 to %d, got %s",
+                              (int)CAPTURE_MAX_LIMIT, luaL_tolstring(L, -1, NULL));
+        o.capture_max = (size_t)cm;
+    }
     lua_pop(L, 1);
     lua_getfield(L, 1, "input");
     if (!lua_isnil(L, -1)) o.input = luaL_checklstring(L, -1, &o.input_len);

@@ -151,4 +151,15 @@ T.test("run: numbers in argv and a numeric cwd stay valid until the spawn (GC un
   T.eq(bad, 0, "corrupted runs (first: " .. tostring(first and first:sub(1, 80)) .. ")")
 end)
 
+T.test("run: capture_max must be a sane positive size", function()
+  for _, bad in ipairs { math.mininteger, -1, 0, 1.5, math.maxinteger, "10" } do
+    T.raises(function() exec.run { "true", capture_max = bad } end,
+      "exec%.run: capture_max must be a whole number of bytes from 1 to 268435456, got ")
+  end
+  local r = exec.run { "sh", "-c", "echo 0123456789", capture_max = 4 }
+  T.eq(r.status, 0); T.eq(r.output, "789\n")
+  r = exec.run { "sh", "-c", "echo 0123456789", capture_max = 268435456 }
+  T.eq(r.output, "0123456789\n")
+end)
+
 os.exit(T.done())
