@@ -65,8 +65,12 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     if (pid == 0) {
         setpgid(0, 0);
         signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); signal(SIGPIPE, SIG_DFL);
-        int nul = open("/dev/null", O_RDONLY);
-        dup2(in[0] >= 0 ? in[0] : nul, 0);
+        if (in[0] >= 0) dup2(in[0], 0);
+        else {
+            /* not inherited by the program: closed once it is stdin */
+            int nul = open("/dev/null", O_RDONLY);
+            if (nul > 0) { dup2(nul, 0); close(nul); }
+        }
         dup2(out[1], 1);
         dup2(out[1], 2);
         const char *why = "chdir";

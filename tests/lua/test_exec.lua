@@ -151,6 +151,17 @@ T.test("run: numbers in argv and a numeric cwd stay valid until the spawn (GC un
   T.eq(bad, 0, "corrupted runs (first: " .. tostring(first and first:sub(1, 80)) .. ")")
 end)
 
+T.test("run: no stray /dev/null descriptor reaches the program", function()
+  -- the descriptors above 2 that are /dev/null, as the shell sees them; a
+  -- shell started by io.popen shows what provision itself passes on
+  local script = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && [ "$(readlink $f)" = /dev/null ] && echo $n; done; true'
+  local p = io.popen(script); local base = p:read("a"); p:close()
+  local r = exec.run { "sh", "-c", script }
+  T.eq(r.status, 0); T.eq(r.output, base, "without input")
+  r = exec.run { "sh", "-c", script, input = "x" }
+  T.eq(r.status, 0); T.eq(r.output, base, "with input")
+end)
+
 T.test("run: capture_max must be a sane positive size", function()
   for _, bad in ipairs { math.mininteger, -1, 0, 1.5, math.maxinteger, "10" } do
     T.raises(function() exec.run { "true", capture_max = bad } end,
