@@ -4,6 +4,7 @@ local T = dofile "tests/lua/harness.lua"
 local exec = require "provision.exec"
 local fs = require "provision.fs"
 local secret = require "provision.secret"
+local core_now = require("provision._core").now
 
 local function new_ctx(verbose)
   local ctx = { state = {}, logs = {}, details = {}, verbose = verbose }
@@ -171,6 +172,48 @@ T.test("run: capture_max must be a sane positive size", function()
   T.eq(r.status, 0); T.eq(r.output, "789\n")
   r = exec.run { "sh", "-c", "echo 0123456789", capture_max = 268435456 }
   T.eq(r.output, "0123456789\n")
+end)
+
+-- a process that is still there and not a zombie
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a"); f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+T.test("run: the timeout holds after the program closes its output", function()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "exec >/dev/null 2>&1; sleep 4", timeout = 0.5 }
+  T.eq(r.timed_out, true); T.eq(r.status, 124)
+  T.ok(core_now() - t0 < 2.5, "stopped after " .. (core_now() - t0) .. " s")
+end)
+
+T.test("run: done when the program exits, though a background process holds its output", function()
+  local d = T.tmpdir()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "sleep 3 & echo $! > " .. d .. "/bg; echo started; exit 3" }
+  local took = core_now() - t0
+  T.eq(r.status, 3); T.eq(r.output, "started\n"); T.eq(r.timed_out, false)
+  T.ok(took < 1.5, "returned after " .. took .. " s")
+  local bg = fs.read(d .. "/bg"):match("%d+")
+  T.ok(alive(bg), "the background process is left running")   -- a daemon it started
+  os.execute("kill " .. bg)
+  -- output written at exit still arrives, and a quick command stays quick
+  t0 = core_now()
+  for _ = 1, 20 do T.eq(exec.run { "sh", "-c", "echo a; echo b >&2" }.output, "a\nb\n") end
+  T.ok(core_now() - t0 < 1.5, "20 quick runs took " .. (core_now() - t0) .. " s")
+end)
+
+T.test("run: a timeout stops every member of the process group, also one that ignores SIGTERM", function()
+  local d = T.tmpdir()
+  local r = exec.run { "sh", "-c", "(trap '' TERM; exec sleep 30) & echo $! > " .. d .. "/m; wait", timeout = 0.5 }
+  T.eq(r.timed_out, true)
+  local m = fs.read(d .. "/m"):match("%d+")
+  local gone = false   -- SIGKILL is sent; dying takes a moment
+  for _ = 1, 50 do gone = not alive(m); if gone then break end; os.execute("sleep 0.02") end
+  if not gone then os.execute("kill -9 " .. m) end
+  T.ok(gone, "the member that ignores SIGTERM was killed")
 end)
 
 os.exit(T.done())
