@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "core.h"
+#include "signals.h"
 
 typedef struct { char *p; size_t len, cap, max; } tailbuf;
 
@@ -89,6 +90,7 @@ static void stop_child(pid_t pid, int *leader_done)
         *leader_done = 1;
     }
     for (int i = 0; i < 20 && group_alive(pid); i++) usleep(50000);
+    provision_signals_child(0);
 }
 
 static int open_pidfd(pid_t pid)
@@ -145,6 +147,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     close(out[1]); close(errp[1]);
     if (in[0] >= 0) close(in[0]);
     setpgid(pid, pid);
+    provision_signals_child(pid);   /* a second signal kills the group (signals.c) */
 
     /* Did exec work? The error pipe closes on exec (CLOEXEC) or carries why not. */
     char ebuf[200];
@@ -155,6 +158,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
         ebuf[en] = '\0';
         snprintf(r->error, sizeof r->error, "%s", ebuf);
         waitpid(pid, NULL, 0);
+        provision_signals_child(0);
         close(out[0]);
         if (in[1] >= 0) close(in[1]);
         return -1;
@@ -180,6 +184,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
             if (w == pid || (w < 0 && errno == ECHILD)) {
                 leader_done = 1;
                 exited_at = last_data = provision_now();
+                provision_signals_child(0);   /* what is left of the group stays */
                 if (pidfd >= 0) { close(pidfd); pidfd = -1; }
             }
         }

@@ -1,11 +1,16 @@
 /* signals.c: SIGINT and SIGTERM ask the run to stop. The handler only sets a
  * flag and a Lua hook (as lua.c's laction does); the hook raises "interrupted"
  * at the next Lua instruction, C code that blocks polls provision_interrupted().
- * A second signal while the first is being handled kills the process. */
+ * A second signal while the first is being handled kills the process, and
+ * the process group of the program it was running (proc.c). */
 #include <string.h>
 #include "core.h"
+#include "signals.h"
 
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t child_pgid;   /* see signals.h */
+
+void provision_signals_child(pid_t pgid) { child_pgid = (sig_atomic_t)pgid; }
 static lua_State *signal_L;
 
 static void stop_hook(lua_State *L, lua_Debug *ar)
@@ -18,6 +23,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 static void on_signal(int sig)
 {
     if (interrupted) {   /* second time: give up at once */
+        pid_t pg = (pid_t)child_pgid;
+        if (pg > 0) kill(-pg, SIGKILL);   /* not left behind, orphaned */
         signal(sig, SIG_DFL);
         raise(sig);
         return;
