@@ -7,7 +7,7 @@
 # members of process group $1 that are not zombies
 group_alive() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | grep -q .; }
 # wait up to 2 s for file $1 to hold a pid
-wait_pidfile() { i=0; while [ ! -s "$1" ]; do i=$((i + 1)); [ $i -gt 40 ] && return 1; sleep 0.05; done; }
+wait_pidfile() { i=0; while [ ! -e "$1" ]; do i=$((i + 1)); [ $i -gt 40 ] && return 1; sleep 0.05; done; }
 
 # one SIGINT: the program closed its output, and is stopped all the same
 cat > quiet.lua <<'L'
@@ -43,4 +43,42 @@ expect "second SIGINT: provision ends at once, by SIGINT" eval '[ $RC -eq 130 ]'
 i=0; while group_alive "$pg" && [ $i -lt 20 ]; do i=$((i + 1)); sleep 0.05; done
 expect "second SIGINT: the program's process group is killed, not orphaned" eval '! group_alive "$pg"'
 kill -KILL -"$pg" 2>/dev/null
+# recipe code that catches every error with pcall still stops: at --timeout
+# (the step fails, timed out) and at a SIGINT (exit 130); the run still
+# records what the first step made, and the step after is not run
+cat > spin.lua <<'L'
+recipe { name = "spin" }
+step "mark" { fs.file { path = "./marked", content = "x\n" } }
+step "spin" {
+  check = function() return false, "spins" end,
+  apply = function()
+    io.open("spinning", "w"):close()
+    while true do
+      pcall(function() local s = 0; for i = 1, 1e6 do s = s + i end end)
+      pcall(error, "again")
+    end
+  end,
+}
+step "after" { fs.file { path = "./after", content = "x\n" } }
+L
+t0=$(date +%s%N)
+run timeout -s KILL 10 "$P" spin.lua --timeout 1s
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect "pcall in a step: --timeout still stops it (${ms}ms)" eval '[ $RC -eq 1 ] && [ $ms -lt 4000 ]'
+expect "pcall in a step: the step fails as timed out" has "$OUT$ERR" "spin .*timed out after 1.0s (--timeout)"
+expect "pcall in a step, timed out: the first step is recorded, the next not run" \
+    eval 'grep -rq marked .provision && [ ! -e after ]'
+rm -rf .provision marked spinning
+
+timeout -s KILL 10 "$P" spin.lua > out.txt 2>&1 &
+pid=$!
+wait_pidfile spinning
+t0=$(date +%s%N)
+kill -INT $pid
+wait $pid; RC=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+OUT=$(cat out.txt); ERR=""
+expect "pcall in a step: one SIGINT still stops it (${ms}ms)" eval '[ $RC -eq 130 ] && [ $ms -lt 2000 ]'
+expect "pcall in a step, interrupted: the first step is recorded, the next not run" \
+    eval 'grep -rq marked .provision && [ ! -e after ] && has "$OUT" "interrupted"'
 exit 0
