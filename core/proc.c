@@ -79,6 +79,7 @@ static int group_alive(pid_t pg)
 static void stop_child(pid_t pid, int *leader_done)
 {
     kill(-pid, SIGTERM);
+    kill(-pid, SIGCONT);   /* a stopped member (SIGTTIN: it read the terminal) acts on it */
     for (int i = 0; i < 40; i++) {   /* 2 s to go quietly */
         if (!*leader_done && waitpid(pid, NULL, WNOHANG) != 0) *leader_done = 1;
         if (*leader_done && !group_alive(pid)) break;

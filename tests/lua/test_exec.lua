@@ -216,4 +216,11 @@ T.test("run: a timeout stops every member of the process group, also one that ig
   T.ok(gone, "the member that ignores SIGTERM was killed")
 end)
 
+T.test("run: a timeout stops a stopped program at once (one that read the terminal gets SIGTTIN)", function()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "kill -STOP $$; sleep 20", timeout = 0.5 }
+  T.eq(r.timed_out, true)
+  T.ok(core_now() - t0 < 1.8, "stopped after " .. (core_now() - t0) .. " s")
+end)
+
 os.exit(T.done())
