@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include "core.h"
 
+#define CAPTURE_MAX_LIMIT (256 << 20)   /* 256 MiB */
+
 static int exec_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -20,18 +22,24 @@ static int exec_run(lua_State *L)
     memset(&o, 0, sizeof o);
     /* argv and env arrays live in userdata so an error frees them (via GC) */
     const char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    /* A number in argv is converted to a new string on the stack copy; that
+     * string must stay referenced until the child has been spawned, or the
+     * GC may free it: this table anchors every argv string. */
+    lua_createtable(L, (int)(n < 1000000 ? n : 0), 0);
+    int anchor = lua_gettop(L);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         if (!lua_isstring(L, -1))
             return luaL_error(L, "exec.run: argv[%d] is a %s, not a string", (int)i, luaL_typename(L, -1));
-        argv[i - 1] = lua_tostring(L, -1);   /* borrowed: the table keeps it */
-        lua_pop(L, 1);
+        argv[i - 1] = lua_tostring(L, -1);
+        lua_rawseti(L, anchor, i);           /* pops it; the anchor keeps it */
     }
     argv[n] = NULL;
     o.argv = argv;
     lua_getfield(L, 1, "cwd");
-    o.cwd = luaL_optstring(L, -1, NULL);
-    lua_pop(L, 1);
+    o.cwd = luaL_optstring(L, -1, NULL);     /* a number becomes a string here: */
+    int cwd_idx = lua_gettop(L);             /* kept on the stack until the spawn */
+    (void)cwd_idx;
     lua_getfield(L, 1, "timeout");
     o.timeout = luaL_optnumber(L, -1, 0);
     lua_pop(L, 1);
@@ -39,7 +47,15 @@ static int exec_run(lua_State *L)
     o.passthrough = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "capture_max");
-    o.capture_max = (size_t)luaL_optinteger(L, -1, 0);
+    if (!lua_isnil(L, -1)) {
+        /* the output kept is at most this many bytes (its tail); the buffer
+         * can grow to twice that before it is trimmed */
+        lua_Integer cm = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        if (cm < 1 || cm > CAPTURE_MAX_LIMIT)
+            return luaL_error(L, "exec.run: capture_max must be a whole number of bytes from 1 to %d, got %s",
+                              (int)CAPTURE_MAX_LIMIT, luaL_tolstring(L, -1, NULL));
+        o.capture_max = (size_t)cm;
+    }
     lua_pop(L, 1);
     lua_getfield(L, 1, "input");
     if (!lua_isnil(L, -1)) o.input = luaL_checklstring(L, -1, &o.input_len);

@@ -4,6 +4,7 @@ local T = dofile "tests/lua/harness.lua"
 local exec = require "provision.exec"
 local fs = require "provision.fs"
 local secret = require "provision.secret"
+local core_now = require("provision._core").now
 
 local function new_ctx(verbose)
   local ctx = { state = {}, logs = {}, details = {}, verbose = verbose }
@@ -128,6 +129,98 @@ T.test("run: timeout takes a duration as exec.command does", function()
   T.ok(r == nil or r.status ~= 0 or r.timed_out, "stopped")
   T.ok(os.time() - t0 < 3, "promptly")
   T.raises(function() exec.run { "true", timeout = "soon" } end, "exec%.run: bad timeout \"soon\"")
+end)
+
+T.test("run: numbers in argv and a numeric cwd stay valid until the spawn (GC under pressure)", function()
+  local C = require "provision._exec"
+  collectgarbage("incremental", 0, 1000, 0)   -- collect as eagerly as possible
+  local bad, first = 0, nil
+  for t = 1, 150 do
+    local argv = { "printf", "%s\\n" }
+    for i = 1, 200 do argv[#argv + 1] = 1000000 + i + t * 1000 end
+    local env = {}
+    for i = 1, 200 do env["K" .. i] = 5000000 + i + t * 1000 end
+    argv.env = env
+    local r = C.run(argv)
+    local exp = {}   -- made after the run: equal short strings are shared
+    for i = 1, 200 do exp[i] = tostring(1000000 + i + t * 1000) end
+    if not r or r.output ~= table.concat(exp, "\n") .. "\n" then bad = bad + 1; first = first or (r and r.output) end
+    local _, err = C.run { "true", cwd = 424242000 + t, env = env }
+    if err ~= ("chdir %d: No such file or directory"):format(424242000 + t) then bad = bad + 1; first = first or err end
+  end
+  collectgarbage("incremental", 200, 100, 13)
+  T.eq(bad, 0, "corrupted runs (first: " .. tostring(first and first:sub(1, 80)) .. ")")
+end)
+
+T.test("run: no stray /dev/null descriptor reaches the program", function()
+  -- the descriptors above 2 that are /dev/null, as the shell sees them; a
+  -- shell started by io.popen shows what provision itself passes on
+  local script = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && [ "$(readlink $f)" = /dev/null ] && echo $n; done; true'
+  local p = io.popen(script); local base = p:read("a"); p:close()
+  local r = exec.run { "sh", "-c", script }
+  T.eq(r.status, 0); T.eq(r.output, base, "without input")
+  r = exec.run { "sh", "-c", script, input = "x" }
+  T.eq(r.status, 0); T.eq(r.output, base, "with input")
+end)
+
+T.test("run: capture_max must be a sane positive size", function()
+  for _, bad in ipairs { math.mininteger, -1, 0, 1.5, math.maxinteger, "10" } do
+    T.raises(function() exec.run { "true", capture_max = bad } end,
+      "exec%.run: capture_max must be a whole number of bytes from 1 to 268435456, got ")
+  end
+  local r = exec.run { "sh", "-c", "echo 0123456789", capture_max = 4 }
+  T.eq(r.status, 0); T.eq(r.output, "789\n")
+  r = exec.run { "sh", "-c", "echo 0123456789", capture_max = 268435456 }
+  T.eq(r.output, "0123456789\n")
+end)
+
+-- a process that is still there and not a zombie
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a"); f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+T.test("run: the timeout holds after the program closes its output", function()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "exec >/dev/null 2>&1; sleep 4", timeout = 0.5 }
+  T.eq(r.timed_out, true); T.eq(r.status, 124)
+  T.ok(core_now() - t0 < 2.5, "stopped after " .. (core_now() - t0) .. " s")
+end)
+
+T.test("run: done when the program exits, though a background process holds its output", function()
+  local d = T.tmpdir()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "sleep 3 & echo $! > " .. d .. "/bg; echo started; exit 3" }
+  local took = core_now() - t0
+  T.eq(r.status, 3); T.eq(r.output, "started\n"); T.eq(r.timed_out, false)
+  T.ok(took < 1.5, "returned after " .. took .. " s")
+  local bg = fs.read(d .. "/bg"):match("%d+")
+  T.ok(alive(bg), "the background process is left running")   -- a daemon it started
+  os.execute("kill " .. bg)
+  -- output written at exit still arrives, and a quick command stays quick
+  t0 = core_now()
+  for _ = 1, 20 do T.eq(exec.run { "sh", "-c", "echo a; echo b >&2" }.output, "a\nb\n") end
+  T.ok(core_now() - t0 < 1.5, "20 quick runs took " .. (core_now() - t0) .. " s")
+end)
+
+T.test("run: a timeout stops every member of the process group, also one that ignores SIGTERM", function()
+  local d = T.tmpdir()
+  local r = exec.run { "sh", "-c", "(trap '' TERM; exec sleep 30) & echo $! > " .. d .. "/m; wait", timeout = 0.5 }
+  T.eq(r.timed_out, true)
+  local m = fs.read(d .. "/m"):match("%d+")
+  local gone = false   -- SIGKILL is sent; dying takes a moment
+  for _ = 1, 50 do gone = not alive(m); if gone then break end; os.execute("sleep 0.02") end
+  if not gone then os.execute("kill -9 " .. m) end
+  T.ok(gone, "the member that ignores SIGTERM was killed")
+end)
+
+T.test("run: a timeout stops a stopped program at once (one that read the terminal gets SIGTTIN)", function()
+  local t0 = core_now()
+  local r = exec.run { "sh", "-c", "kill -STOP $$; sleep 20", timeout = 0.5 }
+  T.eq(r.timed_out, true)
+  T.ok(core_now() - t0 < 1.8, "stopped after " .. (core_now() - t0) .. " s")
 end)
 
 os.exit(T.done())
