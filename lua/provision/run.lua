@@ -47,13 +47,18 @@ local function call(fn, ...)
 end
 
 -- check -> true | false, changes | nil, message
+local function describe(res)
+  local ok, d = pcall(res.describe, res)
+  return ok and tostring(d) or res.kind
+end
+
 local function run_check(res, ctx)
   local ok, a, b = call(res.check, res, ctx)
   if not ok then return nil, a end
   if a == nil and b ~= nil then return nil, tostring(b) end
   if a == nil or a == false then
     local ch = normalize_changes(b)
-    if #ch == 0 then ch = { res:describe() } end
+    if #ch == 0 then ch = { describe(res) } end
     return false, ch
   end
   return true
@@ -89,11 +94,6 @@ local function step_kind(s)
   return table.concat(kinds, "+")
 end
 
-local function describe(res)
-  local ok, d = pcall(res.describe, res)
-  return ok and tostring(d) or res.kind
-end
-
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
 -- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
@@ -122,7 +122,8 @@ local function run_step(run, s)
           return "failed", nil, changes_all, { resource = describe(res), reason = aok and tostring(b) or a }, saved
         end
         local ok2, ch2 = true, nil
-        if not (res.unverifiable and res:unverifiable()) then ok2, ch2 = run_check(res, ctx) end
+        local skip = res.unverifiable and select(2, pcall(res.unverifiable, res)) == true
+        if not skip then ok2, ch2 = run_check(res, ctx) end
         if ok2 == nil then
           return "failed", nil, changes_all, { resource = describe(res), reason = "checking after apply: " .. ch2 }, saved
         elseif not ok2 then
@@ -217,18 +218,28 @@ local function select_steps(recipe, o)
   return run_it
 end
 
+-- the selected steps from index `from` on, which this run will not reach
+local function not_run(run, from)
+  local n = 0
+  for j = from, #run.recipe.steps do
+    if run.selected[j] then n = n + 1 end
+  end
+  run.counts.not_run = n
+end
+
 local function apply_or_plan(run)
   local recipe = run.recipe
   run.report:start(recipe, run.verb, #recipe.steps)
   if not preflight(run) then
-    run.counts.not_run = 0
-    for j = 1, #recipe.steps do
-      if run.selected[j] then run.counts.not_run = run.counts.not_run + 1 end
-    end
+    not_run(run, 1)
     return finish(run, core.interrupted() and 130 or 1)
   end
   for i, s in ipairs(recipe.steps) do
     s.kind = s.kind or step_kind(s)
+    if core.interrupted() then   -- between steps: stop before the next one
+      not_run(run, i)
+      return finish(run, 130)
+    end
     if not run.selected[i] then
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(i, s, "skipped", 0)
@@ -261,10 +272,7 @@ local function apply_or_plan(run)
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "step", s, i, ms, changes, failure)
-        run.counts.not_run = 0
-        for j = i + 1, #recipe.steps do
-          if run.selected[j] then run.counts.not_run = run.counts.not_run + 1 end
-        end
+        not_run(run, i + 1)
         return finish(run, core.interrupted() and 130 or 1)
       end
       run.counts[status] = run.counts[status] + 1
