@@ -125,7 +125,11 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
         return -1;
     }
     if (pid == 0) {
-        setpgid(0, 0);
+        /* its own session: its own process group (stop_child signals the
+         * group), and no controlling terminal, so a program that would ask
+         * for a password on /dev/tty (sudo, ssh) fails at once instead of
+         * stopping for ever on SIGTTIN in a background group */
+        setsid();
         signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); signal(SIGPIPE, SIG_DFL);
         if (in[0] >= 0) dup2(in[0], 0);
         else {
@@ -147,7 +151,8 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     }
     close(out[1]); close(errp[1]);
     if (in[0] >= 0) close(in[0]);
-    setpgid(pid, pid);
+    /* no setpgid(pid, pid) here: made first, it would make setsid fail. The
+     * child's setsid comes before its exec, which the read below waits for. */
     provision_signals_child(pid);   /* a second signal kills the group (signals.c) */
 
     /* Did exec work? The error pipe closes on exec (CLOEXEC) or carries why not. */

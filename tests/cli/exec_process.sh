@@ -81,4 +81,18 @@ OUT=$(cat out.txt); ERR=""
 expect "pcall in a step: one SIGINT still stops it (${ms}ms)" eval '[ $RC -eq 130 ] && [ $ms -lt 2000 ]'
 expect "pcall in a step, interrupted: the first step is recorded, the next not run" \
     eval 'grep -rq marked .provision && [ ! -e after ] && has "$OUT" "interrupted"'
+
+# a program that asks the terminal (sudo, ssh would) under a terminal: it
+# has none (its own session), so it fails at once instead of stopping on
+# SIGTTIN in a background process group until a timeout
+cat > tty.lua <<'R'
+recipe { name = "tty" }
+step "asks" { exec.command { argv = { "sh", "-c", "exec 3< /dev/tty || exit 7; read x <&3" } } }
+R
+t0=$(date +%s%N)
+timeout -s KILL 20 script -qec "\"$P\" tty.lua --no-color" /dev/null < /dev/null > out.txt 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+OUT=$(cat out.txt); ERR=""
+expect "a program that opens /dev/tty fails at once, not stopped (${ms}ms)" \
+    eval '[ $ms -lt 5000 ] && has "$OUT" "failed=1" && has "$OUT" "exit 7\|exited 7\|status 7"'
 exit 0
