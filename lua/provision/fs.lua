@@ -302,15 +302,22 @@ end
 
 -- check for any resource whose desired state is "path holds content"
 -- content: the plain bytes; display: the text that may be shown (masked) or nil
+-- A symbolic link where a file is wanted is replaced by the file (as
+-- Ansible's copy does by default): the check says so, rather than read the
+-- link's target and call it fine when that happens to match
+local function link_change(path)
+  local lst = C.lstat(path)
+  if lst and lst.type == "link" then
+    return { ("~ %s: a link (-> %s), replaced with a file"):format(path, tostring(C.readlink(path))) }
+  end
+end
+
 local function file_check(self, content, display, mask_old)
+  local link = link_change(self.path)
+  if link then return false, link end
   local st = C.stat(self.path)
   local changes = {}
-  if not st then
-    if not C.lstat(self.path) then
-      return false, new_file_changes(self, content, display, changes)
-    end
-    return false, { "! " .. self.path .. " is a dangling link" }
-  end
+  if not st then return false, new_file_changes(self, content, display, changes) end
   if st.type ~= "file" then
     return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
   end
@@ -324,7 +331,9 @@ local function file_check(self, content, display, mask_old)
 end
 
 local function file_apply(self, ctx, content)
-  local st = C.stat(self.path)
+  local lst = C.lstat(self.path)
+  local was_link = lst and lst.type == "link"
+  local st = not was_link and lst or nil   -- a link is replaced, as a new file
   if st and st.type ~= "file" then
     return nil, self.path .. ": exists and is a " .. st.type .. ", not a file"
   end
@@ -348,7 +357,9 @@ local function file_apply(self, ctx, content)
     end
     local ok, err = write(self.path, content, mode, uid, gid)
     if not ok then return nil, err end
-    if not st then
+    if was_link then   -- not ours to remove at teardown: the link was there before
+      log(ctx, ("replaced the link %s with a file (%d bytes)"):format(self.path, #content))
+    elseif not st then
       record(ctx, { type = "file", path = self.path, sha256 = hash })
       log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))
     else
@@ -537,6 +548,8 @@ M.env_file = R.define {
   describe = function(self) return "env file " .. self.path end,
   check = function(self, ctx)
     local content = envfmt.encode(self.values, R.reveal)
+    local link = link_change(self.path)
+    if link then return false, link end
     local st = C.stat(self.path)
     if not st then
       local changes = { ("+ %s (mode %s)"):format(self.path, octal(self.mode)) }

@@ -428,6 +428,32 @@ T.test("fs.absent: check, apply, check again; dangling links count", function()
   T.eq(fs.listdir(d), {})
 end)
 
+T.test("fs.file over a symbolic link: plan says the link is replaced, apply does it, the target is left alone", function()
+  local d = T.tmpdir()
+  write(d .. "/target", "same\n")
+  fs.symlink("target", d .. "/conf")
+  local r = fs.file { path = d .. "/conf", content = "same\n" }
+  local ctx = new_ctx()
+  local ok, changes = r:check(ctx)
+  T.eq(ok, false, "a link whose target matches is still not the file asked for")
+  T.eq(changes, { "~ " .. d .. "/conf: a link (-> target), replaced with a file" })
+  T.ok(r:apply(ctx))
+  T.eq(fs.lstat(d .. "/conf").type, "file")
+  T.eq(fs.read(d .. "/target"), "same\n", "the target is untouched")
+  T.eq(r:check(ctx), true)
+  T.ok(r:revert(ctx))
+  T.ok(fs.exists(d .. "/conf"), "teardown keeps it: the path was there (a link) before")
+  -- a dangling link, and fs.env_file alike
+  fs.symlink("nowhere", d .. "/dangling")
+  local r2 = fs.file { path = d .. "/dangling", content = "x" }
+  T.match(lines(select(2, r2:check(new_ctx()))), "a link %(%-> nowhere%), replaced with a file")
+  T.ok(r2:apply(new_ctx())); T.eq(fs.lstat(d .. "/dangling").type, "file")
+  fs.symlink("target", d .. "/.env")
+  local r3 = fs.env_file { path = d .. "/.env", values = { A = "1" } }
+  T.match(lines(select(2, r3:check(new_ctx()))), "a link %(%-> target%), replaced with a file")
+  T.ok(r3:apply(new_ctx())); T.eq(fs.lstat(d .. "/.env").type, "file"); T.eq(fs.read(d .. "/target"), "same\n")
+end)
+
 T.test("fs.symlink: create, retarget atomically, revert only our link", function()
   local d = T.tmpdir()
   local ctx = new_ctx()
