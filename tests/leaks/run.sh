@@ -37,6 +37,12 @@ check() {
         --num-callers=30 --log-file="$log" \
         "$P" "$@" -e dir="$SANDBOX/out" -e with_fs=$with_fs > "$SANDBOX/out.txt" 2>&1
     rc=$?
+    # valgrind 3.19 (Debian 12) does not know pidfd_open (434): it warns and
+    # returns ENOSYS, and proc.c falls back to polling waitpid. That warning
+    # is about valgrind, not the program; any other line still fails.
+    grep -Ev -- '^--[0-9]+-- (WARNING: unhandled amd64-linux syscall: 434|You may be able to write your own handler\.|Read the file README_MISSING_SYSCALL_OR_IOCTL\.|Nevertheless we consider this a bug\.  Please report|it at http://valgrind\.org/support/bug_reports\.html\.)$' \
+        "$log" > "$log.kept"
+    mv "$log.kept" "$log"
     if [ $rc -eq 99 ] || [ -s "$log" ]; then
         echo "FAIL leaks/$name: valgrind found errors (exit $rc):"
         sed 's/^/    /' "$log" | head -n 80
