@@ -387,7 +387,11 @@ function M.main(o)
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
                 selected = selected, counts = new_counts() }
   local dir = State.default_dir(o)
-  if not run.plan then
+  -- a teardown with nothing recorded and no teardown block of its own has
+  -- nothing to do: it reports that and writes nothing, not even the folder
+  local nothing_to_undo = o.verb == "teardown" and not recipe.teardown
+    and not State.exists(dir, recipe.name)
+  if not run.plan and not nothing_to_undo then
     -- a state folder that cannot be made or locked: nothing has changed (2)
     local ok, merr = core.mkdirs(dir, 448)
     if not ok then report:err("provision: state folder " .. merr .. "\n"); return 2 end
@@ -403,7 +407,7 @@ function M.main(o)
   local state, serr = State.open(dir, recipe.name)
   if not state then report:err("provision: " .. serr .. "\n"); return 1 end
   run.state = state
-  if run.plan then run.state.save = function() return true end end  -- plan writes nothing at all
+  if run.plan or nothing_to_undo then run.state.save = function() return true end end  -- plan writes nothing at all
   if o.verb == "teardown" then return teardown(run) end
   return apply_or_plan(run)
 end

@@ -18,6 +18,13 @@ function State.default_dir(o)
   return o.state_dir or (env ~= "" and env) or "./.provision"
 end
 
+-- State.exists(dir, recipe_name): has a run of this recipe saved a state?
+function State.exists(dir, recipe_name)
+  local f = io.open(dir .. "/" .. file_name(recipe_name), "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
 -- State.open(dir, recipe_name) -> state | nil, message
 function State.open(dir, recipe_name)
   local self = setmetatable({ dir = dir, path = dir .. "/" .. file_name(recipe_name) }, State)

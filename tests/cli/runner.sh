@@ -233,3 +233,13 @@ step "f" { exec.command { argv = { "sh", "-c", "exit 3" } } }
 R
 run "$P" unguarded-fail.lua
 expect "an unguarded command that fails fails its step with its status" eval '[ $RC -eq 1 ] && has "$OUT" "exit 3\|exited 3\|status 3"'
+
+# a teardown with nothing recorded (and no teardown block) writes nothing,
+# not even the state folder
+cat > nothing.lua <<'R'
+recipe { name = "nothing-yet" }
+step "a" { fs.file { path = "nothing-a", content = "a" } }
+R
+run "$P" teardown nothing.lua --state-dir never-made
+expect "teardown of a recipe never applied: ok, nothing recorded, no state folder made" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "nothing recorded" && [ ! -e never-made ]'
