@@ -68,6 +68,15 @@ function M.run(t)
     if not d then error(("exec.run: bad timeout %q (use e.g. 30s, 5m, or seconds)"):format(tostring(c.timeout)), 2) end
     c.timeout = d
   end
+  -- passthrough copies the program's output to stderr as it comes, raw:
+  -- once any secret is known it is shown masked instead, when it ends
+  -- (a secret in a .env file would reach the terminal through -v)
+  if c.passthrough and R.any_secret() then
+    c.passthrough = false
+    local r, err = C.run(c)
+    if r and r.output and r.output ~= "" then io.stderr:write(R.mask(r.output)); io.stderr:flush() end
+    return r, err
+  end
   return C.run(c)
 end
 M.which = C.which

@@ -66,6 +66,7 @@ local R = {}
 R.reveal = secret.reveal
 R.is_secret = secret.is
 R.mask = secret.mask
+R.any_secret = secret.any
 
 -- Option types. Each checker returns the normalized value, or nil, why.
 local checkers = {}

@@ -61,6 +61,9 @@ local function is_plain(v)
   return false
 end
 
+-- is any secret value known (so that output must go through S.mask)?
+function S.any() return next(known) ~= nil end
+
 function S.mask(text)
   if type(text) ~= "string" or next(known) == nil then return text end
   if not known_sorted then

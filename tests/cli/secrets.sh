@@ -155,3 +155,16 @@ expect "load error: the path is shown as it is" eval '[ $RC -eq 2 ] && has "$ERR
 printf 'include("airflow-x.lua")\nremove_step "airflow.shx"\n' > airflow-dir/mine.lua
 run "$P" list airflow-dir/mine.lua
 expect "load error: a step name is shown as it is" eval '[ $RC -eq 2 ] && has "$ERR" "no step named .airflow.shx."'
+
+# output copied through as a program runs (-v for compose, apt, systemctl:
+# passthrough) is masked too: a secret in a .env reached the terminal raw
+cat > pass.lua <<'R'
+recipe { name = "passthrough" }
+local v = vars { pw = secret "pa55-thr0ugh" }
+step "env" { fs.env_file { path = "pass.env", values = { PW = v.pw } } }
+local shown = false
+step "show" { check = function() return shown end,
+  apply = function() exec.run { "cat", "pass.env", passthrough = true }; shown = true end }
+R
+run "$P" pass.lua -v
+expect "passthrough output: the secret is masked on stderr and stdout" eval '[ $RC -eq 0 ] && ! has "$OUT$ERR" pa55-thr0ugh && has "$ERR" "PW=\*\*\*\*\*\*\*\*"'
