@@ -307,6 +307,26 @@ end
 local GOOD_STATES = { healthy = true, running = true, completed = true }
 local ONE_SHOT = { [""] = true, no = true, ["on-failure"] = true }
 
+-- "2026-11-26T18:10:03.123456789Z" (Docker's StartedAt) -> seconds since the epoch, or nil
+local function utc_seconds(ts)
+  local y, mo, d, h, mi, sec, frac = tostring(ts):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)(%.?%d*)Z$")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  -- days from 1970-01-01 (Howard Hinnant's days_from_civil)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + (tonumber("0" .. frac) or 0)
+end
+M.utc_seconds = utc_seconds
+
+-- a container restarted by its policy is taken for running once it has
+-- stayed up this long: caught between two crashes it is not up
+local RESTARTED_SETTLE = 3
+
 -- container_state(inspect) -> state word, detail
 --   "healthy" | "running" | "starting" | "unhealthy" | "completed" | "exited" | other docker states
 local function container_state(ins)
@@ -322,7 +342,14 @@ local function container_state(ins)
       end
       return "starting"
     end
+    local started = utc_seconds(st.StartedAt)
+    if (ins.RestartCount or 0) > 0 and started and core.time() - started < RESTARTED_SETTLE then
+      return "restarted", ("restarted %d times, up %.1fs"):format(ins.RestartCount, math.max(0, core.time() - started))
+    end
     return "running"
+  end
+  if status == "restarting" then   -- it exited and its restart policy brings it back
+    return "restarting", ("exit code %s, restarted %d times"):format(tostring(st.ExitCode), ins.RestartCount or 0)
   end
   if status == "exited" or status == "dead" then
     local rp = ins.HostConfig and ins.HostConfig.RestartPolicy
@@ -369,6 +396,7 @@ function M.service_states(name, services, full)
           entry.state, entry.detail = container_state(ins)
           entry.started = ins.State and ins.State.StartedAt
           entry.exit_code = ins.State and ins.State.ExitCode
+          entry.restarts = ins.RestartCount or 0
         elseif not ierr:find("404") then
           return nil, ierr
         end
@@ -385,6 +413,7 @@ function M.service_states(name, services, full)
 end
 
 local GOOD = GOOD_STATES
+local RESTARTS_FAILED = 3
 
 -- judge(states, services, wait) -> ready, pending lines, failed line (or nil)
 function M.judge(states, services, wait)
@@ -392,7 +421,9 @@ function M.judge(states, services, wait)
   for _, s in ipairs(services) do
     local st = states[s]
     local w = st.state
-    if w == "unhealthy" or w == "exited" or w == "dead" then
+    -- restarting: it exited; a few restarts may be a slow dependency, more
+    -- is a crash loop that waiting out the timeout would not cure
+    if w == "unhealthy" or w == "exited" or w == "dead" or (w == "restarting" and (st.restarts or 0) >= RESTARTS_FAILED) then
       failed = failed or ("service %s: %s%s"):format(s, w, st.detail and (" (" .. st.detail .. ")") or "")
       pending[#pending + 1] = ("service %s: %s"):format(s, w)
     elseif w == "missing" then
@@ -658,6 +689,12 @@ M.run_once = R.define {
       if not states then return nil, serr end
       local st = states[self.service]
       local fresh = st.started and st.started ~= prev_start
+      -- a one-shot whose restart policy brings it back after a failure
+      -- (on-failure) has failed: it is not waited for until the timeout
+      if st.state == "restarting" and st.exit_code and st.exit_code ~= 0 then
+        return nil, ("service %s exited with code %s (%s)%s"):format(self.service, tostring(st.exit_code),
+          st.detail or "restarting", logs_tail(states, self.service, 30))
+      end
       if fresh and (st.state == "completed" or st.state == "exited") then
         if st.exit_code ~= 0 then
           return nil, ("service %s exited with code %s%s"):format(self.service, tostring(st.exit_code),

@@ -82,6 +82,18 @@ T.test("container states and the judgement", function()
   local _, p2, failed = compose.judge({ x = { state = "exited", detail = "exit code 1" }, y = { state = "missing" } }, { "x", "y" }, "running")
   T.eq(p2, { "service x: exited", "service y: no container" })
   T.eq(failed, "service x: exited (exit code 1)")
+  -- restarting: it exited and comes back; a crash loop fails, a first restart waits
+  T.eq({ cs { State = { Status = "restarting", ExitCode = 2 }, RestartCount = 4 } }, { "restarting", "exit code 2, restarted 4 times" })
+  T.eq(compose.utc_seconds("1970-01-02T00:00:01.25Z"), 86401.25)
+  T.eq(compose.utc_seconds("2000-03-01T00:00:00Z"), 951868800)
+  local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  T.eq(cs { State = { Status = "running", StartedAt = now }, RestartCount = 2 }, "restarted", "just restarted: not up yet")
+  T.eq(cs { State = { Status = "running", StartedAt = "2000-01-01T00:00:00Z" }, RestartCount = 2 }, "running", "restarted long ago: up")
+  T.eq(cs { State = { Status = "running", StartedAt = now }, RestartCount = 0 }, "running", "a first start is up")
+  local _, p3, f3 = compose.judge({ r = { state = "restarting", restarts = 1, detail = "exit code 1, restarted 1 times" } }, { "r" }, "running")
+  T.eq(p3, { "service r: not running (restarting)" }); T.eq(f3, nil)
+  local _, _, f4 = compose.judge({ r = { state = "restarting", restarts = 3, detail = "exit code 1, restarted 3 times" } }, { "r" }, "running")
+  T.eq(f4, "service r: restarting (exit code 1, restarted 3 times)")
 end)
 
 T.test("resource options validated at load time", function()
@@ -247,6 +259,40 @@ services:
   T.eq(ctx.state.ran, nil)
   local ok2, ch = ro:check(ctx)
   T.eq(ok2, false); T.match(table.concat(ch, "\n"), "last run failed %(exit code 3%)")
+  T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
+end)
+
+T.test("run_once of a one-shot that restarts on failure fails at once, with its exit code", function()
+  local dir = stack(("ptc%drestart"):format(pid), [[
+services:
+  init:
+    image: IMAGE
+    restart: on-failure
+    command: ["sh", "-c", "echo init failed >&2; exit 2"]
+]])
+  local ro = compose.run_once { project_dir = dir, service = "init", timeout = "60s" }
+  local t0 = core.now()
+  local ok, err = ro:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "^service init exited with code 2 %(exit code 2, restarted %d+ times%)")
+  T.ok(core.now() - t0 < 30, ("failed in %.1fs, not after the 60s timeout"):format(core.now() - t0))
+  T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
+end)
+
+T.test("up fails on a service in a crash loop, naming it", function()
+  local dir = stack(("ptc%dloop"):format(pid), [[
+services:
+  loop:
+    image: IMAGE
+    stop_signal: SIGKILL
+    restart: always
+    command: ["sh", "-c", "echo crashing; exit 1"]
+]])
+  local t0 = core.now()
+  local ok, err = compose.up { project_dir = dir, wait = "running", timeout = "90s" }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "service loop: restarting %(exit code 1, restarted %d+ times%)")
+  T.ok(core.now() - t0 < 80, ("failed in %.1fs, before the timeout"):format(core.now() - t0))
   T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
 end)
 
