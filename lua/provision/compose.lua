@@ -471,6 +471,26 @@ function M.wait_for(name, services, wait, timeout, ctx)
   end
 end
 
+-- Compose tells projects apart by name alone, and the name comes from the
+-- folder's: ./a/airflow and ./b/airflow are both "airflow". Before taking a
+-- project down, make sure its containers are this folder's (Compose labels
+-- each with the folder it was started from): nil, message when one is not.
+local WORKDIR_LABEL = "com.docker.compose.project.working_dir"
+local function foreign_guard(project)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local here = C.realpath(project.dir) or project.dir
+  for _, c in ipairs(list) do
+    local wd = c.Labels and c.Labels[WORKDIR_LABEL]
+    if wd and wd ~= "" and (C.realpath(wd) or wd) ~= here then
+      return nil, ("project %s: container %s was started from %s, not %s; not taking it down (give the stacks different project names: project = \"...\")")
+        :format(project.name, ((c.Names and c.Names[1]) or c.Id or "?"):gsub("^/", ""), wd, here)
+    end
+  end
+  return true
+end
+M.foreign_guard = foreign_guard
+
 -- ---- running Compose ----
 
 -- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
@@ -636,6 +656,8 @@ M.up = R.define {
   revert = function(self, ctx)
     local project, err = M.load_project(self)
     if not project then return nil, err end
+    local safe, ferr = foreign_guard(project)
+    if not safe then return nil, ferr end
     local r, rerr = M.run(project, { "down", "--remove-orphans" }, { command = self.command, file = self.file })
     if not r then return nil, rerr end
     ctx.state.applied = nil
@@ -759,11 +781,17 @@ M.down = R.define {
     local left, err = leftovers(name, self.volumes)
     if not left then return nil, err end
     if #left == 0 then return true end
+    if project then   -- plan says what apply would: refuse another folder's stack
+      local safe, ferr = foreign_guard(project)
+      if not safe then return nil, ferr end
+    end
     return false, left
   end,
   apply = function(self, ctx)
     local project, err = M.load_project(self)
     if not project then return nil, err .. " (compose needs it to take the stack down)" end
+    local safe, ferr = foreign_guard(project)
+    if not safe then return nil, ferr end
     local args = { "down" }
     if self.volumes then args[#args + 1] = "--volumes" end
     if self.remove_orphans then args[#args + 1] = "--remove-orphans" end

@@ -296,6 +296,36 @@ services:
   T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
 end)
 
+T.test("down and teardown refuse a project of the same name started from another folder", function()
+  local name = ("ptc%dsame"):format(pid)
+  local body = [[
+services:
+  SVC:
+    image: IMAGE
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+]]
+  local other = stack("other/" .. name, (body:gsub("SVC", "other")))
+  local mine = stack("mine/" .. name, (body:gsub("SVC", "mine")))
+  -- the other folder's stack, started by hand (plain Compose)
+  local r = exec.run { "docker-compose", "up", "-d", cwd = other }
+  assert(r.status == 0, r.output)
+  local up = compose.up { project_dir = mine, wait = "running", timeout = "60s" }
+  local uctx = new_ctx()
+  assert(up:apply(uctx))
+  local ok, err = up:revert(uctx)
+  T.eq(ok, nil)
+  T.match(err, "container " .. name .. "_other_1 was started from .*other/" .. name .. ", not .*mine/" .. name)
+  local down = compose.down { project_dir = mine, remove_orphans = true }
+  local cok, cerr = down:check(new_ctx())
+  T.eq(cok, nil); T.match(cerr, "not taking it down")
+  T.eq((down:apply(new_ctx())), nil)
+  local list = docker.containers { project = name }
+  T.eq(#list, 2, "both stacks still there")
+  r = exec.run { "docker", "rm", "-f", name .. "_other_1", name .. "_mine_1" }
+  T.ok(compose.down { project_dir = other }:apply(new_ctx()))
+end)
+
 T.test("up fails on an unhealthy service, naming it, with its logs", function()
   local dir = stack(("ptc%dsick"):format(pid), [[
 services:
