@@ -176,10 +176,12 @@ function M.read_env_file(path)
   return env
 end
 
--- interpolate one string
+-- interpolate one string, in one pass as Compose v1 does: "$$" is a "$",
+-- "${NAME}", "${NAME:-default}" (and -, :?, ?) and "$NAME" are looked up;
+-- what a substitution gives (a value, a default) is not read again
 local function interp(s, env, where)
   local err
-  local out = s:gsub("%$%$", "\1"):gsub("%${([^}]*)}", function(expr)
+  local function braced(expr)
     local name, op, rest = expr:match("^([%a_][%w_]*)(:?[-?])(.*)$")
     if not name then
       name = expr:match("^([%a_][%w_]*)$")
@@ -189,7 +191,7 @@ local function interp(s, env, where)
     local v = env[name]
     local unset = v == nil or (op:sub(1, 1) == ":" and v == "")
     if op:sub(-1) == "-" then
-      if unset then return (interp(rest, env, where)) end
+      if unset then return rest end   -- as is: v1 does not read a default again
       return v
     end
     if unset then
@@ -197,9 +199,27 @@ local function interp(s, env, where)
       return ""
     end
     return v
-  end):gsub("%$([%a_][%w_]*)", function(name) return env[name] or "" end):gsub("\1", "$")
+  end
+  local out, i = {}, 1
+  while true do
+    local j = s:find("$", i, true)
+    if not j then out[#out + 1] = s:sub(i); break end
+    out[#out + 1] = s:sub(i, j - 1)
+    local nx = s:sub(j + 1, j + 1)
+    if nx == "$" then
+      out[#out + 1] = "$"; i = j + 2
+    elseif nx == "{" then
+      local close = s:find("}", j + 2, true)
+      if not close then err = err or ("invalid interpolation format in %q"):format(s); break end
+      out[#out + 1] = braced(s:sub(j + 2, close - 1)); i = close + 1
+    else
+      local name = s:match("^[%a_][%w_]*", j + 1)
+      if name then out[#out + 1] = env[name] or ""; i = j + 1 + #name
+      else out[#out + 1] = "$"; i = j + 1 end
+    end
+  end
   if err then return nil, (where and (where .. ": ") or "") .. err end
-  return out
+  return table.concat(out)
 end
 
 -- interpolate(text_or_table, env) -> value | nil, msg (values only, as Compose does)
