@@ -26,15 +26,7 @@ local RUN_OPTIONS = { argv = true, cwd = true, env = true, input = true, timeout
 function M.run(t)
   if type(t) ~= "table" then error("exec.run: expected { \"prog\", \"arg\", ... }, got " .. type(t), 2) end
   local n = #t
-  for k in pairs(t) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) and not RUN_OPTIONS[k] then
-      local names = {}
-      for name in pairs(RUN_OPTIONS) do names[#names + 1] = name end
-      table.sort(names)
-      error(("exec.run: unknown option %s (options: %s)"):format(
-        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 2)
-    end
-  end
+  R.check_keys("exec.run", t, RUN_OPTIONS, function(k) return math.type(k) == "integer" and k >= 1 and k <= n end)
   if t.argv ~= nil then
     if n > 0 then error("exec.run: give 'argv' once, either by position or by name", 2) end
     if type(t.argv) ~= "table" or #t.argv == 0 then error("exec.run: argv must be a non-empty list", 2) end

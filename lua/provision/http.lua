@@ -467,15 +467,7 @@ function M.request(opts)
   if type(opts) ~= "table" or type(opts.url) ~= "string" then
     error("http.request: expected { url = ... }", 2)
   end
-  for k in pairs(opts) do
-    if not REQUEST_OPTIONS[k] then
-      local names = {}
-      for name in pairs(REQUEST_OPTIONS) do names[#names + 1] = name end
-      table.sort(names)
-      error(("http.request: unknown option %s (options: %s)"):format(
-        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 2)
-    end
-  end
+  R.check_keys("http.request", opts, REQUEST_OPTIONS)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.user, o.password = basic_auth(opts.user, opts.password)

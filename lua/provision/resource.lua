@@ -237,6 +237,21 @@ function R.define(def)
   end
 end
 
+-- R.check_keys(fname, t, allowed [, skip]): raise, at the line that called
+-- fname, when t holds a key not in allowed (skip(k) true: a key allowed
+-- anyway, such as an argv index), naming it and the valid ones
+function R.check_keys(fname, t, allowed, skip)
+  for k in pairs(t) do
+    if not allowed[k] and not (skip and skip(k)) then
+      local names = {}
+      for name in pairs(allowed) do names[#names + 1] = name end
+      table.sort(names)
+      error(("%s: unknown option %s (options: %s)"):format(fname,
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
+end
+
 function Resource:describe() return self.kind end
 
 -- A resource is recognized by this

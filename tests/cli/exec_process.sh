@@ -8,6 +8,16 @@
 group_alive() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | grep -q .; }
 # wait up to 2 s for file $1 to hold a pid
 wait_pidfile() { i=0; while [ ! -e "$1" ]; do i=$((i + 1)); [ $i -gt 40 ] && return 1; sleep 0.05; done; }
+# interrupt_when FILE: once FILE exists, SIGINT to $pid and wait for it:
+# $RC, $ms (from the signal to the exit), $OUT (out.txt)
+interrupt_when() {
+    wait_pidfile "$1"
+    t0=$(date +%s%N)
+    kill -INT $pid
+    wait $pid; RC=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    OUT=$(cat out.txt); ERR=""
+}
 
 # one SIGINT: the program closed its output, and is stopped all the same
 cat > quiet.lua <<'L'
@@ -16,12 +26,7 @@ print("returned", r.status, r.interrupted)
 L
 "$P" --script quiet.lua > out.txt 2>&1 &
 pid=$!
-wait_pidfile quiet.pid
-t0=$(date +%s%N)
-kill -INT $pid
-wait $pid; RC=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-OUT=$(cat out.txt); ERR=""
+interrupt_when quiet.pid
 expect "SIGINT after the program closed its output: stops promptly (${ms}ms)" eval '[ $ms -lt 2500 ]'
 expect "SIGINT after the program closed its output: the program is gone" eval '! group_alive "$(cat quiet.pid)"'
 kill -KILL -"$(cat quiet.pid)" 2>/dev/null
@@ -72,12 +77,7 @@ rm -rf .provision marked spinning
 
 timeout -s KILL 10 "$P" spin.lua > out.txt 2>&1 &
 pid=$!
-wait_pidfile spinning
-t0=$(date +%s%N)
-kill -INT $pid
-wait $pid; RC=$?
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-OUT=$(cat out.txt); ERR=""
+interrupt_when spinning
 expect "pcall in a step: one SIGINT still stops it (${ms}ms)" eval '[ $RC -eq 130 ] && [ $ms -lt 2000 ]'
 expect "pcall in a step, interrupted: the first step is recorded, the next not run" \
     eval 'grep -rq marked .provision && [ ! -e after ] && has "$OUT" "interrupted"'
