@@ -91,7 +91,7 @@ while :; do
     if [ -n "$w" ] && [ -z "$(pgrep -P $pid)" ] \
        && [ "$(docker inspect -f '{{.State.Health.Status}}' "$w" 2>/dev/null)" = starting ] \
        && grep -q "initialize *changed" engine.out; then break; fi
-    [ $i -gt 300 ] && break
+    [ $i -gt 600 ] && { fail "engine stops: provision never reached the wait for web (60 s)" "$(cat engine.out)"; break; }
     sleep 0.1
 done
 sleep 0.5
@@ -99,6 +99,7 @@ t0=$(date +%s%N)
 kill -KILL $PROXY; wait $PROXY 2>/dev/null
 wait $pid; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+OUT=$(cat engine.out); ERR=""   # what a failed expect below shows
 expect "engine stops: exit 1, promptly (${ms}ms)" eval '[ $rc = 1 ] && [ $ms -lt 3000 ]'
 expect "engine stops: the failed step is 'start', the reason names the engine's socket" \
     eval 'grep -q "step .start. failed" engine.out && grep -q "$SOCK" engine.out'
