@@ -215,10 +215,7 @@ local port_res = R.define {
     return false, why .. " (stop what listens there, or choose another port)"
   end,
 }
-M.port_free = function(arg, ...)
-  if type(arg) == "table" then return port_res(arg) end
-  return port_free(arg, ...)
-end
+M.port_free = dual(port_free, port_res)
 
 local command_res = R.define {
   kind = "sys.command",
