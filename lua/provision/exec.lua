@@ -30,18 +30,16 @@ function M.run(t)
   if t.argv ~= nil then
     if n > 0 then error("exec.run: give 'argv' once, either by position or by name", 2) end
     if type(t.argv) ~= "table" or #t.argv == 0 then error("exec.run: argv must be a non-empty list", 2) end
-    local c = {}
-    for k, v in pairs(t) do if k ~= "argv" then c[k] = v end end
-    for i, a in ipairs(t.argv) do c[i] = a end
-    t = c
   elseif n == 0 then
     error('exec.run: no command: give { "prog", "arg", ... } or argv = { ... }', 2)
   end
-  -- secrets (in argv, env values, input) go to the program as their
-  -- values, as exec.command gives them; the output is masked by whoever
-  -- shows it. Left to the C side they would be the text "********".
+  -- one copy for the C side, argv = { ... } as the list part; secrets (in
+  -- argv, env values, input) go to the program as their values, as
+  -- exec.command gives them; the output is masked by whoever shows it.
+  -- Left to the C side they would be the text "********".
   local c = {}
-  for k, v in pairs(t) do c[k] = v end
+  for k, v in pairs(t) do if k ~= "argv" then c[k] = v end end
+  for i, a in ipairs(t.argv or {}) do c[i] = a end
   for i, a in ipairs(c) do   -- here, so the error names the caller's line
     if type(a) ~= "string" and type(a) ~= "number" and not R.is_secret(a) then
       error(("exec.run: argv[%d] is a %s, not a string"):format(i, type(a)), 2)

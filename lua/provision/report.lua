@@ -28,9 +28,8 @@ function Report.new(o)
     -- the events get stdout to themselves: anything else written there
     -- (print in a custom step, a child process) goes to stderr
     json_fd = json_fd or core.claim_stdout()   -- once per process
-    local fd = json_fd
-    if fd then
-      self.out = { write = function(_, ...) core.write(fd, table.concat({ ... })) end, flush = function() end }
+    if json_fd then
+      self.out = { write = function(_, ...) core.write(json_fd, table.concat({ ... })) end, flush = function() end }
     end
   end
   self.last_draw = 0
