@@ -363,8 +363,9 @@ local function container_state(ins)
       return "starting"
     end
     local started = utc_seconds(st.StartedAt)
-    if (ins.RestartCount or 0) > 0 and started and core.time() - started < RESTARTED_SETTLE then
-      return "restarted", ("restarted %d times, up %.1fs"):format(ins.RestartCount, math.max(0, core.time() - started))
+    local up = started and core.time() - started
+    if (ins.RestartCount or 0) > 0 and up and up < RESTARTED_SETTLE then
+      return "restarted", ("restarted %d times, up %.1fs"):format(ins.RestartCount, math.max(0, up))
     end
     return "running"
   end
