@@ -416,7 +416,16 @@ M.file = R.define {
     if not res then return nil, err end
     local st = ctx.state
     if res.not_modified then
-      ctx:detail("not modified (304)")
+      -- the file is the one we fetched and the server has nothing newer:
+      -- what check found wrong can only be its mode
+      if self.mode and file_mode(self.dest) ~= self.mode then
+        local ok, cerr = C.commit(self.dest, self.dest, self.mode)
+        if not ok then return nil, cerr end
+        st.stamp = select(3, C.stat(self.dest))
+        ctx:detail(("not modified (304); mode set to %04o"):format(self.mode))
+      else
+        ctx:detail("not modified (304)")
+      end
       res.bytes = 0
     else
       if not existed then ctx:created { type = "file", path = self.dest, sha256 = res.sha256 } end

@@ -137,6 +137,26 @@ T.test("file: Last-Modified only: If-Modified-Since and 304", function()
   T.eq(res.status, 304)
 end)
 
+T.test("file: no checksum, a new mode: the 304 apply sets it, no download", function()
+  local dest = dir .. "/mode304.bin"
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/file/m?size=1000", dest = dest }:apply(ctx))
+  T.eq(select(2, C.stat(dest)), 420)
+  local r = http.file { url = base .. "/file/m?size=1000", dest = dest, mode = "0600" }
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "mode 0644, want 0600")
+  reset()
+  local res = assert(r:apply(ctx))
+  T.eq(res.status, 304)
+  T.eq(res.bytes, 0)
+  T.match(ctx.detail_text, "mode set to 0600")
+  T.eq(select(2, C.stat(dest)), 384)
+  T.eq(count(), 1)
+  -- converged: check is true again (the stamp changed with the chmod)
+  T.eq(r:check(ctx), true)
+  no_temp(dest)
+end)
+
 T.test("file: a local change is noticed", function()
   local dest = dir .. "/e.bin"
   local r = http.file { url = base .. "/file/e?size=1000&etag=0", dest = dest }
