@@ -134,19 +134,23 @@ static int fail(enc_err *e, const char *why)
     return -1;
 }
 
+/* an object key: a Lua string may hold NUL bytes, so a key carries its
+ * length (jansson's decoder refuses such keys; its encoder takes them) */
+typedef struct { const char *p; size_t n; } jkey;
+
 /* v into parent: appended to an array, set at key in an object, or the
  * root. v NULL: out of memory. 0, or -1 (v is freed). */
-static int attach(json_t **root, json_t *parent, const char *key, json_t *v, enc_err *e)
+static int attach(json_t **root, json_t *parent, const jkey *key, json_t *v, enc_err *e)
 {
     if (!v) return fail(e, "out of memory");
     if (!parent) { *root = v; return 0; }
     int rc = json_is_array(parent) ? json_array_append_new(parent, v)
-                                   : json_object_set_new_nocheck(parent, key, v);
+                                   : json_object_setn_new_nocheck(parent, key->p, key->n, v);
     return rc < 0 ? fail(e, "out of memory") : 0;
 }
 
 /* a string (checked), into parent */
-static int put_string(json_t **root, json_t *parent, const char *key, const char *s, size_t len,
+static int put_string(json_t **root, json_t *parent, const jkey *key, const char *s, size_t len,
                       const char *what, enc_err *e)
 {
     if (!utf8_valid(s, len)) return fail(e, what);
@@ -155,7 +159,7 @@ static int put_string(json_t **root, json_t *parent, const char *key, const char
 
 /* the Lua value at idx, encoded into parent (see attach). 0, or -1 with
  * why and where in e. */
-static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const char *key,
+static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const jkey *key,
                enc_err *e)
 {
     idx = lua_absindex(L, idx);
@@ -218,7 +222,8 @@ static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, 
                 lua_pop(L, 3);
                 return -1;
             }
-            if (put(L, -2, depth + 1, root, o, k, e) < 0) {
+            jkey kk = { k, klen };
+            if (put(L, -2, depth + 1, root, o, &kk, e) < 0) {
                 prepend_key(e, k, klen);
                 lua_pop(L, 3);
                 return -1;

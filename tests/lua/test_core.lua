@@ -96,6 +96,15 @@ T.test("json.encode: a string or key that is not UTF-8 is named where it is", fu
   T.match(T.raises(function() json.encode { cycle } end), "nesting too deep %(a cycle%?%) at %[1%]%.self%.self.*%.%.%.$")
   T.eq(json.encode { s = "h\xc3\xa9llo \xf0\x9f\x98\x80", n = "a\0b" }, '{"n":"a\\u0000b","s":"h\xc3\xa9llo \xf0\x9f\x98\x80"}')
 end)
+T.test("json: a key holding a NUL byte is encoded whole; decoding one is refused", function()
+  -- encode cut keys at the NUL: "a\0b" went out as "a" (and two such keys collided)
+  T.eq(json.encode { ["a\0b"] = 1, c = { ["x\0"] = "y\0z" } },
+       '{"a\\u0000b":1,"c":{"x\\u0000":"y\\u0000z"}}')
+  T.eq(json.encode { ["k\0a"] = 1, ["k\0b"] = 2 }, '{"k\\u0000a":1,"k\\u0000b":2}')
+  -- jansson's decoder does not take them: a clear error, never a cut key
+  local v, err = json.decode('{"a\\u0000b":1}')
+  T.eq(v, nil); T.match(err, "NUL byte in object key not supported")
+end)
 T.test("json.encode: nothing leaks when a __tostring it calls raises", function()
   -- the partly built tree was lost when luaL_tolstring raised; judged by
   -- LeakSanitizer (a sanitizer build) or valgrind
