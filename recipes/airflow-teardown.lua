@@ -2,7 +2,9 @@
 -- quick start's "Cleaning up" section does by hand:
 --   docker compose down --volumes --remove-orphans     (-e purge=true: --rmi all)
 --   rm -rf airflow
--- `provision teardown recipes/airflow-quickstart.lua` does the same.
+-- `provision teardown recipes/airflow-quickstart.lua` does the same. The
+-- volumes go as Compose created them (by label), not by name: a volume that
+-- was there before under the same name is kept (see compose.down).
 recipe {
   name = "airflow-teardown",
   description = "Take the Airflow quick start stack down and remove its folder",

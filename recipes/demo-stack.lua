@@ -3,7 +3,8 @@
 --
 --   provision recipes/demo-stack.lua            # build the image, bring the stack up
 --   provision recipes/demo-stack.lua            # again: every step ok, nothing changed
---   provision teardown recipes/demo-stack.lua   # down --volumes --rmi all, folder gone
+--   provision teardown recipes/demo-stack.lua   # stack down with its volumes, the image if
+--                                               # this recipe imported it, folder gone
 --
 -- The steps mirror airflow-quickstart.lua: preflight checks, a project
 -- folder, a compose file, a .env, a one-shot init service run to completion,
@@ -197,7 +198,11 @@ step "API" {
   },
 }
 
+-- The image goes only when step "image" imported it (its state records
+-- that): `-e image=` may name an image that was there before, which
+-- `down --rmi all` would remove as well.
 teardown {
-  compose.down { project_dir = v.dir, volumes = true, remove_orphans = true, rmi = "all" },
+  compose.down { project_dir = v.dir, volumes = true, remove_orphans = true },
+  undo "image",
   fs.absent(v.dir),
 }

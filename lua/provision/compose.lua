@@ -22,6 +22,9 @@
 --        or healthy once Compose has started them
 --   compose.run_once { project_dir, service, timeout?, project?, file? }
 --   compose.down { project_dir, volumes?, remove_orphans?, rmi?, project?, file? }
+--        volumes: removes only the volumes Compose created for the project
+--        (labelled com.docker.compose.project=<name>) and the anonymous ones
+--        of its containers, never a same-name volume that was there before
 local C = require "provision._compose"
 local exec = require "provision._exec"
 local core = require "provision._core"
@@ -286,7 +289,7 @@ function M.load_project(o)
   if not isvc then return nil, file .. ": " .. ierr end
   return {
     dir = dir, file = file, env_file = env_path, env = env, doc = doc,
-    services = isvc, name = M.project_name(dir, o.project, env),
+    services = isvc, name = M.project_name(dir, o.project, env), lookup = lookup,
   }
 end
 
@@ -497,6 +500,10 @@ end
 -- project down, make sure its containers are this folder's (Compose labels
 -- each with the folder it was started from): nil, message when one is not.
 local WORKDIR_LABEL = "com.docker.compose.project.working_dir"
+local function container_name(c)
+  return (((c.Names and c.Names[1]) or c.Id or "?"):gsub("^/", ""))
+end
+
 local function foreign_guard(project)
   local list, err = docker.containers { project = project.name }
   if not list then return nil, err end
@@ -505,7 +512,7 @@ local function foreign_guard(project)
     local wd = c.Labels and c.Labels[WORKDIR_LABEL]
     if wd and wd ~= "" and (C.realpath(wd) or wd) ~= here then
       return nil, ("project %s: container %s was started from %s, not %s; not taking it down (give the stacks different project names: project = \"...\")")
-        :format(project.name, ((c.Names and c.Names[1]) or c.Id or "?"):gsub("^/", ""), wd, here)
+        :format(project.name, container_name(c), wd, here)
     end
   end
   return true
@@ -768,7 +775,7 @@ local function leftovers(name, volumes)
   local list, err = docker.containers { project = name }
   if not list then return nil, err end
   for _, c in ipairs(list) do
-    out[#out + 1] = ("container %s (%s)"):format((c.Names and c.Names[1] or c.Id):gsub("^/", ""), c.State or "?")
+    out[#out + 1] = ("container %s (%s)"):format(container_name(c), c.State or "?")
   end
   local nets, nerr = docker.networks { project = name }
   if not nets then return nil, nerr end
@@ -781,6 +788,125 @@ local function leftovers(name, volumes)
   return out
 end
 M.leftovers = leftovers
+
+-- the containers that mount volume `name`, but those of project `own` (nil:
+-- all of them): "x_web_1 (project x)" lines
+local function volume_users(name, own)
+  local list, err = docker.containers { volume = name }
+  if not list then return nil, err end
+  local out = {}
+  for _, c in ipairs(list) do
+    local p = c.Labels and c.Labels[docker.PROJECT_LABEL]
+    if own == nil or p ~= own then
+      out[#out + 1] = ("%s (%s)"):format(container_name(c), p and ("project " .. p) or "not a Compose container")
+    end
+  end
+  return out
+end
+
+-- before anything is taken down: a volume of the project that a container
+-- of another project (or none) still mounts cannot be removed; say which,
+-- and change nothing
+local function volume_guard(name)
+  local vols, err = docker.volumes { project = name }
+  if not vols then return nil, err end
+  for _, v in ipairs(vols) do
+    local users, uerr = volume_users(v.Name, name)
+    if not users then return nil, uerr end
+    if #users > 0 then
+      return nil, ("project %s: volume %s is in use by container %s; not taking the stack down with its volumes (remove that container first, or leave volumes out)")
+        :format(name, v.Name, table.concat(users, ", "))
+    end
+  end
+  return true
+end
+
+-- the volumes the compose file declares: { name = <the engine's name>, external = bool }
+local function declared_volumes(project)
+  local out = {}
+  local vols = project.doc and project.doc.volumes
+  if type(vols) ~= "table" or vols == yaml.null then return out end
+  for key, spec in pairs(vols) do
+    if type(key) == "string" then
+      if type(spec) ~= "table" or spec == yaml.null then spec = {} end
+      local ext = spec.external
+      local external = ext ~= nil and ext ~= false and ext ~= yaml.null
+      local name = spec.name
+      if external and type(ext) == "table" and ext.name then name = ext.name end
+      if type(name) == "string" then
+        name = M.interpolate(name, project.lookup or {}) or name
+      else
+        name = external and key or (project.name .. "_" .. key)
+      end
+      out[#out + 1] = { name = name, external = external }
+    end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+-- the anonymous volumes of the project's containers (named by the engine:
+-- 64 hex digits), which `down --volumes` removed with the containers
+local function anonymous_volumes(project)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local declared = {}
+  for _, d in ipairs(declared_volumes(project)) do declared[d.name] = true end
+  local out, seen = {}, {}
+  for _, c in ipairs(list) do
+    for _, m in ipairs(type(c.Mounts) == "table" and c.Mounts or {}) do
+      local n = m.Type == "volume" and m.Name
+      if type(n) == "string" and #n == 64 and n:find("^%x+$") and not declared[n] and not seen[n] then
+        seen[n] = true
+        out[#out + 1] = n
+      end
+    end
+  end
+  return out
+end
+
+-- after `down`: remove the volumes Compose created for the project (they
+-- carry its label; external ones never do), then the anonymous ones that
+-- no other container mounts. -> the names removed | nil, message
+local function remove_volumes(project, anonymous)
+  local vols, err = docker.volumes { project = project.name }
+  if not vols then return nil, err end
+  local removed = {}
+  for _, v in ipairs(vols) do
+    local ok, rerr, status = docker.volume_remove(v.Name)
+    if not ok then
+      local users = status == 409 and volume_users(v.Name, nil)
+      if users and #users > 0 then
+        rerr = ("volume %s is in use by container %s; not removed"):format(v.Name, table.concat(users, ", "))
+      end
+      return nil, rerr
+    end
+    removed[#removed + 1] = v.Name
+  end
+  for _, n in ipairs(anonymous or {}) do
+    -- as the engine does for `down --volumes`: one another container still
+    -- mounts (volumes_from) stays
+    local ok, rerr, status = docker.volume_remove(n)
+    if ok then removed[#removed + 1] = n
+    elseif status ~= 409 then return nil, rerr end
+  end
+  return removed
+end
+
+-- the declared volumes there under the name Compose would give them but
+-- without the project's label: Compose found them and used them; they stay
+local function kept_volumes(project)
+  local out = {}
+  for _, d in ipairs(declared_volumes(project)) do
+    if not d.external then
+      local v, err = docker.volume_inspect(d.name)
+      if v == nil then return nil, err end
+      local labels = v and type(v.Labels) == "table" and v.Labels or {}
+      if v and labels[docker.PROJECT_LABEL] ~= project.name then out[#out + 1] = d.name end
+    end
+  end
+  return out
+end
 
 M.down = R.define {
   kind = "compose.down",
@@ -805,6 +931,10 @@ M.down = R.define {
     if project then   -- plan says what apply would: refuse another folder's stack
       local safe, ferr = foreign_guard(project)
       if not safe then return nil, ferr end
+      if self.volumes then
+        local free, uerr = volume_guard(project.name)
+        if not free then return nil, uerr end
+      end
     end
     return false, left
   end,
@@ -813,8 +943,17 @@ M.down = R.define {
     if not project then return nil, err .. " (compose needs it to take the stack down)" end
     local safe, ferr = foreign_guard(project)
     if not safe then return nil, ferr end
+    local anonymous
+    if self.volumes then
+      local used, uerr = volume_guard(project.name)
+      if not used then return nil, uerr end
+      anonymous, uerr = anonymous_volumes(project)
+      if not anonymous then return nil, uerr end
+    end
+    -- never --volumes: Compose v1 removes every volume the file declares by
+    -- its name (<project>_<volume>), also one it found there and adopted;
+    -- the volumes are removed below, through the Engine API, by label
     local args = { "down" }
-    if self.volumes then args[#args + 1] = "--volumes" end
     if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
     if self.rmi then args[#args + 1] = "--rmi"; args[#args + 1] = self.rmi end
     ctx.state.detected = ctx.state.detected or {}
@@ -822,6 +961,19 @@ M.down = R.define {
       file = self.file, timeout = self.timeout or ctx.timeout or 300, passthrough = ctx.verbose })
     if not r then return nil, rerr end
     ctx.state.project = project.name
+    if self.volumes then
+      local removed, verr = remove_volumes(project, anonymous)
+      if not removed then return nil, verr end
+      local kept, kerr = kept_volumes(project)
+      if not kept then return nil, kerr end
+      for _, k in ipairs(kept) do
+        if ctx.log then ctx:log(("volume %s kept: Compose did not create it (no %s label)"):format(k, docker.PROJECT_LABEL)) end
+      end
+      if ctx.detail then
+        ctx:detail(("%d volume%s removed%s"):format(#removed, #removed == 1 and "" or "s",
+          #kept > 0 and ("; kept " .. table.concat(kept, ", ") .. ": not created by Compose") or ""))
+      end
+    end
     return true
   end,
 }

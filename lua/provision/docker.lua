@@ -5,13 +5,16 @@
 -- Calls (each -> value | nil, "what: why"):
 --   docker.ping()                       -> true
 --   docker.version() / docker.info()    -> the engine's tables
---   docker.containers { project=, service=, all=true, labels={"k=v"} } -> list
+--   docker.containers { project=, service=, volume=, all=true, labels={"k=v"} } -> list
+--        volume: the containers (any state) that mount that volume
 --   docker.inspect(id_or_name)          -> table (State.Status, State.Health, State.ExitCode)
 --   docker.logs(id, { tail = 50 })      -> text (stdout and stderr, demultiplexed)
 --   docker.image_exists(ref)            -> true | false
 --   docker.image_import(tar_path, { repo=, tag= }) -> image id
 --   docker.image_remove(ref)            -> true
 --   docker.volumes { project= } / docker.networks { project= } -> list
+--   docker.volume_inspect(name)         -> table | false (no such volume)
+--   docker.volume_remove(name)          -> true (also when it is not there) | nil, msg, 409 (in use)
 --   docker.request(method, path, opts)  -> status, body (raw)
 --   docker.version_compare(a, b)        -> -1 | 0 | 1 ("20.10.24" vs "20.10")
 -- Resources:
@@ -125,6 +128,7 @@ local function label_filters(o)
   for _, l in ipairs(o.labels or {}) do labels[#labels + 1] = l end
   local f = {}
   if #labels > 0 then f.label = labels end
+  if o.volume then f.volume = { o.volume } end
   return f
 end
 
@@ -206,6 +210,21 @@ function M.volumes(o)
   local v, err = call("GET", "/volumes" .. q)
   if not v then return nil, err end
   return v.Volumes ~= json.null and v.Volumes or {}
+end
+
+function M.volume_inspect(name)
+  local v, err, status = call("GET", "/volumes/" .. urlencode(name))
+  if status == 404 then return false end
+  if not v then return nil, err end
+  return v
+end
+
+-- volume_remove(name) -> true | nil, msg, status (409: a container uses it)
+function M.volume_remove(name)
+  local _, err, status = call("DELETE", "/volumes/" .. urlencode(name))
+  if status == 404 then return true end
+  if err then return nil, err, status end
+  return true
 end
 
 function M.networks(o)

@@ -1,6 +1,7 @@
 -- provision.dsl: loading a recipe. A recipe file only declares: recipe{},
--- vars{}, check, step, teardown, include, remove_step, replace_step. Loading
--- has no side effects; the runner (provision.run) acts on what was declared.
+-- vars{}, check, step, teardown (and undo "step" in it), include,
+-- remove_step, replace_step. Loading has no side effects; the runner
+-- (provision.run) acts on what was declared.
 --
 -- dsl.load(path, { vars = { KEY = "text" } }) -> recipe | nil, message
 -- Every message names the recipe's file:line where one is known.
@@ -49,6 +50,22 @@ function Custom:apply(ctx)
   return self.apply_fn(ctx)
 end
 function Custom:revert_fn_wrapper(ctx) return self.revert_fn(ctx) end
+
+-- `undo "step"`, in a teardown block: revert what the state recorded for
+-- that step of the recipe, exactly as the teardown without a block does
+-- (the runner's ctx:recorded and ctx:undo). A teardown block can so remove
+-- only what a step created: an image it imported, not one that was there.
+local Undo = { kind = "undo" }
+Undo.__index = Undo
+setmetatable(Undo, R.Resource)
+function Undo:describe() return ("undo step '%s'"):format(self.step) end
+function Undo:check(ctx)
+  if ctx:recorded(self.step) then
+    return false, ("revert what step '%s' created"):format(self.step)
+  end
+  return true
+end
+function Undo:apply(ctx) return ctx:undo(self.step) end
 
 local function custom_resource(t)
   local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert }, Custom)
@@ -114,6 +131,10 @@ function M.load(path, opts)
         if not R.is(v) then
           fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ..."):format(
             kind, name, k, type(v)))
+        end
+        if getmetatable(v) == Undo and kind ~= "teardown" then
+          fail(("%s '%s': undo \"%s\" goes in teardown { ... } (in a %s it would undo at every apply)"):format(
+            kind, name, v.step, kind))
         end
       elseif type(k) ~= "string" or not STEP_FIELDS[k] then
         local names = {}
@@ -259,6 +280,11 @@ function M.load(path, opts)
     recipe.teardown = { name = "teardown", resources = parse_body("teardown", "teardown", body), where = recipe_where(files) }
   end
 
+  function api.undo(name)
+    check_name("undo", name)
+    return setmetatable({ step = name, where = recipe_where(files) }, Undo)
+  end
+
   function api.remove_step(name)
     check_name("remove_step", name)
     local i = step_index(name)
@@ -366,6 +392,28 @@ function M.load(path, opts)
       return nil, err.where .. ": " .. err.msg
     end
     return nil, err.msg
+  end
+  -- undo "x" names a step the recipe ends up with (after include,
+  -- remove_step, ...), one with something a teardown can revert
+  for _, res in ipairs(recipe.teardown and recipe.teardown.resources or {}) do
+    if getmetatable(res) == Undo then
+      local s = recipe.by_name[res.step]
+      if not s then
+        local names = {}
+        for _, st in ipairs(recipe.steps) do names[#names + 1] = st.name end
+        return nil, ("%s: undo: no step named '%s' (steps: %s)"):format(res.where, res.step,
+          #names > 0 and table.concat(names, ", ") or "none")
+      end
+      local revertible, kinds = false, {}
+      for _, r in ipairs(s.resources) do
+        revertible = revertible or r.revert ~= nil
+        kinds[#kinds + 1] = r.kind
+      end
+      if not revertible then
+        return nil, ("%s: undo: step '%s' records nothing a teardown can revert (%s has no revert)"):format(
+          res.where, res.step, table.concat(kinds, ", "))
+      end
+    end
   end
   -- -e keys nobody declared
   local unknown = {}

@@ -55,6 +55,8 @@
 --   ctx.timeout          seconds from --timeout, or nil
 --   ctx.interrupted()    true once SIGINT/SIGTERM arrived: stop and fail
 --   ctx.json             --json given
+--   ctx:recorded(step) / ctx:undo(step)   has step `step` of the recipe something
+--                        recorded; revert it as teardown does (what `undo "step"` runs)
 --
 -- Secrets: R.reveal(v) gives the plain string of a secret (or v itself);
 -- never put a revealed value in a message, a change line or ctx.state.

@@ -64,6 +64,8 @@ local function run_check(res, ctx)
   return true
 end
 
+local recorded, revert_step   -- below: the teardown's, also behind ctx:undo
+
 local Ctx = {}
 Ctx.__index = Ctx
 function Ctx:created(entry)
@@ -78,6 +80,20 @@ function Ctx:progress(done, total, label)
 end
 function Ctx:spin(label) self.run.report:spin(label or self.step.name, self.t0) end
 function Ctx.interrupted() return (core.interrupted()) end
+-- for `undo "step"` in a teardown block: is something of that step recorded;
+-- revert it as the teardown without a block would (true: something undone)
+function Ctx:recorded(step_name)
+  local s = self.run.recipe.by_name[step_name]
+  return s ~= nil and recorded(self.run, s)
+end
+function Ctx:undo(step_name)
+  local s = self.run.recipe.by_name[step_name]
+  if not s then return nil, ("no step named '%s'"):format(step_name) end
+  local status, detail = revert_step(self.run, s)
+  if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
+  self.run.detail = ("step '%s': %s"):format(step_name, detail)
+  return status == "changed"
+end
 
 local function new_ctx(run, step, saved)
   return setmetatable({
@@ -283,6 +299,45 @@ local function apply_or_plan(run)
   return finish(run, 0)
 end
 
+-- has the state something of step s that a revert would undo?
+function recorded(run, s)
+  if not run.state:has(s.name) then return false end
+  for i, res in ipairs(s.resources) do
+    if res.revert and next(run.state:resource(s.name, i, res.kind)) ~= nil then return true end
+  end
+  return false
+end
+
+-- revert what the state recorded for step s, its resources newest first,
+-- then forget the step: status ("ok" | "changed"), detail | nil, failure
+-- { resource, reason }. The teardown without a block runs it for every step;
+-- `undo "step"` in a teardown block, for one.
+function revert_step(run, s)
+  local status, detail = "ok", "nothing recorded"
+  run.detail = nil   -- a detail is one step's: the previous revert's must not show here
+  if not run.state:has(s.name) then return status, detail end
+  for i = #s.resources, 1, -1 do
+    local res = s.resources[i]
+    local saved = run.state:resource(s.name, i, res.kind)
+    if res.revert and next(saved) ~= nil then
+      local ctx = new_ctx(run, s, saved)
+      local ok, a, b = call(res.revert, res, ctx)
+      if not ok or (a == nil and b ~= nil) then
+        return nil, { resource = describe(res), reason = ok and tostring(b) or a }
+      end
+      if a == false then   -- nothing to undo (its detail says why)
+        if status ~= "changed" then detail = run.detail or detail end
+      else
+        status, detail = "changed", run.detail or ("reverted " .. describe(res))
+      end
+    end
+  end
+  run.state:forget(s.name)
+  local ok, err = run.state:save()
+  if not ok then return nil, { resource = "state", reason = err } end
+  return status, detail
+end
+
 local function teardown(run)
   local recipe = run.recipe
   if recipe.teardown then
@@ -313,32 +368,10 @@ local function teardown(run)
   for n, s in ipairs(steps) do
     local t0 = core.now()
     s.kind = s.kind or step_kind(s)
-    local status, detail = "ok", "nothing recorded"
-    run.detail = nil   -- a detail is one step's: the previous revert's must not show here
-    if run.state:has(s.name) then
-      for i = #s.resources, 1, -1 do
-        local res = s.resources[i]
-        local saved = run.state:resource(s.name, i, res.kind)
-        if res.revert and next(saved) ~= nil then
-          local ctx = new_ctx(run, s, saved)
-          local ok, a, b = call(res.revert, res, ctx)
-          if not ok or (a == nil and b ~= nil) then
-            fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = describe(res), reason = ok and tostring(b) or a })
-            return finish(run, core.interrupted() and 130 or 1)
-          end
-          if a == false then   -- nothing to undo (its detail says why)
-            if status ~= "changed" then detail = run.detail or detail end
-          else
-            status, detail = "changed", run.detail or ("reverted " .. describe(res))
-          end
-        end
-      end
-      run.state:forget(s.name)
-      local ok, err = run.state:save()
-      if not ok then
-        fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = "state", reason = err })
-        return finish(run, 1)
-      end
+    local status, detail = revert_step(run, s)
+    if not status then
+      fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
+      return finish(run, core.interrupted() and 130 or 1)
     end
     run.counts[status] = run.counts[status] + 1
     run.report:step(n, s, status, ms_since(t0), detail)

@@ -54,6 +54,30 @@ rm -rf out
 run "$P" teardown r.lua
 expect "teardown again: nothing recorded" eval '[ $RC -eq 0 ] && [ ! -e out ]'
 
+# undo "step" in a teardown block: reverts what that step recorded, exactly
+# as the teardown without a block would: not a file that was there before
+cat > u.lua <<'R'
+recipe { name = "undo-test" }
+include "r.lua"
+teardown { undo "one", undo "two" }
+R
+mkdir out && printf mine > out/two
+run "$P" u.lua
+expect "undo: apply over a file that was there (two: ok, not created)" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=2 failed=0"'
+run "$P" teardown u.lua
+expect "undo: teardown reverts step one, keeps the file step two did not create" \
+    eval '[ $RC -eq 0 ] && [ ! -e out/one ] && [ "$(cat out/two)" = mine ] && [ "$(cat out/reverted)" = one ]'
+expect "undo: the step lines say what was undone" \
+    eval 'has "$OUT" "undo step .one. *changed.*step .one.: reverted marker one" && has "$OUT" "undo step .two. *ok"'
+expect "undo: a step the block does not undo stays (three)" test -e out/three
+rm -rf out
+run "$P" u.lua
+run "$P" teardown u.lua
+expect "undo: what the steps created is removed" eval '[ $RC -eq 0 ] && [ ! -e out/one ] && [ ! -e out/two ] && [ "$(tr "\n" " " < out/reverted)" = "one two " ]'
+run "$P" teardown u.lua
+expect "undo: teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=2 changed=0 failed=0"'
+rm -rf out
+
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'

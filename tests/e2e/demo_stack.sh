@@ -2,6 +2,8 @@
 # design: the image is imported from busybox-static, no registry).
 #   apply -> no-op re-run -> plan -> teardown -> nothing left (containers,
 #   volumes, networks, image, folder); a wrong password is refused (401).
+#   Then -e image= naming an image that was there before: apply does not
+#   import it, and teardown keeps it.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 
@@ -50,9 +52,27 @@ expect "plan with the worker stopped: exit 3" test "$RC" = 3
 run "$P" $DEMO $VARS
 expect "apply with the worker stopped: exit 0" test "$RC" = 0
 
+# an image the user already has (tagged by hand, not imported by the recipe)
+PRE=provision-demo-e2e/pre:$$
+cleanup_add "docker image rm -f $PRE > /dev/null 2>&1"
+docker tag "$IMAGE" "$PRE"
+
 run "$P" teardown $DEMO $VARS
 expect "teardown: exit 0" test "$RC" = 0
 expect "teardown: nothing of the project remains" nothing_left "$PROJECT" "$DIR"
 expect "teardown: the image is gone too" test -z "$(docker images -q "$IMAGE")"
 run "$P" teardown $DEMO $VARS
 expect "teardown again: exit 0, nothing to do" has "$OUT" "changed=0"
+
+# -e image= names an image that was there before: the recipe does not import
+# it, and teardown leaves it alone (down --rmi all removed it)
+DIR2=$SANDBOX/demo-pre
+cleanup_add "project_purge demo-pre"
+VARS2="-e dir=$DIR2 -e web_port=$PORT -e image=$PRE -e password=e2e-pw-$$"
+run "$P" $DEMO $VARS2
+expect "pre-existing image: apply exit 0, step 'image' ok (nothing imported)" \
+    eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^\[4/10\] +image +ok"'
+run "$P" teardown $DEMO $VARS2
+expect "pre-existing image: teardown exit 0, the stack and folder gone" eval '[ "$RC" = 0 ] && nothing_left demo-pre "$DIR2"'
+expect "pre-existing image: teardown keeps it" test -n "$(docker images -q "$PRE")"
+expect "pre-existing image: the teardown line says nothing was recorded" has "$OUT" "undo step 'image' *ok"

@@ -368,8 +368,94 @@ services:
   T.ok(compose.down { project_dir = dir, volumes = true }:apply(new_ctx()))
 end)
 
--- clean up whatever a failed test left
-for _, dir in ipairs(projects) do
+local json = require "provision.json"
+local function volume_there(name)
+  local _, _, status = docker.call("GET", "/volumes/" .. name)
+  return status == 200
+end
+-- a service that sleeps until stopped, with more lines of YAML for it
+local function sleeper(svc, more)
+  return ("services:\n  %s:\n    image: IMAGE\n    stop_signal: SIGKILL\n" ..
+    "    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n%s"):format(svc, more)
+end
+local function volume_create(name)
+  assert(docker.call("POST", "/volumes/create", { body = json.encode { Name = name }, content_type = "application/json" }))
+end
+
+T.test("down with volumes: a same-name volume Compose did not create is kept, its own and anonymous ones go", function()
+  local dir = stack(("ptc%dkeep"):format(pid), sleeper("svc", [[
+    volumes: [ "data:/data", "logs:/logs", "/anon" ]
+volumes:
+  data:
+  logs:
+]]))
+  local name = compose.project_name(dir)
+  -- there before the stack: Compose v1 adopts it (no label), `down --volumes` deleted it
+  volume_create(name .. "_data")
+  local ok, err = pcall(function()
+    T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
+    local anon
+    for _, m in ipairs(docker.containers { project = name }[1].Mounts) do
+      if m.Destination == "/anon" then anon = m.Name end
+    end
+    T.ok(anon and volume_there(anon), "an anonymous volume for /anon")
+    T.ok(volume_there(name .. "_logs"))
+    local down = compose.down { project_dir = dir, volumes = true, remove_orphans = true }
+    local dctx = new_ctx()
+    local details, logs = {}, {}
+    dctx.detail = function(_, d) details[#details + 1] = d end
+    dctx.log = function(_, l) logs[#logs + 1] = l end
+    local dok, left = down:check(dctx)
+    T.eq(dok, false)
+    left = table.concat(left, "\n")
+    T.match(left, "volume " .. name .. "_logs"); T.ok(not left:find(name .. "_data", 1, true), "the adopted volume is no leftover")
+    T.ok(down:apply(dctx))
+    T.ok(volume_there(name .. "_data"), "the volume that was there before is kept")
+    T.ok(not volume_there(name .. "_logs"), "the volume Compose created is removed")
+    T.ok(not volume_there(anon), "the anonymous volume is removed")
+    T.match(details[#details], "kept " .. name .. "_data: not created by Compose")
+    T.match(table.concat(logs, "\n"), "volume " .. name .. "_data kept: Compose did not create it")
+    T.eq(down:check(dctx), true)
+    T.eq(#assert(compose.leftovers(name, true)), 0)
+  end)
+  docker.call("DELETE", "/volumes/" .. name .. "_data")
+  if not ok then error(err, 0) end
+end)
+
+T.test("down with volumes: a volume another project's container uses is named, and nothing is taken down", function()
+  local dir = stack(("ptc%dmine"):format(pid), sleeper("svc", [[
+    volumes: [ "shared:/shared" ]
+volumes:
+  shared:
+]]))
+  local name = compose.project_name(dir)
+  local other = stack(("ptc%dtheirs"):format(pid), sleeper("user", [[
+    volumes: [ "v:/v" ]
+volumes:
+  v:
+    external: true
+    name: ]] .. name .. "_shared\n"))
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  T.ok(compose.up { project_dir = other, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  local down = compose.down { project_dir = dir, volumes = true }
+  local want = "volume " .. name .. "_shared is in use by container " .. compose.project_name(other) ..
+    "_user_1 %(project " .. compose.project_name(other) .. "%)"
+  local cok, cerr = down:check(new_ctx())
+  T.eq(cok, nil); T.match(cerr, want)
+  local aok, aerr = down:apply(new_ctx())
+  T.eq(aok, nil); T.match(aerr, want)
+  T.eq(#assert(docker.containers { project = name }), 1, "the stack was not taken down")
+  T.ok(volume_there(name .. "_shared"))
+  -- once the other project is gone, down goes through
+  T.ok(compose.down { project_dir = other }:apply(new_ctx()))
+  T.ok(down:apply(new_ctx()))
+  T.ok(not volume_there(name .. "_shared"))
+  T.eq(#assert(compose.leftovers(name, true)), 0)
+end)
+
+-- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
+for i = #projects, 1, -1 do
+  local dir = projects[i]
   local name = compose.project_name(dir)
   local left = compose.leftovers(name, true)
   if left and #left > 0 then exec.run { "docker-compose", "-p", name, "down", "-v", "--remove-orphans", cwd = dir } end
