@@ -314,6 +314,30 @@ T.test("file: revert removes what apply created", function()
   T.ok(not exists(dest))
 end)
 
+T.test("file: downloaded anew (another url, a change upstream), it is still removed at revert", function()
+  local dest = dir .. "/o4.bin"
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/file/o4?size=10", dest = dest }:apply(ctx))
+  -- the url changes: another body lands at dest, written by this same step
+  local r = http.file { url = base .. "/file/o4?size=20", dest = dest }
+  T.eq(r:check(ctx), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(#ctx.state.created, 1)
+  T.eq(ctx.state.created[1].sha256, sha(20, "o4"))
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(dest), "removed, not 'left: changed since it was written'")
+  -- with a checksum too: the new sha256 is the one teardown compares
+  local c = new_ctx()
+  assert(http.file { url = base .. "/file/o5?size=10", dest = dest, sha256 = sha(10, "o5") }:apply(c))
+  r = http.file { url = base .. "/file/o5?size=30", dest = dest, sha256 = sha(30, "o5") }
+  assert(r:apply(c))
+  tctx = new_ctx(); tctx.state = c.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(dest))
+end)
+
 T.test("file: revert keeps a file that existed before, and says so rather than \"reverted\"", function()
   local dest = dir .. "/o2.bin"
   local f = assert(io.open(dest, "wb")); f:write("there before\n"); f:close()
