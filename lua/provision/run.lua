@@ -99,11 +99,15 @@ local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) en
 -- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
 local function run_step(run, s)
   local changes_all, status = {}, "ok"
+  -- every resource's saved table, the ones a failure stops before too: the
+  -- step's state is saved whole, and what they created must stay recorded
   local saved = {}
+  for i, res in ipairs(s.resources) do
+    saved[i] = { kind = res.kind, state = run.state and run.state:resource(s.name, i, res.kind) or {} }
+  end
   run.detail, run.bytes = nil, nil
   for i, res in ipairs(s.resources) do
-    local ctx = new_ctx(run, s, run.state and run.state:resource(s.name, i, res.kind) or {})
-    saved[i] = { kind = res.kind, state = ctx.state }
+    local ctx = new_ctx(run, s, saved[i].state)
     local ok, changes = run_check(res, ctx)
     if ok == nil then
       return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
