@@ -15,7 +15,8 @@
 --     written). owner = true trusts the archive: owners, setuid/setgid bits
 --     and device files as recorded (an image root filesystem).
 --     check: `creates` exists (when given); else the archive's SHA-256 is
---     the one last extracted and every top-level entry it made is there.
+--     the one last extracted, with the same strip_components and owner, and
+--     every top-level entry it made is there.
 --     revert: removes dest when extract created it, else the top-level
 --     entries it added.
 --   archive.create { src, dest, format?, owner?, mtime? }
@@ -73,6 +74,16 @@ M.extract = R.define {
     if sum ~= st.sha256 then
       return false, ("%s changed since it was extracted: extract again"):format(self.src)
     end
+    -- how it was extracted (a state saved before these were kept: unknown)
+    local strip = self.strip_components or 0
+    if st.strip_components ~= nil and st.strip_components ~= strip then
+      return false, ("extract %s into %s again: strip_components %d -> %d"):format(self.src, self.dest,
+        st.strip_components, strip)
+    end
+    if st.owner ~= nil and st.owner ~= (self.owner == true) then
+      return false, ("extract %s into %s again: owner %s -> %s"):format(self.src, self.dest,
+        tostring(st.owner), tostring(self.owner == true))
+    end
     for _, name in ipairs(st.top or {}) do
       if not lexists(self.dest .. "/" .. name) then
         return false, ("%s/%s is missing: extract again"):format(self.dest, name)
@@ -97,6 +108,7 @@ M.extract = R.define {
       end
     end
     st.sha256, st.dest, st.top = sum, self.dest, res.top
+    st.strip_components, st.owner = self.strip_components or 0, self.owner == true
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,

@@ -116,6 +116,28 @@ T.test("extract: strip_components and creates", function()
   T.eq(r:check(new_ctx()), true)   -- creates is there: no state needed
 end)
 
+T.test("extract: a new strip_components or owner extracts again (no creates)", function()
+  local src = craft(dir .. "/good5.tar", "good")
+  local dest = dir .. "/x5"
+  local ctx = new_ctx()
+  assert(archive.extract { src = src, dest = dest }:apply(ctx))
+  T.eq(read(dest .. "/top/a.txt"), "alpha\n")
+  local r = archive.extract { src = src, dest = dest, strip_components = 1 }
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "strip_components 0 %-> 1")
+  assert(r:apply(ctx))
+  T.eq(read(dest .. "/a.txt"), "alpha\n")
+  T.eq(r:check(ctx), true)
+  r = archive.extract { src = src, dest = dest, strip_components = 1, owner = true }
+  ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "owner false %-> true")
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  -- a state saved before these were recorded: taken as it is, no re-extract
+  ctx.state.strip_components, ctx.state.owner = nil, nil
+  T.eq(archive.extract { src = src, dest = dest, strip_components = 2 }:check(ctx), true)
+end)
+
 T.test("extract: zip and tar.xz", function()
   local z = craft(dir .. "/good.zip", "good")
   assert(archive.extract { src = z, dest = dir .. "/xz1" }:apply(new_ctx()))
