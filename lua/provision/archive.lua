@@ -167,7 +167,7 @@ M.create = R.define {
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
     st.sha256 = H.sha256_file(self.dest)
-    if not existed then ctx:created { type = "file", path = self.dest, sha256 = st.sha256 } end
+    require("provision.fs").record_written(ctx, self.dest, st.sha256, existed)
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,

@@ -721,4 +721,14 @@ end
 
 M.revert_created_files = file_revert
 
+-- for the other resources that write whole files (http.file, archive.create):
+-- a file written at path, with this digest. A new one is the step's own; one
+-- it created on an earlier run stays its own, with the new digest (which
+-- file_revert compares); one that was there before stays unrecorded.
+function M.record_written(ctx, path, sha256, existed)
+  local e = find_created(ctx, path)
+  if e then e.sha256 = sha256
+  elseif not existed then ctx:created { type = "file", path = path, sha256 = sha256 } end
+end
+
 return M

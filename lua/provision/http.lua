@@ -428,14 +428,9 @@ M.file = R.define {
       end
       res.bytes = 0
     else
-      -- a file this step created and now downloads anew (another url, a
-      -- change upstream) is still its own: teardown must know the new digest
-      local mine
-      for _, e in ipairs(ctx.state.created or {}) do
-        if e.type == "file" and e.path == self.dest then mine = e end
-      end
-      if mine then mine.sha256 = res.sha256
-      elseif not existed then ctx:created { type = "file", path = self.dest, sha256 = res.sha256 } end
+      -- downloaded anew (another url, a change upstream), a file this step
+      -- created is still its own: teardown must know the new digest
+      require("provision.fs").record_written(ctx, self.dest, res.sha256, existed)
       st.url, st.sha256, st.size = url_key(self.url), res.sha256, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
       st.stamp = select(3, C.stat(self.dest))

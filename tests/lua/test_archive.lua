@@ -449,4 +449,21 @@ T.test("create: a dest inside src archives neither itself nor its temp file, and
   end
 end)
 
+T.test("create: made again (src or format changed), the archive is still removed at revert", function()
+  local src = T.tmpdir()
+  sh("echo a > " .. src .. "/a.txt")
+  local dest = dir .. "/again.pkg"
+  local ctx = new_ctx()
+  assert(archive.create { src = src, dest = dest }:apply(ctx))
+  sh("echo b > " .. src .. "/a.txt")
+  local r = archive.create { src = src, dest = dest, format = "zip" }
+  T.eq((r:check(ctx)), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(#ctx.state.created, 1)
+  T.eq(ctx.state.created[1].sha256, H.sha256_file(dest))
+  assert(r:revert(ctx))
+  T.ok(not exists(dest), "removed, not left as 'changed since it was written'")
+end)
+
 return T.done()
