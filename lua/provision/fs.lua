@@ -99,14 +99,12 @@ local function attr_changes(self, st, label, out)
   return out
 end
 
--- make path's mode and owner what self says; st: its stat (or nil: look)
+-- make path's mode and owner what self says; st: its stat (or nil: look).
+-- The owner first: a chown clears the setuid and setgid bits of a file
+-- (for root too), so the mode is set after it.
 local function set_attrs(self, path, st)
   st = st or C.stat(path)
   if not st then return nil, path .. ": vanished" end
-  if self.mode and st.mode ~= self.mode then
-    local ok, err = C.chmod(path, self.mode)
-    if not ok then return nil, err end
-  end
   if self.owner or self.group then
     local uid, gid
     if self.owner then
@@ -120,7 +118,13 @@ local function set_attrs(self, path, st)
     if (uid and uid ~= st.uid) or (gid and gid ~= st.gid) then
       local ok, err = C.chown(path, uid, gid)
       if not ok then return nil, err end
+      st = C.stat(path)
+      if not st then return nil, path .. ": vanished" end
     end
+  end
+  if self.mode and st.mode ~= self.mode then
+    local ok, err = C.chmod(path, self.mode)
+    if not ok then return nil, err end
   end
   return true
 end
