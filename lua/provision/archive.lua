@@ -112,9 +112,14 @@ M.extract = R.define {
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,
+  -- dest as last extracted into (the state's): the same as self.dest after
+  -- an apply, and known for a step the recipe no longer has
+  state_revert = true,
   revert = function(self, ctx)
-    for _, e in ipairs((ctx.state or {}).created or {}) do
-      if (e.type == "directory" and e.path == self.dest) or e.type == "entry" then
+    local st = ctx.state or {}
+    local dest = st.dest or self.dest
+    for _, e in ipairs(st.created or {}) do
+      if (e.type == "directory" and e.path == dest) or e.type == "entry" then
         local ok, err = C.remove_tree(e.path)
         if not ok then return nil, err end
       end
@@ -172,6 +177,7 @@ M.create = R.define {
     return res
   end,
   -- the file it created, while it is still what was written (as fs.file)
+  state_revert = true,
   revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
 }
 

@@ -226,6 +226,7 @@ M.directory = R.define {
     if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
     return true
   end,
+  state_revert = true,
   revert = function(self, ctx)
     local created = (ctx.state and ctx.state.created) or {}
     local left = {}
@@ -423,6 +424,7 @@ M.file = R.define {
   end,
   apply = function(self, ctx) return file_apply(self, ctx, R.reveal(self.content)) end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- template
@@ -514,6 +516,7 @@ M.template = R.define {
   end,
   apply = function(self, ctx) return file_apply(self, ctx, render(self.template, self.vars, true)) end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- env_file
@@ -603,6 +606,7 @@ M.env_file = R.define {
     return file_apply(self, ctx, content)
   end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- absent
@@ -700,6 +704,7 @@ local symlink_res = R.define {
     log(ctx, ("linked %s -> %s"):format(self.path, self.target))
     return true
   end,
+  state_revert = true,
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "link" then

@@ -9,6 +9,7 @@ local dsl = require "provision.dsl"
 local Report = require "provision.report"
 local State = require "provision.state"
 local secret = require "provision.secret"
+local R = require "provision.resource"
 
 local M = {}
 local SAVE_EVERY = 0.5   -- seconds between state saves during a run
@@ -287,6 +288,32 @@ local function apply_or_plan(run)
   return finish(run, 0)
 end
 
+-- the steps the state holds that the recipe no longer has, newest first,
+-- as teardown items: each saved resource stands for itself by its kind's
+-- definition (whose revert, when state_revert, needs no options)
+local function orphan_steps(run)
+  local saved, names = run.state.data.steps, {}
+  for name in pairs(saved) do
+    if not run.recipe.by_name[name] then names[#names + 1] = name end
+  end
+  table.sort(names, function(a, b)
+    local ta, tb = tonumber(saved[a].applied) or 0, tonumber(saved[b].applied) or 0
+    if ta ~= tb then return ta > tb end
+    return a < b
+  end)
+  local out = {}
+  for _, name in ipairs(names) do
+    local resources = {}
+    for i, r in ipairs(type(saved[name].resources) == "table" and saved[name].resources or {}) do
+      local kind = type(r) == "table" and type(r.kind) == "string" and r.kind or "unknown"
+      if not R.kinds[kind] then pcall(require, "provision." .. (kind:match("^([%w_]+)%.") or "")) end
+      resources[i] = R.kinds[kind] or { kind = kind }
+    end
+    out[#out + 1] = { name = name, resources = resources }
+  end
+  return out
+end
+
 local function teardown(run)
   local recipe = run.recipe
   if recipe.teardown then
@@ -310,20 +337,27 @@ local function teardown(run)
     for _, s in ipairs(recipe.steps) do run.state:forget(s.name) end
     return finish(run, 0)
   end
-  -- no teardown block: revert what the state shows, newest first
-  local steps = {}
+  -- no teardown block: revert what the state shows, newest first; first
+  -- the steps it holds that the recipe no longer has (removed or renamed
+  -- since: what they made may sit in the recipe's own folders)
+  local steps = orphan_steps(run)
+  local norphans = #steps
   for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
     local t0 = core.now()
     s.kind = s.kind or step_kind(s)
     local status, detail = "ok", "nothing recorded"
+    local left = false   -- an orphan whose revert needs the step's options
     run.detail = nil   -- a detail is one step's: the previous revert's must not show here
     if run.state:has(s.name) then
       for i = #s.resources, 1, -1 do
         local res = s.resources[i]
         local saved = run.state:resource(s.name, i, res.kind)
-        if res.revert and next(saved) ~= nil then
+        if n <= norphans and not res.state_revert and next(saved) ~= nil then
+          left = true
+          detail = ("left what it made (%s): the step is no longer in the recipe; put it back to undo it"):format(res.kind)
+        elseif res.revert and next(saved) ~= nil then
           local ctx = new_ctx(run, s, saved)
           local ok, a, b = call(res.revert, res, ctx)
           if not ok or (a == nil and b ~= nil) then
@@ -334,10 +368,11 @@ local function teardown(run)
             if status ~= "changed" then detail = run.detail or detail end
           else
             status, detail = "changed", run.detail or ("reverted " .. describe(res))
+            if n <= norphans then detail = (run.detail or "reverted what it made") .. " (a step no longer in the recipe)" end
           end
         end
       end
-      run.state:forget(s.name)
+      if not left then run.state:forget(s.name) end
       local ok, err = run.state:save()
       if not ok then
         fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = "state", reason = err })

@@ -19,3 +19,32 @@ expect "pair: the first resource fails" eval '[ $RC -eq 1 ] && has "$OUT" "no su
 run "$P" teardown pair.lua
 expect "pair: teardown after the failure still removes what the second resource made" \
     eval '[ $RC -eq 0 ] && [ ! -e w/a ] && [ ! -e w/b ]'
+
+# a step renamed or removed since it was applied: teardown still undoes what
+# it made (first), and leaves what a custom step made, saying so
+rm -rf w; mkdir w
+cat > orphan.lua <<'R'
+recipe { name = "orphan" }
+step "a" { fs.directory "w/d" }
+step "b" { fs.file { path = "w/d/b", content = "b\n" }, fs.symlink { path = "w/l", target = "d" } }
+step "c" { archive.create { src = "w/d", dest = "w/c.tar" } }
+step "custom" {
+  check = function() return io.open("w/custom") ~= nil end,
+  apply = function(ctx) io.open("w/custom", "w"):close(); ctx:created { type = "file", path = "w/custom" } end,
+  revert = function() os.remove("w/custom") end,
+}
+R
+run "$P" orphan.lua
+expect "orphan: first apply" eval '[ $RC -eq 0 ] && [ -f w/d/b ] && [ -L w/l ] && [ -f w/c.tar ] && [ -f w/custom ]'
+sed -i 's/^step "b"/step "b renamed"/; /^step "c"/d; /^step "custom"/,$d' orphan.lua
+run "$P" orphan.lua
+expect "orphan: the renamed step finds its file in place" eval '[ $RC -eq 0 ] && has "$OUT" "ok=2 changed=0"'
+run "$P" teardown orphan.lua
+expect "orphan: teardown removes what the renamed and the removed steps made" \
+    eval '[ $RC -eq 0 ] && [ ! -e w/d ] && [ ! -e w/l ] && [ ! -e w/c.tar ]'
+expect "orphan: they are reported as no longer in the recipe" has "$OUT" "c .*(a step no longer in the recipe)"
+expect "orphan: a custom step's work is left, and said so" \
+    eval '[ -f w/custom ] && has "$OUT" "left what it made (custom): the step is no longer in the recipe"'
+run "$P" teardown orphan.lua
+expect "orphan: the custom step stays recorded; the others are forgotten" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "custom .*left what it made" && ! has "$OUT" "no longer in the recipe)"'
