@@ -288,30 +288,37 @@ local function apply_or_plan(run)
   return finish(run, 0)
 end
 
--- the steps the state holds that the recipe no longer has, newest first,
--- as teardown items: each saved resource stands for itself by its kind's
--- definition (whose revert, when state_revert, needs no options)
+-- what the state holds that the recipe no longer has, newest first, as
+-- teardown items: the steps removed or renamed since they were applied, and
+-- the resources a step has since replaced (another kind in their place, or
+-- none). Each saved resource stands for itself by its kind's definition
+-- (whose revert, when state_revert, needs no options).
 local function orphan_steps(run)
-  local saved, names = run.state.data.steps, {}
-  for name in pairs(saved) do
-    if not run.recipe.by_name[name] then names[#names + 1] = name end
-  end
-  table.sort(names, function(a, b)
-    local ta, tb = tonumber(saved[a].applied) or 0, tonumber(saved[b].applied) or 0
-    if ta ~= tb then return ta > tb end
-    return a < b
-  end)
-  local out = {}
-  for _, name in ipairs(names) do
-    local resources = {}
-    for i, r in ipairs(type(saved[name].resources) == "table" and saved[name].resources or {}) do
+  local items = {}
+  local function add(name, applied, list, why, forget)
+    local resources, saved = {}, {}
+    for i, r in ipairs(type(list) == "table" and list or {}) do
       local kind = type(r) == "table" and type(r.kind) == "string" and r.kind or "unknown"
       if not R.kinds[kind] then pcall(require, "provision." .. (kind:match("^([%w_]+)%.") or "")) end
       resources[i] = R.kinds[kind] or { kind = kind }
+      saved[i] = type(r) == "table" and type(r.state) == "table" and r.state or {}
     end
-    out[#out + 1] = { name = name, resources = resources }
+    items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
+                          applied = tonumber(applied) or 0 }
   end
-  return out
+  for name, st in pairs(run.state.data.steps) do
+    if not run.recipe.by_name[name] then
+      add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end)
+    end
+  end
+  for _, e in ipairs(run.state:replaced()) do
+    add(tostring(e.step), e.applied, e.resources, "replaced in its step since", function() run.state:forget_replaced(e) end)
+  end
+  table.sort(items, function(a, b)
+    if a.applied ~= b.applied then return a.applied > b.applied end
+    return a.name < b.name
+  end)
+  return items
 end
 
 local function teardown(run)
@@ -341,7 +348,6 @@ local function teardown(run)
   -- the steps it holds that the recipe no longer has (removed or renamed
   -- since: what they made may sit in the recipe's own folders)
   local steps = orphan_steps(run)
-  local norphans = #steps
   for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
@@ -350,13 +356,13 @@ local function teardown(run)
     local status, detail = "ok", "nothing recorded"
     local left = false   -- an orphan whose revert needs the step's options
     run.detail = nil   -- a detail is one step's: the previous revert's must not show here
-    if run.state:has(s.name) then
+    if s.saved or run.state:has(s.name) then
       for i = #s.resources, 1, -1 do
         local res = s.resources[i]
-        local saved = run.state:resource(s.name, i, res.kind)
-        if n <= norphans and not res.state_revert and next(saved) ~= nil then
+        local saved = s.saved and s.saved[i] or run.state:resource(s.name, i, res.kind)
+        if s.why and not res.state_revert and next(saved) ~= nil then
           left = true
-          detail = ("left what it made (%s): the step is no longer in the recipe; put it back to undo it"):format(res.kind)
+          detail = ("left what it made (%s): %s; put it back to undo it"):format(res.kind, s.why)
         elseif res.revert and next(saved) ~= nil then
           local ctx = new_ctx(run, s, saved)
           local ok, a, b = call(res.revert, res, ctx)
@@ -368,11 +374,13 @@ local function teardown(run)
             if status ~= "changed" then detail = run.detail or detail end
           else
             status, detail = "changed", run.detail or ("reverted " .. describe(res))
-            if n <= norphans then detail = (run.detail or "reverted what it made") .. " (a step no longer in the recipe)" end
+            if s.why then detail = ("%s (%s)"):format(run.detail or "reverted what it made", s.why) end
           end
         end
       end
-      if not left then run.state:forget(s.name) end
+      if not left then
+        if s.forget then s.forget() else run.state:forget(s.name) end
+      end
       local ok, err = run.state:save()
       if not ok then
         fail_step(run, "teardown", s, n, ms_since(t0), {}, { resource = "state", reason = err })
