@@ -70,3 +70,30 @@ run "$P" teardown slots.lua
 expect "slots: teardown removes what the dropped and replaced resources made" \
     eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
 expect "slots: nothing is left in the state" eval '[ ! -e .provision/slots.json ]'
+
+# two resources that own one path would undo each other on every run (and
+# plan would call the first fine): a load error, before anything changes
+rm -rf w; mkdir w
+cat > fight.lua <<'R'
+recipe { name = "fight" }
+step "one" { fs.file { path = "w/x", content = "one\n" } }
+step "two" { fs.template { path = "./w//x", template = "two\n" } }
+R
+run "$P" fight.lua
+expect "fight: two owners of one path are exit 2, naming both steps" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "fight.lua:3: fs.template of step .two. and fs.file of step .one. (fight.lua:2) both own ./w//x"'
+expect "fight: nothing was written" eval '[ -z "$(ls -A w)" ] && [ ! -e .provision/fight.json ]'
+cat > fight2.lua <<'R'
+recipe { name = "fight2" }
+local v = vars { mode = "0700" }
+step "one" { fs.directory { "w/d", "w/e" } }
+step "two" { fs.directory { "w/d/", mode = v.mode }, fs.absent "w/gone" }
+step "three" { fs.absent { "w/gone", "w/e/old" } }
+R
+run "$P" fight2.lua
+expect "fight: folders that agree, and absences, are fine" eval '[ $RC -eq 0 ] && [ "$(stat -c %a w/d)" = 700 ]'
+cat >> fight2.lua <<'R'
+step "four" { fs.directory { "w/d", mode = "0755" } }
+R
+run "$P" fight2.lua
+expect "fight: folders that want two modes are exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "both own w/d"'
