@@ -17,8 +17,8 @@
 --     check: `creates` exists (when given); else the archive's SHA-256 is
 --     the one last extracted, with the same strip_components and owner, and
 --     every top-level entry it made is there.
---     revert: removes dest when extract created it, else the top-level
---     entries it added.
+--     revert: removes dest when extract created it (an earlier dest too),
+--     else the top-level entries it added.
 --   archive.create { src, dest, format?, owner?, mtime? }
 --     src's contents into dest (tar, tar.gz, tar.xz or zip; default: from
 --     dest's name, else tar). Sorted entries, no atime/ctime, no gzip
@@ -112,14 +112,12 @@ M.extract = R.define {
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,
-  -- dest as last extracted into (the state's): the same as self.dest after
-  -- an apply, and known for a step the recipe no longer has
+  -- every dest it created (an earlier dest too, when the option changed:
+  -- as fs.file removes a file at an earlier path) and every entry it added
   state_revert = true,
   revert = function(self, ctx)
-    local st = ctx.state or {}
-    local dest = st.dest or self.dest
-    for _, e in ipairs(st.created or {}) do
-      if (e.type == "directory" and e.path == dest) or e.type == "entry" then
+    for _, e in ipairs((ctx.state or {}).created or {}) do
+      if e.type == "directory" or e.type == "entry" then
         local ok, err = C.remove_tree(e.path)
         if not ok then return nil, err end
       end

@@ -138,6 +138,20 @@ T.test("extract: a new strip_components or owner extracts again (no creates)", f
   T.eq(archive.extract { src = src, dest = dest, strip_components = 2 }:check(ctx), true)
 end)
 
+T.test("extract: a new dest extracts there; revert removes the earlier dest it created too", function()
+  local src = craft(dir .. "/good6.tar", "good")
+  local ctx = new_ctx()
+  assert(archive.extract { src = src, dest = dir .. "/x6a" }:apply(ctx))
+  local r = archive.extract { src = src, dest = dir .. "/x6b" }
+  T.eq((r:check(ctx)), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(read(dir .. "/x6b/top/a.txt"), "alpha\n")
+  assert(r:revert(ctx))
+  T.ok(not exists(dir .. "/x6b"))
+  T.ok(not exists(dir .. "/x6a"), "the first dest, made by this resource too, is removed")
+end)
+
 T.test("extract: zip and tar.xz", function()
   local z = craft(dir .. "/good.zip", "good")
   assert(archive.extract { src = z, dest = dir .. "/xz1" }:apply(new_ctx()))
