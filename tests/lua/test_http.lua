@@ -359,6 +359,20 @@ T.test("file: revert keeps a file that existed before, and says so rather than \
   T.ok(exists(dest2)); T.eq(tctx2.detail_text, "left " .. dest2 .. ": changed since it was written")
 end)
 
+T.test("file: after dest changed to a file that was there before, revert removes the first dest it created", function()
+  local first, second = dir .. "/o6.bin", dir .. "/o7.bin"
+  local f = assert(io.open(second, "wb")); f:write("there before\n"); f:close()
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/file/o6?size=10", dest = first }:apply(ctx))
+  local r = http.file { url = base .. "/file/o6?size=10", dest = second }
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(first), "the file it created at the first dest is removed")
+  T.ok(exists(second), "the one that was there before is kept")
+end)
+
 T.test("file: bad options raise", function()
   T.raises(function() http.file { url = "ftp://x", dest = "y" } end, "http://")
   T.raises(function() http.file { url = base, dest = "y", sha256 = "abc" } end, "64 hex")
