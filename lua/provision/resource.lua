@@ -39,8 +39,9 @@
 --   nothing to undo (teardown reports the step ok, with ctx:detail's why).
 -- state_revert = true: revert reads ctx.state alone, never self's options.
 --   Teardown then also undoes such a resource of a step the recipe no longer
---   has (removed or renamed since it was applied), with self the definition;
---   without it, what such a step created is left, and teardown says so.
+--   has (removed or renamed since it was applied), or one its step has
+--   dropped or replaced by another kind, with self the definition; without
+--   it, what such a resource created is left, and teardown says so.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:
