@@ -15,9 +15,10 @@
 --     written). owner = true trusts the archive: owners, setuid/setgid bits
 --     and device files as recorded (an image root filesystem).
 --     check: `creates` exists (when given); else the archive's SHA-256 is
---     the one last extracted and every top-level entry it made is there.
---     revert: removes dest when extract created it, else the top-level
---     entries it added.
+--     the one last extracted, with the same strip_components and owner, and
+--     every top-level entry it made is there.
+--     revert: removes dest when extract created it (an earlier dest too),
+--     else the top-level entries it added.
 --   archive.create { src, dest, format?, owner?, mtime? }
 --     src's contents into dest (tar, tar.gz, tar.xz or zip; default: from
 --     dest's name, else tar). Sorted entries, no atime/ctime, no gzip
@@ -73,6 +74,16 @@ M.extract = R.define {
     if sum ~= st.sha256 then
       return false, ("%s changed since it was extracted: extract again"):format(self.src)
     end
+    -- how it was extracted (a state saved before these were kept: unknown)
+    local strip = self.strip_components or 0
+    if st.strip_components ~= nil and st.strip_components ~= strip then
+      return false, ("extract %s into %s again: strip_components %d -> %d"):format(self.src, self.dest,
+        st.strip_components, strip)
+    end
+    if st.owner ~= nil and st.owner ~= (self.owner == true) then
+      return false, ("extract %s into %s again: owner %s -> %s"):format(self.src, self.dest,
+        tostring(st.owner), tostring(self.owner == true))
+    end
     for _, name in ipairs(st.top or {}) do
       if not lexists(self.dest .. "/" .. name) then
         return false, ("%s/%s is missing: extract again"):format(self.dest, name)
@@ -97,12 +108,16 @@ M.extract = R.define {
       end
     end
     st.sha256, st.dest, st.top = sum, self.dest, res.top
+    st.strip_components, st.owner = self.strip_components or 0, self.owner == true
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,
+  -- every dest it created (an earlier dest too, when the option changed:
+  -- as fs.file removes a file at an earlier path) and every entry it added
+  state_revert = true,
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state or {}).created or {}) do
-      if (e.type == "directory" and e.path == self.dest) or e.type == "entry" then
+      if e.type == "directory" or e.type == "entry" then
         local ok, err = C.remove_tree(e.path)
         if not ok then return nil, err end
       end
@@ -155,11 +170,12 @@ M.create = R.define {
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
     st.sha256 = H.sha256_file(self.dest)
-    if not existed then ctx:created { type = "file", path = self.dest, sha256 = st.sha256 } end
+    require("provision.fs").record_written(ctx, self.dest, st.sha256, existed)
     ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
     return res
   end,
   -- the file it created, while it is still what was written (as fs.file)
+  state_revert = true,
   revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
 }
 

@@ -98,6 +98,52 @@ local function coerce(name, default, text)
   return nil, ("variable '%s' (a %s) cannot be set with -e"):format(name, t)
 end
 
+-- the path each resource that owns one wants in a state: two that want one
+-- path in different states never converge (each apply undoes the other's
+-- work, and plan calls the first one fine). Absences agree, and so do
+-- folders unless both set one of mode, owner, group and differ on it;
+-- anything else on one path is a second owner.
+local OWNS = { ["fs.file"] = "path", ["fs.template"] = "path", ["fs.env_file"] = "path",
+  ["fs.symlink"] = "path", ["fs.directory"] = "path", ["fs.absent"] = "path",
+  ["http.file"] = "dest", ["archive.create"] = "dest" }
+local function norm_path(p)
+  p = p:gsub("/+", "/")
+  while p:sub(1, 2) == "./" and #p > 2 do p = p:sub(3) end
+  p = p:gsub("/%./", "/"):gsub("/%.$", "")
+  if #p > 1 then p = p:gsub("/$", "") end
+  return p
+end
+local function agree(a, b)
+  if a.kind ~= b.kind then return false end
+  if a.kind == "fs.absent" then return true end
+  if a.kind ~= "fs.directory" then return false end
+  for _, k in ipairs { "mode", "owner", "group" } do
+    if a.res[k] ~= nil and b.res[k] ~= nil and a.res[k] ~= b.res[k] then return false end
+  end
+  return true
+end
+local function path_conflict(recipe)
+  local claims = {}
+  for _, s in ipairs(recipe.steps) do
+    for _, res in ipairs(s.resources) do
+      local field = OWNS[res.kind]
+      local v = field and res[field]
+      for _, p in ipairs(type(v) == "table" and v or { v }) do
+        local key, claim = norm_path(p), { kind = res.kind, res = res, step = s }
+        claims[key] = claims[key] or {}
+        for _, prev in ipairs(claims[key]) do
+          if not agree(prev, claim) then
+            return ("%s: %s of step '%s' and %s of step '%s' (%s) both own %s: each run would undo "
+              .. "the other's work; keep one")
+              :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
+          end
+        end
+        table.insert(claims[key], claim)
+      end
+    end
+  end
+end
+
 function M.load(path, opts)
   opts = opts or {}
   local cli_vars = opts.vars or {}
@@ -426,6 +472,8 @@ function M.load(path, opts)
     return nil, ("%s: unknown variable%s %s (variables: %s)"):format(path, #unknown > 1 and "s" or "",
       "'" .. table.concat(unknown, "', '") .. "'", #known > 0 and table.concat(known, ", ") or "none")
   end
+  local cerr = path_conflict(recipe)
+  if cerr then return nil, cerr end
   recipe.name = recipe.name or (path:match("([^/]+)%.lua$") or path)
   secret.exempt(recipe.name)
   for _, k in ipairs(recipe.var_order) do

@@ -99,14 +99,12 @@ local function attr_changes(self, st, label, out)
   return out
 end
 
--- make path's mode and owner what self says; st: its stat (or nil: look)
+-- make path's mode and owner what self says; st: its stat (or nil: look).
+-- The owner first: a chown clears the setuid and setgid bits of a file
+-- (for root too), so the mode is set after it.
 local function set_attrs(self, path, st)
   st = st or C.stat(path)
   if not st then return nil, path .. ": vanished" end
-  if self.mode and st.mode ~= self.mode then
-    local ok, err = C.chmod(path, self.mode)
-    if not ok then return nil, err end
-  end
   if self.owner or self.group then
     local uid, gid
     if self.owner then
@@ -120,7 +118,13 @@ local function set_attrs(self, path, st)
     if (uid and uid ~= st.uid) or (gid and gid ~= st.gid) then
       local ok, err = C.chown(path, uid, gid)
       if not ok then return nil, err end
+      st = C.stat(path)
+      if not st then return nil, path .. ": vanished" end
     end
+  end
+  if self.mode and st.mode ~= self.mode then
+    local ok, err = C.chmod(path, self.mode)
+    if not ok then return nil, err end
   end
   return true
 end
@@ -222,6 +226,7 @@ M.directory = R.define {
     if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
     return true
   end,
+  state_revert = true,
   revert = function(self, ctx)
     local created = (ctx.state and ctx.state.created) or {}
     local left = {}
@@ -419,6 +424,7 @@ M.file = R.define {
   end,
   apply = function(self, ctx) return file_apply(self, ctx, R.reveal(self.content)) end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- template
@@ -510,6 +516,7 @@ M.template = R.define {
   end,
   apply = function(self, ctx) return file_apply(self, ctx, render(self.template, self.vars, true)) end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- env_file
@@ -599,6 +606,7 @@ M.env_file = R.define {
     return file_apply(self, ctx, content)
   end,
   revert = file_revert,
+  state_revert = true,
 }
 
 --------------------------------------------------------------------- absent
@@ -696,6 +704,7 @@ local symlink_res = R.define {
     log(ctx, ("linked %s -> %s"):format(self.path, self.target))
     return true
   end,
+  state_revert = true,
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "link" then
@@ -720,5 +729,15 @@ M.symlink = function(a, ...)
 end
 
 M.revert_created_files = file_revert
+
+-- for the other resources that write whole files (http.file, archive.create):
+-- a file written at path, with this digest. A new one is the step's own; one
+-- it created on an earlier run stays its own, with the new digest (which
+-- file_revert compares); one that was there before stays unrecorded.
+function M.record_written(ctx, path, sha256, existed)
+  local e = find_created(ctx, path)
+  if e then e.sha256 = sha256
+  elseif not existed then ctx:created { type = "file", path = path, sha256 = sha256 } end
+end
 
 return M

@@ -428,7 +428,9 @@ M.file = R.define {
       end
       res.bytes = 0
     else
-      if not existed then ctx:created { type = "file", path = self.dest, sha256 = res.sha256 } end
+      -- downloaded anew (another url, a change upstream), a file this step
+      -- created is still its own: teardown must know the new digest
+      require("provision.fs").record_written(ctx, self.dest, res.sha256, existed)
       st.url, st.sha256, st.size = url_key(self.url), res.sha256, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
       st.stamp = select(3, C.stat(self.dest))
@@ -441,18 +443,20 @@ M.file = R.define {
     return res
   end,
 
-  -- the file it created, while it is still what was written (as fs.file).
-  -- A file that was there before the first apply is kept; the state still
-  -- holds what the downloads recorded, so the runner calls revert anyway:
-  -- false says that nothing was undone (the step is ok, not "reverted").
+  -- the files it created (at this dest or an earlier one), while each is
+  -- still what was written (as fs.file). A file that was there before the
+  -- first apply is kept; the state still holds what the downloads recorded,
+  -- so the runner calls revert anyway: false says that nothing was undone
+  -- (the step is ok, not "reverted").
+  state_revert = true,
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
-      if e.type == "file" and e.path == self.dest then
+      if e.type == "file" then
         return require("provision.fs").revert_created_files(self, ctx)
       end
     end
     if ctx.detail then
-      ctx:detail(("nothing recorded: kept %s, which existed before the first apply"):format(self.dest))
+      ctx:detail(("nothing recorded: kept %s, which existed before the first apply"):format(self.dest or "the file"))
     end
     return false
   end,

@@ -330,6 +330,7 @@ M.installed = R.define {
     if not ok then return nil, ierr end
     return true
   end,
+  state_revert = true,
   revert = function(self, ctx) return M.remove_created(ctx) end,
 }
 

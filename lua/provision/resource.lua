@@ -37,6 +37,11 @@
 -- revert(self, ctx) -> anything | nil, message. ctx.state is what the last
 --   apply left; undo only what ctx.state.created lists. false: there was
 --   nothing to undo (teardown reports the step ok, with ctx:detail's why).
+-- state_revert = true: revert reads ctx.state alone, never self's options.
+--   Teardown then also undoes such a resource of a step the recipe no longer
+--   has (removed or renamed since it was applied), or one its step has
+--   dropped or replaced by another kind, with self the definition; without
+--   it, what such a resource created is left, and teardown says so.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:
@@ -205,12 +210,17 @@ local Resource = {}
 Resource.__index = Resource
 R.Resource = Resource
 
+-- every definition by its kind (teardown looks up the revert of a step the
+-- recipe no longer has)
+R.kinds = {}
+
 -- R.define(def) -> constructor(args) -> resource
 function R.define(def)
   assert(def.kind and def.check and def.options, "resource definition needs kind, options, check")
   def.__index = def
   def.__name = "provision.resource"
   setmetatable(def, Resource)
+  R.kinds[def.kind] = def
   return function(args)
     -- the recipe's position is looked up only when there is an error to report
     if type(args) ~= "table" or secret.is(args) then

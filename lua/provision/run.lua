@@ -9,6 +9,7 @@ local dsl = require "provision.dsl"
 local Report = require "provision.report"
 local State = require "provision.state"
 local secret = require "provision.secret"
+local R = require "provision.resource"
 
 local M = {}
 local SAVE_EVERY = 0.5   -- seconds between state saves during a run
@@ -115,11 +116,15 @@ local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) en
 -- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
 local function run_step(run, s)
   local changes_all, status = {}, "ok"
+  -- every resource's saved table, the ones a failure stops before too: the
+  -- step's state is saved whole, and what they created must stay recorded
   local saved = {}
+  for i, res in ipairs(s.resources) do
+    saved[i] = { kind = res.kind, state = run.state and run.state:resource(s.name, i, res.kind) or {} }
+  end
   run.detail, run.bytes = nil, nil
   for i, res in ipairs(s.resources) do
-    local ctx = new_ctx(run, s, run.state and run.state:resource(s.name, i, res.kind) or {})
-    saved[i] = { kind = res.kind, state = ctx.state }
+    local ctx = new_ctx(run, s, saved[i].state)
     local ok, changes = run_check(res, ctx)
     if ok == nil then
       return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
@@ -310,16 +315,21 @@ end
 
 -- revert what the state recorded for step s, its resources newest first,
 -- then forget the step: status ("ok" | "changed"), detail | nil, failure
--- { resource, reason }. The teardown without a block runs it for every step;
+-- { resource, reason }. The teardown without a block runs it for every step
+-- (and for the orphans of orphan_steps: s.saved, s.why, s.forget);
 -- `undo "step"` in a teardown block, for one.
 function revert_step(run, s)
   local status, detail = "ok", "nothing recorded"
+  local left = false   -- an orphan whose revert needs the step's options
   run.detail = nil   -- a detail is one step's: the previous revert's must not show here
-  if not run.state:has(s.name) then return status, detail end
+  if not (s.saved or run.state:has(s.name)) then return status, detail end
   for i = #s.resources, 1, -1 do
     local res = s.resources[i]
-    local saved = run.state:resource(s.name, i, res.kind)
-    if res.revert and next(saved) ~= nil then
+    local saved = s.saved and s.saved[i] or run.state:resource(s.name, i, res.kind)
+    if s.why and not res.state_revert and next(saved) ~= nil then
+      left = true
+      detail = ("left what it made (%s): %s; put it back to undo it"):format(res.kind, s.why)
+    elseif res.revert and next(saved) ~= nil then
       local ctx = new_ctx(run, s, saved)
       local ok, a, b = call(res.revert, res, ctx)
       if not ok or (a == nil and b ~= nil) then
@@ -329,13 +339,49 @@ function revert_step(run, s)
         if status ~= "changed" then detail = run.detail or detail end
       else
         status, detail = "changed", run.detail or ("reverted " .. describe(res))
+        if s.why then detail = ("%s (%s)"):format(run.detail or "reverted what it made", s.why) end
       end
     end
   end
-  run.state:forget(s.name)
+  if not left then
+    if s.forget then s.forget() else run.state:forget(s.name) end
+  end
   local ok, err = run.state:save()
   if not ok then return nil, { resource = "state", reason = err } end
   return status, detail
+end
+
+-- what the state holds that the recipe no longer has, newest first, as
+-- teardown items: the steps removed or renamed since they were applied, and
+-- the resources a step has since replaced (another kind in their place, or
+-- none). Each saved resource stands for itself by its kind's definition
+-- (whose revert, when state_revert, needs no options).
+local function orphan_steps(run)
+  local items = {}
+  local function add(name, applied, list, why, forget)
+    local resources, saved = {}, {}
+    for i, r in ipairs(type(list) == "table" and list or {}) do
+      local kind = type(r) == "table" and type(r.kind) == "string" and r.kind or "unknown"
+      if not R.kinds[kind] then pcall(require, "provision." .. (kind:match("^([%w_]+)%.") or "")) end
+      resources[i] = R.kinds[kind] or { kind = kind }
+      saved[i] = type(r) == "table" and type(r.state) == "table" and r.state or {}
+    end
+    items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
+                          applied = tonumber(applied) or 0 }
+  end
+  for name, st in pairs(run.state.data.steps) do
+    if not run.recipe.by_name[name] then
+      add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end)
+    end
+  end
+  for _, e in ipairs(run.state:replaced()) do
+    add(tostring(e.step), e.applied, e.resources, "replaced in its step since", function() run.state:forget_replaced(e) end)
+  end
+  table.sort(items, function(a, b)
+    if a.applied ~= b.applied then return a.applied > b.applied end
+    return a.name < b.name
+  end)
+  return items
 end
 
 local function teardown(run)
@@ -361,8 +407,10 @@ local function teardown(run)
     for _, s in ipairs(recipe.steps) do run.state:forget(s.name) end
     return finish(run, 0)
   end
-  -- no teardown block: revert what the state shows, newest first
-  local steps = {}
+  -- no teardown block: revert what the state shows, newest first; first
+  -- the steps it holds that the recipe no longer has (removed or renamed
+  -- since: what they made may sit in the recipe's own folders)
+  local steps = orphan_steps(run)
   for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do

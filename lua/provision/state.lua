@@ -53,8 +53,36 @@ function State:resource(step_name, i, kind)
 end
 
 function State:set_step(step_name, resources)
+  -- what an earlier resource of the step recorded, where the step now has
+  -- another kind or none, is kept in data.replaced for teardown to undo
+  local old = self.data.steps[step_name]
+  local gone = {}
+  for i, r in ipairs(old and type(old.resources) == "table" and old.resources or {}) do
+    if type(r) == "table" and type(r.state) == "table" and next(r.state) ~= nil
+       and (resources[i] == nil or resources[i].kind ~= r.kind) then
+      gone[#gone + 1] = r
+    end
+  end
+  if #gone > 0 then
+    self.data.replaced = self.data.replaced or json.array {}
+    table.insert(self.data.replaced, { step = step_name, applied = old.applied, resources = json.array(gone) })
+  end
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
   self.dirty = true
+end
+
+-- the resources data.replaced keeps: { step, applied, resources } entries
+function State:replaced() return self.data.replaced or {} end
+
+function State:forget_replaced(entry)
+  for i, e in ipairs(self.data.replaced or {}) do
+    if e == entry then
+      table.remove(self.data.replaced, i)
+      if #self.data.replaced == 0 then self.data.replaced = nil end
+      self.dirty = true
+      return
+    end
+  end
 end
 
 function State:forget(step_name)
@@ -66,7 +94,7 @@ end
 
 function State:has(step_name) return self.data.steps[step_name] ~= nil end
 
-function State:empty() return next(self.data.steps) == nil end
+function State:empty() return next(self.data.steps) == nil and self.data.replaced == nil end
 
 function State:save()
   if not self.dirty then return true end

@@ -116,6 +116,42 @@ T.test("extract: strip_components and creates", function()
   T.eq(r:check(new_ctx()), true)   -- creates is there: no state needed
 end)
 
+T.test("extract: a new strip_components or owner extracts again (no creates)", function()
+  local src = craft(dir .. "/good5.tar", "good")
+  local dest = dir .. "/x5"
+  local ctx = new_ctx()
+  assert(archive.extract { src = src, dest = dest }:apply(ctx))
+  T.eq(read(dest .. "/top/a.txt"), "alpha\n")
+  local r = archive.extract { src = src, dest = dest, strip_components = 1 }
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "strip_components 0 %-> 1")
+  assert(r:apply(ctx))
+  T.eq(read(dest .. "/a.txt"), "alpha\n")
+  T.eq(r:check(ctx), true)
+  r = archive.extract { src = src, dest = dest, strip_components = 1, owner = true }
+  ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "owner false %-> true")
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  -- a state saved before these were recorded: taken as it is, no re-extract
+  ctx.state.strip_components, ctx.state.owner = nil, nil
+  T.eq(archive.extract { src = src, dest = dest, strip_components = 2 }:check(ctx), true)
+end)
+
+T.test("extract: a new dest extracts there; revert removes the earlier dest it created too", function()
+  local src = craft(dir .. "/good6.tar", "good")
+  local ctx = new_ctx()
+  assert(archive.extract { src = src, dest = dir .. "/x6a" }:apply(ctx))
+  local r = archive.extract { src = src, dest = dir .. "/x6b" }
+  T.eq((r:check(ctx)), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(read(dir .. "/x6b/top/a.txt"), "alpha\n")
+  assert(r:revert(ctx))
+  T.ok(not exists(dir .. "/x6b"))
+  T.ok(not exists(dir .. "/x6a"), "the first dest, made by this resource too, is removed")
+end)
+
 T.test("extract: zip and tar.xz", function()
   local z = craft(dir .. "/good.zip", "good")
   assert(archive.extract { src = z, dest = dir .. "/xz1" }:apply(new_ctx()))
@@ -425,6 +461,23 @@ T.test("create: a dest inside src archives neither itself nor its temp file, and
     sh("rm " .. src .. "/c.txt")
     os.remove(dest)
   end
+end)
+
+T.test("create: made again (src or format changed), the archive is still removed at revert", function()
+  local src = T.tmpdir()
+  sh("echo a > " .. src .. "/a.txt")
+  local dest = dir .. "/again.pkg"
+  local ctx = new_ctx()
+  assert(archive.create { src = src, dest = dest }:apply(ctx))
+  sh("echo b > " .. src .. "/a.txt")
+  local r = archive.create { src = src, dest = dest, format = "zip" }
+  T.eq((r:check(ctx)), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(#ctx.state.created, 1)
+  T.eq(ctx.state.created[1].sha256, H.sha256_file(dest))
+  assert(r:revert(ctx))
+  T.ok(not exists(dest), "removed, not left as 'changed since it was written'")
 end)
 
 return T.done()

@@ -279,6 +279,23 @@ T.test("fs.file: owner and group, and an existing owner survives a rewrite", fun
   T.eq(fs.stat(p).mode, tonumber("600", 8), "rewrite keeps the mode")
 end)
 
+T.test("a new owner for a setuid/setgid file or folder keeps its mode (chown clears those bits)", function()
+  if not is_root then return T.skip("setuid owner change", "needs root") end
+  local d = T.tmpdir()
+  local p = d .. "/suid"
+  T.ok(fs.file { path = p, content = "x", mode = "4755" }:apply(new_ctx()))
+  T.ok(fs.directory { d .. "/sgid", mode = "2775" }:apply(new_ctx()))
+  for _, r in ipairs { fs.file { path = p, content = "x", mode = "4755", owner = "nobody", group = "nogroup" },
+                       fs.file { path = p, content = "x", mode = "6755", owner = "root" },
+                       fs.directory { d .. "/sgid", mode = "2775", owner = "nobody", group = "nogroup" } } do
+    T.eq((r:check(new_ctx())), false)
+    T.ok(r:apply(new_ctx()))
+    T.eq(r:check(new_ctx()), true, "converged after one apply: " .. r:describe())
+  end
+  T.eq(fs.stat(p).mode, tonumber("6755", 8)); T.eq(fs.stat(p).uid, 0)
+  T.eq(fs.stat(d .. "/sgid").mode, tonumber("2775", 8))
+end)
+
 T.test("fs.file: the new file has its owner before the rename (no chown after it)", function()
   if not is_root then return T.skip("fs.file owner before rename", "needs root") end
   local real, calls = C.chown, 0

@@ -314,6 +314,30 @@ T.test("file: revert removes what apply created", function()
   T.ok(not exists(dest))
 end)
 
+T.test("file: downloaded anew (another url, a change upstream), it is still removed at revert", function()
+  local dest = dir .. "/o4.bin"
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/file/o4?size=10", dest = dest }:apply(ctx))
+  -- the url changes: another body lands at dest, written by this same step
+  local r = http.file { url = base .. "/file/o4?size=20", dest = dest }
+  T.eq(r:check(ctx), false)
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  T.eq(#ctx.state.created, 1)
+  T.eq(ctx.state.created[1].sha256, sha(20, "o4"))
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(dest), "removed, not 'left: changed since it was written'")
+  -- with a checksum too: the new sha256 is the one teardown compares
+  local c = new_ctx()
+  assert(http.file { url = base .. "/file/o5?size=10", dest = dest, sha256 = sha(10, "o5") }:apply(c))
+  r = http.file { url = base .. "/file/o5?size=30", dest = dest, sha256 = sha(30, "o5") }
+  assert(r:apply(c))
+  tctx = new_ctx(); tctx.state = c.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(dest))
+end)
+
 T.test("file: revert keeps a file that existed before, and says so rather than \"reverted\"", function()
   local dest = dir .. "/o2.bin"
   local f = assert(io.open(dest, "wb")); f:write("there before\n"); f:close()
@@ -333,6 +357,20 @@ T.test("file: revert keeps a file that existed before, and says so rather than \
   local tctx2 = new_ctx(); tctx2.state = ctx2.state
   T.ok(r2:revert(tctx2))
   T.ok(exists(dest2)); T.eq(tctx2.detail_text, "left " .. dest2 .. ": changed since it was written")
+end)
+
+T.test("file: after dest changed to a file that was there before, revert removes the first dest it created", function()
+  local first, second = dir .. "/o6.bin", dir .. "/o7.bin"
+  local f = assert(io.open(second, "wb")); f:write("there before\n"); f:close()
+  local ctx = new_ctx()
+  assert(http.file { url = base .. "/file/o6?size=10", dest = first }:apply(ctx))
+  local r = http.file { url = base .. "/file/o6?size=10", dest = second }
+  assert(r:apply(ctx))
+  T.eq(r:check(ctx), true)
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx))
+  T.ok(not exists(first), "the file it created at the first dest is removed")
+  T.ok(exists(second), "the one that was there before is kept")
 end)
 
 T.test("file: bad options raise", function()

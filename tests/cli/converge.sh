@@ -1,0 +1,99 @@
+#!/bin/bash
+# tests/cli/converge.sh: apply once, change one thing (an option, the thing
+# on disk, the state), apply again: the run converges, the re-run is a no-op,
+# plan tells the truth, and teardown removes exactly what was created.
+. "$ROOT/tests/lib.sh"
+
+# a step whose first resource fails on a later run still keeps the record of
+# what its other resources created: teardown removes them
+mkdir w
+cat > pair.lua <<'R'
+recipe { name = "pair" }
+local v = vars { owner = "root" }
+step "pair" { fs.file { path = "w/a", content = "a\n", owner = v.owner }, fs.file { path = "w/b", content = "b\n" } }
+R
+run "$P" pair.lua
+expect "pair: first apply" eval '[ $RC -eq 0 ] && [ -f w/a ] && [ -f w/b ]'
+run "$P" pair.lua -e owner=no-such-user-here
+expect "pair: the first resource fails" eval '[ $RC -eq 1 ] && has "$OUT" "no such user"'
+run "$P" teardown pair.lua
+expect "pair: teardown after the failure still removes what the second resource made" \
+    eval '[ $RC -eq 0 ] && [ ! -e w/a ] && [ ! -e w/b ]'
+
+# a step renamed or removed since it was applied: teardown still undoes what
+# it made (first), and leaves what a custom step made, saying so
+rm -rf w; mkdir w
+cat > orphan.lua <<'R'
+recipe { name = "orphan" }
+step "a" { fs.directory "w/d" }
+step "b" { fs.file { path = "w/d/b", content = "b\n" }, fs.symlink { path = "w/l", target = "d" } }
+step "c" { archive.create { src = "w/d", dest = "w/c.tar" } }
+step "custom" {
+  check = function() return io.open("w/custom") ~= nil end,
+  apply = function(ctx) io.open("w/custom", "w"):close(); ctx:created { type = "file", path = "w/custom" } end,
+  revert = function() os.remove("w/custom") end,
+}
+R
+run "$P" orphan.lua
+expect "orphan: first apply" eval '[ $RC -eq 0 ] && [ -f w/d/b ] && [ -L w/l ] && [ -f w/c.tar ] && [ -f w/custom ]'
+sed -i 's/^step "b"/step "b renamed"/; /^step "c"/d; /^step "custom"/,$d' orphan.lua
+run "$P" orphan.lua
+expect "orphan: the renamed step finds its file in place" eval '[ $RC -eq 0 ] && has "$OUT" "ok=2 changed=0"'
+run "$P" teardown orphan.lua
+expect "orphan: teardown removes what the renamed and the removed steps made" \
+    eval '[ $RC -eq 0 ] && [ ! -e w/d ] && [ ! -e w/l ] && [ ! -e w/c.tar ]'
+expect "orphan: they are reported as no longer in the recipe" has "$OUT" "c .*(the step is no longer in the recipe)"
+expect "orphan: a custom step's work is left, and said so" \
+    eval '[ -f w/custom ] && has "$OUT" "left what it made (custom): the step is no longer in the recipe"'
+run "$P" teardown orphan.lua
+expect "orphan: the custom step stays recorded; the others are forgotten" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "custom .*left what it made" && ! has "$OUT" "reverted what it made"'
+
+# a resource dropped from a step, or replaced by another kind: what it made
+# is still undone at teardown (a file another kind has rewritten since is
+# left, as any file changed since it was written)
+rm -rf w; mkdir w
+cat > slots.lua <<'R'
+recipe { name = "slots" }
+step "conf" { fs.file { path = "w/x", content = "one\n" }, fs.file { path = "w/y", content = "y\n" }, fs.directory "w/z" }
+R
+run "$P" slots.lua
+expect "slots: first apply" eval '[ $RC -eq 0 ] && [ -f w/x ] && [ -f w/y ] && [ -d w/z ]'
+cat > slots.lua <<'R'
+recipe { name = "slots" }
+step "conf" { fs.file { path = "w/x", content = "one\n" }, fs.symlink { path = "w/l", target = "x" } }
+R
+run "$P" slots.lua
+run "$P" slots.lua
+expect "slots: converged after the change" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0"'
+run "$P" teardown slots.lua
+expect "slots: teardown removes what the dropped and replaced resources made" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
+expect "slots: nothing is left in the state" eval '[ ! -e .provision/slots.json ]'
+
+# two resources that own one path would undo each other on every run (and
+# plan would call the first fine): a load error, before anything changes
+rm -rf w; mkdir w
+cat > fight.lua <<'R'
+recipe { name = "fight" }
+step "one" { fs.file { path = "w/x", content = "one\n" } }
+step "two" { fs.template { path = "./w//x", template = "two\n" } }
+R
+run "$P" fight.lua
+expect "fight: two owners of one path are exit 2, naming both steps" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "fight.lua:3: fs.template of step .two. and fs.file of step .one. (fight.lua:2) both own ./w//x"'
+expect "fight: nothing was written" eval '[ -z "$(ls -A w)" ] && [ ! -e .provision/fight.json ]'
+cat > fight2.lua <<'R'
+recipe { name = "fight2" }
+local v = vars { mode = "0700" }
+step "one" { fs.directory { "w/d", "w/e" } }
+step "two" { fs.directory { "w/d/", mode = v.mode }, fs.absent "w/gone" }
+step "three" { fs.absent { "w/gone", "w/e/old" } }
+R
+run "$P" fight2.lua
+expect "fight: folders that agree, and absences, are fine" eval '[ $RC -eq 0 ] && [ "$(stat -c %a w/d)" = 700 ]'
+cat >> fight2.lua <<'R'
+step "four" { fs.directory { "w/d", mode = "0755" } }
+R
+run "$P" fight2.lua
+expect "fight: folders that want two modes are exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "both own w/d"'
