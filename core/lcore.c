@@ -259,7 +259,18 @@ static int core_size(lua_State *L)
 
 static int core_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 
+/* cwd() -> the working folder | nil, message */
+static int core_cwd(lua_State *L)
+{
+    char *p = getcwd(NULL, 0);
+    if (!p) return luaL_fileresult(L, 0, "getcwd");
+    lua_pushstring(L, p);
+    free(p);
+    return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    { "cwd", core_cwd },
     { "deadline", core_deadline },
     { "duration", core_duration },
     { "getpid", core_getpid },

@@ -49,6 +49,8 @@ end
 
 M.extract = R.define {
   kind = "archive.extract",
+  reads = R.paths_of("src"),
+  writes = R.paths_of("dest"),
   options = {
     src = "string", dest = "string", strip_components = "integer?", creates = "string?",
     owner = "boolean?",
@@ -109,7 +111,7 @@ M.extract = R.define {
     end
     st.sha256, st.dest, st.top = sum, self.dest, res.top
     st.strip_components, st.owner = self.strip_components or 0, self.owner == true
-    ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
+    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", require("provision.http").human_bytes(res.bytes)))
     return res
   end,
   -- every dest it created (an earlier dest too, when the option changed:
@@ -136,6 +138,8 @@ end
 
 M.create = R.define {
   kind = "archive.create",
+  reads = R.paths_of("src"),
+  writes = R.paths_of("dest"),
   options = {
     src = "string", dest = "string", format = "string?", owner = "string?", mtime = "integer?",
   },
@@ -171,7 +175,7 @@ M.create = R.define {
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
     st.sha256 = H.sha256_file(self.dest)
     require("provision.fs").record_written(ctx, self.dest, st.sha256, existed)
-    ctx:detail(("%d entries, %s"):format(res.entries, require("provision.http").human_bytes(res.bytes)))
+    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", require("provision.http").human_bytes(res.bytes)))
     return res
   end,
   -- the file it created, while it is still what was written (as fs.file)

@@ -596,6 +596,18 @@ local function with(extra)
   return t
 end
 
+-- what up and run_once compare with the last apply: the compose file (the
+-- one named, else every name Compose looks for) and .env
+local function project_inputs(self)
+  local out = { self.project_dir .. "/.env" }
+  if self.file then
+    out[#out + 1] = M.find_file(self.project_dir, self.file)
+  else
+    for _, f in ipairs(FILES_V1) do out[#out + 1] = self.project_dir .. "/" .. f end
+  end
+  return out
+end
+
 -- ---- resources ----
 
 M.available = R.define {
@@ -635,6 +647,7 @@ M.available = R.define {
 
 M.up = R.define {
   kind = "compose.up",
+  reads = project_inputs,
   positional = "project_dir",
   options = with { services = "strings?", wait = { "string", default = "running" }, remove_orphans = "boolean?" },
   validate = function(self)
@@ -695,6 +708,7 @@ M.up = R.define {
 
 M.run_once = R.define {
   kind = "compose.run_once",
+  reads = project_inputs,
   options = with { service = "string" },
   describe = function(self)
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)

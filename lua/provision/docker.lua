@@ -258,6 +258,7 @@ M.engine = R.define {
 
 M.image = R.define {
   kind = "docker.image",
+  reads = R.paths_of("from_rootfs"),
   positional = "name",
   options = { name = "string", from_rootfs = "string?" },
   validate = function(self)

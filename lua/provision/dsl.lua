@@ -14,6 +14,7 @@ local M = {}
 local STEP_FIELDS = {
   describe = "string", check = "function", apply = "function", revert = "function",
   before = "string", after = "string",
+  writes = "paths", reads = "paths",   -- a path or a list of paths (for plan: see resource.lua)
 }
 
 local function where_from(level)
@@ -68,7 +69,10 @@ end
 function Undo:apply(ctx) return ctx:undo(self.step) end
 
 local function custom_resource(t)
-  local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert }, Custom)
+  local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert,
+                           write_paths = t.writes, read_paths = t.reads }, Custom)
+  if t.writes then c.writes = R.paths_of("write_paths") end
+  if t.reads then c.reads = R.paths_of("read_paths") end
   if t.revert then c.revert = Custom.revert_fn_wrapper end
   return c
 end
@@ -187,6 +191,15 @@ function M.load(path, opts)
         for n in pairs(STEP_FIELDS) do names[#names + 1] = n end
         table.sort(names)
         fail(("%s '%s': unknown field '%s' (fields: %s)"):format(kind, name, tostring(k), table.concat(names, ", ")))
+      elseif STEP_FIELDS[k] == "paths" then
+        local ok = type(v) == "string"
+        if type(v) == "table" then
+          ok = #v > 0
+          for i, p in pairs(v) do ok = ok and math.type(i) == "integer" and type(p) == "string" end
+        end
+        if not ok then
+          fail(("%s '%s': field '%s' must be a path or a list of paths"):format(kind, name, k))
+        end
       elseif type(v) ~= STEP_FIELDS[k] then
         fail(("%s '%s': field '%s' must be a %s, not %s"):format(kind, name, k, STEP_FIELDS[k], type(v)))
       end

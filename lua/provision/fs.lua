@@ -181,6 +181,7 @@ M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) 
 --------------------------------------------------------------------- directory
 M.directory = R.define {
   kind = "fs.directory",
+  writes = R.paths_of("path"),
   positional = "path",
   options = {
     path = "strings",
@@ -409,6 +410,7 @@ end
 
 M.file = R.define {
   kind = "fs.file",
+  writes = R.paths_of("path"),
   options = {
     path = "string",
     content = "secret",
@@ -482,6 +484,7 @@ end
 
 M.template = R.define {
   kind = "fs.template",
+  writes = R.paths_of("path"),
   options = {
     path = "string",
     template = "string",
@@ -527,6 +530,7 @@ end
 
 M.env_file = R.define {
   kind = "fs.env_file",
+  writes = R.paths_of("path"),
   options = {
     path = "string",
     values = "table",
@@ -622,6 +626,7 @@ end
 
 M.absent = R.define {
   kind = "fs.absent",
+  writes = R.paths_of("path"),
   positional = "path",
   options = { path = "strings" },
   validate = function(self)
@@ -664,6 +669,7 @@ M.absent = R.define {
 --------------------------------------------------------------------- symlink
 local symlink_res = R.define {
   kind = "fs.symlink",
+  writes = R.paths_of("path"),
   options = { path = "string", target = "string", force = { "boolean", default = false } },
   describe = function(self) return ("link %s -> %s"):format(self.path, self.target) end,
   check = function(self, ctx)

@@ -340,6 +340,7 @@ end
 
 M.file = R.define {
   kind = "http.file",
+  writes = R.paths_of("dest"),
   options = {
     url = "string", dest = "string", sha256 = "string?", mode = "mode?",
     headers = "table?", user = "secret?", password = "secret?",

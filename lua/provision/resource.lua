@@ -42,6 +42,13 @@
 --   has (removed or renamed since it was applied), or one its step has
 --   dropped or replaced by another kind, with self the definition; without
 --   it, what such a resource created is left, and teardown says so.
+-- writes(self) -> { path, ... }: what apply writes; reads(self) -> { path,
+--   ... }: the files or folders (a folder: all under it) check compares
+--   against. Plan runs no apply, so a check that reads what an earlier step
+--   would write answers about the old content: when one of its reads is (or
+--   is under, or holds) a path an earlier resource that would change writes,
+--   the runner reports it would change too. R.paths_of("path", ...) makes one
+--   from options holding a path or a list of paths.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:
@@ -246,6 +253,22 @@ function R.define(def)
       if not ok and verr then error(def.kind .. ": " .. verr, caller_level()) end
     end
     return self
+  end
+end
+
+-- R.paths_of(field, ...) -> function(self) -> the paths in those options
+function R.paths_of(...)
+  local fields = { ... }
+  return function(self)
+    local out = {}
+    for _, f in ipairs(fields) do
+      local v = self[f]
+      if type(v) == "string" then out[#out + 1] = v
+      elseif type(v) == "table" and not secret.is(v) then
+        for _, p in ipairs(v) do out[#out + 1] = p end
+      end
+    end
+    return out
   end
 end
 

@@ -114,6 +114,45 @@ end
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
 -- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
+-- plan runs no apply, so a check reading what an earlier step would write
+-- answers about the old content (compose.up and the .env a step before it
+-- rewrites; archive.create and a file in its src). run.plan_writes holds
+-- the paths of the resources that would change; a later resource whose
+-- reads overlap one would change too. Paths compare absolute and
+-- normalized (no symlinks resolved: recipes name their paths one way).
+local function norm_path(p, cwd)
+  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+  local parts = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil
+    elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+local function under(a, b) return a == b or b == "/" or a:sub(1, #b + 1) == b .. "/" end
+
+local function plan_note_writes(run, s, res)
+  if not res.writes then return end
+  run.cwd = run.cwd or core.cwd() or "/"
+  for _, p in ipairs(res:writes()) do
+    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name })
+  end
+end
+
+local function plan_input_changes(run, res)
+  if not res.reads or #run.plan_writes == 0 then return nil end
+  run.cwd = run.cwd or core.cwd() or "/"
+  for _, r in ipairs(res:reads()) do
+    local rp = norm_path(r, run.cwd)
+    for _, w in ipairs(run.plan_writes) do
+      if under(rp, w.path) or under(w.path, rp) then
+        return { ("%s would change first (step '%s')"):format(w.shown, w.step) }
+      end
+    end
+  end
+end
+
 local function run_step(run, s)
   local changes_all, status = {}, "ok"
   -- every resource's saved table, the ones a failure stops before too: the
@@ -129,6 +168,10 @@ local function run_step(run, s)
     if ok == nil then
       return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
     end
+    if ok and run.plan and res.apply and not s.preflight then
+      local dep = plan_input_changes(run, res)
+      if dep then ok, changes = false, dep end
+    end
     if not ok then
       for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
       if s.preflight or not res.apply then
@@ -136,6 +179,7 @@ local function run_step(run, s)
         return "failed", nil, changes_all, { resource = describe(res), reason = table.concat(changes, "\n") }, saved
       elseif run.plan then
         status = "would-change"
+        plan_note_writes(run, s, res)
       else
         local aok, a, b = call(res.apply, res, ctx)
         run.dirty_step = true
@@ -466,7 +510,7 @@ function M.main(o)
   if not selected then report:err("provision: " .. err .. "\n"); return 2 end
 
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
-                selected = selected, counts = new_counts() }
+                selected = selected, counts = new_counts(), plan_writes = {} }
   local dir = State.default_dir(o)
   -- a teardown with nothing recorded and no teardown block of its own has
   -- nothing to do: it reports that and writes nothing, not even the folder

@@ -97,3 +97,29 @@ step "four" { fs.directory { "w/d", mode = "0755" } }
 R
 run "$P" fight2.lua
 expect "fight: folders that want two modes are exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "both own w/d"'
+
+# plan runs no apply: a check that reads what an earlier step would write
+# (archive.create and a file in its src; archive.extract and that archive)
+# is reported as would-change too, naming the step, so plan lists what
+# apply then changes; a change elsewhere leaves it ok
+rm -rf w; mkdir -p w/src
+cat > chain.lua <<'R'
+recipe { name = "chain" }
+local v = vars { msg = "one", other = "x" }
+step "content" { fs.file { path = "w/src/a.txt", content = v.msg } }
+step "other"   { fs.file { path = "w/other.txt", content = v.other } }
+step "pack"    { archive.create { src = "./w//src/", dest = "w/a.tar" } }
+step "unpack"  { archive.extract { src = "w/a.tar", dest = "w/out" } }
+R
+run "$P" chain.lua
+expect "chain: first apply" eval '[ $RC -eq 0 ] && has "$OUT" "changed=4"'
+run "$P" plan chain.lua -e other=y
+expect "chain: a change no later step reads leaves them ok" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "ok=3 would-change=1" && has "$OUT" "pack .* ok "'
+run "$P" plan chain.lua -e msg=two
+expect "chain: plan says the archive steps change too, naming the step before" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "ok=1 would-change=3" && has "$OUT" "pack .*w/src/a.txt would change first (step .content.)" && has "$OUT" "unpack .*w/a.tar would change first (step .pack.)"'
+run "$P" chain.lua -e msg=two
+expect "chain: apply changes what plan said" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=3" && [ "$(cat w/out/a.txt)" = two ]'
+run "$P" plan chain.lua -e msg=two
+expect "chain: and plan then says ok" eval '[ $RC -eq 0 ] && has "$OUT" "ok=4 would-change=0"'

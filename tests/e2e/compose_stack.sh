@@ -32,6 +32,8 @@ expect "plan on the converged stack: nothing to change (rc 0)" test "$RC" = 0
 
 run "$P" plan "$RECIPE" "${ARGS[@]}" -e greeting=bye
 expect "plan with another .env: pending (rc 3)" test "$RC" = 3
+expect "plan says up and the one-shot run again after the .env step (as apply does), not ok" \
+    eval 'has "$OUT" "initialize .*would-change .*\.env would change first (step .environment.)" && has "$OUT" "start .*would-change .*\.env would change first (step .environment.)"'
 
 run "$P" "$RECIPE" "${ARGS[@]}" -e greeting=bye
 expect "changed .env: re-applied" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep -E '^\[5/5\] start +changed')"
