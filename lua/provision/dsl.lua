@@ -213,8 +213,8 @@ function M.load(path, opts)
         fail(("%s '%s': give either resources or check/apply functions, not both"):format(kind, name))
       end
       resources[1] = custom_resource(body)
-    elseif body.describe or body.revert then
-      fail(("%s '%s': describe/revert go with check/apply functions"):format(kind, name))
+    elseif body.describe or body.revert or body.writes or body.reads then
+      fail(("%s '%s': describe/revert/writes/reads go with check/apply functions"):format(kind, name))
     end
     return resources
   end
