@@ -474,6 +474,45 @@ static int check_link_cb(const char *p, const struct stat *sb, int flag, struct 
     return link_inside(j->staging, p + check_links_root_len + 1, j->err, sizeof j->err) < 0 ? 1 : 0;
 }
 
+/* Before anything moves into an existing dest: an entry whose kind cannot
+ * take the place of what dest has there stops the extract with nothing
+ * changed. A folder of the archive where dest has a file or a link cannot
+ * go there (the rename fails half-way through the merge), and a file of the
+ * archive where dest has a folder would delete that folder and all in it
+ * (tar refuses that too). Files over files are replaced, folders merge.
+ * 0, or -1 with j->err set. */
+static int find_conflict(archive_job *j, const char *src, const char *dst, const char *shown)
+{
+    struct stat ss, ds;
+    if (lstat(dst, &ds) < 0) return 0;   /* nothing there: it moves in */
+    if (lstat(src, &ss) < 0) { say(j->err, sizeof j->err, "%s: %s", src, strerror(errno)); return -1; }
+    int sdir = S_ISDIR(ss.st_mode), ddir = S_ISDIR(ds.st_mode);
+    if (sdir && !ddir) {
+        say(j->err, sizeof j->err, "%s is a %s where the archive has a folder; nothing was extracted (move it away, or extract elsewhere)",
+            shown, S_ISLNK(ds.st_mode) ? "symbolic link" : "file");
+        return -1;
+    }
+    if (!sdir && ddir) {
+        say(j->err, sizeof j->err, "%s is a folder where the archive has a %s; nothing was extracted (move it away, or extract elsewhere)",
+            shown, S_ISLNK(ss.st_mode) ? "symbolic link" : "file");
+        return -1;
+    }
+    if (!sdir) return 0;
+    char **names;
+    size_t n;
+    if (read_names(src, &names, &n) < 0) { say(j->err, sizeof j->err, "%s: %s", src, strerror(errno)); return -1; }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
+        say(a, sizeof a, "%s/%s", src, names[i]);
+        say(b, sizeof b, "%s/%s", dst, names[i]);
+        say(c, sizeof c, "%s/%s", shown, names[i]);
+        rc = find_conflict(j, a, b, c);
+    }
+    free_names(names, n);
+    return rc;
+}
+
 /* rename src over dst, merging folders; never follows a symlink in dst.
  * A folder already in dst that is read-only is opened (u+rwx) to take
  * entries, and given back its mode if the merge fails (restore_modes gives
@@ -702,6 +741,7 @@ static int archive_extract(lua_State *L)
         say(j->err, sizeof j->err, "%s: exists and is not a folder", dest);
         goto fail;
     } else {
+        if (find_conflict(j, j->staging, dest, dest) < 0) goto fail;
         DIR *d = opendir(j->staging);
         if (!d) { say(j->err, sizeof j->err, "%s: %s", j->staging, strerror(errno)); goto fail; }
         struct dirent *de;

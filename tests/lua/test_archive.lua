@@ -182,6 +182,38 @@ T.test("extract: into an existing folder merges; revert removes only what it add
   T.eq(read(dest .. "/keep.txt"), "mine\n")
 end)
 
+T.test("extract: a file in dest where the archive has a folder, or the reverse, fails and changes nothing", function()
+  local base = T.tmpdir()
+  -- the archive: new.txt, x/ with x/f (a file), y/ with y/g/
+  sh("mkdir -p " .. base .. "/src/x " .. base .. "/src/y/g && echo new > " .. base .. "/src/new.txt && echo f > "
+    .. base .. "/src/x/f && tar -C " .. base .. "/src -cf " .. base .. "/a.tar new.txt x y")
+  local dest = base .. "/work/dest"
+  -- dest has a file x where the archive has a folder
+  sh("mkdir -p " .. dest .. " && echo mine > " .. dest .. "/x")
+  local ok, err = archive.extract { src = base .. "/a.tar", dest = dest }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.eq(err, dest .. "/x is a file where the archive has a folder; nothing was extracted (move it away, or extract elsewhere)")
+  T.eq(ls(dest), { "x" }); T.eq(read(dest .. "/x"), "mine\n")
+  T.eq(ls(base .. "/work"), { "dest" })          -- no staging folder left
+  -- dest has a folder x/f (with a file in it) where the archive has a file:
+  -- it was removed with all it held, and the archive's file put there
+  sh("rm " .. dest .. "/x && mkdir -p " .. dest .. "/x/f && echo keep > " .. dest .. "/x/f/keep")
+  ok, err = archive.extract { src = base .. "/a.tar", dest = dest }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.eq(err, dest .. "/x/f is a folder where the archive has a file; nothing was extracted (move it away, or extract elsewhere)")
+  T.eq(read(dest .. "/x/f/keep"), "keep\n")
+  T.eq(ls(dest), { "x" })
+  -- a symbolic link where the archive has a folder: refused, never followed
+  sh("rm -r " .. dest .. "/x && mkdir " .. base .. "/elsewhere && ln -s " .. base .. "/elsewhere " .. dest .. "/y")
+  ok, err = archive.extract { src = base .. "/a.tar", dest = dest }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "/y is a symbolic link where the archive has a folder")
+  T.eq(ls(base .. "/elsewhere"), {})
+  -- out of the way, it extracts
+  sh("rm " .. dest .. "/y")
+  assert(archive.extract { src = base .. "/a.tar", dest = dest }:apply(new_ctx()))
+  T.eq(read(dest .. "/x/f"), "f\n"); T.eq(read(dest .. "/new.txt"), "new\n")
+end)
+
 local function hostile(kind, pattern, extra, ext)
   T.test("extract: hostile archive (" .. kind .. (ext or ".tar") .. ") fails and writes nothing", function()
     local base = T.tmpdir()
