@@ -596,6 +596,130 @@ local function with(extra)
   return t
 end
 
+-- the containers that mount volume `name`, but those of project `own` (nil:
+-- all of them): "x_web_1 (project x)" lines
+local function volume_users(name, own)
+  local list, err = docker.containers { volume = name }
+  if not list then return nil, err end
+  local out = {}
+  for _, c in ipairs(list) do
+    local p = c.Labels and c.Labels[docker.PROJECT_LABEL]
+    if own == nil or p ~= own then
+      out[#out + 1] = ("%s (%s)"):format(container_name(c), p and ("project " .. p) or "not a Compose container")
+    end
+  end
+  return out
+end
+
+-- before anything is taken down: a volume of the project that a container
+-- of another project (or none) still mounts cannot be removed; say which,
+-- and change nothing
+local function volume_guard(name)
+  local vols, err = docker.volumes { project = name }
+  if not vols then return nil, err end
+  for _, v in ipairs(vols) do
+    local users, uerr = volume_users(v.Name, name)
+    if not users then return nil, uerr end
+    if #users > 0 then
+      return nil, ("project %s: volume %s is in use by container %s; not taking the stack down with its volumes (remove that container first, or leave volumes out)")
+        :format(name, v.Name, table.concat(users, ", "))
+    end
+  end
+  return true
+end
+
+-- the volumes the compose file declares: { name = <the engine's name>, external = bool }
+local function declared_volumes(project)
+  local out = {}
+  local vols = project.doc and project.doc.volumes
+  if type(vols) ~= "table" or vols == yaml.null then return out end
+  for key, spec in pairs(vols) do
+    if type(key) == "string" then
+      if type(spec) ~= "table" or spec == yaml.null then spec = {} end
+      local ext = spec.external
+      local external = ext ~= nil and ext ~= false and ext ~= yaml.null
+      local name = spec.name
+      if external and type(ext) == "table" and ext.name then name = ext.name end
+      if type(name) == "string" then
+        name = M.interpolate(name, project.lookup or {}) or name
+      else
+        name = external and key or (project.name .. "_" .. key)
+      end
+      out[#out + 1] = { name = name, external = external }
+    end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+-- the anonymous volumes of the project's containers (named by the engine:
+-- 64 hex digits), which `down --volumes` removed with the containers
+local function anonymous_volumes(project)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local declared = {}
+  for _, d in ipairs(declared_volumes(project)) do declared[d.name] = true end
+  local out, seen = {}, {}
+  for _, c in ipairs(list) do
+    for _, m in ipairs(type(c.Mounts) == "table" and c.Mounts or {}) do
+      local n = m.Type == "volume" and m.Name
+      if type(n) == "string" and #n == 64 and n:find("^%x+$") and not declared[n] and not seen[n] then
+        seen[n] = true
+        out[#out + 1] = n
+      end
+    end
+  end
+  return out
+end
+
+-- after `down`: the anonymous volumes its containers had (names appended
+-- to removed) -> removed | nil, message. As the engine does for `down
+-- --volumes`: one another container still mounts (volumes_from) stays.
+local function remove_anonymous(anonymous, removed)
+  for _, n in ipairs(anonymous) do
+    local ok, rerr, status = docker.volume_remove(n)
+    if ok then removed[#removed + 1] = n
+    elseif status ~= 409 then return nil, rerr end
+  end
+  return removed
+end
+
+-- after `down`: remove the volumes Compose created for the project (they
+-- carry its label; external ones never do), then the anonymous ones that
+-- no other container mounts. -> the names removed | nil, message
+local function remove_volumes(project, anonymous)
+  local vols, err = docker.volumes { project = project.name }
+  if not vols then return nil, err end
+  local removed = {}
+  for _, v in ipairs(vols) do
+    local ok, rerr, status = docker.volume_remove(v.Name)
+    if not ok then
+      local users = status == 409 and volume_users(v.Name, nil)
+      if users and #users > 0 then
+        rerr = ("volume %s is in use by container %s; not removed"):format(v.Name, table.concat(users, ", "))
+      end
+      return nil, rerr
+    end
+    removed[#removed + 1] = v.Name
+  end
+  return remove_anonymous(anonymous or {}, removed)
+end
+
+-- the declared volumes there under the name Compose would give them but
+-- without the project's label: Compose found them and used them; they stay
+local function kept_volumes(project)
+  local out = {}
+  for _, d in ipairs(declared_volumes(project)) do
+    if not d.external then
+      local v, err = docker.volume_inspect(d.name)
+      if v == nil then return nil, err end
+      local labels = v and type(v.Labels) == "table" and v.Labels or {}
+      if v and labels[docker.PROJECT_LABEL] ~= project.name then out[#out + 1] = d.name end
+    end
+  end
+  return out
+end
+
 -- what up and run_once compare with the last apply: the compose file (the
 -- one named, else every name Compose looks for) and .env
 local function project_inputs(self)
@@ -699,9 +823,19 @@ M.up = R.define {
     if not project then return nil, err end
     local safe, ferr = foreign_guard(project)
     if not safe then return nil, ferr end
+    -- the named volumes (the stack's data) stay; the anonymous ones its
+    -- containers had go with them, as `docker run --rm` does: with the
+    -- containers gone nothing can reach them any more
+    local anonymous, aerr = anonymous_volumes(project)
+    if not anonymous then return nil, aerr end
     local r, rerr = M.run(project, { "down", "--remove-orphans" }, { command = self.command, file = self.file })
     if not r then return nil, rerr end
+    local removed, verr = remove_anonymous(anonymous, {})
+    if not removed then return nil, verr end
     ctx.state.applied = nil
+    if ctx.detail and #removed > 0 then
+      ctx:detail(("stack down; %d anonymous volume%s removed, named volumes kept"):format(#removed, #removed == 1 and "" or "s"))
+    end
     return true
   end,
 }
@@ -802,125 +936,6 @@ local function leftovers(name, volumes)
   return out
 end
 M.leftovers = leftovers
-
--- the containers that mount volume `name`, but those of project `own` (nil:
--- all of them): "x_web_1 (project x)" lines
-local function volume_users(name, own)
-  local list, err = docker.containers { volume = name }
-  if not list then return nil, err end
-  local out = {}
-  for _, c in ipairs(list) do
-    local p = c.Labels and c.Labels[docker.PROJECT_LABEL]
-    if own == nil or p ~= own then
-      out[#out + 1] = ("%s (%s)"):format(container_name(c), p and ("project " .. p) or "not a Compose container")
-    end
-  end
-  return out
-end
-
--- before anything is taken down: a volume of the project that a container
--- of another project (or none) still mounts cannot be removed; say which,
--- and change nothing
-local function volume_guard(name)
-  local vols, err = docker.volumes { project = name }
-  if not vols then return nil, err end
-  for _, v in ipairs(vols) do
-    local users, uerr = volume_users(v.Name, name)
-    if not users then return nil, uerr end
-    if #users > 0 then
-      return nil, ("project %s: volume %s is in use by container %s; not taking the stack down with its volumes (remove that container first, or leave volumes out)")
-        :format(name, v.Name, table.concat(users, ", "))
-    end
-  end
-  return true
-end
-
--- the volumes the compose file declares: { name = <the engine's name>, external = bool }
-local function declared_volumes(project)
-  local out = {}
-  local vols = project.doc and project.doc.volumes
-  if type(vols) ~= "table" or vols == yaml.null then return out end
-  for key, spec in pairs(vols) do
-    if type(key) == "string" then
-      if type(spec) ~= "table" or spec == yaml.null then spec = {} end
-      local ext = spec.external
-      local external = ext ~= nil and ext ~= false and ext ~= yaml.null
-      local name = spec.name
-      if external and type(ext) == "table" and ext.name then name = ext.name end
-      if type(name) == "string" then
-        name = M.interpolate(name, project.lookup or {}) or name
-      else
-        name = external and key or (project.name .. "_" .. key)
-      end
-      out[#out + 1] = { name = name, external = external }
-    end
-  end
-  table.sort(out, function(a, b) return a.name < b.name end)
-  return out
-end
-
--- the anonymous volumes of the project's containers (named by the engine:
--- 64 hex digits), which `down --volumes` removed with the containers
-local function anonymous_volumes(project)
-  local list, err = docker.containers { project = project.name }
-  if not list then return nil, err end
-  local declared = {}
-  for _, d in ipairs(declared_volumes(project)) do declared[d.name] = true end
-  local out, seen = {}, {}
-  for _, c in ipairs(list) do
-    for _, m in ipairs(type(c.Mounts) == "table" and c.Mounts or {}) do
-      local n = m.Type == "volume" and m.Name
-      if type(n) == "string" and #n == 64 and n:find("^%x+$") and not declared[n] and not seen[n] then
-        seen[n] = true
-        out[#out + 1] = n
-      end
-    end
-  end
-  return out
-end
-
--- after `down`: remove the volumes Compose created for the project (they
--- carry its label; external ones never do), then the anonymous ones that
--- no other container mounts. -> the names removed | nil, message
-local function remove_volumes(project, anonymous)
-  local vols, err = docker.volumes { project = project.name }
-  if not vols then return nil, err end
-  local removed = {}
-  for _, v in ipairs(vols) do
-    local ok, rerr, status = docker.volume_remove(v.Name)
-    if not ok then
-      local users = status == 409 and volume_users(v.Name, nil)
-      if users and #users > 0 then
-        rerr = ("volume %s is in use by container %s; not removed"):format(v.Name, table.concat(users, ", "))
-      end
-      return nil, rerr
-    end
-    removed[#removed + 1] = v.Name
-  end
-  for _, n in ipairs(anonymous or {}) do
-    -- as the engine does for `down --volumes`: one another container still
-    -- mounts (volumes_from) stays
-    local ok, rerr, status = docker.volume_remove(n)
-    if ok then removed[#removed + 1] = n
-    elseif status ~= 409 then return nil, rerr end
-  end
-  return removed
-end
-
--- the declared volumes there under the name Compose would give them but
--- without the project's label: Compose found them and used them; they stay
-local function kept_volumes(project)
-  local out = {}
-  for _, d in ipairs(declared_volumes(project)) do
-    if not d.external then
-      local v, err = docker.volume_inspect(d.name)
-      if v == nil then return nil, err end
-      local labels = v and type(v.Labels) == "table" and v.Labels or {}
-      if v and labels[docker.PROJECT_LABEL] ~= project.name then out[#out + 1] = d.name end
-    end
-  end
-  return out
-end
 
 M.down = R.define {
   kind = "compose.down",

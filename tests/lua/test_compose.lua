@@ -422,6 +422,34 @@ volumes:
   if not ok then error(err, 0) end
 end)
 
+T.test("teardown of up: containers go with their anonymous volumes; the named volumes (data) stay", function()
+  local dir = stack(("ptc%dupre"):format(pid), sleeper("svc", [[
+    volumes: [ "data:/data", "/anon" ]
+volumes:
+  data:
+]]))
+  local name = compose.project_name(dir)
+  local ok, err = pcall(function()
+    local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
+    local uctx = new_ctx()
+    T.ok(up:apply(uctx))
+    local anon
+    for _, m in ipairs(docker.containers { project = name }[1].Mounts) do
+      if m.Destination == "/anon" then anon = m.Name end
+    end
+    T.ok(anon and volume_there(anon), "an anonymous volume for /anon")
+    local details = {}
+    uctx.detail = function(_, d) details[#details + 1] = d end
+    T.ok(up:revert(uctx))
+    T.eq(#docker.containers { project = name, all = true }, 0)
+    T.ok(not volume_there(anon), "the anonymous volume went with its container (it was left dangling)")
+    T.ok(volume_there(name .. "_data"), "the named volume stays")
+    T.eq(details[#details], "stack down; 1 anonymous volume removed, named volumes kept")
+  end)
+  docker.call("DELETE", "/volumes/" .. name .. "_data")
+  if not ok then error(err, 0) end
+end)
+
 T.test("down with volumes: a volume another project's container uses is named, and nothing is taken down", function()
   local dir = stack(("ptc%dmine"):format(pid), sleeper("svc", [[
     volumes: [ "shared:/shared" ]
