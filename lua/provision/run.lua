@@ -453,7 +453,9 @@ local function teardown(run)
   end
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
-  -- since: what they made may sit in the recipe's own folders)
+  -- since: what they made may sit in the recipe's own folders), and the
+  -- resources a step has dropped or replaced since its last apply
+  for _, s in ipairs(recipe.steps) do run.state:retire(s.name, s.resources) end
   local steps = orphan_steps(run)
   for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)

@@ -71,6 +71,24 @@ expect "slots: teardown removes what the dropped and replaced resources made" \
     eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
 expect "slots: nothing is left in the state" eval '[ ! -e .provision/slots.json ]'
 
+# ... and when the recipe was edited but not applied again before teardown
+rm -rf w; mkdir w
+cat > edited.lua <<'R'
+recipe { name = "edited" }
+step "conf" { fs.file { path = "w/x", content = "x\n" }, fs.file { path = "w/y", content = "y\n" } }
+step "link" { fs.file { path = "w/t", content = "t\n" } }
+R
+run "$P" edited.lua
+cat > edited.lua <<'R'
+recipe { name = "edited" }
+step "conf" { fs.file { path = "w/x", content = "x\n" } }
+step "link" { fs.symlink { path = "w/l", target = "x" } }
+R
+run "$P" teardown edited.lua
+expect "edited: teardown without an apply between removes what the dropped and replaced resources made" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
+expect "edited: nothing is left in the state" eval '[ ! -e .provision/edited.json ]'
+
 # two resources that own one path would undo each other on every run (and
 # plan would call the first fine): a load error, before anything changes
 rm -rf w; mkdir w
