@@ -65,7 +65,7 @@ local function run_check(res, ctx)
   return true
 end
 
-local recorded, revert_step   -- below: the teardown's, also behind ctx:undo
+local recorded, revert_step, orphan_steps   -- below: the teardown's, also behind ctx:undo
 
 local Ctx = {}
 Ctx.__index = Ctx
@@ -90,10 +90,18 @@ end
 function Ctx:undo(step_name)
   local s = self.run.recipe.by_name[step_name]
   if not s then return nil, ("no step named '%s'"):format(step_name) end
-  local status, detail = revert_step(self.run, s)
-  if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
-  self.run.detail = ("step '%s': %s"):format(step_name, detail)
-  return status == "changed"
+  -- what its dropped or replaced resources made first, as teardown does
+  local items = orphan_steps(self.run, step_name)
+  items[#items + 1] = s
+  local changed, details = false, {}
+  for _, item in ipairs(items) do
+    local status, detail = revert_step(self.run, item)
+    if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
+    if status == "changed" or item == s and #details == 0 then details[#details + 1] = detail end
+    changed = changed or status == "changed"
+  end
+  self.run.detail = ("step '%s': %s"):format(step_name, table.concat(details, "; "))
+  return changed
 end
 
 local function new_ctx(run, step, saved)
@@ -348,8 +356,14 @@ local function apply_or_plan(run)
   return finish(run, 0)
 end
 
--- has the state something of step s that a revert would undo?
+-- has the state something of step s that a revert would undo (its
+-- resources', or what the ones it dropped or replaced made)?
 function recorded(run, s)
+  for _, item in ipairs(orphan_steps(run, s.name)) do
+    for i, res in ipairs(item.resources) do
+      if res.state_revert and next(item.saved[i]) ~= nil then return true end
+    end
+  end
   if not run.state:has(s.name) then return false end
   for i, res in ipairs(s.resources) do
     if res.revert and next(run.state:resource(s.name, i, res.kind)) ~= nil then return true end
@@ -399,8 +413,9 @@ end
 -- teardown items: the steps removed or renamed since they were applied, and
 -- the resources a step has since replaced (another kind in their place, or
 -- none). Each saved resource stands for itself by its kind's definition
--- (whose revert, when state_revert, needs no options).
-local function orphan_steps(run)
+-- (whose revert, when state_revert, needs no options). With only = the
+-- name of a step of the recipe: what that step dropped or replaced.
+function orphan_steps(run, only)
   local items = {}
   local function add(name, applied, list, why, forget)
     local resources, saved = {}, {}
@@ -413,13 +428,16 @@ local function orphan_steps(run)
     items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
                           applied = tonumber(applied) or 0 }
   end
-  for name, st in pairs(run.state.data.steps) do
+  for name, st in pairs(only and {} or run.state.data.steps) do
     if not run.recipe.by_name[name] then
       add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end)
     end
   end
   for _, e in ipairs(run.state:replaced()) do
-    add(tostring(e.step), e.applied, e.resources, "replaced in its step since", function() run.state:forget_replaced(e) end)
+    if only == nil or e.step == only then
+      add(tostring(e.step), e.applied, e.resources, "replaced in its step since",
+          function() run.state:forget_replaced(e) end)
+    end
   end
   table.sort(items, function(a, b)
     if a.applied ~= b.applied then return a.applied > b.applied end
@@ -430,6 +448,9 @@ end
 
 local function teardown(run)
   local recipe = run.recipe
+  -- the resources a step has dropped or replaced since its last apply: their
+  -- records join those of the ones dropped before (state.replaced)
+  for _, s in ipairs(recipe.steps) do run.state:retire(s.name, s.resources) end
   if recipe.teardown then
     -- the recipe says how: each teardown resource is brought to its state
     local items = {}
@@ -454,8 +475,7 @@ local function teardown(run)
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
   -- since: what they made may sit in the recipe's own folders), and the
-  -- resources a step has dropped or replaced since its last apply
-  for _, s in ipairs(recipe.steps) do run.state:retire(s.name, s.resources) end
+  -- resources the steps have dropped or replaced
   local steps = orphan_steps(run)
   for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)

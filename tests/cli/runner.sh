@@ -78,6 +78,25 @@ run "$P" teardown u.lua
 expect "undo: teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=2 changed=0 failed=0"'
 rm -rf out
 
+# undo "step" also reverts what the step's dropped or replaced resources
+# made, as the teardown without a block does (applied since the edit or not)
+mkdir w
+cat > ur.lua <<'R'
+recipe { name = "undo-replaced" }
+step "conf" { fs.file { path = "w/a", content = "a\n" }, fs.file { path = "w/b", content = "b\n" } }
+teardown { undo "conf" }
+R
+run "$P" ur.lua
+sed -i 's/fs.file { path = "w.a", content = "a.n" }, //' ur.lua
+run "$P" ur.lua
+sed -i 's/fs.file { path = "w.b", content = "b.n" }/fs.symlink { path = "w\/l", target = "b" }/' ur.lua
+run "$P" teardown ur.lua
+expect "undo: what the step's replaced resources made is reverted too" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since" && [ ! -e .provision/undo-replaced.json ]'
+run "$P" teardown ur.lua
+expect "undo: after them, teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
+rm -rf w
+
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
