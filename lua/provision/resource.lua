@@ -272,6 +272,20 @@ function R.paths_of(...)
   end
 end
 
+-- R.norm_path(p, cwd) -> p absolute (a relative p is under cwd) and
+-- normalized: no ".", "..", doubled or trailing slash. No symlink is
+-- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
+-- are one path.
+function R.norm_path(p, cwd)
+  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+  local parts = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil
+    elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
 -- R.check_keys(fname, t, allowed [, skip]): raise, at the line that called
 -- fname, when t holds a key not in allowed (skip(k) true: a key allowed
 -- anyway, such as an argv index), naming it and the valid ones

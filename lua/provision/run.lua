@@ -127,16 +127,8 @@ local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) en
 -- rewrites; archive.create and a file in its src). run.plan_writes holds
 -- the paths of the resources that would change; a later resource whose
 -- reads overlap one would change too. Paths compare absolute and
--- normalized (no symlinks resolved: recipes name their paths one way).
-local function norm_path(p, cwd)
-  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
-  local parts = {}
-  for seg in p:gmatch("[^/]+") do
-    if seg == ".." then parts[#parts] = nil
-    elseif seg ~= "." then parts[#parts + 1] = seg end
-  end
-  return "/" .. table.concat(parts, "/")
-end
+-- normalized (R.norm_path).
+local norm_path = R.norm_path
 
 local function under(a, b) return a == b or b == "/" or a:sub(1, #b + 1) == b .. "/" end
 

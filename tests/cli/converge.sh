@@ -115,6 +115,13 @@ step "four" { fs.directory { "w/d", mode = "0755" } }
 R
 run "$P" fight2.lua
 expect "fight: folders that want two modes are exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "both own w/d"'
+for spelled in '$SANDBOX/w/x' 'w/../w/x'; do
+    printf 'recipe { name = "fight3" }\nstep "one" { fs.file { path = "w/x", content = "one\\n" } }\nstep "two" { http.file { url = "http://localhost:1/x", dest = "%s" } }\n' \
+        "$(eval echo "$spelled")" > fight3.lua
+    run "$P" plan fight3.lua
+    expect "fight: one path spelled $spelled (absolute, or with ..) is the same path" \
+        eval '[ $RC -eq 2 ] && has "$ERR" "http.file of step .two. and fs.file of step .one. (fight3.lua:2) both own"'
+done
 
 # plan runs no apply: a check that reads what an earlier step would write
 # (archive.create and a file in its src; archive.extract and that archive)
