@@ -165,12 +165,14 @@ local function run_step(run, s)
   for i, res in ipairs(s.resources) do
     local ctx = new_ctx(run, s, saved[i].state)
     local ok, changes = run_check(res, ctx)
-    if ok == nil then
-      return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
-    end
-    if ok and run.plan and res.apply and not s.preflight then
+    -- an input an earlier step would write: a change to come, also when the
+    -- check could not read it yet (an archive a step before downloads)
+    if ok ~= false and run.plan and res.apply and not s.preflight then
       local dep = plan_input_changes(run, res)
       if dep then ok, changes = false, dep end
+    end
+    if ok == nil then
+      return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
     end
     if not ok then
       for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
