@@ -181,7 +181,15 @@ M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) 
 --------------------------------------------------------------------- directory
 M.directory = R.define {
   kind = "fs.directory",
-  writes = R.paths_of("path"),
+  -- a folder there already only gets its mode or owner: what is in it stays
+  writes = function(self)
+    local out = {}
+    for _, p in ipairs(self.path) do
+      local st = C.stat(p)
+      out[#out + 1] = st and st.type == "directory" and { path = p, entry = true } or p
+    end
+    return out
+  end,
   positional = "path",
   options = {
     path = "strings",

@@ -48,7 +48,9 @@
 --   would write answers about the old content: when one of its reads is (or
 --   is under, or holds) a path an earlier resource that would change writes,
 --   the runner reports it would change too. R.paths_of("path", ...) makes one
---   from options holding a path or a list of paths.
+--   from options holding a path or a list of paths. A write { path = p,
+--   entry = true } changes p itself (a folder's mode, owner), not what is
+--   under it: reads under p are not affected.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:

@@ -136,7 +136,9 @@ local function plan_note_writes(run, s, res)
   if not res.writes then return end
   run.cwd = run.cwd or core.cwd() or "/"
   for _, p in ipairs(res:writes()) do
-    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name })
+    local entry = type(p) == "table" and p.entry == true
+    if type(p) == "table" then p = p.path end
+    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry })
   end
 end
 
@@ -146,7 +148,7 @@ local function plan_input_changes(run, res)
   for _, r in ipairs(res:reads()) do
     local rp = norm_path(r, run.cwd)
     for _, w in ipairs(run.plan_writes) do
-      if under(rp, w.path) or under(w.path, rp) then
+      if under(w.path, rp) or (not w.entry and under(rp, w.path)) then
         return { ("%s would change first (step '%s')"):format(w.shown, w.step) }
       end
     end

@@ -157,3 +157,24 @@ expect "chain: a missing input a step before would write: would-change, not fail
 run "$P" chain.lua -e msg=two
 expect "chain: and apply then makes it again (the same bytes: nothing to extract)" \
     eval '[ $RC -eq 0 ] && has "$OUT" "pack .*changed" && [ -f w/a.tar ] && [ "$(cat w/out/a.txt)" = two ]'
+# a folder there already only gets its mode: a file in it reads the same
+# (plan said the archive in it would change first, apply then changed
+# nothing); a folder's mode inside what an archive packs still counts
+rm -rf w; mkdir -p w/src/sub w/d
+cat > modes.lua <<'R'
+recipe { name = "modes" }
+local v = vars { d = "0755", sub = "0755" }
+step "sub"    { fs.directory { "w/src/sub", mode = v.sub } }
+step "pack"   { archive.create { src = "w/src", dest = "w/d/a.tar" } }
+step "d"      { fs.directory { "w/d", mode = v.d } }
+step "unpack" { archive.extract { src = "w/d/a.tar", dest = "w/out" } }
+R
+run "$P" modes.lua
+run "$P" plan modes.lua -e d=0750
+expect "modes: a new mode of the folder an input is in leaves its reader ok" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "ok=3 would-change=1" && has "$OUT" "unpack .* ok "'
+run "$P" plan modes.lua -e sub=0750
+expect "modes: a new mode of a folder inside a packed one: the archive would change" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "pack .*w/src/sub would change first (step .sub.)"'
+run "$P" modes.lua -e sub=0750
+expect "modes: and apply changes it" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=3"'
