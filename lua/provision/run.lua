@@ -471,13 +471,28 @@ local function teardown(run)
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
   -- since: what they made may sit in the recipe's own folders), and the
-  -- resources the steps have dropped or replaced
-  local steps = orphan_steps(run)
-  for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
+  -- resources the steps have dropped or replaced. With --only or --from,
+  -- just the selected steps (and what they dropped or replaced)
+  local partial = #run.o.only > 0 or run.o.from ~= nil
+  local steps = partial and {} or orphan_steps(run)
+  local skip = {}
+  for i = #recipe.steps, 1, -1 do
+    local s = recipe.steps[i]
+    if not run.selected[i] then skip[s] = true
+    elseif partial then
+      for _, o in ipairs(orphan_steps(run, s.name)) do steps[#steps + 1] = o end
+    end
+    steps[#steps + 1] = s
+  end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
     local t0 = core.now()
     s.kind = s.kind or step_kind(s)
+    if skip[s] then
+      run.counts.skipped = run.counts.skipped + 1
+      run.report:step(n, s, "skipped", 0)
+      goto next
+    end
     local status, detail = revert_step(run, s)
     if not status then
       fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
@@ -485,6 +500,7 @@ local function teardown(run)
     end
     run.counts[status] = run.counts[status] + 1
     run.report:step(n, s, status, ms_since(t0), detail)
+    ::next::
   end
   return finish(run, 0)
 end
@@ -526,6 +542,10 @@ function M.main(o)
   local selected
   selected, err = select_steps(recipe, o)
   if not selected then report:err("provision: " .. err .. "\n"); return 2 end
+  if o.verb == "teardown" and recipe.teardown and (#o.only > 0 or o.from) then
+    report:err("provision: --only and --from choose steps to undo; this recipe's teardown block runs whole\n")
+    return 2
+  end
 
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
                 selected = selected, counts = new_counts(), plan_writes = {} }

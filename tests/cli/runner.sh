@@ -129,6 +129,16 @@ run "$P" r.lua --only two
 expect "--only runs one step" eval '[ $RC -eq 0 ] && [ -f out/two ] && [ ! -e out/one ] && [ ! -e out/three ]'
 run "$P" r.lua --from three
 expect "--from resumes at a step" eval '[ $RC -eq 0 ] && [ -f out/three ] && [ ! -e out/one ]'
+# ... and in teardown, choose what to undo (it undid every step)
+run "$P" teardown r.lua --only two
+expect "teardown --only undoes that step alone" \
+    eval '[ $RC -eq 0 ] && [ ! -e out/two ] && [ -f out/three ] && has "$OUT" "changed=1 failed=0 skipped=2"'
+run "$P" r.lua
+run "$P" teardown r.lua --from two --json
+expect "teardown --from undoes that step and the ones after it" \
+    eval '[ $RC -eq 0 ] && [ -f out/one ] && [ ! -e out/two ] && [ ! -e out/three ] && has "$OUT" "\"name\":\"one\",\"kind\":\"custom\",\"status\":\"skipped\""'
+run "$P" teardown u.lua --only one
+expect "teardown --only with a teardown block: exit 2, nothing undone" eval '[ $RC -eq 2 ] && [ -f out/one ] && has "$ERR" "teardown block runs whole"'
 rm -rf out .provision
 
 # apply that does not converge fails
