@@ -465,7 +465,12 @@ local function teardown(run)
       run.counts[status] = run.counts[status] + 1
       run.report:step(i, s, status, ms, detail, changes)
     end
-    for _, s in ipairs(recipe.steps) do run.state:forget(s.name) end
+    -- the block was the teardown: what the steps recorded, and what the
+    -- resources they dropped or replaced recorded, is done with
+    for _, s in ipairs(recipe.steps) do
+      run.state:forget(s.name)
+      for _, o in ipairs(orphan_steps(run, s.name)) do o.forget() end
+    end
     return finish(run, 0)
   end
   -- no teardown block: revert what the state shows, newest first; first

@@ -96,6 +96,20 @@ expect "undo: what the step's replaced resources made is reverted too" \
 run "$P" teardown ur.lua
 expect "undo: after them, teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
 rm -rf w
+# a teardown block that does not undo the step: what its dropped or
+# replaced resources recorded is done with too (the state file stayed)
+mkdir w
+cat > ub.lua <<'R'
+recipe { name = "block-replaced" }
+step "conf" { fs.file { path = "w/a", content = "a\n" }, fs.file { path = "w/b", content = "b\n" } }
+teardown { fs.absent "w" }
+R
+run "$P" ub.lua
+sed -i 's/, fs.file { path = "w.b", content = "b.n" }//' ub.lua
+run "$P" ub.lua
+run "$P" teardown ub.lua
+expect "teardown block: nothing is left in the state after it" \
+    eval '[ $RC -eq 0 ] && [ ! -e w ] && [ ! -e .provision/block-replaced.json ]'
 
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
