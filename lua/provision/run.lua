@@ -460,6 +460,7 @@ local function teardown(run)
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "teardown", s, i, ms, changes, failure)
+        run.counts.not_run = #items - i
         return finish(run, core.interrupted() and 130 or 1)
       end
       run.counts[status] = run.counts[status] + 1
@@ -501,6 +502,10 @@ local function teardown(run)
     local status, detail = revert_step(run, s)
     if not status then
       fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
+      run.counts.not_run = 0   -- the selected ones after it
+      for j = n + 1, #steps do
+        if not skip[steps[j]] then run.counts.not_run = run.counts.not_run + 1 end
+      end
       return finish(run, core.interrupted() and 130 or 1)
     end
     run.counts[status] = run.counts[status] + 1

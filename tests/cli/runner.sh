@@ -121,6 +121,24 @@ run "$P" r.lua
 expect "re-run after failure converges" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=2"'
 rm -rf out .provision
 
+# a teardown that fails at one step counts the ones it did not reach
+cat > tf.lua <<'R'
+recipe { name = "teardown-fails" }
+local function m(n, bad)
+  return { check = function() return io.open(n) ~= nil end,
+    apply = function(ctx) io.open(n, "w"):close(); ctx:created { path = n } end,
+    revert = function(ctx) if bad then error("cannot undo " .. n) end; os.remove(n) end }
+end
+step "one" (m "tf-one")
+step "two" (m "tf-two")
+step "three" (m("tf-three", true))
+R
+run "$P" tf.lua
+run "$P" teardown tf.lua --json
+expect "failing teardown: the summary counts the steps not run" \
+    eval '[ $RC -eq 1 ] && [ -e tf-one ] && has "$OUT" "\"failed\":1,\"skipped\":0,\"not-run\":2"'
+rm -f tf-one tf-two tf-three
+
 # a failing preflight check stops the run before anything changes
 run "$P" r.lua -e bad_check=true
 expect "preflight failure: exit 1, nothing changed" eval '[ $RC -eq 1 ] && [ ! -e out ] && has "$OUT" "the preflight says no"'
