@@ -97,7 +97,8 @@ function Ctx:undo(step_name)
   for _, item in ipairs(items) do
     local status, detail = revert_step(self.run, item)
     if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
-    if status == "changed" or item == s and #details == 0 then details[#details + 1] = detail end
+    -- what an orphan left says why; the step's own "nothing recorded" only alone
+    if item ~= s or status == "changed" or #details == 0 then details[#details + 1] = detail end
     changed = changed or status == "changed"
   end
   self.run.detail = ("step '%s': %s"):format(step_name, table.concat(details, "; "))

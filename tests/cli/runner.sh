@@ -96,6 +96,22 @@ expect "undo: what the step's replaced resources made is reverted too" \
 run "$P" teardown ur.lua
 expect "undo: after them, teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
 rm -rf w
+# ... and says what it left: a custom step's work, replaced since
+mkdir w
+cat > ul.lua <<'R'
+recipe { name = "undo-left" }
+step "x" { check = function() return io.open("w/c") ~= nil end, revert = function() os.remove("w/c") end,
+           apply = function(ctx) io.open("w/c", "w"):close(); ctx:created { path = "w/c" } end }
+teardown { undo "x" }
+R
+run "$P" ul.lua
+printf 'recipe { name = "undo-left" }\nstep "x" { fs.file { path = "w/f", content = "f" } }\nteardown { undo "x" }\n' > ul.lua
+run "$P" ul.lua
+run "$P" teardown ul.lua
+expect "undo: what it left of a replaced custom step is said" \
+    eval '[ $RC -eq 0 ] && [ -e w/c ] && [ ! -e w/f ] && has "$OUT" "left what it made (custom): replaced in its step since"'
+rm -rf w
+
 # a teardown block that does not undo the step: what its dropped or
 # replaced resources recorded is done with too (the state file stayed)
 mkdir w
