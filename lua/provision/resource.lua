@@ -69,6 +69,9 @@
 --   ctx.timeout          seconds from --timeout, or nil
 --   ctx.interrupted()    true once SIGINT/SIGTERM arrived: stop and fail
 --   ctx.json             --json given
+--   ctx:adopt(path)      a file another record of the state created (a step
+--                        renamed or removed, a resource replaced) that this
+--                        one rewrites: that record lets go of it (true); record it
 --   ctx:recorded(step) / ctx:undo(step)   has step `step` of the recipe something
 --                        recorded; revert it as teardown does (what `undo "step"` runs)
 --

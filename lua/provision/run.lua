@@ -105,6 +105,30 @@ function Ctx:undo(step_name)
   return changed
 end
 
+-- a file the recipe created that another record of the state holds (a step
+-- renamed or removed since, a resource replaced) and this resource now
+-- rewrites: that record lets go of it (true), this one records it
+function Ctx:adopt(path)
+  local cwd = core.cwd() or "/"
+  local want = R.norm_path(path, cwd)
+  local lists = {}
+  for _, st in pairs(self.run.state.data.steps) do lists[#lists + 1] = st.resources end
+  for _, e in ipairs(self.run.state:replaced()) do lists[#lists + 1] = e.resources end
+  for _, list in ipairs(lists) do
+    for _, r in ipairs(type(list) == "table" and list or {}) do
+      local created = type(r) == "table" and r.state ~= self.state and type(r.state) == "table" and r.state.created
+      for i, c in ipairs(type(created) == "table" and created or {}) do
+        if type(c) == "table" and c.type == "file" and type(c.path) == "string" and R.norm_path(c.path, cwd) == want then
+          table.remove(created, i)
+          self.run.state.dirty = true
+          return true
+        end
+      end
+    end
+  end
+  return false
+end
+
 local function new_ctx(run, step, saved)
   return setmetatable({
     run = run, step = step, state = saved or {}, plan = run.plan, verbose = run.o.verbose,

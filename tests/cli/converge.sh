@@ -71,6 +71,19 @@ expect "slots: teardown removes what the dropped and replaced resources made" \
     eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
 expect "slots: nothing is left in the state" eval '[ ! -e .provision/slots.json ]'
 
+# a file the recipe made under a step since renamed, or a resource since
+# replaced, rewritten by its new owner: that owner takes it over, so
+# teardown removes it (it was left as "changed since it was written")
+rm -rf w; mkdir w
+printf 'recipe { name = "moved" }\nstep "conf" { fs.file { path = "w/x", content = "one\\n" } }\nstep "t" { fs.file { path = "w/t", content = "t" } }\n' > moved.lua
+run "$P" moved.lua
+printf 'recipe { name = "moved" }\nstep "config" { fs.file { path = "w/x", content = "two\\n" } }\nstep "t" { fs.template { path = "w/t", template = "u" } }\n' > moved.lua
+run "$P" moved.lua
+expect "moved: the renamed step and the new kind rewrite the files" eval '[ $RC -eq 0 ] && [ "$(cat w/x)" = two ] && [ "$(cat w/t)" = u ]'
+run "$P" teardown moved.lua
+expect "moved: teardown removes the files their new owners rewrote" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && ! has "$OUT" "changed since it was written"'
+
 # ... and when the recipe was edited but not applied again before teardown
 rm -rf w; mkdir w
 cat > edited.lua <<'R'
