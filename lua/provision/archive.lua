@@ -76,13 +76,19 @@ M.extract = R.define {
     if sum ~= st.sha256 then
       return false, ("%s changed since it was extracted: extract again"):format(self.src)
     end
-    -- how it was extracted (a state saved before these were kept: unknown)
+    -- how it was extracted: a state saved before these were kept does not
+    -- say, so extract once more (else a new strip_components or owner would
+    -- never be applied)
+    if st.strip_components == nil or st.owner == nil then
+      return false, ("extract %s into %s again: how it was extracted is not recorded (a state from an older provision)")
+        :format(self.src, self.dest)
+    end
     local strip = self.strip_components or 0
-    if st.strip_components ~= nil and st.strip_components ~= strip then
+    if st.strip_components ~= strip then
       return false, ("extract %s into %s again: strip_components %d -> %d"):format(self.src, self.dest,
         st.strip_components, strip)
     end
-    if st.owner ~= nil and st.owner ~= (self.owner == true) then
+    if st.owner ~= (self.owner == true) then
       return false, ("extract %s into %s again: owner %s -> %s"):format(self.src, self.dest,
         tostring(st.owner), tostring(self.owner == true))
     end

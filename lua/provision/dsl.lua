@@ -5,6 +5,7 @@
 --
 -- dsl.load(path, { vars = { KEY = "text" } }) -> recipe | nil, message
 -- Every message names the recipe's file:line where one is known.
+local core = require "provision._core"
 local R = require "provision.resource"
 local secret = require "provision.secret"
 local env = require "provision.env"
@@ -67,6 +68,9 @@ function Undo:check(ctx)
   return true
 end
 function Undo:apply(ctx) return ctx:undo(self.step) end
+-- what undo leaves (a custom step's work) stays recorded: its own result
+-- decides, not a second check
+function Undo.unverifiable() return true end
 
 local function custom_resource(t)
   local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert,
@@ -110,13 +114,6 @@ end
 local OWNS = { ["fs.file"] = "path", ["fs.template"] = "path", ["fs.env_file"] = "path",
   ["fs.symlink"] = "path", ["fs.directory"] = "path", ["fs.absent"] = "path",
   ["http.file"] = "dest", ["archive.create"] = "dest" }
-local function norm_path(p)
-  p = p:gsub("/+", "/")
-  while p:sub(1, 2) == "./" and #p > 2 do p = p:sub(3) end
-  p = p:gsub("/%./", "/"):gsub("/%.$", "")
-  if #p > 1 then p = p:gsub("/$", "") end
-  return p
-end
 local function agree(a, b)
   if a.kind ~= b.kind then return false end
   if a.kind == "fs.absent" then return true end
@@ -127,13 +124,13 @@ local function agree(a, b)
   return true
 end
 local function path_conflict(recipe)
-  local claims = {}
+  local claims, cwd = {}, core.cwd() or "/"
   for _, s in ipairs(recipe.steps) do
     for _, res in ipairs(s.resources) do
       local field = OWNS[res.kind]
       local v = field and res[field]
       for _, p in ipairs(type(v) == "table" and v or { v }) do
-        local key, claim = norm_path(p), { kind = res.kind, res = res, step = s }
+        local key, claim = R.norm_path(p, cwd), { kind = res.kind, res = res, step = s }
         claims[key] = claims[key] or {}
         for _, prev in ipairs(claims[key]) do
           if not agree(prev, claim) then

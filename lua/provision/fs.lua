@@ -181,7 +181,15 @@ M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) 
 --------------------------------------------------------------------- directory
 M.directory = R.define {
   kind = "fs.directory",
-  writes = R.paths_of("path"),
+  -- a folder there already only gets its mode or owner: what is in it stays
+  writes = function(self)
+    local out = {}
+    for _, p in ipairs(self.path) do
+      local st = C.stat(p)
+      out[#out + 1] = st and st.type == "directory" and { path = p, entry = true } or p
+    end
+    return out
+  end,
   positional = "path",
   options = {
     path = "strings",
@@ -369,8 +377,7 @@ local function file_apply(self, ctx, content)
       record(ctx, { type = "file", path = self.path, sha256 = hash })
       log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))
     else
-      local e = find_created(ctx, self.path)
-      if e then e.sha256 = hash end
+      M.record_written(ctx, self.path, hash, true)
       log(ctx, ("rewrote %s (%d bytes)"):format(self.path, #content))
     end
     if ctx.detail then ctx:detail(("%d bytes"):format(#content)) end
@@ -739,11 +746,16 @@ M.revert_created_files = file_revert
 -- for the other resources that write whole files (http.file, archive.create):
 -- a file written at path, with this digest. A new one is the step's own; one
 -- it created on an earlier run stays its own, with the new digest (which
--- file_revert compares); one that was there before stays unrecorded.
+-- file_revert compares); one that was there before stays unrecorded, unless
+-- the recipe created it under another record (a step renamed or removed
+-- since, a resource replaced): this one takes it over (ctx:adopt), so that
+-- teardown removes it rather than find it "changed since it was written".
 function M.record_written(ctx, path, sha256, existed)
   local e = find_created(ctx, path)
   if e then e.sha256 = sha256
-  elseif not existed then ctx:created { type = "file", path = path, sha256 = sha256 } end
+  elseif not existed or ctx.adopt and ctx:adopt(path) then
+    ctx:created { type = "file", path = path, sha256 = sha256 }
+  end
 end
 
 return M

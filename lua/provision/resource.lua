@@ -48,7 +48,9 @@
 --   would write answers about the old content: when one of its reads is (or
 --   is under, or holds) a path an earlier resource that would change writes,
 --   the runner reports it would change too. R.paths_of("path", ...) makes one
---   from options holding a path or a list of paths.
+--   from options holding a path or a list of paths. A write { path = p,
+--   entry = true } changes p itself (a folder's mode, owner), not what is
+--   under it: reads under p are not affected.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:
@@ -67,6 +69,9 @@
 --   ctx.timeout          seconds from --timeout, or nil
 --   ctx.interrupted()    true once SIGINT/SIGTERM arrived: stop and fail
 --   ctx.json             --json given
+--   ctx:adopt(path)      a file another record of the state created (a step
+--                        renamed or removed, a resource replaced) that this
+--                        one rewrites: that record lets go of it (true); record it
 --   ctx:recorded(step) / ctx:undo(step)   has step `step` of the recipe something
 --                        recorded; revert it as teardown does (what `undo "step"` runs)
 --
@@ -270,6 +275,20 @@ function R.paths_of(...)
     end
     return out
   end
+end
+
+-- R.norm_path(p, cwd) -> p absolute (a relative p is under cwd) and
+-- normalized: no ".", "..", doubled or trailing slash. No symlink is
+-- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
+-- are one path.
+function R.norm_path(p, cwd)
+  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+  local parts = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil
+    elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return "/" .. table.concat(parts, "/")
 end
 
 -- R.check_keys(fname, t, allowed [, skip]): raise, at the line that called

@@ -65,7 +65,7 @@ local function run_check(res, ctx)
   return true
 end
 
-local recorded, revert_step   -- below: the teardown's, also behind ctx:undo
+local recorded, revert_step, orphan_steps   -- below: the teardown's, also behind ctx:undo
 
 local Ctx = {}
 Ctx.__index = Ctx
@@ -90,10 +90,43 @@ end
 function Ctx:undo(step_name)
   local s = self.run.recipe.by_name[step_name]
   if not s then return nil, ("no step named '%s'"):format(step_name) end
-  local status, detail = revert_step(self.run, s)
-  if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
-  self.run.detail = ("step '%s': %s"):format(step_name, detail)
-  return status == "changed"
+  -- what its dropped or replaced resources made first, as teardown does
+  local items = orphan_steps(self.run, step_name)
+  items[#items + 1] = s
+  local changed, details = false, {}
+  for _, item in ipairs(items) do
+    local status, detail = revert_step(self.run, item)
+    if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
+    -- what an orphan left says why; the step's own "nothing recorded" only alone
+    if item ~= s or status == "changed" or #details == 0 then details[#details + 1] = detail end
+    changed = changed or status == "changed"
+  end
+  self.run.detail = ("step '%s': %s"):format(step_name, table.concat(details, "; "))
+  return changed
+end
+
+-- a file the recipe created that another record of the state holds (a step
+-- renamed or removed since, a resource replaced) and this resource now
+-- rewrites: that record lets go of it (true), this one records it
+function Ctx:adopt(path)
+  local cwd = core.cwd() or "/"
+  local want = R.norm_path(path, cwd)
+  local lists = {}
+  for _, st in pairs(self.run.state.data.steps) do lists[#lists + 1] = st.resources end
+  for _, e in ipairs(self.run.state:replaced()) do lists[#lists + 1] = e.resources end
+  for _, list in ipairs(lists) do
+    for _, r in ipairs(type(list) == "table" and list or {}) do
+      local created = type(r) == "table" and r.state ~= self.state and type(r.state) == "table" and r.state.created
+      for i, c in ipairs(type(created) == "table" and created or {}) do
+        if type(c) == "table" and c.type == "file" and type(c.path) == "string" and R.norm_path(c.path, cwd) == want then
+          table.remove(created, i)
+          self.run.state.dirty = true
+          return true
+        end
+      end
+    end
+  end
+  return false
 end
 
 local function new_ctx(run, step, saved)
@@ -119,16 +152,8 @@ local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) en
 -- rewrites; archive.create and a file in its src). run.plan_writes holds
 -- the paths of the resources that would change; a later resource whose
 -- reads overlap one would change too. Paths compare absolute and
--- normalized (no symlinks resolved: recipes name their paths one way).
-local function norm_path(p, cwd)
-  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
-  local parts = {}
-  for seg in p:gmatch("[^/]+") do
-    if seg == ".." then parts[#parts] = nil
-    elseif seg ~= "." then parts[#parts + 1] = seg end
-  end
-  return "/" .. table.concat(parts, "/")
-end
+-- normalized (R.norm_path).
+local norm_path = R.norm_path
 
 local function under(a, b) return a == b or b == "/" or a:sub(1, #b + 1) == b .. "/" end
 
@@ -136,7 +161,9 @@ local function plan_note_writes(run, s, res)
   if not res.writes then return end
   run.cwd = run.cwd or core.cwd() or "/"
   for _, p in ipairs(res:writes()) do
-    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name })
+    local entry = type(p) == "table" and p.entry == true
+    if type(p) == "table" then p = p.path end
+    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry })
   end
 end
 
@@ -146,7 +173,7 @@ local function plan_input_changes(run, res)
   for _, r in ipairs(res:reads()) do
     local rp = norm_path(r, run.cwd)
     for _, w in ipairs(run.plan_writes) do
-      if under(rp, w.path) or under(w.path, rp) then
+      if under(w.path, rp) or (not w.entry and under(rp, w.path)) then
         return { ("%s would change first (step '%s')"):format(w.shown, w.step) }
       end
     end
@@ -165,12 +192,14 @@ local function run_step(run, s)
   for i, res in ipairs(s.resources) do
     local ctx = new_ctx(run, s, saved[i].state)
     local ok, changes = run_check(res, ctx)
-    if ok == nil then
-      return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
-    end
-    if ok and run.plan and res.apply and not s.preflight then
+    -- an input an earlier step would write: a change to come, also when the
+    -- check could not read it yet (an archive a step before downloads)
+    if ok ~= false and run.plan and res.apply and not s.preflight then
       local dep = plan_input_changes(run, res)
       if dep then ok, changes = false, dep end
+    end
+    if ok == nil then
+      return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
     end
     if not ok then
       for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
@@ -348,8 +377,14 @@ local function apply_or_plan(run)
   return finish(run, 0)
 end
 
--- has the state something of step s that a revert would undo?
+-- has the state something of step s that a revert would undo (its
+-- resources', or what the ones it dropped or replaced made)?
 function recorded(run, s)
+  for _, item in ipairs(orphan_steps(run, s.name)) do
+    for i, res in ipairs(item.resources) do
+      if res.state_revert and next(item.saved[i]) ~= nil then return true end
+    end
+  end
   if not run.state:has(s.name) then return false end
   for i, res in ipairs(s.resources) do
     if res.revert and next(run.state:resource(s.name, i, res.kind)) ~= nil then return true end
@@ -399,8 +434,9 @@ end
 -- teardown items: the steps removed or renamed since they were applied, and
 -- the resources a step has since replaced (another kind in their place, or
 -- none). Each saved resource stands for itself by its kind's definition
--- (whose revert, when state_revert, needs no options).
-local function orphan_steps(run)
+-- (whose revert, when state_revert, needs no options). With only = the
+-- name of a step of the recipe: what that step dropped or replaced.
+function orphan_steps(run, only)
   local items = {}
   local function add(name, applied, list, why, forget)
     local resources, saved = {}, {}
@@ -413,13 +449,16 @@ local function orphan_steps(run)
     items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
                           applied = tonumber(applied) or 0 }
   end
-  for name, st in pairs(run.state.data.steps) do
+  for name, st in pairs(only and {} or run.state.data.steps) do
     if not run.recipe.by_name[name] then
       add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end)
     end
   end
   for _, e in ipairs(run.state:replaced()) do
-    add(tostring(e.step), e.applied, e.resources, "replaced in its step since", function() run.state:forget_replaced(e) end)
+    if only == nil or e.step == only then
+      add(tostring(e.step), e.applied, e.resources, "replaced in its step since",
+          function() run.state:forget_replaced(e) end)
+    end
   end
   table.sort(items, function(a, b)
     if a.applied ~= b.applied then return a.applied > b.applied end
@@ -430,6 +469,9 @@ end
 
 local function teardown(run)
   local recipe = run.recipe
+  -- the resources a step has dropped or replaced since its last apply: their
+  -- records join those of the ones dropped before (state.replaced)
+  for _, s in ipairs(recipe.steps) do run.state:retire(s.name, s.resources) end
   if recipe.teardown then
     -- the recipe says how: each teardown resource is brought to its state
     local items = {}
@@ -443,30 +485,57 @@ local function teardown(run)
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "teardown", s, i, ms, changes, failure)
+        run.counts.not_run = #items - i
         return finish(run, core.interrupted() and 130 or 1)
       end
       run.counts[status] = run.counts[status] + 1
       run.report:step(i, s, status, ms, detail, changes)
     end
-    for _, s in ipairs(recipe.steps) do run.state:forget(s.name) end
+    -- the block was the teardown: what the steps recorded, and what the
+    -- resources they dropped or replaced recorded, is done with
+    for _, s in ipairs(recipe.steps) do
+      run.state:forget(s.name)
+      for _, o in ipairs(orphan_steps(run, s.name)) do o.forget() end
+    end
     return finish(run, 0)
   end
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
-  -- since: what they made may sit in the recipe's own folders)
-  local steps = orphan_steps(run)
-  for i = #recipe.steps, 1, -1 do steps[#steps + 1] = recipe.steps[i] end
+  -- since: what they made may sit in the recipe's own folders), and the
+  -- resources the steps have dropped or replaced. With --only or --from,
+  -- just the selected steps (and what they dropped or replaced)
+  local partial = #run.o.only > 0 or run.o.from ~= nil
+  local steps = partial and {} or orphan_steps(run)
+  local skip = {}
+  for i = #recipe.steps, 1, -1 do
+    local s = recipe.steps[i]
+    if not run.selected[i] then skip[s] = true
+    elseif partial then
+      for _, o in ipairs(orphan_steps(run, s.name)) do steps[#steps + 1] = o end
+    end
+    steps[#steps + 1] = s
+  end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
     local t0 = core.now()
     s.kind = s.kind or step_kind(s)
+    if skip[s] then
+      run.counts.skipped = run.counts.skipped + 1
+      run.report:step(n, s, "skipped", 0)
+      goto next
+    end
     local status, detail = revert_step(run, s)
     if not status then
       fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
+      run.counts.not_run = 0   -- the selected ones after it
+      for j = n + 1, #steps do
+        if not skip[steps[j]] then run.counts.not_run = run.counts.not_run + 1 end
+      end
       return finish(run, core.interrupted() and 130 or 1)
     end
     run.counts[status] = run.counts[status] + 1
     run.report:step(n, s, status, ms_since(t0), detail)
+    ::next::
   end
   return finish(run, 0)
 end
@@ -508,6 +577,10 @@ function M.main(o)
   local selected
   selected, err = select_steps(recipe, o)
   if not selected then report:err("provision: " .. err .. "\n"); return 2 end
+  if o.verb == "teardown" and recipe.teardown and (#o.only > 0 or o.from) then
+    report:err("provision: --only and --from choose steps to undo; this recipe's teardown block runs whole\n")
+    return 2
+  end
 
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
                 selected = selected, counts = new_counts(), plan_writes = {} }

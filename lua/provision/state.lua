@@ -52,21 +52,29 @@ function State:resource(step_name, i, kind)
   return {}
 end
 
-function State:set_step(step_name, resources)
-  -- what an earlier resource of the step recorded, where the step now has
-  -- another kind or none, is kept in data.replaced for teardown to undo
+-- what an earlier resource of the step recorded, where the step now has
+-- another kind or none (resources: the step's, by their kind), moves to
+-- data.replaced for teardown to undo. Apply calls it through set_step;
+-- teardown before it reverts, as the recipe may have changed since.
+function State:retire(step_name, resources)
   local old = self.data.steps[step_name]
   local gone = {}
   for i, r in ipairs(old and type(old.resources) == "table" and old.resources or {}) do
     if type(r) == "table" and type(r.state) == "table" and next(r.state) ~= nil
        and (resources[i] == nil or resources[i].kind ~= r.kind) then
       gone[#gone + 1] = r
+      old.resources[i] = { kind = r.kind, state = {} }
     end
   end
   if #gone > 0 then
     self.data.replaced = self.data.replaced or json.array {}
     table.insert(self.data.replaced, { step = step_name, applied = old.applied, resources = json.array(gone) })
+    self.dirty = true
   end
+end
+
+function State:set_step(step_name, resources)
+  self:retire(step_name, resources)
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
   self.dirty = true
 end

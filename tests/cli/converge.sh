@@ -71,6 +71,37 @@ expect "slots: teardown removes what the dropped and replaced resources made" \
     eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
 expect "slots: nothing is left in the state" eval '[ ! -e .provision/slots.json ]'
 
+# a file the recipe made under a step since renamed, or a resource since
+# replaced, rewritten by its new owner: that owner takes it over, so
+# teardown removes it (it was left as "changed since it was written")
+rm -rf w; mkdir w
+printf 'recipe { name = "moved" }\nstep "conf" { fs.file { path = "w/x", content = "one\\n" } }\nstep "t" { fs.file { path = "w/t", content = "t" } }\n' > moved.lua
+run "$P" moved.lua
+printf 'recipe { name = "moved" }\nstep "config" { fs.file { path = "w/x", content = "two\\n" } }\nstep "t" { fs.template { path = "w/t", template = "u" } }\n' > moved.lua
+run "$P" moved.lua
+expect "moved: the renamed step and the new kind rewrite the files" eval '[ $RC -eq 0 ] && [ "$(cat w/x)" = two ] && [ "$(cat w/t)" = u ]'
+run "$P" teardown moved.lua
+expect "moved: teardown removes the files their new owners rewrote" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && ! has "$OUT" "changed since it was written"'
+
+# ... and when the recipe was edited but not applied again before teardown
+rm -rf w; mkdir w
+cat > edited.lua <<'R'
+recipe { name = "edited" }
+step "conf" { fs.file { path = "w/x", content = "x\n" }, fs.file { path = "w/y", content = "y\n" } }
+step "link" { fs.file { path = "w/t", content = "t\n" } }
+R
+run "$P" edited.lua
+cat > edited.lua <<'R'
+recipe { name = "edited" }
+step "conf" { fs.file { path = "w/x", content = "x\n" } }
+step "link" { fs.symlink { path = "w/l", target = "x" } }
+R
+run "$P" teardown edited.lua
+expect "edited: teardown without an apply between removes what the dropped and replaced resources made" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since"'
+expect "edited: nothing is left in the state" eval '[ ! -e .provision/edited.json ]'
+
 # two resources that own one path would undo each other on every run (and
 # plan would call the first fine): a load error, before anything changes
 rm -rf w; mkdir w
@@ -97,6 +128,13 @@ step "four" { fs.directory { "w/d", mode = "0755" } }
 R
 run "$P" fight2.lua
 expect "fight: folders that want two modes are exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "both own w/d"'
+for spelled in '$SANDBOX/w/x' 'w/../w/x'; do
+    printf 'recipe { name = "fight3" }\nstep "one" { fs.file { path = "w/x", content = "one\\n" } }\nstep "two" { http.file { url = "http://localhost:1/x", dest = "%s" } }\n' \
+        "$(eval echo "$spelled")" > fight3.lua
+    run "$P" plan fight3.lua
+    expect "fight: one path spelled $spelled (absolute, or with ..) is the same path" \
+        eval '[ $RC -eq 2 ] && has "$ERR" "http.file of step .two. and fs.file of step .one. (fight3.lua:2) both own"'
+done
 
 # plan runs no apply: a check that reads what an earlier step would write
 # (archive.create and a file in its src; archive.extract and that archive)
@@ -123,3 +161,33 @@ run "$P" chain.lua -e msg=two
 expect "chain: apply changes what plan said" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=3" && [ "$(cat w/out/a.txt)" = two ]'
 run "$P" plan chain.lua -e msg=two
 expect "chain: and plan then says ok" eval '[ $RC -eq 0 ] && has "$OUT" "ok=4 would-change=0"'
+# an input an earlier step would write that is not there yet (the archive
+# removed after it was extracted): plan says would-change, as apply changes
+rm w/a.tar
+run "$P" plan chain.lua -e msg=two
+expect "chain: a missing input a step before would write: would-change, not failed" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "unpack .*would-change .*w/a.tar would change first (step .pack.)"'
+run "$P" chain.lua -e msg=two
+expect "chain: and apply then makes it again (the same bytes: nothing to extract)" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "pack .*changed" && [ -f w/a.tar ] && [ "$(cat w/out/a.txt)" = two ]'
+# a folder there already only gets its mode: a file in it reads the same
+# (plan said the archive in it would change first, apply then changed
+# nothing); a folder's mode inside what an archive packs still counts
+rm -rf w; mkdir -p w/src/sub w/d
+cat > modes.lua <<'R'
+recipe { name = "modes" }
+local v = vars { d = "0755", sub = "0755" }
+step "sub"    { fs.directory { "w/src/sub", mode = v.sub } }
+step "pack"   { archive.create { src = "w/src", dest = "w/d/a.tar" } }
+step "d"      { fs.directory { "w/d", mode = v.d } }
+step "unpack" { archive.extract { src = "w/d/a.tar", dest = "w/out" } }
+R
+run "$P" modes.lua
+run "$P" plan modes.lua -e d=0750
+expect "modes: a new mode of the folder an input is in leaves its reader ok" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "ok=3 would-change=1" && has "$OUT" "unpack .* ok "'
+run "$P" plan modes.lua -e sub=0750
+expect "modes: a new mode of a folder inside a packed one: the archive would change" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "pack .*w/src/sub would change first (step .sub.)"'
+run "$P" modes.lua -e sub=0750
+expect "modes: and apply changes it" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=3"'

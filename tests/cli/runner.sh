@@ -78,6 +78,55 @@ run "$P" teardown u.lua
 expect "undo: teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=2 changed=0 failed=0"'
 rm -rf out
 
+# undo "step" also reverts what the step's dropped or replaced resources
+# made, as the teardown without a block does (applied since the edit or not)
+mkdir w
+cat > ur.lua <<'R'
+recipe { name = "undo-replaced" }
+step "conf" { fs.file { path = "w/a", content = "a\n" }, fs.file { path = "w/b", content = "b\n" } }
+teardown { undo "conf" }
+R
+run "$P" ur.lua
+sed -i 's/fs.file { path = "w.a", content = "a.n" }, //' ur.lua
+run "$P" ur.lua
+sed -i 's/fs.file { path = "w.b", content = "b.n" }/fs.symlink { path = "w\/l", target = "b" }/' ur.lua
+run "$P" teardown ur.lua
+expect "undo: what the step's replaced resources made is reverted too" \
+    eval '[ $RC -eq 0 ] && [ -z "$(ls -A w)" ] && has "$OUT" "replaced in its step since" && [ ! -e .provision/undo-replaced.json ]'
+run "$P" teardown ur.lua
+expect "undo: after them, teardown again: nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
+rm -rf w
+# ... and says what it left: a custom step's work, replaced since
+mkdir w
+cat > ul.lua <<'R'
+recipe { name = "undo-left" }
+step "x" { check = function() return io.open("w/c") ~= nil end, revert = function() os.remove("w/c") end,
+           apply = function(ctx) io.open("w/c", "w"):close(); ctx:created { path = "w/c" } end }
+teardown { undo "x" }
+R
+run "$P" ul.lua
+printf 'recipe { name = "undo-left" }\nstep "x" { fs.file { path = "w/f", content = "f" } }\nteardown { undo "x" }\n' > ul.lua
+run "$P" ul.lua
+run "$P" teardown ul.lua
+expect "undo: what it left of a replaced custom step is said" \
+    eval '[ $RC -eq 0 ] && [ -e w/c ] && [ ! -e w/f ] && has "$OUT" "left what it made (custom): replaced in its step since"'
+rm -rf w
+
+# a teardown block that does not undo the step: what its dropped or
+# replaced resources recorded is done with too (the state file stayed)
+mkdir w
+cat > ub.lua <<'R'
+recipe { name = "block-replaced" }
+step "conf" { fs.file { path = "w/a", content = "a\n" }, fs.file { path = "w/b", content = "b\n" } }
+teardown { fs.absent "w" }
+R
+run "$P" ub.lua
+sed -i 's/, fs.file { path = "w.b", content = "b.n" }//' ub.lua
+run "$P" ub.lua
+run "$P" teardown ub.lua
+expect "teardown block: nothing is left in the state after it" \
+    eval '[ $RC -eq 0 ] && [ ! -e w ] && [ ! -e .provision/block-replaced.json ]'
+
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
@@ -87,6 +136,24 @@ expect "failing step: the summary counts the step not run" eval 'has "$OUT" "ok=
 run "$P" r.lua
 expect "re-run after failure converges" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=2"'
 rm -rf out .provision
+
+# a teardown that fails at one step counts the ones it did not reach
+cat > tf.lua <<'R'
+recipe { name = "teardown-fails" }
+local function m(n, bad)
+  return { check = function() return io.open(n) ~= nil end,
+    apply = function(ctx) io.open(n, "w"):close(); ctx:created { path = n } end,
+    revert = function(ctx) if bad then error("cannot undo " .. n) end; os.remove(n) end }
+end
+step "one" (m "tf-one")
+step "two" (m "tf-two")
+step "three" (m("tf-three", true))
+R
+run "$P" tf.lua
+run "$P" teardown tf.lua --json
+expect "failing teardown: the summary counts the steps not run" \
+    eval '[ $RC -eq 1 ] && [ -e tf-one ] && has "$OUT" "\"failed\":1,\"skipped\":0,\"not-run\":2"'
+rm -f tf-one tf-two tf-three
 
 # a failing preflight check stops the run before anything changes
 run "$P" r.lua -e bad_check=true
@@ -110,6 +177,16 @@ run "$P" r.lua --only two
 expect "--only runs one step" eval '[ $RC -eq 0 ] && [ -f out/two ] && [ ! -e out/one ] && [ ! -e out/three ]'
 run "$P" r.lua --from three
 expect "--from resumes at a step" eval '[ $RC -eq 0 ] && [ -f out/three ] && [ ! -e out/one ]'
+# ... and in teardown, choose what to undo (it undid every step)
+run "$P" teardown r.lua --only two
+expect "teardown --only undoes that step alone" \
+    eval '[ $RC -eq 0 ] && [ ! -e out/two ] && [ -f out/three ] && has "$OUT" "changed=1 failed=0 skipped=2"'
+run "$P" r.lua
+run "$P" teardown r.lua --from two --json
+expect "teardown --from undoes that step and the ones after it" \
+    eval '[ $RC -eq 0 ] && [ -f out/one ] && [ ! -e out/two ] && [ ! -e out/three ] && has "$OUT" "\"name\":\"one\",\"kind\":\"custom\",\"status\":\"skipped\""'
+run "$P" teardown u.lua --only one
+expect "teardown --only with a teardown block: exit 2, nothing undone" eval '[ $RC -eq 2 ] && [ -f out/one ] && has "$ERR" "teardown block runs whole"'
 rm -rf out .provision
 
 # apply that does not converge fails
