@@ -130,7 +130,7 @@ local function path_conflict(recipe)
       local field = OWNS[res.kind]
       local v = field and res[field]
       for _, p in ipairs(type(v) == "table" and v or { v }) do
-        local key, claim = R.norm_path(p, cwd), { kind = res.kind, res = res, step = s }
+        local key, claim = R.norm_path(p, cwd), { kind = res.kind, res = res, step = s, path = p }
         claims[key] = claims[key] or {}
         for _, prev in ipairs(claims[key]) do
           if not agree(prev, claim) then
@@ -140,6 +140,30 @@ local function path_conflict(recipe)
           end
         end
         table.insert(claims[key], claim)
+      end
+    end
+  end
+  -- an absence over a folder another resource writes in: each run removes
+  -- what the other makes (in recipe order, so the message is stable)
+  for _, s in ipairs(recipe.steps) do
+    for _, res in ipairs(s.resources) do
+      if res.kind == "fs.absent" then
+        for _, p in ipairs(type(res.path) == "table" and res.path or { res.path }) do
+          local akey = R.norm_path(p, cwd)
+          local inside
+          for key, list in pairs(claims) do
+            if key:sub(1, #akey + 1) == akey .. "/" then
+              for _, c in ipairs(list) do
+                if c.kind ~= "fs.absent" and (not inside or c.path < inside.path) then inside = c end
+              end
+            end
+          end
+          if inside then
+            return ("%s: fs.absent of step '%s' removes %s, where %s of step '%s' (%s) writes %s: each run "
+              .. "would undo the other's work; keep one"):format(s.where, s.name, p, inside.kind,
+              inside.step.name, inside.step.where, inside.path)
+          end
+        end
       end
     end
   end

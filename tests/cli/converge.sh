@@ -191,3 +191,19 @@ expect "modes: a new mode of a folder inside a packed one: the archive would cha
     eval '[ $RC -eq 3 ] && has "$OUT" "pack .*w/src/sub would change first (step .sub.)"'
 run "$P" modes.lua -e sub=0750
 expect "modes: and apply changes it" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=3"'
+
+# an fs.absent over a folder another step writes in fights it on every run:
+# a recipe error naming both, and nothing written
+rm -rf w; mkdir -p w/in
+cat > absent_over.lua <<'R'
+recipe { name = "absent_over" }
+step "make" { fs.file { path = "w/in/x", content = "x" } }
+step "clean" { fs.absent { "w/other", "./w//in/" } }
+R
+run "$P" absent_over.lua
+expect "absent over: an absence over what another step writes is exit 2, naming both" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "absent_over.lua:3: fs.absent of step .clean. removes ./w//in/, where fs.file of step .make. (absent_over.lua:2) writes w/in/x"'
+expect "absent over: nothing was written" eval '[ -z "$(ls -A w/in)" ]'
+sed -i 's|"./w//in/"|"w/in-old"|' absent_over.lua
+run "$P" absent_over.lua
+expect "absent over: a sibling of the same prefix is no conflict" eval '[ $RC -eq 0 ] && [ -f w/in/x ]'
