@@ -388,7 +388,10 @@ end
 -- revert of every resource that writes whole files (fs.file, fs.template,
 -- fs.env_file, http.file, archive.create): remove the files ctx.state says
 -- it created, each only while its content is still what was written.
+-- false when nothing was removed (all left, or already gone): teardown
+-- then reports the step ok, with the detail saying why
 local function file_revert(self, ctx)
+  local removed = 0
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" then
       local st = C.lstat(e.path)
@@ -396,15 +399,18 @@ local function file_revert(self, ctx)
         if C.sha256(e.path) == e.sha256 then
           local ok, err = C.remove(e.path)
           if not ok then return nil, err end
+          removed = removed + 1
           log(ctx, "removed " .. e.path)
         else
           log(ctx, "left " .. e.path .. ": changed since it was written")
           if ctx.detail then ctx:detail("left " .. e.path .. ": changed since it was written") end
         end
+      elseif not st then
+        if ctx.detail then ctx:detail(e.path .. " is gone already") end
       end
     end
   end
-  return true
+  return removed > 0
 end
 
 local function validate_file(self)

@@ -231,15 +231,23 @@ T.test("fs.file: revert leaves a file changed since, and says so; a file that wa
   local r = fs.file { path = p, content = "ours\n" }
   T.ok(r:apply(ctx))
   write(p, "edited by hand\n")
-  T.ok(r:revert(ctx))
+  T.eq(r:revert(ctx), false, "false: nothing undone (teardown reports it ok, not changed)")
   T.eq(fs.read(p), "edited by hand\n")
   T.match(lines(ctx.logs), "left .*changed since")
   -- a file that existed before the first apply: not recorded, never removed
   local ctx2 = new_ctx()
   T.ok(r:apply(ctx2))
   T.eq(ctx2.state.created, nil)
-  T.ok(r:revert(ctx2))
+  T.eq(r:revert(ctx2), false, "nothing undone")
   T.eq(fs.read(p), "ours\n")
+  -- one gone already: nothing undone either, and the detail says so
+  local ctx3 = new_ctx()
+  local p3 = d .. "/g"
+  local r3 = fs.file { path = p3, content = "x" }
+  T.ok(r3:apply(ctx3))
+  os.remove(p3)
+  T.eq(r3:revert(ctx3), false)
+  T.eq(ctx3.details[#ctx3.details], p3 .. " is gone already")
 end)
 
 T.test("fs.file: secret content shows no diff; binary content shows size and digest", function()
@@ -458,7 +466,7 @@ T.test("fs.file over a symbolic link: plan says the link is replaced, apply does
   T.eq(fs.lstat(d .. "/conf").type, "file")
   T.eq(fs.read(d .. "/target"), "same\n", "the target is untouched")
   T.eq(r:check(ctx), true)
-  T.ok(r:revert(ctx))
+  T.eq(r:revert(ctx), false, "nothing undone")
   T.ok(fs.exists(d .. "/conf"), "teardown keeps it: the path was there (a link) before")
   -- a dangling link, and fs.env_file alike
   fs.symlink("nowhere", d .. "/dangling")

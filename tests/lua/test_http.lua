@@ -355,7 +355,7 @@ T.test("file: revert keeps a file that existed before, and says so rather than \
   assert(r2:apply(ctx2))
   f = assert(io.open(dest2, "ab")); f:write("edited"); f:close()
   local tctx2 = new_ctx(); tctx2.state = ctx2.state
-  T.ok(r2:revert(tctx2))
+  T.eq(r2:revert(tctx2), false, "false: nothing undone")
   T.ok(exists(dest2)); T.eq(tctx2.detail_text, "left " .. dest2 .. ": changed since it was written")
 end)
 
