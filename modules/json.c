@@ -222,6 +222,12 @@ static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, 
                 lua_pop(L, 3);
                 return -1;
             }
+            if (json_object_getn(o, k, klen)) {   /* [1] and ["1"]: one would silently go */
+                fail(e, "a key given twice, as a number and as a string");
+                prepend_key(e, k, klen);
+                lua_pop(L, 3);
+                return -1;
+            }
             jkey kk = { k, klen };
             if (put(L, -2, depth + 1, root, o, &kk, e) < 0) {
                 prepend_key(e, k, klen);

@@ -105,6 +105,12 @@ T.test("json: a key holding a NUL byte is encoded whole; decoding one is refused
   local v, err = json.decode('{"a\\u0000b":1}')
   T.eq(v, nil); T.match(err, "NUL byte in object key not supported")
 end)
+T.test("json.encode: a key given as a number and as a string is an error, not one value lost", function()
+  T.match(T.raises(function() json.encode { [1] = "a", ["1"] = "b" } end),
+    'json%.encode: a key given twice, as a number and as a string at %["1"%]$')
+  T.match(T.raises(function() json.encode { x = { [2] = 1, ["2"] = 2, y = 3 } } end), 'given twice.* at x%["2"%]$')
+  T.eq(json.encode { [1] = "a", b = 2 }, '{"1":"a","b":2}')
+end)
 T.test("json.encode: nothing leaks when a __tostring it calls raises", function()
   -- the partly built tree was lost when luaL_tolstring raised; judged by
   -- LeakSanitizer (a sanitizer build) or valgrind
