@@ -519,6 +519,23 @@ local function foreign_guard(project)
 end
 M.foreign_guard = foreign_guard
 
+-- the containers of the project whose service the compose file no longer
+-- has (removed or renamed since they were started): "name (service x)"
+local function orphans(project)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local out = {}
+  for _, c in ipairs(list) do
+    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" and not project.services[svc] then
+      out[#out + 1] = ("%s (service %s)"):format(container_name(c), svc)
+    end
+  end
+  return out
+end
+M.orphans = orphans
+
+
 -- ---- running Compose ----
 
 -- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
@@ -794,6 +811,11 @@ M.up = R.define {
     if not states then return nil, serr end
     local _, pending = M.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
+    if self.remove_orphans then   -- apply's `up --remove-orphans` takes them down
+      local orph, oerr = orphans(project)
+      if not orph then return nil, oerr end
+      for _, o in ipairs(orph) do changes[#changes + 1] = "orphan container " .. o .. ": not in the compose file" end
+    end
     if #changes == 0 then return true end
     return false, changes
   end,

@@ -481,6 +481,27 @@ volumes:
   T.eq(#assert(compose.leftovers(name, true)), 0)
 end)
 
+T.test("up with remove_orphans: a service removed from the compose file after an up without it is taken down", function()
+  local two = sleeper("a", "") .. "  b:\n    image: IMAGE\n    stop_signal: SIGKILL\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n"
+  local dir = stack(("ptc%dorph"):format(pid), two)
+  local name = compose.project_name(dir)
+  local ctx = new_ctx()
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(ctx))
+  assert(core.write_atomic(dir .. "/docker-compose.yaml", (sleeper("a", ""):gsub("IMAGE", TAG)), 420))
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "b" }), 1, "b left running: an orphan")
+  -- without the option the orphan is not up's business
+  T.eq(compose.up { project_dir = dir, wait = "running" }:check(ctx), true)
+  local up = compose.up { project_dir = dir, wait = "running", remove_orphans = true, timeout = "60s" }
+  local ok, changes = up:check(ctx)
+  T.eq(ok, false)
+  T.eq(changes, { "orphan container " .. name .. "_b_1 (service b): not in the compose file" })
+  T.ok(up:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "b" }), 0, "the orphan is gone")
+  T.eq(up:check(ctx), true)
+  T.ok(compose.down { project_dir = dir, remove_orphans = true }:apply(new_ctx()))
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
