@@ -535,6 +535,18 @@ local function orphans(project)
 end
 M.orphans = orphans
 
+-- `down` without --remove-orphans leaves an orphan running, and then fails
+-- to remove the network it still holds: say so before anything changes
+local function orphan_guard(self, project)
+  if self.remove_orphans then return true end
+  local orph, err = orphans(project)
+  if not orph then return nil, err end
+  if #orph == 0 then return true end
+  local one = #orph == 1
+  return nil, ("project %s: %s %s: `down` without remove_orphans leaves %s (and its network), so the stack would not be down; not taking it down (remove_orphans = true takes %s down too)")
+    :format(project.name, table.concat(orph, ", "), one and "is not in the compose file" or "are not in the compose file",
+      one and "it" or "them", one and "it" or "them")
+end
 
 -- ---- running Compose ----
 
@@ -982,6 +994,8 @@ M.down = R.define {
     if project then   -- plan says what apply would: refuse another folder's stack
       local safe, ferr = foreign_guard(project)
       if not safe then return nil, ferr end
+      safe, ferr = orphan_guard(self, project)
+      if not safe then return nil, ferr end
       if self.volumes then
         local free, uerr = volume_guard(project.name)
         if not free then return nil, uerr end
@@ -993,6 +1007,8 @@ M.down = R.define {
     local project, err = M.load_project(self)
     if not project then return nil, err .. " (compose needs it to take the stack down)" end
     local safe, ferr = foreign_guard(project)
+    if not safe then return nil, ferr end
+    safe, ferr = orphan_guard(self, project)
     if not safe then return nil, ferr end
     local anonymous
     if self.volumes then

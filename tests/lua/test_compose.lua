@@ -502,6 +502,25 @@ T.test("up with remove_orphans: a service removed from the compose file after an
   T.ok(compose.down { project_dir = dir, remove_orphans = true }:apply(new_ctx()))
 end)
 
+T.test("down without remove_orphans and an orphan container: refused, naming it, before anything is taken down", function()
+  local two = sleeper("a", "") .. "  b:\n    image: IMAGE\n    stop_signal: SIGKILL\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n"
+  local dir = stack(("ptc%dodown"):format(pid), two)
+  local name = compose.project_name(dir)
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  assert(core.write_atomic(dir .. "/docker-compose.yaml", (sleeper("a", ""):gsub("IMAGE", TAG)), 420))
+  local down = compose.down { project_dir = dir }
+  local want = "project " .. name .. ": " .. name .. "_b_1 %(service b%) is not in the compose file: `down` without remove_orphans leaves it"
+  local cok, cerr = down:check(new_ctx())
+  T.eq(cok, nil); T.match(cerr, want)
+  local aok, aerr = down:apply(new_ctx())
+  T.eq(aok, nil); T.match(aerr, want)
+  T.eq(#assert(docker.containers { project = name }), 2, "nothing was taken down")
+  local down2 = compose.down { project_dir = dir, remove_orphans = true }
+  T.ok(down2:apply(new_ctx()))
+  T.eq(down2:check(new_ctx()), true)
+  T.eq(#assert(compose.leftovers(name, true)), 0)
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
