@@ -548,6 +548,33 @@ local function orphan_guard(self, project)
       one and "it" or "them", one and "it" or "them")
 end
 
+-- the stack this resource brought up before under another name (the
+-- project option, COMPOSE_PROJECT_NAME or the folder changed since): its
+-- containers, with their anonymous volumes, and its networks are removed
+-- through the Engine API (the compose file it came from may be gone), as
+-- the teardown of up would have; its named volumes stay. Without this it
+-- kept running, holding its ports, and nothing recorded it any more.
+-- -> the number of containers removed | nil, message
+local function retire_previous(ctx, project)
+  local old = ctx.state.project
+  if not old or old == project.name then return 0 end
+  local safe, ferr = foreign_guard { name = old, dir = ctx.state.dir or project.dir }
+  if not safe then return nil, ferr end
+  local list, err = docker.containers { project = old }
+  if not list then return nil, err end
+  for _, c in ipairs(list) do
+    local _, rerr, status = docker.call("DELETE", "/containers/" .. c.Id .. "?force=1&v=1")
+    if rerr and status ~= 404 then return nil, rerr end
+  end
+  local nets, nerr = docker.networks { project = old }
+  if not nets then return nil, nerr end
+  for _, n in ipairs(nets) do
+    local _, rerr, status = docker.call("DELETE", "/networks/" .. n.Id)
+    if rerr and status ~= 404 then return nil, rerr end
+  end
+  return #list
+end
+
 -- ---- running Compose ----
 
 -- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
@@ -823,6 +850,13 @@ M.up = R.define {
     if not states then return nil, serr end
     local _, pending = M.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
+    local old = ctx.state.project
+    if old and old ~= project.name then
+      local list = docker.containers { project = old }
+      if list and #list > 0 then
+        changes[#changes + 1] = ("project %s (this stack under its earlier name) is taken down first"):format(old)
+      end
+    end
     if self.remove_orphans then   -- apply's `up --remove-orphans` takes them down
       local orph, oerr = orphans(project)
       if not orph then return nil, oerr end
@@ -841,6 +875,9 @@ M.up = R.define {
     -- timeout: how long the services may take to be running/healthy once
     -- Compose has started them (Compose itself gets ctx.timeout or 10 min)
     local timeout = self.timeout or ctx.timeout or 300
+    local gone, gerr = retire_previous(ctx, project)
+    if not gone then return nil, gerr end
+    if gone > 0 and ctx.log then ctx:log(("project %s taken down: %d containers"):format(ctx.state.project, gone)) end
     local r, rerr = M.run(project, args, { command = self.command, cache = ctx.state.detected,
       file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
     if not r then return nil, rerr end
@@ -848,13 +885,16 @@ M.up = R.define {
     local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.applied = hashes
-    ctx.state.project = project.name
+    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.dir) or project.dir
     if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
     return true
   end,
   revert = function(self, ctx)
     local project, err = M.load_project(self)
     if not project then return nil, err end
+    -- what the last apply brought up, under the name it had then
+    local gone, gerr = retire_previous(ctx, project)
+    if not gone then return nil, gerr end
     local safe, ferr = foreign_guard(project)
     if not safe then return nil, ferr end
     -- the named volumes (the stack's data) stay; the anonymous ones its

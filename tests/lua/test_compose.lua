@@ -521,6 +521,33 @@ T.test("down without remove_orphans and an orphan container: refused, naming it,
   T.eq(#assert(compose.leftovers(name, true)), 0)
 end)
 
+T.test("up under a new project name takes the stack it brought up under the old one down; teardown removes the one it last brought up", function()
+  local body = sleeper("svc", '    ports: [ "127.0.0.1:' .. (20000 + pid % 20000) .. ':80" ]\n')
+  local dir = stack(("ptc%dren"):format(pid), body)
+  local a, b = ("ptc%dnamea"):format(pid), ("ptc%dnameb"):format(pid)
+  projects[#projects + 1] = dir   -- cleaned under its folder's name; the two names below by hand
+  local ok, err = pcall(function()
+    local ctx = new_ctx()
+    T.ok(compose.up { project_dir = dir, project = a, wait = "running", timeout = "60s" }:apply(ctx))
+    local up_b = compose.up { project_dir = dir, project = b, wait = "running", timeout = "60s" }
+    local cok, changes = up_b:check(ctx)
+    T.eq(cok, false)
+    T.eq(changes[#changes], "project " .. a .. " (this stack under its earlier name) is taken down first")
+    -- the old stack holds the published port: b comes up only once a is down
+    T.ok(up_b:apply(ctx))
+    T.eq(#assert(docker.containers { project = a }), 0, "the stack under the old name is gone")
+    T.eq(#assert(docker.networks { project = a }), 0, "its network too")
+    T.eq(up_b:check(ctx), true)
+    T.eq(ctx.state.project, b)
+    -- the option changed back, and teardown comes before any apply: what
+    -- the state says was brought up (b) goes
+    T.ok(compose.up { project_dir = dir, project = a, wait = "running" }:revert(ctx))
+    T.eq(#assert(compose.leftovers(b, false)), 0, "the stack the last apply brought up is gone")
+  end)
+  for _, n in ipairs { a, b } do exec.run { "docker-compose", "-p", n, "down", "-v", "--remove-orphans", cwd = dir } end
+  if not ok then error(err, 0) end
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
