@@ -535,6 +535,32 @@ local function orphans(project)
 end
 M.orphans = orphans
 
+-- the services whose container runs another image than the one their
+-- `image:` names now (imported or built anew since: the tag moved): `up`
+-- recreates them, as Compose compares image ids. An image that is not
+-- there is no change (`up` could only try to pull it).
+local function stale_images(project, services)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local want, ids, out = {}, {}, {}
+  for _, s in ipairs(services) do want[s] = true end
+  for _, c in ipairs(list) do
+    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    local spec = svc and want[svc] and project.services[svc]
+    local ref = type(spec) == "table" and type(spec.image) == "string" and spec.image
+    if ref and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
+      if ids[ref] == nil then
+        local img = docker.image_inspect(ref)
+        ids[ref] = type(img) == "table" and img.Id or false
+      end
+      if ids[ref] and c.ImageID ~= ids[ref] then
+        out[#out + 1] = ("service %s: %s runs an earlier image of %s (recreated by up)"):format(svc, container_name(c), ref)
+      end
+    end
+  end
+  return out
+end
+
 -- `down` without --remove-orphans leaves an orphan running, and then fails
 -- to remove the network it still holds: say so before anything changes
 local function orphan_guard(self, project)
@@ -850,6 +876,9 @@ M.up = R.define {
     if not states then return nil, serr end
     local _, pending = M.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
+    local stale, ierr = stale_images(project, services)
+    if not stale then return nil, ierr end
+    for _, l in ipairs(stale) do changes[#changes + 1] = l end
     local old = ctx.state.project
     if old and old ~= project.name then
       local list = docker.containers { project = old }

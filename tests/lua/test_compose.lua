@@ -548,6 +548,33 @@ T.test("up under a new project name takes the stack it brought up under the old 
   if not ok then error(err, 0) end
 end)
 
+T.test("up: a service whose image was imported anew under its tag is recreated (the stack ran the old image, up said ok)", function()
+  local ref = TAG .. "-img"
+  assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))
+  local dir = stack(("ptc%dimg"):format(pid), (sleeper("svc", ""):gsub("IMAGE", ref)))
+  local name = compose.project_name(dir)
+  local ok, err = pcall(function()
+    local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
+    local ctx = new_ctx()
+    T.ok(up:apply(ctx))
+    T.eq(up:check(ctx), true)
+    assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))   -- the tag moves to a new image
+    local new_id = assert(docker.image_inspect(ref)).Id
+    local cok, changes = up:check(ctx)
+    T.eq(cok, false)
+    T.eq(changes, { "service svc: " .. name .. "_svc_1 runs an earlier image of " .. ref .. " (recreated by up)" })
+    T.ok(up:apply(ctx))
+    T.eq(up:check(ctx), true)
+    T.eq(assert(docker.containers { project = name })[1].ImageID, new_id, "recreated from the new image")
+    -- an image that is not there any more is no change: up could only try to pull it
+    T.ok(docker.image_remove(ref, { force = true }))
+    T.eq(up:check(ctx), true)
+    T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
+  end)
+  docker.image_remove(ref, { force = true })
+  if not ok then error(err, 0) end
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
