@@ -574,31 +574,41 @@ local function orphan_guard(self, project)
       one and "it" or "them", one and "it" or "them")
 end
 
--- the stack this resource brought up before under another name (the
--- project option, COMPOSE_PROJECT_NAME or the folder changed since): its
--- containers, with their anonymous volumes, and its networks are removed
--- through the Engine API (the compose file it came from may be gone), as
--- the teardown of up would have; its named volumes stay. Without this it
--- kept running, holding its ports, and nothing recorded it any more.
--- -> the number of containers removed | nil, message
-local function retire_previous(ctx, project)
-  local old = ctx.state.project
-  if not old or old == project.name then return 0 end
-  local safe, ferr = foreign_guard { name = old, dir = ctx.state.dir or project.dir }
+-- remove, through the Engine API (the compose file may be gone), the
+-- containers of project `name` started from `dir` (only those of `service`
+-- when given), with their anonymous volumes, then the project's networks
+-- once none of its containers is left; named volumes stay, as in the
+-- teardown of up. -> the number of containers removed | nil, message
+local function remove_by_api(name, dir, service)
+  local safe, ferr = foreign_guard { name = name, dir = dir }
   if not safe then return nil, ferr end
-  local list, err = docker.containers { project = old }
+  local list, err = docker.containers { project = name, service = service }
   if not list then return nil, err end
   for _, c in ipairs(list) do
     local _, rerr, status = docker.call("DELETE", "/containers/" .. c.Id .. "?force=1&v=1")
     if rerr and status ~= 404 then return nil, rerr end
   end
-  local nets, nerr = docker.networks { project = old }
+  local rest, lerr = docker.containers { project = name }
+  if not rest then return nil, lerr end
+  if #rest > 0 then return #list end
+  local nets, nerr = docker.networks { project = name }
   if not nets then return nil, nerr end
   for _, n in ipairs(nets) do
     local _, rerr, status = docker.call("DELETE", "/networks/" .. n.Id)
     if rerr and status ~= 404 then return nil, rerr end
   end
   return #list
+end
+
+-- the stack this resource brought up before under another name (the
+-- project option, COMPOSE_PROJECT_NAME or the folder changed since): taken
+-- down as its teardown would have. Without this it kept running, holding
+-- its ports, and nothing recorded it any more.
+-- -> the number of containers removed | nil, message
+local function retire_previous(ctx, project)
+  local old = ctx.state.project
+  if not old or old == project.name then return 0 end
+  return remove_by_api(old, ctx.state.dir or project.dir)
 end
 
 -- ---- running Compose ----
@@ -978,6 +988,9 @@ M.run_once = R.define {
     if not project then return nil, hashes end
     local before = M.service_states(project.name, { self.service }, true)
     local prev_start = before and before[self.service].started
+    -- what teardown removes, recorded before it may fail half-way
+    ctx.state.project, ctx.state.service = project.name, self.service
+    ctx.state.dir = C.realpath(project.dir) or project.dir
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
     local t0 = core.now()
@@ -1015,8 +1028,20 @@ M.run_once = R.define {
       core.sleep(0.1)
     end
     ctx.state.ran = hashes
-    ctx.state.project = project.name
     if ctx.detail then ctx:detail(self.service .. " exited 0") end
+    return true
+  end,
+  -- the one-shot's container goes (and the project's network, when no
+  -- other container of it is left: a stack that `up` also started stays)
+  state_revert = true,
+  revert = function(_, ctx)
+    local st = ctx.state
+    if not (st.project and st.service and st.dir) then return false end
+    local n, err = remove_by_api(st.project, st.dir, st.service)
+    if not n then return nil, err end
+    st.ran = nil
+    if n == 0 then return false end
+    if ctx.detail then ctx:detail(("removed the container of one-shot service %s"):format(st.service)) end
     return true
   end,
 }

@@ -575,6 +575,27 @@ T.test("up: a service whose image was imported anew under its tag is recreated (
   if not ok then error(err, 0) end
 end)
 
+T.test("teardown of run_once removes the one-shot's container; its network too when nothing else of the project runs", function()
+  local dir = stack(("ptc%donce"):format(pid), sleeper("svc", "") ..
+    "  init:\n    image: IMAGE\n    command: [\"sh\", \"-c\", \"echo init done\"]\n")
+  local name = compose.project_name(dir)
+  local ro = compose.run_once { project_dir = dir, service = "init", timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(ro:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "init" }), 1)
+  T.eq(ro:revert(ctx), true)
+  T.eq(#assert(compose.leftovers(name, false)), 0, "container and network gone")
+  T.eq(ro:revert(ctx), false, "nothing left to undo")
+  -- with the rest of the stack up (another resource's), only the one-shot goes
+  T.ok(ro:apply(ctx))
+  T.ok(compose.up { project_dir = dir, services = { "svc" }, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  T.eq(ro:revert(ctx), true)
+  T.eq(#assert(docker.containers { project = name, service = "init" }), 0)
+  T.eq(#assert(docker.containers { project = name, service = "svc" }), 1, "the other service stays")
+  T.eq(#assert(docker.networks { project = name }), 1, "its network stays")
+  T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
