@@ -929,7 +929,18 @@ M.up = R.define {
     return true
   end,
   revert = function(self, ctx)
-    local project, err = M.load_project(self)
+    local project, err, missing = M.load_project(self)
+    if not project and missing and ctx.state.project then
+      -- the folder or the compose file is gone: Compose cannot take the
+      -- stack down, the Engine API can (by the project's label)
+      local dir = ctx.state.dir or self.project_dir
+      if dir:sub(1, 1) ~= "/" then dir = (core.cwd() or ".") .. "/" .. dir end
+      local n, rerr = remove_by_api(ctx.state.project, dir)
+      if not n then return nil, rerr end
+      ctx.state.applied = nil
+      if ctx.detail then ctx:detail(("%s; %d containers removed through the engine"):format(err, n)) end
+      return n > 0
+    end
     if not project then return nil, err end
     -- what the last apply brought up, under the name it had then
     local gone, gerr = retire_previous(ctx, project)

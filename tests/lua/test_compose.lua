@@ -596,6 +596,27 @@ T.test("teardown of run_once removes the one-shot's container; its network too w
   T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
 end)
 
+T.test("teardown of up with the project folder gone: the stack it brought up is removed through the engine", function()
+  local dir = stack(("ptc%dgone"):format(pid), sleeper("svc", "    volumes: [ \"/anon\" ]\n"))
+  local name = compose.project_name(dir)
+  local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(up:apply(ctx))
+  local anon = docker.containers { project = name }[1].Mounts[1].Name
+  assert(os.rename(dir, dir .. ".moved"))
+  local ok, err = pcall(function()
+    local details = {}
+    ctx.detail = function(_, d) details[#details + 1] = d end
+    T.eq(up:revert(ctx), true)
+    T.eq(#assert(compose.leftovers(name, false)), 0, "containers and network gone")
+    T.ok(not volume_there(anon), "its anonymous volume too")
+    T.eq(details[#details], "project folder " .. dir .. " does not exist; 1 containers removed through the engine")
+    T.eq(up:revert(ctx), false, "nothing left")
+  end)
+  assert(os.rename(dir .. ".moved", dir))   -- for the clean-up below when this failed
+  if not ok then error(err, 0) end
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]
