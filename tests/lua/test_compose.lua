@@ -553,6 +553,7 @@ T.test("up: a service whose image was imported anew under its tag is recreated (
   assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))
   local dir = stack(("ptc%dimg"):format(pid), (sleeper("svc", ""):gsub("IMAGE", ref)))
   local name = compose.project_name(dir)
+  local ids = { assert(docker.image_inspect(ref)).Id }
   local ok, err = pcall(function()
     local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
     local ctx = new_ctx()
@@ -560,6 +561,7 @@ T.test("up: a service whose image was imported anew under its tag is recreated (
     T.eq(up:check(ctx), true)
     assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))   -- the tag moves to a new image
     local new_id = assert(docker.image_inspect(ref)).Id
+    ids[2] = new_id
     local cok, changes = up:check(ctx)
     T.eq(cok, false)
     T.eq(changes, { "service svc: " .. name .. "_svc_1 runs an earlier image of " .. ref .. " (recreated by up)" })
@@ -571,7 +573,9 @@ T.test("up: a service whose image was imported anew under its tag is recreated (
     T.eq(up:check(ctx), true)
     T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
   end)
+  if not ok then compose.down { project_dir = dir }:apply(new_ctx()) end
   docker.image_remove(ref, { force = true })
+  for _, id in ipairs(ids) do docker.image_remove(id, { force = true }) end   -- untagged: by id
   if not ok then error(err, 0) end
 end)
 
