@@ -20,7 +20,7 @@ recipe {
 local v = vars {
   dir = "./demo-stack",
   busybox = "/bin/busybox",             -- a statically linked busybox (Debian: busybox-static)
-  image = "provision-demo/busybox:1",   -- change the tag to force a fresh import
+  image = "provision-demo/busybox:1",   -- imported again when the root filesystem changes
   host = "localhost",
   web_port = 8081,
   user = "demo",

@@ -519,6 +519,98 @@ local function foreign_guard(project)
 end
 M.foreign_guard = foreign_guard
 
+-- the containers of the project whose service the compose file no longer
+-- has (removed or renamed since they were started): "name (service x)"
+local function orphans(project)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local out = {}
+  for _, c in ipairs(list) do
+    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" and not project.services[svc] then
+      out[#out + 1] = ("%s (service %s)"):format(container_name(c), svc)
+    end
+  end
+  return out
+end
+M.orphans = orphans
+
+-- the services whose container runs another image than the one their
+-- `image:` names now (imported or built anew since: the tag moved): `up`
+-- recreates them, as Compose compares image ids. An image that is not
+-- there is no change (`up` could only try to pull it).
+local function stale_images(project, services)
+  local list, err = docker.containers { project = project.name }
+  if not list then return nil, err end
+  local want, ids, out = {}, {}, {}
+  for _, s in ipairs(services) do want[s] = true end
+  for _, c in ipairs(list) do
+    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    local spec = svc and want[svc] and project.services[svc]
+    local ref = type(spec) == "table" and type(spec.image) == "string" and spec.image
+    if ref and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
+      if ids[ref] == nil then
+        local img = docker.image_inspect(ref)
+        ids[ref] = type(img) == "table" and img.Id or false
+      end
+      if ids[ref] and c.ImageID ~= ids[ref] then
+        out[#out + 1] = ("service %s: %s runs an earlier image of %s (recreated by up)"):format(svc, container_name(c), ref)
+      end
+    end
+  end
+  return out
+end
+
+-- `down` without --remove-orphans leaves an orphan running, and then fails
+-- to remove the network it still holds: say so before anything changes
+local function orphan_guard(self, project)
+  if self.remove_orphans then return true end
+  local orph, err = orphans(project)
+  if not orph then return nil, err end
+  if #orph == 0 then return true end
+  local one = #orph == 1
+  return nil, ("project %s: %s %s: `down` without remove_orphans leaves %s (and its network), so the stack would not be down; not taking it down (remove_orphans = true takes %s down too)")
+    :format(project.name, table.concat(orph, ", "), one and "is not in the compose file" or "are not in the compose file",
+      one and "it" or "them", one and "it" or "them")
+end
+
+-- remove, through the Engine API (the compose file may be gone), the
+-- containers of project `name` started from `dir` (only those of `service`
+-- when given), with their anonymous volumes, then the project's networks
+-- once none of its containers is left; named volumes stay, as in the
+-- teardown of up. -> the number of containers removed | nil, message
+local function remove_by_api(name, dir, service)
+  local safe, ferr = foreign_guard { name = name, dir = dir }
+  if not safe then return nil, ferr end
+  local list, err = docker.containers { project = name, service = service }
+  if not list then return nil, err end
+  for _, c in ipairs(list) do
+    local _, rerr, status = docker.call("DELETE", "/containers/" .. c.Id .. "?force=1&v=1")
+    if rerr and status ~= 404 then return nil, rerr end
+  end
+  local rest, lerr = docker.containers { project = name }
+  if not rest then return nil, lerr end
+  if #rest > 0 then return #list end
+  local nets, nerr = docker.networks { project = name }
+  if not nets then return nil, nerr end
+  for _, n in ipairs(nets) do
+    local _, rerr, status = docker.call("DELETE", "/networks/" .. n.Id)
+    if rerr and status ~= 404 then return nil, rerr end
+  end
+  return #list
+end
+
+-- the stack this resource brought up before under another name (the
+-- project option, COMPOSE_PROJECT_NAME or the folder changed since): taken
+-- down as its teardown would have. Without this it kept running, holding
+-- its ports, and nothing recorded it any more.
+-- -> the number of containers removed | nil, message
+local function retire_previous(ctx, project)
+  local old = ctx.state.project
+  if not old or old == project.name then return 0 end
+  return remove_by_api(old, ctx.state.dir or project.dir)
+end
+
 -- ---- running Compose ----
 
 -- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
@@ -794,6 +886,21 @@ M.up = R.define {
     if not states then return nil, serr end
     local _, pending = M.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
+    local stale, ierr = stale_images(project, services)
+    if not stale then return nil, ierr end
+    for _, l in ipairs(stale) do changes[#changes + 1] = l end
+    local old = ctx.state.project
+    if old and old ~= project.name then
+      local list = docker.containers { project = old }
+      if list and #list > 0 then
+        changes[#changes + 1] = ("project %s (this stack under its earlier name) is taken down first"):format(old)
+      end
+    end
+    if self.remove_orphans then   -- apply's `up --remove-orphans` takes them down
+      local orph, oerr = orphans(project)
+      if not orph then return nil, oerr end
+      for _, o in ipairs(orph) do changes[#changes + 1] = "orphan container " .. o .. ": not in the compose file" end
+    end
     if #changes == 0 then return true end
     return false, changes
   end,
@@ -807,6 +914,9 @@ M.up = R.define {
     -- timeout: how long the services may take to be running/healthy once
     -- Compose has started them (Compose itself gets ctx.timeout or 10 min)
     local timeout = self.timeout or ctx.timeout or 300
+    local gone, gerr = retire_previous(ctx, project)
+    if not gone then return nil, gerr end
+    if gone > 0 and ctx.log then ctx:log(("project %s taken down: %d containers"):format(ctx.state.project, gone)) end
     local r, rerr = M.run(project, args, { command = self.command, cache = ctx.state.detected,
       file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
     if not r then return nil, rerr end
@@ -814,13 +924,27 @@ M.up = R.define {
     local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.applied = hashes
-    ctx.state.project = project.name
+    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.dir) or project.dir
     if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
     return true
   end,
   revert = function(self, ctx)
-    local project, err = M.load_project(self)
+    local project, err, missing = M.load_project(self)
+    if not project and missing and ctx.state.project then
+      -- the folder or the compose file is gone: Compose cannot take the
+      -- stack down, the Engine API can (by the project's label)
+      local dir = ctx.state.dir or self.project_dir
+      if dir:sub(1, 1) ~= "/" then dir = (core.cwd() or ".") .. "/" .. dir end
+      local n, rerr = remove_by_api(ctx.state.project, dir)
+      if not n then return nil, rerr end
+      ctx.state.applied = nil
+      if ctx.detail then ctx:detail(("%s; %d containers removed through the engine"):format(err, n)) end
+      return n > 0
+    end
     if not project then return nil, err end
+    -- what the last apply brought up, under the name it had then
+    local gone, gerr = retire_previous(ctx, project)
+    if not gone then return nil, gerr end
     local safe, ferr = foreign_guard(project)
     if not safe then return nil, ferr end
     -- the named volumes (the stack's data) stay; the anonymous ones its
@@ -875,6 +999,9 @@ M.run_once = R.define {
     if not project then return nil, hashes end
     local before = M.service_states(project.name, { self.service }, true)
     local prev_start = before and before[self.service].started
+    -- what teardown removes, recorded before it may fail half-way
+    ctx.state.project, ctx.state.service = project.name, self.service
+    ctx.state.dir = C.realpath(project.dir) or project.dir
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
     local t0 = core.now()
@@ -912,8 +1039,20 @@ M.run_once = R.define {
       core.sleep(0.1)
     end
     ctx.state.ran = hashes
-    ctx.state.project = project.name
     if ctx.detail then ctx:detail(self.service .. " exited 0") end
+    return true
+  end,
+  -- the one-shot's container goes (and the project's network, when no
+  -- other container of it is left: a stack that `up` also started stays)
+  state_revert = true,
+  revert = function(_, ctx)
+    local st = ctx.state
+    if not (st.project and st.service and st.dir) then return false end
+    local n, err = remove_by_api(st.project, st.dir, st.service)
+    if not n then return nil, err end
+    st.ran = nil
+    if n == 0 then return false end
+    if ctx.detail then ctx:detail(("removed the container of one-shot service %s"):format(st.service)) end
     return true
   end,
 }
@@ -960,6 +1099,8 @@ M.down = R.define {
     if project then   -- plan says what apply would: refuse another folder's stack
       local safe, ferr = foreign_guard(project)
       if not safe then return nil, ferr end
+      safe, ferr = orphan_guard(self, project)
+      if not safe then return nil, ferr end
       if self.volumes then
         local free, uerr = volume_guard(project.name)
         if not free then return nil, uerr end
@@ -971,6 +1112,8 @@ M.down = R.define {
     local project, err = M.load_project(self)
     if not project then return nil, err .. " (compose needs it to take the stack down)" end
     local safe, ferr = foreign_guard(project)
+    if not safe then return nil, ferr end
+    safe, ferr = orphan_guard(self, project)
     if not safe then return nil, ferr end
     local anonymous
     if self.volumes then

@@ -23,6 +23,7 @@
 local C = require "provision._docker"
 local json = require "provision.json"
 local R = require "provision.resource"
+local FS = require "provision._fs"
 
 local M = {}
 M.demux = C.demux
@@ -268,29 +269,69 @@ M.image = R.define {
   describe = function(self)
     return "image " .. self.name .. (self.from_rootfs and (" (imported from " .. self.from_rootfs .. ")") or "")
   end,
+  -- An image this resource imported follows its source: the state keeps
+  -- the image's id and the digest of from_rootfs at the import, and a new
+  -- root filesystem (or the name now on another image) imports again. An
+  -- image that was there before (nothing imported) is taken as it is.
   check = function(self, ctx)
-    local ok, err = M.image_exists(self.name)
-    if ok == nil then return nil, err end
-    if ok then return true end
-    return false, "image " .. self.name .. " is not there" ..
-      (self.from_rootfs and ("; import " .. self.from_rootfs) or "")
+    local img, err, status = M.image_inspect(self.name)
+    if not img then
+      if status ~= 404 then return nil, err end
+      return false, "image " .. self.name .. " is not there" ..
+        (self.from_rootfs and ("; import " .. self.from_rootfs) or "")
+    end
+    local rec = ctx.state.imported
+    if not (rec and rec.name == self.name and self.from_rootfs) then return true end
+    local changes = {}
+    local sum, serr = FS.sha256(self.from_rootfs)
+    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
+    if sum ~= rec.sha256 then
+      changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
+    end
+    if img.Id ~= rec.id then
+      changes[#changes + 1] = ("image %s is no longer the one imported here (tagged anew since): import again"):format(self.name)
+    end
+    if #changes == 0 then return true end
+    return false, changes
   end,
   apply = function(self, ctx)
     if not self.from_rootfs then
       return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
     end
+    local sum, serr = FS.sha256(self.from_rootfs)
+    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
     local repo, tag = split_ref(self.name)
     local id, err = M.image_import(self.from_rootfs, { repo = repo, tag = tag })
     if not id then return nil, err end
-    ctx:created { type = "docker.image", name = self.name }
+    local img, ierr = M.image_inspect(self.name)
+    if not img then return nil, ierr end
+    local mine = false
+    for _, e in ipairs(ctx.state.created or {}) do
+      if e.type == "docker.image" and e.name == self.name then mine = true end
+    end
+    if not mine then ctx:created { type = "docker.image", name = self.name } end
+    -- the image this resource imported before, superseded: removed (one
+    -- a container still uses, or another name still holds, is left to
+    -- teardown, which keeps it if it is still held by another name then)
+    local prev = ctx.state.imported
+    if prev and prev.id and prev.id ~= img.Id then
+      local _, rerr, rstatus = call("DELETE", "/images/" .. urlencode(prev.id))
+      if rerr and rstatus ~= 404 then ctx:created { type = "docker.image", id = prev.id } end
+    end
+    ctx.state.imported = { name = self.name, id = img.Id, sha256 = sum }
     ctx:detail("imported " .. self.name)
     return true
   end,
   revert = function(self, ctx)
     for _, e in ipairs(ctx.state.created or {}) do
-      if e.type == "docker.image" then
+      if e.type == "docker.image" and e.name then
         local ok, err = M.image_remove(e.name, { force = true })
         if not ok then return nil, err end
+      elseif e.type == "docker.image" and e.id then
+        -- an earlier import, superseded: kept when something else tagged it
+        local _, err, status = call("DELETE", "/images/" .. urlencode(e.id))
+        if err and status ~= 404 and status ~= 409 then return nil, err end
+        if status == 409 and ctx.log then ctx:log(("image %s kept: %s"):format(e.id, err)) end
       end
     end
     return true

@@ -204,6 +204,12 @@ function M.install(ctx, specs, opts)
       if a and a.installed and not (b and b.installed) then
         added[#added + 1] = name
         ctx:created { type = "package", name = name, version = a.version }
+      elseif a and a.installed and b.version ~= a.version then
+        -- one this resource installed, now at another version (a new pin):
+        -- still its own, so teardown must know the version it is at
+        for _, e in ipairs(ctx.state.created or {}) do
+          if e.type == "package" and e.name == name and e.version == b.version then e.version = a.version end
+        end
       end
     end
   end

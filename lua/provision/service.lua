@@ -274,6 +274,7 @@ local function make(kind, want_running)
       if self.enabled ~= nil and st.enabled ~= self.enabled then
         local eok, err = do_enable(ctx, mgr, self.name, self.enabled)
         if not eok then return nil, err end
+        if want_running and self.enabled then ctx.state.enabled = true end
         done[#done + 1] = self.enabled and "enabled" or "disabled"
       end
       if st.running ~= want_running then
@@ -302,11 +303,16 @@ local function make(kind, want_running)
       return true
     end,
     revert = want_running and function(self, ctx)
-      -- stop it only if this recipe started it
-      if not ctx.state.started then return true end
+      -- stop it only if this recipe started it, disable it only if this
+      -- recipe enabled it (else it came back at the next boot)
+      if not ctx.state.started and not ctx.state.enabled then return true end
       local st, mgr = M.status(self.name, self, ctx)
       if not st then return nil, mgr end
-      if not st.running then return true end
+      if ctx.state.enabled and st.enabled then
+        local ok, err = do_enable(ctx, mgr, self.name, false)
+        if not ok then return nil, err end
+      end
+      if not (ctx.state.started and st.running) then return true end
       return do_startstop(ctx, mgr, self.name, false)
     end or nil,
   }

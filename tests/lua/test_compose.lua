@@ -481,6 +481,146 @@ volumes:
   T.eq(#assert(compose.leftovers(name, true)), 0)
 end)
 
+T.test("up with remove_orphans: a service removed from the compose file after an up without it is taken down", function()
+  local two = sleeper("a", "") .. "  b:\n    image: IMAGE\n    stop_signal: SIGKILL\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n"
+  local dir = stack(("ptc%dorph"):format(pid), two)
+  local name = compose.project_name(dir)
+  local ctx = new_ctx()
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(ctx))
+  assert(core.write_atomic(dir .. "/docker-compose.yaml", (sleeper("a", ""):gsub("IMAGE", TAG)), 420))
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "b" }), 1, "b left running: an orphan")
+  -- without the option the orphan is not up's business
+  T.eq(compose.up { project_dir = dir, wait = "running" }:check(ctx), true)
+  local up = compose.up { project_dir = dir, wait = "running", remove_orphans = true, timeout = "60s" }
+  local ok, changes = up:check(ctx)
+  T.eq(ok, false)
+  T.eq(changes, { "orphan container " .. name .. "_b_1 (service b): not in the compose file" })
+  T.ok(up:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "b" }), 0, "the orphan is gone")
+  T.eq(up:check(ctx), true)
+  T.ok(compose.down { project_dir = dir, remove_orphans = true }:apply(new_ctx()))
+end)
+
+T.test("down without remove_orphans and an orphan container: refused, naming it, before anything is taken down", function()
+  local two = sleeper("a", "") .. "  b:\n    image: IMAGE\n    stop_signal: SIGKILL\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\"]\n"
+  local dir = stack(("ptc%dodown"):format(pid), two)
+  local name = compose.project_name(dir)
+  T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  assert(core.write_atomic(dir .. "/docker-compose.yaml", (sleeper("a", ""):gsub("IMAGE", TAG)), 420))
+  local down = compose.down { project_dir = dir }
+  local want = "project " .. name .. ": " .. name .. "_b_1 %(service b%) is not in the compose file: `down` without remove_orphans leaves it"
+  local cok, cerr = down:check(new_ctx())
+  T.eq(cok, nil); T.match(cerr, want)
+  local aok, aerr = down:apply(new_ctx())
+  T.eq(aok, nil); T.match(aerr, want)
+  T.eq(#assert(docker.containers { project = name }), 2, "nothing was taken down")
+  local down2 = compose.down { project_dir = dir, remove_orphans = true }
+  T.ok(down2:apply(new_ctx()))
+  T.eq(down2:check(new_ctx()), true)
+  T.eq(#assert(compose.leftovers(name, true)), 0)
+end)
+
+T.test("up under a new project name takes the stack it brought up under the old one down; teardown removes the one it last brought up", function()
+  local body = sleeper("svc", '    ports: [ "127.0.0.1:' .. (20000 + pid % 20000) .. ':80" ]\n')
+  local dir = stack(("ptc%dren"):format(pid), body)
+  local a, b = ("ptc%dnamea"):format(pid), ("ptc%dnameb"):format(pid)
+  projects[#projects + 1] = dir   -- cleaned under its folder's name; the two names below by hand
+  local ok, err = pcall(function()
+    local ctx = new_ctx()
+    T.ok(compose.up { project_dir = dir, project = a, wait = "running", timeout = "60s" }:apply(ctx))
+    local up_b = compose.up { project_dir = dir, project = b, wait = "running", timeout = "60s" }
+    local cok, changes = up_b:check(ctx)
+    T.eq(cok, false)
+    T.eq(changes[#changes], "project " .. a .. " (this stack under its earlier name) is taken down first")
+    -- the old stack holds the published port: b comes up only once a is down
+    T.ok(up_b:apply(ctx))
+    T.eq(#assert(docker.containers { project = a }), 0, "the stack under the old name is gone")
+    T.eq(#assert(docker.networks { project = a }), 0, "its network too")
+    T.eq(up_b:check(ctx), true)
+    T.eq(ctx.state.project, b)
+    -- the option changed back, and teardown comes before any apply: what
+    -- the state says was brought up (b) goes
+    T.ok(compose.up { project_dir = dir, project = a, wait = "running" }:revert(ctx))
+    T.eq(#assert(compose.leftovers(b, false)), 0, "the stack the last apply brought up is gone")
+  end)
+  for _, n in ipairs { a, b } do exec.run { "docker-compose", "-p", n, "down", "-v", "--remove-orphans", cwd = dir } end
+  if not ok then error(err, 0) end
+end)
+
+T.test("up: a service whose image was imported anew under its tag is recreated (the stack ran the old image, up said ok)", function()
+  local ref = TAG .. "-img"
+  assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))
+  local dir = stack(("ptc%dimg"):format(pid), (sleeper("svc", ""):gsub("IMAGE", ref)))
+  local name = compose.project_name(dir)
+  local ids = { assert(docker.image_inspect(ref)).Id }
+  local ok, err = pcall(function()
+    local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
+    local ctx = new_ctx()
+    T.ok(up:apply(ctx))
+    T.eq(up:check(ctx), true)
+    assert(docker.image_import(work .. "/rootfs.tar", { ref = ref }))   -- the tag moves to a new image
+    local new_id = assert(docker.image_inspect(ref)).Id
+    ids[2] = new_id
+    local cok, changes = up:check(ctx)
+    T.eq(cok, false)
+    T.eq(changes, { "service svc: " .. name .. "_svc_1 runs an earlier image of " .. ref .. " (recreated by up)" })
+    T.ok(up:apply(ctx))
+    T.eq(up:check(ctx), true)
+    T.eq(assert(docker.containers { project = name })[1].ImageID, new_id, "recreated from the new image")
+    -- an image that is not there any more is no change: up could only try to pull it
+    T.ok(docker.image_remove(ref, { force = true }))
+    T.eq(up:check(ctx), true)
+    T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
+  end)
+  if not ok then compose.down { project_dir = dir }:apply(new_ctx()) end
+  docker.image_remove(ref, { force = true })
+  for _, id in ipairs(ids) do docker.image_remove(id, { force = true }) end   -- untagged: by id
+  if not ok then error(err, 0) end
+end)
+
+T.test("teardown of run_once removes the one-shot's container; its network too when nothing else of the project runs", function()
+  local dir = stack(("ptc%donce"):format(pid), sleeper("svc", "") ..
+    "  init:\n    image: IMAGE\n    command: [\"sh\", \"-c\", \"echo init done\"]\n")
+  local name = compose.project_name(dir)
+  local ro = compose.run_once { project_dir = dir, service = "init", timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(ro:apply(ctx))
+  T.eq(#assert(docker.containers { project = name, service = "init" }), 1)
+  T.eq(ro:revert(ctx), true)
+  T.eq(#assert(compose.leftovers(name, false)), 0, "container and network gone")
+  T.eq(ro:revert(ctx), false, "nothing left to undo")
+  -- with the rest of the stack up (another resource's), only the one-shot goes
+  T.ok(ro:apply(ctx))
+  T.ok(compose.up { project_dir = dir, services = { "svc" }, wait = "running", timeout = "60s" }:apply(new_ctx()))
+  T.eq(ro:revert(ctx), true)
+  T.eq(#assert(docker.containers { project = name, service = "init" }), 0)
+  T.eq(#assert(docker.containers { project = name, service = "svc" }), 1, "the other service stays")
+  T.eq(#assert(docker.networks { project = name }), 1, "its network stays")
+  T.ok(compose.down { project_dir = dir }:apply(new_ctx()))
+end)
+
+T.test("teardown of up with the project folder gone: the stack it brought up is removed through the engine", function()
+  local dir = stack(("ptc%dgone"):format(pid), sleeper("svc", "    volumes: [ \"/anon\" ]\n"))
+  local name = compose.project_name(dir)
+  local up = compose.up { project_dir = dir, wait = "running", timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(up:apply(ctx))
+  local anon = docker.containers { project = name }[1].Mounts[1].Name
+  assert(os.rename(dir, dir .. ".moved"))
+  local ok, err = pcall(function()
+    local details = {}
+    ctx.detail = function(_, d) details[#details + 1] = d end
+    T.eq(up:revert(ctx), true)
+    T.eq(#assert(compose.leftovers(name, false)), 0, "containers and network gone")
+    T.ok(not volume_there(anon), "its anonymous volume too")
+    T.eq(details[#details], "project folder " .. dir .. " does not exist; 1 containers removed through the engine")
+    T.eq(up:revert(ctx), false, "nothing left")
+  end)
+  assert(os.rename(dir .. ".moved", dir))   -- for the clean-up below when this failed
+  if not ok then error(err, 0) end
+end)
+
 -- clean up whatever a failed test left (newest first: a later stack may use an earlier one's volume)
 for i = #projects, 1, -1 do
   local dir = projects[i]

@@ -144,6 +144,53 @@ T.test("docker.image revert removes the image", function()
   T.eq(docker.image_exists(TAG), false)
 end)
 
+T.test("docker.image: a new root filesystem, or the name tagged anew, imports again; the superseded import goes; one that was there before is kept", function()
+  local function ctx_of(state)
+    return { state = state or {}, created = function(self, e)
+      self.state.created = self.state.created or {}; table.insert(self.state.created, e) end,
+      detail = function() end, log = function() end }
+  end
+  local res = docker.image { name = TAG, from_rootfs = tar }
+  local ctx = ctx_of()
+  T.ok(res:apply(ctx))
+  local first = assert(docker.image_inspect(TAG)).Id
+  -- the root filesystem changes (a file added): plan and apply see it
+  local tar2 = dir .. "/rootfs2.tar"
+  assert(exec.run { "cp", tar, tar2 }.status == 0)
+  assert(core.write_atomic(dir .. "/extra", "more\n", 420))
+  assert(exec.run { "tar", "-rf", tar2, "-C", dir, "extra" }.status == 0)
+  local res2 = docker.image { name = TAG, from_rootfs = tar2 }
+  local ok, changes = res2:check(ctx)
+  T.eq(ok, false)
+  T.eq(changes, { tar2 .. " is not what image " .. TAG .. " was imported from: import it again" })
+  T.ok(res2:apply(ctx))
+  local second = assert(docker.image_inspect(TAG)).Id
+  T.ok(second ~= first, "imported again")
+  T.eq(res2:check(ctx), true)
+  local _, _, st = docker.call("GET", "/images/" .. first .. "/json")
+  T.eq(st, 404, "the superseded import is removed, not left dangling")
+  T.eq(ctx.state.created, { { type = "docker.image", name = TAG } }, "one record for the name")
+  -- the name tagged anew by hand onto another image: imported again, the other kept
+  local other = TAG .. "-other"
+  assert(docker.image_import(tar, { ref = other }))
+  local other_id = assert(docker.image_inspect(other)).Id
+  assert(docker.call("POST", "/images/" .. other .. "/tag?repo=" .. docker.urlencode((docker.split_ref(TAG))) ..
+    "&tag=" .. select(2, docker.split_ref(TAG))))
+  ok, changes = res2:check(ctx)
+  T.eq(ok, false)
+  T.eq(changes, { "image " .. TAG .. " is no longer the one imported here (tagged anew since): import again" })
+  T.ok(res2:apply(ctx))
+  T.eq(res2:check(ctx), true)
+  T.eq(assert(docker.image_inspect(other)).Id, other_id, "the other image is kept")
+  local _, _, st2 = docker.call("GET", "/images/" .. second .. "/json")
+  T.eq(st2, 404, "the import it replaced is removed")
+  -- an image this resource did not import: taken as it is, whatever from_rootfs holds
+  T.eq(docker.image { name = other, from_rootfs = tar2 }:check(ctx_of()), true)
+  docker.image_remove(other, { force = true })
+  T.ok(res2:revert(ctx))
+  T.eq(docker.image_exists(TAG), false)
+end)
+
 T.test("a reused handle: 200 API calls well under a second", function()
   local t0 = core.now()
   for _ = 1, 200 do assert(docker.ping()) end

@@ -200,6 +200,42 @@ T.test("lists: missing, fresh and stale package lists", function()
   if not ok then error(err, 0) end
 end)
 
+T.test("a package it installed, pinned to another version since, is still its own at teardown", function()
+  -- apt-get stood in for (exec.run): install writes the pinned version into
+  -- a copy of the fixture's database, remove marks the package removed
+  local d = T.tmpdir()
+  local db = d .. "/status"
+  local function set_hello(status, version)
+    local f = assert(io.open(FIX .. "/status")); local text = f:read("a"); f:close()
+    text = text:gsub("Package: hello\nStatus: [^\n]*", "Package: hello\nStatus: " .. status, 1)
+      :gsub("(Package: hello\n.-)Version: [^\n]*", "%1Version: " .. version, 1)
+    f = assert(io.open(db, "w")); f:write(text); f:close()
+  end
+  set_hello("deinstall ok config-files", "2.10-1")
+  local exec = require "provision._exec"
+  local real, calls = exec.run, {}
+  exec.run = function(argv)
+    calls[#calls + 1] = table.concat(argv, " ")
+    if argv[2] == "install" then set_hello("install ok installed", (argv[#argv]:match("=(.+)$")))
+    elseif argv[2] == "remove" then set_hello("deinstall ok config-files", "2.10-3") end
+    return { status = 0, output = "" }
+  end
+  local ok, err = pcall(with_status, db, function()
+    local ctx = mkctx()
+    T.eq(pkg.installed { "hello=2.10-2", update = false }:apply(ctx), true)
+    T.eq(ctx.state.created, { { type = "package", name = "hello", version = "2.10-2" } })
+    local pinned = pkg.installed { "hello=2.10-3", update = false }
+    T.eq(pinned:apply(ctx), true)
+    T.eq(pinned:check(ctx), true)
+    T.eq(ctx.state.created, { { type = "package", name = "hello", version = "2.10-3" } }, "the record follows the new pin")
+    T.eq(pinned:revert(ctx), true)
+    T.match(calls[#calls], "^apt%-get remove %-y .* hello$")
+    T.eq(pkg.installed { "hello" }:check(mkctx()), false, "removed at teardown")
+  end)
+  exec.run = real
+  if not ok then error(err, 0) end
+end)
+
 -- ------------------------------------------------------------ the real thing
 
 local function hello_installed()

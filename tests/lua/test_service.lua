@@ -212,12 +212,22 @@ else
       T.eq(C.alive(pid), false)
       T.eq(#C.rc_links(NAME), 0)
       T.eq(s:check(mkctx()), true)
-      -- revert of running stops only what it started
+      -- revert of running stops only what it started, disables only what it enabled
+      ctx = mkctx()
       T.eq(r:apply(ctx), true)
+      T.eq(ctx.state, { started = true, enabled = true })
       T.eq(service.running { name = NAME }:revert(mkctx()), true)
-      T.eq(service.running { name = NAME }:check(mkctx()), true, "kept: not started by that state")
+      T.eq(service.running { name = NAME, enabled = true }:check(mkctx()), true, "kept: not started by that state")
       T.eq(r:revert(ctx), true)
-      T.eq(service.stopped { name = NAME }:check(mkctx()), true, "stopped: started by that state")
+      T.eq(service.stopped { name = NAME, enabled = false }:check(mkctx()), true,
+        "stopped and disabled: started and enabled by that state")
+      -- enabled by hand, started by the recipe: teardown stops it and leaves it enabled
+      T.ok(sh("update-rc.d " .. NAME .. " enable"))
+      ctx = mkctx()
+      T.eq(r:apply(ctx), true)
+      T.eq(ctx.state, { started = true })
+      T.eq(r:revert(ctx), true)
+      T.eq(service.stopped { name = NAME, enabled = true }:check(mkctx()), true, "kept enabled: not enabled by that state")
     end)
     cleanup()
     if not ok then error(err, 0) end
