@@ -398,18 +398,29 @@ local function listed_state(c)
   return "running"
 end
 
--- service_states(project_name, services [, full]) ->
+-- the service a container of a project runs; nil for a one-off (`run`) container
+local function service_of(c)
+  local l = c.Labels
+  local svc = l and l[docker.SERVICE_LABEL]
+  if svc and (l["com.docker.compose.oneoff"] or "False") == "False" then return svc end
+end
+
+-- service_states(project_name, services [, full [, list]]) ->
 --   { [service] = { state=, detail=, id=, name=, started=, exit_code= } } | nil, msg
 -- One GET /containers/json; a container is inspected only when the list
 -- cannot tell (exited: its restart policy; unhealthy: the probe's output),
--- or for every container with full = true (started times).
-function M.service_states(name, services, full)
-  local list, err = docker.containers { project = name }
-  if not list then return nil, err end
+-- or for every container with full = true (started times). list: the
+-- project's containers when the caller has them already.
+function M.service_states(name, services, full, list)
+  local err
+  if not list then
+    list, err = docker.containers { project = name }
+    if not list then return nil, err end
+  end
   local by = {}
   for _, c in ipairs(list) do
-    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
-    if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
+    local svc = service_of(c)
+    if svc then
       local entry = { id = c.Id, name = (c.Names and c.Names[1] or ""):gsub("^/", "") }
       local s = not full and listed_state(c)
       if s then
@@ -520,14 +531,18 @@ end
 M.foreign_guard = foreign_guard
 
 -- the containers of the project whose service the compose file no longer
--- has (removed or renamed since they were started): "name (service x)"
-local function orphans(project)
-  local list, err = docker.containers { project = project.name }
-  if not list then return nil, err end
+-- has (removed or renamed since they were started): "name (service x)".
+-- list: the project's containers when the caller has them already.
+local function orphans(project, list)
+  local err
+  if not list then
+    list, err = docker.containers { project = project.name }
+    if not list then return nil, err end
+  end
   local out = {}
   for _, c in ipairs(list) do
-    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
-    if svc and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" and not project.services[svc] then
+    local svc = service_of(c)
+    if svc and not project.services[svc] then
       out[#out + 1] = ("%s (service %s)"):format(container_name(c), svc)
     end
   end
@@ -538,17 +553,16 @@ M.orphans = orphans
 -- the services whose container runs another image than the one their
 -- `image:` names now (imported or built anew since: the tag moved): `up`
 -- recreates them, as Compose compares image ids. An image that is not
--- there is no change (`up` could only try to pull it).
-local function stale_images(project, services)
-  local list, err = docker.containers { project = project.name }
-  if not list then return nil, err end
+-- there is no change (`up` could only try to pull it). list: the
+-- project's containers (up's check has them already).
+local function stale_images(project, services, list)
   local want, ids, out = {}, {}, {}
   for _, s in ipairs(services) do want[s] = true end
   for _, c in ipairs(list) do
-    local svc = c.Labels and c.Labels[docker.SERVICE_LABEL]
+    local svc = service_of(c)
     local spec = svc and want[svc] and project.services[svc]
     local ref = type(spec) == "table" and type(spec.image) == "string" and spec.image
-    if ref and (c.Labels["com.docker.compose.oneoff"] or "False") == "False" then
+    if ref then
       if ids[ref] == nil then
         local img = docker.image_inspect(ref)
         ids[ref] = type(img) == "table" and img.Id or false
@@ -882,13 +896,15 @@ M.up = R.define {
     if not project then return check_failed(hashes, missing) end
     local services = M.expected_services(project, self.services)
     local changes = hash_changes(ctx.state.applied, hashes)
-    local states, serr = M.service_states(project.name, services)
+    -- one list of the project's containers for the states, the images
+    -- and the orphans (the no-op re-run's cost is these calls)
+    local list, lerr = docker.containers { project = project.name }
+    if not list then return nil, lerr end
+    local states, serr = M.service_states(project.name, services, nil, list)
     if not states then return nil, serr end
     local _, pending = M.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
-    local stale, ierr = stale_images(project, services)
-    if not stale then return nil, ierr end
-    for _, l in ipairs(stale) do changes[#changes + 1] = l end
+    for _, l in ipairs(stale_images(project, services, list)) do changes[#changes + 1] = l end
     local old = ctx.state.project
     if old and old ~= project.name then
       local list = docker.containers { project = old }
@@ -897,9 +913,7 @@ M.up = R.define {
       end
     end
     if self.remove_orphans then   -- apply's `up --remove-orphans` takes them down
-      local orph, oerr = orphans(project)
-      if not orph then return nil, oerr end
-      for _, o in ipairs(orph) do changes[#changes + 1] = "orphan container " .. o .. ": not in the compose file" end
+      for _, o in ipairs(orphans(project, list)) do changes[#changes + 1] = "orphan container " .. o .. ": not in the compose file" end
     end
     if #changes == 0 then return true end
     return false, changes
