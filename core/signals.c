@@ -3,13 +3,17 @@
  * at the next Lua instruction, and again while recipe code catches it (see
  * may_raise); C code that blocks polls provision_interrupted().
  * A second signal while the first is being handled kills the process, and
- * the process group of the program it was running (proc.c). */
+ * the process group of the program it was running (proc.c); one that comes
+ * within 100 ms of the first is the same request delivered twice, not a
+ * second press: `timeout` sends its signal to the child and then to the
+ * child's process group, and a shell's `kill` of a job may do the same. */
 #include <stdlib.h>
 #include <string.h>
 #include "core.h"
 #include "signals.h"
 
 static volatile sig_atomic_t interrupted;
+static double interrupted_at;   /* provision_now() of the first signal */
 static volatile sig_atomic_t child_pgid;   /* see signals.h */
 
 void provision_signals_child(pid_t pgid) { child_pgid = (sig_atomic_t)pgid; }
@@ -88,12 +92,14 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 static void on_signal(int sig)
 {
     if (interrupted) {   /* second time: give up at once */
+        if (provision_now() - interrupted_at < 0.1) return;   /* the same one */
         pid_t pg = (pid_t)child_pgid;
         if (pg > 0) kill(-pg, SIGKILL);   /* not left behind, orphaned */
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
+    interrupted_at = provision_now();   /* clock_gettime: async-signal-safe */
     interrupted = sig;
     if (signal_L)
         lua_sethook(signal_L, stop_hook,

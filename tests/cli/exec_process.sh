@@ -82,6 +82,27 @@ expect "pcall in a step: one SIGINT still stops it (${ms}ms)" eval '[ $RC -eq 13
 expect "pcall in a step, interrupted: the first step is recorded, the next not run" \
     eval 'grep -rq marked .provision && [ ! -e after ] && has "$OUT" "interrupted"'
 
+# one request delivered twice within a few ms (as `timeout`, which signals
+# its child and then the child's process group, does) is one interruption:
+# provision still waits for the program that ignores it, then records and
+# reports; the second copy does not kill it on the spot
+cat > deaf.lua <<'L'
+recipe { name = "deaf" }
+step "mark" { fs.file { path = "./marked", content = "x\n" } }
+step "deaf" { exec.command { argv = { "sh", "-c", "trap '' INT TERM; touch deaf.on; sleep 30" } } }
+step "after" { fs.file { path = "./after", content = "x\n" } }
+L
+rm -rf .provision marked
+"$P" deaf.lua > out.txt 2>&1 &
+pid=$!
+wait_pidfile deaf.on
+kill -INT $pid; sleep 0.01; kill -INT $pid
+wait $pid; RC=$?
+OUT=$(cat out.txt)
+expect "SIGINT twice within 10 ms: one interruption, exit 130" eval '[ $RC -eq 130 ]'
+expect "SIGINT twice within 10 ms: the first step is recorded, the run reports" \
+    eval 'grep -rq marked .provision && [ ! -e after ] && has "$OUT" "interrupted"'
+
 # a program that asks the terminal (sudo, ssh would) under a terminal: it
 # has none (its own session), so it fails at once instead of stopping on
 # SIGTTIN in a background process group until a timeout
