@@ -87,7 +87,7 @@ clean:
 
 # Everything a fresh Debian 12 machine needs to build, test and run (as root).
 DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
-            libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev \
+            libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev libxxhash-dev xxhash \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
             openssl util-linux

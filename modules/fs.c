@@ -20,6 +20,7 @@
  *   write(path, data [, mode]) -> true | nil, msg, errno   (atomic: temp, fsync, rename)
  *   read(path) -> data | nil, msg, errno
  *   sha256(path) -> hex | nil, msg, errno   (streamed)
+ *   xxh128(path) -> hex | nil, msg, errno   (XXH3-128; core/digest.c)
  *   sha256_string(s) -> hex
  *   listdir(path) -> { names, sorted } | nil, msg, errno
  */
@@ -35,6 +36,7 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "core.h"
+#include "digest.h"
 
 /* nil, "path: why", errno: the operational-failure convention */
 static int fs_fail(lua_State *L, const char *path, int e)
@@ -301,30 +303,18 @@ static void fs_pushhex(lua_State *L, const unsigned char *md, unsigned n)
     lua_pushlstring(L, out, 2 * (size_t)n);
 }
 
-static int fs_sha256(lua_State *L)
+/* sha256(path) / xxh128(path): the file's digest in hex (digest.c) */
+static int fs_digest(lua_State *L, int kind)
 {
     const char *path = provision_checkpath(L, 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fs_fail(L, path, errno);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int e = 0;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) e = ENOMEM;
-    unsigned char buf[65536];
-    while (!e) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0) { if (errno == EINTR) continue; e = errno; break; }
-        if (n == 0) break;
-        if (!EVP_DigestUpdate(ctx, buf, (size_t)n)) e = EIO;
-    }
-    if (!e && !EVP_DigestFinal_ex(ctx, md, &mdlen)) e = EIO;
-    EVP_MD_CTX_free(ctx);
-    close(fd);
+    char hx[DIGEST_HEX_MAX];
+    int e = provision_digest_file(path, kind, 0, hx);
     if (e) return fs_fail(L, path, e);
-    fs_pushhex(L, md, mdlen);
+    lua_pushstring(L, hx);
     return 1;
 }
+static int fs_sha256(lua_State *L) { return fs_digest(L, DIGEST_SHA256); }
+static int fs_xxh128(lua_State *L) { return fs_digest(L, DIGEST_XXH128); }
 
 static int fs_sha256_string(lua_State *L)
 {
@@ -382,6 +372,7 @@ static const luaL_Reg fs_funcs[] = {
     { "remove", fs_remove },
     { "remove_tree", fs_remove_tree },
     { "sha256", fs_sha256 },
+    { "xxh128", fs_xxh128 },
     { "sha256_string", fs_sha256_string },
     { "stat", fs_stat },
     { "symlink", fs_symlink },

@@ -385,6 +385,13 @@ local function file_apply(self, ctx, content)
   return set_attrs(self, self.path)
 end
 
+-- does the file at path still hold what created-entry e recorded: its
+-- sha256, or the xxh128 of a download no checksum was pinned for (http.lua)
+local function holds_recorded(path, e)
+  if e.xxh128 then return C.xxh128(path) == e.xxh128 end
+  return C.sha256(path) == e.sha256
+end
+
 -- revert of every resource that writes whole files (fs.file, fs.template,
 -- fs.env_file, http.file, archive.create): remove the files ctx.state says
 -- it created, each only while its content is still what was written.
@@ -396,7 +403,7 @@ local function file_revert(self, ctx)
     if e.type == "file" then
       local st = C.lstat(e.path)
       if st and st.type == "file" then
-        if C.sha256(e.path) == e.sha256 then
+        if holds_recorded(e.path, e) then
           local ok, err = C.remove(e.path)
           if not ok then return nil, err end
           removed = removed + 1
@@ -750,17 +757,19 @@ end
 M.revert_created_files = file_revert
 
 -- for the other resources that write whole files (http.file, archive.create):
--- a file written at path, with this digest. A new one is the step's own; one
+-- a file written at path, with this digest (kind: "sha256", the default, or
+-- "xxh128"). A new one is the step's own; one
 -- it created on an earlier run stays its own, with the new digest (which
 -- file_revert compares); one that was there before stays unrecorded, unless
 -- the recipe created it under another record (a step renamed or removed
 -- since, a resource replaced): this one takes it over (ctx:adopt), so that
 -- teardown removes it rather than find it "changed since it was written".
-function M.record_written(ctx, path, sha256, existed)
+function M.record_written(ctx, path, digest, existed, kind)
+  kind = kind or "sha256"
   local e = find_created(ctx, path)
-  if e then e.sha256 = sha256
+  if e then e.sha256, e.xxh128 = nil, nil; e[kind] = digest
   elseif not existed or ctx.adopt and ctx:adopt(path) then
-    ctx:created { type = "file", path = path, sha256 = sha256 }
+    ctx:created { type = "file", path = path, [kind] = digest }
   end
 end
 

@@ -66,6 +66,19 @@ T.test("primitives: sha256 of a large file streams and matches sha256sum", funct
   T.eq(fs.sha256_string(big), want)
 end)
 
+T.test("primitives: xxh128 matches xxhsum -H2 (empty, one byte, across read blocks)", function()
+  local d = T.tmpdir()
+  for _, n in ipairs { 0, 1, 240, 131072, 131073, 4800001 } do
+    local path = ("%s/x%d"):format(d, n)
+    write(path, ("0123456789abcdefz"):rep(n // 17 + 1):sub(1, n))
+    local p = io.popen(("xxhsum -H2 '%s' 2>/dev/null"):format(path)); local want = p:read("l"):match("^(%x+)  "); p:close()
+    T.eq(fs.xxh128(path), want, n .. " bytes")
+  end
+  T.eq(fs.xxh128("/dev/null"), "99aa06d3014798d86001c324468d497f")   -- xxHash's own test value
+  local ok, err = fs.xxh128(d .. "/none")
+  T.eq(ok, nil); T.match(err, "No such file")
+end)
+
 T.test("primitives: symlink, readlink, lstat, remove, remove_tree never follows links", function()
   local d = T.tmpdir()
   local outside = T.tmpdir()

@@ -34,6 +34,12 @@ local function count(path)
 end
 local function reset() get("/count/reset") end
 local function sha(size, seed) return get(("/sha256?size=%d&seed=%s"):format(size, seed)).body end
+-- XXH3-128 of a file by xxhsum (Debian's xxhash): a reference that is not ours
+local function xxhsum(path)
+  local p = assert(io.popen(("xxhsum -H2 '%s' 2>/dev/null"):format(path)))
+  local out = p:read("a"); p:close()
+  return assert(out:match("^(%x+)  "), "xxhsum gave: " .. out)
+end
 
 local function new_ctx()
   local ctx = { state = {}, logs = {}, progressed = {} }
@@ -62,7 +68,10 @@ T.test("file: downloads, records state, leaves no temp file", function()
   local res = assert(r:apply(ctx))
   T.eq(res.bytes, 300000)
   T.eq(C.sha256_file(dest), sha(300000, "a"))
-  T.eq(ctx.state.sha256, sha(300000, "a"))
+  -- no checksum pinned: the state knows the file by its XXH3-128
+  T.eq(ctx.state.xxh128, xxhsum(dest))
+  T.eq(ctx.state.sha256, nil)
+  T.eq(res.xxh128, ctx.state.xxh128)
   T.eq(ctx.state.etag, '"a-a-300000-1"')
   T.ok(ctx.state.last_modified)
   T.eq(ctx.state.created[1].path, dest)
@@ -189,6 +198,85 @@ T.test("file: connection dropped mid-body resumes with Range", function()
   T.eq(count("/drop/f"), 2)
   T.match(table.concat(ctx.logs, "\n"), "resuming")
   no_temp(dest)
+end)
+
+T.test("file: no checksum, connection dropped mid-body: resumed, the digest is of the whole file", function()
+  local dest = dir .. "/q.bin"
+  local ctx = new_ctx()
+  local res = assert(http.file { url = base .. "/drop/q?size=400000&after=150000", dest = dest }:apply(ctx))
+  T.eq(res.resumed, true)
+  T.eq(C.sha256_file(dest), sha(400000, "q"))
+  T.eq(ctx.state.xxh128, xxhsum(dest))
+  T.eq(ctx.state.created[1].xxh128, xxhsum(dest))
+end)
+
+T.test("file: a pinned checksum is recorded as SHA-256, with no XXH3-128", function()
+  local dest = dir .. "/p1.bin"
+  local ctx = new_ctx()
+  local res = assert(http.file { url = base .. "/file/p1?size=5000", dest = dest, sha256 = sha(5000, "p1") }:apply(ctx))
+  T.eq(res.sha256, sha(5000, "p1")); T.eq(res.xxh128, nil)
+  T.eq(ctx.state.sha256, sha(5000, "p1")); T.eq(ctx.state.xxh128, nil)
+  T.eq(ctx.state.created[1].sha256, sha(5000, "p1")); T.eq(ctx.state.created[1].xxh128, nil)
+  -- the checksum dropped from the recipe: the file downloaded anew is
+  -- known by XXH3-128 alone (a stale SHA-256 would be a lie after a change)
+  local r = http.file { url = base .. "/file/p1?size=6000", dest = dest }
+  assert(r:apply(ctx))
+  T.eq(ctx.state.sha256, nil); T.eq(ctx.state.xxh128, xxhsum(dest))
+  T.eq(ctx.state.created[1].sha256, nil); T.eq(ctx.state.created[1].xxh128, xxhsum(dest))
+  T.eq(r:check(ctx), true)
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx)); T.ok(not exists(dest))
+end)
+
+T.test("file: a state from before XXH3-128 (SHA-256, no checksum pinned) is still known", function()
+  local dest = dir .. "/p2.bin"
+  local r = http.file { url = base .. "/file/p2?size=3000", dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  -- what an older provision saved: the SHA-256 of the file, created-entry too
+  ctx.state.xxh128, ctx.state.sha256 = nil, sha(3000, "p2")
+  ctx.state.created[1].xxh128, ctx.state.created[1].sha256 = nil, sha(3000, "p2")
+  ctx.state.stamp = nil   -- read it, do not trust the stamp
+  reset()
+  T.eq(r:check(ctx), true)          -- a conditional GET, answered 304
+  T.eq(count("/file/p2"), 1)
+  local f = assert(io.open(dest, "a")); f:write("x"); f:close()
+  local ok, why = r:check(ctx)
+  T.eq(ok, false); T.match(why, "changed since")
+  -- and its teardown still compares SHA-256: a changed file is left
+  local tctx = new_ctx(); tctx.state = ctx.state
+  T.eq(r:revert(tctx), false); T.ok(exists(dest))
+  assert(r:apply(ctx))
+  T.eq(ctx.state.sha256, nil); T.eq(ctx.state.xxh128, xxhsum(dest))
+  tctx = new_ctx(); tctx.state = ctx.state
+  T.ok(r:revert(tctx)); T.ok(not exists(dest))
+end)
+
+T.test("file: a file that matched its checksum before the first apply is recorded with its digest", function()
+  local dest = dir .. "/p3.bin"
+  local body = get("/file/p3?size=2000").body
+  local f = assert(io.open(dest, "wb")); f:write(body); f:close()
+  local r = http.file { url = base .. "/file/p3?size=2000", dest = dest, sha256 = sha(2000, "p3"), mode = "0600" }
+  local ctx = new_ctx()
+  T.eq(r:check(ctx), false)   -- its mode
+  reset()
+  assert(r:apply(ctx))
+  T.eq(count(), 0)
+  -- with the stamp, the next check trusts it without reading it again
+  T.eq(ctx.state.sha256, sha(2000, "p3"))
+  T.eq(r:check(ctx), true)
+  T.eq(ctx.state.created, nil)   -- not ours: teardown keeps it
+end)
+
+T.test("download: the digest option, and a bad one", function()
+  local h = C.new()
+  local p = dir .. "/d.bin"
+  local res = assert(h:download { url = base .. "/file/d?size=70000", path = p, digest = "xxh128" })
+  T.eq(res.xxh128, xxhsum(p)); T.eq(res.sha256, nil)
+  res = assert(h:download { url = base .. "/file/d?size=70000", path = p })
+  T.eq(res.sha256, sha(70000, "d")); T.eq(res.xxh128, nil)
+  T.raises(function() h:download { url = base .. "/file/d", path = p, digest = "md5" } end,
+    "option 'digest' must be \"sha256\" or \"xxh128\", not \"md5\"")
 end)
 
 T.test("file: redirects are followed, a loop is not", function()
@@ -324,7 +412,8 @@ T.test("file: downloaded anew (another url, a change upstream), it is still remo
   assert(r:apply(ctx))
   T.eq(r:check(ctx), true)
   T.eq(#ctx.state.created, 1)
-  T.eq(ctx.state.created[1].sha256, sha(20, "o4"))
+  T.eq(C.sha256_file(dest), sha(20, "o4"))
+  T.eq(ctx.state.created[1].xxh128, xxhsum(dest))
   local tctx = new_ctx(); tctx.state = ctx.state
   T.ok(r:revert(tctx))
   T.ok(not exists(dest), "removed, not 'left: changed since it was written'")

@@ -1,0 +1,100 @@
+/* digest.c: SHA-256 through libcrypto (SHA-NI where the CPU has it: about
+ * 0.94 s per GiB on the machines we measure on) and XXH3-128 through
+ * xxhash, inlined from its header (about 0.09 s per GiB there).
+ *
+ * XXH3-128 is not a cryptographic hash. It is used only where no one asked
+ * for a checksum: to know a downloaded file again (has it changed since we
+ * wrote it?), where accidental changes are what it must see, and where
+ * whoever could forge a collision could as well edit the state file beside
+ * it. A pinned sha256 is always checked with SHA-256. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+#include "core.h"
+#include "digest.h"
+
+int provision_digest_kind(const char *name)
+{
+    if (strcmp(name, "sha256") == 0) return DIGEST_SHA256;
+    if (strcmp(name, "xxh128") == 0) return DIGEST_XXH128;
+    return -1;
+}
+
+const char *provision_digest_name(int kind) { return kind == DIGEST_XXH128 ? "xxh128" : "sha256"; }
+
+int provision_digest_init(provision_digest *d, int kind)
+{
+    memset(d, 0, sizeof *d);
+    d->kind = kind;
+    if (kind == DIGEST_XXH128) {
+        d->xx = XXH3_createState();
+        return d->xx && XXH3_128bits_reset(d->xx) == XXH_OK ? 0 : ENOMEM;
+    }
+    d->md = EVP_MD_CTX_new();
+    return d->md && EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) ? 0 : ENOMEM;
+}
+
+void provision_digest_update(provision_digest *d, const void *p, size_t n)
+{
+    if (d->xx) XXH3_128bits_update(d->xx, p, n);
+    else if (d->md) EVP_DigestUpdate(d->md, p, n);
+}
+
+static void to_hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[b[i] >> 4];
+        out[2 * i + 1] = hx[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void provision_digest_hex(provision_digest *d, char out[DIGEST_HEX_MAX])
+{
+    out[0] = '\0';
+    if (d->xx) {
+        XXH128_canonical_t c;   /* big-endian: xxhsum's spelling */
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->xx));
+        to_hex(c.digest, sizeof c.digest, out);
+    } else if (d->md) {
+        unsigned char b[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (EVP_DigestFinal_ex(d->md, b, &n) && n <= 32) to_hex(b, n, out);
+    }
+}
+
+void provision_digest_free(provision_digest *d)
+{
+    if (d->xx) XXH3_freeState(d->xx);
+    if (d->md) EVP_MD_CTX_free(d->md);
+    d->xx = d->md = NULL;
+}
+
+int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    enum { BLOCK = 1 << 17 };
+    char *buf = malloc(BLOCK);
+    provision_digest d;
+    int e = provision_digest_init(&d, kind);
+    if (!buf) e = ENOMEM;
+    while (!e) {
+        ssize_t r = read(fd, buf, BLOCK);
+        if (r < 0) { if (errno != EINTR) e = errno; continue; }
+        if (r == 0) break;
+        provision_digest_update(&d, buf, (size_t)r);
+        if (interruptible && provision_interrupted()) e = EINTR;
+    }
+    if (!e) provision_digest_hex(&d, out);
+    provision_digest_free(&d);
+    free(buf);
+    close(fd);
+    return e;
+}

@@ -1,0 +1,28 @@
+/* digest.h: the content digests provision keeps of files (digest.c). */
+#ifndef PROVISION_DIGEST_H
+#define PROVISION_DIGEST_H
+
+#include <stddef.h>
+
+/* SHA-256: what a user pins (http.file's sha256) and what fs records.
+ * XXH3-128: the identity of a download nobody pinned, about ten times
+ * cheaper (digest.c says why it is enough there). */
+enum { DIGEST_SHA256, DIGEST_XXH128 };
+#define DIGEST_HEX_MAX 65   /* the longest hex form, with its NUL */
+
+typedef struct { int kind; void *md; void *xx; } provision_digest;
+
+/* "sha256" / "xxh128" -> the kind, or -1 */
+int provision_digest_kind(const char *name);
+const char *provision_digest_name(int kind);
+/* 0, or ENOMEM; provision_digest_free in any case */
+int provision_digest_init(provision_digest *d, int kind);
+void provision_digest_update(provision_digest *d, const void *p, size_t n);
+/* the digest in lowercase hex; once, then only free */
+void provision_digest_hex(provision_digest *d, char out[DIGEST_HEX_MAX]);
+void provision_digest_free(provision_digest *d);
+/* the digest of a whole file, read in large blocks; interruptible: stop
+ * with EINTR when the run is interrupted. 0 or an errno. */
+int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX]);
+
+#endif
