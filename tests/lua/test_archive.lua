@@ -103,6 +103,32 @@ T.test("extract: tar.gz with modes, symlinks, hard links", function()
   T.eq(ok, false); T.match(why, "changed")
 end)
 
+T.test("extract: a no-op check reads the archive only when its stamp changed", function()
+  local src = craft(dir .. "/stamp.tar", "good")
+  local dest = dir .. "/xs"
+  local r = archive.extract { src = src, dest = dest }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  local real, reads = H.sha256_file, 0
+  H.sha256_file = function(p) reads = reads + 1; return real(p) end
+  local ok, err = pcall(function()
+    T.eq(r:check(ctx), true)
+    T.eq(reads, 0, "the archive is the one extracted: not read again")
+    -- the same bytes in another file (a new inode): read once, still ok
+    sh(("cp '%s' '%s.new' && mv '%s.new' '%s'"):format(src, src, src, src))
+    T.eq(r:check(ctx), true)
+    T.eq(reads, 1)
+    -- changed in place, size and mtime put back: the ctime tells, it is read
+    sh(("cp -p '%s' '%s.ref' && printf X | dd of='%s' bs=1 seek=600 conv=notrunc 2>/dev/null && touch -r '%s.ref' '%s'")
+      :format(src, src, src, src, src))
+    local ok2, why = r:check(ctx)
+    T.eq(ok2, false); T.match(why, "changed since it was extracted")
+    T.eq(reads, 2)
+  end)
+  H.sha256_file = real
+  if not ok then error(err, 0) end
+end)
+
 T.test("extract: strip_components and creates", function()
   local src = craft(dir .. "/good2.tar", "good")
   local dest = dir .. "/x2"
