@@ -875,9 +875,27 @@ M.available = R.define {
   end,
 }
 
+-- up's inputs: the files, and the images its services run (a docker.image
+-- step before it that would import one anew: up would recreate them). The
+-- images come from the project as it is now: a compose file an earlier
+-- step would rewrite is an input already.
+local function up_inputs(self)
+  local out = project_inputs(self)
+  local project = M.load_project(self)
+  if project then
+    for _, svc in ipairs(M.expected_services(project, self.services)) do
+      local spec = project.services[svc]
+      if type(spec) == "table" and type(spec.image) == "string" then
+        out[#out + 1] = docker.image_key(spec.image)
+      end
+    end
+  end
+  return out
+end
+
 M.up = R.define {
   kind = "compose.up",
-  reads = project_inputs,
+  reads = up_inputs,
   positional = "project_dir",
   options = with { services = "strings?", wait = { "string", default = "running" }, remove_orphans = "boolean?" },
   validate = function(self)

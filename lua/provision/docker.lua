@@ -160,6 +160,13 @@ local function split_ref(ref)
 end
 M.split_ref = split_ref
 
+-- what plan knows an image by (resource.lua, writes and reads): docker.image
+-- that would import it, and compose.up whose services run it
+function M.image_key(ref)
+  local repo, tag = split_ref(ref)
+  return { name = ("image %s:%s"):format(repo, tag) }
+end
+
 function M.image_exists(ref)
   local _, err, status = call("GET", "/images/" .. urlencode(ref) .. "/json")
   if status == 404 then return false end
@@ -260,6 +267,7 @@ M.engine = R.define {
 M.image = R.define {
   kind = "docker.image",
   reads = R.paths_of("from_rootfs"),
+  writes = function(self) return self.from_rootfs and { M.image_key(self.name) } or {} end,
   positional = "name",
   options = { name = "string", from_rootfs = "string?" },
   validate = function(self)

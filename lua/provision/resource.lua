@@ -50,7 +50,9 @@
 --   the runner reports it would change too. R.paths_of("path", ...) makes one
 --   from options holding a path or a list of paths. A write { path = p,
 --   entry = true } changes p itself (a folder's mode, owner), not what is
---   under it: reads under p are not affected.
+--   under it: reads under p are not affected. A write or read { name = n }
+--   is not a file: something else two resources share (docker.image_key:
+--   "image repo:tag"), matched by its name alone.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:

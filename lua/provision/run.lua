@@ -161,9 +161,13 @@ local function plan_note_writes(run, s, res)
   if not res.writes then return end
   run.cwd = run.cwd or core.cwd() or "/"
   for _, p in ipairs(res:writes()) do
-    local entry = type(p) == "table" and p.entry == true
-    if type(p) == "table" then p = p.path end
-    table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry })
+    if type(p) == "table" and p.name then   -- not a path: an image
+      table.insert(run.plan_writes, { name = p.name, shown = p.name, step = s.name })
+    else
+      local entry = type(p) == "table" and p.entry == true
+      if type(p) == "table" then p = p.path end
+      table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry })
+    end
   end
 end
 
@@ -171,9 +175,11 @@ local function plan_input_changes(run, res)
   if not res.reads or #run.plan_writes == 0 then return nil end
   run.cwd = run.cwd or core.cwd() or "/"
   for _, r in ipairs(res:reads()) do
-    local rp = norm_path(r, run.cwd)
+    local name = type(r) == "table" and r.name
+    local rp = not name and norm_path(r, run.cwd)
     for _, w in ipairs(run.plan_writes) do
-      if under(w.path, rp) or (not w.entry and under(rp, w.path)) then
+      if name and w.name == name
+         or rp and w.path and (under(w.path, rp) or (not w.entry and under(rp, w.path))) then
         return { ("%s would change first (step '%s')"):format(w.shown, w.step) }
       end
     end

@@ -43,6 +43,21 @@ expect "the new .env value is served" test "$body" = bye
 run "$P" "$RECIPE" "${ARGS[@]}" -e greeting=bye
 expect "re-run after the change is a no-op again" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'changed=0 failed=0')"
 
+# a new root filesystem: the image step would import it anew, and up would
+# then recreate the containers on it (a name, not a path: the image)
+cp "$SANDBOX/rootfs.tar" "$SANDBOX/rootfs2.tar"
+printf 'v2\n' > "$SANDBOX/stamp-v2"
+tar -rf "$SANDBOX/rootfs2.tar" -C "$SANDBOX" stamp-v2
+ARGS2=("${ARGS[@]}" -e "rootfs=$SANDBOX/rootfs2.tar" -e greeting=bye)
+run "$P" plan "$RECIPE" "${ARGS2[@]}"
+expect "plan with a new root filesystem: the image, then start, which runs it, would change (rc 3)" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "image .*would-change" && has "$OUT" "start .*would-change .*image $TAG would change first (step .image.)"'
+run "$P" "$RECIPE" "${ARGS2[@]}"
+expect "apply as the plan said: image and start changed" \
+    eval '[ $RC -eq 0 ] && printf "%s" "$OUT" | grep -Eq "^\[1/5\] image +changed" && printf "%s" "$OUT" | grep -Eq "^\[5/5\] start +changed"'
+run "$P" "$RECIPE" "${ARGS2[@]}"
+expect "then a no-op again" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'changed=0 failed=0')"
+
 # a stopped service is seen by the check and brought back
 docker stop "$(svc_id "$PROJ" worker)" >/dev/null 2>&1
 run "$P" plan "$RECIPE" "${ARGS[@]}" -e greeting=bye
