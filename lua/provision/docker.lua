@@ -24,6 +24,7 @@ local C = require "provision._docker"
 local json = require "provision.json"
 local R = require "provision.resource"
 local FS = require "provision._fs"
+local H = require "provision._http"   -- H.stat: a file's stamp
 
 local M = {}
 M.demux = C.demux
@@ -291,10 +292,14 @@ M.image = R.define {
     local rec = ctx.state.imported
     if not (rec and rec.name == self.name and self.from_rootfs) then return true end
     local changes = {}
-    local sum, serr = FS.sha256(self.from_rootfs)
-    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
-    if sum ~= rec.sha256 then
-      changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
+    -- read again only when it is not the very file imported (its stamp)
+    local _, _, stamp = H.stat(self.from_rootfs)
+    if not stamp or stamp ~= rec.stamp then
+      local sum, serr = FS.sha256(self.from_rootfs)
+      if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
+      if sum ~= rec.sha256 then
+        changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
+      end
     end
     if img.Id ~= rec.id then
       changes[#changes + 1] = ("image %s is no longer the one imported here (tagged anew since): import again"):format(self.name)
@@ -306,6 +311,7 @@ M.image = R.define {
     if not self.from_rootfs then
       return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
     end
+    local _, _, stamp = H.stat(self.from_rootfs)
     local sum, serr = FS.sha256(self.from_rootfs)
     if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
     local repo, tag = split_ref(self.name)
@@ -326,7 +332,7 @@ M.image = R.define {
       local _, rerr, rstatus = call("DELETE", "/images/" .. urlencode(prev.id))
       if rerr and rstatus ~= 404 then ctx:created { type = "docker.image", id = prev.id } end
     end
-    ctx.state.imported = { name = self.name, id = img.Id, sha256 = sum }
+    ctx.state.imported = { name = self.name, id = img.Id, sha256 = sum, stamp = stamp }
     ctx:detail("imported " .. self.name)
     return true
   end,

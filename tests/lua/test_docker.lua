@@ -167,6 +167,19 @@ T.test("docker.image: a new root filesystem, or the name tagged anew, imports ag
   local second = assert(docker.image_inspect(TAG)).Id
   T.ok(second ~= first, "imported again")
   T.eq(res2:check(ctx), true)
+  -- a no-op check reads the root filesystem only when its stamp changed
+  local FS = require "provision._fs"
+  local real, reads = FS.sha256, 0
+  FS.sha256 = function(p) reads = reads + 1; return real(p) end
+  local pok, perr = pcall(function()
+    T.eq(res2:check(ctx), true)
+    T.eq(reads, 0, "the file imported: not read again")
+    assert(exec.run { "sh", "-c", 'cp "$1" "$1.new" && mv "$1.new" "$1"', "sh", tar2 }.status == 0)
+    T.eq(res2:check(ctx), true)
+    T.eq(reads, 1, "the same bytes in a new file: read once")
+  end)
+  FS.sha256 = real
+  if not pok then error(perr, 0) end
   local _, _, st = docker.call("GET", "/images/" .. first .. "/json")
   T.eq(st, 404, "the superseded import is removed, not left dangling")
   T.eq(ctx.state.created, { { type = "docker.image", name = TAG } }, "one record for the name")
