@@ -13,7 +13,9 @@
 --   compose.interpolate(text_or_table, env) -> same shape | nil, msg
 --        ${VAR} ${VAR:-default} ${VAR-default} ${VAR:?err} ${VAR?err} $VAR $$
 --   compose.load_project { project_dir, file?, project? } -> project | nil, msg
---        project.name, .file, .services (interpolated), .env
+--        project.name, .file (the first), .files, .services (interpolated,
+--        the files merged), .env
+--   compose.find_files(dir, file?, env?) -> the compose files Compose reads
 --   compose.status(project, services, wait) -> states, problems
 -- Resources:
 --   compose.available { min_version?, command? }       check-only preflight
@@ -38,6 +40,9 @@ M.sha256_file = C.sha256_file
 M.realpath = C.realpath
 
 local FILES_V1 = { "docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml" }
+-- the override Compose reads after the default file (v1's names, in its order)
+local OVERRIDES = { "docker-compose.override.yml", "docker-compose.override.yaml",
+  "compose.override.yml", "compose.override.yaml" }
 
 -- ---- detection ----
 
@@ -251,16 +256,79 @@ function M.find_file(dir, file)
   return nil
 end
 
+-- The compose files Compose reads in dir, in order. A file named (-f): that
+-- one. Else, as Compose: COMPOSE_FILE (the environment's, else .env's: env)
+-- split at COMPOSE_PATH_SEPARATOR (default ":"), relative to dir; else the
+-- default file and, when there is one, its override. An empty list: none.
+function M.find_files(dir, file, env)
+  if file then return { M.find_file(dir, file) } end
+  local function var(k)
+    local v = os.getenv(k)
+    if v == nil and env then v = env[k] end
+    return v
+  end
+  local list = var("COMPOSE_FILE")
+  if list and list ~= "" then
+    local sep = var("COMPOSE_PATH_SEPARATOR")
+    if not sep or sep == "" then sep = ":" end
+    local out, from = {}, 1
+    while from <= #list + 1 do
+      local i = list:find(sep, from, true) or #list + 1
+      local f = list:sub(from, i - 1)
+      if f ~= "" then out[#out + 1] = f:sub(1, 1) == "/" and f or dir .. "/" .. f end
+      from = i + #sep
+    end
+    return out, "COMPOSE_FILE"
+  end
+  local main = M.find_file(dir)
+  if not main then return {} end
+  local out = { main }
+  for _, f in ipairs(OVERRIDES) do
+    if C.stat(dir .. "/" .. f) then out[#out + 1] = dir .. "/" .. f; break end
+  end
+  return out
+end
+
+-- Compose's merge of a later file into an earlier one, as far as provision
+-- reads it: mappings merge key by key; the options Compose concatenates
+-- (ports, expose, dns, dns_search, tmpfs, external_links) are concatenated;
+-- depends_on is the union (a list and a mapping alike); anything else the
+-- later file sets replaces the earlier value.
+local CONCAT = { ports = true, expose = true, dns = true, dns_search = true, tmpfs = true, external_links = true }
+local function as_mapping(deps)
+  if not yaml.is_array(deps) then return deps end
+  local m = {}
+  for _, d in ipairs(deps) do m[d] = { condition = "service_started" } end
+  return m
+end
+local function merge(base, over, key)
+  if type(base) ~= "table" or type(over) ~= "table" then return over end
+  if key == "depends_on" and (yaml.is_array(base) ~= yaml.is_array(over)) then
+    base, over = as_mapping(base), as_mapping(over)
+  end
+  if yaml.is_array(base) and yaml.is_array(over) then
+    if not (CONCAT[key] or key == "depends_on") then return over end
+    local out, seen = yaml.array {}, {}
+    for _, list in ipairs { base, over } do
+      for _, v in ipairs(list) do
+        if key ~= "depends_on" or not seen[v] then out[#out + 1] = v; seen[v] = true end
+      end
+    end
+    return out
+  end
+  if yaml.is_array(base) or yaml.is_array(over) then return over end
+  local out = {}
+  for k, v in pairs(base) do out[k] = v end
+  for k, v in pairs(over) do out[k] = merge(out[k], v, k) end
+  return out
+end
+M.merge = merge
+
 -- load_project { project_dir, file?, project?, env_file? } -> project | nil, msg
 function M.load_project(o)
   local dir = o.project_dir
   local st = C.stat(dir)
   if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist", "missing" end
-  local file = M.find_file(dir, o.file)
-  if o.file and not C.stat(file) then return nil, "no compose file " .. file, "missing" end
-  if not file then
-    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES_V1, ", ") .. ")", "missing"
-  end
   local env_path = o.env_file or (dir .. "/.env")
   local env = {}
   if C.stat(env_path) then
@@ -268,15 +336,29 @@ function M.load_project(o)
     if not e then return nil, err end
     env = e
   end
+  local files, from = M.find_files(dir, o.file, env)
+  for _, f in ipairs(files) do
+    if not C.stat(f) then
+      return nil, "no compose file " .. f .. (from and (" (from " .. from .. ")") or ""), "missing"
+    end
+  end
+  local file = files[1]
+  if not file then
+    return nil, "no compose file in " .. dir .. " (looked for " .. table.concat(FILES_V1, ", ") .. ")", "missing"
+  end
   -- process environment wins over .env, as in Compose
   local lookup = setmetatable({}, { __index = function(_, k)
     local v = os.getenv(k)
     if v ~= nil then return v end
     return env[k]
   end })
-  local doc, err = yaml.load_file(file)
-  if not doc then return nil, err end
-  if type(doc) ~= "table" then return nil, file .. ": not a compose file (no mapping at the top)" end
+  local doc
+  for _, f in ipairs(files) do
+    local d, err = yaml.load_file(f)
+    if not d then return nil, err end
+    if type(d) ~= "table" or yaml.is_array(d) then return nil, f .. ": not a compose file (no mapping at the top)" end
+    doc = doc and merge(doc, d) or d
+  end
   local services = doc.services
   if type(services) ~= "table" then
     -- version 1 files: services at the top
@@ -288,7 +370,7 @@ function M.load_project(o)
   local isvc, ierr = M.interpolate(services, lookup, "services")
   if not isvc then return nil, file .. ": " .. ierr end
   return {
-    dir = dir, file = file, env_file = env_path, env = env, doc = doc,
+    dir = dir, file = file, files = files, env_file = env_path, env = env, doc = doc,
     services = isvc, name = M.project_name(dir, o.project, env), lookup = lookup,
   }
 end
@@ -654,6 +736,15 @@ end
 local function file_hashes(project)
   local h1, e1 = C.sha256_file(project.file)
   if h1 == nil then return nil, e1 end
+  if #project.files > 1 then   -- one file: its digest alone, as states before overrides were read
+    local parts = { h1 }
+    for i = 2, #project.files do
+      local h, e = C.sha256_file(project.files[i])
+      if h == nil then return nil, e end
+      parts[#parts + 1] = project.files[i] .. " " .. h
+    end
+    h1 = require("provision._fs").sha256_string(table.concat(parts, "\n"))
+  end
   local h2, e2 = C.sha256_file(project.env_file)
   if h2 == nil then return nil, e2 end
   return { compose = h1, env = h2 or "none" }
@@ -834,6 +925,9 @@ local function project_inputs(self)
     out[#out + 1] = M.find_file(self.project_dir, self.file)
   else
     for _, f in ipairs(FILES_V1) do out[#out + 1] = self.project_dir .. "/" .. f end
+    for _, f in ipairs(OVERRIDES) do out[#out + 1] = self.project_dir .. "/" .. f end
+    -- COMPOSE_FILE of the environment (one set in .env: .env is an input)
+    for _, f in ipairs((M.find_files(self.project_dir, nil, {}))) do out[#out + 1] = f end
   end
   return out
 end

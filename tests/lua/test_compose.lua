@@ -36,6 +36,79 @@ T.test("the compose file: found in v1's order; a missing one is named", function
   T.eq(compose.find_file(d), d .. "/docker-compose.yml")
 end)
 
+T.test("the files Compose reads: the default and its override, COMPOSE_FILE, or the one named", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}}\n", 420))
+  T.eq(compose.find_files(d), { d .. "/docker-compose.yml" })
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", "services: {b: {image: y}}\n", 420))
+  T.eq(compose.find_files(d), { d .. "/docker-compose.yml", d .. "/docker-compose.override.yml" })
+  T.eq(compose.find_files(d, "docker-compose.yml"), { d .. "/docker-compose.yml" }, "-f: no override")
+  T.eq(compose.find_files(d, nil, { COMPOSE_FILE = "one.yaml:sub/two.yaml:/abs/three.yaml" }),
+    { d .. "/one.yaml", d .. "/sub/two.yaml", "/abs/three.yaml" })
+  T.eq(compose.find_files(d, nil, { COMPOSE_FILE = "one.yaml,two.yaml", COMPOSE_PATH_SEPARATOR = "," }),
+    { d .. "/one.yaml", d .. "/two.yaml" })
+  local e = T.tmpdir()
+  assert(core.write_atomic(e .. "/compose.yaml", "services: {a: {image: x}}\n", 420))
+  assert(core.write_atomic(e .. "/compose.override.yaml", "services: {a: {image: z}}\n", 420))
+  T.eq(compose.find_files(e), { e .. "/compose.yaml", e .. "/compose.override.yaml" })
+  T.eq(assert(compose.load_project { project_dir = e }).services.a.image, "z")
+end)
+
+T.test("an override merges into the compose file as Compose merges it", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", [[
+services:
+  web:
+    image: base:1
+    ports: ["8080:80"]
+    environment: { A: "1", B: "2" }
+    depends_on: [db]
+    command: ["old"]
+  db:
+    image: db:1
+volumes:
+  data: {}
+]], 420))
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", [[
+services:
+  web:
+    image: ${WEB_IMAGE}
+    ports: ["9090:90"]
+    environment: { B: "3" }
+    depends_on: { cache: { condition: service_healthy } }
+    command: ["new"]
+  cache:
+    image: cache:1
+    profiles: []
+  debug:
+    image: dbg:1
+    profiles: [debug]
+volumes:
+  more: {}
+]], 420))
+  assert(core.write_atomic(d .. "/.env", "WEB_IMAGE=web:2\n", 384))
+  local p = assert(compose.load_project { project_dir = d })
+  T.eq(p.files, { d .. "/docker-compose.yml", d .. "/docker-compose.override.yml" })
+  T.eq(p.file, d .. "/docker-compose.yml")
+  local web = p.services.web
+  T.eq(web.image, "web:2", "the override's image, interpolated")
+  T.eq(web.ports, { "8080:80", "9090:90" }, "ports: concatenated")
+  T.eq(web.environment, { A = "1", B = "3" }, "a mapping: merged by key")
+  T.eq(web.command, { "new" }, "anything else: replaced")
+  T.ok(web.depends_on.db and web.depends_on.cache, "depends_on: the union of a list and a mapping")
+  T.eq(compose.expected_services(p), { "cache", "db", "web" }, "the override's service is expected, its profiled one not")
+  T.ok(p.doc.volumes.data and p.doc.volumes.more, "top-level volumes merged")
+  -- a COMPOSE_FILE in .env naming a file that is not there: named, and a change to come
+  assert(core.write_atomic(d .. "/.env", "COMPOSE_FILE=docker-compose.yml:missing.yml\n", 384))
+  local _, err, missing = compose.load_project { project_dir = d }
+  T.eq(err, "no compose file " .. d .. "/missing.yml (from COMPOSE_FILE)"); T.eq(missing, "missing")
+  -- one file that is a list, not a mapping
+  assert(core.write_atomic(d .. "/.env", "", 384))
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", "- a\n- b\n", 420))
+  _, err = compose.load_project { project_dir = d }
+  T.eq(err, d .. "/docker-compose.override.yml: not a compose file (no mapping at the top)")
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
@@ -245,6 +318,51 @@ T.test("up (healthy), no-op check without spawning, .env change, run_once, down"
   T.eq(dok, false); T.match(table.concat(left, "\n"), "volume " .. name .. "_data")
   T.ok(down:apply(dctx))
   T.eq(down:check(dctx), true)
+  T.eq(#assert(compose.leftovers(name, true)), 0)
+end)
+
+T.test("up with an override file: its services are expected and run; a change to it is seen and converged", function()
+  local dir = stack(("ptc%dovr"):format(pid), [[
+services:
+  svc:
+    image: IMAGE
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+]])
+  local name = compose.project_name(dir)
+  assert(core.write_atomic(dir .. "/docker-compose.override.yml", ([[
+services:
+  extra:
+    image: IMAGE
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "while true; do sleep 1; done"]
+]]):gsub("IMAGE", TAG), 420))
+  local up = compose.up { project_dir = dir, timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  local states = assert(compose.service_states(name, { "svc", "extra" }))
+  T.eq(states.extra.state, "running", "the override's service runs (Compose read the override)")
+  -- the override's service stopped: the check sees it (it is expected)
+  assert(docker.call("POST", "/containers/" .. states.extra.id .. "/stop?t=1"))
+  local ok, ch = up:check(ctx)
+  T.eq(ok, false); T.match(table.concat(ch, "\n"), "service extra: ")
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  -- the override changed: the check says so (before, only the main file counted)
+  assert(core.write_atomic(dir .. "/docker-compose.override.yml", ([[
+services:
+  extra:
+    image: IMAGE
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "echo two; while true; do sleep 1; done"]
+]]):gsub("IMAGE", TAG), 420))
+  ok, ch = up:check(ctx)
+  T.eq(ok, false); T.eq(ch, { "compose file changed since the last apply" })
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  local down = compose.down { project_dir = dir, volumes = true, remove_orphans = true }
+  T.ok(down:apply(new_ctx()))
   T.eq(#assert(compose.leftovers(name, true)), 0)
 end)
 
