@@ -31,7 +31,8 @@
  *   "other". Lua callbacks run under lua_pcall (at most 10 times a second
  *   for progress); an error in one aborts the transfer (kind "callback").
  *   SIGINT/SIGTERM abort a transfer at once (kind "interrupted").
- *   http.sha256_file(path) -> hex | nil, message
+ *   http.sha256_file(path), http.xxh128_file(path) -> hex | nil, message
+ *     (stop when the run is interrupted)
  *   http.stat(path) -> size, mode, stamp | nil, message
  *   http.commit(part, dest, mode) -> true | nil, message
  *     chmod part, fsync it, rename it over dest, fsync the folder.
@@ -1077,11 +1078,13 @@ static int http_download(lua_State *L)
     return 1;
 }
 
-static int http_sha256_file(lua_State *L)
+/* sha256_file(path) / xxh128_file(path): the file's digest, a read that
+ * stops (EINTR) when the run is interrupted: a check may read a large file */
+static int digest_file(lua_State *L, int kind)
 {
     const char *path = provision_checkpath(L, 1);
     char hx[DIGEST_HEX_MAX];
-    int e = provision_digest_file(path, DIGEST_SHA256, 1, hx);
+    int e = provision_digest_file(path, kind, 1, hx);
     if (e) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", path, strerror(e));
@@ -1090,6 +1093,8 @@ static int http_sha256_file(lua_State *L)
     lua_pushstring(L, hx);
     return 1;
 }
+static int http_sha256_file(lua_State *L) { return digest_file(L, DIGEST_SHA256); }
+static int http_xxh128_file(lua_State *L) { return digest_file(L, DIGEST_XXH128); }
 
 /* stat(path) -> size, mode (permission bits), stamp | nil, message
  * stamp: device, inode, size, mtime and ctime (ns): any write, chmod or
@@ -1147,6 +1152,7 @@ static const luaL_Reg http_funcs[] = {
     { "new", http_new },
     { "sha256_file", http_sha256_file },
     { "stat", http_stat },
+    { "xxh128_file", http_xxh128_file },
     { NULL, NULL }
 };
 

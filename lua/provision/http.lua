@@ -64,7 +64,7 @@ end
 -- itself (~0.94 s per GiB here, when curl -o takes ~0.85 s): it is XXH3-128
 -- (~0.09 s per GiB; core/digest.c says why that is enough). States from
 -- before keep their SHA-256 until the next download.
-local digest_of = { sha256 = C.sha256_file, xxh128 = require("provision._fs").xxh128 }
+local digest_of = { sha256 = C.sha256_file, xxh128 = C.xxh128_file }   -- both stop at SIGINT
 local function recorded(st)
   if st.xxh128 then return "xxh128", st.xxh128 end
   return "sha256", st.sha256

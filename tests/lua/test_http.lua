@@ -268,6 +268,28 @@ T.test("file: a file that matched its checksum before the first apply is recorde
   T.eq(ctx.state.created, nil)   -- not ours: teardown keeps it
 end)
 
+T.test("file: no checksum, SIGINT stops the check's reading of a large dest at once", function()
+  -- a sparse 16 GiB dest whose XXH3-128 the check must read (a stamp it
+  -- does not know): the reading stops at the signal, as SHA-256's does
+  local big, script = dir .. "/sparse.bin", dir .. "/sigint_check.lua"
+  assert(os.execute(("truncate -s 16G '%s'"):format(big)))
+  local url = base .. "/file/sp?size=10"
+  core.write_atomic(script, ([[
+local http = require "provision.http"
+local ctx = { state = { url = http.url_key(%q), xxh128 = ("0"):rep(32) } }
+print(http.file { url = %q, dest = %q }:check(ctx))
+]]):format(url, url, big), 420)
+  local p = assert(io.popen(([[
+%s --script '%s' > /dev/null 2>&1 & c=$!
+sleep 0.5; t0=$(date +%%s%%N); kill -INT $c; wait $c; echo "$? $(( ($(date +%%s%%N) - t0) / 1000000 ))"
+]]):format(os.getenv("PROVISION") or "./provision", script)))
+  local out = p:read("a"); p:close()
+  os.remove(big)
+  local rc, ms = out:match("^(%d+) (%d+)")
+  T.ok(rc, "no result: " .. out)
+  T.ok(tonumber(ms) < 2000, ("the check went on reading for %s ms after SIGINT"):format(ms))
+end)
+
 T.test("download: the digest option, and a bad one", function()
   local h = C.new()
   local p = dir .. "/d.bin"
