@@ -425,10 +425,15 @@ M.file = R.define {
     local existed = exists(self.dest)
     -- only the mode may be wrong
     if existed and self.sha256 and dest_digest(self.dest, ctx.state, "sha256") == self.sha256 then
+      -- every digest the state keeps is of the file at its stamp, which
+      -- changes now: the XXH3-128 of an unpinned download stays only while
+      -- it is this file's (another file may have been put there since)
+      local st = ctx.state
+      if st.xxh128 and dest_digest(self.dest, st, "xxh128") ~= st.xxh128 then st.xxh128 = nil end
       local ok, err = C.commit(self.dest, self.dest, self.mode)
       if not ok then return nil, err end
       -- with its stamp, the next check need not read it again
-      ctx.state.stamp, ctx.state.sha256 = select(3, C.stat(self.dest)), self.sha256
+      st.stamp, st.sha256 = select(3, C.stat(self.dest)), self.sha256
       return { bytes = 0, seconds = 0 }
     end
     local res, err = download(self, ctx)

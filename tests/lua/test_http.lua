@@ -290,6 +290,29 @@ sleep 0.5; t0=$(date +%%s%%N); kill -INT $c; wait $c; echo "$? $(( ($(date +%%s%
   T.ok(tonumber(ms) < 2000, ("the check went on reading for %s ms after SIGINT"):format(ms))
 end)
 
+T.test("file: pinned after an unpinned download, only the mode wrong: the digests kept are of the file there", function()
+  local dest = dir .. "/p4.bin"
+  local url = base .. "/file/p4?size=3000"
+  local ctx = new_ctx()
+  assert(http.file { url = url, dest = dest }:apply(ctx))
+  -- the same file pinned, a new mode: the XXH3-128 still describes it
+  local pinned = http.file { url = url, dest = dest, sha256 = sha(3000, "p4"), mode = "0600" }
+  assert(pinned:apply(ctx))
+  T.eq(ctx.state.sha256, sha(3000, "p4")); T.eq(ctx.state.xxh128, xxhsum(dest))
+  -- another file put there, pinned, a new mode again: the XXH3-128 of the
+  -- download is not of this file, and must not come with its stamp
+  local f = assert(io.open(dest, "wb")); f:write(get("/file/p5?size=3000").body); f:close()
+  pinned = http.file { url = url, dest = dest, sha256 = sha(3000, "p5"), mode = "0640" }
+  assert(pinned:apply(ctx))
+  T.eq(ctx.state.sha256, sha(3000, "p5"))
+  T.ok(ctx.state.xxh128 == nil or ctx.state.xxh128 == xxhsum(dest), "a stale xxh128 " .. tostring(ctx.state.xxh128))
+  -- unpinned again: the same answer whether the stamp is trusted or not
+  local r = http.file { url = url, dest = dest, mode = "0640" }
+  local before = { r:check(ctx) }
+  os.execute(("touch -d '2001-01-01' '%s'"):format(dest))
+  T.eq({ r:check(ctx) }, before)
+end)
+
 T.test("download: the digest option, and a bad one", function()
   local h = C.new()
   local p = dir .. "/d.bin"
