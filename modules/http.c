@@ -968,6 +968,8 @@ static int http_download(lua_State *L)
     if (offset < 0) return luaL_error(L, "http.download: option 'offset' must be >= 0");
     int mode = (int)opt_number(L, 2, "mode", 0600);
     lua_getfield(L, 2, "digest");
+    if (!lua_isnoneornil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "http.download: option 'digest' must be a string, not a %s", luaL_typename(L, -1));
     const char *kname = luaL_optstring(L, -1, "sha256");
     int kind = provision_digest_kind(kname);
     if (kind < 0) return luaL_error(L, "http.download: option 'digest' must be \"sha256\" or \"xxh128\", not \"%s\"", kname);

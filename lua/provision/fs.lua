@@ -8,7 +8,7 @@
 --   fs.symlink { path, target }
 --
 -- and the primitives of provision._fs for recipes: fs.exists(p), fs.read(p),
--- fs.sha256(p), fs.stat(p), fs.lstat(p), fs.write(p, data, mode),
+-- fs.sha256(p), fs.xxh128(p), fs.stat(p), fs.lstat(p), fs.write(p, data, mode),
 -- fs.symlink(target, path) (called with a table it is the resource), ...
 --
 -- Every write is atomic (temp file, fsync, rename). apply records what it

@@ -322,6 +322,8 @@ T.test("download: the digest option, and a bad one", function()
   T.eq(res.sha256, sha(70000, "d")); T.eq(res.xxh128, nil)
   T.raises(function() h:download { url = base .. "/file/d", path = p, digest = "md5" } end,
     "option 'digest' must be \"sha256\" or \"xxh128\", not \"md5\"")
+  T.raises(function() h:download { url = base .. "/file/d", path = p, digest = 256 } end,
+    "option 'digest' must be a string, not a number")
 end)
 
 T.test("file: redirects are followed, a loop is not", function()
