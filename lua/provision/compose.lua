@@ -760,6 +760,17 @@ local function project_and_hashes(self)
   return project, hashes
 end
 
+-- in plan: a file a step before would put back as the last apply saw it
+-- (ctx:planned gives the digest it would leave), a .env edited by hand, say,
+-- is no change for the stack. Any other content a step before would leave
+-- is reported by the runner, naming that step (reads, inputs_seen).
+local function planned_hashes(ctx, project, hashes, rec)
+  if not (ctx and ctx.planned and type(rec) == "table") then return hashes end
+  if ctx:planned(project.env_file) == rec.env then hashes.env = rec.env end
+  if #project.files == 1 and ctx:planned(project.file) == rec.compose then hashes.compose = rec.compose end
+  return hashes
+end
+
 -- a check's answer when project_and_hashes failed: on a fresh machine (plan
 -- before the folder or compose file exists) a change to come, not a failure
 local function check_failed(err, missing)
@@ -969,13 +980,30 @@ M.available = R.define {
   end,
 }
 
+-- the inputs with the digests the last apply saw (rec: ctx.state.applied or
+-- .ran): the .env, and the compose file when it is the only one. A step
+-- before that would put that same content back changes nothing for us.
+local function inputs_seen(self, rec, project)
+  local out = project_inputs(self)
+  if type(rec) ~= "table" then return out end
+  local env_path = self.env_file or (self.project_dir .. "/.env")
+  for i, p in ipairs(out) do
+    if p == env_path and type(rec.env) == "string" and #rec.env == 64 then
+      out[i] = { path = p, sha256 = rec.env }
+    elseif project and #project.files == 1 and p == project.file and type(rec.compose) == "string" then
+      out[i] = { path = p, sha256 = rec.compose }
+    end
+  end
+  return out
+end
+
 -- up's inputs: the files, and the images its services run (a docker.image
 -- step before it that would import one anew: up would recreate them). The
 -- images come from the project as it is now: a compose file an earlier
 -- step would rewrite is an input already.
-local function up_inputs(self)
-  local out = project_inputs(self)
+local function up_inputs(self, ctx)
   local project = M.load_project(self)
+  local out = inputs_seen(self, ctx and ctx.state and ctx.state.applied, project)
   if project then
     for _, svc in ipairs(M.expected_services(project, self.services)) do
       local spec = project.services[svc]
@@ -1006,6 +1034,7 @@ M.up = R.define {
   check = function(self, ctx)
     local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
+    hashes = planned_hashes(ctx, project, hashes, ctx.state.applied)
     local services = M.expected_services(project, self.services)
     local changes = hash_changes(ctx.state.applied, hashes)
     -- one list of the project's containers for the states, the images
@@ -1092,7 +1121,9 @@ M.up = R.define {
 
 M.run_once = R.define {
   kind = "compose.run_once",
-  reads = project_inputs,
+  reads = function(self, ctx)
+    return inputs_seen(self, ctx and ctx.state and ctx.state.ran, (M.load_project(self)))
+  end,
   options = with { service = "string" },
   describe = function(self)
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
@@ -1100,6 +1131,7 @@ M.run_once = R.define {
   check = function(self, ctx)
     local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
+    hashes = planned_hashes(ctx, project, hashes, ctx.state.ran)
     if not project.services[self.service] then
       return nil, ("no service %s in %s"):format(self.service, project.file)
     end

@@ -420,6 +420,14 @@ local function file_revert(self, ctx)
   return removed > 0
 end
 
+-- writes for plan: the file, and the digest of the content apply would
+-- leave there (a reader that last saw that content sees no change)
+local function content_writes(content_of)
+  return function(self)
+    return { { path = self.path, sha256 = C.sha256_string(content_of(self)) } }
+  end
+end
+
 local function validate_file(self)
   if self.path:sub(-1) == "/" then return nil, "path must name a file, not a folder: " .. self.path end
   if self.owner and resolve(self.owner) == nil and not self.owner:match("^[%w_.][%w_.-]*%$?$") then
@@ -430,7 +438,7 @@ end
 
 M.file = R.define {
   kind = "fs.file",
-  writes = R.paths_of("path"),
+  writes = content_writes(function(self) return R.reveal(self.content) end),
   options = {
     path = "string",
     content = "secret",
@@ -504,7 +512,7 @@ end
 
 M.template = R.define {
   kind = "fs.template",
-  writes = R.paths_of("path"),
+  writes = content_writes(function(self) return render(self.template, self.vars, true) end),
   options = {
     path = "string",
     template = "string",
@@ -550,7 +558,7 @@ end
 
 M.env_file = R.define {
   kind = "fs.env_file",
-  writes = R.paths_of("path"),
+  writes = content_writes(function(self) return envfmt.encode(self.values, R.reveal) end),
   options = {
     path = "string",
     values = "table",

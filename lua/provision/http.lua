@@ -354,7 +354,8 @@ end
 
 M.file = R.define {
   kind = "http.file",
-  writes = R.paths_of("dest"),
+  -- with a pinned sha256, plan knows what the download leaves at dest
+  writes = function(self) return { { path = self.dest, sha256 = self.sha256 } } end,
   options = {
     url = "string", dest = "string", sha256 = "string?", mode = "mode?",
     headers = "table?", user = "secret?", password = "secret?",

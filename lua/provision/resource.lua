@@ -52,7 +52,11 @@
 --   entry = true } changes p itself (a folder's mode, owner), not what is
 --   under it: reads under p are not affected. A write or read { name = n }
 --   is not a file: something else two resources share (docker.image_key:
---   "image repo:tag"), matched by its name alone.
+--   "image repo:tag"), matched by its name alone. A write { path = p,
+--   sha256 = h } says what content apply would leave at p, and a read
+--   { path = p, sha256 = h } what content the check last saw there
+--   (reads(self, ctx): from ctx.state): the same content put back (a file
+--   edited by hand, restored by its step) is no change for that reader.
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:
@@ -63,6 +67,13 @@
 --   ctx.state            this resource's saved table from the last apply ({} if none)
 --   ctx:created(entry)   append to ctx.state.created
 --   ctx.plan             true during `plan` (check only)
+--   ctx:planned(path)    in plan: the SHA-256 of the content an earlier step
+--                        would leave at path (a resource that declares it in
+--                        writes), false when it would change it in a way not
+--                        known, nil when no earlier step would touch it. A
+--                        check reading path may answer about that content
+--                        rather than the file as it is now (compose: a .env
+--                        edited by hand that the step before puts back)
 --   ctx.verbose          -v given
 --   ctx:log(line)        a detail line under the step (shown with -v; masked)
 --   ctx:detail(text)     the short detail shown on the step's line ("12 MiB in 0.4s")

@@ -81,6 +81,17 @@ function Ctx:progress(done, total, label)
 end
 function Ctx:spin(label) self.run.report:spin(label or self.step.name, self.t0) end
 function Ctx.interrupted() return (core.interrupted()) end
+function Ctx:planned(path)
+  local run = self.run
+  if not run.plan or not run.plan_writes then return nil end
+  run.cwd = run.cwd or core.cwd() or "/"
+  local p = R.norm_path(path, run.cwd)
+  local found
+  for _, w in ipairs(run.plan_writes) do
+    if w.path == p then found = w.sha256 or false end
+  end
+  return found
+end
 -- for `undo "step"` in a teardown block: is something of that step recorded;
 -- revert it as the teardown without a block would (true: something undone)
 function Ctx:recorded(step_name)
@@ -165,21 +176,26 @@ local function plan_note_writes(run, s, res)
       table.insert(run.plan_writes, { name = p.name, shown = p.name, step = s.name })
     else
       local entry = type(p) == "table" and p.entry == true
+      local sum = type(p) == "table" and p.sha256 or nil
       if type(p) == "table" then p = p.path end
-      table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry })
+      table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry,
+                                      sha256 = sum })
     end
   end
 end
 
-local function plan_input_changes(run, res)
+local function plan_input_changes(run, res, ctx)
   if not res.reads or #run.plan_writes == 0 then return nil end
   run.cwd = run.cwd or core.cwd() or "/"
-  for _, r in ipairs(res:reads()) do
+  for _, r in ipairs(res:reads(ctx)) do
     local name = type(r) == "table" and r.name
+    local seen = type(r) == "table" and r.sha256   -- the content the check last saw there
+    if type(r) == "table" then r = r.path end
     local rp = not name and norm_path(r, run.cwd)
     for _, w in ipairs(run.plan_writes) do
       if name and w.name == name
-         or rp and w.path and (under(w.path, rp) or (not w.entry and under(rp, w.path))) then
+         or rp and w.path and (under(w.path, rp) or (not w.entry and under(rp, w.path)))
+            and not (seen and w.sha256 == seen and w.path == rp) then
         return { ("%s would change first (step '%s')"):format(w.shown, w.step) }
       end
     end
@@ -201,7 +217,7 @@ local function run_step(run, s)
     -- an input an earlier step would write: a change to come, also when the
     -- check could not read it yet (an archive a step before downloads)
     if ok ~= false and run.plan and res.apply and not s.preflight then
-      local dep = plan_input_changes(run, res)
+      local dep = plan_input_changes(run, res, ctx)
       if dep then ok, changes = false, dep end
     end
     if ok == nil then

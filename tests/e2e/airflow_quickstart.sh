@@ -89,6 +89,25 @@ expect "plan with flower stopped: exit 3" test "$RC" = 3
 run "$P" $QS $VARS
 expect "apply with flower stopped: exit 0, flower back" test "$RC" = 0 -a "$(curl -s -o /dev/null -w '%{http_code}' http://localhost:5555/)" = 200
 
+# .env edited by hand: the environment step puts the recorded content back,
+# so the stack's input is what up and airflow-init last saw: plan says only
+# that step would change, and apply changes only it
+cp "$DIR/.env" "$SANDBOX/env.orig"
+printf 'EDITED_BY_HAND=1\n' >> "$DIR/.env"
+run "$P" plan $QS $VARS
+expect "plan after a hand edit of .env: exit 3, the environment step would change" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "environment .*would-change"'
+expect "plan after a hand edit of .env: initialize and start stay ok (the same .env comes back)" \
+    eval 'printf "%s" "$OUT" | grep -Eq "initialize the database +ok" && printf "%s" "$OUT" | grep -Eq "\] start +ok"'
+run "$P" $QS $VARS
+expect "apply after the hand edit: only the environment step changed, as plan said" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "changed=1 failed=0" && printf "%s" "$OUT" | grep -Eq "environment +changed"'
+expect "the .env is the recorded one again" cmp -s "$DIR/.env" "$SANDBOX/env.orig"
+# another admin account: a new .env, which up reads: both would change
+run "$P" plan $QS $VARS -e user=admin
+expect "plan with another admin user: start would change after the .env step" \
+    has "$OUT" "start .*would-change .*\.env would change first (step .environment.)"
+
 # ----------------------------------------------------- the teardown recipe
 run "$P" $TD -e dir="$DIR"
 expect "airflow-teardown.lua: exit 0" test "$RC" = 0
