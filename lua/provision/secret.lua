@@ -61,6 +61,16 @@ local function is_plain(v)
   return false
 end
 
+-- A secret shorter than SHORT bytes ("7", "ab") is blanked only where it
+-- stands alone: not where it is part of a longer word ("7" in "2017", "ab"
+-- in "table"). Blanking every such letter or digit would make the output
+-- unreadable, and the longer word says nothing of the secret.
+local SHORT = 4
+local function inside_word(text, at, edge)
+  if at < 1 or at > #text or not edge:match("%w") then return false end
+  return text:sub(at, at):match("%w") ~= nil
+end
+
 -- is any secret value known (so that output must go through S.mask)?
 function S.any() return next(known) ~= nil end
 
@@ -74,12 +84,17 @@ function S.mask(text)
     table.sort(known_sorted, function(a, b) return #a > #b end)
   end
   for _, v in ipairs(known_sorted) do
+    local short = #v < SHORT
     local i = 1
     while true do
       local a, b = text:find(v, i, true)
       if not a then break end
-      text = text:sub(1, a - 1) .. MASK .. text:sub(b + 1)
-      i = a + #MASK
+      if short and (inside_word(text, a - 1, v:sub(1, 1)) or inside_word(text, b + 1, v:sub(-1))) then
+        i = a + 1   -- part of a longer word: not this secret
+      else
+        text = text:sub(1, a - 1) .. MASK .. text:sub(b + 1)
+        i = a + #MASK
+      end
     end
   end
   return text
