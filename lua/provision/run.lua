@@ -460,7 +460,7 @@ end
 -- name of a step of the recipe: what that step dropped or replaced.
 function orphan_steps(run, only)
   local items = {}
-  local function add(name, applied, list, why, forget)
+  local function add(name, applied, list, why, forget, still)
     local resources, saved = {}, {}
     for i, r in ipairs(type(list) == "table" and list or {}) do
       local kind = type(r) == "table" and type(r.kind) == "string" and r.kind or "unknown"
@@ -469,17 +469,22 @@ function orphan_steps(run, only)
       saved[i] = type(r) == "table" and type(r.state) == "table" and r.state or {}
     end
     items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
-                          applied = tonumber(applied) or 0 }
+                          still = still, applied = tonumber(applied) or 0 }
   end
   for name, st in pairs(only and {} or run.state.data.steps) do
     if not run.recipe.by_name[name] then
-      add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end)
+      add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end,
+          function() return run.state:has(name) end)
     end
   end
   for _, e in ipairs(run.state:replaced()) do
     if only == nil or e.step == only then
       add(tostring(e.step), e.applied, e.resources, "replaced in its step since",
-          function() run.state:forget_replaced(e) end)
+          function() run.state:forget_replaced(e) end,
+          function()
+            for _, x in ipairs(run.state:replaced()) do if x == e then return true end end
+            return false
+          end)
     end
   end
   table.sort(items, function(a, b)
@@ -495,15 +500,34 @@ local function teardown(run)
   -- records join those of the ones dropped before (state.replaced)
   for _, s in ipairs(recipe.steps) do run.state:retire(s.name, s.resources) end
   if recipe.teardown then
-    -- the recipe says how: each teardown resource is brought to its state
+    -- the recipe says how: each teardown resource is brought to its state.
+    -- Then what the recipe can no longer name is undone, as the teardown
+    -- without a block undoes it: the steps removed or renamed since they
+    -- were applied, the resources a step dropped or replaced (an `undo` in
+    -- the block may have done some of those already)
     local items = {}
     for _, res in ipairs(recipe.teardown.resources) do
       items[#items + 1] = { name = describe(res), resources = { res }, where = recipe.teardown.where, kind = res.kind }
     end
+    for _, o in ipairs(orphan_steps(run)) do
+      o.kind = step_kind(o)
+      items[#items + 1] = o
+    end
     run.report:start({ name = recipe.name, steps = items }, "teardown", #items)
     for i, s in ipairs(items) do
       local t0 = core.now()
-      local status, detail, changes, failure = run_step(run, s)
+      local status, detail, changes, failure
+      if s.forget then   -- an orphan
+        if s.still() then
+          local st, d = revert_step(run, s)
+          if st then status, detail = st, d else status, failure = "failed", d end
+        else
+          status, detail = "ok", "undone by the block already"
+        end
+        changes = {}
+      else
+        status, detail, changes, failure = run_step(run, s)
+      end
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "teardown", s, i, ms, changes, failure)

@@ -127,6 +127,29 @@ run "$P" teardown ub.lua
 expect "teardown block: nothing is left in the state after it" \
     eval '[ $RC -eq 0 ] && [ ! -e w ] && [ ! -e .provision/block-replaced.json ]'
 
+# a teardown block, and a step removed from the recipe since it was applied:
+# the block cannot name it, and it is undone after the block all the same
+# (its record was kept for ever and what it made was left)
+mkdir w
+cat > uo.lua <<'R'
+recipe { name = "block-orphan" }
+step "gone" { fs.file { path = "w/gone", content = "g\n" } }
+step "kept" { fs.file { path = "w/kept", content = "k\n" } }
+teardown { fs.absent "w/kept" }
+R
+run "$P" uo.lua
+sed -i '/step "gone"/d' uo.lua
+run "$P" uo.lua
+printf 'mine\n' > w/other
+run "$P" teardown uo.lua
+expect "teardown block: then the removed step's file is removed, as the teardown without a block does" \
+    eval '[ $RC -eq 0 ] && [ ! -e w/gone ] && [ ! -e w/kept ] && [ "$(cat w/other)" = mine ] && [ ! -e .provision/block-orphan.json ]'
+expect "teardown block: the removed step's line says why it was undone" \
+    has "$OUT" "gone .*changed.*reverted what it made (the step is no longer in the recipe)"
+run "$P" teardown uo.lua
+expect "teardown block: again, nothing to do" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
+rm -rf w
+
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
