@@ -302,6 +302,9 @@ local function as_mapping(deps)
   return m
 end
 local function merge(base, over, key)
+  -- a key with nothing under it (`web:` alone, a null) over a mapping
+  -- changes nothing, as in Compose (it took the service's place: a null)
+  if over == yaml.null and type(base) == "table" and not yaml.is_array(base) then return base end
   if type(base) ~= "table" or type(over) ~= "table" then return over end
   if key == "depends_on" and (yaml.is_array(base) ~= yaml.is_array(over)) then
     base, over = as_mapping(base), as_mapping(over)

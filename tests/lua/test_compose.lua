@@ -109,6 +109,15 @@ volumes:
   T.eq(err, d .. "/docker-compose.override.yml: not a compose file (no mapping at the top)")
 end)
 
+T.test("an override naming a service with nothing under it changes nothing (it crashed expected_services)", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services:\n  web:\n    image: web:1\n", 420))
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", "services:\n  web:\n", 420))
+  local p = assert(compose.load_project { project_dir = d })
+  T.eq(p.services.web, { image = "web:1" })
+  T.eq(compose.expected_services(p), { "web" })
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
