@@ -292,9 +292,11 @@ end
 -- Compose's merge of a later file into an earlier one, as far as provision
 -- reads it: mappings merge key by key; the options Compose concatenates
 -- (ports, expose, dns, dns_search, tmpfs, external_links) are concatenated;
--- depends_on is the union (a list and a mapping alike); anything else the
--- later file sets replaces the earlier value.
+-- depends_on and profiles are the union (depends_on: a list and a mapping
+-- alike; profiles: an override cannot take one away, `profiles: []` too);
+-- anything else the later file sets replaces the earlier value.
 local CONCAT = { ports = true, expose = true, dns = true, dns_search = true, tmpfs = true, external_links = true }
+local UNION = { depends_on = true, profiles = true }
 local function as_mapping(deps)
   if not yaml.is_array(deps) then return deps end
   local m = {}
@@ -310,11 +312,11 @@ local function merge(base, over, key)
     base, over = as_mapping(base), as_mapping(over)
   end
   if yaml.is_array(base) and yaml.is_array(over) then
-    if not (CONCAT[key] or key == "depends_on") then return over end
+    if not (CONCAT[key] or UNION[key]) then return over end
     local out, seen = yaml.array {}, {}
     for _, list in ipairs { base, over } do
       for _, v in ipairs(list) do
-        if key ~= "depends_on" or not seen[v] then out[#out + 1] = v; seen[v] = true end
+        if not UNION[key] or not seen[v] then out[#out + 1] = v; seen[v] = true end
       end
     end
     return out
@@ -326,6 +328,36 @@ local function merge(base, over, key)
   return out
 end
 M.merge = merge
+
+-- a whole file merged into the ones before it. The top-level volumes,
+-- networks, secrets and configs: an entry the later file names replaces
+-- the earlier one whole (Compose v1: a volume's `name` an override does
+-- not repeat is gone). Version 1 files (services at the top, no
+-- `services:`): a service's image in the later file drops its build, and
+-- its build the image (v1's legacy merge).
+local TOP_ENTRIES = { volumes = true, networks = true, secrets = true, configs = true }
+local function merge_file(doc, d)
+  local v1 = type(doc.services) ~= "table" and type(d.services) ~= "table"
+  local out = {}
+  for k, v in pairs(doc) do out[k] = v end
+  for k, v in pairs(d) do
+    if not v1 and TOP_ENTRIES[k] and type(v) == "table" and not yaml.is_array(v)
+       and type(out[k]) == "table" and not yaml.is_array(out[k]) then
+      local m = {}
+      for name, e in pairs(out[k]) do m[name] = e end
+      for name, e in pairs(v) do m[name] = e end
+      out[k] = m
+    else
+      local had = out[k]
+      out[k] = merge(had, v, k)
+      if v1 and type(v) == "table" and type(had) == "table" and out[k] ~= had then
+        if v.image ~= nil then out[k].build = nil
+        elseif v.build ~= nil then out[k].image = nil end
+      end
+    end
+  end
+  return out
+end
 
 -- load_project { project_dir, file?, project?, env_file? } -> project | nil, msg
 function M.load_project(o)
@@ -360,7 +392,7 @@ function M.load_project(o)
     local d, err = yaml.load_file(f)
     if not d then return nil, err end
     if type(d) ~= "table" or yaml.is_array(d) then return nil, f .. ": not a compose file (no mapping at the top)" end
-    doc = doc and merge(doc, d) or d
+    doc = doc and merge_file(doc, d) or d
   end
   local services = doc.services
   if type(services) ~= "table" then

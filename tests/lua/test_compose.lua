@@ -118,6 +118,42 @@ T.test("an override naming a service with nothing under it changes nothing (it c
   T.eq(compose.expected_services(p), { "web" })
 end)
 
+T.test("an override as Compose v1 merges it: profiles joined, v1 image/build, top-level entries replaced", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", [[
+services:
+  web:
+    image: web:1
+  dbg:
+    image: dbg:1
+    profiles: [debug]
+volumes:
+  data:
+    name: shared_data
+]], 420))
+  -- `profiles: []` does not take a profile away (v1 joins the lists:
+  -- `docker-compose up` does not start dbg); a top-level volume the
+  -- override names is the override's entry (v1 replaces it: no name)
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", [[
+services:
+  dbg:
+    profiles: []
+volumes:
+  data:
+    labels: { a: b }
+]], 420))
+  local p = assert(compose.load_project { project_dir = d })
+  T.eq(p.services.dbg.profiles, { "debug" }, "profiles: joined")
+  T.eq(compose.expected_services(p), { "web" })
+  T.eq(p.doc.volumes.data, { labels = { a = "b" } }, "a top-level volume: the override's entry")
+  -- version 1 files (no services:): an override's image drops the build, its build the image
+  local v = T.tmpdir()
+  assert(core.write_atomic(v .. "/docker-compose.yml", "web:\n  image: busybox:a\nother:\n  build: .\n", 420))
+  assert(core.write_atomic(v .. "/docker-compose.override.yml", "web:\n  build: .\nother:\n  image: foo:1\n", 420))
+  p = assert(compose.load_project { project_dir = v })
+  T.eq(p.services.web, { build = "." }); T.eq(p.services.other, { image = "foo:1" })
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
