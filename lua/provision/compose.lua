@@ -961,8 +961,10 @@ local function project_inputs(self)
   else
     for _, f in ipairs(FILES_V1) do out[#out + 1] = self.project_dir .. "/" .. f end
     for _, f in ipairs(OVERRIDES) do out[#out + 1] = self.project_dir .. "/" .. f end
-    -- COMPOSE_FILE of the environment (one set in .env: .env is an input)
-    for _, f in ipairs((M.find_files(self.project_dir, nil, {}))) do out[#out + 1] = f end
+    -- COMPOSE_FILE of the environment, else of .env as it is now (a step
+    -- that would rewrite .env makes .env itself a change to come)
+    local env = C.stat(out[1]) and M.read_env_file(out[1]) or {}
+    for _, f in ipairs((M.find_files(self.project_dir, nil, env))) do out[#out + 1] = f end
   end
   return out
 end

@@ -154,6 +154,19 @@ volumes:
   T.eq(p.services.web, { build = "." }); T.eq(p.services.other, { image = "foo:1" })
 end)
 
+T.test("up's inputs: the files COMPOSE_FILE in .env lists", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}}\n", 420))
+  assert(core.write_atomic(d .. "/extra.yml", "services: {b: {image: y}}\n", 420))
+  assert(core.write_atomic(d .. "/.env", "COMPOSE_FILE=docker-compose.yml:extra.yml\n", 420))
+  local function has(list, want)
+    for _, r in ipairs(list) do if r == want then return true end end
+    return false
+  end
+  T.ok(has(compose.up { project_dir = d }:reads(), d .. "/extra.yml"), "up reads extra.yml")
+  T.ok(has(compose.run_once { project_dir = d, service = "b" }:reads(), d .. "/extra.yml"), "run_once reads extra.yml")
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
