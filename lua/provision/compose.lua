@@ -404,8 +404,12 @@ function M.load_project(o)
   end
   local isvc, ierr = M.interpolate(services, lookup, "services")
   if not isvc then return nil, file .. ": " .. ierr end
+  -- the folder Compose labels the containers with (working_dir): the
+  -- first file's, as v1 and v2 take it (COMPOSE_FILE=sub/app.yml: sub)
+  local workdir = file:match("^(.*)/[^/]*$") or "."
+  if workdir == "" then workdir = "/" end
   return {
-    dir = dir, file = file, files = files, env_file = env_path, env = env, doc = doc,
+    dir = dir, workdir = workdir, file = file, files = files, env_file = env_path, env = env, doc = doc,
     services = isvc, name = M.project_name(dir, o.project, env), lookup = lookup,
   }
 end
@@ -635,7 +639,8 @@ end
 local function foreign_guard(project)
   local list, err = docker.containers { project = project.name }
   if not list then return nil, err end
-  local here = C.realpath(project.dir) or project.dir
+  local wdir = project.workdir or project.dir
+  local here = C.realpath(wdir) or wdir
   for _, c in ipairs(list) do
     local wd = c.Labels and c.Labels[WORKDIR_LABEL]
     if wd and wd ~= "" and (C.realpath(wd) or wd) ~= here then
@@ -739,7 +744,7 @@ end
 local function retire_previous(ctx, project)
   local old = ctx.state.project
   if not old or old == project.name then return 0 end
-  return remove_by_api(old, ctx.state.dir or project.dir)
+  return remove_by_api(old, ctx.state.dir or project.workdir)
 end
 
 -- ---- running Compose ----
@@ -1087,7 +1092,7 @@ M.up = R.define {
     local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.applied = hashes
-    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.dir) or project.dir
+    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.workdir) or project.workdir
     if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
     return true
   end,
@@ -1164,7 +1169,7 @@ M.run_once = R.define {
     local prev_start = before and before[self.service].started
     -- what teardown removes, recorded before it may fail half-way
     ctx.state.project, ctx.state.service = project.name, self.service
-    ctx.state.dir = C.realpath(project.dir) or project.dir
+    ctx.state.dir = C.realpath(project.workdir) or project.workdir
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
     local t0 = core.now()

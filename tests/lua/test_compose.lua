@@ -558,6 +558,29 @@ local function volume_create(name)
   assert(docker.call("POST", "/volumes/create", { body = json.encode { Name = name }, content_type = "application/json" }))
 end
 
+T.test("COMPOSE_FILE naming a file in a subfolder: up's teardown, run_once's and down take the stack down (Compose labels it with that folder)", function()
+  local dir = stack(("ptc%dsub"):format(pid), "services: {}\n", "COMPOSE_FILE=sub/app.yml\n")
+  local name = compose.project_name(dir)
+  assert(core.mkdirs(dir .. "/sub", 493))
+  assert(core.write_atomic(dir .. "/sub/app.yml", (sleeper("svc", "  once:\n    image: IMAGE\n    command: [\"true\"]\n"):gsub("IMAGE", TAG)), 420))
+  local up = compose.up { project_dir = dir, services = { "svc" }, timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  local ro = compose.run_once { project_dir = dir, service = "once", timeout = "60s" }
+  local rctx = new_ctx()
+  T.ok(ro:apply(rctx))
+  T.eq(ro:check(rctx), true)
+  T.eq(ro:revert(rctx), true, "run_once's teardown removes its container")
+  T.eq(up:revert(ctx), true, "up's teardown takes the stack down")
+  T.eq(#assert(compose.leftovers(name, false)), 0)
+  T.ok(up:apply(new_ctx()))
+  local down = compose.down { project_dir = dir, remove_orphans = true }
+  T.eq((down:check(new_ctx())), false, "down's check: the stack is there to take down")
+  T.ok(down:apply(new_ctx()))
+  T.eq(#assert(compose.leftovers(name, false)), 0)
+end)
+
 T.test("down with volumes: a same-name volume Compose did not create is kept, its own and anonymous ones go", function()
   local dir = stack(("ptc%dkeep"):format(pid), sleeper("svc", [[
     volumes: [ "data:/data", "logs:/logs", "/anon" ]
