@@ -756,7 +756,11 @@ function M.run(project, args, o)
   if not info then return nil, err end
   local argv = { table.unpack(info.argv) }
   argv[#argv + 1] = "-p"; argv[#argv + 1] = project.name
-  if o.file then argv[#argv + 1] = "-f"; argv[#argv + 1] = project.file end
+  if o.file then   -- Compose runs in project.dir: a relative path is not from there
+    local f = project.file
+    if f:sub(1, 1) ~= "/" then f = (core.cwd() or ".") .. "/" .. f end
+    argv[#argv + 1] = "-f"; argv[#argv + 1] = f
+  end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   argv.cwd, argv.timeout, argv.passthrough = project.dir, o.timeout, o.passthrough
   local r, rerr = exec.run(argv)

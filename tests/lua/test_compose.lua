@@ -262,6 +262,21 @@ T.test("detection: docker-compose v1 found, version parsed, cached by signature"
   T.eq(info3.version, info.version)
 end)
 
+T.test("file with a project_dir relative to the working directory: Compose (run in project_dir) finds it", function()
+  if not have_v1 then error("docker-compose is not installed") end
+  -- deeper than the working directory: its ../ do not end at / (where
+  -- a path taken from project_dir would still resolve)
+  local depth = select(2, (core.cwd()):gsub("/[^/]+", ""))
+  local d = T.tmpdir() .. ("/s"):rep(depth)
+  assert(core.mkdirs(d, 493))
+  assert(core.write_atomic(d .. "/other.yml", "services:\n  web:\n    image: x:1\n", 420))
+  local rel = ("../"):rep(depth) .. d:sub(2)
+  local p = assert(compose.load_project { project_dir = rel, file = "other.yml" })
+  local r, err = compose.run(p, { "config", "--services" }, { command = "docker-compose", file = "other.yml" })
+  T.ok(r, err)
+  T.eq(r.output, "web\n")
+end)
+
 T.test("compose.available: min_version", function()
   local ctx = { state = {}, plan = true, detail = function() end }
   T.eq(compose.available { min_version = "1.0" }:check(ctx), true)
