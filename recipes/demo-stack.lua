@@ -117,6 +117,7 @@ step "project folder" { fs.directory(v.dir) }
 
 step "image root filesystem" {
   describe = "busybox and the demo scripts in " .. rootfs,
+  writes = rootfs,   -- for plan: the archive of it, and so the image and start, would change too
   check = function()
     local have = fs.read(rootfs .. "/.provision-manifest")
     if have == want_manifest() then return true end

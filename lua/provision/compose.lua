@@ -292,9 +292,11 @@ end
 -- Compose's merge of a later file into an earlier one, as far as provision
 -- reads it: mappings merge key by key; the options Compose concatenates
 -- (ports, expose, dns, dns_search, tmpfs, external_links) are concatenated;
--- depends_on is the union (a list and a mapping alike); anything else the
--- later file sets replaces the earlier value.
+-- depends_on and profiles are the union (depends_on: a list and a mapping
+-- alike; profiles: an override cannot take one away, `profiles: []` too);
+-- anything else the later file sets replaces the earlier value.
 local CONCAT = { ports = true, expose = true, dns = true, dns_search = true, tmpfs = true, external_links = true }
+local UNION = { depends_on = true, profiles = true }
 local function as_mapping(deps)
   if not yaml.is_array(deps) then return deps end
   local m = {}
@@ -302,16 +304,19 @@ local function as_mapping(deps)
   return m
 end
 local function merge(base, over, key)
+  -- a key with nothing under it (`web:` alone, a null) over a mapping
+  -- changes nothing, as in Compose (it took the service's place: a null)
+  if over == yaml.null and type(base) == "table" and not yaml.is_array(base) then return base end
   if type(base) ~= "table" or type(over) ~= "table" then return over end
   if key == "depends_on" and (yaml.is_array(base) ~= yaml.is_array(over)) then
     base, over = as_mapping(base), as_mapping(over)
   end
   if yaml.is_array(base) and yaml.is_array(over) then
-    if not (CONCAT[key] or key == "depends_on") then return over end
+    if not (CONCAT[key] or UNION[key]) then return over end
     local out, seen = yaml.array {}, {}
     for _, list in ipairs { base, over } do
       for _, v in ipairs(list) do
-        if key ~= "depends_on" or not seen[v] then out[#out + 1] = v; seen[v] = true end
+        if not UNION[key] or not seen[v] then out[#out + 1] = v; seen[v] = true end
       end
     end
     return out
@@ -323,6 +328,36 @@ local function merge(base, over, key)
   return out
 end
 M.merge = merge
+
+-- a whole file merged into the ones before it. The top-level volumes,
+-- networks, secrets and configs: an entry the later file names replaces
+-- the earlier one whole (Compose v1: a volume's `name` an override does
+-- not repeat is gone). Version 1 files (services at the top, no
+-- `services:`): a service's image in the later file drops its build, and
+-- its build the image (v1's legacy merge).
+local TOP_ENTRIES = { volumes = true, networks = true, secrets = true, configs = true }
+local function merge_file(doc, d)
+  local v1 = type(doc.services) ~= "table" and type(d.services) ~= "table"
+  local out = {}
+  for k, v in pairs(doc) do out[k] = v end
+  for k, v in pairs(d) do
+    if not v1 and TOP_ENTRIES[k] and type(v) == "table" and not yaml.is_array(v)
+       and type(out[k]) == "table" and not yaml.is_array(out[k]) then
+      local m = {}
+      for name, e in pairs(out[k]) do m[name] = e end
+      for name, e in pairs(v) do m[name] = e end
+      out[k] = m
+    else
+      local had = out[k]
+      out[k] = merge(had, v, k)
+      if v1 and type(v) == "table" and type(had) == "table" and out[k] ~= had then
+        if v.image ~= nil then out[k].build = nil
+        elseif v.build ~= nil then out[k].image = nil end
+      end
+    end
+  end
+  return out
+end
 
 -- load_project { project_dir, file?, project?, env_file? } -> project | nil, msg
 function M.load_project(o)
@@ -357,7 +392,7 @@ function M.load_project(o)
     local d, err = yaml.load_file(f)
     if not d then return nil, err end
     if type(d) ~= "table" or yaml.is_array(d) then return nil, f .. ": not a compose file (no mapping at the top)" end
-    doc = doc and merge(doc, d) or d
+    doc = doc and merge_file(doc, d) or d
   end
   local services = doc.services
   if type(services) ~= "table" then
@@ -369,8 +404,12 @@ function M.load_project(o)
   end
   local isvc, ierr = M.interpolate(services, lookup, "services")
   if not isvc then return nil, file .. ": " .. ierr end
+  -- the folder Compose labels the containers with (working_dir): the
+  -- first file's, as v1 and v2 take it (COMPOSE_FILE=sub/app.yml: sub)
+  local workdir = file:match("^(.*)/[^/]*$") or "."
+  if workdir == "" then workdir = "/" end
   return {
-    dir = dir, file = file, files = files, env_file = env_path, env = env, doc = doc,
+    dir = dir, workdir = workdir, file = file, files = files, env_file = env_path, env = env, doc = doc,
     services = isvc, name = M.project_name(dir, o.project, env), lookup = lookup,
   }
 end
@@ -600,7 +639,8 @@ end
 local function foreign_guard(project)
   local list, err = docker.containers { project = project.name }
   if not list then return nil, err end
-  local here = C.realpath(project.dir) or project.dir
+  local wdir = project.workdir or project.dir
+  local here = C.realpath(wdir) or wdir
   for _, c in ipairs(list) do
     local wd = c.Labels and c.Labels[WORKDIR_LABEL]
     if wd and wd ~= "" and (C.realpath(wd) or wd) ~= here then
@@ -704,7 +744,7 @@ end
 local function retire_previous(ctx, project)
   local old = ctx.state.project
   if not old or old == project.name then return 0 end
-  return remove_by_api(old, ctx.state.dir or project.dir)
+  return remove_by_api(old, ctx.state.dir or project.workdir)
 end
 
 -- ---- running Compose ----
@@ -716,7 +756,11 @@ function M.run(project, args, o)
   if not info then return nil, err end
   local argv = { table.unpack(info.argv) }
   argv[#argv + 1] = "-p"; argv[#argv + 1] = project.name
-  if o.file then argv[#argv + 1] = "-f"; argv[#argv + 1] = project.file end
+  if o.file then   -- Compose runs in project.dir: a relative path is not from there
+    local f = project.file
+    if f:sub(1, 1) ~= "/" then f = (core.cwd() or ".") .. "/" .. f end
+    argv[#argv + 1] = "-f"; argv[#argv + 1] = f
+  end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   argv.cwd, argv.timeout, argv.passthrough = project.dir, o.timeout, o.passthrough
   local r, rerr = exec.run(argv)
@@ -937,8 +981,10 @@ local function project_inputs(self)
   else
     for _, f in ipairs(FILES_V1) do out[#out + 1] = self.project_dir .. "/" .. f end
     for _, f in ipairs(OVERRIDES) do out[#out + 1] = self.project_dir .. "/" .. f end
-    -- COMPOSE_FILE of the environment (one set in .env: .env is an input)
-    for _, f in ipairs((M.find_files(self.project_dir, nil, {}))) do out[#out + 1] = f end
+    -- COMPOSE_FILE of the environment, else of .env as it is now (a step
+    -- that would rewrite .env makes .env itself a change to come)
+    local env = C.stat(out[1]) and M.read_env_file(out[1]) or {}
+    for _, f in ipairs((M.find_files(self.project_dir, nil, env))) do out[#out + 1] = f end
   end
   return out
 end
@@ -1079,7 +1125,7 @@ M.up = R.define {
     local ok, werr = M.wait_for(project.name, services, self.wait, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.applied = hashes
-    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.dir) or project.dir
+    ctx.state.project, ctx.state.dir = project.name, C.realpath(project.workdir) or project.workdir
     if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
     return true
   end,
@@ -1159,7 +1205,7 @@ M.run_once = R.define {
     local prev_start = before and before[self.service].started
     -- what teardown removes, recorded before it may fail half-way
     ctx.state.project, ctx.state.service = project.name, self.service
-    ctx.state.dir = C.realpath(project.dir) or project.dir
+    ctx.state.dir = C.realpath(project.workdir) or project.workdir
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
     local t0 = core.now()

@@ -45,6 +45,19 @@ expect "re-run: nothing changed" has "$OUT" "ok=10 changed=0 failed=0"
 run "$P" plan $DEMO $VARS
 expect "plan with the stack up: exit 0" test "$RC" = 0
 
+# another busybox (a byte appended: still static, another digest): the root
+# filesystem is rebuilt, so plan shows the chain apply then walks: the
+# archive of it, the image imported from that, and up, which recreates the
+# containers on the new image
+BB=$SANDBOX/busybox-other
+cp /bin/busybox "$BB" && printf '\0' >> "$BB"
+run "$P" plan $DEMO $VARS -e busybox=$BB
+expect "plan with another busybox: the archive, the image and start would change (rc 3)" \
+    eval '[ $RC -eq 3 ] && has "$OUT" "image archive .*would-change" && has "$OUT" "image .*would-change .*rootfs.tar would change first" && has "$OUT" "start .*would-change .*image $IMAGE would change first (step .image.)"'
+run "$P" $DEMO $VARS -e busybox=$BB
+expect "apply with another busybox: the archive, the image and start changed" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "image archive .*changed" && printf "%s" "$OUT" | grep -Eq "^\[4/10\] +image +changed" && printf "%s" "$OUT" | grep -Eq "^\[8/10\] +start +changed"'
+
 # the worker stops: the stack is no longer healthy, apply brings it back
 docker stop "$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter label=com.docker.compose.service=worker)" > /dev/null
 run "$P" plan $DEMO $VARS

@@ -109,6 +109,64 @@ volumes:
   T.eq(err, d .. "/docker-compose.override.yml: not a compose file (no mapping at the top)")
 end)
 
+T.test("an override naming a service with nothing under it changes nothing (it crashed expected_services)", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services:\n  web:\n    image: web:1\n", 420))
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", "services:\n  web:\n", 420))
+  local p = assert(compose.load_project { project_dir = d })
+  T.eq(p.services.web, { image = "web:1" })
+  T.eq(compose.expected_services(p), { "web" })
+end)
+
+T.test("an override as Compose v1 merges it: profiles joined, v1 image/build, top-level entries replaced", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", [[
+services:
+  web:
+    image: web:1
+  dbg:
+    image: dbg:1
+    profiles: [debug]
+volumes:
+  data:
+    name: shared_data
+]], 420))
+  -- `profiles: []` does not take a profile away (v1 joins the lists:
+  -- `docker-compose up` does not start dbg); a top-level volume the
+  -- override names is the override's entry (v1 replaces it: no name)
+  assert(core.write_atomic(d .. "/docker-compose.override.yml", [[
+services:
+  dbg:
+    profiles: []
+volumes:
+  data:
+    labels: { a: b }
+]], 420))
+  local p = assert(compose.load_project { project_dir = d })
+  T.eq(p.services.dbg.profiles, { "debug" }, "profiles: joined")
+  T.eq(compose.expected_services(p), { "web" })
+  T.eq(p.doc.volumes.data, { labels = { a = "b" } }, "a top-level volume: the override's entry")
+  -- version 1 files (no services:): an override's image drops the build, its build the image
+  local v = T.tmpdir()
+  assert(core.write_atomic(v .. "/docker-compose.yml", "web:\n  image: busybox:a\nother:\n  build: .\n", 420))
+  assert(core.write_atomic(v .. "/docker-compose.override.yml", "web:\n  build: .\nother:\n  image: foo:1\n", 420))
+  p = assert(compose.load_project { project_dir = v })
+  T.eq(p.services.web, { build = "." }); T.eq(p.services.other, { image = "foo:1" })
+end)
+
+T.test("up's inputs: the files COMPOSE_FILE in .env lists", function()
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}}\n", 420))
+  assert(core.write_atomic(d .. "/extra.yml", "services: {b: {image: y}}\n", 420))
+  assert(core.write_atomic(d .. "/.env", "COMPOSE_FILE=docker-compose.yml:extra.yml\n", 420))
+  local function has(list, want)
+    for _, r in ipairs(list) do if r == want then return true end end
+    return false
+  end
+  T.ok(has(compose.up { project_dir = d }:reads(), d .. "/extra.yml"), "up reads extra.yml")
+  T.ok(has(compose.run_once { project_dir = d, service = "b" }:reads(), d .. "/extra.yml"), "run_once reads extra.yml")
+end)
+
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
@@ -202,6 +260,21 @@ T.test("detection: docker-compose v1 found, version parsed, cached by signature"
   compose.use(nil)
   local info3 = assert(compose.detect { command = "docker-compose", cache = stale })
   T.eq(info3.version, info.version)
+end)
+
+T.test("file with a project_dir relative to the working directory: Compose (run in project_dir) finds it", function()
+  if not have_v1 then error("docker-compose is not installed") end
+  -- deeper than the working directory: its ../ do not end at / (where
+  -- a path taken from project_dir would still resolve)
+  local depth = select(2, (core.cwd()):gsub("/[^/]+", ""))
+  local d = T.tmpdir() .. ("/s"):rep(depth)
+  assert(core.mkdirs(d, 493))
+  assert(core.write_atomic(d .. "/other.yml", "services:\n  web:\n    image: x:1\n", 420))
+  local rel = ("../"):rep(depth) .. d:sub(2)
+  local p = assert(compose.load_project { project_dir = rel, file = "other.yml" })
+  local r, err = compose.run(p, { "config", "--services" }, { command = "docker-compose", file = "other.yml" })
+  T.ok(r, err)
+  T.eq(r.output, "web\n")
 end)
 
 T.test("compose.available: min_version", function()
@@ -499,6 +572,29 @@ end
 local function volume_create(name)
   assert(docker.call("POST", "/volumes/create", { body = json.encode { Name = name }, content_type = "application/json" }))
 end
+
+T.test("COMPOSE_FILE naming a file in a subfolder: up's teardown, run_once's and down take the stack down (Compose labels it with that folder)", function()
+  local dir = stack(("ptc%dsub"):format(pid), "services: {}\n", "COMPOSE_FILE=sub/app.yml\n")
+  local name = compose.project_name(dir)
+  assert(core.mkdirs(dir .. "/sub", 493))
+  assert(core.write_atomic(dir .. "/sub/app.yml", (sleeper("svc", "  once:\n    image: IMAGE\n    command: [\"true\"]\n"):gsub("IMAGE", TAG)), 420))
+  local up = compose.up { project_dir = dir, services = { "svc" }, timeout = "60s" }
+  local ctx = new_ctx()
+  T.ok(up:apply(ctx))
+  T.eq(up:check(ctx), true)
+  local ro = compose.run_once { project_dir = dir, service = "once", timeout = "60s" }
+  local rctx = new_ctx()
+  T.ok(ro:apply(rctx))
+  T.eq(ro:check(rctx), true)
+  T.eq(ro:revert(rctx), true, "run_once's teardown removes its container")
+  T.eq(up:revert(ctx), true, "up's teardown takes the stack down")
+  T.eq(#assert(compose.leftovers(name, false)), 0)
+  T.ok(up:apply(new_ctx()))
+  local down = compose.down { project_dir = dir, remove_orphans = true }
+  T.eq((down:check(new_ctx())), false, "down's check: the stack is there to take down")
+  T.ok(down:apply(new_ctx()))
+  T.eq(#assert(compose.leftovers(name, false)), 0)
+end)
 
 T.test("down with volumes: a same-name volume Compose did not create is kept, its own and anonymous ones go", function()
   local dir = stack(("ptc%dkeep"):format(pid), sleeper("svc", [[
