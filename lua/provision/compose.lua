@@ -435,9 +435,16 @@ function M.expected_services(project, listed)
   if listed and #listed > 0 then
     for _, s in ipairs(listed) do add(s) end
   else
+    -- the profiles COMPOSE_PROFILES turns on (the environment's, else .env's)
+    local active = {}
+    local prof = project.lookup and project.lookup.COMPOSE_PROFILES
+    for name in tostring(prof or ""):gmatch("[^,%s]+") do active[name] = true end
     local names = {}
     for name, svc in pairs(project.services) do
-      if type(svc) ~= "table" or not svc.profiles or #svc.profiles == 0 then names[#names + 1] = name end
+      local ps = type(svc) == "table" and svc.profiles
+      local on = type(ps) ~= "table" or #ps == 0
+      for _, p in ipairs(type(ps) == "table" and ps or {}) do on = on or active[p] == true end
+      if on then names[#names + 1] = name end
     end
     table.sort(names)
     for _, n in ipairs(names) do add(n) end

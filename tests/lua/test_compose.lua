@@ -196,6 +196,13 @@ T.test("expected services: no profiles, listed ones with their dependencies", fu
   T.eq(compose.expected_services(p), { "db", "init", "web", "worker" })
   T.eq(compose.expected_services(p, { "web" }), { "init", "web" })
   T.eq(compose.expected_services(p, { "debug" }), { "debug" })
+  -- COMPOSE_PROFILES (from .env here: the environment wins, as in Compose)
+  p.lookup = { COMPOSE_PROFILES = "other, debug" }
+  T.eq(compose.expected_services(p), { "db", "debug", "init", "web", "worker" })
+  local d = T.tmpdir()
+  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}, b: {image: x, profiles: [extra]}}\n", 420))
+  assert(core.write_atomic(d .. "/.env", "COMPOSE_PROFILES=extra\n", 384))
+  T.eq(compose.expected_services(assert(compose.load_project { project_dir = d })), { "a", "b" })
 end)
 
 T.test("container states and the judgement", function()
