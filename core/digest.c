@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "core.h"
@@ -74,6 +76,14 @@ void provision_digest_free(provision_digest *d)
     if (d->xx) XXH3_freeState(d->xx);
     if (d->md) EVP_MD_CTX_free(d->md);
     d->xx = d->md = NULL;
+}
+
+void provision_stamp(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "%llu:%llu:%lld:%lld.%ld:%lld.%ld", (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino, (long long)st->st_size,
+             (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+             (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
 int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX])

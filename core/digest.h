@@ -25,4 +25,10 @@ void provision_digest_free(provision_digest *d);
  * with EINTR when the run is interrupted. 0 or an errno. */
 int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX]);
 
+/* A file's stamp: device, inode, size, mtime and ctime (ns) as text. Any
+ * write, chmod or replacement of the file changes it (ctime cannot be set
+ * back): a file whose stamp is the one recorded need not be read again. */
+struct stat;
+void provision_stamp(const struct stat *st, char *out, size_t n);
+
 #endif

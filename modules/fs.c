@@ -21,6 +21,7 @@
  *   read(path) -> data | nil, msg, errno
  *   sha256(path) -> hex | nil, msg, errno   (streamed)
  *   xxh128(path) -> hex | nil, msg, errno   (XXH3-128; core/digest.c)
+ *   stamp(path) -> text | nil, msg, errno   (device, inode, size, mtime, ctime)
  *   sha256_string(s) -> hex
  *   listdir(path) -> { names, sorted } | nil, msg, errno
  */
@@ -80,6 +81,19 @@ static int fs_pushstat(lua_State *L, const char *path, int follow)
 
 static int fs_stat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 1); }
 static int fs_lstat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 0); }
+
+/* stamp(path) -> text | nil, msg, errno (digest.h): without loading what
+ * provision._http loads (libcurl), for docker.image and archive.extract */
+static int fs_stamp(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    struct stat st;
+    if (stat(path, &st) < 0) return fs_fail(L, path, errno);
+    char stamp[128];
+    provision_stamp(&st, stamp, sizeof stamp);
+    lua_pushstring(L, stamp);
+    return 1;
+}
 
 static int fs_exists(lua_State *L)
 {
@@ -373,6 +387,7 @@ static const luaL_Reg fs_funcs[] = {
     { "remove_tree", fs_remove_tree },
     { "sha256", fs_sha256 },
     { "xxh128", fs_xxh128 },
+    { "stamp", fs_stamp },
     { "sha256_string", fs_sha256_string },
     { "stat", fs_stat },
     { "symlink", fs_symlink },

@@ -1108,9 +1108,9 @@ static int http_stat(lua_State *L)
     if (stat(path, &st) < 0) return luaL_fileresult(L, 0, path);
     lua_pushinteger(L, (lua_Integer)st.st_size);
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-    lua_pushfstring(L, "%I:%I:%I:%I.%I:%I.%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino,
-                    (lua_Integer)st.st_size, (lua_Integer)st.st_mtim.tv_sec, (lua_Integer)st.st_mtim.tv_nsec,
-                    (lua_Integer)st.st_ctim.tv_sec, (lua_Integer)st.st_ctim.tv_nsec);
+    char stamp[128];
+    provision_stamp(&st, stamp, sizeof stamp);
+    lua_pushstring(L, stamp);
     return 3;
 }
 

@@ -31,7 +31,10 @@
 --   archive.list(path), archive.tree_digest(path), archive.remove_tree(path)
 local C = require "provision._archive"
 local R = require "provision.resource"
-local H = require "provision._http"
+local FS = require "provision._fs"
+-- SHA-256 of a file, stopping at SIGINT: provision._http's, loaded (with
+-- libcurl) only when a file must be read, not by a no-op check
+local function sha256_file(path) return require("provision._http").sha256_file(path) end
 
 local M = {}
 M.list = C.list
@@ -40,7 +43,7 @@ M.remove_tree = C.remove_tree
 M.version = C.version
 
 local function exists(path)
-  return H.stat(path) ~= nil or (os.rename(path, path)) ~= nil
+  return FS.stat(path) ~= nil or (os.rename(path, path)) ~= nil
 end
 
 local function lexists(path)
@@ -75,9 +78,9 @@ M.extract = R.define {
     -- the archive read again only when it is not the very file extracted
     -- last (its stamp: device, inode, size, mtime, ctime): a no-op re-run
     -- of a 1 GiB archive costs a stat, not ~1 s of SHA-256
-    local _, _, stamp = H.stat(self.src)
+    local stamp = FS.stamp(self.src)
     if not stamp or stamp ~= st.src_stamp then
-      local sum, err = H.sha256_file(self.src)
+      local sum, err = sha256_file(self.src)
       if not sum then return nil, err end
       if sum ~= st.sha256 then
         return false, ("%s changed since it was extracted: extract again"):format(self.src)
@@ -107,8 +110,8 @@ M.extract = R.define {
     return true
   end,
   apply = function(self, ctx)
-    local _, _, stamp = H.stat(self.src)
-    local sum, err = H.sha256_file(self.src)
+    local stamp = FS.stamp(self.src)
+    local sum, err = sha256_file(self.src)
     if not sum then return nil, err end
     local had_dest = exists(self.dest)
     local res, xerr = C.extract { src = self.src, dest = self.dest,
@@ -173,7 +176,7 @@ M.create = R.define {
     if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
       return false, ("%s changed: create %s again"):format(self.src, self.dest)
     end
-    if H.sha256_file(self.dest) ~= st.sha256 then
+    if sha256_file(self.dest) ~= st.sha256 then
       return false, ("%s changed since it was made: create it again"):format(self.dest)
     end
     return true
@@ -187,7 +190,7 @@ M.create = R.define {
     if not res then return nil, err end
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
-    st.sha256 = H.sha256_file(self.dest)
+    st.sha256 = sha256_file(self.dest)
     require("provision.fs").record_written(ctx, self.dest, st.sha256, existed)
     ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", require("provision.http").human_bytes(res.bytes)))
     return res

@@ -24,7 +24,6 @@ local C = require "provision._docker"
 local json = require "provision.json"
 local R = require "provision.resource"
 local FS = require "provision._fs"
-local H = require "provision._http"   -- H.stat: a file's stamp
 
 local M = {}
 M.demux = C.demux
@@ -293,7 +292,7 @@ M.image = R.define {
     if not (rec and rec.name == self.name and self.from_rootfs) then return true end
     local changes = {}
     -- read again only when it is not the very file imported (its stamp)
-    local _, _, stamp = H.stat(self.from_rootfs)
+    local stamp = FS.stamp(self.from_rootfs)
     if not stamp or stamp ~= rec.stamp then
       local sum, serr = FS.sha256(self.from_rootfs)
       if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
@@ -311,7 +310,7 @@ M.image = R.define {
     if not self.from_rootfs then
       return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
     end
-    local _, _, stamp = H.stat(self.from_rootfs)
+    local stamp = FS.stamp(self.from_rootfs)
     local sum, serr = FS.sha256(self.from_rootfs)
     if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
     local repo, tag = split_ref(self.name)

@@ -79,6 +79,18 @@ T.test("primitives: xxh128 matches xxhsum -H2 (empty, one byte, across read bloc
   T.eq(ok, nil); T.match(err, "No such file")
 end)
 
+T.test("primitives: stamp is http.stat's, and a chmod changes it", function()
+  local d = T.tmpdir()
+  write(d .. "/s", "one")
+  local st = fs.stamp(d .. "/s")
+  T.eq(st, select(3, require("provision._http").stat(d .. "/s")))
+  T.eq(fs.stamp(d .. "/s"), st)
+  T.ok(fs.chmod(d .. "/s", "0600"))
+  T.ok(fs.stamp(d .. "/s") ~= st, "chmod: the ctime moved")
+  local ok, err = fs.stamp(d .. "/none")
+  T.eq(ok, nil); T.match(err, "No such file")
+end)
+
 T.test("primitives: symlink, readlink, lstat, remove, remove_tree never follows links", function()
   local d = T.tmpdir()
   local outside = T.tmpdir()
