@@ -162,8 +162,11 @@ M.split_ref = split_ref
 
 -- what plan knows an image by (resource.lua, writes and reads): docker.image
 -- that would import it, and compose.up whose services run it
+-- Docker Hub's names are spelled several ways: "x", "library/x",
+-- "docker.io/library/x" and "index.docker.io/library/x" are one image
 function M.image_key(ref)
   local repo, tag = split_ref(ref)
+  repo = repo:gsub("^index%.docker%.io/", ""):gsub("^docker%.io/", ""):gsub("^library/([^/]+)$", "%1")
   return { name = ("image %s:%s"):format(repo, tag) }
 end
 

@@ -26,6 +26,19 @@ T.test("version_compare and split_ref", function()
   T.eq({ docker.split_ref("localhost:5000/x") }, { "localhost:5000/x", "latest" })
 end)
 
+T.test("image_key: one name for plan however Docker Hub's image is spelled", function()
+  local k = docker.image_key("busybox").name
+  T.eq(k, "image busybox:latest")
+  for _, ref in ipairs { "busybox:latest", "library/busybox", "docker.io/library/busybox",
+                         "index.docker.io/library/busybox:latest", "docker.io/busybox" } do
+    T.eq(docker.image_key(ref).name, k, ref)
+  end
+  T.eq(docker.image_key("apache/airflow:2.1.3").name, "image apache/airflow:2.1.3")
+  T.eq(docker.image_key("docker.io/apache/airflow:2.1.3").name, "image apache/airflow:2.1.3")
+  T.eq(docker.image_key("localhost:5000/x").name, "image localhost:5000/x:latest")
+  T.eq(docker.image_key("quay.io/library/x").name, "image quay.io/library/x:latest", "another registry: as it is")
+end)
+
 T.test("no engine at a socket path: a clear error", function()
   local c = assert(C.open("unix:///nonexistent/docker.sock"))
   local st, err = c:request("GET", "/_ping")
