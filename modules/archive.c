@@ -59,8 +59,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include "lazy_archive.h"
-#include <openssl/evp.h>
 #include "core.h"
+#include "digest.h"
 
 #define JOB_MT "provision.archive.job"
 
@@ -76,7 +76,6 @@ typedef struct {
     struct archive *r, *w;
     struct archive_entry *entry;   /* create: the entry being built */
     int fd;
-    EVP_MD_CTX *md;
     char staging[PATH_MAX];        /* extract: the staging folder ("" when none) */
     char tmpfile[PATH_MAX];        /* create: the temp file ("" when none) */
     link_seen *links;
@@ -186,7 +185,6 @@ static void job_release(archive_job *j)
     if (j->w) { archive_write_free(j->w); j->w = NULL; }
     if (j->entry) { archive_entry_free(j->entry); j->entry = NULL; }
     if (j->fd >= 0) { close(j->fd); j->fd = -1; }
-    if (j->md) { EVP_MD_CTX_free(j->md); j->md = NULL; }
     if (j->staging[0]) { remove_tree(j->staging); j->staging[0] = '\0'; }
     if (j->tmpfile[0]) { unlink(j->tmpfile); j->tmpfile[0] = '\0'; }
     for (size_t i = 0; i < j->nlinks; i++) free(j->links[i].path);
@@ -1060,7 +1058,7 @@ static int archive_list(lua_State *L)
 /* skip[0]: a file left out (create's dest); skip[1]: the folder holding
  * it, whose mtime every create changes (also left out). NULL: none; an
  * st_nlink of 0: that one is not there. */
-static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel, const struct stat *skip)
+static int digest_tree(provision_digest *md, const char *full, const char *rel, const struct stat *skip)
 {
     struct dirent **list = NULL;
     int n = scandir(full, &list, NULL, name_cmp);
@@ -1082,7 +1080,7 @@ static int digest_tree(EVP_MD_CTX *md, const char *full, const char *rel, const 
                 int len = snprintf(line, sizeof line, "%s\t%o\t%lld\t%lld.%09ld\t%u:%u\t%s\n", name,
                                    (unsigned)st.st_mode, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
                                    st.st_mtim.tv_nsec, (unsigned)st.st_uid, (unsigned)st.st_gid, t);
-                EVP_DigestUpdate(md, line, (size_t)len);
+                provision_digest_update(md, line, (size_t)len);
                 if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name, skip);
             }
         }
@@ -1104,22 +1102,21 @@ static int archive_tree_digest(lua_State *L)
         if (lstat(skip_path, &skip[0]) < 0) skip[0].st_nlink = 0;
         if (stat(dirname(pcopy), &skip[1]) < 0) skip[1].st_nlink = 0;
     }
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md) return luaL_error(L, "out of memory");
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    int rc = digest_tree(md, path, "", skip_path ? skip : NULL);
+    provision_digest md;
+    if (provision_digest_init(&md, DIGEST_SHA256)) {
+        provision_digest_free(&md);
+        return luaL_error(L, "out of memory");
+    }
+    int rc = digest_tree(&md, path, "", skip_path ? skip : NULL);
     int e = errno;
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dn = 0;
-    EVP_DigestFinal_ex(md, d, &dn);
-    EVP_MD_CTX_free(md);
+    char hx[DIGEST_HEX_MAX];
+    provision_digest_hex(&md, hx);
+    provision_digest_free(&md);
     if (rc < 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", path, strerror(e));
         return 2;
     }
-    char hx[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < dn; i++) snprintf(hx + 2 * i, 3, "%02x", d[i]);
     lua_pushstring(L, hx);
     return 1;
 }

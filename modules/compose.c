@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include "core.h"
+#include "digest.h"
 
 static int compose_fail(lua_State *L, const char *path, int err)
 {
@@ -29,39 +29,11 @@ static int compose_fail(lua_State *L, const char *path, int err)
 static int compose_sha256_file(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) { lua_pushboolean(L, 0); return 1; }
-        return compose_fail(L, path, errno);
-    }
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(md);
-        close(fd);
-        lua_pushnil(L);
-        lua_pushstring(L, "sha256: cannot initialize");
-        return 2;
-    }
-    unsigned char buf[65536];
-    ssize_t n;
-    int err = 0;
-    while ((n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            err = errno;
-            break;
-        }
-        EVP_DigestUpdate(md, buf, (size_t)n);
-    }
-    unsigned char dig[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    EVP_DigestFinal_ex(md, dig, &dlen);
-    EVP_MD_CTX_free(md);
-    close(fd);
-    if (err) return compose_fail(L, path, err);
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < dlen; i++) snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-    lua_pushlstring(L, hex, 2 * dlen);
+    char hx[DIGEST_HEX_MAX];
+    int e = provision_digest_file(path, DIGEST_SHA256, 0, hx);
+    if (e == ENOENT) { lua_pushboolean(L, 0); return 1; }
+    if (e) return compose_fail(L, path, e);
+    lua_pushstring(L, hx);
     return 1;
 }
 

@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include "core.h"
 #include "digest.h"
 
@@ -306,17 +305,6 @@ static int fs_remove_tree(lua_State *L)
 }
 
 
-static void fs_pushhex(lua_State *L, const unsigned char *md, unsigned n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char out[2 * EVP_MAX_MD_SIZE];
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    lua_pushlstring(L, out, 2 * (size_t)n);
-}
-
 /* sha256(path) / xxh128(path): the file's digest in hex (digest.c) */
 static int fs_digest(lua_State *L, int kind)
 {
@@ -334,11 +322,16 @@ static int fs_sha256_string(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (!EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL))
-        return luaL_error(L, "sha256: libcrypto failed");
-    fs_pushhex(L, md, mdlen);
+    provision_digest d;
+    char hx[DIGEST_HEX_MAX];
+    int e = provision_digest_init(&d, DIGEST_SHA256);
+    if (!e) {
+        provision_digest_update(&d, s, len);
+        provision_digest_hex(&d, hx);
+    }
+    provision_digest_free(&d);
+    if (e) return luaL_error(L, "sha256: libcrypto failed");
+    lua_pushstring(L, hx);
     return 1;
 }
 
