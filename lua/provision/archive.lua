@@ -78,13 +78,10 @@ M.extract = R.define {
     -- the archive read again only when it is not the very file extracted
     -- last (its stamp: device, inode, size, mtime, ctime): a no-op re-run
     -- of a 1 GiB archive costs a stat, not ~1 s of SHA-256
-    local stamp = FS.stamp(self.src)
-    if not stamp or stamp ~= st.src_stamp then
-      local sum, err = sha256_file(self.src)
-      if not sum then return nil, err end
-      if sum ~= st.sha256 then
-        return false, ("%s changed since it was extracted: extract again"):format(self.src)
-      end
+    local sum, err = R.known_digest(self.src, st.src_stamp, st.sha256, sha256_file)
+    if not sum then return nil, err end
+    if sum ~= st.sha256 then
+      return false, ("%s changed since it was extracted: extract again"):format(self.src)
     end
     -- how it was extracted: a state saved before these were kept does not
     -- say, so extract once more (else a new strip_components or owner would

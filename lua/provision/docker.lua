@@ -295,13 +295,10 @@ M.image = R.define {
     if not (rec and rec.name == self.name and self.from_rootfs) then return true end
     local changes = {}
     -- read again only when it is not the very file imported (its stamp)
-    local stamp = FS.stamp(self.from_rootfs)
-    if not stamp or stamp ~= rec.stamp then
-      local sum, serr = FS.sha256(self.from_rootfs)
-      if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
-      if sum ~= rec.sha256 then
-        changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
-      end
+    local sum, serr = R.known_digest(self.from_rootfs, rec.stamp, rec.sha256, FS.sha256)
+    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
+    if sum ~= rec.sha256 then
+      changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
     end
     if img.Id ~= rec.id then
       changes[#changes + 1] = ("image %s is no longer the one imported here (tagged anew since): import again"):format(self.name)

@@ -71,13 +71,10 @@ local function recorded(st)
 end
 
 -- the digest (kind) of dest, without reading it when it is still the very
--- file our last apply wrote (same device, inode, size, mtime and ctime: the
--- stamp git's index trusts too)
+-- file our last apply wrote (R.known_digest)
 local function dest_digest(path, st, kind)
-  local _, _, stamp = C.stat(path)
-  if not stamp then return nil, "no such file" end
-  if st and st.stamp == stamp and st[kind] then return st[kind] end
-  return digest_of[kind](path)
+  st = st or {}
+  return R.known_digest(path, st.stamp, st[kind], digest_of[kind])
 end
 
 -- a duration for a message: "8ms", "2s", "1.5s"

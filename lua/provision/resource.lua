@@ -290,6 +290,18 @@ function R.paths_of(...)
   end
 end
 
+-- R.known_digest(path, stamp, digest, hash) -> the digest of the file at
+-- path: `digest` as recorded when the file's stamp (fs.stamp: device,
+-- inode, size, mtime, ctime; the stamp git's index trusts too) is still
+-- the recorded `stamp`, so the very file is not read again; else hash(path).
+-- nil, message when there is no file.
+function R.known_digest(path, stamp, digest, hash)
+  local now, err = require("provision._fs").stamp(path)
+  if not now then return nil, err end
+  if stamp and digest and now == stamp then return digest end
+  return hash(path)
+end
+
 -- R.norm_path(p, cwd) -> p absolute (a relative p is under cwd) and
 -- normalized: no ".", "..", doubled or trailing slash. No symlink is
 -- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
