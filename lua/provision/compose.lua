@@ -981,7 +981,7 @@ end
 
 -- what up and run_once compare with the last apply: the compose file (the
 -- one named, else every name Compose looks for) and .env
-local function project_inputs(self)
+local function project_inputs(self, project)
   local out = { self.project_dir .. "/.env" }
   if self.file then
     out[#out + 1] = M.find_file(self.project_dir, self.file)
@@ -989,9 +989,14 @@ local function project_inputs(self)
     for _, f in ipairs(FILES_V1) do out[#out + 1] = self.project_dir .. "/" .. f end
     for _, f in ipairs(OVERRIDES) do out[#out + 1] = self.project_dir .. "/" .. f end
     -- COMPOSE_FILE of the environment, else of .env as it is now (a step
-    -- that would rewrite .env makes .env itself a change to come)
-    local env = C.stat(out[1]) and M.read_env_file(out[1]) or {}
-    for _, f in ipairs((M.find_files(self.project_dir, nil, env))) do out[#out + 1] = f end
+    -- that would rewrite .env makes .env itself a change to come): the
+    -- files the project loaded from, when it loaded
+    local files = project and project.files
+    if not files then
+      local env = C.stat(out[1]) and M.read_env_file(out[1]) or {}
+      files = M.find_files(self.project_dir, nil, env)
+    end
+    for _, f in ipairs(files) do out[#out + 1] = f end
   end
   return out
 end
@@ -1037,7 +1042,7 @@ M.available = R.define {
 -- .ran): the .env, and the compose file when it is the only one. A step
 -- before that would put that same content back changes nothing for us.
 local function inputs_seen(self, rec, project)
-  local out = project_inputs(self)
+  local out = project_inputs(self, project)
   if type(rec) ~= "table" then return out end
   local env_path = self.env_file or (self.project_dir .. "/.env")
   for i, p in ipairs(out) do
