@@ -35,7 +35,10 @@ LDFLAGS_ALL := $(SANFLAGS) -rdynamic $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -ldl -lm
 
 CORE_SRC := $(wildcard core/*.c)
-MOD_SRC  := $(sort $(wildcard modules/*.c))
+# a module is modules/NAME.c, or a folder modules/NAME/ of files (one of
+# them exports luaopen_provision_NAME)
+MOD_SRC  := $(sort $(wildcard modules/*.c modules/*/*.c))
+MOD_NAMES := $(sort $(basename $(notdir $(wildcard modules/*.c))) $(notdir $(patsubst %/,%,$(dir $(wildcard modules/*/*.c)))))
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(MOD_SRC))
 MAIN_OBJ := $(BUILD)/core/main.o
@@ -50,7 +53,7 @@ all: $(BIN)
 $(BIN): $(OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(OBJS) $(LIBS)
 
-$(BUILD)/%.o: %.c $(wildcard core/*.h) $(BUILD)/lua_embed.inc $(BUILD)/modules.inc
+$(BUILD)/%.o: %.c $(wildcard core/*.h modules/*/*.h) $(BUILD)/lua_embed.inc $(BUILD)/modules.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -62,10 +65,11 @@ $(BUILD)/embedgen: core/gen/embedgen.c
 $(BUILD)/lua_embed.inc: $(BUILD)/embedgen $(LUA_SRC)
 	$(BUILD)/embedgen $(LUA_SRC) > $@.tmp && mv $@.tmp $@
 
-# Built-in C modules: one line per modules/<name>.c, each exporting luaopen_provision_<name>.
+# Built-in C modules: one line per module (modules/<name>.c or modules/<name>/),
+# each exporting luaopen_provision_<name>.
 $(BUILD)/modules.inc: $(MOD_SRC) Makefile
 	@mkdir -p $(BUILD)
-	@for f in $(MOD_SRC); do n=$$(basename $$f .c); echo "MODULE($$n)"; done > $@.tmp && mv $@.tmp $@
+	@for n in $(MOD_NAMES); do echo "MODULE($$n)"; done > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)

@@ -2,17 +2,19 @@
  * half-done: write a temp file in the same folder, fsync it, rename it over
  * the target, fsync the folder. On any failure the temp file is removed and
  * the target is as it was. The temp file gets its mode and owner before the
- * rename: the target never shows another one, even for an instant. */
+ * rename: the target never shows another one, even for an instant. The
+ * folder is reached as tree.h says, and the temp file has a name no other
+ * user can plant first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core.h"
+#include "tree.h"
 
 static int write_all(int fd, const char *p, size_t len)
 {
@@ -24,69 +26,96 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-static void fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy) return;
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { fsync(dfd); close(dfd); }
-    free(copy);
-}
-
 int provision_write_atomic(const char *path, const void *data, size_t len,
                            int mode, int uid, int gid, char *err, size_t errlen)
 {
-    struct stat st;
-    if (mode < 0) mode = stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : 0644;
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
-    /* NAME.provision-XXXXXX beside it; for a name too long to take the
-     * suffix (NAME_MAX), a short .provision-XXXXXX in the same folder */
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (strlen(base) + sizeof ".provision-XXXXXX" - 1 <= NAME_MAX)
-        snprintf(tmp, n, "%s.provision-XXXXXX", path);
-    else
-        snprintf(tmp, n, "%.*s.provision-XXXXXX", (int)(base - path), path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        free(tmp); errno = e; return -1;
-    }
+    char name[NAME_MAX + 1];
+    int dfd = tree_walk(path, 0, name, err, errlen);
+    if (dfd < 0) return -1;
     int e = 0;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        close(dfd);
+        snprintf(err, errlen, "%s: not a file name", path);
+        errno = EISDIR;
+        return -1;
+    }
+    struct stat st;
+    if (mode < 0) {   /* keep the mode of a file of ours; never take another user's */
+        mode = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
+               && tree_trusted_uid(st.st_uid) ? (int)(st.st_mode & 07777) : 0644;
+    }
+    /* NAME.provision-RANDOM beside it (tree_create_temp keeps it short
+     * enough for a long NAME): created with O_EXCL, never through a link */
+    char prefix[NAME_MAX + 1], tmp[NAME_MAX + 1];
+    snprintf(prefix, sizeof prefix, "%.240s.provision", name);
+    int fd = tree_create_temp(dfd, prefix, 0600, tmp, err, errlen);
+    if (fd < 0) {
+        e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        close(dfd);
+        errno = e;
+        return -1;
+    }
     /* the owner first: a chown may clear the set-id bits of the mode */
     if ((uid >= 0 || gid >= 0) && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) e = errno;
     if (!e && (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0))
         e = errno;
-    if (close(fd) < 0 && !e) e = errno;
-    if (!e && rename(tmp, path) < 0) e = errno;
+    if (!e && renameat(dfd, tmp, dfd, name) < 0) e = errno;
     if (e) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        free(tmp); errno = e; return -1;
+        unlinkat(dfd, tmp, 0);
+    } else {
+        /* the name now holds our file, unless another user swapped the
+         * temp file under us (a folder they can write to, not sticky) */
+        struct stat mine, there;
+        if (fstat(fd, &mine) == 0 && fstatat(dfd, name, &there, AT_SYMLINK_NOFOLLOW) == 0
+            && (mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)) {
+            close(fd);
+            close(dfd);
+            snprintf(err, errlen, "%s: replaced by another file while being written", path);
+            errno = EBUSY;
+            return -1;
+        }
     }
-    free(tmp);
-    fsync_dir_of(path);
+    close(fd);
+    if (e) {
+        close(dfd);
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
+    tree_sync_dir(dfd);
+    close(dfd);
     return 0;
 }
 
 char *provision_read_file(const char *path, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char err[TREE_ERR];
+    return provision_read(path, len, err, sizeof err);
+}
+
+char *provision_read(const char *path, size_t *len, char *err, size_t errlen)
+{
+    int fd = tree_open(path, O_RDONLY, 1, err, errlen);
     if (fd < 0) return NULL;
     size_t cap = 8192, used = 0;
     char *buf = malloc(cap + 1);
-    if (!buf) { close(fd); errno = ENOMEM; return NULL; }
+    if (!buf) { close(fd); snprintf(err, errlen, "%s: out of memory", path); errno = ENOMEM; return NULL; }
     for (;;) {
         if (used == cap) {
             char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); close(fd); errno = ENOMEM; return NULL; }
+            if (!nb) { free(buf); close(fd); snprintf(err, errlen, "%s: out of memory", path); errno = ENOMEM; return NULL; }
             buf = nb; cap *= 2;
         }
         ssize_t r = read(fd, buf + used, cap - used);
-        if (r < 0) { if (errno == EINTR) continue; int e = errno; free(buf); close(fd); errno = e; return NULL; }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            free(buf); close(fd);
+            snprintf(err, errlen, "%s: %s", path, strerror(e));
+            errno = e;
+            return NULL;
+        }
         if (r == 0) break;
         used += (size_t)r;
     }

@@ -30,8 +30,8 @@ double provision_now(void);          /* monotonic seconds */
 void provision_sleep(double seconds); /* returns early when interrupted */
 
 /* atomicio.c: write a whole file atomically: temp file beside path, fsync,
- * rename, fsync of the folder. mode < 0 keeps the existing file's mode (or
- * 0644 for a new one). uid / gid >= 0: the temp file is given that owner
+ * rename, fsync of the folder; the folder reached as tree.h says. mode < 0
+ * keeps the existing file's mode when that file is ours (else 0644). uid / gid >= 0: the temp file is given that owner
  * before the rename, so the file never appears with another one (-1: the
  * process's). Returns 0, or -1 with errno set and a message in err. */
 int provision_write_atomic(const char *path, const void *data, size_t len,
@@ -39,8 +39,10 @@ int provision_write_atomic(const char *path, const void *data, size_t len,
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL
  * byte (C would silently cut "a\0b" to "a"). */
 const char *provision_checkpath(lua_State *L, int arg);
-/* Read a whole file; caller frees. NULL with errno set on failure. */
+/* Read a whole file (reached as tree.h says); caller frees. NULL with errno
+ * set on failure, and with provision_read, "path: why" in err. */
 char *provision_read_file(const char *path, size_t *len);
+char *provision_read(const char *path, size_t *len, char *err, size_t errlen);
 
 /* embed.c: the Lua half compiled into the binary, and the built-in C modules. */
 void provision_open_builtins(lua_State *L);
@@ -73,5 +75,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r);
 #include "modules.inc"
 #undef MODULE
 int luaopen_provision_core(lua_State *L);
+/* lstate.c: the state folder's functions, into the _core table on the stack */
+void provision_open_statedir(lua_State *L);
 
 #endif

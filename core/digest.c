@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include "core.h"
 #include "digest.h"
+#include "tree.h"
 
 int provision_digest_kind(const char *name)
 {
@@ -86,10 +87,8 @@ void provision_stamp(const struct stat *st, char *out, size_t n)
              (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX])
+int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX_MAX])
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
     enum { BLOCK = 1 << 17 };
     char *buf = malloc(BLOCK);
     provision_digest d;
@@ -105,6 +104,16 @@ int provision_digest_file(const char *path, int kind, int interruptible, char ou
     if (!e) provision_digest_hex(&d, out);
     provision_digest_free(&d);
     free(buf);
+    return e;
+}
+
+int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX],
+                          char *err, size_t errlen)
+{
+    int fd = tree_open(path, O_RDONLY, 1, err, errlen);
+    if (fd < 0) return errno;
+    int e = provision_digest_fd(fd, kind, interruptible, out);
     close(fd);
+    if (e) snprintf(err, errlen, "%s: %s", path, e == EINTR ? "interrupted" : strerror(e));
     return e;
 }

@@ -21,9 +21,13 @@ void provision_digest_update(provision_digest *d, const void *p, size_t n);
 /* the digest in lowercase hex; once, then only free */
 void provision_digest_hex(provision_digest *d, char out[DIGEST_HEX_MAX]);
 void provision_digest_free(provision_digest *d);
-/* the digest of a whole file, read in large blocks; interruptible: stop
- * with EINTR when the run is interrupted. 0 or an errno. */
-int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX]);
+/* the digest of what is left to read of fd (not closed), in large blocks;
+ * interruptible: stop with EINTR when the run is interrupted. 0 or an errno. */
+int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX_MAX]);
+/* the same of the file at path, opened as tree.h says (a link of another
+ * user's is not followed); 0, or an errno with "path: why" in err */
+int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX],
+                          char *err, size_t errlen);
 
 /* A file's stamp: device, inode, size, mtime and ctime (ns) as text. Any
  * write, chmod or replacement of the file changes it (ctime cannot be set

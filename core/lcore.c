@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include "core.h"
 #include "units.h"
+#include "tree.h"
 
-#define LOCK_MT "provision.lock"
 
 static int core_now(lua_State *L) { lua_pushnumber(L, provision_now()); return 1; }
 
@@ -134,97 +134,35 @@ static int core_read_file(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     size_t len;
-    char *buf = provision_read_file(path, &len);
-    if (!buf) return luaL_fileresult(L, 0, path);
+    char err[TREE_ERR];
+    char *buf = provision_read(path, &len, err, sizeof err);
+    if (!buf) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushinteger(L, e);
+        return 3;
+    }
     lua_pushlstring(L, buf, len);
     free(buf);
     return 1;
 }
 
-/* mkdirs(path, mode): like mkdir -p */
+/* mkdirs(path, mode): like mkdir -p; each folder it makes gets exactly
+ * mode (its parents 0755), through a descriptor (tree.h) */
 static int core_mkdirs(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
-    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+    int mode = (int)luaL_optinteger(L, 2, 0755);
     luaL_argcheck(L, path[0] != '\0', 1, "empty path");
-    char *p = strdup(path);
-    if (!p) return luaL_error(L, "out of memory");
-    for (char *s = p + 1; ; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            struct stat st;
-            if (mkdir(p, mode) < 0 && (errno != EEXIST || (stat(p, &st) == 0 && !S_ISDIR(st.st_mode) && (errno = ENOTDIR)))) {
-                int e = errno;
-                lua_pushnil(L);
-                lua_pushfstring(L, "%s: %s", p, strerror(e));
-                free(p);
-                return 2;
-            }
-            *s = c;
-            if (c == '\0') break;
-        }
-    }
-    free(p);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* The run lock: flock on a file; the holder's pid is written in it. */
-typedef struct { int fd; } run_lock;
-
-static void lock_release(run_lock *lk)
-{
-    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
-}
-
-static int lock_close(lua_State *L)
-{
-    lock_release(luaL_checkudata(L, 1, LOCK_MT));
-    return 0;
-}
-
-/* lock(path, wait, shared) -> lock | nil, message, holder_pid (held by
- * another run) | nil, message (the lock file cannot be opened or locked) */
-static int core_lock(lua_State *L)
-{
-    const char *path = provision_checkpath(L, 1);
-    int wait = lua_toboolean(L, 2);
-    int shared = lua_toboolean(L, 3);
-    run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
-    lk->fd = -1;                       /* safe "closed" state first */
-    luaL_setmetatable(L, LOCK_MT);
-    lk->fd = open(path, (shared ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
-    if (lk->fd < 0) goto failed;
-    for (;;) {
-        if (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) break;
-        if (errno != EWOULDBLOCK && errno != EINTR) goto failed;
-        if (!wait || provision_interrupted()) {
-            char buf[32] = "";
-            ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
-            buf[n > 0 ? n : 0] = '\0';
-            lock_release(lk);
-            lua_pushnil(L);
-            lua_pushfstring(L, "%s is held by another run", path);
-            lua_pushinteger(L, atoi(buf));
-            return 3;
-        }
-        provision_sleep(0.1);
-    }
-    if (!shared) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-        if (ftruncate(lk->fd, 0) == 0 && pwrite(lk->fd, buf, (size_t)n, 0) < 0) { /* pid is a courtesy */ }
-    }
-    return 1;
-failed:   /* not held by anyone: the lock file itself is the problem (no pid) */
-    {
-        int e = errno;
-        lock_release(lk);
+    char err[TREE_ERR];
+    if (tree_mkdirs(path, mode, err, sizeof err) < 0) {
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        lua_pushstring(L, err);
         return 2;
     }
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* duration(s) -> seconds | nil, msg ; numbers pass through */
@@ -276,7 +214,6 @@ static const luaL_Reg core_funcs[] = {
     { "getpid", core_getpid },
     { "interrupted", core_interrupted },
     { "isatty", core_isatty },
-    { "lock", core_lock },
     { "mkdirs", core_mkdirs },
     { "now", core_now },
     { "read_file", core_read_file },
@@ -293,18 +230,8 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_provision_core(lua_State *L)
 {
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        lua_pushcfunction(L, lock_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, lock_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, lock_close);
-        lua_setfield(L, -2, "unlock");
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
     luaL_newlib(L, core_funcs);
+    provision_open_statedir(L);
     lua_pushstring(L, PROVISION_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */

@@ -1,29 +1,45 @@
-/* fs.c: "provision._fs": file-system primitives for the fs resources
- * (lua/provision/fs.lua) and for recipes. All in-process: a no-op re-run of a
- * recipe with a thousand fs steps is a thousand stat()s and hashes, not a
- * thousand processes.
+/* fs.c: "provision._fs": the file primitives of the whole project (fs,
+ * http, archive, compose and the state use these, not copies of their own).
+ * All in-process: a no-op re-run of a recipe with a thousand fs steps is a
+ * few thousand syscalls, not a thousand processes. Every path is walked as
+ * core/tree.h says: a symbolic link owned by another user than root or the
+ * one running provision is never followed, and nothing is changed through a
+ * link.
  *
- *   stat(path) / lstat(path) -> { type=, mode=, uid=, gid=, size=, mtime= } | nil, msg, errno
+ * One failure convention, luaL_fileresult's: nil, "path: why", errno.
+ *
+ *   stat(path) / lstat(path) -> { type=, mode=, uid=, gid=, size=, mtime=,
+ *                                 nlink=, id= } | nil, msg, errno
  *       type: "file", "directory", "link" (lstat only), "fifo", "socket", "device"
- *   exists(path) -> boolean                  (lstat: a dangling link exists)
- *   mkdir(path [, mode=0755]) -> true | nil, msg, errno      (one level)
- *   chmod(path, mode) -> true | nil, msg, errno
- *   chown(path, owner, group) -> true | nil, msg, errno
+ *       id: "device:inode", to know the very file or folder again
+ *       stat follows a trusted link at the end; lstat does not
+ *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
+ *                                             false, msg when it cannot tell)
+ *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
+ *   mkdir(path [, mode=0755]) -> true | nil, msg, errno      (one level; exactly mode)
+ *   chmod(path, mode) / chown(path, owner, group) -> true | nil, msg, errno
+ *       through a descriptor; a trusted link at the end is followed; a file
+ *       with several hard links is refused (EMLINK)
  *       owner/group: a name, a number, or nil (left as is)
  *   uid_of(user) / gid_of(group) -> number | nil, msg     (a number is checked only for range)
  *   user_name(uid) / group_name(gid) -> name | nil
  *   readlink(path) -> target | nil, msg, errno
- *   symlink(target, path) -> true | nil, msg, errno
+ *   symlink(target, path [, replace]) -> true | nil, msg, errno
+ *       replace: made under a random name beside path, renamed over it
  *   remove(path) -> true | nil, msg, errno  (a file, a link or an empty folder)
- *   remove_tree(path) -> true | nil, msg    (recursive; never follows links;
- *                                            a missing path is not an error)
- *   write(path, data [, mode]) -> true | nil, msg, errno   (atomic: temp, fsync, rename)
- *   read(path) -> data | nil, msg, errno
- *   sha256(path) -> hex | nil, msg, errno   (streamed)
- *   xxh128(path) -> hex | nil, msg, errno   (XXH3-128; core/digest.c)
+ *   remove_tree(path) -> true | nil, msg, errno   (recursive; never follows
+ *       a link; a missing path is not an error; stops at SIGINT/SIGTERM;
+ *       refuses "/" and paths ending in . or ..)
+ *   sha256(path) / xxh128(path) -> hex | nil, msg, errno   (streamed;
+ *       XXH3-128: core/digest.c; both stop at SIGINT/SIGTERM)
  *   stamp(path) -> text | nil, msg, errno   (device, inode, size, mtime, ctime)
  *   sha256_string(s) -> hex
  *   listdir(path) -> { names, sorted } | nil, msg, errno
+ *   remove_own(path) -> true | nil, msg, errno    (what a run of ours left: a
+ *       file, or a folder with all under it, removed only when it is ours)
+ *   temp_name(prefix) -> "prefix.RANDOM", a name no other user can guess
+ *   realpath(path) -> absolute path | nil, msg, errno
+ *   euid() -> the effective user id
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +53,7 @@
 #include <unistd.h>
 #include "core.h"
 #include "digest.h"
+#include "tree.h"
 
 /* nil, "path: why", errno: the operational-failure convention */
 static int fs_fail(lua_State *L, const char *path, int e)
@@ -45,6 +62,21 @@ static int fs_fail(lua_State *L, const char *path, int e)
     lua_pushfstring(L, "%s: %s", path, strerror(e));
     lua_pushinteger(L, e);
     return 3;
+}
+
+/* the same with tree.c's message */
+static int fs_failmsg(lua_State *L, const char *msg, int e)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushinteger(L, e);
+    return 3;
+}
+
+static int fs_ok(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static const char *fs_type_name(mode_t m)
@@ -57,12 +89,20 @@ static const char *fs_type_name(mode_t m)
     return "device";
 }
 
-static int fs_pushstat(lua_State *L, const char *path, int follow)
+static mode_t fs_checkmode(lua_State *L, int idx, lua_Integer def)
 {
+    lua_Integer m = luaL_optinteger(L, idx, def);
+    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range (0 to 07777)");
+    return (mode_t)m;
+}
+
+static int fs_pushstat(lua_State *L, int follow)
+{
+    const char *path = provision_checkpath(L, 1);
     struct stat st;
-    int r = follow ? stat(path, &st) : lstat(path, &st);
-    if (r < 0) return fs_fail(L, path, errno);
-    lua_createtable(L, 0, 6);
+    char err[TREE_ERR];
+    if (tree_stat(path, follow, &st, err, sizeof err) < 0) return fs_failmsg(L, err, errno);
+    lua_createtable(L, 0, 8);
     lua_pushstring(L, fs_type_name(st.st_mode));
     lua_setfield(L, -2, "type");
     lua_pushinteger(L, st.st_mode & 07777);
@@ -75,19 +115,25 @@ static int fs_pushstat(lua_State *L, const char *path, int follow)
     lua_setfield(L, -2, "size");
     lua_pushnumber(L, (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9);
     lua_setfield(L, -2, "mtime");
+    lua_pushinteger(L, (lua_Integer)st.st_nlink);
+    lua_setfield(L, -2, "nlink");
+    char id[64];
+    tree_identity(&st, id, sizeof id);
+    lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
     return 1;
 }
 
-static int fs_stat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 1); }
-static int fs_lstat(lua_State *L) { return fs_pushstat(L, provision_checkpath(L, 1), 0); }
+static int fs_stat(lua_State *L) { return fs_pushstat(L, 1); }
+static int fs_lstat(lua_State *L) { return fs_pushstat(L, 0); }
 
-/* stamp(path) -> text | nil, msg, errno (digest.h): without loading what
- * provision._http loads (libcurl), for docker.image and archive.extract */
+/* stamp(path) -> text | nil, msg, errno (digest.h) */
 static int fs_stamp(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     struct stat st;
-    if (stat(path, &st) < 0) return fs_fail(L, path, errno);
+    char err[TREE_ERR];
+    if (tree_stat(path, 1, &st, err, sizeof err) < 0) return fs_failmsg(L, err, errno);
     char stamp[128];
     provision_stamp(&st, stamp, sizeof stamp);
     lua_pushstring(L, stamp);
@@ -96,37 +142,64 @@ static int fs_stamp(lua_State *L)
 
 static int fs_exists(lua_State *L)
 {
+    const char *path = provision_checkpath(L, 1);
     struct stat st;
-    lua_pushboolean(L, lstat(provision_checkpath(L, 1), &st) == 0);
+    char err[TREE_ERR];
+    if (tree_stat(path, 0, &st, err, sizeof err) == 0) return fs_ok(L);
+    lua_pushboolean(L, 0);
+    if (errno == ENOENT || errno == ENOTDIR) return 1;
+    lua_pushstring(L, err);
+    return 2;
+}
+
+static int fs_dir_id(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int dfd = tree_walk(path, 0, name, err, sizeof err);
+    if (dfd < 0) return fs_failmsg(L, err, errno);
+    struct stat st;
+    int r = fstat(dfd, &st), e = errno;
+    close(dfd);
+    if (r < 0) return fs_fail(L, path, e);
+    char id[64];
+    tree_identity(&st, id, sizeof id);
+    lua_pushstring(L, id);
     return 1;
 }
 
-static mode_t fs_checkmode(lua_State *L, int idx, lua_Integer def)
+/* the folder holding path and its last component; -1 with the failure pushed */
+static int fs_parent(lua_State *L, const char *path, int follow, char name[NAME_MAX + 1], int *pushed)
 {
-    lua_Integer m = luaL_optinteger(L, idx, def);
-    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range (0 to 07777)");
-    return (mode_t)m;
+    char err[TREE_ERR];
+    int dfd = tree_walk(path, follow, name, err, sizeof err);
+    if (dfd < 0) *pushed = fs_failmsg(L, err, errno);
+    return dfd;
 }
 
 static int fs_mkdir(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     mode_t mode = fs_checkmode(L, 2, 0755);
-    if (mkdir(path, mode) < 0) return fs_fail(L, path, errno);
-    /* mkdir's mode is filtered by the umask: say exactly what was asked */
-    if (chmod(path, mode) < 0) return fs_fail(L, path, errno);
-    lua_pushboolean(L, 1);
-    return 1;
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) return n;
+    int r = tree_mkdir_at(dfd, name, path, (int)mode, err, sizeof err), e = errno;
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
 
 static int fs_chmod(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
-    mode_t mode = fs_checkmode(L, 2, 0);
     luaL_checkinteger(L, 2);
-    if (chmod(path, mode) < 0) return fs_fail(L, path, errno);
-    lua_pushboolean(L, 1);
-    return 1;
+    mode_t mode = fs_checkmode(L, 2, 0);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 1, name, &n);
+    if (dfd < 0) return n;
+    int r = tree_set_attrs_at(dfd, name, path, -1, -1, (int)mode, err, sizeof err), e = errno;
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
 
 /* a user or group given as a name or a number -> id; -1 for nil.
@@ -163,9 +236,12 @@ static int fs_chown(lua_State *L)
         lua_insert(L, -2);
         return 2;
     }
-    if (lchown(path, (uid_t)uid, (gid_t)gid) < 0) return fs_fail(L, path, errno);
-    lua_pushboolean(L, 1);
-    return 1;
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 1, name, &n);
+    if (dfd < 0) return n;
+    int r = tree_set_attrs_at(dfd, name, path, uid, gid, -1, err, sizeof err), e = errno;
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
 
 static int fs_id_of(lua_State *L, int is_group)
@@ -200,11 +276,16 @@ static int fs_group_name(lua_State *L)
 static int fs_readlink(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) return n;
     char buf[PATH_MAX];
-    ssize_t n = readlink(path, buf, sizeof buf);
-    if (n < 0) return fs_fail(L, path, errno);
-    if ((size_t)n == sizeof buf) return fs_fail(L, path, ENAMETOOLONG);
-    lua_pushlstring(L, buf, (size_t)n);
+    ssize_t r = readlinkat(dfd, name, buf, sizeof buf);
+    int e = errno;
+    close(dfd);
+    if (r < 0) return fs_fail(L, path, e);
+    if ((size_t)r == sizeof buf) return fs_fail(L, path, ENAMETOOLONG);
+    lua_pushlstring(L, buf, (size_t)r);
     return 1;
 }
 
@@ -212,66 +293,46 @@ static int fs_symlink(lua_State *L)
 {
     const char *target = provision_checkpath(L, 1);
     const char *path = provision_checkpath(L, 2);
-    if (symlink(target, path) < 0) return fs_fail(L, path, errno);
-    lua_pushboolean(L, 1);
-    return 1;
+    int replace = lua_toboolean(L, 3);
+    char name[NAME_MAX + 1];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) return n;
+    int e = 0;
+    if (!replace) {
+        if (symlinkat(target, dfd, name) < 0) e = errno;
+    } else {
+        /* a random name nobody can plant first, then renamed over path */
+        char tmp[NAME_MAX + 1], prefix[NAME_MAX + 1];
+        snprintf(prefix, sizeof prefix, "%.240s.provision", name);
+        for (int tries = 0; tries < 100; tries++) {
+            char rnd[13];
+            tree_random_name(rnd, sizeof rnd);
+            snprintf(tmp, sizeof tmp, "%.*s.%s", NAME_MAX - 13, prefix, rnd);
+            if (symlinkat(target, dfd, tmp) == 0) { e = 0; break; }
+            e = errno;
+            if (e != EEXIST) break;
+        }
+        if (!e && renameat(dfd, tmp, dfd, name) < 0) {
+            e = errno;
+            unlinkat(dfd, tmp, 0);
+        }
+    }
+    close(dfd);
+    return e ? fs_fail(L, path, e) : fs_ok(L);
 }
 
 static int fs_remove(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) return n;
     struct stat st;
-    if (lstat(path, &st) < 0) return fs_fail(L, path, errno);
-    if ((S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path)) < 0) return fs_fail(L, path, errno);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* Remove name (relative to dirfd) and everything under it, never following
- * a link. parent is a folder fd (or AT_FDCWD); path is the name's full path, for messages; path has room for
- * PATH_MAX bytes. Returns 0, or -1 with err set. */
-static int fs_rm_at(int parent, const char *name, char *path, char *err, size_t errlen)
-{
-    struct stat st;
-    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        if (unlinkat(parent, name, 0) < 0 && errno != ENOENT) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return -1; }
-    DIR *d = fdopendir(fd);
-    if (!d) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); close(fd); return -1; }
-    size_t plen = strlen(path);
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (provision_interrupted()) { snprintf(err, errlen, "%s: interrupted", path); rc = -1; break; }
-        size_t nlen = strlen(de->d_name);
-        if (plen + 1 + nlen >= PATH_MAX) {
-            snprintf(err, errlen, "%s/%s: %s", path, de->d_name, strerror(ENAMETOOLONG));
-            rc = -1;
-            break;
-        }
-        path[plen] = '/';
-        memcpy(path + plen + 1, de->d_name, nlen + 1);
-        rc = fs_rm_at(dirfd(d), de->d_name, path, err, errlen);
-        path[plen] = '\0';
-    }
-    closedir(d);
-    if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        rc = -1;
-    }
-    return rc;
+    int r = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW), e = errno;
+    if (r == 0) { r = tree_remove_at(dfd, name, path, 0, err, sizeof err); e = errno; }
+    else snprintf(err, sizeof err, "%s: %s", path, strerror(e));
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
 
 static int fs_remove_tree(lua_State *L)
@@ -289,29 +350,68 @@ static int fs_remove_tree(lua_State *L)
     while (slash > path && slash[-1] != '/') slash--;
     if ((last - slash == 1 && slash[0] == '.') || (last - slash == 2 && slash[0] == '.' && slash[1] == '.'))
         return luaL_argerror(L, 1, lua_pushfstring(L, "refusing to remove %s: it ends in . or ..", path));
-    struct stat here, root;
-    if (lstat(path, &here) == 0 && stat("/", &root) == 0 && here.st_dev == root.st_dev && here.st_ino == root.st_ino)
-        return luaL_argerror(L, 1, "refusing to remove /");
-    if (len >= PATH_MAX) return fs_fail(L, path, ENAMETOOLONG);
-    char buf[PATH_MAX], err[PATH_MAX + 128];
-    memcpy(buf, path, len + 1);
-    if (fs_rm_at(AT_FDCWD, path, buf, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
+    if (last == path) return luaL_argerror(L, 1, "refusing to remove /");
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) {
+        if (lua_tointeger(L, -1) == ENOENT) { lua_settop(L, 1); return fs_ok(L); }
+        return n;
     }
-    lua_pushboolean(L, 1);
-    return 1;
+    int r = tree_remove_at(dfd, name, path, 1, err, sizeof err), e = errno;
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
 
+/* remove_own(path): what a run of ours left (a part file, a staging
+ * folder): removed (a folder with all under it) only when it is ours */
+static int fs_remove_own(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int n, dfd = fs_parent(L, path, 0, name, &n);
+    if (dfd < 0) {
+        if (lua_tointeger(L, -1) == ENOENT) { lua_settop(L, 1); return fs_ok(L); }
+        return n;
+    }
+    struct stat st;
+    int r = 0, e = 0;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        e = errno;
+        if (e != ENOENT) r = -1;
+        snprintf(err, sizeof err, "%s: %s", path, strerror(e));
+    } else if (!tree_trusted_uid(st.st_uid) || (S_ISREG(st.st_mode) && st.st_nlink > 1)) {
+        r = -1; e = EPERM;
+        snprintf(err, sizeof err, "%s: not ours (uid %ld): left alone", path, (long)st.st_uid);
+    } else {
+        r = tree_remove_at(dfd, name, path, S_ISDIR(st.st_mode), err, sizeof err);
+        e = errno;
+    }
+    close(dfd);
+    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
+}
+
+/* temp_name(prefix) -> prefix.RANDOM: a name no other user can guess */
+static int fs_temp_name(lua_State *L)
+{
+    size_t pl;
+    const char *prefix = luaL_checklstring(L, 1, &pl);
+    luaL_argcheck(L, !strchr(prefix, '/'), 1, "a name, not a path");
+    char rnd[13];
+    tree_random_name(rnd, sizeof rnd);
+    if (pl > NAME_MAX - 13) pl = NAME_MAX - 13;
+    lua_pushlstring(L, prefix, pl);
+    lua_pushfstring(L, ".%s", rnd);
+    lua_concat(L, 2);
+    return 1;
+}
 
 /* sha256(path) / xxh128(path): the file's digest in hex (digest.c) */
 static int fs_digest(lua_State *L, int kind)
 {
     const char *path = provision_checkpath(L, 1);
-    char hx[DIGEST_HEX_MAX];
-    int e = provision_digest_file(path, kind, 0, hx);
-    if (e) return fs_fail(L, path, e);
+    char hx[DIGEST_HEX_MAX], err[TREE_ERR];
+    int e = provision_digest_file(path, kind, 1, hx, err, sizeof err);
+    if (e) return fs_failmsg(L, err, e);
     lua_pushstring(L, hx);
     return 1;
 }
@@ -341,8 +441,11 @@ static int fs_listdir(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     lua_newtable(L);
-    DIR *d = opendir(path);
-    if (!d) return fs_fail(L, path, errno);
+    char err[TREE_ERR];
+    int fd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
+    if (fd < 0) return fs_failmsg(L, err, errno);
+    DIR *d = fdopendir(fd);
+    if (!d) { int e = errno; close(fd); return fs_fail(L, path, e); }
     lua_Integer n = 0;
     struct dirent *de;
     int ok = lua_checkstack(L, 4);
@@ -366,9 +469,28 @@ static int fs_listdir(lua_State *L)
     return 1;
 }
 
+/* realpath(path): what the kernel resolves it to (every link followed:
+ * for naming a file, never for changing one) */
+static int fs_realpath(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    char buf[PATH_MAX];
+    if (!realpath(path, buf)) return fs_fail(L, path, errno);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static int fs_euid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)geteuid());
+    return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
     { "chmod", fs_chmod },
     { "chown", fs_chown },
+    { "dir_id", fs_dir_id },
+    { "euid", fs_euid },
     { "exists", fs_exists },
     { "gid_of", fs_gid_of },
     { "group_name", fs_group_name },
@@ -376,16 +498,19 @@ static const luaL_Reg fs_funcs[] = {
     { "lstat", fs_lstat },
     { "mkdir", fs_mkdir },
     { "readlink", fs_readlink },
+    { "realpath", fs_realpath },
     { "remove", fs_remove },
+    { "remove_own", fs_remove_own },
     { "remove_tree", fs_remove_tree },
     { "sha256", fs_sha256 },
-    { "xxh128", fs_xxh128 },
-    { "stamp", fs_stamp },
     { "sha256_string", fs_sha256_string },
+    { "stamp", fs_stamp },
     { "stat", fs_stat },
     { "symlink", fs_symlink },
+    { "temp_name", fs_temp_name },
     { "uid_of", fs_uid_of },
     { "user_name", fs_user_name },
+    { "xxh128", fs_xxh128 },
     { NULL, NULL }
 };
 

@@ -32,9 +32,8 @@
 local C = require "provision._archive"
 local R = require "provision.resource"
 local FS = require "provision._fs"
--- SHA-256 of a file, stopping at SIGINT: provision._http's, loaded (with
--- libcurl) only when a file must be read, not by a no-op check
-local function sha256_file(path) return require("provision._http").sha256_file(path) end
+-- SHA-256 of a file, stopping at SIGINT (libcurl is never loaded for it)
+local function sha256_file(path) return FS.sha256(path) end
 
 local M = {}
 M.list = C.list
@@ -125,7 +124,7 @@ M.extract = R.define {
     end
     st.sha256, st.src_stamp, st.dest, st.top = sum, stamp, self.dest, res.top
     st.strip_components, st.owner = self.strip_components or 0, self.owner == true
-    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", require("provision.http").human_bytes(res.bytes)))
+    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", R.human_bytes(res.bytes)))
     return res
   end,
   -- every dest it created (an earlier dest too, when the option changed:
@@ -188,13 +187,13 @@ M.create = R.define {
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
     st.sha256 = sha256_file(self.dest)
-    require("provision.fs").record_written(ctx, self.dest, st.sha256, existed)
-    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", require("provision.http").human_bytes(res.bytes)))
+    R.record_written(ctx, self.dest, st.sha256, existed)
+    ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", R.human_bytes(res.bytes)))
     return res
   end,
   -- the file it created, while it is still what was written (as fs.file)
   state_revert = true,
-  revert = function(self, ctx) return require("provision.fs").revert_created_files(self, ctx) end,
+  revert = function(self, ctx) return R.revert_created_files(self, ctx) end,
 }
 
 return M

@@ -23,7 +23,9 @@ options:
       --timeout DURATION  give up on any one step after this long (e.g. 10m)
       --wait-lock       wait for another run on this project to finish
       --state-dir DIR   where state and the lock live (default ./.provision,
-                        or PROVISION_STATE_DIR)
+                        or PROVISION_STATE_DIR); yours and private (0700)
+      --adopt-state     take over a state another recipe file with the same
+                        recipe name wrote (the recipe file moved)
 
 exit codes: 0 success (plan: nothing to change), 1 a step failed,
             2 usage or recipe error (nothing changed), 3 plan found changes,
@@ -70,6 +72,7 @@ function M.parse(argv)
     elseif a == "-v" or a == "--verbose" then o.verbose = true
     elseif a == "--no-color" or a == "--no-colour" then o.color = false
     elseif a == "--wait-lock" then o.wait_lock = true
+    elseif a == "--adopt-state" then o.adopt_state = true
     elseif a == "--only" then
       local n; n, err = val(a); if not n then return nil, err end
       o.only[#o.only + 1] = n

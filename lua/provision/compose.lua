@@ -27,7 +27,7 @@
 --        volumes: removes only the volumes Compose created for the project
 --        (labelled com.docker.compose.project=<name>) and the anonymous ones
 --        of its containers, never a same-name volume that was there before
-local C = require "provision._compose"
+local FS = require "provision._fs"
 local exec = require "provision._exec"
 local core = require "provision._core"
 local docker = require "provision.docker"
@@ -36,6 +36,16 @@ local R = require "provision.resource"
 local json = require "provision.json"
 
 local M = {}
+-- the file primitives are provision._fs's; a compose file or .env that is
+-- not there (yet) hashes to false
+local C = {
+  stat = FS.stat, realpath = FS.realpath,
+  sha256_file = function(path)
+    local h, err, code = FS.sha256(path)
+    if h == nil and code == 2 then return false end   -- ENOENT
+    return h, err
+  end,
+}
 M.sha256_file = C.sha256_file
 M.realpath = C.realpath
 
@@ -363,7 +373,7 @@ end
 function M.load_project(o)
   local dir = o.project_dir
   local st = C.stat(dir)
-  if not st or not st.dir then return nil, "project folder " .. dir .. " does not exist", "missing" end
+  if not st or st.type ~= "directory" then return nil, "project folder " .. dir .. " does not exist", "missing" end
   local env_path = o.env_file or (dir .. "/.env")
   local env = {}
   if C.stat(env_path) then
@@ -794,7 +804,7 @@ local function file_hashes(project)
       if h == nil then return nil, e end
       parts[#parts + 1] = project.files[i] .. " " .. h
     end
-    h1 = require("provision._fs").sha256_string(table.concat(parts, "\n"))
+    h1 = FS.sha256_string(table.concat(parts, "\n"))
   end
   local h2, e2 = C.sha256_file(project.env_file)
   if h2 == nil then return nil, e2 end

@@ -14,6 +14,14 @@
 -- Every write is atomic (temp file, fsync, rename). apply records what it
 -- created (ctx:created) so revert removes exactly that: a folder only when
 -- empty, a file only when its content is still what was written.
+--
+-- As root among other users (core/tree.h says how): no path is walked
+-- through a link another user owns, no chmod or chown goes through a link
+-- or a file with several names, and a file someone else put where a file
+-- is wanted is replaced, never written into: the new one gets the recipe's
+-- owner (else the user running provision) and mode (else 0600 for content
+-- that holds a secret, 0644 otherwise; an existing file of ours keeps its
+-- mode).
 local C = require "provision._fs"
 local R = require "provision.resource"
 local core = require "provision._core"
@@ -46,6 +54,7 @@ M.read = read
 M.envfile = envfmt
 
 local MASK = "********"
+local DIR_MODE, FILE_MODE, SECRET_MODE = tonumber("755", 8), tonumber("644", 8), tonumber("600", 8)
 local DIFF_MAX_BYTES = 1024 * 1024   -- above this, no line diff: sizes and digests
 local DIFF_MAX_LINES = 200
 
@@ -76,6 +85,22 @@ end
 
 local function user_label(uid) return C.user_name(uid) or tostring(uid) end
 local function group_label(gid) return C.group_name(gid) or tostring(gid) end
+
+-- lstat for a check: st | false (nothing there) | nil, why (it cannot be
+-- looked at safely: a link of another user's on the way, ...)
+local ENOENT, ENOTDIR = 2, 20
+local function probe(path, follow)
+  local st, err, code = (follow and C.stat or C.lstat)(path)
+  if st then return st end
+  if code == ENOENT or code == ENOTDIR then return false end
+  return nil, err
+end
+
+-- the uid a file the recipe writes is to have
+local function wanted_uid(self)
+  if self.owner then return resolve(self.owner) end
+  return C.euid()
+end
 
 -- the mode/owner/group differences between st and self: change lines
 local function attr_changes(self, st, label, out)
@@ -134,20 +159,7 @@ local function describe_paths(kind, paths)
   return ("%s %s (+%d more)"):format(kind, paths[1], #paths - 1)
 end
 
-local function find_created(ctx, path)
-  for _, e in ipairs(ctx.state.created or {}) do
-    if e.path == path then return e end
-  end
-end
-
-local function record(ctx, entry)
-  local e = find_created(ctx, entry.path)
-  if e then
-    for k, v in pairs(entry) do e[k] = v end
-  else
-    ctx:created(entry)
-  end
-end
+local find_created, record = R.find_created, R.record
 
 local function log(ctx, line)
   if ctx.log then ctx:log(line) end
@@ -162,13 +174,15 @@ local function mkdirs(path, mode, ctx)
   local cur = prefix
   for i, part in ipairs(parts) do
     cur = (cur == "" or cur == "/") and (cur .. part) or (cur .. "/" .. part)
-    local st = C.stat(cur)
+    local st, err = probe(cur, true)
+    if st == nil then return nil, err end
     if not st then
-      local ok, err, code = C.mkdir(cur, i == #parts and mode or 493) -- 0755
-      if not ok and code ~= 17 then return nil, err end             -- EEXIST: raced
+      local ok, merr, code = C.mkdir(cur, i == #parts and mode or DIR_MODE)
+      if not ok and code ~= 17 then return nil, merr end             -- EEXIST: raced
       if ok then
         made[#made + 1] = cur
-        if ctx then record(ctx, { type = "directory", path = cur }) end
+        local now = C.lstat(cur)
+        if ctx then record(ctx, { type = "directory", path = cur, id = now and now.id }) end
       end
     elseif st.type ~= "directory" then
       return nil, cur .. ": exists and is not a folder"
@@ -176,7 +190,7 @@ local function mkdirs(path, mode, ctx)
   end
   return made
 end
-M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) or 493) end
+M.mkdirs = function(path, mode) return mkdirs(path, mode_arg("fs.mkdirs", mode) or DIR_MODE) end
 
 --------------------------------------------------------------------- directory
 M.directory = R.define {
@@ -201,9 +215,10 @@ M.directory = R.define {
   check = function(self, ctx)
     local changes = {}
     for _, p in ipairs(self.path) do
-      local st = C.stat(p)
+      local st, err = probe(p, true)
+      if st == nil then return nil, err end
       if not st then
-        changes[#changes + 1] = ("+ %s/ (mode %s)"):format(p, octal(self.mode or 493))
+        changes[#changes + 1] = ("+ %s/ (mode %s)"):format(p, octal(self.mode or DIR_MODE))
         if self.owner or self.group then
           changes[#changes + 1] = ("  owner %s:%s"):format(self.owner or "-", self.group or "-")
         end
@@ -219,35 +234,44 @@ M.directory = R.define {
   apply = function(self, ctx)
     local made = 0
     for _, p in ipairs(self.path) do
-      local st = C.stat(p)
+      local st, err = probe(p, true)
+      if st == nil then return nil, err end
       if st and st.type ~= "directory" then
         return nil, p .. ": exists and is a " .. st.type .. ", not a folder"
       end
       if not st then
-        local list, err = mkdirs(p, self.mode or 493, ctx)
-        if not list then return nil, err end
+        local list, merr = mkdirs(p, self.mode or DIR_MODE, ctx)
+        if not list then return nil, merr end
         made = made + #list
         for _, d in ipairs(list) do log(ctx, "created " .. d .. "/") end
       end
-      local ok, err = set_attrs(self, p)
-      if not ok then return nil, err end
+      local ok, aerr = set_attrs(self, p)
+      if not ok then return nil, aerr end
     end
     if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
     return true
   end,
   state_revert = true,
+  -- the folders it made, newest first, each only while it is empty and the
+  -- very folder made (not one put in its place since)
   revert = function(self, ctx)
     local created = (ctx.state and ctx.state.created) or {}
     local left = {}
     for i = #created, 1, -1 do
       local e = created[i]
-      if e.type == "directory" then
-        local st = C.lstat(e.path)
-        if st and st.type == "directory" then
+      if e.type == "directory" and type(e.path) == "string" then
+        local st, err = probe(e.path)
+        if st == nil then
+          left[#left + 1] = e.path
+          log(ctx, ("left %s/: %s"):format(e.path, err))
+        elseif st and st.type == "directory" then
           local names = C.listdir(e.path) or {}
-          if #names == 0 then
-            local ok, err = C.remove(e.path)
-            if not ok then return nil, err end
+          if e.id and st.id ~= e.id then
+            left[#left + 1] = e.path
+            log(ctx, ("left %s/: not the folder it made (replaced since)"):format(e.path))
+          elseif #names == 0 then
+            local ok, rerr = C.remove(e.path)
+            if not ok then return nil, rerr end
             log(ctx, "removed " .. e.path .. "/")
           else
             left[#left + 1] = e.path
@@ -257,7 +281,8 @@ M.directory = R.define {
       end
     end
     if #left > 0 and ctx.detail then
-      ctx:detail(("left %d non-empty folder%s"):format(#left, #left == 1 and "" or "s"))
+      ctx:detail(("left %d folder%s: %s"):format(#left, #left == 1 and "" or "s",
+        #left == 1 and left[1] or "not empty or not the ones made"))
     end
     return true
   end,
@@ -271,7 +296,36 @@ end
 
 -- the change lines for a file whose content is to become `content`.
 -- display: what may be shown of the new content (nil: nothing, it is secret)
-local function content_changes(path, st, content, display, out, mask_old)
+-- saved: the state of the last apply: when the file held a secret then
+-- (saved.secret: all of it; saved.secret_lines: the digests of the lines
+-- that did), those old lines are not shown: the old secret may no longer
+-- be known to the mask (the recipe has a new one)
+local HIDDEN_LINE = MASK .. " (a line that held a secret)"
+local function line_key(l) return C.sha256_string(l):sub(1, 16) end
+-- (a line the new content has too is no old secret: the mask knows it; a
+-- line mask_old masks, a template's secret line, is shown masked)
+local function shown_old_text(old, new, saved, mask_old)
+  local hide = saved and (saved.secret == true or type(saved.secret_lines) == "table")
+  if not hide then
+    local shown = R.mask(old)
+    return mask_old and mask_old(shown) or shown
+  end
+  local keep = {}
+  for l in new:gmatch("[^\n]+") do keep[l] = true end
+  local set = {}
+  for _, k in ipairs(type(saved.secret_lines) == "table" and saved.secret_lines or {}) do set[k] = true end
+  return (old:gsub("[^\n]+", function(l)
+    local shown = R.mask(l)
+    if mask_old then
+      local masked, took = mask_old(shown, true)
+      if took then return masked end
+    end
+    if not keep[l] and (saved.secret == true or set[line_key(l)]) then return HIDDEN_LINE end
+    return shown
+  end))
+end
+
+local function content_changes(path, st, content, display, out, mask_old, saved)
   local old, err = read(path)
   if not old then out[#out + 1] = "~ content (cannot read the old one: " .. err .. ")"; return out end
   if display == nil then
@@ -287,8 +341,7 @@ local function content_changes(path, st, content, display, out, mask_old)
     out[#out + 1] = ("~ content: %s -> %s"):format(summary(old), summary(content))
     return out
   end
-  local shown_old = R.mask(old)
-  if mask_old then shown_old = mask_old(shown_old) end
+  local shown_old = shown_old_text(old, content, saved, mask_old)
   local lines = diff.unified(shown_old, display, { from = path, to = path, max_lines = DIFF_MAX_LINES })
   if #lines == 0 then
     out[#out + 1] = "~ content changed (secret value)"
@@ -299,7 +352,7 @@ local function content_changes(path, st, content, display, out, mask_old)
 end
 
 local function new_file_changes(self, content, display, out)
-  local mode = self.mode or 420
+  local mode = self.mode or FILE_MODE
   if display == nil then
     out[#out + 1] = ("+ %s (%d bytes, mode %s, secret content)"):format(self.path, #content, octal(mode))
   elseif is_binary(content) then
@@ -314,40 +367,54 @@ local function new_file_changes(self, content, display, out)
   return out
 end
 
--- check for any resource whose desired state is "path holds content"
--- content: the plain bytes; display: the text that may be shown (masked) or nil
--- A symbolic link where a file is wanted is replaced by the file (as
--- Ansible's copy does by default): the check says so, rather than read the
--- link's target and call it fine when that happens to match
-local function link_change(path)
-  local lst = C.lstat(path)
-  if lst and lst.type == "link" then
-    return { ("~ %s: a link (-> %s), replaced with a file"):format(path, tostring(C.readlink(path))) }
+-- Where a file is wanted, what is there and is not a file of the recipe's
+-- owner with one name is replaced by a new file (the check says so, before
+-- any content is read): a symbolic link (as Ansible's copy does by
+-- default; its target is never read or written), a file another user owns
+-- (they could change it after this check, or read what is written into
+-- it), a file with several hard links (another name of it may be any
+-- file). nil when the file is there to compare; else the change lines.
+local function replace_changes(self, lst)
+  if lst.type == "link" then
+    return { ("~ %s: a link (-> %s), replaced with a file"):format(self.path, tostring(C.readlink(self.path))) }
+  end
+  if lst.type ~= "file" then return nil end
+  local uid = wanted_uid(self)
+  if uid and lst.uid ~= uid then
+    return { ("~ %s: owned by %s, replaced with a file of %s"):format(self.path, user_label(lst.uid), user_label(uid)) }
+  end
+  if lst.nlink > 1 then
+    return { ("~ %s: has %d hard links, replaced with a file of its own"):format(self.path, lst.nlink) }
   end
 end
 
-local function file_check(self, content, display, mask_old)
-  local link = link_change(self.path)
-  if link then return false, link end
-  local st = C.stat(self.path)
+local function file_check(self, ctx, content, display, mask_old)
+  local st, err = probe(self.path)
+  if st == nil then return nil, err end
   local changes = {}
   if not st then return false, new_file_changes(self, content, display, changes) end
+  local replace = replace_changes(self, st)
+  if replace then return false, replace end
   if st.type ~= "file" then
     return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
   end
   local have = C.sha256(self.path)
   if have ~= C.sha256_string(content) then
-    content_changes(self.path, st, content, display, changes, mask_old)
+    content_changes(self.path, st, content, display, changes, mask_old, ctx and ctx.state)
   end
   attr_changes(self, st, "", changes)
   if #changes == 0 then return true end
   return false, changes
 end
 
-local function file_apply(self, ctx, content)
-  local lst = C.lstat(self.path)
+-- secret: the content holds a secret: true (all of it), or the list of
+-- line_key()s of the lines that do; the state keeps it for the next diff
+local function file_apply(self, ctx, content, secret)
+  local lst, err = probe(self.path)
+  if lst == nil then return nil, err end
   local was_link = lst and lst.type == "link"
-  local st = not was_link and lst or nil   -- a link is replaced, as a new file
+  local replace = lst and replace_changes(self, lst) ~= nil
+  local st = lst and not replace and lst or nil   -- what is replaced counts as no file
   if st and st.type ~= "file" then
     return nil, self.path .. ": exists and is a " .. st.type .. ", not a file"
   end
@@ -357,9 +424,9 @@ local function file_apply(self, ctx, content)
   end
   local hash = C.sha256_string(content)
   if not st or C.sha256(self.path) ~= hash then
-    local mode = self.mode or (st and st.mode) or 420
-    -- a rename makes a new inode: it gets the owner asked for, else the
-    -- old file's, before it takes the old one's place
+    -- a new file (a rename makes a new inode): the recipe's owner and mode,
+    -- else ours, and the old file's mode when it was ours
+    local mode = self.mode or (st and st.mode) or FILE_MODE
     local uid, gid = st and st.uid, st and st.gid
     if self.owner then
       local e; uid, e = resolve(self.owner)
@@ -369,15 +436,20 @@ local function file_apply(self, ctx, content)
       local e; gid, e = resolve(self.group, true)
       if not gid then return nil, self.path .. ": " .. e end
     end
-    local ok, err = write(self.path, content, mode, uid, gid)
-    if not ok then return nil, err end
+    local ok, werr = write(self.path, content, mode, uid, gid)
+    if not ok then return nil, werr end
+    ctx.state.secret = secret == true or nil
+    ctx.state.secret_lines = type(secret) == "table" and #secret > 0 and secret or nil
     if was_link then   -- not ours to remove at teardown: the link was there before
       log(ctx, ("replaced the link %s with a file (%d bytes)"):format(self.path, #content))
+    elseif replace then   -- another user's file, or one with other names: ours now
+      R.record_written(ctx, self.path, hash, false)
+      log(ctx, ("replaced %s with a file of ours (%d bytes)"):format(self.path, #content))
     elseif not st then
-      record(ctx, { type = "file", path = self.path, sha256 = hash })
+      record(ctx, { type = "file", path = self.path, sha256 = hash, dir = C.dir_id(self.path) })
       log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))
     else
-      M.record_written(ctx, self.path, hash, true)
+      R.record_written(ctx, self.path, hash, true)
       log(ctx, ("rewrote %s (%d bytes)"):format(self.path, #content))
     end
     if ctx.detail then ctx:detail(("%d bytes"):format(#content)) end
@@ -385,40 +457,7 @@ local function file_apply(self, ctx, content)
   return set_attrs(self, self.path)
 end
 
--- does the file at path still hold what created-entry e recorded: its
--- sha256, or the xxh128 of a download no checksum was pinned for (http.lua)
-local function holds_recorded(path, e)
-  if e.xxh128 then return C.xxh128(path) == e.xxh128 end
-  return C.sha256(path) == e.sha256
-end
-
--- revert of every resource that writes whole files (fs.file, fs.template,
--- fs.env_file, http.file, archive.create): remove the files ctx.state says
--- it created, each only while its content is still what was written.
--- false when nothing was removed (all left, or already gone): teardown
--- then reports the step ok, with the detail saying why
-local function file_revert(self, ctx)
-  local removed = 0
-  for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
-    if e.type == "file" then
-      local st = C.lstat(e.path)
-      if st and st.type == "file" then
-        if holds_recorded(e.path, e) then
-          local ok, err = C.remove(e.path)
-          if not ok then return nil, err end
-          removed = removed + 1
-          log(ctx, "removed " .. e.path)
-        else
-          log(ctx, "left " .. e.path .. ": changed since it was written")
-          if ctx.detail then ctx:detail("left " .. e.path .. ": changed since it was written") end
-        end
-      elseif not st then
-        if ctx.detail then ctx:detail(e.path .. " is gone already") end
-      end
-    end
-  end
-  return removed > 0
-end
+local file_revert = R.revert_created_files
 
 -- writes for plan: the file, and the digest of the content apply would
 -- leave there (a reader that last saw that content sees no change)
@@ -429,6 +468,7 @@ local function content_writes(content_of)
 end
 
 local function validate_file(self)
+  if self.path == "" then return nil, "path is empty" end
   if self.path:sub(-1) == "/" then return nil, "path must name a file, not a folder: " .. self.path end
   if self.owner and resolve(self.owner) == nil and not self.owner:match("^[%w_.][%w_.-]*%$?$") then
     return nil, "owner: not a user name: " .. self.owner
@@ -446,13 +486,19 @@ M.file = R.define {
     owner = "string?",
     group = "string?",
   },
-  validate = validate_file,
+  validate = function(self)
+    local ok, err = validate_file(self)
+    if not ok then return nil, err end
+    -- content that holds a secret is written 0600 unless the recipe says
+    if self.mode == nil and R.is_secret(self.content) then self.mode = SECRET_MODE end
+    return true
+  end,
   describe = function(self) return "file " .. self.path end,
   check = function(self, ctx)
     local content = R.reveal(self.content)
-    return file_check(self, content, (not R.is_secret(self.content)) and R.mask(content) or nil)
+    return file_check(self, ctx, content, (not R.is_secret(self.content)) and R.mask(content) or nil)
   end,
-  apply = function(self, ctx) return file_apply(self, ctx, R.reveal(self.content)) end,
+  apply = function(self, ctx) return file_apply(self, ctx, R.reveal(self.content), R.is_secret(self.content)) end,
   revert = file_revert,
   state_revert = true,
 }
@@ -503,11 +549,30 @@ local function secret_line_masker(t, vars)
     end
   end
   if #rules == 0 then return nil end
-  return function(old)
+  -- mask(old) -> old masked; mask(line, true) -> line masked, whether a rule took it
+  return function(old, one_line)
+    if one_line then
+      for _, r in ipairs(rules) do if old:match(r[1]) then return r[2], true end end
+      return old, false
+    end
     return (old:gsub("[^\n]+", function(l)
       for _, r in ipairs(rules) do if l:match(r[1]) then return r[2] end end
     end))
   end
+end
+
+-- the line_key()s of the rendered lines of t that hold a secret value
+local function secret_line_keys(t, vars)
+  local out = {}
+  for line in (t .. "\n"):gmatch("(.-)\n") do
+    for esc, name in line:gmatch("(%$?)%${([^}]*)}") do
+      if esc == "" and R.is_secret(vars[name]) then
+        out[#out + 1] = line_key(render(line, vars, true))
+        break
+      end
+    end
+  end
+  return out
 end
 
 M.template = R.define {
@@ -538,14 +603,24 @@ M.template = R.define {
         return nil, ("vars.%s must be a string, number, boolean or secret, not a %s"):format(tostring(k), t)
       end
     end
+    -- a template that writes a secret is written 0600 unless the recipe says
+    for _, name in ipairs(template_names(self.template)) do
+      if R.is_secret(self.vars[name]) then
+        self.holds_secret = true
+        if self.mode == nil then self.mode = SECRET_MODE end
+      end
+    end
     return true
   end,
   describe = function(self) return "file " .. self.path .. " (template)" end,
   check = function(self, ctx)
-    return file_check(self, render(self.template, self.vars, true), render(self.template, self.vars, false),
+    return file_check(self, ctx, render(self.template, self.vars, true), render(self.template, self.vars, false),
       secret_line_masker(self.template, self.vars))
   end,
-  apply = function(self, ctx) return file_apply(self, ctx, render(self.template, self.vars, true)) end,
+  apply = function(self, ctx)
+    return file_apply(self, ctx, render(self.template, self.vars, true),
+      self.holds_secret and secret_line_keys(self.template, self.vars) or nil)
+  end,
   revert = file_revert,
   state_revert = true,
 }
@@ -587,9 +662,10 @@ M.env_file = R.define {
   describe = function(self) return "env file " .. self.path end,
   check = function(self, ctx)
     local content = envfmt.encode(self.values, R.reveal)
-    local link = link_change(self.path)
-    if link then return false, link end
-    local st = C.stat(self.path)
+    local st, perr = probe(self.path)
+    if st == nil then return nil, perr end
+    local replace = st and replace_changes(self, st)
+    if replace then return false, replace end
     if not st then
       local changes = { ("+ %s (mode %s)"):format(self.path, octal(self.mode)) }
       for _, k in ipairs(envfmt.sorted_keys(self.values)) do changes[#changes + 1] = "+ " .. k end
@@ -635,7 +711,7 @@ M.env_file = R.define {
       if R.is_secret(self.values[k]) then secret_keys[#secret_keys + 1] = k end
     end
     ctx.state.secret_keys = secret_keys
-    return file_apply(self, ctx, content)
+    return file_apply(self, ctx, content, #secret_keys > 0)
   end,
   revert = file_revert,
   state_revert = true,
@@ -673,16 +749,21 @@ M.absent = R.define {
   check = function(self, ctx)
     local changes = {}
     for _, p in ipairs(self.path) do
-      local st = C.lstat(p)
+      local st, err = probe(p)
+      if st == nil then return nil, err end
       if st then changes[#changes + 1] = ("- %s (%s)"):format(p, what_is(p, st)) end
     end
     if #changes == 0 then return true end
     return false, changes
   end,
+  -- recursive, never through a link: not one on the way to p that another
+  -- user owns, not one below p
   apply = function(self, ctx)
     local n = 0
     for _, p in ipairs(self.path) do
-      if C.lstat(p) then
+      local st, err = probe(p)
+      if st == nil then return nil, err end
+      if st then
         local ok, err = C.remove_tree(p)
         if not ok then return nil, err end
         n = n + 1
@@ -701,7 +782,8 @@ local symlink_res = R.define {
   options = { path = "string", target = "string", force = { "boolean", default = false } },
   describe = function(self) return ("link %s -> %s"):format(self.path, self.target) end,
   check = function(self, ctx)
-    local st = C.lstat(self.path)
+    local st, err = probe(self.path)
+    if st == nil then return nil, err end
     if not st then return false, { ("+ %s -> %s"):format(self.path, self.target) } end
     if st.type ~= "link" then
       if st.type == "directory" then   -- never replaced, force or not: plan says what apply will
@@ -717,20 +799,18 @@ local symlink_res = R.define {
     return false, { ("~ %s -> %s (was -> %s)"):format(self.path, self.target, tostring(have)) }
   end,
   apply = function(self, ctx)
-    local st = C.lstat(self.path)
+    local st, perr = probe(self.path)
+    if st == nil then return nil, perr end
     if st and st.type ~= "link" then
       if not self.force or st.type == "directory" then
         return nil, self.path .. ": exists and is a " .. st.type .. ", not a link"
       end
     end
     if st and st.type == "link" and C.readlink(self.path) == self.target then return true end
-    -- make the link beside it, then rename it over: atomic
-    local tmp = ("%s.provision-%d"):format(self.path, math.random(1, 1 << 30))
-    local ok, err = C.symlink(self.target, tmp)
+    -- made beside it under a random name, then renamed over it: atomic
+    local ok, err = C.symlink(self.target, self.path, true)
     if not ok then return nil, err end
-    ok, err = os.rename(tmp, self.path)
-    if not ok then C.remove(tmp); return nil, err end
-    if not st then record(ctx, { type = "link", path = self.path, target = self.target })
+    if not st then record(ctx, { type = "link", path = self.path, target = self.target, dir = C.dir_id(self.path) })
     else
       local e = find_created(ctx, self.path)
       if e then e.target = self.target end
@@ -741,9 +821,12 @@ local symlink_res = R.define {
   state_revert = true,
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
-      if e.type == "link" then
-        local st = C.lstat(e.path)
-        if st and st.type == "link" and C.readlink(e.path) == e.target then
+      if e.type == "link" and type(e.path) == "string" then
+        local st, err, code = C.lstat(e.path)
+        local why = R.not_reachable(e, st, err, code)
+        if why then
+          log(ctx, "left " .. e.path .. ": " .. why)
+        elseif st and st.type == "link" and C.readlink(e.path) == e.target then
           local ok, err = C.remove(e.path)
           if not ok then return nil, err end
           log(ctx, "removed " .. e.path)
@@ -760,25 +843,6 @@ local symlink_res = R.define {
 M.symlink = function(a, ...)
   if type(a) == "table" then return symlink_res(a) end
   return C.symlink(a, ...)
-end
-
-M.revert_created_files = file_revert
-
--- for the other resources that write whole files (http.file, archive.create):
--- a file written at path, with this digest (kind: "sha256", the default, or
--- "xxh128"). A new one is the step's own; one
--- it created on an earlier run stays its own, with the new digest (which
--- file_revert compares); one that was there before stays unrecorded, unless
--- the recipe created it under another record (a step renamed or removed
--- since, a resource replaced): this one takes it over (ctx:adopt), so that
--- teardown removes it rather than find it "changed since it was written".
-function M.record_written(ctx, path, digest, existed, kind)
-  kind = kind or "sha256"
-  local e = find_created(ctx, path)
-  if e then e.sha256, e.xxh128 = nil, nil; e[kind] = digest
-  elseif not existed or ctx.adopt and ctx:adopt(path) then
-    ctx:created { type = "file", path = path, [kind] = digest }
-  end
 end
 
 return M

@@ -4,20 +4,27 @@
 -- modules/http.c; the policy is here:
 --
 --   http.file { url, dest, sha256?, mode?, headers?, user?, password?,
---               timeout?, retries?, ca_file?, insecure? }
---     The body streams into DEST.provision-part beside dest and is renamed
---     over dest (fsync'd) only once complete and, when sha256 is given,
---     matching. dest matching sha256 already: no request at all. Without a
---     checksum the ETag / Last-Modified of the last download (ctx.state) are
---     sent and a 304 is "ok". Connection errors, timeouts, broken replies,
---     408/429 and 5xx are retried (retries, default 3) with exponential
---     backoff (0.5s doubling, at most 8s); a broken reply resumes with Range
---     (If-Range: the validator) where the server takes ranges. A run killed
---     outright (SIGKILL) leaves DEST.provision-part and its sidecar
---     DEST.provision-part.json (url and validator): the next run resumes it
---     when the validator is a strong ETag or a Last-Modified. SIGINT/SIGTERM
---     and every failure remove both. timeout: give up a transfer when no
---     byte came for that long (default 60s; connect: 30s at most).
+--               timeout?, retries?, ca_file?, insecure?, max_size? }
+--     The body streams into DEST.provision-part.RANDOM beside dest (made
+--     with O_EXCL | O_NOFOLLOW: a name no other user can guess or plant
+--     first) and is renamed over dest (fsync'd) only once complete and,
+--     when sha256 is given, matching. dest matching sha256 already: no
+--     request at all. Without a checksum the ETag / Last-Modified of the
+--     last download (ctx.state) are sent and a 304 is "ok". Connection
+--     errors, timeouts, broken replies, 408/429 and 5xx are retried
+--     (retries, default 3) with exponential backoff (0.5s doubling, at most
+--     8s); a broken reply resumes with Range (If-Range: the validator) where
+--     the server takes ranges. The part file's name and validator are in
+--     the state before the body starts (ctx:checkpoint): a run killed
+--     outright (SIGKILL) leaves the part file, which the next run resumes
+--     when the validator is a strong ETag or a Last-Modified and the file
+--     is still ours (a regular file of this user, one link), and removes
+--     otherwise; teardown removes it too. SIGINT/SIGTERM and every failure
+--     remove it. timeout: give up a transfer when no byte came for that
+--     long (default 60s; connect: 30s at most). max_size (default none): a
+--     file larger than that fails before more is written. A redirect from
+--     https to http is refused; one to another origin does not take the
+--     headers (but Accept*, Content-Type, User-Agent) or the credentials.
 --   http.expect { url, status?, body_contains?, json?, user?, password?,
 --                 headers?, within?, interval?, timeout?, method? }
 --     check: one request. apply: keep asking until it is right or `within`
@@ -25,15 +32,14 @@
 --   http.request { method?, url, headers?, body?, user?, password?, auth?,
 --                  timeout?, ... } -> { status, headers, body, json } | nil, msg
 --     (an unknown option raises, naming the valid ones)
---   http.sha256_file(path) -> hex | nil, msg
 local C = require "provision._http"
+local FS = require "provision._fs"
 local R = require "provision.resource"
 local core = require "provision._core"
 local json = require "provision.json"
 local secret = require "provision.secret"
 
 local M = {}
-M.sha256_file = C.sha256_file
 M.curl_version = C.curl_version
 
 local shared
@@ -43,19 +49,11 @@ local function handle()
 end
 M.handle = C.new
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close(); return true end
-  return false
-end
-
-local function file_size(path)
-  return (C.stat(path))
-end
+local function exists(path) return (FS.exists(path)) end
 
 local function file_mode(path)
-  local size, mode = C.stat(path)
-  return size and mode
+  local st = FS.stat(path)
+  return st and st.mode
 end
 
 -- What the state knows a download by. With a sha256 pinned, its SHA-256.
@@ -64,7 +62,7 @@ end
 -- itself (~0.94 s per GiB here, when curl -o takes ~0.85 s): it is XXH3-128
 -- (~0.09 s per GiB; core/digest.c says why that is enough). States from
 -- before keep their SHA-256 until the next download.
-local digest_of = { sha256 = C.sha256_file, xxh128 = C.xxh128_file }   -- both stop at SIGINT
+local digest_of = { sha256 = FS.sha256, xxh128 = FS.xxh128 }   -- both stop at SIGINT
 local function recorded(st)
   if st.xxh128 then return "xxh128", st.xxh128 end
   return "sha256", st.sha256
@@ -84,12 +82,7 @@ local function seconds(n)
   return ("%.1fs"):format(n)
 end
 
-local function human_bytes(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
-end
+local human_bytes = R.human_bytes
 M.human_bytes = human_bytes
 
 -- the first lines of a body, masked, for a failure message
@@ -202,39 +195,43 @@ end
 
 -- ---------------------------------------------------------------- http.file
 
-local function read_sidecar(path)
-  local s = core.read_file(path)
-  if not s then return nil end
-  local t = json.decode(s)
-  return type(t) == "table" and t or nil
-end
-
 -- a validator fit for If-Range: a strong ETag, else Last-Modified
 local function range_validator(h)
   if h.etag and not h.etag:match("^W/") then return h.etag end
   return h.last_modified
 end
 
-local function remove(path) os.remove(path) end
-
--- what the state and the sidecar keep of a URL: its digest. Both are masked
--- on the way to disk, and a URL may hold a secret value (a token in its
--- query): saved as is it would never match again, or land on disk in clear.
-local sha256_string = require("provision._fs").sha256_string
-local function url_key(url) return "sha256:" .. sha256_string(url) end
+-- what the state and the part record keep of a URL: its digest. Both are
+-- masked on the way to disk, and a URL may hold a secret value (a token in
+-- its query): saved as is it would never match again, or land on disk in clear.
+local function url_key(url) return "sha256:" .. FS.sha256_string(url) end
 M.url_key = url_key
+
+local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+
+-- a part file of an earlier run this step recorded (ctx.state.part): its
+-- path beside dest. Removed by name only where the name is still a
+-- regular file of ours (FS.remove_own)
+local function part_path(dest, part) return folder_of(dest) .. "/" .. part.name end
+function M.remove_part(dest, part)
+  if type(part) == "table" and type(part.name) == "string" and not part.name:find("/", 1, true) then
+    FS.remove_own(part_path(dest, part))
+  end
+end
+
+local function checkpoint(ctx)
+  if ctx.checkpoint then ctx:checkpoint() end
+end
 
 local function download(self, ctx)
   local dest = self.dest
-  local part = dest .. ".provision-part"
-  local meta = part .. ".json"
   local st = ctx.state or {}
   local t0 = core.now()
   local committed = false
   -- whatever happens (a failure, an error, SIGINT/SIGTERM unwinding the
   -- stack), a download that did not land leaves no temp file behind
   local guard <close> = setmetatable({}, { __close = function()
-    if not committed then remove(part); remove(meta) end
+    if not committed and st.part then M.remove_part(dest, st.part); st.part = nil end
   end })
 
   -- a conditional request: no checksum, the file is the one we fetched
@@ -244,39 +241,55 @@ local function download(self, ctx)
      and exists(dest) and known and dest_digest(dest, st, kind) == known then
     cond = { etag = st.etag, last_modified = st.last_modified }
   end
-  -- a partial file a killed run left behind: resume it if it is ours
-  local offset, validator = 0, nil
-  local side = exists(part) and read_sidecar(meta)
-  if side and side.url == url_key(self.url) and range_validator(side) then
-    offset, validator = file_size(part) or 0, range_validator(side)
-    if offset > 0 then ctx:log(("resuming %s at %s"):format(part, human_bytes(offset))) end
-  else
-    remove(part); remove(meta)
+  -- a partial file a killed run left behind: resume it if it is ours, for
+  -- this URL, with a validator; else it goes
+  local offset, validator, create = 0, nil, true
+  local part = type(st.part) == "table" and st.part or nil
+  if part and part.dest == dest and part.url == url_key(self.url) and range_validator(part) then
+    local pst = FS.lstat(part_path(dest, part))
+    if pst and pst.type == "file" and pst.uid == FS.euid() and pst.nlink == 1 then
+      offset, validator, create = pst.size, range_validator(part), false
+      if offset > 0 then ctx:log(("resuming %s at %s"):format(part_path(dest, part), human_bytes(offset))) end
+    end
+  end
+  if create then
+    if part then M.remove_part(dest, part) end
+    local base = dest:match("([^/]*)$")
+    part = { name = FS.temp_name(base .. ".provision-part"), url = url_key(self.url), dest = dest }
+    st.part = part
+    checkpoint(ctx)   -- its name is in the state before the file exists
   end
 
   local retries = self.retries or 3
   local attempt, fresh_retry = 0, false
   local res, last_err
   local label = dest:match("[^/]+$")
+  local mode = self.mode or file_mode(dest) or 420   -- 0644
+  if self.mode == nil and not self.sha256 then
+    local dst = FS.stat(dest)
+    if dst and dst.uid ~= FS.euid() then mode = 420 end   -- never another user's mode
+  end
   while true do
     attempt = attempt + 1
     local seen = {}
     local o = common_opts(self, {
-      path = part, offset = offset, if_range = offset > 0 and validator or nil,
-      digest = self.sha256 and "sha256" or "xxh128",
+      dest = dest, part = part.name, create = create, offset = offset,
+      if_range = offset > 0 and validator or nil,
+      digest = self.sha256 and "sha256" or "xxh128", max_size = self.max_size,
+      commit = mode, expect = self.sha256,
       timeout = self.timeout or 60, mode = 384,   -- 0600 until it lands
       if_none_match = cond and cond.etag, if_modified_since = cond and not cond.etag and cond.last_modified or nil,
       progress = function(done, total) ctx:progress(done, total, label) end,
       on_headers = function(status, headers)
         seen.etag, seen.last_modified = headers.etag, headers["last-modified"]
         seen.ranges = headers["accept-ranges"] == "bytes"
-        local v = { url = url_key(self.url), etag = seen.etag, last_modified = seen.last_modified,
-                    length = headers["content-length"] }
-        core.write_atomic(meta, json.encode(v), 384)
+        part.etag, part.last_modified = seen.etag, seen.last_modified
+        checkpoint(ctx)   -- what a killed run resumes with
       end,
     })
     local info, kind
     res, last_err, kind, info = handle():download(o)
+    create = false   -- the part file exists now (or the transfer never made it)
     if core.interrupted() or kind == "interrupted" then
       return nil, "interrupted"
     end
@@ -284,10 +297,11 @@ local function download(self, ctx)
     if res then
       local s = res.status
       if s == 304 and cond then
-        committed = false
         return { status = 304, bytes = 0, seconds = core.now() - t0, not_modified = true }
       elseif s == 200 or s == 206 then
-        if self.sha256 and res.sha256 ~= self.sha256 then
+        if res.committed then
+          break
+        elseif self.sha256 and res.sha256 ~= self.sha256 then
           if res.resumed and not fresh_retry then
             -- a resumed file that does not add up: once more from scratch
             fresh_retry, offset, validator = true, 0, nil
@@ -299,7 +313,7 @@ local function download(self, ctx)
                       dest)
           end
         else
-          break
+          return nil, ("%s: the download was not moved into place"):format(dest)
         end
       elseif s == 416 and offset > 0 then
         -- the partial file is already whole (or longer): fetch it again
@@ -315,6 +329,7 @@ local function download(self, ctx)
       end
     else
       if kind == "timeout" then last_err = "timed out: " .. last_err end
+      if kind == "write" and info == nil then return nil, last_err end   -- the part file itself
       last_err = transport_error("GET", self.url, last_err)
       if RETRY_KINDS[kind] then
         retry = true
@@ -338,11 +353,8 @@ local function download(self, ctx)
     if not core.sleep(wait) then return nil, "interrupted" end
   end
 
-  local mode = self.mode or file_mode(dest) or 420   -- 0644
-  local ok, err = C.commit(part, dest, mode)
-  if not ok then return nil, err end
   committed = true
-  remove(meta)
+  st.part = nil
   ctx:progress(res.size, res.size, label)   -- the bar ends full; the runner keeps the bytes
   return { status = res.status, bytes = res.bytes, size = res.size, sha256 = res.sha256, xxh128 = res.xxh128,
            seconds = core.now() - t0, etag = res.headers.etag,
@@ -357,7 +369,7 @@ M.file = R.define {
     url = "string", dest = "string", sha256 = "string?", mode = "mode?",
     headers = "table?", user = "secret?", password = "secret?",
     timeout = "duration?", retries = "integer?", ca_file = "string?",
-    insecure = "boolean?",
+    insecure = "boolean?", max_size = "size?",
   },
   validate = function(self)
     if not self.url:match("^https?://") then return nil, "url must start with http:// or https://" end
@@ -374,8 +386,18 @@ M.file = R.define {
 
   check = function(self, ctx)
     local st = ctx.state or {}
-    if not exists(self.dest) then
+    local dst, derr, code = FS.lstat(self.dest)
+    if not dst then
+      if code ~= 2 and code ~= 20 then return nil, derr end   -- not ENOENT / ENOTDIR: a refused link
       return false, ("download %s to %s"):format(show_url(self.url), self.dest)
+    end
+    if dst.type ~= "file" then
+      return false, ("%s is a %s: replace it with the download"):format(self.dest, dst.type)
+    end
+    -- a file another user owns (planted in a folder they can write to) is
+    -- never taken for ours: they could change it after this check
+    if dst.uid ~= FS.euid() and dst.uid ~= 0 then
+      return false, ("%s belongs to uid %d, not to this user: download it again"):format(self.dest, dst.uid)
     end
     if self.sha256 then
       local have, err = dest_digest(self.dest, st, "sha256")
@@ -420,18 +442,22 @@ M.file = R.define {
   end,
 
   apply = function(self, ctx)
-    local existed = exists(self.dest)
+    local dst = FS.lstat(self.dest)
+    -- what another user planted there is replaced, and then the step's own
+    local existed = dst ~= nil and (dst.uid == FS.euid() or dst.uid == 0)
     -- only the mode may be wrong
-    if existed and self.sha256 and dest_digest(self.dest, ctx.state, "sha256") == self.sha256 then
+    if existed and dst.type == "file" and self.sha256 and dest_digest(self.dest, ctx.state, "sha256") == self.sha256 then
       -- every digest the state keeps is of the file at its stamp, which
       -- changes now: the XXH3-128 of an unpinned download stays only while
       -- it is this file's (another file may have been put there since)
       local st = ctx.state
       if st.xxh128 and dest_digest(self.dest, st, "xxh128") ~= st.xxh128 then st.xxh128 = nil end
-      local ok, err = C.commit(self.dest, self.dest, self.mode)
-      if not ok then return nil, err end
+      if self.mode then
+        local ok, err = FS.chmod(self.dest, self.mode)
+        if not ok then return nil, err end
+      end
       -- with its stamp, the next check need not read it again
-      st.stamp, st.sha256 = select(3, C.stat(self.dest)), self.sha256
+      st.stamp, st.sha256 = FS.stamp(self.dest), self.sha256
       return { bytes = 0, seconds = 0 }
     end
     local res, err = download(self, ctx)
@@ -441,9 +467,9 @@ M.file = R.define {
       -- the file is the one we fetched and the server has nothing newer:
       -- what check found wrong can only be its mode
       if self.mode and file_mode(self.dest) ~= self.mode then
-        local ok, cerr = C.commit(self.dest, self.dest, self.mode)
+        local ok, cerr = FS.chmod(self.dest, self.mode)
         if not ok then return nil, cerr end
-        st.stamp = select(3, C.stat(self.dest))
+        st.stamp = FS.stamp(self.dest)
         ctx:detail(("not modified (304); mode set to %04o"):format(self.mode))
       else
         ctx:detail("not modified (304)")
@@ -453,10 +479,10 @@ M.file = R.define {
       -- downloaded anew (another url, a change upstream), a file this step
       -- created is still its own: teardown must know the new digest
       local kind = res.sha256 and "sha256" or "xxh128"
-      require("provision.fs").record_written(ctx, self.dest, res[kind], existed, kind)
+      R.record_written(ctx, self.dest, res[kind], existed, kind)
       st.url, st.sha256, st.xxh128, st.size = url_key(self.url), res.sha256, res.xxh128, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
-      st.stamp = select(3, C.stat(self.dest))
+      st.stamp = FS.stamp(self.dest)
       local rate = res.seconds > 0 and (" (%s/s)"):format(human_bytes(res.bytes / res.seconds)) or ""
       ctx:detail(("%s in %s%s%s"):format(human_bytes(res.bytes), res.seconds < 1 and ("%.2fs"):format(res.seconds) or ("%.1fs"):format(res.seconds), rate,
         res.resumed and ", resumed" or ""))
@@ -473,9 +499,14 @@ M.file = R.define {
   -- (the step is ok, not "reverted").
   state_revert = true,
   revert = function(self, ctx)
+    -- a part file a killed run left behind
+    if ctx.state and ctx.state.part then
+      M.remove_part(ctx.state.part.dest or self.dest or "", ctx.state.part)
+      ctx.state.part = nil
+    end
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "file" then
-        return require("provision.fs").revert_created_files(self, ctx)
+        return R.revert_created_files(self, ctx)
       end
     end
     if ctx.detail then

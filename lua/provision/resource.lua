@@ -92,6 +92,7 @@
 -- never put a revealed value in a message, a change line or ctx.state.
 
 local core = require "provision._core"
+local FS = require "provision._fs"
 local secret = require "provision.secret"
 
 local R = {}
@@ -296,10 +297,120 @@ end
 -- the recorded `stamp`, so the very file is not read again; else hash(path).
 -- nil, message when there is no file.
 function R.known_digest(path, stamp, digest, hash)
-  local now, err = require("provision._fs").stamp(path)
+  local now, err = FS.stamp(path)
   if not now then return nil, err end
   if stamp and digest and now == stamp then return digest end
   return hash(path)
+end
+
+-- "12.5 MiB"
+function R.human_bytes(n)
+  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
+  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
+end
+
+-- ---- what resources created: the records teardown undoes (ctx:created)
+--
+-- A file: { type = "file", path, sha256 = h | xxh128 = h, dir = "dev:ino" }
+-- (dir: the folder it was written in, so that a folder swapped in under
+-- the same name since, or a link put in its place, is never reached).
+-- A folder: { type = "directory", path, id = "dev:ino" }.
+
+local function find_created(ctx, path)
+  for _, e in ipairs(ctx.state.created or {}) do
+    if e.path == path then return e end
+  end
+end
+R.find_created = find_created
+
+-- R.record(ctx, entry): record entry, or update the one for its path
+function R.record(ctx, entry)
+  local e = find_created(ctx, entry.path)
+  if e then
+    for k, v in pairs(entry) do e[k] = v end
+  else
+    ctx:created(entry)
+  end
+end
+
+-- R.record_written(ctx, path, digest, existed, kind): a whole file written
+-- at path (fs.file and its kin, http.file, archive.create), with this
+-- digest (kind: "sha256", the default, or "xxh128"). A new one is the
+-- step's own; one it created on an earlier run stays its own, with the new
+-- digest (which revert compares); one that was there before stays
+-- unrecorded, unless the recipe created it under another record (a step
+-- renamed or removed since, a resource replaced): this one takes it over
+-- (ctx:adopt), so that teardown removes it rather than find it "changed
+-- since it was written".
+function R.record_written(ctx, path, digest, existed, kind)
+  kind = kind or "sha256"
+  local e = find_created(ctx, path)
+  if e then
+    e.sha256, e.xxh128 = nil, nil
+    e[kind] = digest
+    e.dir = FS.dir_id(path) or e.dir
+  elseif not existed or ctx.adopt and ctx:adopt(path) then
+    ctx:created { type = "file", path = path, [kind] = digest, dir = FS.dir_id(path) }
+  end
+end
+
+local function log(ctx, line)
+  if ctx.log then ctx:log(line) end
+end
+
+-- why the recorded file or folder e can not be touched: its folder is not
+-- the one recorded, or the path cannot be walked safely; nil when it can
+local function not_reachable(e, st, err, code)
+  if not st and code ~= 2 and code ~= 20 then return err end   -- not ENOENT, ENOTDIR
+  if e.dir then
+    local now = FS.dir_id(e.path)
+    if now and now ~= e.dir then return "its folder is not the one it was written in (moved or replaced since)" end
+  end
+end
+R.not_reachable = not_reachable
+
+-- does the file at path still hold what entry e recorded
+local function holds_recorded(path, e)
+  if e.xxh128 then return FS.xxh128(path) == e.xxh128 end
+  return FS.sha256(path) == e.sha256
+end
+
+-- R.revert_created_files(self, ctx): the revert of every resource that
+-- writes whole files: the files ctx.state.created says it created, each
+-- only while it is still what was written, in the folder it was written
+-- in, reached without another user's link. false when nothing was removed
+-- (all left, or gone already): teardown then reports the step ok, with the
+-- detail saying why.
+function R.revert_created_files(self, ctx)
+  local removed = 0
+  for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
+    if e.type == "file" and type(e.path) == "string" then
+      local st, err, code = FS.lstat(e.path)
+      local why = not_reachable(e, st, err, code)
+      if why then
+        log(ctx, "left " .. e.path .. ": " .. why)
+        if ctx.detail then ctx:detail("left " .. e.path .. ": " .. why) end
+      elseif st and st.type == "file" then
+        if holds_recorded(e.path, e) then
+          local ok, rerr = FS.remove(e.path)
+          if not ok then return nil, rerr end
+          removed = removed + 1
+          log(ctx, "removed " .. e.path)
+        else
+          log(ctx, "left " .. e.path .. ": changed since it was written")
+          if ctx.detail then ctx:detail("left " .. e.path .. ": changed since it was written") end
+        end
+      elseif st then
+        log(ctx, ("left %s: a %s now, not the file written"):format(e.path, st.type))
+        if ctx.detail then ctx:detail(("left %s: a %s now, not the file written"):format(e.path, st.type)) end
+      elseif ctx.detail then
+        ctx:detail(e.path .. " is gone already")
+      end
+    end
+  end
+  return removed > 0
 end
 
 -- R.norm_path(p, cwd) -> p absolute (a relative p is under cwd) and

@@ -12,7 +12,6 @@ local secret = require "provision.secret"
 local R = require "provision.resource"
 
 local M = {}
-local SAVE_EVERY = 0.5   -- seconds between state saves during a run
 
 -- Errors raised inside our own Lua files carry "lua/provision/x.lua:12: "
 -- prefixes that mean nothing to a user: drop them (recipe positions stay).
@@ -122,22 +121,33 @@ end
 function Ctx:adopt(path)
   local cwd = core.cwd() or "/"
   local want = R.norm_path(path, cwd)
+  local state = self.run.state
   local lists = {}
-  for _, st in pairs(self.run.state.data.steps) do lists[#lists + 1] = st.resources end
-  for _, e in ipairs(self.run.state:replaced()) do lists[#lists + 1] = e.resources end
-  for _, list in ipairs(lists) do
-    for _, r in ipairs(type(list) == "table" and list or {}) do
+  for name, st in pairs(state.data.steps) do lists[#lists + 1] = { st.resources, name } end
+  for _, e in ipairs(state:replaced()) do lists[#lists + 1] = { e.resources } end
+  for _, item in ipairs(lists) do
+    for _, r in ipairs(type(item[1]) == "table" and item[1] or {}) do
       local created = type(r) == "table" and r.state ~= self.state and type(r.state) == "table" and r.state.created
       for i, c in ipairs(type(created) == "table" and created or {}) do
         if type(c) == "table" and c.type == "file" and type(c.path) == "string" and R.norm_path(c.path, cwd) == want then
           table.remove(created, i)
-          self.run.state.dirty = true
+          if item[2] then state:touched(item[2]) else state:touched_replaced() end
           return true
         end
       end
     end
   end
   return false
+end
+
+-- what this step's resources recorded so far, into the state's journal now
+-- (before a long transfer: the name of its part file), not only when the
+-- step ends; nothing in plan
+function Ctx:checkpoint()
+  local run = self.run
+  if run.plan or not run.state or not run.current_saved then return true end
+  run.state:set_step(self.step.name, run.current_saved)
+  return run.state:flush()
 end
 
 local function new_ctx(run, step, saved)
@@ -210,6 +220,7 @@ local function run_step(run, s)
   for i, res in ipairs(s.resources) do
     saved[i] = { kind = res.kind, state = run.state and run.state:resource(s.name, i, res.kind) or {} }
   end
+  run.current_saved = not s.preflight and saved or nil   -- for ctx:checkpoint
   run.detail, run.bytes = nil, nil
   for i, res in ipairs(s.resources) do
     local ctx = new_ctx(run, s, saved[i].state)
@@ -268,7 +279,8 @@ end
 
 local function finish(run, code)
   if run.state then
-    local ok, err = run.state:save()
+    local ok, err = run.state:flush()
+    if ok then ok, err = run.state:save() end
     if not ok then
       if run.unsaved and #run.unsaved > 0 then
         err = err .. "\n  what these steps created is not recorded, so teardown will not remove it: "
@@ -283,7 +295,7 @@ local function finish(run, code)
     code = 130
   end
   run.report:summary(run.counts, run.verb)
-  if run.lock then run.lock:unlock() end
+  if run.state then run.state:close() end
   return code
 end
 
@@ -370,19 +382,15 @@ local function apply_or_plan(run)
         failure.reason = ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(run.o.timeout * 1000)))
       end
       if run.dirty_step and run.state then
-        -- Saved at the end of the run (finish) and, for a crash or SIGKILL
-        -- midway, at most SAVE_EVERY seconds after a change: an fsync'd
-        -- rewrite per step would make a 1,000-step first apply take seconds.
+        -- Into the journal at once (a write per changed step; the state
+        -- file itself is rewritten and fsync'd at the end, in finish): a
+        -- crash or SIGKILL loses only the step it was in
         run.state:set_step(s.name, saved)
-        run.unsaved = run.unsaved or {}
-        run.unsaved[#run.unsaved + 1] = s.name
-        if status == "failed" or core.now() - (run.saved_at or 0) > SAVE_EVERY then
-          local ok, err = run.state:save()
-          run.saved_at = core.now()
-          if ok then run.unsaved = {} end
-          if not ok and status ~= "failed" then
-            status, failure = "failed", { resource = "state", reason = err }
-          end
+        local ok, err = run.state:flush()
+        if not ok then
+          run.unsaved = run.unsaved or {}
+          run.unsaved[#run.unsaved + 1] = s.name
+          if status ~= "failed" then status, failure = "failed", { resource = "state", reason = err } end
         end
       end
       local ms = ms_since(t0)
@@ -447,7 +455,8 @@ function revert_step(run, s)
   if not left then
     if s.forget then s.forget() else run.state:forget(s.name) end
   end
-  local ok, err = run.state:save()
+  -- the journal, not the whole state: a teardown stays linear in the steps
+  local ok, err = run.state:flush()
   if not ok then return nil, { resource = "state", reason = err } end
   return status, detail
 end
@@ -635,23 +644,23 @@ function M.main(o)
   -- nothing to do: it reports that and writes nothing, not even the folder
   local nothing_to_undo = o.verb == "teardown" and not recipe.teardown
     and not State.exists(dir, recipe.name)
-  if not run.plan and not nothing_to_undo then
-    -- a state folder that cannot be made or locked: nothing has changed (2)
-    local ok, merr = core.mkdirs(dir, 448)
-    if not ok then report:err("provision: state folder " .. merr .. "\n"); return 2 end
-    local lock, lerr, pid = core.lock(dir .. "/lock", o.wait_lock)
-    if not lock and not pid then report:err("provision: state folder: cannot lock " .. lerr .. "\n"); return 2 end
-    if not lock then
+  local writes = not run.plan and not nothing_to_undo
+  -- a state folder that cannot be made, locked or trusted, a damaged state
+  -- or another recipe's: nothing has changed (2)
+  local state, serr, why, pid = State.open(dir, recipe.name, {
+    create = writes, lock = writes, wait = o.wait_lock,
+    recipe_file = require("provision._fs").realpath(o.recipe) or o.recipe, adopt = o.adopt_state })
+  if not state then
+    if why == "locked" then
       report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")
-        :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", lerr))
+        :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", serr))
       return 1
     end
-    run.lock = lock
+    report:err("provision: " .. serr .. "\n")
+    return 2
   end
-  local state, serr = State.open(dir, recipe.name)
-  if not state then report:err("provision: " .. serr .. "\n"); return 1 end
   run.state = state
-  if run.plan or nothing_to_undo then run.state.save = function() return true end end  -- plan writes nothing at all
+  if not writes then state:read_only() end  -- plan writes nothing at all
   if o.verb == "teardown" then return teardown(run) end
   return apply_or_plan(run)
 end

@@ -1,13 +1,29 @@
 -- provision.state: what each apply created and what resources keep between
--- runs (hashes, ETags), saved as JSON in the state folder: by default
--- ./.provision/<recipe>.json (or --state-dir, PROVISION_STATE_DIR). Written
--- atomically. Resources never put a revealed secret in their state
--- (tests/cli/secrets.sh checks); the file is 0600 in a 0700 folder.
+-- runs (hashes, ETags), in the state folder: by default ./.provision (or
+-- --state-dir, PROVISION_STATE_DIR), <recipe>.json and its journal.
+--
+-- The folder and its files must be the running user's and private
+-- (core/lstate.c refuses others): what the state lists is what teardown
+-- removes. The state file says which recipe file wrote it; another recipe
+-- file with the same recipe { name } is refused (--adopt-state takes a
+-- state over on purpose). Its shape is checked when it is read: a damaged
+-- state is an error, never read as empty.
+--
+-- Durability: every change (a step's records, a step forgotten) is
+-- appended to <recipe>.journal as one JSON line the moment it is made
+-- (flush), so a run killed outright (SIGKILL) loses nothing but the step it
+-- was in; the state file is rewritten whole, atomically and fsync'd, at the
+-- end of the run (save), which then drops the journal. Opening replays a
+-- journal left behind. Resources never put a revealed secret in their
+-- state (tests/cli/secrets.sh checks); a secret object encodes as its mask.
 local core = require "provision._core"
 local json = require "provision.json"
 
 local State = {}
 State.__index = State
+
+local VERSION = 1
+local JOURNAL_COMPACT = 4 * 1024 * 1024   -- bytes of journal after which save() runs early
 
 local function file_name(recipe_name)
   return (recipe_name:gsub("[^%w%.%-_]", "_")) .. ".json"
@@ -18,30 +34,212 @@ function State.default_dir(o)
   return o.state_dir or (env ~= "" and env) or "./.provision"
 end
 
--- State.exists(dir, recipe_name): has a run of this recipe saved a state?
-function State.exists(dir, recipe_name)
-  local f = io.open(dir .. "/" .. file_name(recipe_name), "r")
-  if f then f:close() end
-  return f ~= nil
+-- ---- the shape of a state file
+
+local ARRAY_MT = getmetatable(json.array {})
+local function is_array(t) return type(t) == "table" and (getmetatable(t) == ARRAY_MT or (next(t) == nil)) end
+local function is_object(t) return type(t) == "table" and getmetatable(t) ~= ARRAY_MT end
+
+-- check_created(list, where) -> nil | why
+local function check_created(list, where)
+  if not is_array(list) then return where .. " is not a list" end
+  for i, e in ipairs(list) do
+    local w = ("%s[%d]"):format(where, i)
+    if not is_object(e) then return w .. " is not an object" end
+    for _, k in ipairs { "type", "path", "name" } do
+      if e[k] ~= nil and type(e[k]) ~= "string" then return ("%s.%s is not a string"):format(w, k) end
+    end
+  end
 end
 
--- State.open(dir, recipe_name) -> state | nil, message
-function State.open(dir, recipe_name)
-  local self = setmetatable({ dir = dir, path = dir .. "/" .. file_name(recipe_name) }, State)
-  local text = core.read_file(self.path)
-  if text then
-    local data, err = json.decode(text)
-    if type(data) ~= "table" then
-      return nil, ("state file %s is damaged (%s); move it away to start afresh"):format(self.path, err or "not an object")
+local function check_resources(list, where)
+  if not is_array(list) then return where .. " is not a list" end
+  for i, r in ipairs(list) do
+    local w = ("%s[%d]"):format(where, i)
+    if not is_object(r) then return w .. " is not an object" end
+    if type(r.kind) ~= "string" then return w .. ".kind is not a string" end
+    if r.state ~= nil then
+      if not is_object(r.state) then return w .. ".state is not an object" end
+      if r.state.created ~= nil then
+        local why = check_created(r.state.created, w .. ".state.created")
+        if why then return why end
+      end
     end
-    self.data = data
-  else
-    self.data = {}
   end
-  self.data.version = 1
-  self.data.recipe = recipe_name
-  self.data.steps = self.data.steps or {}
+end
+
+local function check_step(st, where)
+  if not is_object(st) then return where .. " is not an object" end
+  if st.applied ~= nil and type(st.applied) ~= "number" then return where .. ".applied is not a number" end
+  if st.resources ~= nil then return check_resources(st.resources, where .. ".resources") end
+end
+
+local function check_replaced(list)
+  if not is_array(list) then return "replaced is not a list" end
+  for i, e in ipairs(list) do
+    local w = ("replaced[%d]"):format(i)
+    if not is_object(e) then return w .. " is not an object" end
+    if type(e.step) ~= "string" then return w .. ".step is not a string" end
+    local why = check_resources(e.resources, w .. ".resources")
+    if why then return why end
+  end
+end
+
+-- State.validate(data) -> true | nil, why: is data what a state file holds?
+function State.validate(data)
+  if not is_object(data) then return nil, "not a JSON object" end
+  if data.version ~= nil and data.version ~= VERSION then
+    if type(data.version) == "number" and data.version > VERSION then
+      return nil, ("written by a newer provision (state version %s; this one reads %d)"):format(
+        tostring(data.version), VERSION)
+    end
+    return nil, "version is " .. json.encode(data.version) .. ", not " .. VERSION
+  end
+  if data.recipe ~= nil and type(data.recipe) ~= "string" then return nil, "recipe is not a string" end
+  if data.recipe_file ~= nil and type(data.recipe_file) ~= "string" then return nil, "recipe_file is not a string" end
+  if data.steps ~= nil then
+    if not is_object(data.steps) then return nil, "steps is not an object" end
+    for name, st in pairs(data.steps) do
+      if type(name) ~= "string" then return nil, "steps has a key that is not a name" end
+      local why = check_step(st, ("steps[%s]"):format(json.encode(name)))
+      if why then return nil, why end
+    end
+  end
+  if data.replaced ~= nil then
+    local why = check_replaced(data.replaced)
+    if why then return nil, why end
+  end
+  return true
+end
+
+-- ---- opening
+
+local function damaged(path, why)
+  return ("state file %s is damaged (%s); move it away to start afresh (what it recorded is then not undone)")
+    :format(path, why)
+end
+
+-- replay the journal's lines over data; a last line without its newline was
+-- cut by a kill and is dropped. nil, why when a whole line is not one.
+local function replay(data, text)
+  local n = 0
+  for line, nl in text:gmatch("([^\n]*)(\n?)") do
+    if line ~= "" then
+      if nl == "" then break end   -- torn: the run was killed writing it
+      n = n + 1
+      local e, err = json.decode(line)
+      if not is_object(e) then return nil, ("journal line %d: %s"):format(n, err or "not an object") end
+      if e.set ~= nil then
+        if type(e.set) ~= "string" then return nil, ("journal line %d: a step name that is not a string"):format(n) end
+        if e.value == json.null or e.value == nil then
+          data.steps[e.set] = nil
+        else
+          local why = check_step(e.value, "journal line " .. n)
+          if why then return nil, why end
+          data.steps[e.set] = e.value
+        end
+      elseif e.replaced ~= nil then
+        if e.replaced == json.null then data.replaced = nil
+        else
+          local why = check_replaced(e.replaced)
+          if why then return nil, ("journal line %d: %s"):format(n, why) end
+          data.replaced = e.replaced
+        end
+      else
+        return nil, ("journal line %d: neither set nor replaced"):format(n)
+      end
+    end
+  end
+  return true
+end
+
+-- State.open(dir, recipe_name, o) -> state | nil, message, why
+--   o.create: make the folder when missing (apply, teardown); without it a
+--     missing folder is an empty state that cannot be saved (plan)
+--   o.lock: take the run lock first (o.wait: wait for it); why "locked",
+--     with the holder's pid as a 4th value, when another run holds it
+--   o.recipe_file: the recipe's absolute path, the state's owner
+--   o.adopt: take over a state another recipe file wrote
+--   why: "locked", "foreign" (another recipe file's), or "bad" (a folder or
+--   file not safe to use, a damaged state)
+function State.open(dir, recipe_name, o)
+  o = o or {}
+  local self = setmetatable({ dir = dir, name = file_name(recipe_name),
+                              journal_name = (file_name(recipe_name):gsub("%.json$", ".journal")),
+                              pending = {}, journal_bytes = 0 }, State)
+  self.path = dir .. "/" .. self.name
+  local h, err, why = core.state_dir(dir, o.create)
+  if not h and why ~= "missing" then return nil, err, "bad" end
+  self.h = h or nil
+  if o.lock then
+    if not h then return nil, "state folder " .. dir .. " is not there", "bad" end
+    local lock, lerr, pid = h:lock("lock", o.wait)
+    if not lock then
+      if pid then return nil, lerr, "locked", pid end
+      return nil, "state folder: cannot lock " .. lerr, "bad"
+    end
+    self.lock_handle = lock
+  end
+  local data = { version = VERSION, steps = {} }
+  if h then
+    local text, rerr = h:read(self.name)
+    if text == nil then return nil, rerr, "bad" end
+    if text then
+      local d, jerr = json.decode(text)
+      if d == nil then return nil, damaged(self.path, jerr), "bad" end
+      local ok, bad = State.validate(d)
+      if not ok then return nil, damaged(self.path, bad), "bad" end
+      data = d
+      data.steps = data.steps or {}
+    end
+    local jtext, jerr = h:read(self.journal_name)
+    if jtext == nil then return nil, jerr, "bad" end
+    if jtext and jtext ~= "" then
+      local ok, bad = replay(data, jtext)
+      if not ok then return nil, damaged(dir .. "/" .. self.journal_name, bad), "bad" end
+      self.dirty = true        -- saved whole at the end of this run
+      self.journal_bytes = #jtext
+    end
+  end
+  -- which recipe file this is the state of
+  if o.recipe_file and data.recipe_file and data.recipe_file ~= o.recipe_file and not o.adopt
+     and next(data.steps) ~= nil then
+    return nil, ("state file %s belongs to the recipe %s, not to %s (both are named '%s'). Each recipe "
+      .. "needs its own: give one of them another recipe { name = ... }, or --state-dir; to take the "
+      .. "state over on purpose (the recipe file moved), run with --adopt-state"):format(
+      self.path, data.recipe_file, o.recipe_file, recipe_name), "foreign"
+  end
+  if o.recipe_file and data.recipe_file ~= o.recipe_file then
+    data.recipe_file = o.recipe_file
+    self.dirty = true
+  end
+  data.version = VERSION
+  data.recipe = recipe_name
+  self.data = data
   return self
+end
+
+-- State.exists(dir, recipe_name): has a run of this recipe saved a state?
+function State.exists(dir, recipe_name)
+  local h = core.state_dir(dir, false)
+  if not h then return false end
+  local name = file_name(recipe_name)
+  local text = h:read(name)
+  local j = h:read((name:gsub("%.json$", ".journal")))
+  h:close()
+  return text ~= false or (j ~= false and j ~= "")
+end
+
+function State:unlock()
+  if self.lock_handle then self.lock_handle:unlock(); self.lock_handle = nil end
+end
+
+
+-- ---- changes: each is kept for the journal (flush) and for save
+
+local function note(self, line)
+  self.pending[#self.pending + 1] = line
+  self.dirty = true
 end
 
 -- the saved table of resource i of a step (a fresh {} if none or another kind)
@@ -51,6 +249,20 @@ function State:resource(step_name, i, kind)
   if r and r.kind == kind and type(r.state) == "table" then return r.state end
   return {}
 end
+
+local function note_step(self, step_name)
+  note(self, { set = step_name, value = self.data.steps[step_name] or json.null })
+end
+
+local function note_replaced(self)
+  note(self, { replaced = self.data.replaced or json.null })
+end
+
+-- touched(step_name): a step's records were changed in place (ctx:adopt)
+function State:touched(step_name)
+  if self.data.steps[step_name] then note_step(self, step_name) end
+end
+function State:touched_replaced() note_replaced(self) end
 
 -- what an earlier resource of the step recorded, where the step now has
 -- another kind or none (resources: the step's, by their kind), moves to
@@ -69,14 +281,15 @@ function State:retire(step_name, resources)
   if #gone > 0 then
     self.data.replaced = self.data.replaced or json.array {}
     table.insert(self.data.replaced, { step = step_name, applied = old.applied, resources = json.array(gone) })
-    self.dirty = true
+    note_step(self, step_name)
+    note_replaced(self)
   end
 end
 
 function State:set_step(step_name, resources)
   self:retire(step_name, resources)
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
-  self.dirty = true
+  note_step(self, step_name)
 end
 
 -- the resources data.replaced keeps: { step, applied, resources } entries
@@ -87,7 +300,7 @@ function State:forget_replaced(entry)
     if e == entry then
       table.remove(self.data.replaced, i)
       if #self.data.replaced == 0 then self.data.replaced = nil end
-      self.dirty = true
+      note_replaced(self)
       return
     end
   end
@@ -96,7 +309,7 @@ end
 function State:forget(step_name)
   if self.data.steps[step_name] then
     self.data.steps[step_name] = nil
-    self.dirty = true
+    note_step(self, step_name)
   end
 end
 
@@ -104,21 +317,49 @@ function State:has(step_name) return self.data.steps[step_name] ~= nil end
 
 function State:empty() return next(self.data.steps) == nil and self.data.replaced == nil end
 
+-- flush(): the changes made since the last flush, appended to the journal
+-- (a write, not an fsync: what a killed process wrote stays)
+function State:flush()
+  if #self.pending == 0 then return true end
+  if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
+  local lines = {}
+  for i, e in ipairs(self.pending) do lines[i] = json.encode(e) end
+  local text = table.concat(lines, "\n") .. "\n"
+  local ok, err = self.h:append(self.journal_name, text)
+  if not ok then return nil, "saving state: " .. err end
+  self.pending = {}
+  self.journal_bytes = self.journal_bytes + #text
+  if self.journal_bytes > JOURNAL_COMPACT then return self:save() end
+  return true
+end
+
+-- save(): the whole state, atomically (fsync'd), and the journal dropped
 function State:save()
   if not self.dirty then return true end
-  local ok, err = core.mkdirs(self.dir, 448)  -- 0700: state can name private paths
-  if not ok then return nil, err end
+  if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
   if self:empty() then
-    os.remove(self.path)
-    self.dirty = false
-    return true
+    local ok, err = self.h:remove(self.name)
+    if not ok then return nil, "saving state: " .. err end
+  else
+    local text = json.encode(self.data, { pretty = true }) .. "\n"
+    local ok, err = self.h:write(self.name, text)
+    if not ok then return nil, "saving state: " .. err end
   end
-  -- secrets: json.encode writes a secret object as its mask
-  local text = json.encode(self.data, { pretty = true }) .. "\n"
-  ok, err = core.write_atomic(self.path, text, 384)  -- 0600
+  local ok, err = self.h:remove(self.journal_name)
   if not ok then return nil, "saving state: " .. err end
-  self.dirty = false
+  self.pending, self.journal_bytes, self.dirty = {}, 0, false
   return true
+end
+
+-- nothing is ever written (plan)
+function State:read_only()
+  self.flush = function() self.pending = {}; return true end
+  self.save = function() return true end
+end
+
+function State:close()
+  self:unlock()
+  if self.h then self.h:close() end
 end
 
 return State

@@ -60,9 +60,13 @@ rm -f "$EXT/d.bin"; rm -rf "$PROVISION_STATE_DIR"
 recipe "$EXT" "$SIZE" "$SHA"
 URL="$BASE/file/d?size=$SIZE&seed=d"
 KEEP=1300000
-curl -s "$URL" | head -c "$KEEP" > "$EXT/d.bin.provision-part"
-printf '{"url":"sha256:%s","etag":"\\"d-d-%s-1\\""}' "$(printf %s "$URL" | sha256sum | cut -c1-64)" "$SIZE" \
-    > "$EXT/d.bin.provision-part.json"
+# what a run killed mid-download leaves: the part file, and its record in
+# the state's journal (written before the body came)
+curl -s "$URL" | head -c "$KEEP" > "$EXT/d.bin.provision-part.k1ll3d"
+mkdir -m 0700 -p "$PROVISION_STATE_DIR"
+printf '{"set":"download","value":{"resources":[{"kind":"http.file","state":{"part":{"name":"d.bin.provision-part.k1ll3d","dest":"%s","url":"sha256:%s","etag":"\\"d-d-%s-1\\""}}}]}}\n' \
+    "$EXT/d.bin" "$(printf %s "$URL" | sha256sum | cut -c1-64)" "$SIZE" > "$PROVISION_STATE_DIR/direct.journal"
+chmod 0600 "$PROVISION_STATE_DIR/direct.journal"
 httpd_reset
 run traced "$P" r.lua -v
 expect "ext4 resume: exit 0, bytes are the server's" \

@@ -6,6 +6,7 @@
 # not a whole slot of the download ring), so a kill loses little.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/servers/httpd.sh"
+. "$ROOT/tests/fixtures/faults/lib.sh"
 start_httpd
 SIZE=1000000
 SHA=$(curl -s "$BASE/sha256?size=$SIZE&seed=big")
@@ -14,13 +15,8 @@ recipe { name = "slow-download" }
 step "big file" { http.file { url = "$BASE/slow/big?size=$SIZE&rate=300000", dest = "./big.bin", sha256 = "$SHA" } }
 R
 
-# wait until the temp file holds some bytes
-wait_part() {
-    i=0
-    while [ "$(stat -c %s big.bin.provision-part 2>/dev/null || echo 0)" -lt 100000 ]; do
-        i=$((i + 1)); [ $i -gt 100 ] && return 1; sleep 0.05
-    done
-}
+# wait until the part file (big.bin.provision-part.RANDOM) holds some bytes
+wait_part() { wait_for_part big.bin 100000; }
 
 for sig in INT TERM; do
     rm -rf big.bin* .provision
@@ -44,8 +40,9 @@ pid=$!
 wait_part
 kill -KILL $pid
 wait $pid 2>/dev/null
-have=$(stat -c %s big.bin.provision-part 2>/dev/null || echo 0)
-expect "SIGKILL: a partial file and its sidecar are left" eval '[ $have -gt 0 ] && [ -f big.bin.provision-part.json ] && [ ! -e big.bin ]'
+have=$(stat -c %s "$(part_file big.bin)" 2>/dev/null || echo 0)
+expect "SIGKILL: a partial file is left, its name in the state" \
+    eval '[ $have -gt 0 ] && [ ! -e big.bin ] && has "$(state_key "big file" part)" "$(basename "$(part_file big.bin)")"'
 httpd_reset
 run "$P" r.lua --json
 expect "SIGKILL: the re-run resumes and completes" eval '[ $RC -eq 0 ] && [ "$(sha256sum big.bin | cut -c1-64)" = "$SHA" ] && has "$OUT" resumed'
@@ -60,7 +57,7 @@ rm -rf slow.bin* .provision
 "$P" slow.lua > out.txt 2>&1 &
 pid=$!
 sleep 3.5   # ~210,000 bytes have arrived; the ring holds 512 KiB slots
-have=$(stat -c %s slow.bin.provision-part 2>/dev/null || echo 0)
+have=$(stat -c %s "$(part_file slow.bin)" 2>/dev/null || echo 0)
 { kill -KILL $pid; wait $pid; } 2>/dev/null
 expect "slow body: after 3.5 s at 60 kB/s the part file holds what came until a second or two ago ($have bytes)" \
     eval '[ $have -ge 90000 ] && [ $have -le 240000 ]'

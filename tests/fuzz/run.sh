@@ -42,18 +42,21 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wshadow -Wstrict-prototypes
         -DPROVISION_VERSION=\"fuzz\""
 LIBS="$(pkg-config --libs $PKGS) -ldl -lm"
 mkdir -p "$OUT/obj/core" "$OUT/obj/modules"
+for d in modules/*/; do [ -d "$d" ] && mkdir -p "$OUT/obj/$d"; done
 
 # Objects: everything but core/main.c, with coverage and sanitizers;
 # rebuilt when the source, a core header or a generated include is newer.
 objs="" pids="" n=0 buildlog="$OUT/build.log"
 : > "$buildlog"
-for src in core/*.c modules/*.c; do
+for src in core/*.c modules/*.c modules/*/*.c; do
+    [ -f "$src" ] || continue
     [ "$src" = core/main.c ] && continue
     obj="$OUT/obj/${src%.c}.o"
     objs="$objs $obj"
     stale=0
     [ -f "$obj" ] || stale=1
-    for dep in "$src" core/*.h build/lua_embed.inc build/modules.inc; do
+    for dep in "$src" core/*.h modules/*/*.h build/lua_embed.inc build/modules.inc; do
+        [ -f "$dep" ] || continue
         [ "$dep" -nt "$obj" ] && stale=1
     done
     [ $stale = 1 ] || continue

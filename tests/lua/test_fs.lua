@@ -79,11 +79,12 @@ T.test("primitives: xxh128 matches xxhsum -H2 (empty, one byte, across read bloc
   T.eq(ok, nil); T.match(err, "No such file")
 end)
 
-T.test("primitives: stamp is http.stat's, and a chmod changes it", function()
+T.test("primitives: a stamp stays while the file does, and a chmod changes it", function()
   local d = T.tmpdir()
   write(d .. "/s", "one")
   local st = fs.stamp(d .. "/s")
-  T.eq(st, select(3, require("provision._http").stat(d .. "/s")))
+  local lst = fs.stat(d .. "/s")
+  T.match(st, "^" .. lst.id .. ":3:")   -- device:inode:size:mtime:ctime
   T.eq(fs.stamp(d .. "/s"), st)
   T.ok(fs.chmod(d .. "/s", "0600"))
   T.ok(fs.stamp(d .. "/s") ~= st, "chmod: the ctime moved")
@@ -234,7 +235,7 @@ T.test("fs.file: create with diff, re-check ok, change shows a unified diff, rev
   T.eq(r:check(ctx), true)
   T.eq(fs.read(p), "a=1\nb=2\n")
   T.eq(fs.stat(p).mode, tonumber("640", 8))
-  T.eq(ctx.state.created[1], { type = "file", path = p, sha256 = fs.sha256_string("a=1\nb=2\n") })
+  T.eq(ctx.state.created[1], { type = "file", path = p, sha256 = fs.sha256_string("a=1\nb=2\n"), dir = fs.stat(d).id })
   -- a new content: a diff
   local r2 = fs.file { path = p, content = "a=1\nb=3\n" }
   ok, changes = r2:check(ctx)
@@ -282,7 +283,8 @@ T.test("fs.file: secret content shows no diff; binary content shows size and dig
   local r = fs.file { path = p, content = secret.new("new-hunter2-value\n") }
   local ok, changes = r:check(new_ctx())
   T.eq(ok, false)
-  T.eq(changes, { "~ content changed (secret)" })
+  -- content that holds a secret is 0600 unless the recipe says otherwise
+  T.eq(changes, { "~ content changed (secret)", "~ mode 0644 -> 0600" })
   T.ok(not lines(changes):find("hunter2"))
   local r2 = fs.file { path = d .. "/new", content = secret.new("x-hunter2") }
   ok, changes = r2:check(new_ctx())
@@ -297,7 +299,7 @@ T.test("fs.file: secret content shows no diff; binary content shows size and dig
   T.match(lines(changes), "^~ content: binary, 10 bytes, sha256 %x+… %-> 9 bytes")
 end)
 
-T.test("fs.file: owner and group, and an existing owner survives a rewrite", function()
+T.test("fs.file: owner and group; a rewrite without owner gives the file to the user running it", function()
   if not is_root then return T.skip("fs.file owner", "needs root") end
   local d = T.tmpdir()
   local p = d .. "/owned"
@@ -306,10 +308,20 @@ T.test("fs.file: owner and group, and an existing owner survives a rewrite", fun
   T.eq(r:check(new_ctx()), true)
   T.eq(fs.stat(p).uid, fs.uid_of("nobody"))
   T.eq(fs.stat(p).gid, fs.gid_of("nogroup"))
+  -- a recipe that names no owner wants a file of the user running it: a
+  -- file of another user's is replaced (they could change it after the
+  -- check, or read what is written), not written into with their mode
   local r2 = fs.file { path = p, content = "y" }
+  local ok, changes = r2:check(new_ctx())
+  T.eq(ok, false); T.match(changes[1], "owned by nobody, replaced with a file of root")
   T.ok(r2:apply(new_ctx()))
-  T.eq(fs.stat(p).uid, fs.uid_of("nobody"), "rewrite keeps the owner")
-  T.eq(fs.stat(p).mode, tonumber("600", 8), "rewrite keeps the mode")
+  T.eq(fs.stat(p).uid, 0, "rewrite: the running user's")
+  T.eq(fs.stat(p).mode, tonumber("644", 8), "rewrite: the default mode, not the other user's")
+  T.eq(r2:check(new_ctx()), true)
+  -- the same content, owned by another user: still replaced
+  T.ok(fs.file { path = p, content = "y", owner = "nobody" }:apply(new_ctx()))
+  ok, changes = r2:check(new_ctx())
+  T.eq(ok, false); T.match(changes[1], "owned by nobody")
 end)
 
 T.test("a new owner for a setuid/setgid file or folder keeps its mode (chown clears those bits)", function()
@@ -337,9 +349,9 @@ T.test("fs.file: the new file has its owner before the rename (no chown after it
     local d = T.tmpdir()
     local p = d .. "/owned"
     T.ok(fs.file { path = p, content = "x", owner = "nobody", group = "nogroup", mode = "0640" }:apply(new_ctx()))
-    T.ok(fs.file { path = p, content = "y" }:apply(new_ctx()))            -- keeps nobody:nogroup
+    T.ok(fs.file { path = p, content = "y", owner = "nobody" }:apply(new_ctx()))   -- keeps nogroup
     T.eq(fs.stat(p).uid, fs.uid_of("nobody")); T.eq(fs.stat(p).gid, fs.gid_of("nogroup"))
-    T.ok(fs.file { path = p, content = "z", group = "root" }:apply(new_ctx()))  -- keeps the user
+    T.ok(fs.file { path = p, content = "z", owner = "nobody", group = "root" }:apply(new_ctx()))
     T.eq(fs.stat(p).uid, fs.uid_of("nobody")); T.eq(fs.stat(p).gid, 0)
     T.eq(calls, 0, "chown calls after a rename")
     local res, e2 = fs.file { path = d .. "/new", content = "n", owner = "no-such-user-xyz" }:apply(new_ctx())

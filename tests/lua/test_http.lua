@@ -3,6 +3,7 @@
 local T = dofile "tests/lua/harness.lua"
 local http = require "provision.http"
 local C = require "provision._http"
+local FS = require "provision._fs"
 local json = require "provision.json"
 local core = require "provision._core"
 local secret = require "provision.secret"
@@ -53,9 +54,14 @@ local function new_ctx()
 end
 
 local function exists(p) local f = io.open(p); if f then f:close() return true end return false end
+-- no DEST.provision-part.* beside dest
 local function no_temp(dest)
-  T.ok(not exists(dest .. ".provision-part"), "no .provision-part left")
-  T.ok(not exists(dest .. ".provision-part.json"), "no sidecar left")
+  local folder, base = dest:match("^(.*)/([^/]*)$")
+  local left = {}
+  for _, n in ipairs(FS.listdir(folder) or {}) do
+    if n:sub(1, #base + 15) == base .. ".provision-part" then left[#left + 1] = n end
+  end
+  T.eq(left, {}, "no part file left beside " .. dest)
 end
 
 T.test("file: downloads, records state, leaves no temp file", function()
@@ -67,7 +73,7 @@ T.test("file: downloads, records state, leaves no temp file", function()
   T.eq(ok, false); T.match(why, "download")
   local res = assert(r:apply(ctx))
   T.eq(res.bytes, 300000)
-  T.eq(C.sha256_file(dest), sha(300000, "a"))
+  T.eq(FS.sha256(dest), sha(300000, "a"))
   -- no checksum pinned: the state knows the file by its XXH3-128
   T.eq(ctx.state.xxh128, xxhsum(dest))
   T.eq(ctx.state.sha256, nil)
@@ -76,7 +82,7 @@ T.test("file: downloads, records state, leaves no temp file", function()
   T.ok(ctx.state.last_modified)
   T.eq(ctx.state.created[1].path, dest)
   T.match(ctx.detail_text, "KiB in")
-  T.eq(select(2, C.stat(dest)), 420)
+  T.eq(FS.stat(dest).mode, 420)
   no_temp(dest)
   -- now check passes (a conditional GET answered 304)
   reset()
@@ -90,7 +96,7 @@ T.test("file: a matching checksum makes no request at all", function()
   local r = http.file { url = base .. "/file/b?size=5000", dest = dest, sha256 = want, mode = "0640" }
   local ctx = new_ctx()
   assert(r:apply(ctx))
-  T.eq(select(2, C.stat(dest)), 416)
+  T.eq(FS.stat(dest).mode, 416)
   reset()
   T.eq(r:check(new_ctx()), true)
   T.eq(r:check(ctx), true)
@@ -150,7 +156,7 @@ T.test("file: no checksum, a new mode: the 304 apply sets it, no download", func
   local dest = dir .. "/mode304.bin"
   local ctx = new_ctx()
   assert(http.file { url = base .. "/file/m?size=1000", dest = dest }:apply(ctx))
-  T.eq(select(2, C.stat(dest)), 420)
+  T.eq(FS.stat(dest).mode, 420)
   local r = http.file { url = base .. "/file/m?size=1000", dest = dest, mode = "0600" }
   local ok, why = r:check(ctx)
   T.eq(ok, false); T.match(why, "mode 0644, want 0600")
@@ -159,7 +165,7 @@ T.test("file: no checksum, a new mode: the 304 apply sets it, no download", func
   T.eq(res.status, 304)
   T.eq(res.bytes, 0)
   T.match(ctx.detail_text, "mode set to 0600")
-  T.eq(select(2, C.stat(dest)), 384)
+  T.eq(FS.stat(dest).mode, 384)
   T.eq(count(), 1)
   -- converged: check is true again (the stamp changed with the chmod)
   T.eq(r:check(ctx), true)
@@ -181,7 +187,7 @@ T.test("file: a local change is noticed", function()
   ok, why = r:check(ctx)
   T.eq(ok, false); T.match(why, "changed since")
   assert(r:apply(ctx))
-  T.eq(C.sha256_file(dest), sha(1000, "e"))
+  T.eq(FS.sha256(dest), sha(1000, "e"))
 end)
 
 T.test("file: connection dropped mid-body resumes with Range", function()
@@ -194,7 +200,7 @@ T.test("file: connection dropped mid-body resumes with Range", function()
   -- only the rest came in the second request: from the break, or from the
   -- 4 KiB boundary below it where the file is written with O_DIRECT
   T.ok(res.bytes == 250000 or res.bytes == 400000 - 150000 // 4096 * 4096, "bytes " .. res.bytes)
-  T.eq(C.sha256_file(dest), sha(400000, "f"))
+  T.eq(FS.sha256(dest), sha(400000, "f"))
   T.eq(count("/drop/f"), 2)
   T.match(table.concat(ctx.logs, "\n"), "resuming")
   no_temp(dest)
@@ -205,7 +211,7 @@ T.test("file: no checksum, connection dropped mid-body: resumed, the digest is o
   local ctx = new_ctx()
   local res = assert(http.file { url = base .. "/drop/q?size=400000&after=150000", dest = dest }:apply(ctx))
   T.eq(res.resumed, true)
-  T.eq(C.sha256_file(dest), sha(400000, "q"))
+  T.eq(FS.sha256(dest), sha(400000, "q"))
   T.eq(ctx.state.xxh128, xxhsum(dest))
   T.eq(ctx.state.created[1].xxh128, xxhsum(dest))
 end)
@@ -316,20 +322,27 @@ end)
 T.test("download: the digest option, and a bad one", function()
   local h = C.new()
   local p = dir .. "/d.bin"
-  local res = assert(h:download { url = base .. "/file/d?size=70000", path = p, digest = "xxh128" })
+  local res = assert(h:download { url = base .. "/file/d?size=70000", dest = p, part = "d.part1", create = true,
+                                  digest = "xxh128", commit = tonumber("644", 8) })
+  T.eq(res.committed, true)
   T.eq(res.xxh128, xxhsum(p)); T.eq(res.sha256, nil)
-  res = assert(h:download { url = base .. "/file/d?size=70000", path = p })
+  res = assert(h:download { url = base .. "/file/d?size=70000", dest = p, part = "d.part2", create = true,
+                            commit = tonumber("644", 8), expect = ("0"):rep(64) })
   T.eq(res.sha256, sha(70000, "d")); T.eq(res.xxh128, nil)
-  T.raises(function() h:download { url = base .. "/file/d", path = p, digest = "md5" } end,
+  T.eq(res.committed, false, "not the digest expected: not moved into place")
+  T.ok(exists(dir .. "/d.part2")); FS.remove(dir .. "/d.part2")
+  T.raises(function() h:download { url = base .. "/file/d", dest = p, part = "x", digest = "md5" } end,
     "option 'digest' must be \"sha256\" or \"xxh128\", not \"md5\"")
-  T.raises(function() h:download { url = base .. "/file/d", path = p, digest = 256 } end,
+  T.raises(function() h:download { url = base .. "/file/d", dest = p, part = "x", digest = 256 } end,
     "option 'digest' must be a string, not a number")
+  T.raises(function() h:download { url = base .. "/file/d", dest = p, part = "../x" } end,
+    "option 'part' must be a file name")
 end)
 
 T.test("file: redirects are followed, a loop is not", function()
   local dest = dir .. "/g.bin"
   assert(http.file { url = base .. "/redirect?n=3&to=/file/g%3Fsize%3D777", dest = dest }:apply(new_ctx()))
-  T.eq(C.sha256_file(dest), sha(777, "g"))
+  T.eq(FS.sha256(dest), sha(777, "g"))
   local ok, err = http.file { url = base .. "/redirect-loop", dest = dir .. "/loop", retries = 0 }:apply(new_ctx())
   T.eq(ok, nil); T.match(err, "redirect")
   no_temp(dir .. "/loop")
@@ -339,7 +352,7 @@ T.test("file: basic auth, and a wrong password never shows", function()
   local dest = dir .. "/h.bin"
   local url = base .. "/auth/file/h?size=999&user=alice&password=s3cr3t-pw"
   assert(http.file { url = url, dest = dest, user = "alice", password = secret.new("s3cr3t-pw") }:apply(new_ctx()))
-  T.eq(C.sha256_file(dest), sha(999, "h"))
+  T.eq(FS.sha256(dest), sha(999, "h"))
   local bad = secret.new("wr0ng-pw")
   local ok, err = http.file { url = base .. "/auth/file/h2?size=10", dest = dir .. "/h2", user = "x", password = bad }:apply(new_ctx())
   T.eq(ok, nil)
@@ -389,7 +402,7 @@ T.test("file: 500 then 200 is retried with backoff", function()
   assert(http.file { url = base .. "/flaky/j?fail=2&size=3000", dest = dest }:apply(ctx))
   T.ok(core.now() - t0 >= 1.4, "backoff 0.5s + 1s")
   T.eq(count("/flaky/j"), 3)
-  T.eq(C.sha256_file(dest), sha(3000, "j"))
+  T.eq(FS.sha256(dest), sha(3000, "j"))
   T.match(ctx.logs[1], "500 Internal Server Error")
   -- and retries run out
   local ok, err = http.file { url = base .. "/flaky/j2?fail=5&status=503", dest = dest .. "2", retries = 1 }:apply(new_ctx())
@@ -424,20 +437,25 @@ end)
 T.test("file: a partial file from a killed run is resumed", function()
   local dest = dir .. "/n.bin"
   local url = base .. "/file/n?size=100000"
-  -- what a killed run leaves: the first bytes and the sidecar
+  -- what a killed run leaves: the first bytes, and the part file's record
+  -- in the state (saved before the body came)
   local full = get("/file/n?size=100000").body
-  local f = assert(io.open(dest .. ".provision-part", "wb")); f:write(full:sub(1, 60000)); f:close()
-  core.write_atomic(dest .. ".provision-part.json", json.encode { url = http.url_key(url), etag = '"n-n-100000-1"' })
+  local part = "n.bin.provision-part.k1ll3d"
+  local f = assert(io.open(dir .. "/" .. part, "wb")); f:write(full:sub(1, 60000)); f:close()
   local ctx = new_ctx()
+  ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"n-n-100000-1"' }
   local res = assert(http.file { url = url, dest = dest, sha256 = sha(100000, "n") }:apply(ctx))
   T.ok(res.bytes == 40000 or res.bytes == 100000 - 60000 // 4096 * 4096, "bytes " .. res.bytes)
   T.eq(res.resumed, true)
+  T.eq(ctx.state.part, nil)
   no_temp(dest)
-  -- a sidecar whose validator no longer matches: If-Range makes it whole again
-  f = assert(io.open(dest .. "2.provision-part", "wb")); f:write(("x"):rep(60000)); f:close()
-  core.write_atomic(dest .. "2.provision-part.json", json.encode { url = http.url_key(url), etag = '"stale"' })
-  res = assert(http.file { url = url, dest = dest .. "2", sha256 = sha(100000, "n") }:apply(new_ctx()))
+  -- a validator that no longer matches: If-Range makes it whole again
+  f = assert(io.open(dir .. "/" .. part, "wb")); f:write(("x"):rep(60000)); f:close()
+  ctx = new_ctx()
+  ctx.state.part = { name = part, dest = dest .. "2", url = http.url_key(url), etag = '"stale"' }
+  res = assert(http.file { url = url, dest = dest .. "2", sha256 = sha(100000, "n") }:apply(ctx))
   T.eq(res.bytes, 100000)
+  T.ok(not exists(dir .. "/" .. part), "the part file was resumed into place")
 end)
 
 T.test("file: revert removes what apply created", function()
@@ -459,7 +477,7 @@ T.test("file: downloaded anew (another url, a change upstream), it is still remo
   assert(r:apply(ctx))
   T.eq(r:check(ctx), true)
   T.eq(#ctx.state.created, 1)
-  T.eq(C.sha256_file(dest), sha(20, "o4"))
+  T.eq(FS.sha256(dest), sha(20, "o4"))
   T.eq(ctx.state.created[1].xxh128, xxhsum(dest))
   local tctx = new_ctx(); tctx.state = ctx.state
   T.ok(r:revert(tctx))
@@ -526,7 +544,7 @@ T.test("TLS: verified against ca_file, refused without", function()
   local ok, err = http.file { url = url, dest = dir .. "/tls", retries = 0 }:apply(new_ctx())
   T.eq(ok, nil); T.match(err, "certificate")
   assert(http.file { url = url, dest = dir .. "/tls", ca_file = crt }:apply(new_ctx()))
-  T.eq(C.sha256_file(dir .. "/tls"), sha(500, "tls"))
+  T.eq(FS.sha256(dir .. "/tls"), sha(500, "tls"))
   local res = assert(http.request { url = ("https://127.0.0.1:%d/json"):format(tport), ca_file = crt })
   T.eq(res.json.ok, true)
 end)

@@ -9,33 +9,42 @@
  *              max_body=, headers_only= }
  *     -> { status, headers = { lowercase-name = value }, body, url, seconds,
  *          truncated } | nil, message, kind
- *   h:download{ url, path, offset=, headers=, user=, password=, timeout=,
- *               connect_timeout=, ca_file=, insecure=, max_redirects=,
- *               if_none_match=, if_modified_since=, if_range=, mode=,
+ *   h:download{ url, dest, part, create=, offset=, headers=, user=, password=,
+ *               timeout=, connect_timeout=, ca_file=, insecure=, max_redirects=,
+ *               if_none_match=, if_modified_since=, if_range=, mode=, max_size=,
+ *               commit = mode, expect = hex,
  *               progress = function(done, total) end,
  *               on_headers = function(status, headers) end, fsync=,
  *               digest = "sha256" | "xxh128" }
- *     Streams the body of a 200/206 reply into path (created with mode,
- *     default 0600) while its digest (default SHA-256; digest.h) is computed
- *     over the whole file (a ring feeding a hashing and a writing thread:
- *     see "the sink").
- *     offset > 0 asks for "Range: bytes=offset-" (offset rounded down to
- *     4 KiB where the file is written with O_DIRECT): the first offset
- *     bytes already in path are hashed first; a 206 whose Content-Range
- *     starts there is appended, a 200 replaces the file. Any other status leaves the file
- *     alone and keeps the first 4 KiB of the reply's body.
- *     -> { status, headers, bytes, size, sha256 | xxh128, seconds, url, resumed, body }
+ *     Streams the body of a 200/206 reply into the part file `part` (a
+ *     name, in the folder of dest, reached as core/tree.h says), while its
+ *     digest (default SHA-256; digest.h) is computed over the whole file (a
+ *     ring feeding a hashing and a writing thread: sink.c). create: the part
+ *     file is made anew (O_CREAT | O_EXCL | O_NOFOLLOW, mode, default 0600:
+ *     the caller picks a name nobody can guess); else it must be a regular
+ *     file of ours with one link, and offset > 0 asks for "Range: bytes=
+ *     offset-" (offset rounded down to 4 KiB where the file is written with
+ *     O_DIRECT): the first offset bytes already there are hashed first; a
+ *     206 whose Content-Range starts there is appended, a 200 replaces the
+ *     file. Any other status leaves the file alone and keeps the first 4 KiB
+ *     of the reply's body. max_size: a reply that says (Content-Length) or
+ *     sends more than that many bytes in all fails (kind "too_large").
+ *     commit = mode: once whole, and when expect is given only if the digest
+ *     is expect, the part file gets that mode, is fsync'd and renamed over
+ *     dest through the folder's descriptor (then committed = true).
+ *     -> { status, headers, bytes, size, sha256 | xxh128, seconds, url, resumed,
+ *          committed, body }
  *      | nil, message, kind, { bytes, size, status, headers }
+ *   Redirects (up to max_redirects, default 10) are followed here, not by
+ *   libcurl: one from https to plain http is refused (kind "redirects"), and
+ *   once one leads to another origin (scheme, host or port) the caller's
+ *   headers (but Accept*, Content-Type, User-Agent) and credentials are no
+ *   longer sent; 303 (and 301/302 of a POST) make the request a GET.
  *   kind: "interrupted", "timeout", "connect", "partial" (the connection
- *   broke mid-reply), "tls", "redirects", "write", "callback", "protocol",
- *   "other". Lua callbacks run under lua_pcall (at most 10 times a second
- *   for progress); an error in one aborts the transfer (kind "callback").
- *   SIGINT/SIGTERM abort a transfer at once (kind "interrupted").
- *   http.sha256_file(path), http.xxh128_file(path) -> hex | nil, message
- *     (stop when the run is interrupted)
- *   http.stat(path) -> size, mode, stamp | nil, message
- *   http.commit(part, dest, mode) -> true | nil, message
- *     chmod part, fsync it, rename it over dest, fsync the folder.
+ *   broke mid-reply), "tls", "redirects", "too_large", "write", "callback",
+ *   "protocol", "other". Lua callbacks run under lua_pcall (at most 10 times
+ *   a second for progress); an error in one aborts the transfer (kind
+ *   "callback"). SIGINT/SIGTERM abort a transfer at once (kind "interrupted").
  *
  * Memory stays flat whatever the size: the body goes from curl's buffer to
  * the file descriptor (and, read back, to the digest), never into a Lua
@@ -58,72 +67,15 @@
 #include "lazy_curl.h"
 #include "core.h"
 #include "digest.h"
+#include "tree.h"
+#include "http.h"
 
 #define HANDLE_MT "provision.http"
 #define XFER_MT "provision.http.xfer"
 #define ERR_BODY_MAX 4096
 #define DEFAULT_MAX_BODY (64 * 1024 * 1024)
 
-/* the sink's ring (see "the sink" below) */
-#ifndef SLOT_SIZE
-#define SLOT_SIZE (512 * 1024)
-#endif
-#ifndef NSLOTS
-#define NSLOTS 4
-#endif
-#define DIO_ALIGN 4096
-#define SLOT_MAX_WAIT 1.0   /* seconds a partly filled slot may wait (on_progress) */
 
-typedef struct { CURL *curl; } http_handle;
-
-typedef struct { char *p; size_t len, cap; } http_buf;
-
-/* One transfer's scratch: a userdata, so __gc frees all of it whatever
- * raises (the fd, the digest, the buffers, the header list). */
-typedef struct {
-    lua_State *L;
-    CURL *curl;
-    struct curl_slist *req_headers;
-    http_buf hdrs;            /* the header lines of the latest response */
-    http_buf body;            /* request(): the body; download(): an error body */
-    size_t max_body;
-    int truncated;
-    int download;             /* 1: body to fd (when the status is 200/206) */
-    int headers_only;         /* stop at the first body byte */
-    int stopped;              /* we stopped it on purpose (headers_only) */
-    int fd;
-    provision_digest dg;      /* of the whole file: SHA-256, or XXH3-128 (option digest) */
-    curl_off_t offset;        /* bytes of the file kept from before */
-    curl_off_t written;       /* bytes written by this transfer */
-    int body_started;         /* the decision about the body was made */
-    int to_file;              /* the body goes to the file */
-    int progress_idx, on_headers_idx;   /* stack slots of the callbacks, 0: none */
-    double last_progress;
-    int abort_kind;           /* 0, or why we aborted: see abort_names */
-    char abort_msg[512];
-    /* download(): the sink (see "the sink" below); [mu]: under mu */
-    int direct;               /* fd was opened with O_DIRECT */
-    int rfd;                  /* a resumed download: fd to read the kept prefix, or -1 */
-    char *ring;               /* NSLOTS slots of SLOT_SIZE, DIO_ALIGN-aligned */
-    size_t fill;              /* bytes in the slot being filled (main thread only) */
-    double fill_since;        /* when its first byte came (main thread only) */
-    int sink_on;              /* threads started and not joined yet */
-    int mu_init;
-    pthread_t hasher, writer;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t published;       /* [mu] slots handed over (written by the main thread only) */
-    uint64_t hashed_n, written_n;   /* [mu] slots each thread is done with */
-    size_t plen[NSLOTS];      /* [mu] the length of each published slot */
-    int eof, stop;            /* [mu] no more slots; give up at once */
-    int hasher_done, writer_done;   /* [mu] */
-    int hash_err, write_err;  /* [mu] the errno that stopped a thread */
-    off_t wpos;               /* where the next slot goes in the file (writer thread only) */
-} http_xfer;
-
-enum { AB_NONE, AB_INTERRUPTED, AB_CALLBACK, AB_WRITE, AB_PROTOCOL };
-
-static void set_abort(http_xfer *x, int kind, const char *msg);
 
 static void http_buf_free(http_buf *b) { free(b->p); b->p = NULL; b->len = b->cap = 0; }
 
@@ -143,325 +95,10 @@ static int http_buf_add(http_buf *b, const char *s, size_t n)
     return 0;
 }
 
-/* ---- the sink: where a download's body goes
- *
- * The body is copied from curl's buffer into a ring of NSLOTS slots of
- * SLOT_SIZE bytes (the main thread, inside curl's write callback). Each
- * full slot is handed to two threads: the hasher (the digest of it) and the
- * writer (pwrite of it at its place in the file); a slot is reused once
- * both are done with it, and the main thread waits (the back-pressure
- * that slows curl down) while all are in use. So receiving, hashing
- * (SHA-256: about 0.9 s of CPU per GiB here; XXH3-128: a tenth of that)
- * and writing overlap, memory stays at
- * the ring's 2 MiB whatever the size, and the digest is of exactly the
- * bytes written.
- *
- * On ext4, xfs and btrfs the file is written with O_DIRECT: a full
- * slot goes from the ring to the disk without being copied into the page
- * cache. A buffered write of 1 GiB costs ~0.5 s of CPU here and leaves the
- * fsync before the rename ~0.6 s of disk to wait for; written directly,
- * the disk works while the transfer runs and the fsync finds only the
- * tail and the metadata left. The slots are aligned and so are the file
- * offsets (a resumed download restarts at a DIO_ALIGN boundary); a short
- * slot (the last one, or one handed over because the body is slow: see
- * on_progress) is written after O_DIRECT is cleared, as is everything once
- * a write fails with EINVAL (a filesystem with stricter rules) or comes
- * back short. Elsewhere (and where O_DIRECT is refused) the same ring feeds
- * buffered writes.
- *
- * A resumed download's kept prefix is hashed first, by the hasher, read
- * through a second (buffered) descriptor. Neither thread calls Lua or sees
- * a signal (all are blocked in them): the main thread polls
- * provision_interrupted() while it waits and sets stop. */
-#define PREFIX_CHUNK (128 * 1024)
-
-static int sink_stopped(http_xfer *x)
-{
-    pthread_mutex_lock(&x->mu);
-    int s = x->stop;
-    pthread_mutex_unlock(&x->mu);
-    return s;
-}
-
-/* hash the first x->offset bytes of the file; 0 or an errno */
-static int hash_prefix(http_xfer *x)
-{
-    char *buf = malloc(PREFIX_CHUNK);
-    if (!buf) return ENOMEM;
-    int err = 0;
-    curl_off_t done = 0;
-    while (!err && done < x->offset) {
-        if (sink_stopped(x)) { err = EINTR; break; }
-        size_t want = x->offset - done < PREFIX_CHUNK ? (size_t)(x->offset - done) : PREFIX_CHUNK;
-        ssize_t r = pread(x->rfd, buf, want, (off_t)done);
-        if (r > 0) {
-            provision_digest_update(&x->dg, buf, (size_t)r);
-            done += r;
-        } else if (r == 0) {
-            err = EIO;   /* the kept part is shorter than it was */
-        } else if (errno != EINTR) {
-            err = errno;
-        }
-    }
-    free(buf);
-    return err;
-}
-
-/* The loop of both threads: take every slot published and not yet done
- * (*done: this thread's counter) as one batch, hand it to fn outside the
- * lock, count it done; until eof with all done, stop, or an error (err:
- * one from before the loop). Ends with *err_out and *finished set. */
-typedef int (*sink_fn)(http_xfer *x, struct iovec *iov, int n);
-static void sink_loop(http_xfer *x, uint64_t *done, int err, sink_fn fn, int *err_out, int *finished)
-{
-    struct iovec iov[NSLOTS];
-    pthread_mutex_lock(&x->mu);
-    while (!err) {
-        while (!x->stop && !x->eof && *done == x->published) pthread_cond_wait(&x->cv, &x->mu);
-        if (x->stop || *done == x->published) break;   /* stopped, or eof and all done */
-        int n = (int)(x->published - *done);
-        for (int i = 0; i < n; i++) {
-            unsigned s = (unsigned)((*done + (uint64_t)i) % NSLOTS);
-            iov[i].iov_base = x->ring + (size_t)s * SLOT_SIZE;
-            iov[i].iov_len = x->plen[s];
-        }
-        pthread_mutex_unlock(&x->mu);
-        err = fn(x, iov, n);
-        pthread_mutex_lock(&x->mu);
-        if (err) break;
-        *done += (uint64_t)n;
-        pthread_cond_broadcast(&x->cv);
-    }
-    *err_out = err;
-    *finished = 1;
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
-}
-
-static int hash_slots(http_xfer *x, struct iovec *iov, int n)
-{
-    for (int i = 0; i < n; i++) provision_digest_update(&x->dg, iov[i].iov_base, iov[i].iov_len);
-    return 0;
-}
-
-static void *sink_hasher(void *ud)
-{
-    http_xfer *x = ud;
-    sink_loop(x, &x->hashed_n, x->offset > 0 ? hash_prefix(x) : 0, hash_slots, &x->hash_err, &x->hasher_done);
-    return NULL;
-}
-
-/* O_DIRECT on the filesystems where it is the disk's own fast path; not
- * on the others (see the sink's comment): NFS would make every slot a
- * synchronous round trip, and tmpfs has no disk to overlap with */
-static void use_direct(http_xfer *x)
-{
-    struct statfs sf;
-    if (fstatfs(x->fd, &sf) < 0) return;
-    switch ((unsigned long)sf.f_type) {
-    case 0xEF53UL:       /* ext2, ext3, ext4 */
-    case 0x58465342UL:   /* xfs */
-    case 0x9123683EUL:   /* btrfs */
-        break;
-    default:
-        return;
-    }
-    int fl = fcntl(x->fd, F_GETFL);
-    x->direct = fl >= 0 && fcntl(x->fd, F_SETFL, fl | O_DIRECT) == 0;
-}
-
-/* back to buffered writes (see the sink's comment) */
-static void drop_direct(http_xfer *x)
-{
-    int fl = fcntl(x->fd, F_GETFL);
-    if (fl >= 0) fcntl(x->fd, F_SETFL, fl & ~O_DIRECT);
-    x->direct = 0;
-}
-
-/* write the n pieces of iov at off (iov is consumed); 0 or an errno */
-static int write_at(http_xfer *x, struct iovec *iov, int n, off_t off)
-{
-    for (int i = 0; i < n && x->direct; i++)
-        if (iov[i].iov_len % DIO_ALIGN) drop_direct(x);
-    if (x->direct && off % DIO_ALIGN) drop_direct(x);
-    while (n > 0) {
-        ssize_t w = pwritev(x->fd, iov, n, off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EINVAL && x->direct) { drop_direct(x); continue; }
-            return errno;
-        }
-        off += w;
-        while (n > 0 && (size_t)w >= iov->iov_len) { w -= (ssize_t)iov->iov_len; iov++; n--; }
-        if (n > 0) {   /* a short write: what is left may not be aligned */
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-            if (x->direct) drop_direct(x);
-        }
-    }
-    return 0;
-}
-
-/* all the slots of a batch in one call: when the disk lags, its requests
- * grow (up to the whole ring) */
-static int write_slots(http_xfer *x, struct iovec *iov, int n)
-{
-    size_t total = 0;
-    for (int i = 0; i < n; i++) total += iov[i].iov_len;
-    int err = write_at(x, iov, n, x->wpos);
-    x->wpos += (off_t)total;
-    return err;
-}
-
-static void *sink_writer(void *ud)
-{
-    http_xfer *x = ud;
-    sink_loop(x, &x->written_n, 0, write_slots, &x->write_err, &x->writer_done);
-    return NULL;
-}
-
-/* start both threads; 0, or -1 with errno */
-static int sink_start(http_xfer *x)
-{
-    if (!x->mu_init) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        int e = pthread_cond_init(&x->cv, &ca);
-        pthread_condattr_destroy(&ca);
-        if (e) { errno = e; return -1; }
-        pthread_mutex_init(&x->mu, NULL);
-        x->mu_init = 1;
-    }
-    if (!x->ring) {
-        void *p = NULL;
-        int e = posix_memalign(&p, DIO_ALIGN, (size_t)NSLOTS * SLOT_SIZE);
-        if (e) { errno = e; return -1; }
-        x->ring = p;
-    }
-    x->fill = 0;
-    x->published = x->hashed_n = x->written_n = 0;
-    x->eof = x->stop = x->hasher_done = x->writer_done = 0;
-    x->hash_err = x->write_err = 0;
-    x->wpos = (off_t)x->offset;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals go to the main thread */
-    int e = pthread_create(&x->hasher, NULL, sink_hasher, x);
-    if (!e && (e = pthread_create(&x->writer, NULL, sink_writer, x)) != 0) {
-        pthread_mutex_lock(&x->mu);
-        x->stop = 1;
-        pthread_cond_broadcast(&x->cv);
-        pthread_mutex_unlock(&x->mu);
-        pthread_join(x->hasher, NULL);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e) { errno = e; return -1; }
-    x->sink_on = 1;
-    return 0;
-}
-
-/* wait on cv for a change, or 50 ms (the main thread polls for signals) [mu] */
-static void sink_wait(http_xfer *x)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 50 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    pthread_cond_timedwait(&x->cv, &x->mu, &ts);
-}
-
-/* the error that stopped a thread, as a message for set_abort; 0: none [mu] */
-static int sink_failed(http_xfer *x, char *msg, size_t n)
-{
-    if (x->write_err) { snprintf(msg, n, "%s", strerror(x->write_err)); return 1; }
-    if (x->hash_err) { snprintf(msg, n, "reading back the kept part: %s", strerror(x->hash_err)); return 1; }
-    return 0;
-}
-
-/* hand the slot being filled to the threads; unless it is the last, wait
- * until the next one is free. 0, or -1 (set_abort done) */
-static int sink_publish(http_xfer *x, int last)
-{
-    char msg[256];
-    pthread_mutex_lock(&x->mu);
-    x->plen[x->published % NSLOTS] = x->fill;
-    x->published++;
-    pthread_cond_broadcast(&x->cv);
-    int rc = 0;
-    while (!last) {
-        uint64_t slowest = x->hashed_n < x->written_n ? x->hashed_n : x->written_n;
-        if (sink_failed(x, msg, sizeof msg)) { set_abort(x, AB_WRITE, msg); rc = -1; break; }
-        if (x->published - slowest < NSLOTS) break;
-        sink_wait(x);
-        if (provision_interrupted()) { set_abort(x, AB_INTERRUPTED, "interrupted"); rc = -1; break; }
-    }
-    pthread_mutex_unlock(&x->mu);
-    x->fill = 0;
-    return rc;
-}
-
-/* copy body bytes into the ring; 0, or -1 (set_abort done) */
-static int sink_put(http_xfer *x, const char *p, size_t n)
-{
-    while (n > 0) {
-        if (x->fill == SLOT_SIZE && sink_publish(x, 0) < 0) return -1;
-        if (x->fill == 0) x->fill_since = provision_now();
-        size_t room = SLOT_SIZE - x->fill, k = n < room ? n : room;
-        memcpy(x->ring + (size_t)(x->published % NSLOTS) * SLOT_SIZE + x->fill, p, k);
-        x->fill += k; p += k; n -= k;
-    }
-    return 0;
-}
-
-static void sink_join(http_xfer *x)
-{
-    pthread_join(x->hasher, NULL);
-    pthread_join(x->writer, NULL);
-    x->sink_on = 0;
-}
-
-/* stop both threads at once (an interrupt, a failure, __gc) */
-static void sink_stop(http_xfer *x)
-{
-    if (!x->sink_on) return;
-    pthread_mutex_lock(&x->mu);
-    x->stop = 1;
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
-    sink_join(x);
-}
-
-/* no more bytes: hand over the last slot and wait until both threads are
- * done with everything, giving up when interrupted. 0, or -1 with errno
- * (EINTR: interrupted); a thread's failure leaves its message in msg */
-static int sink_finish(http_xfer *x, char *msg, size_t n)
-{
-    if (!x->sink_on) { errno = EINVAL; return -1; }
-    if (x->fill > 0) sink_publish(x, 1);
-    pthread_mutex_lock(&x->mu);
-    x->eof = 1;
-    pthread_cond_broadcast(&x->cv);
-    while (!(x->hasher_done && x->writer_done)) {
-        if (!x->stop && (x->hash_err || x->write_err)) { x->stop = 1; pthread_cond_broadcast(&x->cv); }
-        sink_wait(x);
-        if (!x->stop && provision_interrupted()) { x->stop = 1; pthread_cond_broadcast(&x->cv); }
-    }
-    int failed = sink_failed(x, msg, n);
-    /* every byte put is in a published slot (the last one was handed over
-     * above) and the kept prefix was hashed whole, or hash_err says why */
-    int whole = x->hashed_n == x->published && x->written_n == x->published;
-    pthread_mutex_unlock(&x->mu);
-    sink_join(x);
-    if (failed) { errno = EIO; return -1; }
-    if (!whole) { errno = provision_interrupted() ? EINTR : EIO; snprintf(msg, n, "%s", strerror(errno)); return -1; }
-    return 0;
-}
-
 /* idempotent: the end of a transfer, and __gc */
 static void xfer_release(http_xfer *x)
 {
-    sink_stop(x);   /* first: its threads use the fds, the ring and the digest */
+    http_sink_stop(x);   /* first: its threads use the fds, the ring and the digest */
     if (x->mu_init) { pthread_cond_destroy(&x->cv); pthread_mutex_destroy(&x->mu); x->mu_init = 0; }
     free(x->ring);
     x->ring = NULL;
@@ -469,6 +106,11 @@ static void xfer_release(http_xfer *x)
     if (x->rfd >= 0) { close(x->rfd); x->rfd = -1; }
     provision_digest_free(&x->dg);
     if (x->req_headers) { curl_slist_free_all(x->req_headers); x->req_headers = NULL; }
+    if (x->own_headers) { curl_slist_free_all(x->own_headers); x->own_headers = NULL; }
+    if (x->user_headers) { curl_slist_free_all(x->user_headers); x->user_headers = NULL; }
+    if (x->dirfd >= 0) { close(x->dirfd); x->dirfd = -1; }
+    free(x->next_url);
+    x->next_url = NULL;
     http_buf_free(&x->hdrs);
     http_buf_free(&x->body);
 }
@@ -483,7 +125,7 @@ static http_xfer *xfer_new(lua_State *L)
 {
     http_xfer *x = lua_newuserdatauv(L, sizeof *x, 0);
     memset(x, 0, sizeof *x);
-    x->fd = x->rfd = -1;              /* the safe "closed" state first */
+    x->fd = x->rfd = x->dirfd = -1;   /* the safe "closed" state first */
     luaL_setmetatable(L, XFER_MT);
     x->L = L;
     return x;
@@ -555,12 +197,44 @@ static int opt_function(lua_State *L, int t, const char *k)
     return lua_gettop(L);   /* left on the stack for the transfer */
 }
 
-static int add_header(http_xfer *x, const char *line)
+static int add_to(struct curl_slist **list, const char *line)
 {
-    struct curl_slist *n = curl_slist_append(x->req_headers, line);
+    struct curl_slist *n = curl_slist_append(*list, line);
     if (!n) return -1;
-    x->req_headers = n;
+    *list = n;
     return 0;
+}
+/* provision's own header (a condition, Range): sent on every hop */
+static int add_header(http_xfer *x, const char *line) { return add_to(&x->own_headers, line); }
+
+/* What a redirect to another origin keeps of the caller's headers: these
+ * describe the request, never who makes it. Everything else (a token, a
+ * cookie, an API key under any name) goes only to the first origin. */
+static int keeps_across_origins(const char *line)
+{
+    static const char *const keep[] = { "accept:", "accept-encoding:", "accept-language:", "content-type:",
+                                        "user-agent:", "accept;", "content-type;", NULL };
+    for (int i = 0; keep[i]; i++)
+        if (strncasecmp(line, keep[i], strlen(keep[i])) == 0) return 1;
+    return 0;
+}
+
+/* the header list of the next hop: own headers, and the caller's while
+ * the redirects stay on the first origin (a few plain ones after). 0 or -1 */
+static int set_request_headers(http_xfer *x)
+{
+    struct curl_slist *all = NULL;
+    for (struct curl_slist *h = x->own_headers; h; h = h->next)
+        if (add_to(&all, h->data) < 0) goto oom;
+    for (struct curl_slist *h = x->user_headers; h; h = h->next)
+        if ((!x->cross_origin || keeps_across_origins(h->data)) && add_to(&all, h->data) < 0) goto oom;
+    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, all);
+    if (x->req_headers) curl_slist_free_all(x->req_headers);
+    x->req_headers = all;
+    return 0;
+oom:
+    if (all) curl_slist_free_all(all);
+    return -1;
 }
 
 /* headers = { ["Name"] = "value", ... } or { "Name: value", ... } */
@@ -584,7 +258,7 @@ static void opt_headers(lua_State *L, int t, http_xfer *x)
         }
         if (strpbrk(lua_tostring(L, -1), "\r\n"))
             luaL_error(L, "http: a header may not hold a line break");
-        if (add_header(x, lua_tostring(L, -1)) < 0) luaL_error(L, "http: out of memory");
+        if (add_to(&x->user_headers, lua_tostring(L, -1)) < 0) luaL_error(L, "http: out of memory");
         lua_pop(L, 2);
     }
     lua_pop(L, 1);
@@ -668,7 +342,7 @@ static void push_headers(lua_State *L, http_xfer *x)
     }
 }
 
-static void set_abort(http_xfer *x, int kind, const char *msg)
+void http_set_abort(http_xfer *x, int kind, const char *msg)
 {
     if (x->abort_kind) return;
     x->abort_kind = kind;
@@ -686,13 +360,13 @@ static int call_lua(http_xfer *x, int idx, int nargs, const char *what)
         char msg[400];
         snprintf(msg, sizeof msg, "%s: %s", what, lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
         lua_pop(L, 1);
-        set_abort(x, provision_interrupted() ? AB_INTERRUPTED : AB_CALLBACK,
+        http_set_abort(x, provision_interrupted() ? AB_INTERRUPTED : AB_CALLBACK,
                   provision_interrupted() ? "interrupted" : msg);
         return -1;
     }
     int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
     lua_pop(L, 1);
-    if (stop) { set_abort(x, AB_CALLBACK, what); return -1; }
+    if (stop) { http_set_abort(x, AB_CALLBACK, what); return -1; }
     return 0;
 }
 
@@ -706,6 +380,18 @@ static int begin_body(http_xfer *x)
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
     if (x->headers_only) { x->stopped = 1; return -1; }
     if (!x->download) return 0;
+    if (status == 200 || status == 206) {
+        curl_off_t len = -1;
+        curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+        curl_off_t total = len >= 0 ? (status == 206 ? x->offset : 0) + len : -1;
+        if (x->max_size > 0 && total > x->max_size) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "the file is %lld bytes, more than max_size (%lld)",
+                     (long long)total, (long long)x->max_size);
+            http_set_abort(x, AB_TOO_LARGE, msg);
+            return -1;
+        }
+    }
     if (status == 206 && x->offset > 0) {
         char cr[128];
         long long start = -1;
@@ -714,13 +400,13 @@ static int begin_body(http_xfer *x)
             char msg[256];
             snprintf(msg, sizeof msg, "asked for bytes %lld- but the reply has Content-Range '%s'",
                      (long long)x->offset, start >= 0 ? cr : "(none)");
-            set_abort(x, AB_PROTOCOL, msg);
+            http_set_abort(x, AB_PROTOCOL, msg);
             return -1;
         }
         x->to_file = 1;
     } else if (status == 200 || status == 206) {
         if (status == 206) {   /* a range we did not ask for */
-            set_abort(x, AB_PROTOCOL, "206 Partial Content to a request without Range");
+            http_set_abort(x, AB_PROTOCOL, "206 Partial Content to a request without Range");
             return -1;
         }
         if (x->offset > 0) {   /* the server sends it all: start over */
@@ -728,21 +414,21 @@ static int begin_body(http_xfer *x)
             if (ftruncate(x->fd, 0) < 0) {
                 char msg[256];
                 snprintf(msg, sizeof msg, "%s", strerror(errno));
-                set_abort(x, AB_WRITE, msg);
+                http_set_abort(x, AB_WRITE, msg);
                 return -1;
             }
         }
         x->to_file = 1;
     }
-    if (x->to_file && sink_start(x) < 0) {
+    if (x->to_file && http_sink_start(x) < 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "cannot start the hashing and writing threads: %s", strerror(errno));
-        set_abort(x, AB_WRITE, msg);
+        http_set_abort(x, AB_WRITE, msg);
         return -1;
     }
     if (x->to_file && x->on_headers_idx) {
         lua_State *L = x->L;
-        if (!lua_checkstack(L, 8)) { set_abort(x, AB_CALLBACK, "Lua stack overflow"); return -1; }
+        if (!lua_checkstack(L, 8)) { http_set_abort(x, AB_CALLBACK, "Lua stack overflow"); return -1; }
         lua_pushinteger(L, status);
         push_headers(L, x);
         if (call_lua(x, x->on_headers_idx, 2, "on_headers") < 0) return -1;
@@ -756,7 +442,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (begin_body(x) < 0) return 0;   /* != len: curl aborts with CURLE_WRITE_ERROR */
     if (x->to_file) {   /* into the ring: the threads hash and write it */
-        if (sink_put(x, data, len) < 0) return 0;
+        if (x->max_size > 0 && x->offset + x->written + (curl_off_t)len > x->max_size) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "more than max_size (%lld bytes) arrived", (long long)x->max_size);
+            http_set_abort(x, AB_TOO_LARGE, msg);
+            return 0;
+        }
+        if (http_sink_put(x, data, len) < 0) return 0;
         x->written += (curl_off_t)len;
         return len;
     }
@@ -765,7 +457,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     size_t keep = len < room ? len : room;
     if (keep < len) x->truncated = 1;
     if (keep && http_buf_add(&x->body, data, keep) < 0) {
-        set_abort(x, AB_WRITE, "out of memory");
+        http_set_abort(x, AB_WRITE, "out of memory");
         return 0;
     }
     return len;
@@ -775,13 +467,13 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 {
     http_xfer *x = ud;
     (void)ultotal; (void)ulnow;
-    if (provision_interrupted()) { set_abort(x, AB_INTERRUPTED, "interrupted"); return 1; }
+    if (provision_interrupted()) { http_set_abort(x, AB_INTERRUPTED, "interrupted"); return 1; }
     double now = provision_now();
     /* a slow body: hand over a slot that has waited a second, full or not,
      * so that the part file on disk (what a killed run resumes from) stays
      * about a second behind what arrived. The short slot turns O_DIRECT
      * off for the rest of the transfer, which a slow one does not need. */
-    if (x->sink_on && x->fill > 0 && now - x->fill_since >= SLOT_MAX_WAIT && sink_publish(x, 0) < 0) return 1;
+    if (x->sink_on && x->fill > 0 && now - x->fill_since >= SLOT_MAX_WAIT && http_sink_publish(x, 0) < 0) return 1;
     if (!x->progress_idx || !x->to_file) return 0;
     if (now - x->last_progress < 0.1) return 0;
     x->last_progress = now;
@@ -809,8 +501,11 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)opt_number(L, t, "max_redirects", 10));
+    /* redirects are followed by perform() below, which decides what a new
+     * origin may see: libcurl would send the caller's headers anywhere */
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    x->max_redirects = (long)opt_number(L, t, "max_redirects", 10);
+    x->is_get = 1;
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt_bool(L, t, "insecure") ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt_bool(L, t, "insecure") ? 0L : 2L);
@@ -845,6 +540,116 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
 }
 
+/* ---- redirects */
+
+/* The origin of an absolute URL: its scheme and host, lowercased, and its
+ * port (the scheme's when none is written). 0, or -1 when it has none. */
+static int url_origin(const char *url, char *scheme, size_t sl, char *host, size_t hl, long *port)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep || (size_t)(sep - url) >= sl || sep == url) return -1;
+    for (size_t i = 0; url + i < sep; i++) scheme[i] = (char)(url[i] >= 'A' && url[i] <= 'Z' ? url[i] + 32 : url[i]);
+    scheme[sep - url] = '\0';
+    const char *a = sep + 3, *end = a + strcspn(a, "/?#");
+    const char *at = NULL;
+    for (const char *q = a; q < end; q++) if (*q == '@') at = q;
+    if (at) a = at + 1;
+    const char *h = a, *he, *colon = NULL;
+    if (*h == '[') {   /* [v6] */
+        he = memchr(h, ']', (size_t)(end - h));
+        if (!he) return -1;
+        he++;
+        if (he < end && *he == ':') colon = he;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        he = colon ? colon : end;
+    }
+    if ((size_t)(he - h) >= hl) return -1;
+    for (size_t i = 0; h + i < he; i++) host[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+    host[he - h] = '\0';
+    *port = colon && colon + 1 < end ? strtol(colon + 1, NULL, 10)
+          : strcmp(scheme, "https") == 0 ? 443 : strcmp(scheme, "http") == 0 ? 80 : -1;
+    return 0;
+}
+
+/* Follow the redirect that the reply just read asks for, if any: 1 when
+ * the next hop is set up, 0 when this reply is the answer, -1 when it must
+ * not be followed (abort set: https to http, too many). To another origin
+ * (scheme, host or port) the caller's headers and credentials do not go,
+ * from then on; 303 (and 301/302 of a POST) turn the request into a GET. */
+static int next_hop(http_xfer *x, int hops)
+{
+    long status = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308) return 0;
+    char *loc = NULL, *cur = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_URL, &loc);
+    if (!loc) return 0;
+    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &cur);
+    char msg[512];
+    if (hops >= x->max_redirects) {
+        snprintf(msg, sizeof msg, "stopped after %ld redirects (the last to %.300s)", x->max_redirects, loc);
+        http_set_abort(x, AB_REDIRECTS, msg);
+        return -1;
+    }
+    char s1[16], s2[16], h1[256], h2[256];
+    long p1 = -1, p2 = -1;
+    int o1 = cur ? url_origin(cur, s1, sizeof s1, h1, sizeof h1, &p1) : -1;
+    int o2 = url_origin(loc, s2, sizeof s2, h2, sizeof h2, &p2);
+    if (o2 < 0 || (strcmp(s2, "http") != 0 && strcmp(s2, "https") != 0)) {
+        snprintf(msg, sizeof msg, "refusing a redirect to %.300s (not an http or https URL)", loc);
+        http_set_abort(x, AB_REDIRECTS, msg);
+        return -1;
+    }
+    if (o1 == 0 && strcmp(s1, "https") == 0 && strcmp(s2, "http") == 0) {
+        snprintf(msg, sizeof msg, "refusing a redirect from https to plain http (%.300s): "
+                 "what is sent or received there is not protected", loc);
+        http_set_abort(x, AB_REDIRECTS, msg);
+        return -1;
+    }
+    if (o1 < 0 || strcmp(s1, s2) != 0 || strcmp(h1, h2) != 0 || p1 != p2) {
+        if (!x->cross_origin) {
+            x->cross_origin = 1;
+            curl_easy_setopt(x->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_NONE);
+            curl_easy_setopt(x->curl, CURLOPT_USERNAME, (char *)NULL);
+            curl_easy_setopt(x->curl, CURLOPT_PASSWORD, (char *)NULL);
+        }
+    }
+    char *next = strdup(loc);   /* loc is curl's, valid until the next perform */
+    if (!next) { http_set_abort(x, AB_WRITE, "out of memory"); return -1; }
+    free(x->next_url);
+    x->next_url = next;
+    if (status == 303 || ((status == 301 || status == 302) && !x->is_get)) {
+        long nobody = 0;
+        char *method = NULL;
+        curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
+        nobody = method && strcmp(method, "HEAD") == 0;
+        curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        if (nobody) curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
+        else curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
+        x->is_get = 1;
+    }
+    curl_easy_setopt(x->curl, CURLOPT_URL, x->next_url);
+    /* the next reply starts afresh */
+    x->body_started = x->stopped = x->truncated = 0;
+    x->body.len = 0;
+    if (x->body.p) x->body.p[0] = '\0';
+    return 1;
+}
+
+/* curl_easy_perform, and the redirects after it */
+static CURLcode perform(http_xfer *x)
+{
+    for (int hops = 0;; hops++) {
+        if (set_request_headers(x) < 0) { http_set_abort(x, AB_WRITE, "out of memory"); return CURLE_OUT_OF_MEMORY; }
+        CURLcode rc = curl_easy_perform(x->curl);
+        if (rc != CURLE_OK && !(x->stopped && rc == CURLE_WRITE_ERROR)) return rc;
+        int n = next_hop(x, hops);
+        if (n < 0) return CURLE_ABORTED_BY_CALLBACK;
+        if (n == 0) return rc;
+    }
+}
+
 static const char *error_kind(CURLcode rc)
 {
     switch (rc) {
@@ -873,7 +678,8 @@ static const char *error_kind(CURLcode rc)
 /* nil, message, kind after a failed perform */
 static int push_failure(lua_State *L, http_xfer *x, CURLcode rc, const char *errbuf)
 {
-    static const char *abort_names[] = { "other", "interrupted", "callback", "write", "protocol" };
+    static const char *abort_names[] = { "other", "interrupted", "callback", "write", "protocol",
+                                         "redirects", "too_large" };
     lua_pushnil(L);
     if (x->abort_kind) {
         lua_pushstring(L, x->abort_msg);
@@ -928,15 +734,15 @@ static int http_request(lua_State *L)
             if (add_header(x, "Expect:") < 0) return luaL_error(L, "http: out of memory");
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        x->is_get = 0;
     }
-    if (x->req_headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->req_headers);
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     double t0 = provision_now();
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = perform(x);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK && !(x->stopped && rc == CURLE_WRITE_ERROR)) {
-        if (provision_interrupted()) set_abort(x, AB_INTERRUPTED, "interrupted");
+        if (provision_interrupted()) http_set_abort(x, AB_INTERRUPTED, "interrupted");
         return push_failure(L, x, rc, errbuf);
     }
     lua_createtable(L, 0, 7);
@@ -946,6 +752,66 @@ static int http_request(lua_State *L)
     lua_pushboolean(L, x->truncated);
     lua_setfield(L, -2, "truncated");
     return 1;
+}
+
+/* the part file: opened (created, with create) in the folder of dest,
+ * which x->dirfd then holds. A part file to resume must be a regular file
+ * of ours with one link: anything else under that name is left alone and
+ * reported. 0, or -1 with a message pushed (nil, msg, "write"). */
+static int open_part(lua_State *L, http_xfer *x, const char *dest, const char *part, int create, int mode,
+                     char name[NAME_MAX + 1])
+{
+    char err[TREE_ERR];
+    x->dirfd = tree_walk(dest, 0, name, err, sizeof err);
+    if (x->dirfd < 0) goto failed;
+    if (create) {
+        x->fd = openat(x->dirfd, part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (x->fd < 0) { snprintf(err, sizeof err, "%s (beside %s): %s", part, dest, strerror(errno)); goto failed; }
+        return 0;
+    }
+    x->fd = openat(x->dirfd, part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (x->fd < 0) { snprintf(err, sizeof err, "%s (beside %s): %s", part, dest, strerror(errno)); goto failed; }
+    struct stat st;
+    if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode) || !tree_trusted_uid(st.st_uid) || st.st_nlink != 1) {
+        snprintf(err, sizeof err, "%s (beside %s): not a partial download of ours (another user's file, "
+                 "or a file with other names): left alone", part, dest);
+        close(x->fd);
+        x->fd = -1;
+        errno = EPERM;
+        goto failed;
+    }
+    return 0;
+failed:
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushliteral(L, "write");
+    return -1;
+}
+
+/* The download landed whole (and its digest is the one expected): give
+ * the part file its mode, make it durable, rename it over dest in the same
+ * folder, check that dest is now that very file, sync the folder. 0, or -1
+ * with the message in msg. */
+static int commit_part(http_xfer *x, const char *dest, const char *name, const char *part, int mode,
+                       char *msg, size_t n)
+{
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) { snprintf(msg, n, "%s: not a file name", dest); return -1; }
+    struct stat mine, there;
+    if (fchmod(x->fd, (mode_t)mode) < 0 || fsync(x->fd) < 0 || fstat(x->fd, &mine) < 0) {
+        snprintf(msg, n, "%s: %s", dest, strerror(errno));
+        return -1;
+    }
+    if (renameat(x->dirfd, part, x->dirfd, name) < 0) {
+        snprintf(msg, n, "%s: %s", dest, strerror(errno));
+        return -1;
+    }
+    if (fstatat(x->dirfd, name, &there, AT_SYMLINK_NOFOLLOW) < 0 || there.st_dev != mine.st_dev
+        || there.st_ino != mine.st_ino) {
+        snprintf(msg, n, "%s: replaced by another file while being moved into place", dest);
+        return -1;
+    }
+    tree_sync_dir(x->dirfd);
+    return 0;
 }
 
 static int http_download(lua_State *L)
@@ -958,15 +824,30 @@ static int http_download(lua_State *L)
     CURL *c = h->curl;
     x->download = 1;
     x->max_body = ERR_BODY_MAX;
-    lua_getfield(L, 2, "path");
-    size_t path_len = 0;
-    const char *path = luaL_optlstring(L, -1, NULL, &path_len);
-    if (!path) return luaL_error(L, "http.download: option 'path' is required");
-    if (strlen(path) != path_len) return luaL_error(L, "http.download: option 'path' holds a NUL byte");
+    lua_getfield(L, 2, "dest");
+    size_t dest_len = 0;
+    const char *dest = luaL_optlstring(L, -1, NULL, &dest_len);
+    if (!dest) return luaL_error(L, "http.download: option 'dest' is required");
+    if (strlen(dest) != dest_len) return luaL_error(L, "http.download: option 'dest' holds a NUL byte");
     lua_pop(L, 1);   /* borrowed from the options table */
+    const char *part = opt_string(L, 2, "part");
+    if (!part || !*part || strchr(part, '/') || strcmp(part, ".") == 0 || strcmp(part, "..") == 0)
+        return luaL_error(L, "http.download: option 'part' must be a file name (no '/')");
+    int create = opt_bool(L, 2, "create");
     lua_Integer offset = (lua_Integer)opt_number(L, 2, "offset", 0);
     if (offset < 0) return luaL_error(L, "http.download: option 'offset' must be >= 0");
+    if (create) offset = 0;
     int mode = (int)opt_number(L, 2, "mode", 0600);
+    lua_Number max_size = opt_number(L, 2, "max_size", 0);
+    if (max_size < 0) return luaL_error(L, "http.download: option 'max_size' must be >= 0");
+    x->max_size = (curl_off_t)max_size;
+    /* commit = mode: rename it over dest once whole (and, with expect, only
+     * when its digest is that) */
+    lua_getfield(L, 2, "commit");
+    int commit = lua_isnil(L, -1) ? -1 : (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    if (commit > 07777) return luaL_error(L, "http.download: option 'commit' must be a mode");
+    const char *expect = opt_string(L, 2, "expect");
     lua_getfield(L, 2, "digest");
     if (!lua_isnoneornil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L, "http.download: option 'digest' must be a string, not a %s", luaL_typename(L, -1));
@@ -988,25 +869,24 @@ static int http_download(lua_State *L)
     /* from here on, only the xfer userdata owns anything */
     if (provision_digest_init(&x->dg, kind))
         return luaL_error(L, "http.download: cannot set up the %s digest", provision_digest_name(kind));
-    x->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)mode);
-    if (x->fd >= 0) use_direct(x);
-    if (x->fd < 0) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
-        lua_pushliteral(L, "write");
-        return 3;
-    }
+    char name[NAME_MAX + 1];
+    if (open_part(L, x, dest, part, create, mode, name) < 0) return 3;
+    http_sink_use_direct(x);
     struct stat st;
     if (fstat(x->fd, &st) < 0 || (offset > 0 && st.st_size < offset)) offset = 0;
     if (x->direct) offset -= offset % DIO_ALIGN;   /* direct writes go on from a boundary */
     x->offset = (curl_off_t)offset;
-    /* the hasher hashes the kept prefix, read through a buffered descriptor */
-    if (offset > 0 && (x->rfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) offset = x->offset = 0;
+    /* the hasher hashes the kept prefix, read through a buffered descriptor
+     * of the same file (not of the name, which another user might swap) */
+    if (offset > 0) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", x->fd);
+        if ((x->rfd = open(proc, O_RDONLY | O_CLOEXEC)) < 0) offset = x->offset = 0;
+    }
     if (ftruncate(x->fd, (off_t)offset) < 0) {
         int e = errno;
         lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
+        lua_pushfstring(L, "%s: %s", dest, strerror(e));
         lua_pushliteral(L, "write");
         return 3;
     }
@@ -1015,36 +895,35 @@ static int http_download(lua_State *L)
         snprintf(range, sizeof range, "Range: bytes=%lld-", (long long)offset);
         if (add_header(x, range) < 0) return luaL_error(L, "http: out of memory");
     }
-    if (x->req_headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->req_headers);
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     double t0 = provision_now();
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = perform(x);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     if (rc == CURLE_OK) begin_body(x);   /* a reply with an empty body */
     if (rc == CURLE_OK && x->abort_kind) rc = CURLE_ABORTED_BY_CALLBACK;
     if (x->to_file && x->sink_on) {
         char msg[256] = "";
         if (rc != CURLE_OK && (x->abort_kind == AB_INTERRUPTED || provision_interrupted())) {
-            sink_stop(x);
-        } else if (sink_finish(x, msg, sizeof msg) < 0 && rc == CURLE_OK) {
+            http_sink_stop(x);
+        } else if (http_sink_finish(x, msg, sizeof msg) < 0 && rc == CURLE_OK) {
             /* a failed transfer flushes too: a retry resumes after what arrived */
             char full[512];
-            snprintf(full, sizeof full, "%s: %s", path, errno == EINTR ? "interrupted" : msg);
-            set_abort(x, errno == EINTR ? AB_INTERRUPTED : AB_WRITE, full);
+            snprintf(full, sizeof full, "%s: %s", dest, errno == EINTR ? "interrupted" : msg);
+            http_set_abort(x, errno == EINTR ? AB_INTERRUPTED : AB_WRITE, full);
             rc = CURLE_WRITE_ERROR;
         }
     }
     if (rc == CURLE_OK && x->to_file && do_fsync && fsync(x->fd) < 0) {
         char msg[256];
-        snprintf(msg, sizeof msg, "%s: fsync: %s", path, strerror(errno));
-        set_abort(x, AB_WRITE, msg);
+        snprintf(msg, sizeof msg, "%s: fsync: %s", dest, strerror(errno));
+        http_set_abort(x, AB_WRITE, msg);
         rc = CURLE_WRITE_ERROR;
     }
     struct stat fin;
     curl_off_t size = fstat(x->fd, &fin) == 0 ? (curl_off_t)fin.st_size : 0;
     if (rc != CURLE_OK) {
-        if (provision_interrupted()) set_abort(x, AB_INTERRUPTED, "interrupted");
+        if (provision_interrupted()) http_set_abort(x, AB_INTERRUPTED, "interrupted");
         int n = push_failure(L, x, rc, errbuf);
         lua_createtable(L, 0, 4);
         lua_pushinteger(L, (lua_Integer)x->written);
@@ -1060,7 +939,21 @@ static int http_download(lua_State *L)
         xfer_release(x);
         return n + 1;
     }
-    lua_createtable(L, 0, 10);
+    char hx[DIGEST_HEX_MAX] = "";
+    if (x->to_file) provision_digest_hex(&x->dg, hx);
+    int committed = 0;
+    char cmsg[TREE_ERR] = "";
+    if (x->to_file && commit >= 0 && (!expect || strcmp(expect, hx) == 0)) {
+        if (commit_part(x, dest, name, part, commit, cmsg, sizeof cmsg) < 0) {
+            xfer_release(x);
+            lua_pushnil(L);
+            lua_pushstring(L, cmsg);
+            lua_pushliteral(L, "write");
+            return 3;
+        }
+        committed = 1;
+    }
+    lua_createtable(L, 0, 11);
     push_common(L, x, t0);
     lua_pushinteger(L, (lua_Integer)x->written);
     lua_setfield(L, -2, "bytes");
@@ -1068,77 +961,15 @@ static int http_download(lua_State *L)
     lua_setfield(L, -2, "size");
     lua_pushboolean(L, x->to_file && x->offset > 0);
     lua_setfield(L, -2, "resumed");
+    lua_pushboolean(L, committed);
+    lua_setfield(L, -2, "committed");
     if (x->to_file) {
-        char hx[DIGEST_HEX_MAX];
-        provision_digest_hex(&x->dg, hx);
         lua_pushstring(L, hx);
         lua_setfield(L, -2, provision_digest_name(x->dg.kind));
     }
     lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
     lua_setfield(L, -2, "body");
     xfer_release(x);
-    return 1;
-}
-
-/* sha256_file(path) / xxh128_file(path): the file's digest, a read that
- * stops (EINTR) when the run is interrupted: a check may read a large file */
-static int digest_file(lua_State *L, int kind)
-{
-    const char *path = provision_checkpath(L, 1);
-    char hx[DIGEST_HEX_MAX];
-    int e = provision_digest_file(path, kind, 1, hx);
-    if (e) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
-        return 2;
-    }
-    lua_pushstring(L, hx);
-    return 1;
-}
-static int http_sha256_file(lua_State *L) { return digest_file(L, DIGEST_SHA256); }
-static int http_xxh128_file(lua_State *L) { return digest_file(L, DIGEST_XXH128); }
-
-/* stat(path) -> size, mode (permission bits), stamp | nil, message
- * stamp: device, inode, size, mtime and ctime (ns): any write, chmod or
- * replacement of the file changes it (ctime cannot be set back) */
-static int http_stat(lua_State *L)
-{
-    const char *path = provision_checkpath(L, 1);
-    struct stat st;
-    if (stat(path, &st) < 0) return luaL_fileresult(L, 0, path);
-    lua_pushinteger(L, (lua_Integer)st.st_size);
-    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-    char stamp[128];
-    provision_stamp(&st, stamp, sizeof stamp);
-    lua_pushstring(L, stamp);
-    return 3;
-}
-
-/* commit(part, dest, mode): chmod, fsync, rename over dest, fsync the folder */
-static int http_commit(lua_State *L)
-{
-    const char *part = provision_checkpath(L, 1);
-    const char *dest = provision_checkpath(L, 2);
-    int mode = (int)luaL_optinteger(L, 3, -1);
-    int fd = open(part, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return luaL_fileresult(L, 0, part);
-    int e = 0;
-    if (mode >= 0 && fchmod(fd, (mode_t)mode) < 0) e = errno;
-    if (!e && fsync(fd) < 0) e = errno;
-    close(fd);
-    if (!e && rename(part, dest) < 0) e = errno;
-    if (e) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", dest, strerror(e));
-        return 2;
-    }
-    char *copy = strdup(dest);
-    if (copy) {
-        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-        free(copy);
-    }
-    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -1150,11 +981,7 @@ static const luaL_Reg handle_methods[] = {
 };
 
 static const luaL_Reg http_funcs[] = {
-    { "commit", http_commit },
     { "new", http_new },
-    { "sha256_file", http_sha256_file },
-    { "stat", http_stat },
-    { "xxh128_file", http_xxh128_file },
     { NULL, NULL }
 };
 

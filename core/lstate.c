@@ -1,0 +1,344 @@
+/* lstate.c: the state folder (lua/provision/state.lua keeps what is in it).
+ * What the state says is what teardown removes, so the folder and every
+ * file in it must be ones only the user running provision could have
+ * written: a folder of another user's (or one others can write to), a
+ * state file planted in it, or a lock that is a symbolic link to some
+ * other file, is refused with what to do about it, before anything is
+ * read or written. Everything after the folder is opened goes through its
+ * descriptor (openat, O_NOFOLLOW): swapping the folder's name afterwards
+ * changes nothing.
+ *
+ *   _core.state_dir(path, create) -> dir | nil, message, why
+ *       why: "missing" (not there, and create false), "untrusted", "error"
+ *   dir:read(name) -> text | false (no such file) | nil, message
+ *   dir:write(name, text) -> true | nil, message   (atomic: temp, fsync, rename, 0600)
+ *   dir:append(name, text) -> true | nil, message  (O_APPEND, 0600; no fsync)
+ *   dir:remove(name) -> true | nil, message
+ *   dir:lock(name, wait, shared) -> lock | nil, message, holder_pid
+ *   dir:close()
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core.h"
+#include "tree.h"
+
+#define STATEDIR_MT "provision.statedir"
+#define LOCK_MT "provision.lock"
+
+typedef struct { int fd; char path[PATH_MAX]; } state_dir;
+
+static state_dir *check_dir(lua_State *L)
+{
+    state_dir *d = luaL_checkudata(L, 1, STATEDIR_MT);
+    if (d->fd < 0) luaL_argerror(L, 1, "the state folder is closed");
+    return d;
+}
+
+static const char *check_name(lua_State *L, int arg)
+{
+    const char *n = provision_checkpath(L, arg);
+    if (!*n || strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+        luaL_argerror(L, arg, "a file name in the state folder");
+    return n;
+}
+
+static int fail3(lua_State *L, const char *why, const char *fmt, ...)
+{
+    char msg[TREE_ERR + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, why);
+    return 3;
+}
+
+/* is what st describes fit to be trusted: ours, and no one else may write
+ * it; NULL, or why not */
+static const char *untrusted(const struct stat *st, char *buf, size_t n)
+{
+    if (st->st_uid != geteuid()) {
+        snprintf(buf, n, "it belongs to uid %ld, not to the user running provision (uid %ld)",
+                 (long)st->st_uid, (long)geteuid());
+        return buf;
+    }
+    if (st->st_mode & 022) {
+        snprintf(buf, n, "others can write to it (mode %04o)", (unsigned)(st->st_mode & 07777));
+        return buf;
+    }
+    if (S_ISREG(st->st_mode) && st->st_nlink != 1) {
+        snprintf(buf, n, "it has %ld hard links", (long)st->st_nlink);
+        return buf;
+    }
+    return NULL;
+}
+
+/* state_dir(path, create) */
+static int core_state_dir(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    int create = lua_toboolean(L, 2);
+    char err[TREE_ERR];
+    state_dir *d = lua_newuserdatauv(L, sizeof *d, 0);
+    d->fd = -1;                       /* the safe "closed" state first */
+    luaL_setmetatable(L, STATEDIR_MT);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    int fd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
+    if (fd < 0 && errno == ENOENT && create) {
+        /* its parents as mkdir -p makes them (0755), the folder itself 0700 */
+        if (tree_mkdirs(path, 0700, err, sizeof err) < 0) return fail3(L, "error", "state folder %s", err);
+        fd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
+    }
+    if (fd < 0) {
+        if (errno == ENOENT) return fail3(L, "missing", "state folder %s", err);
+        return fail3(L, errno == ELOOP ? "untrusted" : "error", "state folder %s", err);
+    }
+    struct stat st;
+    char why[256];
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail3(L, "error", "state folder %s: %s", path, strerror(e));
+    }
+    if (untrusted(&st, why, sizeof why)) {
+        close(fd);
+        return fail3(L, "untrusted", "state folder %s is not safe to use: %s. What is recorded there decides "
+                     "what teardown removes; remove it, or make it yours and private (chown %ld %s; chmod 0700 %s)",
+                     path, why, (long)geteuid(), path, path);
+    }
+    d->fd = fd;
+    return 1;
+}
+
+static int dir_close(lua_State *L)
+{
+    state_dir *d = luaL_checkudata(L, 1, STATEDIR_MT);
+    if (d->fd >= 0) { close(d->fd); d->fd = -1; }
+    return 0;
+}
+
+/* open name in the folder with flags; a file there must be trustworthy.
+ * -1 with a message pushed (nil, msg) or, ENOENT without O_CREAT, errno set */
+static int open_in(lua_State *L, state_dir *d, const char *name, int flags, int *pushed)
+{
+    *pushed = 0;
+    int fd = openat(d->fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT && !(flags & O_CREAT)) return -1;
+        if (e == ELOOP || e == EMLINK) {
+            *pushed = fail3(L, "untrusted", "state folder %s: %s is a symbolic link: refusing it (remove it)",
+                            d->path, name);
+        } else {
+            *pushed = fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+        }
+        errno = e;
+        return -1;
+    }
+    struct stat st;
+    char why[256];
+    const char *bad = NULL;
+    if (fstat(fd, &st) < 0) { snprintf(why, sizeof why, "%s", strerror(errno)); bad = why; }
+    else if (!S_ISREG(st.st_mode)) bad = "it is not a regular file";
+    else bad = untrusted(&st, why, sizeof why);
+    if (bad) {
+        close(fd);
+        *pushed = fail3(L, "untrusted", "state file %s/%s is not safe to use: %s. What is recorded there decides "
+                        "what teardown removes; move it away (or make it yours: chown %ld, chmod 0600)",
+                        d->path, name, bad, (long)geteuid());
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+static int dir_read(lua_State *L)
+{
+    state_dir *d = check_dir(L);
+    const char *name = check_name(L, 2);
+    int pushed, fd = open_in(L, d, name, O_RDONLY, &pushed);
+    if (fd < 0) {
+        if (pushed) return pushed;
+        lua_pushboolean(L, 0);   /* no such file */
+        return 1;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (;;) {
+        char *p = luaL_prepbuffer(&b);
+        ssize_t r = read(fd, p, LUAL_BUFFERSIZE);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+        }
+        if (r == 0) break;
+        luaL_addsize(&b, (size_t)r);
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        p += n; len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int dir_write(lua_State *L)
+{
+    state_dir *d = check_dir(L);
+    const char *name = check_name(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    char tmp[NAME_MAX + 1], prefix[NAME_MAX + 1], err[TREE_ERR];
+    snprintf(prefix, sizeof prefix, "%.200s.tmp", name);
+    int fd = tree_create_temp(d->fd, prefix, 0600, tmp, err, sizeof err);
+    if (fd < 0) return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(errno));
+    int e = 0;
+    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) e = errno;
+    if (close(fd) < 0 && !e) e = errno;
+    if (!e && renameat(d->fd, tmp, d->fd, name) < 0) e = errno;
+    if (e) {
+        unlinkat(d->fd, tmp, 0);
+        return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+    }
+    fsync(d->fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int dir_append(lua_State *L)
+{
+    state_dir *d = check_dir(L);
+    const char *name = check_name(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    int pushed, fd = open_in(L, d, name, O_WRONLY | O_APPEND | O_CREAT, &pushed);
+    if (fd < 0) return pushed;
+    int e = write_all(fd, data, len) < 0 ? errno : 0;
+    close(fd);
+    if (e) return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int dir_remove(lua_State *L)
+{
+    state_dir *d = check_dir(L);
+    const char *name = check_name(L, 2);
+    if (unlinkat(d->fd, name, 0) < 0 && errno != ENOENT)
+        return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(errno));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- the run lock: flock on a file of the folder; the holder's pid in it */
+typedef struct { int fd; } run_lock;
+
+static int lock_close(lua_State *L)
+{
+    run_lock *lk = luaL_checkudata(L, 1, LOCK_MT);
+    if (lk->fd >= 0) { close(lk->fd); lk->fd = -1; }
+    return 0;
+}
+
+/* lock(name, wait, shared) -> lock | nil, message, holder_pid (held by
+ * another run) | nil, message (the lock file cannot be opened or locked) */
+static int dir_lock(lua_State *L)
+{
+    state_dir *d = check_dir(L);
+    const char *name = check_name(L, 2);
+    int wait = lua_toboolean(L, 3);
+    int shared = lua_toboolean(L, 4);
+    run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    lk->fd = -1;                       /* safe "closed" state first */
+    luaL_setmetatable(L, LOCK_MT);
+    int pushed;
+    lk->fd = open_in(L, d, name, shared ? O_RDONLY : O_RDWR | O_CREAT, &pushed);
+    if (lk->fd < 0) {
+        if (pushed) { lua_pop(L, 1); return 2; }   /* nil, message (no pid) */
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s/%s: %s", d->path, name, strerror(errno));
+        return 2;
+    }
+    for (;;) {
+        if (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) break;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int e = errno;
+            close(lk->fd); lk->fd = -1;
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s/%s: %s", d->path, name, strerror(e));
+            return 2;
+        }
+        if (!wait || provision_interrupted()) {
+            char buf[32] = "";
+            ssize_t n = pread(lk->fd, buf, sizeof buf - 1, 0);
+            buf[n > 0 ? n : 0] = '\0';
+            close(lk->fd); lk->fd = -1;
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s/%s is held by another run", d->path, name);
+            lua_pushinteger(L, atoi(buf));
+            return 3;
+        }
+        provision_sleep(0.1);
+    }
+    if (!shared) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if (ftruncate(lk->fd, 0) == 0 && pwrite(lk->fd, buf, (size_t)n, 0) < 0) { /* pid is a courtesy */ }
+    }
+    return 1;
+}
+
+static const luaL_Reg dir_methods[] = {
+    { "append", dir_append },
+    { "close", dir_close },
+    { "lock", dir_lock },
+    { "read", dir_read },
+    { "remove", dir_remove },
+    { "write", dir_write },
+    { NULL, NULL }
+};
+
+/* registered into _core by luaopen_provision_core */
+void provision_open_statedir(lua_State *L)
+{
+    if (luaL_newmetatable(L, STATEDIR_MT)) {
+        luaL_newlib(L, dir_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, LOCK_MT)) {
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, lock_close);
+        lua_setfield(L, -2, "unlock");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, core_state_dir);   /* _core */
+    lua_setfield(L, -2, "state_dir");
+}

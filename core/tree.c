@@ -1,0 +1,548 @@
+/* tree.c: symlink-safe walks, changes and removals (tree.h says the rules).
+ *
+ * A walk first asks the kernel for the folder with openat2() and
+ * RESOLVE_NO_SYMLINKS: one call, and the usual case (no link anywhere on the
+ * path). When a link is on the way (or openat2 is missing), it walks one
+ * component at a time, following only trusted links, as the rules say. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+#include "core.h"
+#include "tree.h"
+
+#define MAX_HOPS 40
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    errno = e;
+    return -1;
+}
+
+int tree_trusted_uid(uid_t uid)
+{
+    static uid_t me = (uid_t)-1;
+    if (me == (uid_t)-1) me = geteuid();
+    return uid == 0 || uid == me;
+}
+
+/* ---- walking */
+
+static int openat2_nolinks(int dirfd, const char *path, int flags)
+{
+#ifdef SYS_openat2
+    static int missing;
+    if (!missing) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = (unsigned long long)(flags | O_CLOEXEC);
+        how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS) return (int)fd;
+        missing = 1;
+    }
+#endif
+    errno = ENOSYS;
+    return -1;
+}
+
+/* the textual parts of path: its folder (copied into dir, "." or "/" when
+ * none) and its last component (name); -1 when the last component is "."
+ * or ".." or there is none (the slow walk handles those) */
+static int split(const char *path, char *dir, size_t dirlen, char name[NAME_MAX + 1])
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t b = len;
+    while (b > 0 && path[b - 1] != '/') b--;
+    size_t nl = len - b;
+    if (nl == 0 || nl > NAME_MAX) return -1;
+    if ((nl == 1 && path[b] == '.') || (nl == 2 && path[b] == '.' && path[b + 1] == '.')) return -1;
+    memcpy(name, path + b, nl);
+    name[nl] = '\0';
+    if (b == 0) { snprintf(dir, dirlen, "."); return 0; }
+    size_t dl = b;
+    while (dl > 1 && path[dl - 1] == '/') dl--;
+    if (dl >= dirlen) return -1;
+    memcpy(dir, path, dl);
+    dir[dl] = '\0';
+    return 0;
+}
+
+/* The walk one component at a time. walked: the path reached so far, for
+ * messages. */
+static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *err, size_t errlen)
+{
+    char todo[PATH_MAX], next_todo[PATH_MAX], walked[PATH_MAX];
+    size_t plen = strlen(path);
+    if (plen >= sizeof todo) return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+    memcpy(todo, path, plen + 1);
+    int fd = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, errno, "%s: %s", path[0] == '/' ? "/" : ".", strerror(errno));
+    snprintf(walked, sizeof walked, "%s", path[0] == '/' ? "" : ".");
+    int hops = 0;
+    const char *p = todo;
+    for (;;) {
+        while (*p == '/') p++;
+        size_t n = strcspn(p, "/");
+        const char *next = p + n;
+        while (*next == '/') next++;
+        int last = *next == '\0';
+        if (n == 0) {   /* nothing left: the folder reached is the object */
+            snprintf(name, NAME_MAX + 1, ".");
+            return fd;
+        }
+        if (n > NAME_MAX) {
+            close(fd);
+            return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+        }
+        char comp[NAME_MAX + 1];
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        if (last && (!follow_last || strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0)) {
+            memcpy(name, comp, n + 1);
+            return fd;
+        }
+        if (strcmp(comp, ".") == 0) { p = next; continue; }
+        int nfd = openat(fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0) {
+            int e = errno;
+            if (e == ENOENT && last) { memcpy(name, comp, n + 1); return fd; }
+            close(fd);
+            if (e == ENOENT || e == ENOTDIR) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+            return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e));
+        }
+        struct stat st;
+        if (fstat(nfd, &st) < 0) {
+            int e = errno;
+            close(nfd); close(fd);
+            return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e));
+        }
+        if (S_ISLNK(st.st_mode)) {
+            if (!tree_trusted_uid(st.st_uid)) {
+                close(nfd); close(fd);
+                return fail(err, errlen, ELOOP, "%s/%s: a symbolic link owned by uid %ld, not followed "
+                            "(provision follows only links owned by root or by the user running it)",
+                            walked, comp, (long)st.st_uid);
+            }
+            char target[PATH_MAX];
+            ssize_t tl = readlinkat(nfd, "", target, sizeof target - 1);
+            int e = errno;
+            close(nfd);
+            if (tl < 0) { close(fd); return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e)); }
+            target[tl] = '\0';
+            if (++hops > MAX_HOPS) {
+                close(fd);
+                return fail(err, errlen, ELOOP, "%s: %s", path, strerror(ELOOP));
+            }
+            int w = snprintf(next_todo, sizeof next_todo, "%s%s%s", target, *next ? "/" : "", next);
+            if (w < 0 || (size_t)w >= sizeof next_todo) {
+                close(fd);
+                return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+            }
+            memcpy(todo, next_todo, (size_t)w + 1);
+            p = todo;
+            if (target[0] == '/') {
+                close(fd);
+                fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) return fail(err, errlen, errno, "/: %s", strerror(errno));
+                walked[0] = '\0';
+            }
+            continue;
+        }
+        if (last) {   /* follow_last, and not a link: comp in fd is the object */
+            close(nfd);
+            memcpy(name, comp, n + 1);
+            return fd;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            close(nfd); close(fd);
+            return fail(err, errlen, ENOTDIR, "%s: %s", path, strerror(ENOTDIR));
+        }
+        close(fd);
+        fd = nfd;
+        if (strcmp(comp, "..") == 0) {
+            char *s = strrchr(walked, '/');
+            if (s && strcmp(s, "/..") != 0 && strcmp(s, "/.") != 0 && s != walked) *s = '\0';
+            else { size_t wl = strlen(walked); snprintf(walked + wl, sizeof walked - wl, "/.."); }
+        } else {
+            size_t wl = strlen(walked);
+            snprintf(walked + wl, sizeof walked - wl, "/%s", comp);
+        }
+        p = next;
+    }
+}
+
+int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *err, size_t errlen)
+{
+    if (!path[0]) return fail(err, errlen, ENOENT, "an empty path");
+    char dir[PATH_MAX];
+    if (split(path, dir, sizeof dir, name) == 0) {
+        int fd = openat2_nolinks(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+        if (fd >= 0) {
+            if (!follow_last) return fd;
+            struct stat st;
+            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode)) return fd;
+            close(fd);   /* a link at the end: the slow walk follows it, if trusted */
+        } else if (errno == ENOENT || errno == ENOTDIR) {
+            return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+        } else if (errno != ELOOP && errno != ENOSYS && errno != EXDEV && errno != EAGAIN) {
+            return fail(err, errlen, errno, "%s: %s", dir, strerror(errno));
+        }
+    }
+    return slow_walk(path, follow_last, name, err, errlen);
+}
+
+int tree_open(const char *path, int flags, int follow_last, char *err, size_t errlen)
+{
+    char name[NAME_MAX + 1];
+    for (int tries = 0; tries < 2; tries++) {
+        int dfd = tree_walk(path, follow_last, name, err, errlen);
+        if (dfd < 0) return -1;
+        int fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(dfd);
+        if (fd >= 0) {
+            if (!follow_last || !(flags & O_PATH)) return fd;
+            struct stat st;   /* O_PATH | O_NOFOLLOW opens a link as itself */
+            if (fstat(fd, &st) == 0 && !S_ISLNK(st.st_mode)) return fd;
+            close(fd);
+            e = ELOOP;
+        }
+        /* a link put there since the walk looked: walk again, once */
+        if (e != ELOOP || !follow_last) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+    }
+    return fail(err, errlen, ELOOP, "%s: changed while being opened (a link put in its place)", path);
+}
+
+int tree_stat(const char *path, int follow_last, struct stat *st, char *err, size_t errlen)
+{
+    char name[NAME_MAX + 1];
+    int dfd = tree_walk(path, follow_last, name, err, errlen);
+    if (dfd < 0) return -1;
+    int r = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW);
+    int e = errno;
+    close(dfd);
+    if (r < 0) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+    if (follow_last && S_ISLNK(st->st_mode))   /* put there since the walk */
+        return fail(err, errlen, ELOOP, "%s: changed while being read (a link put in its place)", path);
+    return 0;
+}
+
+/* ---- changes through a descriptor */
+
+int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
+                      char *err, size_t errlen)
+{
+    int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+    struct stat st;
+    int rc = 0, e = 0;
+    if (fstat(fd, &st) < 0) { e = errno; goto out; }
+    if (S_ISLNK(st.st_mode)) {
+        e = ELOOP;
+        snprintf(err, errlen, "%s: a symbolic link: its mode and owner are not changed through it", shown);
+        rc = -1;
+        goto out;
+    }
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+        e = EMLINK;
+        snprintf(err, errlen, "%s: has %ld hard links: its mode and owner are not changed in place "
+                 "(another name of it may be any file)", shown, (long)st.st_nlink);
+        rc = -1;
+        goto out;
+    }
+    if ((uid >= 0 && (uid_t)uid != st.st_uid) || (gid >= 0 && (gid_t)gid != st.st_gid)) {
+        if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH) < 0) { e = errno; goto out; }
+        if (fstat(fd, &st) < 0) { e = errno; goto out; }
+    }
+    if (mode >= 0 && (st.st_mode & 07777) != (mode_t)mode) {
+        /* fchmod needs a real descriptor: through /proc/self/fd for the
+         * O_PATH one, which names this very inode */
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (chmod(proc, (mode_t)mode) < 0) {
+            e = errno;
+            /* no /proc: a real descriptor of the same inode, where one opens */
+            int ofd = e == ENOENT && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
+                      ? openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+            struct stat os;
+            if (ofd >= 0 && fstat(ofd, &os) == 0 && os.st_dev == st.st_dev && os.st_ino == st.st_ino
+                && fchmod(ofd, (mode_t)mode) == 0)
+                e = 0;
+            else if (ofd >= 0)
+                e = errno ? errno : e;
+            if (ofd >= 0) close(ofd);
+            if (e) goto out;
+        }
+    }
+out:
+    close(fd);
+    if (e && !rc) { rc = -1; snprintf(err, errlen, "%s: %s", shown, strerror(e)); }
+    errno = e;
+    return rc;
+}
+
+int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char *err, size_t errlen)
+{
+    if (mkdirat(dirfd, name, (mode_t)(mode & 0777)) < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+    /* the umask filtered it: say exactly what was asked, on the new folder */
+    return tree_set_attrs_at(dirfd, name, shown, -1, -1, mode, err, errlen);
+}
+
+int tree_mkdirs(const char *path, int mode, char *err, size_t errlen)
+{
+    size_t len = strlen(path);
+    if (len == 0) return fail(err, errlen, ENOENT, "an empty path");
+    char *p = strdup(path);
+    if (!p) return fail(err, errlen, ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        int last = c == '\0' || s[1 + strspn(s + 1, "/")] == '\0';
+        struct stat st;
+        if (tree_stat(p, 1, &st, err, errlen) < 0) {
+            char name[NAME_MAX + 1];
+            int dfd = errno == ENOENT ? tree_walk(p, 0, name, err, errlen) : -1;
+            int r = dfd >= 0 ? tree_mkdir_at(dfd, name, p, last ? mode : 0755, err, errlen) : -1;
+            if (r < 0 && errno == EEXIST) r = 0;   /* raced: made by another run */
+            if (dfd >= 0) close(dfd);
+            if (r < 0) { rc = -1; break; }
+        } else if (!S_ISDIR(st.st_mode)) {
+            rc = fail(err, errlen, ENOTDIR, "%s: %s", p, strerror(ENOTDIR));
+            break;
+        }
+        *s = c;
+        if (c == '\0') break;
+    }
+    int e = errno;
+    free(p);
+    errno = e;
+    return rc;
+}
+
+/* ---- removal */
+
+typedef struct { char **v; size_t n, cap; } name_list;
+
+static void names_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL; l->n = l->cap = 0;
+}
+
+/* the names in the folder dfd (a real descriptor, not consumed); -1 errno */
+static int names_read(int dfd, name_list *l)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) { int e = errno; close(fd); errno = e; return -1; }
+    struct dirent *de;
+    int rc = 0;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 16;
+            char **nv = realloc(l->v, cap * sizeof *nv);
+            if (!nv) { rc = -1; errno = ENOMEM; break; }
+            l->v = nv; l->cap = cap;
+        }
+        if (!(l->v[l->n] = strdup(de->d_name))) { rc = -1; errno = ENOMEM; break; }
+        l->n++;
+        errno = 0;
+    }
+    int e = errno;
+    closedir(d);
+    if (rc < 0 || e) { names_free(l); errno = e ? e : ENOMEM; return -1; }
+    return 0;
+}
+
+/* shown: a growable text of the path, for messages */
+typedef struct { char *p; size_t len, cap; } path_text;
+
+static int text_push(path_text *t, const char *name)
+{
+    size_t nl = strlen(name);
+    if (t->len + nl + 2 > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < t->len + nl + 2) cap *= 2;
+        char *np = realloc(t->p, cap);
+        if (!np) return -1;
+        t->p = np; t->cap = cap;
+    }
+    t->p[t->len] = '/';
+    memcpy(t->p + t->len + 1, name, nl + 1);
+    t->len += nl + 1;
+    return 0;
+}
+
+static int remove_walk(int dirfd, const char *name, path_text *shown, int depth, int max_depth,
+                       char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) return 0;
+        return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+            return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+        return 0;
+    }
+    if (depth >= max_depth) return fail(err, errlen, EMFILE, "%s: too deep to remove (%d levels)", shown->p, depth);
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        /* a folder we made read-only or unreadable (an archive's modes):
+         * ours to open, through its descriptor, never a link's */
+        int pfd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd >= 0) {
+            char proc[64];
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+            if (chmod(proc, (st.st_mode & 07777) | 0700) == 0)
+                fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            close(pfd);
+        }
+    }
+    if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+    if ((st.st_mode & 0300) != 0300) {   /* to unlink its entries */
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        chmod(proc, (st.st_mode & 07777) | 0700);
+    }
+    name_list names = { 0 };
+    if (names_read(fd, &names) < 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, errlen, e, "%s: %s", shown->p, strerror(e));
+    }
+    int rc = 0;
+    size_t len = shown->len;
+    for (size_t i = 0; i < names.n && rc == 0; i++) {
+        if (provision_interrupted()) { rc = fail(err, errlen, EINTR, "%s: interrupted", shown->p); break; }
+        if (text_push(shown, names.v[i]) < 0) { rc = fail(err, errlen, ENOMEM, "out of memory"); break; }
+        rc = remove_walk(fd, names.v[i], shown, depth + 1, max_depth, err, errlen);
+        shown->len = len;
+        shown->p[len] = '\0';
+    }
+    names_free(&names);
+    close(fd);
+    if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        rc = fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+    return rc;
+}
+
+int tree_remove_at(int dirfd, const char *name, const char *shown, int recursive, char *err, size_t errlen)
+{
+    if (!name[0] || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return fail(err, errlen, EINVAL, "refusing to remove %s: it ends in . or ..", shown);
+    if (!recursive) {
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) return 0;
+            return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+        }
+        if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+            return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+        return 0;
+    }
+    /* a descriptor per level: as deep as the descriptor limit allows */
+    struct rlimit rl;
+    int max_depth = 1000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
+        max_depth = (int)(rl.rlim_cur - 48);
+    path_text t = { 0 };
+    size_t sl = strlen(shown);
+    if (!(t.p = malloc(sl + 256))) return fail(err, errlen, ENOMEM, "out of memory");
+    memcpy(t.p, shown, sl + 1);
+    t.len = sl; t.cap = sl + 256;
+    int rc = remove_walk(dirfd, name, &t, 0, max_depth, err, errlen);
+    int e = errno;
+    free(t.p);
+    errno = e;
+    return rc;
+}
+
+/* ---- names nobody can plant first */
+
+void tree_random_name(char *out, size_t n)
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[64];
+    if (n > sizeof r) n = sizeof r;
+    if (n == 0) return;
+    size_t got = 0;
+    while (got < n - 1) {
+        ssize_t k = getrandom(r + got, n - 1 - got, 0);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            /* no entropy source: O_EXCL still makes the create safe */
+            for (; got < n - 1; got++) r[got] = (unsigned char)(rand() ^ (got * 131));
+            break;
+        }
+        got += (size_t)k;
+    }
+    for (size_t i = 0; i < n - 1; i++) out[i] = abc[r[i] % (sizeof abc - 1)];
+    out[n - 1] = '\0';
+}
+
+static int temp_name(const char *prefix, char out[NAME_MAX + 1])
+{
+    char rnd[13];
+    tree_random_name(rnd, sizeof rnd);
+    size_t pl = strlen(prefix);
+    if (pl + 1 + 12 > NAME_MAX) pl = NAME_MAX - 13;   /* a long name: its start */
+    memcpy(out, prefix, pl);
+    out[pl] = '.';
+    memcpy(out + pl + 1, rnd, 13);
+    return 0;
+}
+
+int tree_create_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX + 1], char *err, size_t errlen)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        temp_name(prefix, out);
+        int fd = openat(dirfd, out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) return fail(err, errlen, errno, "%s: %s", out, strerror(errno));
+    }
+    return fail(err, errlen, EEXIST, "%s: cannot find a free temporary name", prefix);
+}
+
+int tree_mkdir_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX + 1], char *err, size_t errlen)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        temp_name(prefix, out);
+        if (mkdirat(dirfd, out, (mode_t)mode) == 0) return 0;
+        if (errno != EEXIST) return fail(err, errlen, errno, "%s: %s", out, strerror(errno));
+    }
+    return fail(err, errlen, EEXIST, "%s: cannot find a free temporary name", prefix);
+}
+
+void tree_sync_dir(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+void tree_identity(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "%llu:%llu", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+}
