@@ -29,6 +29,12 @@ static int write_all(int fd, const char *p, size_t len)
 int provision_write_atomic(const char *path, const void *data, size_t len,
                            int mode, int uid, int gid, char *err, size_t errlen)
 {
+    return provision_write_atomic_as(path, data, len, mode, uid, gid, NULL, err, errlen);
+}
+
+int provision_write_atomic_as(const char *path, const void *data, size_t len, int mode, int uid, int gid,
+                              const char *temp, char *err, size_t errlen)
+{
     char name[NAME_MAX + 1];
     int dfd = tree_walk(path, 0, name, err, errlen);
     if (dfd < 0) return -1;
@@ -47,8 +53,15 @@ int provision_write_atomic(const char *path, const void *data, size_t len,
     /* NAME.provision-RANDOM beside it (tree_create_temp keeps it short
      * enough for a long NAME): created with O_EXCL, never through a link */
     char prefix[NAME_MAX + 1], tmp[NAME_MAX + 1];
-    snprintf(prefix, sizeof prefix, "%.240s.provision", name);
-    int fd = tree_create_temp(dfd, prefix, 0600, tmp, err, errlen);
+    int fd;
+    if (temp) {   /* the caller's name (recorded first, for a killed run's cleanup) */
+        snprintf(tmp, sizeof tmp, "%s", temp);
+        fd = strchr(temp, '/') || !*temp ? (errno = EINVAL, -1)
+           : openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    } else {
+        snprintf(prefix, sizeof prefix, "%.240s.provision", name);
+        fd = tree_create_temp(dfd, prefix, 0600, tmp, err, errlen);
+    }
     if (fd < 0) {
         e = errno;
         snprintf(err, errlen, "%s: %s", path, strerror(e));

@@ -36,6 +36,11 @@ void provision_sleep(double seconds); /* returns early when interrupted */
  * process's). Returns 0, or -1 with errno set and a message in err. */
 int provision_write_atomic(const char *path, const void *data, size_t len,
                            int mode, int uid, int gid, char *err, size_t errlen);
+/* the same, the temp file named temp (beside path) rather than a random
+ * name: a caller that recorded the name first can remove what a killed
+ * run left */
+int provision_write_atomic_as(const char *path, const void *data, size_t len, int mode, int uid, int gid,
+                              const char *temp, char *err, size_t errlen);
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL
  * byte (C would silently cut "a\0b" to "a"). */
 const char *provision_checkpath(lua_State *L, int arg);
@@ -43,6 +48,9 @@ const char *provision_checkpath(lua_State *L, int arg);
  * set on failure, and with provision_read, "path: why" in err. */
 char *provision_read_file(const char *path, size_t *len);
 char *provision_read(const char *path, size_t *len, char *err, size_t errlen);
+
+/* utf8.c: 1 when s (n bytes) is well-formed UTF-8 */
+int provision_utf8_valid(const char *s, size_t n);
 
 /* embed.c: the Lua half compiled into the binary, and the built-in C modules. */
 void provision_open_builtins(lua_State *L);

@@ -70,6 +70,8 @@
 #define archive_read_new (provision_archive_api.archive_read_new)
 #undef archive_read_next_header
 #define archive_read_next_header (provision_archive_api.archive_read_next_header)
+#undef archive_read_open_fd
+#define archive_read_open_fd (provision_archive_api.archive_read_open_fd)
 #undef archive_read_open_filename
 #define archive_read_open_filename (provision_archive_api.archive_read_open_filename)
 #undef archive_read_support_filter_all

@@ -118,8 +118,9 @@ static int core_write_atomic(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = (int)luaL_optinteger(L, 3, -1);
     int uid = (int)luaL_optinteger(L, 4, -1), gid = (int)luaL_optinteger(L, 5, -1);
+    const char *temp = luaL_optstring(L, 6, NULL);
     char err[512];
-    if (provision_write_atomic(path, data, len, mode, uid, gid, err, sizeof err) < 0) {
+    if (provision_write_atomic_as(path, data, len, mode, uid, gid, temp, err, sizeof err) < 0) {
         int e = errno;
         lua_pushnil(L);
         lua_pushstring(L, err);

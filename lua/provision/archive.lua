@@ -14,12 +14,15 @@
 --     FIFO or socket entry fails the extraction (naming it, nothing
 --     written). owner = true trusts the archive: owners, setuid/setgid bits
 --     and device files as recorded (an image root filesystem).
+--     max_size (default 1GiB) and max_entries (default 100000) bound what
+--     it may expand to (0: no limit); past either, nothing is extracted.
 --     check: `creates` exists (when given); else the archive's SHA-256 is
 --     the one last extracted (read only when its stamp changed), with the
---     same strip_components and owner, and every top-level entry it made
---     is there.
---     revert: removes dest when extract created it (an earlier dest too),
---     else the top-level entries it added.
+--     same strip_components and owner, and every entry it placed is there
+--     as placed (a file edited or removed since is drift: extract again).
+--     revert: what it placed and still is as placed (an edited file is
+--     left), folders only when empty (files a user added keep theirs),
+--     dest only when it made it; never through a link below dest.
 --   archive.create { src, dest, format?, owner?, mtime? }
 --     src's contents into dest (tar, tar.gz, tar.xz or zip; default: from
 --     dest's name, else tar). Sorted entries, no atime/ctime, no gzip
@@ -28,27 +31,51 @@
 --     the file we made and src has not changed since (names, types, modes,
 --     sizes, mtimes, owners, link targets). A dest inside src is not
 --     archived (nor its temp file), nor part of what "src changed" means.
---   archive.list(path), archive.tree_digest(path), archive.remove_tree(path)
-local C = require "provision._archive"
+--   archive.list(path), archive.tree_digest(path)
 local R = require "provision.resource"
 local FS = require "provision._fs"
+-- libarchive is loaded at first use: a no-op check of a download recipe
+-- need not load it, only a check that must look into what was extracted
+local C_mod
+local function load_c()
+  C_mod = C_mod or require "provision._archive"
+  return C_mod
+end
 -- SHA-256 of a file, stopping at SIGINT (libcurl is never loaded for it)
 local function sha256_file(path) return FS.sha256(path) end
 
 local M = {}
-M.list = C.list
-M.tree_digest = C.tree_digest
-M.remove_tree = C.remove_tree
-M.version = C.version
+M.list = function(...) return load_c().list(...) end
+M.tree_digest = function(...) return load_c().tree_digest(...) end
 
-local function exists(path)
-  return FS.stat(path) ~= nil or (os.rename(path, path)) ~= nil
+local function exists(path) return FS.stat(path) ~= nil end
+
+local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+local function base_of(p) return (p:gsub("/+$", ""):match("([^/]*)$")) end
+
+-- a dangling symlink counts
+local function lexists(path) return (FS.exists(path)) end
+
+-- the staging folder a killed extraction left (its name is in the state
+-- before it is made): removed, when it is still ours
+local function remove_staging(st)
+  local sg = st.staging
+  if type(sg) == "table" and type(sg.name) == "string" and type(sg.dest) == "string"
+     and not sg.name:find("/", 1, true) then
+    FS.remove_own(folder_of(sg.dest) .. "/" .. sg.name)
+  end
+  st.staging = nil
 end
 
-local function lexists(path)
-  -- a dangling symlink counts: rename-to-itself works on it
-  return (os.rename(path, path)) ~= nil
+-- a state from before manifests: what it recorded of dest
+local function legacy_created_dest(st)
+  for _, e in ipairs(type(st.created) == "table" and st.created or {}) do
+    if type(e) == "table" and e.type == "directory" and e.path == st.dest then return true end
+  end
+  return false
 end
+
+local DEFAULT_MAX_SIZE, DEFAULT_MAX_ENTRIES = 1024 * 1024 * 1024, 100000
 
 M.extract = R.define {
   kind = "archive.extract",
@@ -56,12 +83,13 @@ M.extract = R.define {
   writes = R.paths_of("dest"),
   options = {
     src = "string", dest = "string", strip_components = "integer?", creates = "string?",
-    owner = "boolean?",
+    owner = "boolean?", max_size = "size?", max_entries = "integer?",
   },
   validate = function(self)
     if self.strip_components and self.strip_components < 0 then
       return nil, "strip_components must be >= 0"
     end
+    if self.max_entries and self.max_entries < 0 then return nil, "max_entries must be >= 0 (0: no limit)" end
     return true
   end,
   describe = function(self) return ("extract %s into %s"):format(self.src, self.dest) end,
@@ -82,10 +110,11 @@ M.extract = R.define {
     if sum ~= st.sha256 then
       return false, ("%s changed since it was extracted: extract again"):format(self.src)
     end
-    -- how it was extracted: a state saved before these were kept does not
-    -- say, so extract once more (else a new strip_components or owner would
-    -- never be applied)
-    if st.strip_components == nil or st.owner == nil then
+    -- how it was extracted and what it placed: a state saved before these
+    -- were kept does not say, so extract once more (else a new
+    -- strip_components or owner would never be applied, and teardown would
+    -- not know what it may remove)
+    if st.strip_components == nil or st.owner == nil or type(st.files) ~= "table" then
       return false, ("extract %s into %s again: how it was extracted is not recorded (a state from an older provision)")
         :format(self.src, self.dest)
     end
@@ -98,46 +127,84 @@ M.extract = R.define {
       return false, ("extract %s into %s again: owner %s -> %s"):format(self.src, self.dest,
         tostring(st.owner), tostring(self.owner == true))
     end
-    for _, name in ipairs(st.top or {}) do
-      if not lexists(self.dest .. "/" .. name) then
-        return false, ("%s/%s is missing: extract again"):format(self.dest, name)
-      end
-    end
+    -- drift: every entry it placed is still there, as placed
+    local ok, why = load_c().verify { dest = self.dest, files = st.files }
+    if not ok then return false, why .. ": extract again" end
     return true
   end,
   apply = function(self, ctx)
+    local C = load_c()
+    local st = ctx.state
+    remove_staging(st)   -- a killed run's
     local stamp = FS.stamp(self.src)
     local sum, err = sha256_file(self.src)
     if not sum then return nil, err end
-    local had_dest = exists(self.dest)
-    local res, xerr = C.extract { src = self.src, dest = self.dest,
-      strip_components = self.strip_components, owner = self.owner }
+    -- the staging folder's name in the state before it exists
+    st.staging = { name = FS.temp_name("." .. base_of(self.dest) .. ".provision-extract"), dest = self.dest }
+    if ctx.checkpoint then ctx:checkpoint() end
+    local res, xerr = C.extract { src = self.src, dest = self.dest, staging = st.staging.name,
+      strip_components = self.strip_components, owner = self.owner,
+      max_size = self.max_size or DEFAULT_MAX_SIZE, max_entries = self.max_entries or DEFAULT_MAX_ENTRIES }
+    st.staging = nil
     if not res then return nil, xerr end
-    -- record what is new, and only that, for teardown
-    local st = ctx.state
-    if res.created_dest or not had_dest then
-      ctx:created { type = "directory", path = self.dest }
-    else
-      for _, name in ipairs(res.added) do
-        ctx:created { type = "entry", path = self.dest .. "/" .. name }
+    -- what reached dest, for teardown and the drift check; what an earlier
+    -- extraction into this dest placed stays its own when extracted over
+    local same = st.dest == self.dest
+    local before = same and type(st.files) == "table" and st.files or {}
+    local ours_before = same and (st.created_dest or legacy_created_dest(st))
+    if not same and type(st.files) == "table" then
+      -- what it placed in an earlier dest stays its own, for teardown
+      st.earlier = st.earlier or {}
+      table.insert(st.earlier, { dest = st.dest, dest_id = st.dest_id, files = st.files, created_dest = st.created_dest })
+    end
+    for rel, code in pairs(res.files) do
+      if code:sub(1, 1) == "=" and (ours_before or (before[rel] and before[rel]:sub(1, 1) ~= "=")) then
+        res.files[rel] = code:sub(2)
       end
     end
-    st.sha256, st.src_stamp, st.dest, st.top = sum, stamp, self.dest, res.top
+    st.created_dest = res.created_dest or ours_before or nil
+    st.files, st.dest_id, st.created = res.files, res.dest_id, nil
+    st.sha256, st.src_stamp, st.dest, st.top = sum, stamp, self.dest, nil
     st.strip_components, st.owner = self.strip_components or 0, self.owner == true
     ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", R.human_bytes(res.bytes)))
     return res
   end,
-  -- every dest it created (an earlier dest too, when the option changed:
-  -- as fs.file removes a file at an earlier path) and every entry it added
+  -- what it placed (into this dest or an earlier one), each while it is
+  -- the very thing placed; folders only when empty; dest only when it made
+  -- it; never through a link below dest
   state_revert = true,
   revert = function(self, ctx)
-    for _, e in ipairs((ctx.state or {}).created or {}) do
-      if e.type == "directory" or e.type == "entry" then
-        local ok, err = C.remove_tree(e.path)
-        if not ok then return nil, err end
+    local st = ctx.state or {}
+    remove_staging(st)
+    if type(st.files) ~= "table" then
+      if legacy_created_dest(st) or type(st.created) == "table" and #st.created > 0 then
+        ctx:detail(("left %s: recorded by an older provision without the list of what it extracted; "
+          .. "remove it by hand"):format(tostring(st.dest or self.dest)))
+      end
+      return false
+    end
+    local removed, nleft, first, last_dest = 0, 0, nil, st.dest
+    local records = {}
+    for _, e in ipairs(type(st.earlier) == "table" and st.earlier or {}) do records[#records + 1] = e end
+    records[#records + 1] = { dest = st.dest, dest_id = st.dest_id, files = st.files, created_dest = st.created_dest }
+    for i = #records, 1, -1 do
+      local e = records[i]
+      if type(e) == "table" and type(e.dest) == "string" and type(e.files) == "table" then
+        local res, err = load_c().unextract { dest = e.dest, dest_id = e.dest_id, files = e.files,
+          created_dest = e.created_dest }
+        if not res then return nil, err end
+        for _, why in ipairs(res.left) do if ctx.log then ctx:log("left " .. why) end end
+        removed, nleft = removed + res.removed, nleft + res.nleft
+        first = first or res.left[1]
       end
     end
-    return true
+    if nleft > 0 then
+      ctx:detail(("removed %d entr%s, left %d: %s%s"):format(removed, removed == 1 and "y" or "ies",
+        nleft, first, nleft > 1 and (" (+%d more)"):format(nleft - 1) or ""))
+    elseif removed > 0 then
+      ctx:detail(("removed %s (%d entr%s)"):format(last_dest, removed, removed == 1 and "y" or "ies"))
+    end
+    return removed > 0
   end,
 }
 
@@ -167,7 +234,7 @@ M.create = R.define {
     local st = ctx.state or {}
     if not exists(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
     if not st.sha256 then return false, ("create %s from %s (the existing file is not ours)"):format(self.dest, self.src) end
-    local tree, err = C.tree_digest(self.src, self.dest)
+    local tree, err = load_c().tree_digest(self.src, self.dest)
     if not tree then return nil, err end
     if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
       return false, ("%s changed: create %s again"):format(self.src, self.dest)
@@ -179,9 +246,9 @@ M.create = R.define {
   end,
   apply = function(self, ctx)
     local existed = exists(self.dest)
-    local tree, terr = C.tree_digest(self.src, self.dest)
+    local tree, terr = load_c().tree_digest(self.src, self.dest)
     if not tree then return nil, terr end
-    local res, err = C.create { src = self.src, dest = self.dest, format = self.format,
+    local res, err = load_c().create { src = self.src, dest = self.dest, format = self.format,
       owner = self.owner, mtime = self.mtime }
     if not res then return nil, err end
     local st = ctx.state

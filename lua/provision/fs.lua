@@ -410,6 +410,7 @@ end
 -- secret: the content holds a secret: true (all of it), or the list of
 -- line_key()s of the lines that do; the state keeps it for the next diff
 local function file_apply(self, ctx, content, secret)
+  R.settle_pending(ctx, false)   -- what a killed run of this step left
   local lst, err = probe(self.path)
   if lst == nil then return nil, err end
   local was_link = lst and lst.type == "link"
@@ -436,7 +437,9 @@ local function file_apply(self, ctx, content, secret)
       local e; gid, e = resolve(self.group, true)
       if not gid then return nil, self.path .. ": " .. e end
     end
-    local ok, werr = write(self.path, content, mode, uid, gid)
+    local temp = R.write_intent(ctx, self.path, hash, not st or replace)
+    local ok, werr = write(self.path, content, mode, uid, gid, temp)
+    R.written(ctx)
     if not ok then return nil, werr end
     ctx.state.secret = secret == true or nil
     ctx.state.secret_lines = type(secret) == "table" and #secret > 0 and secret or nil

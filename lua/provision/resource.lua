@@ -377,6 +377,47 @@ local function holds_recorded(path, e)
   return FS.sha256(path) == e.sha256
 end
 
+-- R.write_intent(ctx, path, digest, new) -> temp: before a whole file is
+-- written at path, its temp file's name and the digest it will have go
+-- into the state (ctx:checkpoint, the journal) so that a run killed during
+-- the write leaves nothing unrecorded: R.settle_pending removes the temp
+-- file, and takes the file as the step's own (new: nothing was there) when
+-- the write landed. R.written(ctx) after the write.
+function R.write_intent(ctx, path, digest, new)
+  local temp = FS.temp_name((path:match("([^/]*)$")) .. ".provision")
+  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil, dir = FS.dir_id(path) }
+  if ctx.checkpoint then ctx:checkpoint() end
+  return temp
+end
+function R.written(ctx) ctx.state.pending = nil end
+
+local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+
+-- what a write that a run killed midway left (R.write_intent): its temp
+-- file goes; the file itself, when the write landed (its digest is the
+-- one intended, in the folder intended), is recorded (apply) or removed
+-- (teardown: reverting). The number of files removed.
+function R.settle_pending(ctx, reverting)
+  local pd = ctx.state and ctx.state.pending
+  if type(pd) ~= "table" then return 0 end
+  ctx.state.pending = nil
+  if type(pd.path) ~= "string" then return 0 end
+  if type(pd.temp) == "string" and pd.temp ~= "" and not pd.temp:find("/", 1, true) then
+    FS.remove_own(folder_of(pd.path) .. "/" .. pd.temp)
+  end
+  if not pd.new or type(pd.sha256) ~= "string" then return 0 end
+  local st = FS.lstat(pd.path)
+  if not (st and st.type == "file" and st.uid == FS.euid() and (not pd.dir or FS.dir_id(pd.path) == pd.dir)
+          and FS.sha256(pd.path) == pd.sha256) then
+    return 0
+  end
+  if reverting then
+    return FS.remove(pd.path) and 1 or 0
+  end
+  R.record(ctx, { type = "file", path = pd.path, sha256 = pd.sha256, dir = pd.dir })
+  return 0
+end
+
 -- R.revert_created_files(self, ctx): the revert of every resource that
 -- writes whole files: the files ctx.state.created says it created, each
 -- only while it is still what was written, in the folder it was written
@@ -384,7 +425,7 @@ end
 -- (all left, or gone already): teardown then reports the step ok, with the
 -- detail saying why.
 function R.revert_created_files(self, ctx)
-  local removed = 0
+  local removed = R.settle_pending(ctx, true)
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" and type(e.path) == "string" then
       local st, err, code = FS.lstat(e.path)

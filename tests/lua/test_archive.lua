@@ -202,10 +202,18 @@ T.test("extract: into an existing folder merges; revert removes only what it add
   local r2 = archive.extract { src = craft(dir .. "/good4.tar", "good"), dest = dest, strip_components = 1 }
   local ctx2 = new_ctx()
   assert(r2:apply(ctx2))
-  local paths = {}
-  for _, e in ipairs(ctx2.state.created) do paths[#paths + 1] = e.path:match("[^/]+$") end
-  table.sort(paths)
-  T.eq(paths, { "a.txt", "hard", "link", "sub" })
+  -- the manifest: every entry it placed; what was there before marked "="
+  local ours, before = {}, {}
+  for rel, code in pairs(ctx2.state.files) do
+    if code:sub(1, 1) == "=" then before[#before + 1] = rel else ours[#ours + 1] = rel end
+  end
+  table.sort(ours); table.sort(before)
+  T.eq(ours, { "a.txt", "hard", "link", "sub", "sub/run.sh", "sub/up" })
+  T.eq(before, {})
+  local first = {}
+  for rel, code in pairs(ctx.state.files) do if code:sub(1, 1) == "=" then first[#first + 1] = rel end end
+  table.sort(first)
+  T.eq(first, { "top", "top/a.txt" }, "the first extract: top/ and top/a.txt were there before")
   assert(r2:revert(ctx2))
   T.ok(not exists(dest .. "/a.txt")); T.ok(not exists(dest .. "/sub"))
   T.eq(read(dest .. "/keep.txt"), "mine\n")
@@ -464,15 +472,18 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
   local f = assert(io.open(script, "w"))
   f:write(([[
 local A = require "provision._archive"
+local FS = require "provision._fs"
 local work = %q
 local function show(r, e) print(r and "ok" or ("fail " .. tostring(e))) end
-show(A.extract { src = %q, dest = work .. "/dest" })
-show(A.extract { src = %q, dest = work .. "/dest" })
-show(A.extract { src = %q, dest = work .. "/dest" })
-show(A.extract { src = %q, dest = work .. "/dest" })
-show(A.extract { src = %q, dest = work .. "/fresh" })
-show(A.extract { src = %q, dest = work .. "/gone" })
-show(A.remove_tree(work .. "/gone"))
+local n = 0
+local function staging() n = n + 1; return ".t.provision-extract." .. n end
+show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
+show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
+show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
+show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
+show(A.extract { src = %q, dest = work .. "/fresh", staging = staging() })
+show(A.extract { src = %q, dest = work .. "/gone", staging = staging() })
+show(FS.remove_tree(work .. "/gone"))
 ]]):format(work, src.plain, src.plain, src.more, src.bad, src.hidden, src.plain))
   f:close()
   sh("chmod 644 " .. script)

@@ -1,0 +1,177 @@
+#!/bin/bash
+# Another local user plants traps; root runs provision (issue 13, cases
+# 1-4). Each trap is planted as nobody (setpriv) in a world-writable sticky
+# folder, as /tmp is, or in a folder nobody owns inside it; the victims are
+# root's files in a folder nobody cannot even enter. After every run: the
+# victims are byte for byte and mode for mode what they were, and nothing
+# was written, chmodded or removed through a link.
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/servers/httpd.sh"
+
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+    fail "hostile" "needs root and setpriv (util-linux)"
+    exit 1
+fi
+NB() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+
+# the victims: root's, in a folder only root can enter
+VICTIM=$SANDBOX/root
+mkdir -m 0700 "$VICTIM" "$VICTIM/dir"
+echo "root's secret" > "$VICTIM/secret"; chmod 0600 "$VICTIM/secret"
+echo "keep me" > "$VICTIM/dir/keep.txt"; chmod 0640 "$VICTIM/dir/keep.txt"
+chmod 0700 "$VICTIM/dir"
+victims_ok() {
+    [ "$(cat "$VICTIM/secret")" = "root's secret" ] && [ "$(stat -c %a:%U "$VICTIM/secret")" = 600:root ] \
+    && [ "$(stat -c %a:%U "$VICTIM/dir")" = 700:root ] && [ "$(cat "$VICTIM/dir/keep.txt")" = "keep me" ] \
+    && [ "$(stat -c %a "$VICTIM/dir/keep.txt")" = 640 ] && [ "$(ls -A "$VICTIM/dir")" = keep.txt ]
+}
+
+# the shared folder: like /tmp (sticky, world-writable); the sandbox (0700)
+# is opened just enough for nobody to reach it
+SHARED=$(mktemp -d /tmp/provision-shared.XXXXXX)
+chmod 1777 "$SHARED"
+cleanup_add "rm -rf '$SHARED'"
+start_httpd
+export PROVISION_STATE_DIR="$SANDBOX/state"
+
+# ---- case 1: http.file's partial file ----
+# nobody plants what the part file used to be (DEST.provision-part, and a
+# sidecar naming the URL and an ETag), and keeps re-planting it while root
+# downloads into the shared folder
+URL="$BASE/file/dl?size=300000"
+SUM=$(curl -s "$BASE/sha256?size=300000&seed=dl")
+NB sh -c "ln -s '$VICTIM/secret' '$SHARED/dl.bin.provision-part'
+  printf '{\"url\":\"sha256:%s\",\"etag\":\"\\\\\"e1\\\\\"\"}' \"\$(printf %s '$URL' | sha256sum | cut -c1-64)\" > '$SHARED/dl.bin.provision-part.json'"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    sh -c "while :; do for s in '' .1 .a; do ln -sf '$VICTIM/secret' '$SHARED/dl.bin.provision-part\$s' 2>/dev/null; done; done" \
+    > /dev/null 2>&1 &
+planter=$!   # setpriv execs sh: this is the planter's own pid
+cleanup_add "kill $planter 2>/dev/null"
+cat > dl.lua <<R
+recipe { name = "dl" }
+step "unpinned" { http.file { url = "$URL", dest = "$SHARED/dl.bin" } }
+step "pinned" { http.file { url = "$URL", dest = "$SHARED/dl2.bin", sha256 = "$SUM" } }
+R
+run "$P" dl.lua
+kill $planter; wait $planter 2>/dev/null
+expect "part file: the downloads land (exit 0)" test "$RC" = 0
+expect "part file: the victim is untouched (content, mode, owner)" victims_ok
+expect "part file: dest is a regular file of root's with the server's bytes, not a link" \
+    eval '[ ! -L "$SHARED/dl.bin" ] && [ "$(stat -c %U "$SHARED/dl.bin")" = root ] \
+          && [ "$(sha256sum < "$SHARED/dl.bin" | cut -c1-64)" = "$SUM" ] && [ "$(sha256sum < "$SHARED/dl2.bin" | cut -c1-64)" = "$SUM" ]'
+expect "part file: the planted names were never used (still nobody's links)" \
+    eval '[ "$(stat -c %U "$SHARED/dl.bin.provision-part")" = nobody ] && [ -L "$SHARED/dl.bin.provision-part" ]'
+expect "part file: no part file of ours left" eval '[ -z "$(find "$SHARED" -user root -name "*provision-part*")" ]'
+# a part file of ours, swapped for nobody's file before a resume: left alone
+rm -rf "$PROVISION_STATE_DIR" "$SHARED"/dl*
+
+# ---- case 2: the state folder ----
+mkdir -m 0777 "$SHARED/proj"; chown nobody: "$SHARED/proj"
+NB sh -c "mkdir -m 0777 '$SHARED/proj/.provision' && ln -s '$VICTIM/secret' '$SHARED/proj/.provision/lock'"
+cat > "$SHARED/proj/s.lua" <<R
+recipe { name = "s" }
+step "a" { fs.directory "$SHARED/proj/made" }
+R
+( cd "$SHARED/proj" && unset PROVISION_STATE_DIR && "$P" s.lua > "$SANDBOX/out" 2>&1 ); RC=$?; OUT=$(cat "$SANDBOX/out"); ERR=""
+expect "state folder of another user: refused, exit 2, saying why and how to fix it" \
+    eval '[ $RC = 2 ] && has "$OUT" "state folder ./.provision is not safe to use: it belongs to uid 65534" && has "$OUT" "chmod 0700"'
+expect "state folder of another user: the lock's victim is untouched, nothing made" \
+    eval 'victims_ok && [ ! -e "$SHARED/proj/made" ]'
+# a state file nobody wrote, whose orphan step "created" a folder of root's
+mkdir -m 0700 "$SANDBOX/important" && echo data > "$SANDBOX/important/file"
+NB sh -c "rm -f '$SHARED/proj/.provision/lock'; chmod 0700 '$SHARED/proj/.provision'; cat > '$SHARED/proj/.provision/s.json'" <<J
+{"version":1,"recipe":"s","steps":{"gone":{"resources":[{"kind":"archive.extract","state":{"created":[{"type":"directory","path":"$SANDBOX/important"}]}}]}}}
+J
+( cd "$SHARED/proj" && unset PROVISION_STATE_DIR && "$P" teardown s.lua > "$SANDBOX/out" 2>&1 ); RC=$?; OUT=$(cat "$SANDBOX/out")
+expect "a state nobody planted (their folder, 0700): teardown refuses it, exit 2" \
+    eval '[ $RC = 2 ] && has "$OUT" "belongs to uid 65534"'
+expect "a state nobody planted: the folder it names is untouched" test "$(cat "$SANDBOX/important/file")" = data
+# root's folder, but others may write to it
+mkdir -m 0777 "$SANDBOX/st777"
+run "$P" "$SHARED/proj/s.lua" --state-dir "$SANDBOX/st777"
+expect "a state folder others can write to: refused, exit 2" eval '[ $RC = 2 ] && has "$ERR" "others can write to it (mode 0777)"'
+# root's folder, a state file of nobody's in it (put there while it was open)
+mkdir -m 0700 "$SANDBOX/st2"
+echo '{"version":1,"steps":{}}' > "$SANDBOX/st2/s.json"; chown nobody "$SANDBOX/st2/s.json"
+run "$P" "$SHARED/proj/s.lua" --state-dir "$SANDBOX/st2"
+expect "a state file of another user's: refused, exit 2, nothing made" \
+    eval '[ $RC = 2 ] && has "$ERR" "state file $SANDBOX/st2/s.json is not safe to use" && [ ! -e "$SHARED/proj/made" ]'
+# the lock a link (in a folder of root's: O_NOFOLLOW, not only ownership)
+mkdir -m 0700 "$SANDBOX/st3" && ln -s "$VICTIM/secret" "$SANDBOX/st3/lock"
+run "$P" "$SHARED/proj/s.lua" --state-dir "$SANDBOX/st3"
+expect "a lock that is a symbolic link: refused, exit 2, its target untouched" \
+    eval '[ $RC = 2 ] && has "$ERR" "lock is a symbolic link" && victims_ok'
+
+# ---- case 3: writes that would follow links ----
+NB sh -c "mkdir -m 0777 '$SHARED/w' && ln -s '$VICTIM/dir' '$SHARED/w/data' && ln -s '$VICTIM' '$SHARED/w/sub'
+  echo planted > '$SHARED/w/app.env' && chmod 0666 '$SHARED/w/app.env'"
+cat > w1.lua <<R
+recipe { name = "w1" }
+step "chmod through a link" { fs.directory { path = "$SHARED/w/data", mode = "0777" } }
+R
+run "$P" w1.lua
+expect "fs.directory over nobody's link: fails naming the link, the victim keeps 0700" \
+    eval '[ $RC = 1 ] && has "$OUT" "$SHARED/w/data: a symbolic link owned by uid 65534, not followed" && victims_ok'
+run "$P" plan w1.lua
+expect "plan says so too (the check fails; nothing would be done through it)" \
+    eval '[ $RC = 1 ] && has "$OUT" "not followed"'
+cat > w2.lua <<R
+recipe { name = "w2" }
+step "a file under a linked folder" { fs.file { path = "$SHARED/w/sub/new.txt", content = "x" } }
+step "a folder under it" { fs.directory "$SHARED/w/sub/newdir" }
+R
+run "$P" w2.lua
+expect "fs.file under nobody's linked parent: refused, nothing created in the target" \
+    eval '[ $RC = 1 ] && has "$OUT" "not followed" && victims_ok && [ ! -e "$VICTIM/new.txt" ] && [ ! -e "$VICTIM/newdir" ]'
+cat > w3.lua <<R
+recipe { name = "w3" }
+local v = vars { token = secret "Tok-hostile-77Qz" }
+step "env" { fs.env_file { path = "$SHARED/w/app.env", values = { TOKEN = v.token } } }
+step "conf" { fs.template { path = "$SHARED/w/app.conf", template = "token=\${t}\n", vars = { t = v.token } } }
+R
+NB sh -c "echo planted > '$SHARED/w/app.conf' && chmod 0666 '$SHARED/w/app.conf'"
+run "$P" w3.lua
+expect "a planted env file and template: replaced by root's own files, 0600" \
+    eval '[ $RC = 0 ] && [ "$(stat -c %U:%a "$SHARED/w/app.env")" = root:600 ] && [ "$(stat -c %U:%a "$SHARED/w/app.conf")" = root:600 ]'
+expect "nobody cannot read the secret now" \
+    eval '! NB cat "$SHARED/w/app.env" 2>/dev/null && ! NB cat "$SHARED/w/app.conf" 2>/dev/null'
+run "$P" w3.lua
+expect "the re-run is a no-op" eval '[ $RC = 0 ] && has "$OUT" "changed=0"'
+
+# ---- case 4: teardown after the links are swapped ----
+rm -rf "$PROVISION_STATE_DIR"
+NB sh -c "mkdir -m 0777 '$SHARED/t'"
+mkdir -p "$SANDBOX/tar/app/sub" && echo one > "$SANDBOX/tar/app/sub/keep.txt" && echo two > "$SANDBOX/tar/app/f.txt"
+tar -C "$SANDBOX/tar" -cf "$SANDBOX/app.tar" app
+cp "$SANDBOX/tar/app/sub/keep.txt" "$VICTIM/dir/f.txt"   # the same names and bytes as ours
+cat > t.lua <<R
+recipe { name = "t" }
+step "unpack" { archive.extract { src = "$SANDBOX/app.tar", dest = "$SHARED/t" } }
+step "conf folder" { fs.directory "$SHARED/t/conf" }
+step "conf" { fs.file { path = "$SHARED/t/conf/f.txt", content = "one\n" } }
+teardown { fs.absent "$SHARED/t/app/sub" }
+R
+run "$P" t.lua
+expect "swap: the apply" test "$RC" = 0
+chmod 0711 "$SANDBOX" "$VICTIM"; chmod 0777 "$VICTIM/dir"   # reachable for nobody's links to resolve
+cp -p "$VICTIM/dir/keep.txt" "$SANDBOX/keep.bak"
+NB sh -c "cd '$SHARED/t' && mv app app.moved && ln -s '$VICTIM/dir' app && mv conf conf.moved && ln -s '$VICTIM/dir' conf" \
+    2>/dev/null || { chown -R nobody "$SHARED/t"; NB sh -c "cd '$SHARED/t' && mv app app.moved && ln -s '$VICTIM/dir' app && mv conf conf.moved && ln -s '$VICTIM/dir' conf"; }
+mkdir -p "$VICTIM/dir/sub" && echo one > "$VICTIM/dir/sub/keep.txt"
+run "$P" teardown t.lua
+expect "swap: teardown's block (fs.absent through the link) fails, naming it" \
+    eval '[ $RC = 1 ] && has "$OUT" "not followed"'
+expect "swap: nothing of the victim's was removed" \
+    eval '[ "$(cat "$VICTIM/dir/sub/keep.txt")" = one ] && [ "$(cat "$VICTIM/dir/f.txt")" = "one" ] && [ -e "$VICTIM/dir/keep.txt" ]'
+cat > t2.lua <<R
+recipe { name = "t" }
+step "unpack" { archive.extract { src = "$SANDBOX/app.tar", dest = "$SHARED/t" } }
+step "conf folder" { fs.directory "$SHARED/t/conf" }
+step "conf" { fs.file { path = "$SHARED/t/conf/f.txt", content = "one\n" } }
+R
+run "$P" teardown t2.lua --adopt-state   # the same recipe name, another file: on purpose
+expect "swap: the teardown without a block leaves what it cannot reach, and says why" \
+    eval '[ $RC = 0 ] && has "$OUT" "left"'
+expect "swap: the victim's same-named files are still there" \
+    eval '[ "$(cat "$VICTIM/dir/sub/keep.txt")" = one ] && [ "$(cat "$VICTIM/dir/f.txt")" = "one" ] && [ -e "$VICTIM/dir/keep.txt" ]'
+chmod 0700 "$VICTIM" "$VICTIM/dir"
