@@ -505,7 +505,6 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
      * origin may see: libcurl would send the caller's headers anywhere */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     x->max_redirects = (long)opt_number(L, t, "max_redirects", 10);
-    x->is_get = 1;
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt_bool(L, t, "insecure") ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt_bool(L, t, "insecure") ? 0L : 2L);
@@ -619,15 +618,14 @@ static int next_hop(http_xfer *x, int hops)
     if (!next) { http_set_abort(x, AB_WRITE, "out of memory"); return -1; }
     free(x->next_url);
     x->next_url = next;
-    if (status == 303 || ((status == 301 || status == 302) && !x->is_get)) {
-        long nobody = 0;
-        char *method = NULL;
-        curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
-        nobody = method && strcmp(method, "HEAD") == 0;
+    /* a GET or a HEAD stays what it is; another method (PUT, DELETE) keeps
+     * its method and body through a 301/302, as only a POST turns into a GET */
+    char *method = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
+    if (method && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0
+        && (status == 303 || ((status == 301 || status == 302) && strcmp(method, "POST") == 0))) {
         curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-        if (nobody) curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
-        else curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
-        x->is_get = 1;
+        curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(x->curl, CURLOPT_URL, x->next_url);
     /* the next reply starts afresh */
@@ -734,7 +732,6 @@ static int http_request(lua_State *L)
             if (add_header(x, "Expect:") < 0) return luaL_error(L, "http: out of memory");
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        x->is_get = 0;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
