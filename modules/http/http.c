@@ -541,19 +541,48 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
 
 /* ---- redirects */
 
+/* The authority of an absolute URL: it starts at *a, after the "://" at
+ * *sep, its host at *hp (after any user:password@), and ends at *end.
+ * 0, or -1 when url is not absolute. */
+static int url_authority(const char *url, const char **sep, const char **a, const char **hp, const char **end)
+{
+    *sep = strstr(url, "://");
+    if (!*sep || *sep == url) return -1;
+    *a = *sep + 3;
+    *end = *a + strcspn(*a, "/?#");
+    *hp = *a;
+    for (const char *q = *a; q < *end; q++) if (*q == '@') *hp = q + 1;
+    return 0;
+}
+
+/* url as it may be shown (a message, the result's url): without the
+ * user:password@ that curl writes into a redirect's URL it resolves from
+ * the options user and password */
+static void url_shown(const char *url, char *out, size_t n)
+{
+    const char *sep, *a, *hp, *end;
+    if (url_authority(url, &sep, &a, &hp, &end) < 0) snprintf(out, n, "%s", url);
+    else snprintf(out, n, "%.*s%s", (int)(a - url), url, hp);
+}
+
+static void push_url_shown(lua_State *L, const char *url)
+{
+    const char *sep, *a, *hp, *end;
+    if (url_authority(url, &sep, &a, &hp, &end) < 0) { lua_pushstring(L, url); return; }
+    lua_pushlstring(L, url, (size_t)(a - url));
+    lua_pushstring(L, hp);
+    lua_concat(L, 2);
+}
+
 /* The origin of an absolute URL: its scheme and host, lowercased, and its
  * port (the scheme's when none is written). 0, or -1 when it has none. */
 static int url_origin(const char *url, char *scheme, size_t sl, char *host, size_t hl, long *port)
 {
-    const char *sep = strstr(url, "://");
-    if (!sep || (size_t)(sep - url) >= sl || sep == url) return -1;
+    const char *sep, *a, *h, *end;
+    if (url_authority(url, &sep, &a, &h, &end) < 0 || (size_t)(sep - url) >= sl) return -1;
     for (size_t i = 0; url + i < sep; i++) scheme[i] = (char)(url[i] >= 'A' && url[i] <= 'Z' ? url[i] + 32 : url[i]);
     scheme[sep - url] = '\0';
-    const char *a = sep + 3, *end = a + strcspn(a, "/?#");
-    const char *at = NULL;
-    for (const char *q = a; q < end; q++) if (*q == '@') at = q;
-    if (at) a = at + 1;
-    const char *h = a, *he, *colon = NULL;
+    const char *he, *colon = NULL;
     if (*h == '[') {   /* [v6] */
         he = memchr(h, ']', (size_t)(end - h));
         if (!he) return -1;
@@ -585,9 +614,10 @@ static int next_hop(http_xfer *x, int hops)
     curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_URL, &loc);
     if (!loc) return 0;
     curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &cur);
-    char msg[512];
+    char msg[512], shown[320];
+    url_shown(loc, shown, sizeof shown);
     if (hops >= x->max_redirects) {
-        snprintf(msg, sizeof msg, "stopped after %ld redirects (the last to %.300s)", x->max_redirects, loc);
+        snprintf(msg, sizeof msg, "stopped after %ld redirects (the last to %s)", x->max_redirects, shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
@@ -596,13 +626,13 @@ static int next_hop(http_xfer *x, int hops)
     int o1 = cur ? url_origin(cur, s1, sizeof s1, h1, sizeof h1, &p1) : -1;
     int o2 = url_origin(loc, s2, sizeof s2, h2, sizeof h2, &p2);
     if (o2 < 0 || (strcmp(s2, "http") != 0 && strcmp(s2, "https") != 0)) {
-        snprintf(msg, sizeof msg, "refusing a redirect to %.300s (not an http or https URL)", loc);
+        snprintf(msg, sizeof msg, "refusing a redirect to %s (not an http or https URL)", shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
     if (o1 == 0 && strcmp(s1, "https") == 0 && strcmp(s2, "http") == 0) {
-        snprintf(msg, sizeof msg, "refusing a redirect from https to plain http (%.300s): "
-                 "what is sent or received there is not protected", loc);
+        snprintf(msg, sizeof msg, "refusing a redirect from https to plain http (%s): "
+                 "what is sent or received there is not protected", shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
@@ -699,7 +729,7 @@ static void push_common(lua_State *L, http_xfer *x, double t0)
     lua_setfield(L, -2, "status");
     push_headers(L, x);
     lua_setfield(L, -2, "headers");
-    lua_pushstring(L, eff ? eff : "");
+    push_url_shown(L, eff ? eff : "");
     lua_setfield(L, -2, "url");
     lua_pushnumber(L, provision_now() - t0);
     lua_setfield(L, -2, "seconds");
