@@ -370,6 +370,11 @@ static int call_lua(http_xfer *x, int idx, int nargs, const char *what)
     return 0;
 }
 
+static int is_redirect(long status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 /* The first body byte (or the end of a reply without one): decide where
  * the body goes. 0, or -1 to abort. */
 static int begin_body(http_xfer *x)
@@ -378,7 +383,14 @@ static int begin_body(http_xfer *x)
     x->body_started = 1;
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (x->headers_only) { x->stopped = 1; return -1; }
+    if (x->headers_only) {
+        /* a redirect's body is read to its end: curl resolves the Location
+         * (CURLINFO_REDIRECT_URL) only for a reply that completed */
+        char loc[8];
+        if (is_redirect(status) && find_header(x, "Location", loc, sizeof loc)) return 0;
+        x->stopped = 1;
+        return -1;
+    }
     if (!x->download) return 0;
     if (status == 200 || status == 206) {
         curl_off_t len = -1;
@@ -609,7 +621,7 @@ static int next_hop(http_xfer *x, int hops)
 {
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308) return 0;
+    if (!is_redirect(status)) return 0;
     char *loc = NULL, *cur = NULL;
     curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_URL, &loc);
     if (!loc) return 0;
