@@ -212,10 +212,11 @@ static int add_header(http_xfer *x, const char *line) { return add_to(&x->own_he
  * cookie, an API key under any name) goes only to the first origin. */
 static int keeps_across_origins(const char *line)
 {
-    static const char *const keep[] = { "accept:", "accept-encoding:", "accept-language:", "content-type:",
-                                        "user-agent:", "accept;", "content-type;", NULL };
+    static const char *const keep[] = { "accept", "accept-encoding", "accept-language", "content-type",
+                                        "user-agent", NULL };
+    size_t n = strcspn(line, ":;");   /* "Name: value", or "Name;" (empty) */
     for (int i = 0; keep[i]; i++)
-        if (strncasecmp(line, keep[i], strlen(keep[i])) == 0) return 1;
+        if (strlen(keep[i]) == n && strncasecmp(line, keep[i], n) == 0) return 1;
     return 0;
 }
 
@@ -516,7 +517,9 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
     /* redirects are followed by perform() below, which decides what a new
      * origin may see: libcurl would send the caller's headers anywhere */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    x->max_redirects = (long)opt_number(L, t, "max_redirects", 10);
+    double max_redirects = opt_number(L, t, "max_redirects", 10);
+    if (max_redirects < 0) luaL_error(L, "http: option 'max_redirects' must be >= 0");
+    x->max_redirects = (long)max_redirects;
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt_bool(L, t, "insecure") ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt_bool(L, t, "insecure") ? 0L : 2L);
