@@ -39,7 +39,8 @@
  *   libcurl: one from https to plain http is refused (kind "redirects"), and
  *   once one leads to another origin (scheme, host or port) the caller's
  *   headers (but Accept*, Content-Type, User-Agent) and credentials are no
- *   longer sent; 303 (and 301/302 of a POST) make the request a GET.
+ *   longer sent; 303 (and 301/302 of a POST) make the request a GET. url
+ *   (in a result and in a message) is the last one, without user:password@.
  *   kind: "interrupted", "timeout", "connect", "partial" (the connection
  *   broke mid-reply), "tls", "redirects", "too_large", "write", "callback",
  *   "protocol", "other". Lua callbacks run under lua_pcall (at most 10 times
