@@ -39,7 +39,8 @@
  *   libcurl: one from https to plain http is refused (kind "redirects"), and
  *   once one leads to another origin (scheme, host or port) the caller's
  *   headers (but Accept*, Content-Type, User-Agent) and credentials are no
- *   longer sent; 303 (and 301/302 of a POST) make the request a GET.
+ *   longer sent; 303 (and 301/302 of a POST) make the request a GET. url
+ *   (in a result and in a message) is the last one, without user:password@.
  *   kind: "interrupted", "timeout", "connect", "partial" (the connection
  *   broke mid-reply), "tls", "redirects", "too_large", "write", "callback",
  *   "protocol", "other". Lua callbacks run under lua_pcall (at most 10 times
@@ -212,10 +213,11 @@ static int add_header(http_xfer *x, const char *line) { return add_to(&x->own_he
  * cookie, an API key under any name) goes only to the first origin. */
 static int keeps_across_origins(const char *line)
 {
-    static const char *const keep[] = { "accept:", "accept-encoding:", "accept-language:", "content-type:",
-                                        "user-agent:", "accept;", "content-type;", NULL };
+    static const char *const keep[] = { "accept", "accept-encoding", "accept-language", "content-type",
+                                        "user-agent", NULL };
+    size_t n = strcspn(line, ":;");   /* "Name: value", or "Name;" (empty) */
     for (int i = 0; keep[i]; i++)
-        if (strncasecmp(line, keep[i], strlen(keep[i])) == 0) return 1;
+        if (strlen(keep[i]) == n && strncasecmp(line, keep[i], n) == 0) return 1;
     return 0;
 }
 
@@ -370,6 +372,11 @@ static int call_lua(http_xfer *x, int idx, int nargs, const char *what)
     return 0;
 }
 
+static int is_redirect(long status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 /* The first body byte (or the end of a reply without one): decide where
  * the body goes. 0, or -1 to abort. */
 static int begin_body(http_xfer *x)
@@ -378,7 +385,14 @@ static int begin_body(http_xfer *x)
     x->body_started = 1;
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (x->headers_only) { x->stopped = 1; return -1; }
+    if (x->headers_only) {
+        /* a redirect's body is read to its end: curl resolves the Location
+         * (CURLINFO_REDIRECT_URL) only for a reply that completed */
+        char loc[8];
+        if (is_redirect(status) && find_header(x, "Location", loc, sizeof loc)) return 0;
+        x->stopped = 1;
+        return -1;
+    }
     if (!x->download) return 0;
     if (status == 200 || status == 206) {
         curl_off_t len = -1;
@@ -504,8 +518,9 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
     /* redirects are followed by perform() below, which decides what a new
      * origin may see: libcurl would send the caller's headers anywhere */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    x->max_redirects = (long)opt_number(L, t, "max_redirects", 10);
-    x->is_get = 1;
+    double max_redirects = opt_number(L, t, "max_redirects", 10);
+    if (max_redirects < 0) luaL_error(L, "http: option 'max_redirects' must be >= 0");
+    x->max_redirects = (long)max_redirects;
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt_bool(L, t, "insecure") ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt_bool(L, t, "insecure") ? 0L : 2L);
@@ -542,19 +557,48 @@ static void setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_t
 
 /* ---- redirects */
 
+/* The authority of an absolute URL: it starts at *a, after the "://" at
+ * *sep, its host at *hp (after any user:password@), and ends at *end.
+ * 0, or -1 when url is not absolute. */
+static int url_authority(const char *url, const char **sep, const char **a, const char **hp, const char **end)
+{
+    *sep = strstr(url, "://");
+    if (!*sep || *sep == url) return -1;
+    *a = *sep + 3;
+    *end = *a + strcspn(*a, "/?#");
+    *hp = *a;
+    for (const char *q = *a; q < *end; q++) if (*q == '@') *hp = q + 1;
+    return 0;
+}
+
+/* url as it may be shown (a message, the result's url): without the
+ * user:password@ that curl writes into a redirect's URL it resolves from
+ * the options user and password */
+static void url_shown(const char *url, char *out, size_t n)
+{
+    const char *sep, *a, *hp, *end;
+    if (url_authority(url, &sep, &a, &hp, &end) < 0) snprintf(out, n, "%s", url);
+    else snprintf(out, n, "%.*s%s", (int)(a - url), url, hp);
+}
+
+static void push_url_shown(lua_State *L, const char *url)
+{
+    const char *sep, *a, *hp, *end;
+    if (url_authority(url, &sep, &a, &hp, &end) < 0) { lua_pushstring(L, url); return; }
+    lua_pushlstring(L, url, (size_t)(a - url));
+    lua_pushstring(L, hp);
+    lua_concat(L, 2);
+}
+
 /* The origin of an absolute URL: its scheme and host, lowercased, and its
  * port (the scheme's when none is written). 0, or -1 when it has none. */
 static int url_origin(const char *url, char *scheme, size_t sl, char *host, size_t hl, long *port)
 {
-    const char *sep = strstr(url, "://");
-    if (!sep || (size_t)(sep - url) >= sl || sep == url) return -1;
+    const char *sep, *a, *h, *end;
+    if (url_authority(url, &sep, &a, &h, &end) < 0 || (size_t)(sep - url) >= sl) return -1;
     for (size_t i = 0; url + i < sep; i++) scheme[i] = (char)(url[i] >= 'A' && url[i] <= 'Z' ? url[i] + 32 : url[i]);
     scheme[sep - url] = '\0';
-    const char *a = sep + 3, *end = a + strcspn(a, "/?#");
-    const char *at = NULL;
-    for (const char *q = a; q < end; q++) if (*q == '@') at = q;
-    if (at) a = at + 1;
-    const char *h = a, *he, *colon = NULL;
+    const char *he, *colon = NULL;
     if (*h == '[') {   /* [v6] */
         he = memchr(h, ']', (size_t)(end - h));
         if (!he) return -1;
@@ -581,14 +625,15 @@ static int next_hop(http_xfer *x, int hops)
 {
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308) return 0;
+    if (!is_redirect(status)) return 0;
     char *loc = NULL, *cur = NULL;
     curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_URL, &loc);
     if (!loc) return 0;
     curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &cur);
-    char msg[512];
+    char msg[512], shown[320];
+    url_shown(loc, shown, sizeof shown);
     if (hops >= x->max_redirects) {
-        snprintf(msg, sizeof msg, "stopped after %ld redirects (the last to %.300s)", x->max_redirects, loc);
+        snprintf(msg, sizeof msg, "stopped after %ld redirects (the last to %s)", x->max_redirects, shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
@@ -597,13 +642,13 @@ static int next_hop(http_xfer *x, int hops)
     int o1 = cur ? url_origin(cur, s1, sizeof s1, h1, sizeof h1, &p1) : -1;
     int o2 = url_origin(loc, s2, sizeof s2, h2, sizeof h2, &p2);
     if (o2 < 0 || (strcmp(s2, "http") != 0 && strcmp(s2, "https") != 0)) {
-        snprintf(msg, sizeof msg, "refusing a redirect to %.300s (not an http or https URL)", loc);
+        snprintf(msg, sizeof msg, "refusing a redirect to %s (not an http or https URL)", shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
     if (o1 == 0 && strcmp(s1, "https") == 0 && strcmp(s2, "http") == 0) {
-        snprintf(msg, sizeof msg, "refusing a redirect from https to plain http (%.300s): "
-                 "what is sent or received there is not protected", loc);
+        snprintf(msg, sizeof msg, "refusing a redirect from https to plain http (%s): "
+                 "what is sent or received there is not protected", shown);
         http_set_abort(x, AB_REDIRECTS, msg);
         return -1;
     }
@@ -619,15 +664,14 @@ static int next_hop(http_xfer *x, int hops)
     if (!next) { http_set_abort(x, AB_WRITE, "out of memory"); return -1; }
     free(x->next_url);
     x->next_url = next;
-    if (status == 303 || ((status == 301 || status == 302) && !x->is_get)) {
-        long nobody = 0;
-        char *method = NULL;
-        curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
-        nobody = method && strcmp(method, "HEAD") == 0;
+    /* a GET or a HEAD stays what it is; another method (PUT, DELETE) keeps
+     * its method and body through a 301/302, as only a POST turns into a GET */
+    char *method = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
+    if (method && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0
+        && (status == 303 || ((status == 301 || status == 302) && strcmp(method, "POST") == 0))) {
         curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-        if (nobody) curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
-        else curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
-        x->is_get = 1;
+        curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(x->curl, CURLOPT_URL, x->next_url);
     /* the next reply starts afresh */
@@ -701,7 +745,7 @@ static void push_common(lua_State *L, http_xfer *x, double t0)
     lua_setfield(L, -2, "status");
     push_headers(L, x);
     lua_setfield(L, -2, "headers");
-    lua_pushstring(L, eff ? eff : "");
+    push_url_shown(L, eff ? eff : "");
     lua_setfield(L, -2, "url");
     lua_pushnumber(L, provision_now() - t0);
     lua_setfield(L, -2, "seconds");
@@ -734,7 +778,6 @@ static int http_request(lua_State *L)
             if (add_header(x, "Expect:") < 0) return luaL_error(L, "http: out of memory");
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        x->is_get = 0;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);

@@ -36,7 +36,6 @@ typedef struct {
     int cross_origin;         /* a redirect left the first origin: no user headers or credentials */
     long max_redirects;
     char *next_url;           /* the redirect being followed (owned) */
-    int is_get;               /* the method is GET (a redirect may turn a POST into one) */
     curl_off_t max_size;      /* download(): refuse a body past this many bytes (0: no limit) */
     int dirfd;                /* download(): the folder of dest and the part file (tree.h) */
     http_buf hdrs;            /* the header lines of the latest response */

@@ -10,8 +10,9 @@ local secret = require "provision.secret"
 
 -- ---- the server
 local dir = T.tmpdir()
-local function start_server(extra)
-  local pidf, portf = dir .. "/pid" .. (extra and "tls" or ""), dir .. "/port" .. (extra and "tls" or "")
+local function start_server(extra, tag)
+  tag = tag or (extra and "tls" or "")
+  local pidf, portf = dir .. "/pid" .. tag, dir .. "/port" .. tag
   os.execute(("python3 tests/servers/httpd.py %s > %s 2> %s.log & echo $! > %s")
     :format(extra or "", portf, portf, pidf))
   local pid = tonumber(core.read_file(pidf))
@@ -647,6 +648,288 @@ end)
 T.test("expect: connection refused is a failure, not an error", function()
   local ok, err = http.expect { url = "http://127.0.0.1:1/x", timeout = "2s" }:check(new_ctx())
   T.eq(ok, false); T.match(err, "127.0.0.1:1")
+end)
+
+-- ---- redirects: what each origin sees, https to http, the count, methods
+
+-- a second plain server (another port: another origin) and a TLS one, each
+-- started when a test first needs it
+local servers = {}
+local function other_base()
+  if not servers.other then
+    local opid, oport = start_server("", "other")
+    pids[#pids + 1] = opid
+    servers.other = "http://127.0.0.1:" .. oport
+  end
+  return servers.other
+end
+local function tls_base()
+  if not servers.tls then
+    local key, crt = dir .. "/redir-key.pem", dir .. "/redir-crt.pem"
+    assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 " ..
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null"):format(key, crt)))
+    local tpid, tport = start_server("--tls " .. crt .. " " .. key, "redir-tls")
+    pids[#pids + 1] = tpid
+    servers.tls, servers.crt = ("https://127.0.0.1:%d"):format(tport), crt
+  end
+  return servers.tls, servers.crt
+end
+local function count_at(b, path)
+  local c = assert(http.request { url = b .. "/count", ca_file = servers.crt }).json
+  return c.paths[path] or 0
+end
+local function reset_at(b) assert(http.request { url = b .. "/count/reset", ca_file = servers.crt }) end
+local function enc(s) return (s:gsub("[^%w._~/-]", function(c) return ("%%%02X"):format(c:byte()) end)) end
+-- /redirect on b, to `to` (a path or a URL), with this status
+local function redirect(b, to, code) return ("%s/redirect?code=%d&to=%s"):format(b, code or 302, enc(to)) end
+-- what /echo saw, from an http.file download of it
+local function echoed(dest) return assert(json.decode(assert(core.read_file(dest)))) end
+
+T.test("redirects: to the same origin, the caller's headers and credentials still go", function()
+  reset()
+  local tok = secret.new("Tok-same-origin-1")
+  local opts = { headers = { ["PRIVATE-TOKEN"] = tok, ["X-Api-Key"] = "plain-key-1" },
+                 user = "alice", password = secret.new("Pw-same-origin-1") }
+  -- a relative Location, and an absolute one naming the same origin
+  for _, url in ipairs { redirect(base, "/echo"), redirect(base, base .. "/echo", 307) } do
+    local res = assert(http.request { url = url, headers = opts.headers, user = opts.user, password = opts.password })
+    T.eq(res.status, 200); T.eq(res.url, base .. "/echo")
+    T.eq(res.json.headers["private-token"], "Tok-same-origin-1")
+    T.eq(res.json.headers["x-api-key"], "plain-key-1")
+    T.eq(res.json.headers.authorization, "Basic YWxpY2U6UHctc2FtZS1vcmlnaW4tMQ==")
+    local dest = dir .. "/same-origin.json"
+    assert(http.file { url = url, dest = dest, headers = opts.headers, user = opts.user,
+                       password = opts.password }:apply(new_ctx()))
+    local e = echoed(dest)
+    T.eq(e.path, "/echo")
+    T.eq(e.headers["private-token"], "Tok-same-origin-1")
+    T.eq(e.headers.authorization, "Basic YWxpY2U6UHctc2FtZS1vcmlnaW4tMQ==")
+    no_temp(dest)
+  end
+  T.eq(count("/echo"), 4)
+end)
+
+T.test("redirects: another port gets neither the caller's headers nor the credentials, but Accept and User-Agent", function()
+  local other = other_base()
+  reset_at(other)
+  local headers = {
+    ["PRIVATE-TOKEN"] = secret.new("Tok-other-port-2"), ["X-Api-Key"] = "plain-key-2", Cookie = "session=c00k1e",
+    Authorization = "Bearer hand-made-2",
+    -- an empty value is sent as "Name;": kept all the same
+    Accept = "application/x-provision-test", ["Accept-Language"] = "eo", ["Accept-Encoding"] = "",
+    ["User-Agent"] = "provision-test-agent/2", ["Content-Type"] = "text/x-provision-test",
+  }
+  local function check(h, what)
+    for _, name in ipairs { "private-token", "x-api-key", "cookie", "authorization" } do
+      T.eq(h[name], nil, what .. ": " .. name .. " went to another origin")
+    end
+    T.eq(h.accept, "application/x-provision-test", what)
+    T.eq(h["accept-language"], "eo", what)
+    T.eq(h["accept-encoding"], "", what)
+    T.eq(h["user-agent"], "provision-test-agent/2", what)
+    T.eq(h["content-type"], "text/x-provision-test", what)
+  end
+  local pw = secret.new("Pw-other-port-2")
+  local url = redirect(base, other .. "/echo")
+  local res = assert(http.request { url = url, headers = headers, user = "alice", password = pw })
+  T.eq(res.url, other .. "/echo")
+  check(res.json.headers, "http.request")
+  local dest = dir .. "/other-port.json"
+  assert(http.file { url = url, dest = dest, headers = headers, user = "alice", password = pw }:apply(new_ctx()))
+  check(echoed(dest).headers, "http.file")
+  T.eq(count_at(other, "/echo"), 2, "both arrived at the other port")
+  -- and what the first origin got, to show the headers were given at all:
+  -- the same request to it straight
+  res = assert(http.request { url = base .. "/echo", headers = headers, user = "alice", password = pw })
+  T.eq(res.json.headers["private-token"], "Tok-other-port-2")
+  T.eq(res.json.headers.authorization, "Bearer hand-made-2")
+  -- once gone to another origin, a redirect back to the first does not bring them back
+  url = redirect(base, redirect(other, base .. "/echo"))
+  res = assert(http.request { url = url, headers = headers, user = "alice", password = pw })
+  T.eq(res.url, base .. "/echo")
+  check(res.json.headers, "back on the first origin")
+  -- another host name for the same address and port is another origin too
+  res = assert(http.request { url = redirect(base, ("http://localhost:%d/echo"):format(port)), headers = headers,
+                              user = "alice", password = pw })
+  T.eq(res.url, ("http://localhost:%d/echo"):format(port))
+  check(res.json.headers, "localhost")
+  -- credentials alone (no headers): no Authorization either; provision's
+  -- own User-Agent goes on
+  res = assert(http.request { url = url, user = "alice", password = pw })
+  T.eq(res.json.headers.authorization, nil)
+  T.match(res.json.headers["user-agent"], "^provision/")
+  -- http.file's check (a conditional GET) goes the same way, and the 304
+  -- from the other origin is "ok"
+  reset_at(other)
+  local r = http.file { url = redirect(base, other .. "/file/cond?size=300"), dest = dir .. "/cond.bin",
+                        headers = headers, user = "alice", password = pw }
+  local ctx = new_ctx()
+  assert(r:apply(ctx))
+  T.eq(FS.sha256(dir .. "/cond.bin"), sha(300, "cond"))
+  T.eq({ r:check(ctx) }, { true })
+  T.eq(count_at(other, "/file/cond"), 2)
+end)
+
+T.test("redirects: from https to plain http is refused, nothing is fetched, the secret never shows", function()
+  local tbase, crt = tls_base()
+  local tok, pw = secret.new("Tok-downgrade-3"), secret.new("Pw-downgrade-3")
+  reset(); reset_at(tbase)
+  local target = base .. "/file/down?size=100"
+  local dest = dir .. "/down.bin"
+  local f = assert(io.open(dest, "w")); f:write("old content"); f:close()
+  local ok, err = http.file { url = redirect(tbase, target), dest = dest, ca_file = crt, user = "alice", password = pw,
+                              headers = { ["PRIVATE-TOKEN"] = tok } }:apply(new_ctx())
+  T.eq(ok, nil)
+  T.match(err, "refusing a redirect from https to plain http")
+  T.ok(err:find(target, 1, true), "it names where it was sent: " .. err)
+  for _, s in ipairs { "Tok-downgrade-3", "Pw-downgrade-3", "YWxpY2U6UHctZG93bmdyYWRlLTM=" } do
+    T.ok(not err:find(s, 1, true), "a secret in the message: " .. err)
+  end
+  T.eq(core.read_file(dest), "old content")
+  no_temp(dest)
+  T.eq(count("/file/down"), 0, "nothing was asked of the http server")
+  T.eq(count_at(tbase, "/redirect"), 1, "not retried")
+  local res, rerr, kind = http.request { url = redirect(tbase, target), ca_file = crt, headers = { ["PRIVATE-TOKEN"] = tok } }
+  T.eq(res, nil); T.eq(kind, "redirects")
+  T.match(rerr, "^GET https://127%.0%.0%.1:%d+/redirect%?.*: refusing a redirect from https to plain http")
+  T.ok(not rerr:find("Tok-downgrade-3", 1, true), rerr)
+  T.eq(count("/file/down"), 0)
+  -- the primitive's own message (before any masking) holds neither
+  local h = C.new()
+  res, rerr, kind = h:request { url = redirect(tbase, target), ca_file = crt, user = "alice", password = "Pw-downgrade-3",
+                                headers = { ["PRIVATE-TOKEN"] = "Tok-downgrade-3" } }
+  h:close()
+  T.eq(res, nil); T.eq(kind, "redirects")
+  T.match(rerr, "^refusing a redirect from https to plain http %(http://127%.0%.0%.1:%d+/file/down%?size=100%)")
+  for _, s in ipairs { "Tok-downgrade-3", "Pw-downgrade-3", "YWxpY2U6UHctZG93bmdyYWRlLTM=" } do
+    T.ok(not rerr:find(s, 1, true), "in the message: " .. rerr)
+  end
+  -- https to https (here the same origin) is followed
+  res = assert(http.request { url = redirect(tbase, tbase .. "/echo"), ca_file = crt, headers = { ["PRIVATE-TOKEN"] = tok } })
+  T.eq(res.json.headers["private-token"], "Tok-downgrade-3")
+end)
+
+T.test("redirects: more than max_redirects stops with a message naming the count", function()
+  reset()
+  local res, err, kind = http.request { url = base .. "/redirect?n=11&to=/echo" }
+  T.eq(res, nil); T.eq(kind, "redirects")
+  T.match(err, "stopped after 10 redirects")
+  T.eq(count("/echo"), 0)
+  T.eq(count("/redirect"), 11)
+  -- ten are fine
+  res = assert(http.request { url = base .. "/redirect?n=10&to=/echo" })
+  T.eq(res.status, 200); T.eq(res.json.path, "/echo")
+  -- max_redirects sets the count
+  res, err = http.request { url = base .. "/redirect?n=3&to=/echo", max_redirects = 2 }
+  T.eq(res, nil); T.match(err, "stopped after 2 redirects")
+  res, err = http.request { url = base .. "/redirect?to=/echo", max_redirects = 0 }
+  T.eq(res, nil); T.match(err, "stopped after 0 redirects")
+  T.raises(function() http.request { url = base .. "/echo", max_redirects = -1 } end, "'max_redirects' must be >= 0")
+  -- the message names the last URL, without the credentials curl writes
+  -- into a redirect's URL (here plain ones, which masking would not hide)
+  res, err = http.request { url = base .. "/redirect?n=11&to=/echo", user = "alice", password = "plain-pw-4" }
+  T.eq(res, nil); T.match(err, "stopped after 10 redirects %(the last to http://127%.0%.0%.1:%d+/echo%)")
+  T.ok(not err:find("plain-pw-4", 1, true), err)
+  -- a redirect to anything but http or https is refused
+  res, err, kind = http.request { url = redirect(base, "ftp://127.0.0.1/x") }
+  T.eq(res, nil); T.eq(kind, "redirects"); T.match(err, "refusing a redirect to ftp://127%.0%.0%.1/x")
+  -- http.file: fails at once (no retries), dest untouched, no part file
+  reset()
+  local dest = dir .. "/eleven.bin"
+  local f = assert(io.open(dest, "w")); f:write("old content"); f:close()
+  local ok
+  ok, err = http.file { url = base .. "/redirect?n=11&to=/file/eleven", dest = dest }:apply(new_ctx())
+  T.eq(ok, nil); T.match(err, "stopped after 10 redirects")
+  T.eq(count("/redirect"), 11); T.eq(count("/file/eleven"), 0)
+  T.eq(core.read_file(dest), "old content")
+  no_temp(dest)
+end)
+
+T.test("redirects: 303 (and 301/302 of a POST) make a GET without the body; 307/308 and other methods keep theirs", function()
+  for _, c in ipairs {
+    { 303, "POST", "GET" }, { 302, "POST", "GET" }, { 301, "POST", "GET" }, { 303, "PUT", "GET" },
+    { 307, "POST", "POST" }, { 308, "POST", "POST" }, { 302, "PUT", "PUT" }, { 301, "DELETE", "DELETE" },
+  } do
+    local code, method, want = c[1], c[2], c[3]
+    local what = ("%s then %d"):format(method, code)
+    local res = assert(http.request { url = redirect(base, "/echo", code), method = method, body = "payload-" .. code,
+                                      headers = { ["PRIVATE-TOKEN"] = secret.new("Tok-method-5") } })
+    T.eq(res.status, 200, what)
+    T.eq(res.json.method, want, what)
+    T.eq(res.json.body, want == "GET" and "" or "payload-" .. code, what)
+    if want == "GET" then T.eq(res.json.headers["content-length"], nil, what) end
+    T.eq(res.json.headers["private-token"], "Tok-method-5", what .. ": the same origin")
+  end
+  -- HEAD stays HEAD
+  local res = assert(http.request { url = redirect(base, "/file/h303?size=10", 303), method = "HEAD" })
+  T.eq(res.status, 200); T.eq(res.body, ""); T.eq(res.headers["content-length"], "10")
+end)
+
+-- ---- max_size
+
+T.test("file: max_size: a larger file fails (Content-Length, chunked, close-delimited), dest untouched", function()
+  for _, c in ipairs {
+    { "/file/big1?size=5000", "the file is 5000 bytes, more than max_size %(4096%)" },
+    { "/stream/big2?size=5000", "more than max_size %(4096 bytes%) arrived" },
+    { "/stream/big3?size=5000&mode=close", "more than max_size %(4096 bytes%) arrived" },
+    -- past the ring's first slot: the threads have started writing
+    { "/stream/big4?size=3000000", "more than max_size %(4096 bytes%) arrived" },
+  } do
+    reset()
+    local dest = dir .. "/big.bin"
+    local f = assert(io.open(dest, "w")); f:write("old content"); f:close()
+    local ctx = new_ctx()
+    local ok, err = http.file { url = base .. c[1], dest = dest, max_size = "4KiB" }:apply(ctx)
+    T.eq(ok, nil, c[1])
+    T.match(err, c[2], c[1])
+    T.eq(core.read_file(dest), "old content", c[1])
+    no_temp(dest)
+    T.eq(ctx.state.part, nil, c[1])
+    T.eq(count(c[1]:match("^[^?]+")), 1, c[1] .. ": not retried")
+  end
+  -- the same through the primitive: kind "too_large"
+  local h = C.new()
+  local res, err, kind = h:download { url = base .. "/stream/big5?size=9000", dest = dir .. "/big5", part = "big5.part",
+                                      create = true, max_size = 8192, commit = 420 }
+  T.eq(res, nil); T.eq(kind, "too_large"); T.match(err, "max_size")
+  T.ok(not exists(dir .. "/big5"))
+  local st = FS.lstat(dir .. "/big5.part")
+  T.ok(st and st.size <= 8192, "no more than max_size written: " .. tostring(st and st.size))
+  FS.remove(dir .. "/big5.part")
+  h:close()
+  T.raises(function() http.file { url = base .. "/file/x", dest = dir .. "/x", max_size = "lots" } end, "size")
+end)
+
+T.test("file: max_size: a file of exactly max_size lands", function()
+  for _, path in ipairs { "/file/exact1?size=4096", "/stream/exact2?size=4096", "/stream/exact3?size=4096&mode=close" } do
+    local dest = dir .. "/exact.bin"
+    local name = path:match("^/%w+/(%w+)")
+    local res = assert(http.file { url = base .. path, dest = dest, max_size = "4KiB",
+                                   sha256 = sha(4096, name) }:apply(new_ctx()))
+    T.eq(res.size, 4096, path)
+    T.eq(FS.sha256(dest), sha(4096, name), path)
+    no_temp(dest)
+  end
+end)
+
+T.test("file: max_size counts the part kept from a killed run", function()
+  local url = base .. "/file/mr?size=100000"
+  local full = get("/file/mr?size=100000").body
+  local dest = dir .. "/mr.bin"
+  for _, c in ipairs { { 99999, false }, { 100000, true } } do
+    local part = "mr.bin.provision-part.k1ll3d"
+    local f = assert(io.open(dir .. "/" .. part, "wb")); f:write(full:sub(1, 60000)); f:close()
+    local ctx = new_ctx()
+    ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"mr-mr-100000-1"' }
+    local res, err = http.file { url = url, dest = dest, max_size = c[1] }:apply(ctx)
+    if c[2] then
+      T.ok(res, err); T.eq(res.resumed, true); T.eq(FS.sha256(dest), sha(100000, "mr"))
+    else
+      T.eq(res, nil); T.match(err, "the file is 100000 bytes, more than max_size %(99999%)")
+      T.ok(not exists(dest))
+    end
+    no_temp(dest)
+  end
 end)
 
 for _, p in ipairs(pids) do os.execute("kill " .. p) end

@@ -36,8 +36,13 @@ Routes (query parameters in brackets, defaults after '='):
       then /file behaviour.
   /badlength/NAME [size=1024, claim=size*2, seed=NAME]
       Content-Length: claim, sends `size` bytes, closes the connection.
+  /stream/NAME [size=1024, seed=NAME, mode=chunked]
+      /file's body with no Content-Length: chunked (mode=chunked), or ended
+      by closing the connection (mode=close).
   /redirect [n=1, to=/file/redirected, code=302]
-      A chain of n redirects ending at `to`.  /redirect-loop loops forever.
+      A chain of n redirects (status `code`) ending at `to`, which may be an
+      absolute URL (another port, another scheme).  /redirect-loop loops
+      forever.
   /auth [user=user, password=password, realm=test]
       401 with WWW-Authenticate unless Basic credentials match; then 200 with
       JSON {"user": ...}.  Appending /file/NAME (/auth/file/NAME?...) serves a
@@ -245,6 +250,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.drop()
 
+    def serve_stream(self, seed, size, mode):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if mode == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        for c in content_chunks(seed, 0, size, 4096):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c) if mode == "chunked" else c)
+        if mode == "chunked":
+            self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     def drop(self):
         self.close_connection = True
         try:
@@ -270,6 +292,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_any(self):
         u = urllib.parse.urlsplit(self.path)
         self.query = urllib.parse.parse_qs(u.query)
+        # read the request's body whatever the route: left unread, it would
+        # be taken for the start of the next request on this connection
+        self.body = self.read_body()
         path = u.path
         if not path.startswith("/count"):
             with _lock:
@@ -308,6 +333,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             size = self.q("size", 1024, int)
             return self.serve_generated(name, self.q("seed", name), size,
                                         claim=self.q("claim", size * 2, int))
+        if route == "stream":
+            return self.serve_stream(self.q("seed", name), self.q("size", 1024, int), self.q("mode", "chunked"))
         if route == "redirect":
             n = self.q("n", 1, int)
             to = self.q("to", "/file/redirected")
@@ -324,10 +351,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         "items": [1, 2, {"id": 3, "tags": ["a", "b"]}],
                                         "query": q, "nested": {"a": {"b": "c"}}})
         if route == "echo":
-            body = self.read_body()
             return self.send_json(self.q("status", 200, int), {"method": self.command, "path": self.path,
                                         "headers": {k.lower(): v for k, v in self.headers.items()},
-                                        "body": body.decode("utf-8", "replace")})
+                                        "body": self.body.decode("utf-8", "replace")})
         if route == "delay":
             time.sleep(self.q("seconds", 1, float))
             return self.send_plain(self.q("status", 200, int), "delayed\n")
