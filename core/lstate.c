@@ -32,7 +32,15 @@
 #define STATEDIR_MT "provision.statedir"
 #define LOCK_MT "provision.lock"
 
-typedef struct { int fd; char path[PATH_MAX]; } state_dir;
+/* afd: the file append() last wrote to (aname), kept open: a journal line
+ * per step is then one write() */
+typedef struct { int fd; int afd; char aname[NAME_MAX + 1]; char path[PATH_MAX]; } state_dir;
+
+static void drop_append(state_dir *d)
+{
+    if (d->afd >= 0) { close(d->afd); d->afd = -1; }
+    d->aname[0] = '\0';
+}
 
 static state_dir *check_dir(lua_State *L)
 {
@@ -89,7 +97,8 @@ static int core_state_dir(lua_State *L)
     int create = lua_toboolean(L, 2);
     char err[TREE_ERR];
     state_dir *d = lua_newuserdatauv(L, sizeof *d, 0);
-    d->fd = -1;                       /* the safe "closed" state first */
+    d->fd = d->afd = -1;              /* the safe "closed" state first */
+    d->aname[0] = '\0';
     luaL_setmetatable(L, STATEDIR_MT);
     snprintf(d->path, sizeof d->path, "%s", path);
     int fd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
@@ -122,6 +131,7 @@ static int core_state_dir(lua_State *L)
 static int dir_close(lua_State *L)
 {
     state_dir *d = luaL_checkudata(L, 1, STATEDIR_MT);
+    drop_append(d);
     if (d->fd >= 0) { close(d->fd); d->fd = -1; }
     return 0;
 }
@@ -229,11 +239,15 @@ static int dir_append(lua_State *L)
     const char *name = check_name(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
-    int pushed, fd = open_in(L, d, name, O_WRONLY | O_APPEND | O_CREAT, &pushed);
-    if (fd < 0) return pushed;
-    int e = write_all(fd, data, len) < 0 ? errno : 0;
-    close(fd);
-    if (e) return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+    if (d->afd < 0 || strcmp(d->aname, name) != 0) {
+        drop_append(d);
+        int pushed, fd = open_in(L, d, name, O_WRONLY | O_APPEND | O_CREAT, &pushed);
+        if (fd < 0) return pushed;
+        d->afd = fd;
+        snprintf(d->aname, sizeof d->aname, "%s", name);
+    }
+    int e = write_all(d->afd, data, len) < 0 ? errno : 0;
+    if (e) { drop_append(d); return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e)); }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -242,6 +256,7 @@ static int dir_remove(lua_State *L)
 {
     state_dir *d = check_dir(L);
     const char *name = check_name(L, 2);
+    if (strcmp(d->aname, name) == 0) drop_append(d);
     if (unlinkat(d->fd, name, 0) < 0 && errno != ENOENT)
         return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(errno));
     lua_pushboolean(L, 1);

@@ -206,8 +206,22 @@ int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *
     return slow_walk(path, follow_last, name, err, errlen);
 }
 
+/* the whole path in one openat2 when no link is on it (the usual case):
+ * a descriptor, or -1 with errno; ELOOP and ENOSYS: take the slow walk */
+static int open_fast(const char *path, int flags, int follow_last)
+{
+    if (!path[0]) { errno = ENOENT; return -1; }
+    int fd = openat2_nolinks(AT_FDCWD, path, flags | (follow_last ? 0 : O_NOFOLLOW));
+    if (fd < 0 && (errno == EXDEV || errno == EAGAIN)) errno = ENOSYS;
+    return fd;
+}
+
 int tree_open(const char *path, int flags, int follow_last, char *err, size_t errlen)
 {
+    int ffd = open_fast(path, flags, follow_last);
+    if (ffd >= 0) return ffd;
+    if (errno == ENOENT || errno == ENOTDIR) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+    if (errno != ELOOP && errno != ENOSYS) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
     char name[NAME_MAX + 1];
     for (int tries = 0; tries < 2; tries++) {
         int dfd = tree_walk(path, follow_last, name, err, errlen);
@@ -230,6 +244,15 @@ int tree_open(const char *path, int flags, int follow_last, char *err, size_t er
 
 int tree_stat(const char *path, int follow_last, struct stat *st, char *err, size_t errlen)
 {
+    int ffd = open_fast(path, O_PATH, follow_last);
+    if (ffd >= 0) {
+        int r = fstat(ffd, st), e = errno;
+        close(ffd);
+        if (r < 0) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+        return 0;
+    }
+    if (errno == ENOENT || errno == ENOTDIR) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+    if (errno != ELOOP && errno != ENOSYS) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
     char name[NAME_MAX + 1];
     int dfd = tree_walk(path, follow_last, name, err, errlen);
     if (dfd < 0) return -1;

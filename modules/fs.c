@@ -13,6 +13,8 @@
  *       type: "file", "directory", "link" (lstat only), "fifo", "socket", "device"
  *       id: "device:inode", to know the very file or folder again
  *       stat follows a trusted link at the end; lstat does not
+ *   probe(path) -> lstat's table, with sha256 = hex for a regular file (one
+ *       walk: what a file's check needs) | nil, msg, errno
  *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
@@ -96,13 +98,10 @@ static mode_t fs_checkmode(lua_State *L, int idx, lua_Integer def)
     return (mode_t)m;
 }
 
-static int fs_pushstat(lua_State *L, int follow)
+static void push_stat_table(lua_State *L, const struct stat *stp)
 {
-    const char *path = provision_checkpath(L, 1);
-    struct stat st;
-    char err[TREE_ERR];
-    if (tree_stat(path, follow, &st, err, sizeof err) < 0) return fs_failmsg(L, err, errno);
-    lua_createtable(L, 0, 8);
+    const struct stat st = *stp;
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, fs_type_name(st.st_mode));
     lua_setfield(L, -2, "type");
     lua_pushinteger(L, st.st_mode & 07777);
@@ -121,6 +120,53 @@ static int fs_pushstat(lua_State *L, int follow)
     tree_identity(&st, id, sizeof id);
     lua_pushstring(L, id);
     lua_setfield(L, -2, "id");
+}
+
+static int fs_pushstat(lua_State *L, int follow)
+{
+    const char *path = provision_checkpath(L, 1);
+    struct stat st;
+    char err[TREE_ERR];
+    if (tree_stat(path, follow, &st, err, sizeof err) < 0) return fs_failmsg(L, err, errno);
+    push_stat_table(L, &st);
+    return 1;
+}
+
+/* probe(path) -> lstat's table, with .sha256 when it is a regular file |
+ * nil, msg, errno: what a file's check needs, in one walk (the file read
+ * through a descriptor of the very inode looked at) */
+static int fs_probe(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int dfd = tree_walk(path, 0, name, err, sizeof err);
+    if (dfd < 0) return fs_failmsg(L, err, errno);
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        int e = errno;
+        close(dfd);
+        return fs_fail(L, path, e);
+    }
+    char hx[DIGEST_HEX_MAX] = "";
+    if (S_ISREG(st.st_mode)) {
+        int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        struct stat fst;
+        int e = fd < 0 ? errno : fstat(fd, &fst) < 0 ? errno
+              : (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) ? EAGAIN : 0;
+        if (!e) e = provision_digest_fd(fd, DIGEST_SHA256, 1, hx);
+        if (fd >= 0) close(fd);
+        if (e) {
+            close(dfd);
+            if (e == EAGAIN) { lua_pushnil(L); lua_pushfstring(L, "%s: replaced while being read", path); lua_pushinteger(L, e); return 3; }
+            return fs_fail(L, path, e);
+        }
+    }
+    close(dfd);
+    push_stat_table(L, &st);
+    if (hx[0]) {
+        lua_pushstring(L, hx);
+        lua_setfield(L, -2, "sha256");
+    }
     return 1;
 }
 
@@ -497,6 +543,7 @@ static const luaL_Reg fs_funcs[] = {
     { "listdir", fs_listdir },
     { "lstat", fs_lstat },
     { "mkdir", fs_mkdir },
+    { "probe", fs_probe },
     { "readlink", fs_readlink },
     { "realpath", fs_realpath },
     { "remove", fs_remove },

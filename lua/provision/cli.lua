@@ -13,7 +13,9 @@ usage: provision [apply] RECIPE [options]    bring the machine to the recipe's s
        provision --version | --help
 
 options:
-  -e, --var KEY=VALUE   set a recipe variable (repeatable)
+  -e, --var KEY=VALUE   set a recipe variable (repeatable); KEY=@FILE reads
+                        the value from FILE (for secrets: argv is public),
+                        as does PROVISION_VAR_KEY from the environment
       --json            one JSON event per line on stdout, nothing else there
   -q, --quiet           only failures and the summary
   -v, --verbose         show each change, command and its output
@@ -65,6 +67,14 @@ function M.parse(argv)
       if not kv then return nil, err end
       local k, v = kv:match("^([%a_][%w_]*)=(.*)$")
       if not k then return nil, ("bad variable '%s': expected KEY=VALUE"):format(kv) end
+      -- KEY=@FILE: the value is FILE's content (a secret stays out of argv,
+      -- which every user can read in /proc); KEY=@@text: the literal @text
+      if v:sub(1, 2) == "@@" then v = v:sub(2)
+      elseif v:sub(1, 1) == "@" then
+        local text, rerr = core.read_file(v:sub(2))
+        if not text then return nil, ("-e %s=%s: cannot read it: %s"):format(k, v, rerr) end
+        v = text:gsub("\r?\n$", "")
+      end
       if o.vars[k] == nil then o.var_order[#o.var_order + 1] = k end
       o.vars[k] = v
     elseif a == "--json" then o.json = true

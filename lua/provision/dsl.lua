@@ -84,7 +84,11 @@ end
 -- coerce an -e value to the type of the variable's default
 local function coerce(name, default, text)
   local t = type(default)
-  if secret.is(default) then return secret.new(text) end
+  if secret.is(default) then
+    local short = secret.too_short(text)
+    if short then return nil, ("variable '%s': %s"):format(name, short) end
+    return secret.new(text)
+  end
   if t == "string" then return text end
   if t == "number" then
     -- decimal only: Lua's tonumber also takes " 80", "0x10" and "0x1p4"
@@ -296,8 +300,12 @@ function M.load(path, opts)
           default = d
         end
         local value = default
-        if cli_vars[k] ~= nil then
-          local v, err = coerce(k, default, cli_vars[k])
+        -- -e, else PROVISION_VAR_<name> from the environment (for secrets:
+        -- an -e value is in the process's argv, which any user can read)
+        local given = cli_vars[k]
+        if given == nil then given = os.getenv("PROVISION_VAR_" .. k) end
+        if given ~= nil then
+          local v, err = coerce(k, default, given)
           if v == nil then fail(err) end
           value = v
           used_vars[k] = true
@@ -315,6 +323,8 @@ function M.load(path, opts)
 
   api.secret = function(v)
     if type(v) ~= "string" and type(v) ~= "number" then fail("secret: expected a string") end
+    local short = secret.too_short(tostring(v))
+    if short then fail("secret: " .. short) end
     return secret.new(v)
   end
 

@@ -87,19 +87,21 @@ local function user_label(uid) return C.user_name(uid) or tostring(uid) end
 local function group_label(gid) return C.group_name(gid) or tostring(gid) end
 
 -- lstat for a check: st | false (nothing there) | nil, why (it cannot be
--- looked at safely: a link of another user's on the way, ...)
+-- looked at safely: a link of another user's on the way, ...). with_hash:
+-- a regular file's st.sha256 too, in the same walk
 local ENOENT, ENOTDIR = 2, 20
-local function probe(path, follow)
-  local st, err, code = (follow and C.stat or C.lstat)(path)
+local function probe(path, follow, with_hash)
+  local st, err, code = (with_hash and C.probe or follow and C.stat or C.lstat)(path)
   if st then return st end
   if code == ENOENT or code == ENOTDIR then return false end
   return nil, err
 end
 
 -- the uid a file the recipe writes is to have
+local EUID = C.euid()
 local function wanted_uid(self)
   if self.owner then return resolve(self.owner) end
-  return C.euid()
+  return EUID
 end
 
 -- the mode/owner/group differences between st and self: change lines
@@ -389,7 +391,7 @@ local function replace_changes(self, lst)
 end
 
 local function file_check(self, ctx, content, display, mask_old)
-  local st, err = probe(self.path)
+  local st, err = probe(self.path, false, true)
   if st == nil then return nil, err end
   local changes = {}
   if not st then return false, new_file_changes(self, content, display, changes) end
@@ -398,8 +400,7 @@ local function file_check(self, ctx, content, display, mask_old)
   if st.type ~= "file" then
     return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
   end
-  local have = C.sha256(self.path)
-  if have ~= C.sha256_string(content) then
+  if st.sha256 ~= C.sha256_string(content) then
     content_changes(self.path, st, content, display, changes, mask_old, ctx and ctx.state)
   end
   attr_changes(self, st, "", changes)
@@ -437,7 +438,7 @@ local function file_apply(self, ctx, content, secret)
       local e; gid, e = resolve(self.group, true)
       if not gid then return nil, self.path .. ": " .. e end
     end
-    local temp = R.write_intent(ctx, self.path, hash, not st or replace)
+    local temp, dir = R.write_intent(ctx, self.path, hash, not st or replace)
     local ok, werr = write(self.path, content, mode, uid, gid, temp)
     R.written(ctx)
     if not ok then return nil, werr end
@@ -449,7 +450,7 @@ local function file_apply(self, ctx, content, secret)
       R.record_written(ctx, self.path, hash, false)
       log(ctx, ("replaced %s with a file of ours (%d bytes)"):format(self.path, #content))
     elseif not st then
-      record(ctx, { type = "file", path = self.path, sha256 = hash, dir = C.dir_id(self.path) })
+      record(ctx, { type = "file", path = self.path, sha256 = hash, dir = dir })
       log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))
     else
       R.record_written(ctx, self.path, hash, true)
@@ -545,7 +546,10 @@ local function secret_line_masker(t, vars)
         pat[#pat + 1] = lit:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
         if not a then break end
         if esc ~= "" then pat[#pat + 1] = ("${" .. name .. "}"):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?{}]", "%%%0")
-        else pat[#pat + 1] = ".-" end
+        elseif R.is_secret(vars[name]) then pat[#pat + 1] = ".-"
+        else   -- a plain value is known: the line must hold it as it is now
+          pat[#pat + 1] = render("${" .. name .. "}", vars, true):gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+        end
         pos = b + 1
       end
       rules[#rules + 1] = { "^" .. table.concat(pat) .. "$", render(line, vars, false) }

@@ -385,9 +385,10 @@ end
 -- the write landed. R.written(ctx) after the write.
 function R.write_intent(ctx, path, digest, new)
   local temp = FS.temp_name((path:match("([^/]*)$")) .. ".provision")
-  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil, dir = FS.dir_id(path) }
+  local dir = FS.dir_id(path)
+  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil, dir = dir }
   if ctx.checkpoint then ctx:checkpoint() end
-  return temp
+  return temp, dir
 end
 function R.written(ctx) ctx.state.pending = nil end
 

@@ -39,6 +39,22 @@ end
 
 function S.is(v) return type(v) == "table" and getmetatable(v) == "provision.secret" end
 
+-- S.too_short(v) -> why | nil: a secret a recipe or a user declares must be
+-- one the output can be searched for without blanking provision's own text:
+-- "1" would blank every counter, " " every space. Empty is fine (nothing
+-- to hide).
+S.MIN_LENGTH = 4
+function S.too_short(v)
+  if v == "" then return nil end
+  if #v < S.MIN_LENGTH then
+    return ("a secret of %d byte%s is too short to be kept out of the output (it would blank every %q); "
+      .. "use one of %d bytes or more"):format(#v, #v == 1 and "" or "s", v:sub(1, 1), S.MIN_LENGTH)
+  end
+  if not v:find("%S") then
+    return "a secret made only of spaces cannot be kept out of the output (it would blank them all)"
+  end
+end
+
 function S.reveal(v)
   if S.is(v) then return values[v] end
   return v
