@@ -247,8 +247,11 @@ M.directory = R.define {
         made = made + #list
         for _, d in ipairs(list) do log(ctx, "created " .. d .. "/") end
       end
-      local ok, aerr = set_attrs(self, p)
-      if not ok then return nil, aerr end
+      -- a folder just made has its mode already; an owner it needs still
+      if st or self.owner or self.group then
+        local ok, aerr = set_attrs(self, p, st or nil)
+        if not ok then return nil, aerr end
+      end
     end
     if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
     return true
@@ -412,7 +415,7 @@ end
 -- line_key()s of the lines that do; the state keeps it for the next diff
 local function file_apply(self, ctx, content, secret)
   R.settle_pending(ctx, false)   -- what a killed run of this step left
-  local lst, err = probe(self.path)
+  local lst, err = probe(self.path, false, true)
   if lst == nil then return nil, err end
   local was_link = lst and lst.type == "link"
   local replace = lst and replace_changes(self, lst) ~= nil
@@ -420,12 +423,8 @@ local function file_apply(self, ctx, content, secret)
   if st and st.type ~= "file" then
     return nil, self.path .. ": exists and is a " .. st.type .. ", not a file"
   end
-  local pst = C.stat(parent_of(self.path))
-  if not pst or pst.type ~= "directory" then
-    return nil, self.path .. ": its folder " .. parent_of(self.path) .. " does not exist (add an fs.directory step)"
-  end
   local hash = C.sha256_string(content)
-  if not st or C.sha256(self.path) ~= hash then
+  if not st or st.sha256 ~= hash then
     -- a new file (a rename makes a new inode): the recipe's owner and mode,
     -- else ours, and the old file's mode when it was ours
     local mode = self.mode or (st and st.mode) or FILE_MODE
@@ -439,9 +438,15 @@ local function file_apply(self, ctx, content, secret)
       if not gid then return nil, self.path .. ": " .. e end
     end
     local temp, dir = R.write_intent(ctx, self.path, hash, not st or replace)
-    local ok, werr = write(self.path, content, mode, uid, gid, temp)
+    local ok, werr, code = write(self.path, content, mode, uid, gid, temp)
     R.written(ctx)
-    if not ok then return nil, werr end
+    if not ok then
+      local pst = C.stat(parent_of(self.path))
+      if code == ENOENT and (not pst or pst.type ~= "directory") then
+        return nil, self.path .. ": its folder " .. parent_of(self.path) .. " does not exist (add an fs.directory step)"
+      end
+      return nil, werr
+    end
     ctx.state.secret = secret == true or nil
     ctx.state.secret_lines = type(secret) == "table" and #secret > 0 and secret or nil
     if was_link then   -- not ours to remove at teardown: the link was there before
@@ -457,8 +462,9 @@ local function file_apply(self, ctx, content, secret)
       log(ctx, ("rewrote %s (%d bytes)"):format(self.path, #content))
     end
     if ctx.detail then ctx:detail(("%d bytes"):format(#content)) end
+    return true   -- written with its owner and mode already
   end
-  return set_attrs(self, self.path)
+  return set_attrs(self, self.path, st)
 end
 
 local file_revert = R.revert_created_files
