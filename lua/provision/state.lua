@@ -85,9 +85,24 @@ local function check_replaced(list)
   end
 end
 
+-- json.encode writes values this deep at most (deeper, it takes for a
+-- cycle), while json.decode reads 2048 levels: a state deeper than this
+-- could be read but never saved again
+local MAX_DEPTH = 200
+local function too_deep(v, depth)
+  if depth > MAX_DEPTH then return true end
+  if type(v) == "table" then
+    for _, x in pairs(v) do
+      if too_deep(x, depth + 1) then return true end
+    end
+  end
+  return false
+end
+
 -- State.validate(data) -> true | nil, why: is data what a state file holds?
 function State.validate(data)
   if not is_object(data) then return nil, "not a JSON object" end
+  if too_deep(data, 0) then return nil, ("nested deeper than %d levels"):format(MAX_DEPTH) end
   if data.version ~= nil and data.version ~= VERSION then
     if type(data.version) == "number" and data.version > VERSION then
       return nil, ("written by a newer provision (state version %s; this one reads %d)"):format(
@@ -169,6 +184,9 @@ function State._read(text, jtext, path, jpath)
   end
   if jtext and jtext ~= "" then
     local ok, bad = replay(data, jtext)
+    if not ok then return nil, damaged(jpath, bad) end
+    -- each line was checked as it came; the whole, once more
+    ok, bad = State.validate(data)
     if not ok then return nil, damaged(jpath, bad) end
   end
   return data
