@@ -7,7 +7,12 @@
  * A "provision.<name>" with no Lua file is the C module itself.
  *
  * Development: PROVISION_LUA_DIR=lua makes the searcher read the files from
- * that folder instead, so a change to lua/ needs no rebuild. */
+ * that folder instead, so a change to lua/ needs no rebuild.
+ *
+ * package.path and package.cpath keep only their absolute entries: Lua's
+ * defaults end with ./?.lua and ./?.so, so a json.lua in the folder
+ * provision runs in would win over a recipe's own modules (dsl.lua puts the
+ * recipe's modules/ folder and PROVISION_PATH in front, after this). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +82,36 @@ static int search_embedded(lua_State *L)
     return 1;
 }
 
+/* package[field]: its entries that start with "/", in order */
+static void keep_absolute(lua_State *L, const char *field)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, field);                 /* package path */
+    const char *p = lua_tostring(L, -1);
+    if (!p) { lua_pop(L, 2); return; }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);                       /* package path <buffer> */
+    int first = 1;
+    while (*p) {
+        const char *end = strchr(p, ';');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > 0 && p[0] == '/') {
+            if (!first) luaL_addchar(&b, ';');
+            luaL_addlstring(&b, p, n);
+            first = 0;
+        }
+        p += n;
+        if (*p == ';') p++;
+    }
+    luaL_pushresult(&b);                        /* package path newpath */
+    lua_setfield(L, -3, field);                 /* package path */
+    lua_pop(L, 2);
+}
+
 void provision_open_builtins(lua_State *L)
 {
+    keep_absolute(L, "path");
+    keep_absolute(L, "cpath");
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (const luaL_Reg *m = builtin_c; m->name; m++) {
         lua_pushcfunction(L, m->func);

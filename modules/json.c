@@ -7,6 +7,13 @@
  *     that is not valid UTF-8 (JSON text is UTF-8). Nothing leaks when it
  *     raises, nor when a __tostring it calls does.
  *   json.decode(string) -> value | nil, "line L column C: why"
+ *   json.is_text(s) -> true | false, pos
+ *     is s UTF-8 text, what encode takes? pos: the first byte of the first
+ *     sequence that is not
+ *   json.text(s [, "hex"]) -> string
+ *     s, with each byte of a sequence that is not UTF-8 as U+FFFD (or as
+ *     the four characters \xNN): for text from outside (a command's
+ *     output, an HTTP body) that an event or a message must carry
  *   json.null        a sentinel for JSON null (decode gives it; encode takes it)
  *   json.array(t)    marks t as an array, so an empty table encodes as []
  *
@@ -105,11 +112,13 @@ static void prepend_key(enc_err *e, const char *k, size_t len)
     prepend(e, seg, n);
 }
 
-/* well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF */
-static int utf8_valid(const char *str, size_t len)
+/* well-formed UTF-8: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. The offset of the first sequence that is not, or len. */
+static size_t utf8_bad(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
     while (s < end) {
+        const unsigned char *at = s;
         unsigned c = *s++;
         if (c < 0x80) continue;
         int more;
@@ -117,16 +126,19 @@ static int utf8_valid(const char *str, size_t len)
         if (c >= 0xc2 && c <= 0xdf) { more = 1; cp = c & 0x1f; min = 0x80; }
         else if (c >= 0xe0 && c <= 0xef) { more = 2; cp = c & 0x0f; min = 0x800; }
         else if (c >= 0xf0 && c <= 0xf4) { more = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        if (end - s < more) return 0;
+        else return (size_t)(at - (const unsigned char *)str);
+        if (end - s < more) return (size_t)(at - (const unsigned char *)str);
         while (more--) {
-            if ((*s & 0xc0) != 0x80) return 0;
+            if ((*s & 0xc0) != 0x80) return (size_t)(at - (const unsigned char *)str);
             cp = (cp << 6) | (*s++ & 0x3f);
         }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return (size_t)(at - (const unsigned char *)str);
     }
-    return 1;
+    return len;
 }
+
+static int utf8_valid(const char *str, size_t len) { return utf8_bad(str, len) == len; }
 
 static int fail(enc_err *e, const char *why)
 {
@@ -337,6 +349,45 @@ static int json_decode(lua_State *L)
     return 1;
 }
 
+static int json_is_text(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    size_t bad = utf8_bad(s, len);
+    lua_pushboolean(L, bad == len);
+    if (bad == len) return 1;
+    lua_pushinteger(L, (lua_Integer)bad + 1);
+    return 2;
+}
+
+static int json_text(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int hex = lua_isstring(L, 2) && strcmp(lua_tostring(L, 2), "hex") == 0;
+    if (!lua_isnoneornil(L, 2) && !hex) return luaL_argerror(L, 2, "\"hex\" or nothing");
+    size_t bad = utf8_bad(s, len);
+    if (bad == len) { lua_settop(L, 1); return 1; }
+    luaL_Buffer b;   /* Lua's own memory: a raise here leaks nothing */
+    luaL_buffinit(L, &b);
+    size_t i = 0;
+    while (bad < len) {
+        luaL_addlstring(&b, s + i, bad - i);
+        if (hex) {
+            char x[5];
+            snprintf(x, sizeof x, "\\x%02x", (unsigned char)s[bad]);
+            luaL_addlstring(&b, x, 4);
+        } else {
+            luaL_addlstring(&b, "\xef\xbf\xbd", 3);   /* U+FFFD */
+        }
+        i = bad + 1;   /* one mark per byte: the rest may start a good sequence */
+        bad = i + utf8_bad(s + i, len - i);
+    }
+    luaL_addlstring(&b, s + i, len - i);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static int json_array_mark(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -349,6 +400,8 @@ static const luaL_Reg json_funcs[] = {
     { "array", json_array_mark },
     { "decode", json_decode },
     { "encode", json_encode },
+    { "is_text", json_is_text },
+    { "text", json_text },
     { NULL, NULL }
 };
 

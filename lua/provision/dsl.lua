@@ -6,6 +6,7 @@
 -- dsl.load(path, { vars = { KEY = "text" } }) -> recipe | nil, message
 -- Every message names the recipe's file:line where one is known.
 local core = require "provision._core"
+local json = require "provision.json"
 local R = require "provision.resource"
 local secret = require "provision.secret"
 local env = require "provision.env"
@@ -84,12 +85,17 @@ end
 -- coerce an -e value to the type of the variable's default
 local function coerce(name, default, text)
   local t = type(default)
-  if secret.is(default) then
+  if secret.is(default) then   -- may be any bytes, but long enough to mask
     local short = secret.too_short(text)
     if short then return nil, ("variable '%s': %s"):format(name, short) end
     return secret.new(text)
   end
-  if t == "string" then return text end
+  if t == "string" then
+    if not json.is_text(text) then
+      return nil, ("variable '%s' must be UTF-8 text, not %s as -e gives it%s"):format(name, R.quote(text), R.NOT_TEXT)
+    end
+    return text
+  end
   if t == "number" then
     -- decimal only: Lua's tonumber also takes " 80", "0x10" and "0x1p4"
     local n = (text:find("^[+-]?%.?%d") and not text:find("[%sxX]")) and tonumber(text) or nil
@@ -225,8 +231,15 @@ function M.load(path, opts)
         if not ok then
           fail(("%s '%s': field '%s' must be a path or a list of paths"):format(kind, name, k))
         end
+        for _, p in ipairs(type(v) == "table" and v or { v }) do
+          if not json.is_text(p) then
+            fail(("%s '%s': field '%s' must be UTF-8 text, not %s%s"):format(kind, name, k, R.quote(p), R.NOT_TEXT))
+          end
+        end
       elseif type(v) ~= STEP_FIELDS[k] then
         fail(("%s '%s': field '%s' must be a %s, not %s"):format(kind, name, k, STEP_FIELDS[k], type(v)))
+      elseif type(v) == "string" and not json.is_text(v) then
+        fail(("%s '%s': field '%s' must be UTF-8 text, not %s%s"):format(kind, name, k, R.quote(v), R.NOT_TEXT))
       end
     end
     for i = 1, #body do resources[i] = body[i] end
@@ -252,6 +265,9 @@ function M.load(path, opts)
     if type(name) ~= "string" or name == "" then
       fail(("%s: expected a name string, as in %s \"name\" { ... }"):format(kind, kind))
     end
+    if not json.is_text(name) then
+      fail(("%s: the name %s is not UTF-8 text%s"):format(kind, R.quote(name), R.NOT_TEXT))
+    end
     secret.exempt(name)
   end
 
@@ -262,6 +278,9 @@ function M.load(path, opts)
     for k, v in pairs(t) do
       if k ~= "name" and k ~= "description" then fail(("recipe: unknown field '%s' (fields: description, name)"):format(tostring(k))) end
       if type(v) ~= "string" then fail(("recipe: field '%s' must be a string"):format(k)) end
+      if not json.is_text(v) then
+        fail(("recipe: field '%s' must be UTF-8 text, not %s%s"):format(k, R.quote(v), R.NOT_TEXT))
+      end
     end
     secret.exempt(t.name)
     if depth == 0 or recipe.name == nil then
@@ -298,6 +317,9 @@ function M.load(path, opts)
             fail(("include: variable '%s' must be a %s, not %s"):format(k, secret.is(default) and "secret" or tt, type(d)))
           end
           default = d
+        end
+        if type(default) == "string" and not json.is_text(default) then
+          fail(("vars: '%s' must default to UTF-8 text, not %s%s"):format(k, R.quote(default), R.NOT_TEXT))
         end
         local value = default
         -- -e, else PROVISION_VAR_<name> from the environment (for secrets:

@@ -54,6 +54,17 @@ local ORDER = { "event", "recipe", "steps", "index", "name", "kind", "status",
 local RANK = {}
 for i, k in ipairs(ORDER) do RANK[k] = i end
 
+-- text from outside (a command's output, an HTTP body) may be any bytes;
+-- JSON holds only UTF-8, so what is not becomes U+FFFD rather than stop
+-- the run (the human output shows the bytes as they came)
+local function as_text(v)
+  if type(v) == "string" then return json.text(v) end
+  if type(v) ~= "table" or secret.is(v) then return v end
+  local out = setmetatable({}, getmetatable(v))   -- keeps json.array's mark
+  for k, x in pairs(v) do out[as_text(k)] = as_text(x) end
+  return out
+end
+
 function Report:event(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -63,7 +74,7 @@ function Report:event(t)
     return a < b
   end)
   local parts = {}
-  for i, k in ipairs(keys) do parts[i] = json.encode(k) .. ":" .. json.encode(t[k]) end
+  for i, k in ipairs(keys) do parts[i] = json.encode(as_text(k)) .. ":" .. json.encode(as_text(t[k])) end
   self.out:write("{", table.concat(parts, ","), "}\n")
   self.out:flush()
 end

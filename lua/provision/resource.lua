@@ -93,6 +93,7 @@
 
 local core = require "provision._core"
 local FS = require "provision._fs"
+local json = require "provision.json"
 local secret = require "provision.secret"
 
 local R = {}
@@ -101,13 +102,26 @@ R.is_secret = secret.is
 R.mask = secret.mask
 R.any_secret = secret.any
 
--- Option types. Each checker returns the normalized value, or nil, why.
+-- R.quote(s): s as %q gives it, with the bytes that are not UTF-8 as \xNN,
+-- so that a message about such a string is itself text
+function R.quote(s) return json.text(("%q"):format(s), "hex") end
+
+-- Names, paths, URLs, argv items: what the state records and --json shows
+-- of them is JSON, which holds UTF-8 text only (a path "caf\xe9" would be
+-- made, then could not be recorded, so teardown would never remove it)
+local NOT_TEXT = " (names, paths and commands are recorded and reported as JSON, which holds UTF-8 text only)"
+R.NOT_TEXT = NOT_TEXT
+
+-- Option types. Each checker returns the normalized value, or nil, what it
+-- must be [, how to show the value given].
 local checkers = {}
 -- "string" options are names, paths, URLs, argv items: none can hold a NUL
--- byte (C would cut "a\0b" to "a"); content that may is typed "secret"
+-- byte (C would cut "a\0b" to "a"), nor bytes that are not UTF-8 text;
+-- content that may is typed "secret"
 function checkers.string(v)
   if type(v) == "string" then
     if v:find("\0", 1, true) then return nil, "a string without NUL bytes" end
+    if not json.is_text(v) then return nil, "UTF-8 text", R.quote(v) .. NOT_TEXT end
     return v
   end
   if type(v) == "number" then return tostring(v) end
@@ -144,13 +158,15 @@ function checkers.secret(v)
 end
 function checkers.strings(v)   -- one string or a list of them -> list
   if type(v) == "string" then
-    if v:find("\0", 1, true) then return nil, "a string without NUL bytes" end
+    local one, want, shown = checkers.string(v)
+    if not one then return nil, want, shown end
     return { v }
   end
   if type(v) == "table" and #v > 0 then
     for i, s in ipairs(v) do
       if type(s) ~= "string" then return nil, "a string or a list of strings (item " .. i .. " is a " .. type(s) .. ")" end
       if s:find("\0", 1, true) then return nil, "a string or a list of strings without NUL bytes (item " .. i .. " has one)" end
+      if not json.is_text(s) then return nil, "UTF-8 text", ("item %d, %s%s"):format(i, R.quote(s), NOT_TEXT) end
     end
     return v
   end
@@ -189,10 +205,10 @@ local function check_option(kind, name, spec, v)
     else return nil, ("%s: missing required option '%s'"):format(kind, name) end
   end
   local checker = assert(checkers[t], "unknown option type " .. t)
-  local nv, want = checker(v)
+  local nv, want, shown = checker(v)
   if nv == nil then
     return nil, ("%s: option '%s' must be %s, not %s"):format(kind, name, want,
-      secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
+      shown or secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
   end
   return nv
 end

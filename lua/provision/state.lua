@@ -85,9 +85,24 @@ local function check_replaced(list)
   end
 end
 
+-- json.encode writes values this deep at most (deeper, it takes for a
+-- cycle), while json.decode reads 2048 levels: a state deeper than this
+-- could be read but never saved again
+local MAX_DEPTH = 200
+local function too_deep(v, depth)
+  if depth > MAX_DEPTH then return true end
+  if type(v) == "table" then
+    for _, x in pairs(v) do
+      if too_deep(x, depth + 1) then return true end
+    end
+  end
+  return false
+end
+
 -- State.validate(data) -> true | nil, why: is data what a state file holds?
 function State.validate(data)
   if not is_object(data) then return nil, "not a JSON object" end
+  if too_deep(data, 0) then return nil, ("nested deeper than %d levels"):format(MAX_DEPTH) end
   if data.version ~= nil and data.version ~= VERSION then
     if type(data.version) == "number" and data.version > VERSION then
       return nil, ("written by a newer provision (state version %s; this one reads %d)"):format(
@@ -153,6 +168,33 @@ local function replay(data, text)
   return true
 end
 
+-- State._read(text, jtext, path, jpath) -> data | nil, message: what open
+-- makes of a state file's text (false: no file) and its journal's (false
+-- or "": none), a damaged one named by path or jpath in the message. Any
+-- bytes give one or the other, never a raise (tests/fuzz/state.c). Internal.
+function State._read(text, jtext, path, jpath)
+  local data = { version = VERSION, steps = {} }
+  if text then
+    local d, jerr = json.decode(text)
+    if d == nil then return nil, damaged(path, jerr) end
+    local ok, bad = State.validate(d)
+    if not ok then return nil, damaged(path, bad) end
+    data = d
+    data.steps = data.steps or {}
+  end
+  if jtext and jtext ~= "" then
+    local ok, bad = replay(data, jtext)
+    if not ok then return nil, damaged(jpath, bad) end
+    -- each line was checked as it came; the whole, once more
+    ok, bad = State.validate(data)
+    if not ok then return nil, damaged(jpath, bad) end
+  end
+  return data
+end
+-- replay(data, jtext) -> true | nil, why: the journal's lines over data.
+-- Internal, for tests/fuzz/state.c.
+State._replay = replay
+
 -- State.open(dir, recipe_name, o) -> state | nil, message, why
 --   o.create: make the folder when missing (apply, teardown); without it a
 --     missing folder is an empty state that cannot be saved (plan)
@@ -161,9 +203,15 @@ end
 --   o.recipe_file: the recipe's absolute path, the state's owner
 --   o.adopt: take over a state another recipe file wrote
 --   why: "locked", "foreign" (another recipe file's), or "bad" (a folder or
---   file not safe to use, a damaged state)
+--   file not safe to use, a damaged state, a recipe path it cannot record)
 function State.open(dir, recipe_name, o)
   o = o or {}
+  -- the state records the recipe's path, and JSON holds only UTF-8 text:
+  -- refused before anything is made, not when the run is over
+  if o.recipe_file and not json.is_text(o.recipe_file) then
+    return nil, ("recipe %s: its path is not UTF-8 text, which the state (JSON) cannot record; "
+      .. "rename the file or the folder it is in"):format(json.text(o.recipe_file, "hex")), "bad"
+  end
   local self = setmetatable({ dir = dir, name = file_name(recipe_name),
                               journal_name = (file_name(recipe_name):gsub("%.json$", ".journal")),
                               pending = {}, journal_bytes = 0 }, State)
@@ -184,19 +232,12 @@ function State.open(dir, recipe_name, o)
   if h then
     local text, rerr = h:read(self.name)
     if text == nil then return nil, rerr, "bad" end
-    if text then
-      local d, jerr = json.decode(text)
-      if d == nil then return nil, damaged(self.path, jerr), "bad" end
-      local ok, bad = State.validate(d)
-      if not ok then return nil, damaged(self.path, bad), "bad" end
-      data = d
-      data.steps = data.steps or {}
-    end
     local jtext, jerr = h:read(self.journal_name)
     if jtext == nil then return nil, jerr, "bad" end
+    local bad
+    data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name)
+    if not data then return nil, bad, "bad" end
     if jtext and jtext ~= "" then
-      local ok, bad = replay(data, jtext)
-      if not ok then return nil, damaged(dir .. "/" .. self.journal_name, bad), "bad" end
       self.dirty = true        -- saved whole at the end of this run
       self.journal_bytes = #jtext
     end
@@ -234,6 +275,16 @@ function State:unlock()
   if self.lock_handle then self.lock_handle:unlock(); self.lock_handle = nil end
 end
 
+
+-- what the state cannot hold: a resource that recorded something JSON has
+-- no form for (a name from outside that is not UTF-8 text: a header, a
+-- file in an archive, a custom step's own value). Its step fails saying
+-- where, rather than the run with a traceback.
+local function unencodable(err, who, prefix)
+  err = tostring(err):gsub("^json%.encode: ", ""):gsub(" at value%.", " at "):gsub(" at %[", " at " .. (prefix or "") .. "[")
+  return ("saving state: %s recorded %s, which the state (JSON) cannot hold: not recorded, "
+    .. "so teardown will not undo what it made"):format(who, err)
+end
 
 -- ---- changes: each is kept for the journal (flush) and for save
 
@@ -287,6 +338,13 @@ function State:retire(step_name, resources)
 end
 
 function State:set_step(step_name, resources)
+  -- records the state cannot hold are refused whole (flush says why): the
+  -- step's earlier ones stay, and the state can still be saved
+  local ok, err = pcall(json.encode, resources)
+  if not ok then
+    self.refused = self.refused or unencodable(err, ("step '%s'"):format(json.text(step_name)), "resources")
+    return
+  end
   self:retire(step_name, resources)
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
   note_step(self, step_name)
@@ -320,15 +378,27 @@ function State:empty() return next(self.data.steps) == nil and self.data.replace
 -- flush(): the changes made since the last flush, appended to the journal
 -- (a write, not an fsync: what a killed process wrote stays)
 function State:flush()
-  if #self.pending == 0 then return true end
+  local bad = self.refused
+  self.refused = nil
+  if #self.pending == 0 then
+    if bad then return nil, bad end
+    return true
+  end
   if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
   local lines = {}
-  for i, e in ipairs(self.pending) do lines[i] = json.encode(e) end
-  local text = table.concat(lines, "\n") .. "\n"
-  local ok, err = self.h:append(self.journal_name, text)
-  if not ok then return nil, "saving state: " .. err end
+  for _, e in ipairs(self.pending) do
+    local ok, line = pcall(json.encode, e)
+    if ok then lines[#lines + 1] = line
+    else bad = bad or unencodable(line, e.set and ("step '" .. json.text(e.set) .. "'") or "a replaced resource") end
+  end
+  if #lines > 0 then
+    local text = table.concat(lines, "\n") .. "\n"
+    local ok, err = self.h:append(self.journal_name, text)
+    if not ok then return nil, "saving state: " .. err end
+    self.journal_bytes = self.journal_bytes + #text
+  end
   self.pending = {}
-  self.journal_bytes = self.journal_bytes + #text
+  if bad then return nil, bad end
   if self.journal_bytes > JOURNAL_COMPACT then return self:save() end
   return true
 end
@@ -341,8 +411,9 @@ function State:save()
     local ok, err = self.h:remove(self.name)
     if not ok then return nil, "saving state: " .. err end
   else
-    local text = json.encode(self.data, { pretty = true }) .. "\n"
-    local ok, err = self.h:write(self.name, text)
+    local eok, text = pcall(json.encode, self.data, { pretty = true })
+    if not eok then return nil, unencodable(text, "a step") end
+    local ok, err = self.h:write(self.name, text .. "\n")
     if not ok then return nil, "saving state: " .. err end
   end
   local ok, err = self.h:remove(self.journal_name)

@@ -8,7 +8,7 @@
  *     byte for byte (the value may hold "=", newlines, NULs, anything);
  *   - the value, given to each typed variable of a recipe (dsl.load with
  *     vars = { [name] = value }), is either coerced to the default's type
- *     (string: as is; integer: math.tointeger of v read as a decimal
+ *     (string: as is when it is UTF-8 text, else rejected; integer: math.tointeger of v read as a decimal
  *     number (no spaces, no hex); float: v read so; boolean: the documented words; secret: a secret
  *     revealing v) or rejected with a message naming the variable, never a
  *     raise; an undeclared name is rejected as unknown. */
@@ -40,7 +40,10 @@ static const char property[] =
 "  return r.vars[name].value\n"
 "end\n"
 "local function check_coercion(v)\n"
-"  assert(load_with('s', v) == v, 'string var changed the value')\n"
+"  -- a string variable takes UTF-8 text as is, nothing else (the state and\n"
+"  -- --json are JSON); a secret takes any bytes\n"
+"  if utf8.len(v) then assert(load_with('s', v) == v, 'string var changed the value')\n"
+"  else assert(load_with('s', v) == nil, ('string var accepted %q, not UTF-8'):format(v)) end\n"
 "  -- numbers are decimal: no spaces, no hex (Lua's tonumber takes both)\n"
 "  local n = (v:find('^[+-]?%.?%d') and not v:find('[%sxX]')) and tonumber(v) or nil\n"
 "  local i = load_with('i', v)\n"
