@@ -49,7 +49,9 @@ const char *provision_checkpath(lua_State *L, int arg);
 char *provision_read_file(const char *path, size_t *len);
 char *provision_read(const char *path, size_t *len, char *err, size_t errlen);
 
-/* utf8.c: 1 when s (n bytes) is well-formed UTF-8 */
+/* utf8.c: where the first byte that is not well-formed UTF-8 is in s (n
+ * bytes: n when all are), and 1 when s is well-formed */
+size_t provision_utf8_bad(const char *s, size_t n);
 int provision_utf8_valid(const char *s, size_t n);
 
 /* embed.c: the Lua half compiled into the binary, and the built-in C modules. */

@@ -4,25 +4,29 @@
 #include <stddef.h>
 #include "core.h"
 
-int provision_utf8_valid(const char *str, size_t len)
+size_t provision_utf8_bad(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
     while (s < end) {
-        unsigned c = *s;
-        size_t n;
-        unsigned min;
-        if (c < 0x80) { s++; continue; }
-        if (c >= 0xC2 && c <= 0xDF) { n = 1; min = 0x80; c &= 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { n = 2; min = 0x800; c &= 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { n = 3; min = 0x10000; c &= 0x07; }
-        else return 0;
-        if ((size_t)(end - s) <= n) return 0;
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xC0) != 0x80) return 0;
-            c = (c << 6) | (s[i] & 0x3F);
+        const unsigned char *at = s;
+        unsigned c = *s++;
+        if (c < 0x80) continue;
+        int more;
+        unsigned cp, min;
+        if (c >= 0xc2 && c <= 0xdf) { more = 1; cp = c & 0x1f; min = 0x80; }
+        else if (c >= 0xe0 && c <= 0xef) { more = 2; cp = c & 0x0f; min = 0x800; }
+        else if (c >= 0xf0 && c <= 0xf4) { more = 3; cp = c & 0x07; min = 0x10000; }
+        else return (size_t)(at - (const unsigned char *)str);
+        if (end - s < more) return (size_t)(at - (const unsigned char *)str);
+        while (more--) {
+            if ((*s & 0xc0) != 0x80) return (size_t)(at - (const unsigned char *)str);
+            cp = (cp << 6) | (*s++ & 0x3f);
         }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-        s += n + 1;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return (size_t)(at - (const unsigned char *)str);
     }
-    return 1;
+    return len;
 }
+
+
+int provision_utf8_valid(const char *s, size_t n) { return provision_utf8_bad(s, n) == n; }

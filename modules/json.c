@@ -112,33 +112,7 @@ static void prepend_key(enc_err *e, const char *k, size_t len)
     prepend(e, seg, n);
 }
 
-/* well-formed UTF-8: no overlong forms, no surrogates, nothing past
- * U+10FFFF. The offset of the first sequence that is not, or len. */
-static size_t utf8_bad(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str, *end = s + len;
-    while (s < end) {
-        const unsigned char *at = s;
-        unsigned c = *s++;
-        if (c < 0x80) continue;
-        int more;
-        unsigned cp, min;
-        if (c >= 0xc2 && c <= 0xdf) { more = 1; cp = c & 0x1f; min = 0x80; }
-        else if (c >= 0xe0 && c <= 0xef) { more = 2; cp = c & 0x0f; min = 0x800; }
-        else if (c >= 0xf0 && c <= 0xf4) { more = 3; cp = c & 0x07; min = 0x10000; }
-        else return (size_t)(at - (const unsigned char *)str);
-        if (end - s < more) return (size_t)(at - (const unsigned char *)str);
-        while (more--) {
-            if ((*s & 0xc0) != 0x80) return (size_t)(at - (const unsigned char *)str);
-            cp = (cp << 6) | (*s++ & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (size_t)(at - (const unsigned char *)str);
-    }
-    return len;
-}
 
-static int utf8_valid(const char *str, size_t len) { return utf8_bad(str, len) == len; }
 
 static int fail(enc_err *e, const char *why)
 {
@@ -165,7 +139,7 @@ static int attach(json_t **root, json_t *parent, const jkey *key, json_t *v, enc
 static int put_string(json_t **root, json_t *parent, const jkey *key, const char *s, size_t len,
                       const char *what, enc_err *e)
 {
-    if (!utf8_valid(s, len)) return fail(e, what);
+    if (!provision_utf8_valid(s, len)) return fail(e, what);
     return attach(root, parent, key, json_stringn_nocheck(s, len), e);
 }
 
@@ -228,7 +202,7 @@ static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, 
                 lua_pop(L, 3);
                 return -1;
             }
-            if (!utf8_valid(k, klen)) {
+            if (!provision_utf8_valid(k, klen)) {
                 fail(e, "a key that is not valid UTF-8");
                 prepend_key(e, k, klen);
                 lua_pop(L, 3);
@@ -353,7 +327,7 @@ static int json_is_text(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    size_t bad = utf8_bad(s, len);
+    size_t bad = provision_utf8_bad(s, len);
     lua_pushboolean(L, bad == len);
     if (bad == len) return 1;
     lua_pushinteger(L, (lua_Integer)bad + 1);
@@ -366,7 +340,7 @@ static int json_text(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     int hex = lua_isstring(L, 2) && strcmp(lua_tostring(L, 2), "hex") == 0;
     if (!lua_isnoneornil(L, 2) && !hex) return luaL_argerror(L, 2, "\"hex\" or nothing");
-    size_t bad = utf8_bad(s, len);
+    size_t bad = provision_utf8_bad(s, len);
     if (bad == len) { lua_settop(L, 1); return 1; }
     luaL_Buffer b;   /* Lua's own memory: a raise here leaks nothing */
     luaL_buffinit(L, &b);
@@ -381,7 +355,7 @@ static int json_text(lua_State *L)
             luaL_addlstring(&b, "\xef\xbf\xbd", 3);   /* U+FFFD */
         }
         i = bad + 1;   /* one mark per byte: the rest may start a good sequence */
-        bad = i + utf8_bad(s + i, len - i);
+        bad = i + provision_utf8_bad(s + i, len - i);
     }
     luaL_addlstring(&b, s + i, len - i);
     luaL_pushresult(&b);

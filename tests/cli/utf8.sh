@@ -31,7 +31,7 @@ expect "a path that is not UTF-8 (--json): exit 2 on stderr, stdout empty, nothi
 # which may be binary) are taken, and so is binary fs.file content
 cat > vars.lua <<'R'
 recipe { name = "vars" }
-local v = vars { dir = "./w", key = secret "k" }
+local v = vars { dir = "./w", key = secret "key-7Hq2" }
 step "dir" { fs.directory(v.dir) }
 step "key" { fs.file { path = v.dir .. "/key.bin", content = v.key } }
 step "bin" { fs.file { path = v.dir .. "/raw.bin", content = "\xff\xfe\x00\xe9" } }
