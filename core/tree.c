@@ -268,13 +268,24 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
 /* ---- changes through a descriptor */
 
 int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
-                      char *err, size_t errlen)
+                      const char *expect, char *err, size_t errlen)
 {
     int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
     struct stat st;
     int rc = 0, e = 0;
     if (fstat(fd, &st) < 0) { e = errno; goto out; }
+    if (expect) {
+        char id[64];
+        tree_identity(&st, id, sizeof id);
+        if (strcmp(id, expect) != 0) {
+            e = ESTALE;
+            snprintf(err, errlen, "%s: replaced by another file since it was looked at: its mode and owner are "
+                     "not changed", shown);
+            rc = -1;
+            goto out;
+        }
+    }
     if (S_ISLNK(st.st_mode)) {
         e = ELOOP;
         snprintf(err, errlen, "%s: a symbolic link: its mode and owner are not changed through it", shown);
@@ -323,7 +334,7 @@ int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char
 {
     if (mkdirat(dirfd, name, (mode_t)(mode & 0777)) < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
     /* the umask filtered it: say exactly what was asked, on the new folder */
-    return tree_set_attrs_at(dirfd, name, shown, -1, -1, mode, err, errlen);
+    return tree_set_attrs_at(dirfd, name, shown, -1, -1, mode, NULL, err, errlen);
 }
 
 int tree_mkdirs(const char *path, int mode, char *err, size_t errlen)
@@ -417,8 +428,24 @@ static int text_push(path_text *t, const char *name)
     return 0;
 }
 
+int tree_open_to_others(const struct stat *st)
+{
+    return !tree_trusted_uid(st->st_uid) || ((st->st_mode & 022) && !(st->st_mode & S_ISVTX));
+}
+
+/* dirfd (a folder) lets others put a folder of root's or ours under a name
+ * we mean to remove whole: refuse it. 0 or -1 (EPERM, err set) */
+static int guard_tree(int dirfd, const struct stat *st, const char *shown, char *err, size_t errlen)
+{
+    struct stat ds;
+    if (!tree_trusted_uid(st->st_uid) || fstat(dirfd, &ds) < 0 || !tree_open_to_others(&ds)) return 0;
+    return fail(err, errlen, EPERM, "%s: not removed: it is a folder in a folder other users can change "
+                "(owner uid %ld, mode %04o), so it may not be the one meant; remove it by hand",
+                shown, (long)ds.st_uid, (unsigned)(ds.st_mode & 07777));
+}
+
 static int remove_walk(int dirfd, const char *name, path_text *shown, int depth, int max_depth,
-                       char *err, size_t errlen)
+                       int flags, char *err, size_t errlen)
 {
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -430,6 +457,7 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
             return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
         return 0;
     }
+    if (!(flags & TREE_OURS) && guard_tree(dirfd, &st, shown->p, err, errlen) < 0) return -1;
     if (depth >= max_depth) return fail(err, errlen, EMFILE, "%s: too deep to remove (%d levels)", shown->p, depth);
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == EACCES) {
@@ -459,9 +487,12 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
     int rc = 0;
     size_t len = shown->len;
     for (size_t i = 0; i < names.n && rc == 0; i++) {
-        if (provision_interrupted()) { rc = fail(err, errlen, EINTR, "%s: interrupted", shown->p); break; }
+        if ((flags & TREE_INTERRUPTIBLE) && provision_interrupted()) {
+            rc = fail(err, errlen, EINTR, "%s: interrupted", shown->p);
+            break;
+        }
         if (text_push(shown, names.v[i]) < 0) { rc = fail(err, errlen, ENOMEM, "out of memory"); break; }
-        rc = remove_walk(fd, names.v[i], shown, depth + 1, max_depth, err, errlen);
+        rc = remove_walk(fd, names.v[i], shown, depth + 1, max_depth, flags, err, errlen);
         shown->len = len;
         shown->p[len] = '\0';
     }
@@ -472,11 +503,11 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
     return rc;
 }
 
-int tree_remove_at(int dirfd, const char *name, const char *shown, int recursive, char *err, size_t errlen)
+int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, char *err, size_t errlen)
 {
     if (!name[0] || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return fail(err, errlen, EINVAL, "refusing to remove %s: it ends in . or ..", shown);
-    if (!recursive) {
+    if (!(flags & TREE_RECURSIVE)) {
         struct stat st;
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) return 0;
@@ -496,7 +527,7 @@ int tree_remove_at(int dirfd, const char *name, const char *shown, int recursive
     if (!(t.p = malloc(sl + 256))) return fail(err, errlen, ENOMEM, "out of memory");
     memcpy(t.p, shown, sl + 1);
     t.len = sl; t.cap = sl + 256;
-    int rc = remove_walk(dirfd, name, &t, 0, max_depth, err, errlen);
+    int rc = remove_walk(dirfd, name, &t, 0, max_depth, flags, err, errlen);
     int e = errno;
     free(t.p);
     errno = e;

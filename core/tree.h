@@ -50,9 +50,12 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
  * through a descriptor of it. A regular file with more than one hard link
  * is refused (EMLINK): another name of it may be anything, /etc/shadow
  * included. uid/gid -1: unchanged. The owner first: a chown clears the
- * set-id bits. mode < 0: unchanged. */
+ * set-id bits. mode < 0: unchanged. expect ("device:inode", or NULL): only
+ * that very file or folder (ESTALE when another was put in its place since
+ * the caller looked: a chown to root and a setuid mode must never land on
+ * a file someone else swapped in). */
 int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
-                      char *err, size_t errlen);
+                      const char *expect, char *err, size_t errlen);
 
 /* mkdir dirfd/name with exactly mode (not filtered by the umask; set through
  * a descriptor of the new folder). EEXIST when something is there. */
@@ -64,10 +67,20 @@ int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char
  * else is there). */
 int tree_mkdirs(const char *path, int mode, char *err, size_t errlen);
 
-/* Remove dirfd/name: a file, a link (itself) or, with recursive, a folder
- * and all under it, never following a link. Not there: 0. Interruptible
- * (EINTR). Without recursive, a folder must be empty (ENOTEMPTY). */
-int tree_remove_at(int dirfd, const char *name, const char *shown, int recursive, char *err, size_t errlen);
+/* Remove dirfd/name: a file, a link (itself) or, with TREE_RECURSIVE, a
+ * folder and all under it, never following a link. Not there: 0. With
+ * TREE_INTERRUPTIBLE, stop (EINTR) at SIGINT/SIGTERM (not for cleanup of
+ * what the run itself made). Without TREE_RECURSIVE, a folder must be
+ * empty (ENOTEMPTY). A folder of root's or ours in a folder others can
+ * write to (and that is not sticky) is never removed whole (EPERM): it may
+ * be another folder than the one meant, renamed into its place. */
+enum { TREE_RECURSIVE = 1, TREE_INTERRUPTIBLE = 2,
+       TREE_OURS = 4   /* the caller checked it is the very folder it made: no such guard */ };
+int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, char *err, size_t errlen);
+
+/* can others than root and the running user change the entries of the
+ * folder st describes (its owner, or group/other write without sticky)? */
+int tree_open_to_others(const struct stat *st);
 
 /* A new file in dirfd with a name no other user can guess or plant first:
  * PREFIX.RANDOM (O_CREAT | O_EXCL | O_NOFOLLOW, mode). The name is written

@@ -19,9 +19,10 @@
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
  *   mkdir(path [, mode=0755]) -> true | nil, msg, errno      (one level; exactly mode)
- *   chmod(path, mode) / chown(path, owner, group) -> true | nil, msg, errno
+ *   chmod(path, mode [, id]) / chown(path, owner, group [, id]) -> true | nil, msg, errno
  *       through a descriptor; a trusted link at the end is followed; a file
- *       with several hard links is refused (EMLINK)
+ *       with several hard links is refused (EMLINK); id ("device:inode"):
+ *       only while it is that very file (ESTALE)
  *       owner/group: a name, a number, or nil (left as is)
  *   uid_of(user) / gid_of(group) -> number | nil, msg     (a number is checked only for range)
  *   user_name(uid) / group_name(gid) -> name | nil
@@ -37,8 +38,14 @@
  *   stamp(path) -> text | nil, msg, errno   (device, inode, size, mtime, ctime)
  *   sha256_string(s) -> hex
  *   listdir(path) -> { names, sorted } | nil, msg, errno
- *   remove_own(path) -> true | nil, msg, errno    (what a run of ours left: a
- *       file, or a folder with all under it, removed only when it is ours)
+ *   remove_own(path [, id]) -> true | nil, msg, errno   (what a run of ours
+ *       left: a file of ours; a folder with all under it only when id, its
+ *       "device:inode" recorded when it was made, says it is that very one,
+ *       else only when empty)
+ *   remove_if(path, { type=, dir=, id=, sha256= | xxh128=, target= })
+ *       -> true | false, why | nil, msg, errno: what a record says was made,
+ *       removed only while it is what was made, through one descriptor of
+ *       its folder (teardown)
  *   temp_name(prefix) -> "prefix.RANDOM", a name no other user can guess
  *   realpath(path) -> absolute path | nil, msg, errno
  *   euid() -> the effective user id
@@ -240,10 +247,11 @@ static int fs_chmod(lua_State *L)
     const char *path = provision_checkpath(L, 1);
     luaL_checkinteger(L, 2);
     mode_t mode = fs_checkmode(L, 2, 0);
+    const char *expect = luaL_optstring(L, 3, NULL);
     char name[NAME_MAX + 1], err[TREE_ERR];
     int n, dfd = fs_parent(L, path, 1, name, &n);
     if (dfd < 0) return n;
-    int r = tree_set_attrs_at(dfd, name, path, -1, -1, (int)mode, err, sizeof err), e = errno;
+    int r = tree_set_attrs_at(dfd, name, path, -1, -1, (int)mode, expect, err, sizeof err), e = errno;
     close(dfd);
     return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
@@ -276,6 +284,7 @@ static int fs_resolve_id(lua_State *L, int idx, int is_group, long *out)
 static int fs_chown(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
+    const char *expect = luaL_optstring(L, 4, NULL);
     long uid, gid;
     if (fs_resolve_id(L, 2, 0, &uid) < 0 || fs_resolve_id(L, 3, 1, &gid) < 0) {
         lua_pushnil(L);
@@ -285,7 +294,7 @@ static int fs_chown(lua_State *L)
     char name[NAME_MAX + 1], err[TREE_ERR];
     int n, dfd = fs_parent(L, path, 1, name, &n);
     if (dfd < 0) return n;
-    int r = tree_set_attrs_at(dfd, name, path, uid, gid, -1, err, sizeof err), e = errno;
+    int r = tree_set_attrs_at(dfd, name, path, uid, gid, -1, expect, err, sizeof err), e = errno;
     close(dfd);
     return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
@@ -403,7 +412,7 @@ static int fs_remove_tree(lua_State *L)
         if (lua_tointeger(L, -1) == ENOENT) { lua_settop(L, 1); return fs_ok(L); }
         return n;
     }
-    int r = tree_remove_at(dfd, name, path, 1, err, sizeof err), e = errno;
+    int r = tree_remove_at(dfd, name, path, TREE_RECURSIVE | TREE_INTERRUPTIBLE, err, sizeof err), e = errno;
     close(dfd);
     return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
 }
@@ -413,7 +422,8 @@ static int fs_remove_tree(lua_State *L)
 static int fs_remove_own(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
-    char name[NAME_MAX + 1], err[TREE_ERR];
+    const char *want = luaL_optstring(L, 2, NULL);
+    char name[NAME_MAX + 1], err[TREE_ERR], id[64];
     int n, dfd = fs_parent(L, path, 0, name, &n);
     if (dfd < 0) {
         if (lua_tointeger(L, -1) == ENOENT) { lua_settop(L, 1); return fs_ok(L); }
@@ -425,15 +435,100 @@ static int fs_remove_own(lua_State *L)
         e = errno;
         if (e != ENOENT) r = -1;
         snprintf(err, sizeof err, "%s: %s", path, strerror(e));
-    } else if (!tree_trusted_uid(st.st_uid) || (S_ISREG(st.st_mode) && st.st_nlink > 1)) {
+    } else if (!tree_trusted_uid(st.st_uid) || (S_ISREG(st.st_mode) && st.st_nlink > 1)
+               || (want && (tree_identity(&st, id, sizeof id), strcmp(id, want) != 0))) {
         r = -1; e = EPERM;
-        snprintf(err, sizeof err, "%s: not ours (uid %ld): left alone", path, (long)st.st_uid);
+        snprintf(err, sizeof err, "%s: not the one a run of ours left: left alone", path);
+    } else if (S_ISDIR(st.st_mode) && !want) {
+        /* a folder we cannot tell is ours: only when empty */
+        r = tree_remove_at(dfd, name, path, 0, err, sizeof err);
+        e = errno;
     } else {
-        r = tree_remove_at(dfd, name, path, S_ISDIR(st.st_mode), err, sizeof err);
+        r = tree_remove_at(dfd, name, path, S_ISDIR(st.st_mode) ? TREE_RECURSIVE | TREE_OURS : 0, err, sizeof err);
         e = errno;
     }
     close(dfd);
     return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
+}
+
+/* remove_if(path, expect) -> true | false, why | nil, msg, errno: remove
+ * what a record says was made, only while it is what was made, all through
+ * one descriptor of its folder (a folder swapped in between the check and
+ * the removal cannot be reached). expect: { type = "file" | "directory" |
+ * "link", dir = folder id, id = its own id, sha256 = | xxh128 = (a file's
+ * digest), target = (a link's) }. false: left (gone, changed, not empty,
+ * replaced), with why. */
+static int fs_remove_if(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "type");
+    const char *type = luaL_optstring(L, -1, "file");
+    lua_getfield(L, 2, "dir");
+    const char *dir = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 2, "id");
+    const char *want_id = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 2, "sha256");
+    const char *sha = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 2, "xxh128");
+    const char *xxh = luaL_optstring(L, -1, NULL);
+    lua_getfield(L, 2, "target");
+    const char *target = luaL_optstring(L, -1, NULL);   /* all borrowed: the table keeps them */
+    char name[NAME_MAX + 1], err[TREE_ERR], id[64];
+    const char *why = NULL;
+    int dfd = tree_walk(path, 0, name, err, sizeof err);
+    if (dfd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) { lua_pushboolean(L, 0); lua_pushliteral(L, "gone already"); return 2; }
+        return fs_failmsg(L, err, errno);
+    }
+    struct stat ds, st;
+    if (dir && fstat(dfd, &ds) == 0 && (tree_identity(&ds, id, sizeof id), strcmp(id, dir) != 0)) {
+        why = "its folder is not the one it was written in (moved or replaced since)";
+        goto left;
+    }
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { why = "gone already"; goto left; }
+    tree_identity(&st, id, sizeof id);
+    if (want_id && strcmp(id, want_id) != 0) { why = "not the one made (replaced since)"; goto left; }
+    if (strcmp(type, "directory") == 0) {
+        if (!S_ISDIR(st.st_mode)) { why = "not a folder now"; goto left; }
+        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0) {
+            if (errno == ENOTEMPTY || errno == EEXIST) { why = "not empty"; goto left; }
+            int e = errno;
+            close(dfd);
+            return fs_fail(L, path, e);
+        }
+    } else if (strcmp(type, "link") == 0) {
+        char t[PATH_MAX];
+        ssize_t n = S_ISLNK(st.st_mode) ? readlinkat(dfd, name, t, sizeof t - 1) : -1;
+        if (n < 0 || (target && (t[n] = '\0', strcmp(t, target) != 0))) { why = "changed since it was made"; goto left; }
+        if (unlinkat(dfd, name, 0) < 0) { int e = errno; close(dfd); return fs_fail(L, path, e); }
+    } else {
+        if (!S_ISREG(st.st_mode)) { why = "not a file now"; goto left; }
+        int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        struct stat fst;
+        char hx[DIGEST_HEX_MAX] = "";
+        int e = fd < 0 ? errno : fstat(fd, &fst) < 0 ? errno : !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino ? EAGAIN : 0;
+        if (!e && (sha || xxh)) e = provision_digest_fd(fd, xxh ? DIGEST_XXH128 : DIGEST_SHA256, 0, hx);
+        if (fd >= 0) close(fd);
+        if (e == EAGAIN) { why = "replaced while being checked"; goto left; }
+        if (e) { close(dfd); return fs_fail(L, path, e); }
+        if ((sha || xxh) && strcmp(hx, xxh ? xxh : sha) != 0) { why = "changed since it was written"; goto left; }
+        /* still that very file under that name, in that very folder */
+        struct stat now;
+        if (fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+            why = "replaced while being checked";
+            goto left;
+        }
+        if (unlinkat(dfd, name, 0) < 0) { e = errno; close(dfd); return fs_fail(L, path, e); }
+    }
+    close(dfd);
+    lua_pushboolean(L, 1);
+    return 1;
+left:
+    close(dfd);
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why);
+    return 2;
 }
 
 /* temp_name(prefix) -> prefix.RANDOM: a name no other user can guess */
@@ -547,6 +642,7 @@ static const luaL_Reg fs_funcs[] = {
     { "readlink", fs_readlink },
     { "realpath", fs_realpath },
     { "remove", fs_remove },
+    { "remove_if", fs_remove_if },
     { "remove_own", fs_remove_own },
     { "remove_tree", fs_remove_tree },
     { "sha256", fs_sha256 },

@@ -50,7 +50,7 @@ M.tree_digest = function(...) return load_c().tree_digest(...) end
 
 local function exists(path) return FS.stat(path) ~= nil end
 
-local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+local folder_of = R.folder_of
 local function base_of(p) return (p:gsub("/+$", ""):match("([^/]*)$")) end
 
 -- a dangling symlink counts
@@ -62,7 +62,8 @@ local function remove_staging(st)
   local sg = st.staging
   if type(sg) == "table" and type(sg.name) == "string" and type(sg.dest) == "string"
      and not sg.name:find("/", 1, true) then
-    FS.remove_own(folder_of(sg.dest) .. "/" .. sg.name)
+    -- without its identity (killed before it was recorded) only when empty
+    FS.remove_own(folder_of(sg.dest) .. "/" .. sg.name, type(sg.id) == "string" and sg.id or nil)
   end
   st.staging = nil
 end
@@ -139,13 +140,18 @@ M.extract = R.define {
     local stamp = FS.stamp(self.src)
     local sum, err = sha256_file(self.src)
     if not sum then return nil, err end
-    -- the staging folder's name in the state before it exists
+    -- the staging folder's name in the state before it exists, its
+    -- identity once it does: only that very folder is ever removed
     st.staging = { name = FS.temp_name("." .. base_of(self.dest) .. ".provision-extract"), dest = self.dest }
     if ctx.checkpoint then ctx:checkpoint() end
-    local res, xerr = C.extract { src = self.src, dest = self.dest, staging = st.staging.name,
+    local sid, serr = C.stage { dest = self.dest, name = st.staging.name }
+    if not sid then st.staging = nil; return nil, serr end
+    st.staging.id = sid
+    if ctx.checkpoint then ctx:checkpoint() end
+    local res, xerr = C.extract { src = self.src, dest = self.dest, staging = st.staging.name, staging_id = sid,
       strip_components = self.strip_components, owner = self.owner,
       max_size = self.max_size or DEFAULT_MAX_SIZE, max_entries = self.max_entries or DEFAULT_MAX_ENTRIES }
-    st.staging = nil
+    remove_staging(st)   -- gone already when it worked, or when extract got to clean it up
     if not res then return nil, xerr end
     -- what reached dest, for teardown and the drift check; what an earlier
     -- extraction into this dest placed stays its own when extracted over

@@ -129,9 +129,12 @@ end
 -- make path's mode and owner what self says; st: its stat (or nil: look).
 -- The owner first: a chown clears the setuid and setgid bits of a file
 -- (for root too), so the mode is set after it.
+-- Only the very file or folder st describes (its id): a chown to root
+-- and a setuid mode must never land on one someone swapped in since.
 local function set_attrs(self, path, st)
   st = st or C.stat(path)
   if not st then return nil, path .. ": vanished" end
+  local id = st.id
   if self.owner or self.group then
     local uid, gid
     if self.owner then
@@ -143,14 +146,14 @@ local function set_attrs(self, path, st)
       if not gid then return nil, path .. ": " .. e end
     end
     if (uid and uid ~= st.uid) or (gid and gid ~= st.gid) then
-      local ok, err = C.chown(path, uid, gid)
+      local ok, err = C.chown(path, uid, gid, id)
       if not ok then return nil, err end
       st = C.stat(path)
       if not st then return nil, path .. ": vanished" end
     end
   end
   if self.mode and st.mode ~= self.mode then
-    local ok, err = C.chmod(path, self.mode)
+    local ok, err = C.chmod(path, self.mode, id)
     if not ok then return nil, err end
   end
   return true

@@ -207,7 +207,7 @@ end
 local function url_key(url) return "sha256:" .. FS.sha256_string(url) end
 M.url_key = url_key
 
-local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+local folder_of = R.folder_of
 
 -- a part file of an earlier run this step recorded (ctx.state.part): its
 -- path beside dest. Removed by name only where the name is still a
@@ -247,7 +247,7 @@ local function download(self, ctx)
   local part = type(st.part) == "table" and st.part or nil
   if part and part.dest == dest and part.url == url_key(self.url) and range_validator(part) then
     local pst = FS.lstat(part_path(dest, part))
-    if pst and pst.type == "file" and pst.uid == FS.euid() and pst.nlink == 1 then
+    if pst and pst.type == "file" and pst.uid == FS.euid() and pst.nlink == 1 and pst.id == part.id then
       offset, validator, create = pst.size, range_validator(part), false
       if offset > 0 then ctx:log(("resuming %s at %s"):format(part_path(dest, part), human_bytes(offset))) end
     end
@@ -264,32 +264,42 @@ local function download(self, ctx)
   local attempt, fresh_retry = 0, false
   local res, last_err
   local label = dest:match("[^/]+$")
-  local mode = self.mode or file_mode(dest) or 420   -- 0644
-  if self.mode == nil and not self.sha256 then
-    local dst = FS.stat(dest)
-    if dst and dst.uid ~= FS.euid() then mode = 420 end   -- never another user's mode
+  -- the recipe's mode; else the mode of the file it replaces when that is
+  -- a file of ours with one name (never another user's: a planted 4755
+  -- would make the download a setuid-root program), without set-id bits;
+  -- else 0644
+  local mode = self.mode
+  if mode == nil then
+    local dst = FS.lstat(dest)
+    if dst and dst.type == "file" and dst.uid == FS.euid() and dst.nlink == 1 then
+      mode = dst.mode & tonumber("1777", 8)
+    else
+      mode = tonumber("644", 8)
+    end
   end
   while true do
     attempt = attempt + 1
     local seen = {}
     local o = common_opts(self, {
-      dest = dest, part = part.name, create = create, offset = offset,
+      dest = dest, part = part.name, part_id = part.id, create = create, offset = offset,
       if_range = offset > 0 and validator or nil,
       digest = self.sha256 and "sha256" or "xxh128", max_size = self.max_size,
       commit = mode, expect = self.sha256,
       timeout = self.timeout or 60, mode = 384,   -- 0600 until it lands
       if_none_match = cond and cond.etag, if_modified_since = cond and not cond.etag and cond.last_modified or nil,
       progress = function(done, total) ctx:progress(done, total, label) end,
-      on_headers = function(status, headers)
+      on_headers = function(status, headers, part_id)
         seen.etag, seen.last_modified = headers.etag, headers["last-modified"]
         seen.ranges = headers["accept-ranges"] == "bytes"
-        part.etag, part.last_modified = seen.etag, seen.last_modified
+        part.etag, part.last_modified, part.id = seen.etag, seen.last_modified, part_id
         checkpoint(ctx)   -- what a killed run resumes with
       end,
     })
     local info, kind
     res, last_err, kind, info = handle():download(o)
     create = false   -- the part file exists now (or the transfer never made it)
+    local pid = res and res.part_id or info and info.part_id
+    if pid and pid ~= "" and part.id ~= pid then part.id = pid; checkpoint(ctx) end
     if core.interrupted() or kind == "interrupted" then
       return nil, "interrupted"
     end
@@ -453,7 +463,7 @@ M.file = R.define {
       local st = ctx.state
       if st.xxh128 and dest_digest(self.dest, st, "xxh128") ~= st.xxh128 then st.xxh128 = nil end
       if self.mode then
-        local ok, err = FS.chmod(self.dest, self.mode)
+        local ok, err = FS.chmod(self.dest, self.mode, dst.id)
         if not ok then return nil, err end
       end
       -- with its stamp, the next check need not read it again
@@ -467,7 +477,7 @@ M.file = R.define {
       -- the file is the one we fetched and the server has nothing newer:
       -- what check found wrong can only be its mode
       if self.mode and file_mode(self.dest) ~= self.mode then
-        local ok, cerr = FS.chmod(self.dest, self.mode)
+        local ok, cerr = FS.chmod(self.dest, self.mode, dst and dst.id)
         if not ok then return nil, cerr end
         st.stamp = FS.stamp(self.dest)
         ctx:detail(("not modified (304); mode set to %04o"):format(self.mode))

@@ -387,12 +387,6 @@ local function not_reachable(e, st, err, code)
 end
 R.not_reachable = not_reachable
 
--- does the file at path still hold what entry e recorded
-local function holds_recorded(path, e)
-  if e.xxh128 then return FS.xxh128(path) == e.xxh128 end
-  return FS.sha256(path) == e.sha256
-end
-
 -- R.write_intent(ctx, path, digest, new) -> temp: before a whole file is
 -- written at path, its temp file's name and the digest it will have go
 -- into the state (ctx:checkpoint, the journal) so that a run killed during
@@ -408,7 +402,10 @@ function R.write_intent(ctx, path, digest, new)
 end
 function R.written(ctx) ctx.state.pending = nil end
 
-local function folder_of(p) return p:match("^(.*)/[^/]*$") or "." end
+-- R.folder_of(p): the folder holding p ("." for a bare name; a trailing
+-- slash does not count)
+local function folder_of(p) return (p:gsub("/+$", "")):match("^(.*)/[^/]*$") or "." end
+R.folder_of = folder_of
 
 -- what a write that a run killed midway left (R.write_intent): its temp
 -- file goes; the file itself, when the write landed (its digest is the
@@ -445,26 +442,19 @@ function R.revert_created_files(self, ctx)
   local removed = R.settle_pending(ctx, true)
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" and type(e.path) == "string" then
-      local st, err, code = FS.lstat(e.path)
-      local why = not_reachable(e, st, err, code)
-      if why then
+      -- checked and removed through one descriptor of its folder
+      local ok, why, code = FS.remove_if(e.path, { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil,
+                                                   xxh128 = e.xxh128 })
+      if ok then
+        removed = removed + 1
+        log(ctx, "removed " .. e.path)
+      elseif ok == nil and code ~= 40 then   -- ELOOP: a link of another user's on the way: left
+        return nil, why
+      elseif why == "gone already" then
+        if ctx.detail then ctx:detail(e.path .. " is gone already") end
+      else
         log(ctx, "left " .. e.path .. ": " .. why)
         if ctx.detail then ctx:detail("left " .. e.path .. ": " .. why) end
-      elseif st and st.type == "file" then
-        if holds_recorded(e.path, e) then
-          local ok, rerr = FS.remove(e.path)
-          if not ok then return nil, rerr end
-          removed = removed + 1
-          log(ctx, "removed " .. e.path)
-        else
-          log(ctx, "left " .. e.path .. ": changed since it was written")
-          if ctx.detail then ctx:detail("left " .. e.path .. ": changed since it was written") end
-        end
-      elseif st then
-        log(ctx, ("left %s: a %s now, not the file written"):format(e.path, st.type))
-        if ctx.detail then ctx:detail(("left %s: a %s now, not the file written"):format(e.path, st.type)) end
-      elseif ctx.detail then
-        ctx:detail(e.path .. " is gone already")
       end
     end
   end

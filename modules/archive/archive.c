@@ -60,14 +60,19 @@ void archive_job_release(archive_job *j)
     if (j->w) { archive_write_free(j->w); j->w = NULL; }
     if (j->entry) { archive_entry_free(j->entry); j->entry = NULL; }
     if (j->fd >= 0) { close(j->fd); j->fd = -1; }
-    if (j->sfd >= 0) { close(j->sfd); j->sfd = -1; }
     if (j->pfd >= 0) {
         char err[TREE_ERR];
-        if (j->staging[0]) tree_remove_at(j->pfd, j->staging, j->staging, 1, err, sizeof err);
+        /* not interruptible: a SIGINT must not leave a half-removed one;
+         * and only while the name is still our staging folder */
+        struct stat a, b;
+        if (j->staging[0] && j->sfd >= 0 && fstat(j->sfd, &a) == 0
+            && fstatat(j->pfd, j->staging, &b, AT_SYMLINK_NOFOLLOW) == 0 && archive_same_file(&a, &b))
+            tree_remove_at(j->pfd, j->staging, j->staging, TREE_RECURSIVE | TREE_OURS, err, sizeof err);
         if (j->tmpfile[0]) unlinkat(j->pfd, j->tmpfile, 0);
         close(j->pfd);
         j->pfd = -1;
     }
+    if (j->sfd >= 0) { close(j->sfd); j->sfd = -1; }
     j->staging[0] = j->tmpfile[0] = '\0';
     for (size_t i = 0; i < j->nlinks; i++) free(j->links[i].path);
     free(j->links);
@@ -252,6 +257,7 @@ static const luaL_Reg archive_funcs[] = {
     { "create", archive_create },
     { "extract", archive_extract },
     { "list", archive_list },
+    { "stage", archive_stage },
     { "tree_digest", archive_tree_digest },
     { "unextract", archive_unextract },
     { "verify", archive_verify },

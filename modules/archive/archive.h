@@ -55,6 +55,7 @@ void archive_job_release(archive_job *j);
 const char *archive_opt_string(lua_State *L, int t, const char *k, int required);
 
 int archive_create(lua_State *L);     /* create.c */
+int archive_stage(lua_State *L);      /* extract.c */
 int archive_extract(lua_State *L);    /* extract.c */
 int archive_unextract(lua_State *L);  /* extract.c */
 int archive_verify(lua_State *L);     /* extract.c */

@@ -1,14 +1,18 @@
 /* extract.c: archive.extract, and what undoes and checks it.
  *
- *   archive.extract{ src, dest, staging, strip_components=0, owner=false,
- *                    max_size=, max_entries= }
+ *   archive.stage{ dest, name } -> id | nil, message
+ *     Makes the staging folder `name` (0700: a name the caller picked
+ *     nobody can guess, and recorded first) beside dest, in the folder of
+ *     dest reached as core/tree.h says; its "device:inode", which the caller
+ *     records too: a killed run leaves it for the next one to remove, and
+ *     only that very folder is removed.
+ *   archive.extract{ src, dest, staging, staging_id, strip_components=0,
+ *                    owner=false, max_size=, max_entries= }
  *     -> { entries, bytes, created_dest, dest_id, files = { rel = code } }
  *      | nil, message
  *     Extracts tar, tar.gz, tar.bz2, tar.xz, tar.zst, zip (what libarchive
- *     reads) into the staging folder `staging` (a name the caller picked
- *     nobody can guess, and recorded first: a killed run leaves it for the
- *     next one to remove), made beside dest in the folder of dest, reached
- *     as core/tree.h says. The extraction runs with the working folder
+ *     reads) into that staging folder (refused when it is not that very
+ *     one). The extraction runs with the working folder
  *     inside the staging folder (fchdir), so every path libarchive and the
  *     checks below use is relative to it, and then moves the result into
  *     place through descriptors: dest itself when it did not exist, else
@@ -517,7 +521,7 @@ static int restore_modes(archive_job *j, int destfd, int quiet)
             && (d->merged || (st.st_dev == d->dev && st.st_ino == d->ino))
             && (st.st_mode & 07777) != d->mode) {
             char err[TREE_ERR];
-            if (tree_set_attrs_at(pfd, base, d->rel, -1, -1, (int)d->mode, err, sizeof err) < 0 && !rc) {
+            if (tree_set_attrs_at(pfd, base, d->rel, -1, -1, (int)d->mode, NULL, err, sizeof err) < 0 && !rc) {
                 if (!quiet) archive_say(j->err, sizeof j->err, "%s", err);
                 rc = -1;
             }
@@ -603,6 +607,33 @@ static lua_Integer opt_integer(lua_State *L, int t, const char *k)
     return v;
 }
 
+/* stage{ dest, name } -> the new staging folder's "device:inode" | nil, message:
+ * made (0700) beside dest, in dest's folder reached as tree.h says */
+int archive_stage(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *dest = archive_opt_string(L, 1, "dest", 1);
+    const char *name = archive_opt_string(L, 1, "name", 1);
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return luaL_error(L, "archive.stage: name must be a file name");
+    char base[NAME_MAX + 1], err[TREE_ERR];
+    int pfd = tree_walk(dest, 0, base, err, sizeof err);
+    if (pfd < 0) { lua_pushnil(L); lua_pushstring(L, err); return 2; }
+    struct stat st;
+    int r = mkdirat(pfd, name, 0700), e = errno;
+    if (r == 0 && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { r = -1; e = errno; }
+    close(pfd);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s (beside %s): %s", name, dest, strerror(e));
+        return 2;
+    }
+    char id[64];
+    tree_identity(&st, id, sizeof id);
+    lua_pushstring(L, id);
+    return 1;
+}
+
 int archive_extract(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -610,6 +641,7 @@ int archive_extract(lua_State *L)
     const char *src = archive_opt_string(L, 1, "src", 1);
     const char *dest = archive_opt_string(L, 1, "dest", 1);
     const char *staging = archive_opt_string(L, 1, "staging", 1);
+    const char *staging_id = archive_opt_string(L, 1, "staging_id", 1);
     if (!*staging || strchr(staging, '/') || (staging[0] == '.' && (!staging[1] || (staging[1] == '.' && !staging[2]))))
         return luaL_error(L, "archive.extract: staging must be a file name");
     int strip_n = (int)opt_integer(L, 1, "strip_components");
@@ -639,15 +671,22 @@ int archive_extract(lua_State *L)
             goto fail;
         }
     }
-    /* the staging folder, beside dest; from here on the working folder */
-    if (mkdirat(j->pfd, staging, 0700) < 0) {
-        archive_say(j->err, sizeof j->err, "%s (beside %s): %s", staging, dest, strerror(errno));
-        goto fail;
+    /* the staging folder archive.stage made beside dest (its name and
+     * identity recorded): the very one, from here on the working folder */
+    j->sfd = openat(j->pfd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    {
+        struct stat ss;
+        char id[64] = "";
+        if (j->sfd >= 0 && fstat(j->sfd, &ss) == 0) tree_identity(&ss, id, sizeof id);
+        if (j->sfd < 0 || strcmp(id, staging_id) != 0 || !tree_trusted_uid(ss.st_uid)) {
+            archive_say(j->err, sizeof j->err, "%s (beside %s): %s", staging, dest,
+                        j->sfd < 0 ? strerror(errno) : "not the staging folder made for this extraction");
+            goto fail;
+        }
     }
     archive_say(j->staging, sizeof j->staging, "%s", staging);
-    j->sfd = openat(j->pfd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     j->cwdfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (j->sfd < 0 || j->cwdfd < 0 || fchdir(j->sfd) < 0) {
+    if (j->cwdfd < 0 || fchdir(j->sfd) < 0) {
         archive_say(j->err, sizeof j->err, "%s: %s", staging, strerror(errno));
         goto fail;
     }

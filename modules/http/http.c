@@ -21,8 +21,10 @@
  *     digest (default SHA-256; digest.h) is computed over the whole file (a
  *     ring feeding a hashing and a writing thread: sink.c). create: the part
  *     file is made anew (O_CREAT | O_EXCL | O_NOFOLLOW, mode, default 0600:
- *     the caller picks a name nobody can guess); else it must be a regular
- *     file of ours with one link, and offset > 0 asks for "Range: bytes=
+ *     the caller picks a name nobody can guess); else it must be the very
+ *     file made then (part_id: its "device:inode", which on_headers gets as
+ *     its third argument), a regular file of ours with one link, and
+ *     offset > 0 asks for "Range: bytes=
  *     offset-" (offset rounded down to 4 KiB where the file is written with
  *     O_DIRECT): the first offset bytes already there are hashed first; a
  *     206 whose Content-Range starts there is appended, a 200 replaces the
@@ -33,8 +35,8 @@
  *     is expect, the part file gets that mode, is fsync'd and renamed over
  *     dest through the folder's descriptor (then committed = true).
  *     -> { status, headers, bytes, size, sha256 | xxh128, seconds, url, resumed,
- *          committed, body }
- *      | nil, message, kind, { bytes, size, status, headers }
+ *          committed, part_id, body }
+ *      | nil, message, kind, { bytes, size, status, headers, part_id }
  *   Redirects (up to max_redirects, default 10) are followed here, not by
  *   libcurl: one from https to plain http is refused (kind "redirects"), and
  *   once one leads to another origin (scheme, host or port) the caller's
@@ -445,7 +447,8 @@ static int begin_body(http_xfer *x)
         if (!lua_checkstack(L, 8)) { http_set_abort(x, AB_CALLBACK, "Lua stack overflow"); return -1; }
         lua_pushinteger(L, status);
         push_headers(L, x);
-        if (call_lua(x, x->on_headers_idx, 2, "on_headers") < 0) return -1;
+        lua_pushstring(L, x->part_id);
+        if (call_lua(x, x->on_headers_idx, 3, "on_headers") < 0) return -1;
     }
     return 0;
 }
@@ -801,23 +804,26 @@ static int http_request(lua_State *L)
  * which x->dirfd then holds. A part file to resume must be a regular file
  * of ours with one link: anything else under that name is left alone and
  * reported. 0, or -1 with a message pushed (nil, msg, "write"). */
-static int open_part(lua_State *L, http_xfer *x, const char *dest, const char *part, int create, int mode,
-                     char name[NAME_MAX + 1])
+static int open_part(lua_State *L, http_xfer *x, const char *dest, const char *part, const char *part_id,
+                     int create, int mode, char name[NAME_MAX + 1])
 {
     char err[TREE_ERR];
     x->dirfd = tree_walk(dest, 0, name, err, sizeof err);
     if (x->dirfd < 0) goto failed;
+    struct stat st;
     if (create) {
         x->fd = openat(x->dirfd, part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
         if (x->fd < 0) { snprintf(err, sizeof err, "%s (beside %s): %s", part, dest, strerror(errno)); goto failed; }
+        if (fstat(x->fd, &st) == 0) tree_identity(&st, x->part_id, sizeof x->part_id);
         return 0;
     }
     x->fd = openat(x->dirfd, part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (x->fd < 0) { snprintf(err, sizeof err, "%s (beside %s): %s", part, dest, strerror(errno)); goto failed; }
-    struct stat st;
-    if (fstat(x->fd, &st) < 0 || !S_ISREG(st.st_mode) || !tree_trusted_uid(st.st_uid) || st.st_nlink != 1) {
-        snprintf(err, sizeof err, "%s (beside %s): not a partial download of ours (another user's file, "
-                 "or a file with other names): left alone", part, dest);
+    char id[64] = "";
+    if (fstat(x->fd, &st) == 0) tree_identity(&st, id, sizeof id);
+    if (!S_ISREG(st.st_mode) || !tree_trusted_uid(st.st_uid) || st.st_nlink != 1 || !part_id || strcmp(id, part_id) != 0) {
+        snprintf(err, sizeof err, "%s (beside %s): not the partial download made for this (another file was "
+                 "put in its place): left alone", part, dest);
         close(x->fd);
         x->fd = -1;
         errno = EPERM;
@@ -877,6 +883,7 @@ static int http_download(lua_State *L)
     if (!part || !*part || strchr(part, '/') || strcmp(part, ".") == 0 || strcmp(part, "..") == 0)
         return luaL_error(L, "http.download: option 'part' must be a file name (no '/')");
     int create = opt_bool(L, 2, "create");
+    const char *part_id = opt_string(L, 2, "part_id");   /* to resume: the very file made then */
     lua_Integer offset = (lua_Integer)opt_number(L, 2, "offset", 0);
     if (offset < 0) return luaL_error(L, "http.download: option 'offset' must be >= 0");
     if (create) offset = 0;
@@ -913,7 +920,8 @@ static int http_download(lua_State *L)
     if (provision_digest_init(&x->dg, kind))
         return luaL_error(L, "http.download: cannot set up the %s digest", provision_digest_name(kind));
     char name[NAME_MAX + 1];
-    if (open_part(L, x, dest, part, create, mode, name) < 0) return 3;
+    if (open_part(L, x, dest, part, part_id, create, mode, name) < 0) return 3;
+    if (!create) snprintf(x->part_id, sizeof x->part_id, "%s", part_id);
     http_sink_use_direct(x);
     struct stat st;
     if (fstat(x->fd, &st) < 0 || (offset > 0 && st.st_size < offset)) offset = 0;
@@ -979,6 +987,8 @@ static int http_download(lua_State *L)
         lua_setfield(L, -2, "status");
         push_headers(L, x);
         lua_setfield(L, -2, "headers");
+        lua_pushstring(L, x->part_id);
+        lua_setfield(L, -2, "part_id");
         xfer_release(x);
         return n + 1;
     }
@@ -1006,6 +1016,8 @@ static int http_download(lua_State *L)
     lua_setfield(L, -2, "resumed");
     lua_pushboolean(L, committed);
     lua_setfield(L, -2, "committed");
+    lua_pushstring(L, x->part_id);
+    lua_setfield(L, -2, "part_id");
     if (x->to_file) {
         lua_pushstring(L, hx);
         lua_setfield(L, -2, provision_digest_name(x->dg.kind));

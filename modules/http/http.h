@@ -38,6 +38,7 @@ typedef struct {
     char *next_url;           /* the redirect being followed (owned) */
     curl_off_t max_size;      /* download(): refuse a body past this many bytes (0: no limit) */
     int dirfd;                /* download(): the folder of dest and the part file (tree.h) */
+    char part_id[64];         /* download(): the part file's "device:inode" */
     http_buf hdrs;            /* the header lines of the latest response */
     http_buf body;            /* request(): the body; download(): an error body */
     size_t max_body;

@@ -64,8 +64,9 @@ KEEP=1300000
 # the state's journal (written before the body came)
 curl -s "$URL" | head -c "$KEEP" > "$EXT/d.bin.provision-part.k1ll3d"
 mkdir -m 0700 -p "$PROVISION_STATE_DIR"
-printf '{"set":"download","value":{"resources":[{"kind":"http.file","state":{"part":{"name":"d.bin.provision-part.k1ll3d","dest":"%s","url":"sha256:%s","etag":"\\"d-d-%s-1\\""}}}]}}\n' \
-    "$EXT/d.bin" "$(printf %s "$URL" | sha256sum | cut -c1-64)" "$SIZE" > "$PROVISION_STATE_DIR/direct.journal"
+printf '{"set":"download","value":{"resources":[{"kind":"http.file","state":{"part":{"name":"d.bin.provision-part.k1ll3d","dest":"%s","url":"sha256:%s","etag":"\\"d-d-%s-1\\"","id":"%s"}}}]}}\n' \
+    "$EXT/d.bin" "$(printf %s "$URL" | sha256sum | cut -c1-64)" "$SIZE" "$(stat -c %d:%i "$EXT/d.bin.provision-part.k1ll3d")" \
+    > "$PROVISION_STATE_DIR/direct.journal"
 chmod 0600 "$PROVISION_STATE_DIR/direct.journal"
 httpd_reset
 run traced "$P" r.lua -v

@@ -476,13 +476,18 @@ local FS = require "provision._fs"
 local work = %q
 local function show(r, e) print(r and "ok" or ("fail " .. tostring(e))) end
 local n = 0
-local function staging() n = n + 1; return ".t.provision-extract." .. n end
-show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
-show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
-show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
-show(A.extract { src = %q, dest = work .. "/dest", staging = staging() })
-show(A.extract { src = %q, dest = work .. "/fresh", staging = staging() })
-show(A.extract { src = %q, dest = work .. "/gone", staging = staging() })
+local function extract(src, dest)
+  n = n + 1
+  local name = ".t.provision-extract." .. n
+  local id = assert(A.stage { dest = dest, name = name })
+  return A.extract { src = src, dest = dest, staging = name, staging_id = id }
+end
+show(extract(%q, work .. "/dest"))
+show(extract(%q, work .. "/dest"))
+show(extract(%q, work .. "/dest"))
+show(extract(%q, work .. "/dest"))
+show(extract(%q, work .. "/fresh"))
+show(extract(%q, work .. "/gone"))
 show(FS.remove_tree(work .. "/gone"))
 ]]):format(work, src.plain, src.plain, src.more, src.bad, src.hidden, src.plain))
   f:close()

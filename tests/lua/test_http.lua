@@ -444,7 +444,8 @@ T.test("file: a partial file from a killed run is resumed", function()
   local part = "n.bin.provision-part.k1ll3d"
   local f = assert(io.open(dir .. "/" .. part, "wb")); f:write(full:sub(1, 60000)); f:close()
   local ctx = new_ctx()
-  ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"n-n-100000-1"' }
+  ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"n-n-100000-1"',
+                     id = FS.lstat(dir .. "/" .. part).id }
   local res = assert(http.file { url = url, dest = dest, sha256 = sha(100000, "n") }:apply(ctx))
   T.ok(res.bytes == 40000 or res.bytes == 100000 - 60000 // 4096 * 4096, "bytes " .. res.bytes)
   T.eq(res.resumed, true)
@@ -453,7 +454,8 @@ T.test("file: a partial file from a killed run is resumed", function()
   -- a validator that no longer matches: If-Range makes it whole again
   f = assert(io.open(dir .. "/" .. part, "wb")); f:write(("x"):rep(60000)); f:close()
   ctx = new_ctx()
-  ctx.state.part = { name = part, dest = dest .. "2", url = http.url_key(url), etag = '"stale"' }
+  ctx.state.part = { name = part, dest = dest .. "2", url = http.url_key(url), etag = '"stale"',
+                     id = FS.lstat(dir .. "/" .. part).id }
   res = assert(http.file { url = url, dest = dest .. "2", sha256 = sha(100000, "n") }:apply(ctx))
   T.eq(res.bytes, 100000)
   T.ok(not exists(dir .. "/" .. part), "the part file was resumed into place")
@@ -920,7 +922,8 @@ T.test("file: max_size counts the part kept from a killed run", function()
     local part = "mr.bin.provision-part.k1ll3d"
     local f = assert(io.open(dir .. "/" .. part, "wb")); f:write(full:sub(1, 60000)); f:close()
     local ctx = new_ctx()
-    ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"mr-mr-100000-1"' }
+    ctx.state.part = { name = part, dest = dest, url = http.url_key(url), etag = '"mr-mr-100000-1"',
+                       id = FS.lstat(dir .. "/" .. part).id }
     local res, err = http.file { url = url, dest = dest, max_size = c[1] }:apply(ctx)
     if c[2] then
       T.ok(res, err); T.eq(res.resumed, true); T.eq(FS.sha256(dest), sha(100000, "mr"))
