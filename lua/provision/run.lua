@@ -39,9 +39,11 @@ local function normalize_changes(c)
   return out
 end
 
--- call a resource function protected: ok, a, b | false, message
+-- call resource or recipe code, protected, with the shield down (an
+-- interrupt or the deadline raises in it; everywhere else the runner keeps
+-- the shield up): ok, a, b | false, message
 local function call(fn, ...)
-  local ok, a, b = pcall(fn, ...)
+  local ok, a, b = core.exposed(fn, ...)
   if not ok then return false, clean_error(a) end
   return true, a, b
 end
@@ -148,6 +150,13 @@ function Ctx:checkpoint()
   if run.plan or not run.state or not run.current_saved then return true end
   run.state:set_step(self.step.name, run.current_saved)
   return run.state:flush()
+end
+
+-- ctx's methods are the runner's bookkeeping, called from resource code:
+-- the shield goes up while they run (not stopped half way through a journal
+-- write); what they call back (ctx:undo's reverts) lowers it again
+for name, fn in pairs(Ctx) do
+  if type(fn) == "function" then Ctx[name] = function(...) return core.shielded(fn, ...) end end
 end
 
 local function new_ctx(run, step, saved)
@@ -622,9 +631,12 @@ local function list(recipe, report)
 end
 
 function M.main(o)
+  core.shield(true)   -- our own code from here on: only call() and the load lower it
   local report = Report.new(o)
-  local recipe, err = dsl.load(o.recipe, { vars = o.vars })
+  local ok, recipe, err = core.exposed(dsl.load, o.recipe, { vars = o.vars })
+  if not ok then recipe, err = nil, recipe end
   if not recipe then
+    if core.interrupted() then report:err("provision: interrupted\n"); return 130 end
     report:err("provision: " .. clean_error(err) .. "\n")
     return 2
   end
