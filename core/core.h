@@ -19,12 +19,14 @@ enum {
 
 /* signals.c: SIGINT/SIGTERM set a flag, --timeout a deadline; Lua code is
  * stopped by a hook while the shield is down; long C operations poll
- * provision_interrupted() and give up cleanly. */
+ * provision_interrupted() and give up cleanly (a poll also tells the
+ * watchdog the main thread is alive). */
 void provision_signals_install(lua_State *L);   /* L: the main thread */
 int provision_interrupted(void);     /* a signal came, or the step's deadline passed */
 int provision_signal_number(void);   /* the signal that came, or 0 */
-/* the current step must end within seconds (<= 0: no deadline) */
-void provision_set_deadline(double seconds);
+/* the current step must end within seconds (<= 0: no deadline); kind and
+ * name (each may be NULL) say what runs in the watchdog's message: step 'x' */
+void provision_set_deadline(double seconds, const char *kind, const char *name);
 int provision_timed_out(void);
 /* up (1): the hook does not raise; down (0): it does, in thread L. Returns
  * the previous setting. */

@@ -41,10 +41,12 @@ static int core_interrupted(lua_State *L)
     return 2;
 }
 
-/* deadline(seconds | nil): the current step must end within seconds */
+/* deadline(seconds | nil, kind?, name?): the current step must end within
+ * seconds; kind and name ("step", "x") name it if the watchdog has to stop
+ * a stuck run */
 static int core_deadline(lua_State *L)
 {
-    provision_set_deadline(luaL_optnumber(L, 1, 0));
+    provision_set_deadline(luaL_optnumber(L, 1, 0), luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL));
     return 0;
 }
 

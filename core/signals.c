@@ -16,32 +16,64 @@
  * while the shield is down and there is something to watch for: a deadline
  * (--timeout) or a signal (the handler sets it on the main thread, as
  * lua.c does). A coroutine made with no hook, spinning when a signal
- * comes, is not stopped by it.
+ * comes, is left to the watchdog.
+ *
+ * The watchdog ends the process when the deadline has passed or a signal
+ * came and the main thread has shown no sign of life (a hook run, a poll
+ * of provision_interrupted()) for GRACE seconds: in one long C call (a
+ * backtracking string.find) it sees neither. It never touches the Lua
+ * state. It is a thread, started only when there is something to watch: a
+ * thread from the start costs 1.7% of a no-op run (glibc's malloc takes
+ * its locks once a second thread exists). A --timeout starts it; after a
+ * signal, the main thread starts it when it notices, and if it never does,
+ * a SIGALRM GRACE later stops the run.
  *
  * A second signal while the first is being handled kills the process, and
  * the process group of the program it was running (proc.c); one that comes
  * within 100 ms of the first is the same request delivered twice, not a
  * second press: `timeout` sends its signal to the child and then to the
  * child's process group, and a shell's `kill` of a job may do the same. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 #include "core.h"
 #include "signals.h"
 
 #define HOOK_EVERY 10000   /* instructions between two runs of the hook */
+#define GRACE 2.0          /* seconds without a sign of life before the watchdog acts */
+#define TICK_NS 100000000L /* the watchdog's period */
 
 static atomic_int interrupted;            /* the signal that came, 0: none */
 static _Atomic double interrupted_at;     /* provision_now() of the first one */
+static atomic_ulong beat_at_signal;       /* the heartbeat then */
 static atomic_int child_pgid;             /* see signals.h */
 static _Atomic double deadline;           /* provision_now() time, 0: none */
+static _Atomic double timeout_len;        /* its --timeout, for the message */
+static atomic_ulong heartbeat;            /* signs of life of the main thread */
+static atomic_int watching;               /* the watchdog thread runs */
+static pthread_t main_thread;
 static lua_State *main_L;
 static int shield;                        /* main thread only, as is Lua */
 
+/* what runs, for the message: the main thread writes the buffer not in
+ * use, then flips which one is */
+static char what_runs[2][160];
+static atomic_int what_cur;
+
 void provision_signals_child(pid_t pgid) { atomic_store(&child_pgid, (int)pgid); }
+void provision_signals_alive(void) { atomic_fetch_add_explicit(&heartbeat, 1, memory_order_relaxed); }
+
+static void start_watchdog(void);
 
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
+    provision_signals_alive();
+    if (atomic_load(&interrupted)) start_watchdog();
     const char *why = shield ? NULL : atomic_load(&interrupted) ? "interrupted"
                     : provision_timed_out() ? "timed out (--timeout)" : NULL;
     int every = why ? 1 : HOOK_EVERY;
@@ -59,6 +91,106 @@ int provision_shield(lua_State *L, int on)
     return was;
 }
 
+/* ---- the watchdog: async-signal-safe from here to start_watchdog (the
+ * SIGALRM handler runs it too) */
+
+static size_t put(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap) buf[at++] = *s++;
+    buf[at] = '\0';
+    return at;
+}
+
+/* seconds as "2s", "0.5s", "1.25s" */
+static size_t put_secs(char *buf, size_t at, size_t cap, double s)
+{
+    char d[32];
+    int n = 0;
+    unsigned long cs = (unsigned long)(s * 100 + 0.5), whole = cs / 100, frac = cs % 100;
+    do { d[n++] = (char)('0' + whole % 10); whole /= 10; } while (whole && n < 20);
+    char out[40];
+    int o = 0;
+    while (n) out[o++] = d[--n];
+    if (frac) {
+        out[o++] = '.';
+        out[o++] = (char)('0' + frac / 10);
+        if (frac % 10) out[o++] = (char)('0' + frac % 10);
+    }
+    out[o++] = 's';
+    out[o] = '\0';
+    return put(buf, at, cap, out);
+}
+
+/* The main thread is stuck: say so, take its program along, and exit
+ * without touching what it holds (no atexit, no stdio flush). */
+static void stop_stuck(int sig, double since, double now)
+{
+    char line[400];
+    const char *what = what_runs[atomic_load(&what_cur)];
+    size_t n = put(line, 0, sizeof line, "provision: ");
+    n = put(line, n, sizeof line, what[0] ? what : "the run");
+    n = put(line, n, sizeof line, " is stuck in a call that cannot be interrupted (");
+    if (sig) {
+        n = put(line, n, sizeof line, sig == SIGINT ? "SIGINT came " : "SIGTERM came ");
+    } else {
+        n = put(line, n, sizeof line, "--timeout ");
+        n = put_secs(line, n, sizeof line, atomic_load(&timeout_len));
+        n = put(line, n, sizeof line, " passed ");
+    }
+    n = put_secs(line, n, sizeof line, (double)(long)(now - since));
+    n = put(line, n, sizeof line, " ago); stopping\n");
+    ssize_t w = write(2, line, n);
+    (void)w;
+    pid_t pg = (pid_t)atomic_load(&child_pgid);
+    if (pg > 0) kill(-pg, SIGKILL);
+    _exit(sig ? EXIT_INTERRUPTED : EXIT_FAILED);
+}
+
+/* a signal came GRACE ago and the main thread has not started the
+ * watchdog: it has not run a hook or polled since */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (!atomic_load(&watching) && atomic_load(&heartbeat) == atomic_load(&beat_at_signal))
+        stop_stuck(atomic_load(&interrupted), atomic_load(&interrupted_at), provision_now());
+    errno = e;
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    unsigned long seen = atomic_load(&heartbeat);
+    double alive_at = provision_now();
+    for (;;) {
+        struct timespec ts = { 0, TICK_NS };
+        nanosleep(&ts, NULL);
+        double now = provision_now(), dl = atomic_load(&deadline);
+        unsigned long b = atomic_load_explicit(&heartbeat, memory_order_relaxed);
+        if (b != seen) { seen = b; alive_at = now; }
+        int sig = atomic_load(&interrupted);
+        double since = sig ? atomic_load(&interrupted_at) : dl > 0 && now > dl ? dl : 0;
+        if (since > 0 && now - (since > alive_at ? since : alive_at) >= GRACE)
+            stop_stuck(sig, since, now);
+    }
+    return NULL;
+}
+
+/* main thread only */
+static void start_watchdog(void)
+{
+    if (atomic_load(&watching)) return;
+    atomic_store(&watching, 1);
+    /* signals stay with the main thread: its blocking calls see EINTR */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog, NULL) == 0) pthread_detach(t);
+    else atomic_store(&watching, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void on_signal(int sig)
 {
     if (atomic_load(&interrupted)) {   /* second time: give up at once */
@@ -70,10 +202,15 @@ static void on_signal(int sig)
         return;
     }
     atomic_store(&interrupted_at, provision_now());   /* clock_gettime: async-signal-safe */
+    atomic_store(&beat_at_signal, atomic_load(&heartbeat));
     atomic_store(&interrupted, sig);
     /* lua_sethook may be called from a signal handler (lua.c's laction);
      * with the shield up the hook only runs */
     if (main_L) lua_sethook(main_L, stop_hook, LUA_MASKCOUNT, 1);
+    if (!atomic_load(&watching)) {   /* glibc's alarm() is this setitimer */
+        struct itimerval it = { { 0, 0 }, { (time_t)GRACE, 100000 } };
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
 }
 
 void provision_signals_install(lua_State *L)
@@ -84,13 +221,31 @@ void provision_signals_install(lua_State *L)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    main_thread = pthread_self();
     main_L = L;
 }
 
-void provision_set_deadline(double seconds)
+void provision_set_deadline(double seconds, const char *kind, const char *name)
 {
+    /* per step: two copies, not a formatted string */
+    int next = !atomic_load(&what_cur);
+    char *p = what_runs[next], *end = p + sizeof what_runs[next] - 3;
+    for (const char *s = kind; s && *s && p < end; ) *p++ = *s++;
+    if (kind && name && p < end) *p++ = ' ';
+    if (name) {
+        *p++ = '\'';
+        for (const char *s = name; *s && p < end; ) *p++ = *s++;
+        *p++ = '\'';
+    }
+    *p = '\0';
+    atomic_store(&what_cur, next);
+    atomic_store(&timeout_len, seconds);
     atomic_store(&deadline, seconds > 0 ? provision_now() + seconds : 0);
+    if (seconds > 0 && pthread_equal(pthread_self(), main_thread)) start_watchdog();
 }
 
 int provision_timed_out(void)
@@ -99,6 +254,14 @@ int provision_timed_out(void)
     return dl > 0 && provision_now() > dl;
 }
 
-int provision_interrupted(void) { return atomic_load(&interrupted) != 0 || provision_timed_out(); }
+int provision_interrupted(void)
+{
+    int sig = atomic_load(&interrupted);
+    if (pthread_equal(pthread_self(), main_thread)) {
+        provision_signals_alive();
+        if (sig) start_watchdog();
+    }
+    return sig != 0 || provision_timed_out();
+}
 
 int provision_signal_number(void) { return atomic_load(&interrupted); }

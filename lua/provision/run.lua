@@ -383,7 +383,7 @@ local function apply_or_plan(run)
     else
       local t0 = core.now()
       run.dirty_step = false
-      core.deadline(run.o.timeout)
+      core.deadline(run.o.timeout, "step", s.name)
       local status, detail, changes, failure, saved = run_step(run, s)
       local timed_out = core.timed_out()
       core.deadline(nil)
