@@ -14,8 +14,9 @@
  * A count hook costs a call at every Lua instruction whatever its count
  * (Lua 5.4 counts in luaG_traceexec): 13% of a no-op run. So it is on only
  * while the shield is down and there is something to watch for: a deadline
- * (--timeout) or a signal (the handler sets it on the main thread, as
- * lua.c does). A coroutine made with no hook, spinning when a signal
+ * (--timeout; the recipe's load has one too, so a coroutine it makes
+ * inherits the hook) or a signal (the handler sets it on the main thread,
+ * as lua.c does). A coroutine made with no hook, spinning when a signal
  * comes, is left to the watchdog.
  *
  * The watchdog ends the process when the deadline has passed or a signal
