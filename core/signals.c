@@ -102,24 +102,37 @@ static size_t put(char *buf, size_t at, size_t cap, const char *s)
     return at;
 }
 
-/* seconds as "2s", "0.5s", "1.25s" */
+/* n in decimal, at least width digits */
+static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long n, int width)
+{
+    char d[24];
+    int k = 0;
+    do { d[k++] = (char)('0' + n % 10); n /= 10; } while (n && k < 20);
+    while (k < width) d[k++] = '0';
+    while (k && at + 1 < cap) buf[at++] = d[--k];
+    buf[at] = '\0';
+    return at;
+}
+
+/* seconds as the report writes them: "2s", "0.5s", "1m30s", "2h05m" */
 static size_t put_secs(char *buf, size_t at, size_t cap, double s)
 {
-    char d[32];
-    int n = 0;
-    unsigned long cs = (unsigned long)(s * 100 + 0.5), whole = cs / 100, frac = cs % 100;
-    do { d[n++] = (char)('0' + whole % 10); whole /= 10; } while (whole && n < 20);
-    char out[40];
-    int o = 0;
-    while (n) out[o++] = d[--n];
-    if (frac) {
-        out[o++] = '.';
-        out[o++] = (char)('0' + frac / 10);
-        if (frac % 10) out[o++] = (char)('0' + frac % 10);
+    unsigned long ds = (unsigned long)(s * 10 + 0.5), t = ds / 10;
+    if (t >= 3600) {
+        at = put_uint(buf, at, cap, t / 3600, 1);
+        at = put(buf, at, cap, "h");
+        at = put_uint(buf, at, cap, t / 60 % 60, 2);
+        return put(buf, at, cap, "m");
     }
-    out[o++] = 's';
-    out[o] = '\0';
-    return put(buf, at, cap, out);
+    if (t >= 60) {
+        at = put_uint(buf, at, cap, t / 60, 1);
+        at = put(buf, at, cap, "m");
+        at = put_uint(buf, at, cap, t % 60, 2);
+        return put(buf, at, cap, "s");
+    }
+    at = put_uint(buf, at, cap, t, 1);
+    if (ds % 10) { at = put(buf, at, cap, "."); at = put_uint(buf, at, cap, ds % 10, 1); }
+    return put(buf, at, cap, "s");
 }
 
 /* The main thread is stuck: say so, take its program along, and exit
