@@ -122,6 +122,26 @@ expect "C call, SIGTERM: one line says why" \
     has "$ERR" "provision: step 'stuck' is stuck in a call that cannot be interrupted (SIGTERM came 2s ago); stopping"
 rm -rf .provision marked
 
+# a main thread that noticed the signal (it started the watchdog thread)
+# and then got stuck: code that raised the shield itself, in the same C call
+cat > shielded.lua <<'R'
+recipe { name = "shielded" }
+local core = require "provision._core"
+step "stuck" {
+  check = function()
+    return core.shielded(function()
+      io.open("spinning", "w"):close()
+      core.sleep(30)   -- polls: sees the signal
+      return string.find(("a"):rep(40), ("a*"):rep(40) .. "b") ~= nil
+    end)
+  end,
+}
+R
+t_signal TERM "$P" shielded.lua
+expect "stuck after the signal was seen: the watchdog stops it, exit 130 (${ms}ms)" \
+    eval '[ $RC -eq 130 ] && [ $ms -ge 1900 ] && [ $ms -lt 5000 ] && has "$ERR" "step .stuck. is stuck .*(SIGTERM came 2s ago)"'
+rm -rf .provision
+
 # ---- a preflight check and a teardown's revert have a step's deadline ----
 cat > td.lua <<'R'
 recipe { name = "td" }
