@@ -17,13 +17,20 @@ enum {
     EXIT_INTERRUPTED = 130
 };
 
-/* signals.c: SIGINT/SIGTERM set a flag (and stop running Lua code at the next
- * hook); long C operations poll provision_interrupted() and give up cleanly. */
-void provision_signals_install(lua_State *L);
+/* signals.c: SIGINT/SIGTERM set a flag, --timeout a deadline; Lua code is
+ * stopped by a hook while the shield is down; long C operations poll
+ * provision_interrupted() and give up cleanly (a poll also tells the
+ * watchdog the main thread is alive). */
+void provision_signals_install(lua_State *L);   /* L: the main thread */
 int provision_interrupted(void);     /* a signal came, or the step's deadline passed */
 int provision_signal_number(void);   /* the signal that came, or 0 */
-void provision_set_deadline(lua_State *L, double at);  /* provision_now() time; 0: none */
+/* the current step must end within seconds (<= 0: no deadline); kind and
+ * name (each may be NULL) say what runs in the watchdog's message: step 'x' */
+void provision_set_deadline(double seconds, const char *kind, const char *name);
 int provision_timed_out(void);
+/* up (1): the hook does not raise; down (0): it does, in thread L. Returns
+ * the previous setting. */
+int provision_shield(lua_State *L, int on);
 
 /* clock.c */
 double provision_now(void);          /* monotonic seconds */

@@ -1,5 +1,6 @@
 /* lcore.c: the "provision._core" module: what the Lua half needs from the
- * core itself: clocks, signals, tty, the run lock, atomic whole-file I/O. */
+ * core itself: clocks, signals and the shield, tty, the run lock, atomic
+ * whole-file I/O. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,16 +41,74 @@ static int core_interrupted(lua_State *L)
     return 2;
 }
 
-/* deadline(seconds | nil): the current step must end within seconds */
+/* deadline(seconds | nil, kind?, name?): the current step must end within
+ * seconds; kind and name ("step", "x") name it if the watchdog has to stop
+ * a stuck run */
 static int core_deadline(lua_State *L)
 {
-    double s = luaL_optnumber(L, 1, 0);
-    lua_State *main_L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    main_L = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    provision_set_deadline(main_L, s > 0 ? provision_now() + s : 0);
+    provision_set_deadline(luaL_optnumber(L, 1, 0), luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL));
     return 0;
+}
+
+/* shield(on) -> was: up, the hook raises no interrupt (the runner's own
+ * bookkeeping); down, it does (recipe and resource code) */
+static int core_shield(lua_State *L)
+{
+    lua_pushboolean(L, provision_shield(L, lua_toboolean(L, 1)));
+    return 1;
+}
+
+/* fn(...) with the shield set to on; restored however fn ends. The pcall
+ * is ours, in C: no Lua instruction runs between fn's end and the restore,
+ * where a hook could raise. Returns lua_pcall's status. */
+static int call_shielded(lua_State *L, int first, int on)
+{
+    int was = provision_shield(L, on);
+    int status = lua_pcall(L, lua_gettop(L) - first, LUA_MULTRET, 0);
+    provision_shield(L, was);
+    return status;
+}
+
+/* shielded(fn, ...) -> fn's results: fn runs with the shield up (cleanup
+ * that must finish after an interrupt, the runner's ctx methods); its
+ * error goes on up */
+static int core_shielded(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (call_shielded(L, 1, 1) != LUA_OK) return lua_error(L);
+    return lua_gettop(L);
+}
+
+/* exposed(fn, ...) -> true, fn's results | false, error: fn (recipe or
+ * resource code) runs with the shield down, protected as by pcall */
+static int core_exposed(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int ok = call_shielded(L, 1, 0) == LUA_OK;
+    lua_pushboolean(L, ok);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+/* guard(fn) -> a value for `local g <close> = core.guard(fn)`: closing it
+ * runs fn with the shield up. Its __close is C, so no Lua instruction (and
+ * no hook) runs before the shield is up. */
+static int guard_close(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, 1);   /* guard fn */
+    if (call_shielded(L, 2, 1) != LUA_OK) return lua_error(L);
+    return 0;
+}
+
+static int core_guard(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_newuserdatauv(L, 0, 1);   /* fn guard */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, "provision.guard");
+    return 1;
 }
 
 static int core_timed_out(lua_State *L)
@@ -212,12 +271,16 @@ static const luaL_Reg core_funcs[] = {
     { "cwd", core_cwd },
     { "deadline", core_deadline },
     { "duration", core_duration },
+    { "exposed", core_exposed },
     { "getpid", core_getpid },
+    { "guard", core_guard },
     { "interrupted", core_interrupted },
     { "isatty", core_isatty },
     { "mkdirs", core_mkdirs },
     { "now", core_now },
     { "read_file", core_read_file },
+    { "shield", core_shield },
+    { "shielded", core_shielded },
     { "size", core_size },
     { "sleep", core_sleep },
     { "term_width", core_term_width },
@@ -231,6 +294,10 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_provision_core(lua_State *L)
 {
+    luaL_newmetatable(L, "provision.guard");
+    lua_pushcfunction(L, guard_close);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
     luaL_newlib(L, core_funcs);
     provision_open_statedir(L);
     lua_pushstring(L, PROVISION_VERSION);

@@ -81,6 +81,7 @@ static void stop_child(pid_t pid, int *leader_done)
     kill(-pid, SIGTERM);
     kill(-pid, SIGCONT);   /* a stopped member (SIGTTIN: it read the terminal) acts on it */
     for (int i = 0; i < 40; i++) {   /* 2 s to go quietly */
+        provision_signals_alive();   /* waiting, not stuck: the watchdog holds off */
         if (!*leader_done && waitpid(pid, NULL, WNOHANG) != 0) *leader_done = 1;
         if (*leader_done && !group_alive(pid)) break;
         usleep(50000);
@@ -90,7 +91,7 @@ static void stop_child(pid_t pid, int *leader_done)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
         *leader_done = 1;
     }
-    for (int i = 0; i < 20 && group_alive(pid); i++) usleep(50000);
+    for (int i = 0; i < 20 && group_alive(pid); i++) { provision_signals_alive(); usleep(50000); }
     provision_signals_child(0);
 }
 

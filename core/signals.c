@@ -1,109 +1,230 @@
-/* signals.c: SIGINT and SIGTERM ask the run to stop. The handler only sets a
- * flag and a Lua hook (as lua.c's laction does); the hook raises "interrupted"
- * at the next Lua instruction, and again while recipe code catches it (see
- * may_raise); C code that blocks polls provision_interrupted().
+/* signals.c: how a run stops. SIGINT and SIGTERM set a flag; --timeout sets
+ * a deadline for the current step (or the recipe's load). Lua code meets
+ * either as an error raised by a count hook ("interrupted", "timed out");
+ * blocking C code polls provision_interrupted() and gives up.
+ *
+ * The hook raises only while the shield is down. The runner keeps it up
+ * around its own bookkeeping (reporting, saving the state) and lowers it
+ * only while it runs recipe and resource code; cleanup that must finish
+ * after an interrupt (a <close> handler) raises it again (lcore.c: shield,
+ * shielded, exposed, guard). Recipe code may catch the error with pcall
+ * and go on: once raised, the hook runs at every instruction, so the first
+ * one after the pcall raises it again.
+ *
+ * A count hook costs a call at every Lua instruction whatever its count
+ * (Lua 5.4 counts in luaG_traceexec): 13% of a no-op run. So it is on only
+ * while the shield is down and there is something to watch for: a deadline
+ * (--timeout; the recipe's load has one too, so a coroutine it makes
+ * inherits the hook) or a signal (the handler sets it on the main thread,
+ * as lua.c does). A coroutine made with no hook, spinning when a signal
+ * comes, is left to the watchdog.
+ *
+ * The watchdog ends the process when the deadline has passed or a signal
+ * came and the main thread has shown no sign of life (a hook run, a poll
+ * of provision_interrupted()) for GRACE seconds: in one long C call (a
+ * backtracking string.find) it sees neither. It never touches the Lua
+ * state. It is a thread, started only when there is something to watch: a
+ * thread from the start costs 1.7% of a no-op run (glibc's malloc takes
+ * its locks once a second thread exists). A --timeout starts it; after a
+ * signal, the main thread starts it when it notices, and if it never does,
+ * a SIGALRM GRACE later stops the run.
+ *
  * A second signal while the first is being handled kills the process, and
  * the process group of the program it was running (proc.c); one that comes
  * within 100 ms of the first is the same request delivered twice, not a
  * second press: `timeout` sends its signal to the child and then to the
  * child's process group, and a shell's `kill` of a job may do the same. */
-#include <stdlib.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 #include "core.h"
 #include "signals.h"
 
-static volatile sig_atomic_t interrupted;
-static double interrupted_at;   /* provision_now() of the first signal */
-static volatile sig_atomic_t child_pgid;   /* see signals.h */
+#define HOOK_EVERY 10000   /* instructions between two runs of the hook */
+#define GRACE 2.0          /* seconds without a sign of life before the watchdog acts */
+#define TICK_NS 100000000L /* the watchdog's period */
 
-void provision_signals_child(pid_t pgid) { child_pgid = (sig_atomic_t)pgid; }
-static lua_State *signal_L;
-static const char *lua_dir;   /* PROVISION_LUA_DIR: the Lua half read from there */
+static atomic_int interrupted;            /* the signal that came, 0: none */
+static _Atomic double interrupted_at;     /* provision_now() of the first one */
+static atomic_ulong beat_at_signal;       /* the heartbeat then */
+static atomic_int child_pgid;             /* see signals.h */
+static _Atomic double deadline;           /* provision_now() time, 0: none */
+static _Atomic double timeout_len;        /* its --timeout, for the message */
+static atomic_ulong heartbeat;            /* signs of life of the main thread */
+static atomic_int watching;               /* the watchdog thread runs */
+static pthread_t main_thread;
+static lua_State *main_L;
+static int shield;                        /* main thread only, as is Lua */
 
-/* --timeout: a deadline for the current step. Blocking C code sees it as
- * an interruption (provision_interrupted). */
-static double deadline;
+/* what runs, for the message: the main thread writes the buffer not in
+ * use, then flips which one is */
+static char what_runs[2][160];
+static atomic_int what_cur;
 
-/* What is chunk source src: recipe code, or one of provision's own files
- * (the runner's, or a library's)? */
-enum { RECIPE, LIBRARY, RUNS_CODE, SERVICE };
-static int chunk_kind(const char *src)
-{
-    static const struct { const char *name; int kind; } files[] = {
-        { "run", RUNS_CODE }, { "cli", RUNS_CODE }, { "dsl", RUNS_CODE },
-        { "report", SERVICE }, { "state", SERVICE },
-    };
-    if (src[0] != '@') return RECIPE;
-    src++;
-    size_t dl;
-    if (strncmp(src, "lua/provision/", 14) == 0) src += 14;
-    else if (lua_dir && (dl = strlen(lua_dir)) > 0 && strncmp(src, lua_dir, dl) == 0
-             && strncmp(src + dl, "/provision/", 11) == 0) src += dl + 11;
-    else return RECIPE;
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        size_t n = strlen(files[i].name);
-        if (strncmp(src, files[i].name, n) == 0 && strcmp(src + n, ".lua") == 0) return files[i].kind;
-    }
-    return LIBRARY;
-}
+void provision_signals_child(pid_t pgid) { atomic_store(&child_pgid, (int)pgid); }
+void provision_signals_alive(void) { atomic_fetch_add_explicit(&heartbeat, 1, memory_order_relaxed); }
 
-/* raised in this step already (provision_set_deadline starts a step) */
-static int raised;
+static void start_watchdog(void);
 
-/* May the hook raise here? Not in the runner's own code, which must go on
- * to record and report (it checks core.interrupted() itself), nor in what
- * its report and state code calls: the nearest frame of the runner's files
- * decides. Recipe code may catch the error with pcall and go on, so it is
- * raised there again and again; provision's library code is not raised
- * twice in a step, as its cleanup (a <close> handler, a pcall that undoes)
- * must run. */
-static int may_raise(lua_State *L)
-{
-    lua_Debug ar;
-    for (int level = 0; lua_getstack(L, level, &ar); level++) {
-        if (!lua_getinfo(L, "S", &ar)) return 1;
-        int kind = chunk_kind(ar.source);
-        if (level == 0 && kind == LIBRARY && raised) return 0;
-        if (kind == RECIPE || kind == LIBRARY) continue;
-        return level > 0 && kind == RUNS_CODE;
-    }
-    return 1;   /* no runner (a bare state) */
-}
-
-/* One hook for both: armed by a signal or a deadline, it stays armed until
- * the runner lifts the deadline; an interruption is never lifted. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    const char *why = interrupted ? "interrupted"
+    provision_signals_alive();
+    if (atomic_load(&interrupted)) start_watchdog();
+    const char *why = shield ? NULL : atomic_load(&interrupted) ? "interrupted"
                     : provision_timed_out() ? "timed out (--timeout)" : NULL;
-    if (!why) return;
-    /* from now on at every instruction: the first one after a pcall that
-     * caught the error raises it again, outside that pcall (raised later,
-     * it would most likely land inside the next pcall and be caught) */
-    if (lua_gethookcount(L) != 1 || lua_gethookmask(L) != LUA_MASKCOUNT)
-        lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
-    if (may_raise(L)) {
-        raised = 1;
-        luaL_error(L, "%s", why);
+    int every = why ? 1 : HOOK_EVERY;
+    if (lua_gethookcount(L) != every) lua_sethook(L, stop_hook, LUA_MASKCOUNT, every);
+    if (why) luaL_error(L, "%s", why);
+}
+
+int provision_shield(lua_State *L, int on)
+{
+    int was = shield;
+    shield = on;
+    if (on) lua_sethook(L, NULL, 0, 0);
+    else if (atomic_load(&interrupted) || atomic_load(&deadline) > 0)
+        lua_sethook(L, stop_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return was;
+}
+
+/* ---- the watchdog: async-signal-safe from here to start_watchdog (the
+ * SIGALRM handler runs it too) */
+
+static size_t put(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap) buf[at++] = *s++;
+    buf[at] = '\0';
+    return at;
+}
+
+/* n in decimal, at least width digits */
+static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long n, int width)
+{
+    char d[24];
+    int k = 0;
+    do { d[k++] = (char)('0' + n % 10); n /= 10; } while (n && k < 20);
+    while (k < width) d[k++] = '0';
+    while (k && at + 1 < cap) buf[at++] = d[--k];
+    buf[at] = '\0';
+    return at;
+}
+
+/* seconds as the report writes them: "2s", "0.5s", "1m30s", "2h05m" */
+static size_t put_secs(char *buf, size_t at, size_t cap, double s)
+{
+    unsigned long ds = (unsigned long)(s * 10 + 0.5), t = ds / 10;
+    if (t >= 3600) {
+        at = put_uint(buf, at, cap, t / 3600, 1);
+        at = put(buf, at, cap, "h");
+        at = put_uint(buf, at, cap, t / 60 % 60, 2);
+        return put(buf, at, cap, "m");
     }
+    if (t >= 60) {
+        at = put_uint(buf, at, cap, t / 60, 1);
+        at = put(buf, at, cap, "m");
+        at = put_uint(buf, at, cap, t % 60, 2);
+        return put(buf, at, cap, "s");
+    }
+    at = put_uint(buf, at, cap, t, 1);
+    if (ds % 10) { at = put(buf, at, cap, "."); at = put_uint(buf, at, cap, ds % 10, 1); }
+    return put(buf, at, cap, "s");
+}
+
+/* The main thread is stuck: say so, take its program along, and exit
+ * without touching what it holds (no atexit, no stdio flush). */
+static void stop_stuck(int sig, double since, double now)
+{
+    char line[400];
+    const char *what = what_runs[atomic_load(&what_cur)];
+    size_t n = put(line, 0, sizeof line, "provision: ");
+    n = put(line, n, sizeof line, what[0] ? what : "the run");
+    n = put(line, n, sizeof line, " is stuck in a call that cannot be interrupted (");
+    if (sig) {
+        n = put(line, n, sizeof line, sig == SIGINT ? "SIGINT came " : "SIGTERM came ");
+    } else {
+        n = put(line, n, sizeof line, "--timeout ");
+        n = put_secs(line, n, sizeof line, atomic_load(&timeout_len));
+        n = put(line, n, sizeof line, " passed ");
+    }
+    n = put_secs(line, n, sizeof line, (double)(long)(now - since));
+    n = put(line, n, sizeof line, " ago); stopping\n");
+    ssize_t w = write(2, line, n);
+    (void)w;
+    pid_t pg = (pid_t)atomic_load(&child_pgid);
+    if (pg > 0) kill(-pg, SIGKILL);
+    _exit(sig ? EXIT_INTERRUPTED : EXIT_FAILED);
+}
+
+/* a signal came GRACE ago and the main thread has not started the
+ * watchdog: it has not run a hook or polled since */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    int e = errno;
+    if (!atomic_load(&watching) && atomic_load(&heartbeat) == atomic_load(&beat_at_signal))
+        stop_stuck(atomic_load(&interrupted), atomic_load(&interrupted_at), provision_now());
+    errno = e;
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    unsigned long seen = atomic_load(&heartbeat);
+    double alive_at = provision_now();
+    for (;;) {
+        struct timespec ts = { 0, TICK_NS };
+        nanosleep(&ts, NULL);
+        double now = provision_now(), dl = atomic_load(&deadline);
+        unsigned long b = atomic_load_explicit(&heartbeat, memory_order_relaxed);
+        if (b != seen) { seen = b; alive_at = now; }
+        int sig = atomic_load(&interrupted);
+        double since = sig ? atomic_load(&interrupted_at) : dl > 0 && now > dl ? dl : 0;
+        if (since > 0 && now - (since > alive_at ? since : alive_at) >= GRACE)
+            stop_stuck(sig, since, now);
+    }
+    return NULL;
+}
+
+/* main thread only */
+static void start_watchdog(void)
+{
+    if (atomic_load(&watching)) return;
+    atomic_store(&watching, 1);
+    /* signals stay with the main thread: its blocking calls see EINTR */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog, NULL) == 0) pthread_detach(t);
+    else atomic_store(&watching, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void on_signal(int sig)
 {
-    if (interrupted) {   /* second time: give up at once */
-        if (provision_now() - interrupted_at < 0.1) return;   /* the same one */
-        pid_t pg = (pid_t)child_pgid;
+    if (atomic_load(&interrupted)) {   /* second time: give up at once */
+        if (provision_now() - atomic_load(&interrupted_at) < 0.1) return;   /* the same one */
+        pid_t pg = (pid_t)atomic_load(&child_pgid);
         if (pg > 0) kill(-pg, SIGKILL);   /* not left behind, orphaned */
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
-    interrupted_at = provision_now();   /* clock_gettime: async-signal-safe */
-    interrupted = sig;
-    if (signal_L)
-        lua_sethook(signal_L, stop_hook,
-                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    atomic_store(&interrupted_at, provision_now());   /* clock_gettime: async-signal-safe */
+    atomic_store(&beat_at_signal, atomic_load(&heartbeat));
+    atomic_store(&interrupted, sig);
+    /* lua_sethook may be called from a signal handler (lua.c's laction);
+     * with the shield up the hook only runs */
+    if (main_L) lua_sethook(main_L, stop_hook, LUA_MASKCOUNT, 1);
+    if (!atomic_load(&watching)) {   /* glibc's alarm() is this setitimer */
+        struct itimerval it = { { 0, 0 }, { (time_t)GRACE, 100000 } };
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
 }
 
 void provision_signals_install(lua_State *L)
@@ -112,23 +233,49 @@ void provision_signals_install(lua_State *L)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    lua_dir = getenv("PROVISION_LUA_DIR");
-    signal_L = L;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    main_thread = pthread_self();
+    main_L = L;
 }
 
-void provision_set_deadline(lua_State *L, double at)
+void provision_set_deadline(double seconds, const char *kind, const char *name)
 {
-    deadline = at;
-    raised = 0;                /* a step starts, or ends */
-    if (interrupted) return;   /* the hook stays as it is: armed */
-    if (at > 0) lua_sethook(L, stop_hook, LUA_MASKCOUNT, 10000);
-    else lua_sethook(L, NULL, 0, 0);
+    /* per step: two copies, not a formatted string */
+    int next = !atomic_load(&what_cur);
+    char *p = what_runs[next], *end = p + sizeof what_runs[next] - 3;
+    for (const char *s = kind; s && *s && p < end; ) *p++ = *s++;
+    if (kind && name && p < end) *p++ = ' ';
+    if (name) {
+        *p++ = '\'';
+        for (const char *s = name; *s && p < end; ) *p++ = *s++;
+        *p++ = '\'';
+    }
+    *p = '\0';
+    atomic_store(&what_cur, next);
+    atomic_store(&timeout_len, seconds);
+    atomic_store(&deadline, seconds > 0 ? provision_now() + seconds : 0);
+    if (seconds > 0 && pthread_equal(pthread_self(), main_thread)) start_watchdog();
 }
 
-int provision_timed_out(void) { return deadline > 0 && provision_now() > deadline; }
+int provision_timed_out(void)
+{
+    double dl = atomic_load(&deadline);
+    return dl > 0 && provision_now() > dl;
+}
 
-int provision_interrupted(void) { return interrupted != 0 || provision_timed_out(); }
-int provision_signal_number(void) { return interrupted; }
+int provision_interrupted(void)
+{
+    int sig = atomic_load(&interrupted);
+    if (pthread_equal(pthread_self(), main_thread)) {
+        provision_signals_alive();
+        if (sig) start_watchdog();
+    }
+    return sig != 0 || provision_timed_out();
+}
+
+int provision_signal_number(void) { return atomic_load(&interrupted); }

@@ -92,6 +92,8 @@ function M.parse(argv)
       local d; d, err = val(a); if not d then return nil, err end
       o.timeout = core.duration(d)
       if not o.timeout then return nil, ("bad --timeout '%s' (use e.g. 30s, 10m)"):format(d) end
+      -- not "no limit": leave the flag out for that
+      if o.timeout <= 0 then return nil, ("--timeout '%s': must be more than 0 (e.g. 30s, 10m)"):format(d) end
     elseif a == "--state-dir" then
       o.state_dir, err = val(a); if not o.state_dir then return nil, err end
       if o.state_dir == "" then return nil, "--state-dir needs a folder, not an empty string" end

@@ -229,10 +229,11 @@ local function download(self, ctx)
   local t0 = core.now()
   local committed = false
   -- whatever happens (a failure, an error, SIGINT/SIGTERM unwinding the
-  -- stack), a download that did not land leaves no temp file behind
-  local guard <close> = setmetatable({}, { __close = function()
+  -- stack), a download that did not land leaves no temp file behind; the
+  -- guard runs it shielded, so the interrupt does not stop it half way
+  local guard <close> = core.guard(function()
     if not committed and st.part then M.remove_part(dest, st.part); st.part = nil end
-  end })
+  end)
 
   -- a conditional request: no checksum, the file is the one we fetched
   local cond

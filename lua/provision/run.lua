@@ -39,11 +39,27 @@ local function normalize_changes(c)
   return out
 end
 
--- call a resource function protected: ok, a, b | false, message
+-- call resource or recipe code, protected, with the shield down (an
+-- interrupt or the deadline raises in it; everywhere else the runner keeps
+-- the shield up): ok, a, b | false, message
 local function call(fn, ...)
-  local ok, a, b = pcall(fn, ...)
+  local ok, a, b = core.exposed(fn, ...)
   if not ok then return false, clean_error(a) end
   return true, a, b
+end
+
+-- fn(...) under --timeout's deadline, kind and name saying what runs if
+-- the watchdog must stop it: timed_out, fn's results
+local function timed(timeout, kind, name, fn, ...)
+  core.deadline(timeout, kind, name)
+  local a, b, c, d, e = fn(...)
+  local late = core.timed_out()
+  core.deadline(nil)
+  return late, a, b, c, d, e
+end
+
+local function timed_out_after(timeout)
+  return ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(timeout * 1000)))
 end
 
 -- check -> true | false, changes | nil, message
@@ -148,6 +164,13 @@ function Ctx:checkpoint()
   if run.plan or not run.state or not run.current_saved then return true end
   run.state:set_step(self.step.name, run.current_saved)
   return run.state:flush()
+end
+
+-- ctx's methods are the runner's bookkeeping, called from resource code:
+-- the shield goes up while they run (not stopped half way through a journal
+-- write); what they call back (ctx:undo's reverts) lowers it again
+for name, fn in pairs(Ctx) do
+  if type(fn) == "function" then Ctx[name] = function(...) return core.shielded(fn, ...) end end
 end
 
 local function new_ctx(run, step, saved)
@@ -319,8 +342,9 @@ local function preflight(run)
     if core.interrupted() then return false end
     local t0 = core.now()
     c.preflight = true  -- never applied, in plan as in apply
-    local status, detail, changes, failure = run_step(run, c)
+    local late, status, detail, changes, failure = timed(run.o.timeout, "check", c.name, run_step, run, c)
     if status == "failed" then
+      if late then failure.reason = timed_out_after(run.o.timeout) end
       fail_step(run, "check", c, nil, ms_since(t0), changes, failure)
       all_ok = false
     else
@@ -374,13 +398,8 @@ local function apply_or_plan(run)
     else
       local t0 = core.now()
       run.dirty_step = false
-      core.deadline(run.o.timeout)
-      local status, detail, changes, failure, saved = run_step(run, s)
-      local timed_out = core.timed_out()
-      core.deadline(nil)
-      if status == "failed" and timed_out then
-        failure.reason = ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(run.o.timeout * 1000)))
-      end
+      local late, status, detail, changes, failure, saved = timed(run.o.timeout, "step", s.name, run_step, run, s)
+      if status == "failed" and late then failure.reason = timed_out_after(run.o.timeout) end
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a
@@ -525,18 +544,20 @@ local function teardown(run)
     run.report:start({ name = recipe.name, steps = items }, "teardown", #items)
     for i, s in ipairs(items) do
       local t0 = core.now()
-      local status, detail, changes, failure
+      local status, detail, changes, failure, late
       if s.forget then   -- an orphan
         if s.still() then
-          local st, d = revert_step(run, s)
+          local st, d
+          late, st, d = timed(run.o.timeout, "step", s.name, revert_step, run, s)
           if st then status, detail = st, d else status, failure = "failed", d end
         else
           status, detail = "ok", "undone by the block already"
         end
         changes = {}
       else
-        status, detail, changes, failure = run_step(run, s)
+        late, status, detail, changes, failure = timed(run.o.timeout, "step", s.name, run_step, run, s)
       end
+      if status == "failed" and late then failure.reason = timed_out_after(run.o.timeout) end
       local ms = ms_since(t0)
       if status == "failed" then
         fail_step(run, "teardown", s, i, ms, changes, failure)
@@ -579,8 +600,9 @@ local function teardown(run)
       run.report:step(n, s, "skipped", 0)
       goto next
     end
-    local status, detail = revert_step(run, s)
+    local late, status, detail = timed(run.o.timeout, "step", s.name, revert_step, run, s)
     if not status then
+      if late then detail.reason = timed_out_after(run.o.timeout) end
       fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
       run.counts.not_run = 0   -- the selected ones after it
       for j = n + 1, #steps do
@@ -622,9 +644,15 @@ local function list(recipe, report)
 end
 
 function M.main(o)
+  core.shield(true)   -- our own code from here on: only call() and the load lower it
   local report = Report.new(o)
-  local recipe, err = dsl.load(o.recipe, { vars = o.vars })
+  -- loading runs recipe code: it gets a step's deadline
+  local late, ok, recipe, err = timed(o.timeout, "loading", o.recipe, core.exposed, dsl.load, o.recipe,
+                                      { vars = o.vars })
+  if not ok then recipe, err = nil, recipe end
   if not recipe then
+    if core.interrupted() then report:err("provision: interrupted\n"); return 130 end
+    if late then report:err(("provision: loading %s %s\n"):format(o.recipe, timed_out_after(o.timeout))); return 1 end
     report:err("provision: " .. clean_error(err) .. "\n")
     return 2
   end
