@@ -109,7 +109,7 @@ char *provision_read_file(const char *path, size_t *len)
 
 char *provision_read(const char *path, size_t *len, char *err, size_t errlen)
 {
-    int fd = tree_open(path, O_RDONLY, 1, err, errlen);
+    int fd = tree_open_regular(path, err, errlen);
     if (fd < 0) return NULL;
     size_t cap = 8192, used = 0;
     char *buf = malloc(cap + 1);

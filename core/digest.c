@@ -110,7 +110,7 @@ int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX
 int provision_digest_file(const char *path, int kind, int interruptible, char out[DIGEST_HEX_MAX],
                           char *err, size_t errlen)
 {
-    int fd = tree_open(path, O_RDONLY, 1, err, errlen);
+    int fd = tree_open_regular(path, err, errlen);
     if (fd < 0) return errno;
     int e = provision_digest_fd(fd, kind, interruptible, out);
     close(fd);

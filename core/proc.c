@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "core.h"
+#include "tree.h"
 #include "signals.h"
 
 typedef struct { char *p; size_t len, cap, max; } tailbuf;
@@ -109,13 +110,26 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
 {
     memset(r, 0, sizeof *r);
     int out[2], in[2] = { -1, -1 }, errp[2];
+    /* the working folder, reached as core/tree.h says (not through a link
+     * of another user's), entered by its descriptor in the child */
+    int cwdfd = -1;
+    if (o->cwd) {
+        char terr[TREE_ERR];
+        cwdfd = tree_open(o->cwd, O_PATH | O_DIRECTORY, 1, terr, sizeof terr);
+        if (cwdfd < 0) {
+            snprintf(r->error, sizeof r->error, "chdir %.230s", terr);
+            return -1;
+        }
+    }
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
         snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+        if (cwdfd >= 0) close(cwdfd);
         return -1;
     }
     if (o->input && pipe2(in, O_CLOEXEC) < 0) {
         snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
         close(out[0]); close(out[1]); close(errp[0]); close(errp[1]);
+        if (cwdfd >= 0) close(cwdfd);
         return -1;
     }
     pid_t pid = fork();
@@ -123,6 +137,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
         snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
         close(out[0]); close(out[1]); close(errp[0]); close(errp[1]);
         if (in[0] >= 0) { close(in[0]); close(in[1]); }
+        if (cwdfd >= 0) close(cwdfd);
         return -1;
     }
     if (pid == 0) {
@@ -141,7 +156,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
         dup2(out[1], 1);
         dup2(out[1], 2);
         const char *why = "chdir";
-        if (o->cwd && chdir(o->cwd) < 0) goto fail;
+        if (cwdfd >= 0 && fchdir(cwdfd) < 0) goto fail;
         if (o->env) for (const char *const *e = o->env; *e; e++) putenv((char *)*e);
         why = "exec";
         execvp(o->argv[0], (char *const *)o->argv);
@@ -152,6 +167,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     }
     close(out[1]); close(errp[1]);
     if (in[0] >= 0) close(in[0]);
+    if (cwdfd >= 0) close(cwdfd);
     /* no setpgid(pid, pid) here: made first, it would make setsid fail. The
      * child's setsid comes before its exec, which the read below waits for. */
     provision_signals_child(pid);   /* a second signal kills the group (signals.c) */

@@ -138,6 +138,16 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
                             "(provision follows only links owned by root or by the user running it)",
                             walked, comp, (long)st.st_uid);
             }
+            /* one of ours, but in a folder others can change: it may be a
+             * link of ours moved here from elsewhere (a rename needs no
+             * ownership of what is renamed, only of the folders) */
+            struct stat ds;
+            if (fstat(fd, &ds) == 0 && tree_open_to_others(&ds)) {
+                close(nfd); close(fd);
+                return fail(err, errlen, ELOOP, "%s/%s: a symbolic link in a folder other users can change "
+                            "(owner uid %ld, mode %04o), not followed", walked, comp, (long)ds.st_uid,
+                            (unsigned)(ds.st_mode & 07777));
+            }
             char target[PATH_MAX];
             ssize_t tl = readlinkat(nfd, "", target, sizeof target - 1);
             int e = errno;
@@ -240,6 +250,22 @@ int tree_open(const char *path, int flags, int follow_last, char *err, size_t er
         if (e != ELOOP || !follow_last) return fail(err, errlen, e, "%s: %s", path, strerror(e));
     }
     return fail(err, errlen, ELOOP, "%s: changed while being opened (a link put in its place)", path);
+}
+
+int tree_open_regular(const char *path, char *err, size_t errlen)
+{
+    int fd = tree_open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 1, err, errlen);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        close(fd);
+        if (!S_ISREG(st.st_mode)) return fail(err, errlen, EINVAL, "%s: not a regular file", path);
+        return fail(err, errlen, e, "%s: %s", path, strerror(e));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
 }
 
 int tree_stat(const char *path, int follow_last, struct stat *st, char *err, size_t errlen)

@@ -9,8 +9,10 @@
  *     relative path) one component at a time, with openat(O_NOFOLLOW);
  *   - a symbolic link on the way is followed only when it is owned by root
  *     or by the user running provision (the kernel's protected_symlinks rule
- *     for sticky folders, applied everywhere): another user's link is never
- *     followed, wherever it is;
+ *     for sticky folders, applied everywhere), and sits in a folder no one
+ *     else can change (ours or root's, not writable by others unless sticky:
+ *     else a link of ours could have been moved there): another user's link
+ *     is never followed, wherever it is;
  *   - what is changed is changed through a descriptor of what was walked:
  *     no chmod, chown, write or removal ever goes through a link;
  *   - a recursive removal never follows a link below where it starts, and
@@ -42,6 +44,11 @@ int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *
  * follow_last: a trusted link at the end is followed; else a link there is
  * opened as itself with O_PATH, and fails with ELOOP otherwise. */
 int tree_open(const char *path, int flags, int follow_last, char *err, size_t errlen);
+
+/* path opened for reading, as tree_open with a trusted link at the end
+ * followed, only when it is a regular file (EINVAL otherwise, without
+ * waiting: a FIFO someone put there must not hang the run) */
+int tree_open_regular(const char *path, char *err, size_t errlen);
 
 /* stat of path (follow_last as tree_open; 0 is lstat) */
 int tree_stat(const char *path, int follow_last, struct stat *st, char *err, size_t errlen);

@@ -268,23 +268,20 @@ M.directory = R.define {
     for i = #created, 1, -1 do
       local e = created[i]
       if e.type == "directory" and type(e.path) == "string" then
-        local st, err = probe(e.path)
-        if st == nil then
+        -- checked and removed through one descriptor of its folder
+        local ok, why, code = C.remove_if(e.path, { type = "directory", id = e.id })
+        if ok then
+          log(ctx, "removed " .. e.path .. "/")
+        elseif ok == nil and code ~= 40 then   -- ELOOP: a link of another user's on the way: left
+          return nil, why
+        elseif why ~= "gone already" and why ~= "not a folder now" then
           left[#left + 1] = e.path
-          log(ctx, ("left %s/: %s"):format(e.path, err))
-        elseif st and st.type == "directory" then
-          local names = C.listdir(e.path) or {}
-          if e.id and st.id ~= e.id then
-            left[#left + 1] = e.path
-            log(ctx, ("left %s/: not the folder it made (replaced since)"):format(e.path))
-          elseif #names == 0 then
-            local ok, rerr = C.remove(e.path)
-            if not ok then return nil, rerr end
-            log(ctx, "removed " .. e.path .. "/")
-          else
-            left[#left + 1] = e.path
-            log(ctx, ("left %s/: not empty (%d entries)"):format(e.path, #names))
+          if why == "not empty" then
+            why = ("not empty (%d entries)"):format(#(C.listdir(e.path) or {}))
+          elseif why == "not the one made (replaced since)" then
+            why = "not the folder it made (replaced since)"
           end
+          log(ctx, ("left %s/: %s"):format(e.path, why))
         end
       end
     end
@@ -838,16 +835,13 @@ local symlink_res = R.define {
   revert = function(self, ctx)
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "link" and type(e.path) == "string" then
-        local st, err, code = C.lstat(e.path)
-        local why = R.not_reachable(e, st, err, code)
-        if why then
-          log(ctx, "left " .. e.path .. ": " .. why)
-        elseif st and st.type == "link" and C.readlink(e.path) == e.target then
-          local ok, err = C.remove(e.path)
-          if not ok then return nil, err end
+        local ok, why, code = C.remove_if(e.path, { type = "link", dir = e.dir, target = e.target })
+        if ok then
           log(ctx, "removed " .. e.path)
-        elseif st then
-          log(ctx, "left " .. e.path .. ": changed since it was made")
+        elseif ok == nil and code ~= 40 then
+          return nil, why
+        elseif why ~= "gone already" then
+          log(ctx, "left " .. e.path .. ": " .. why)
         end
       end
     end

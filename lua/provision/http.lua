@@ -215,7 +215,8 @@ local folder_of = R.folder_of
 local function part_path(dest, part) return folder_of(dest) .. "/" .. part.name end
 function M.remove_part(dest, part)
   if type(part) == "table" and type(part.name) == "string" and not part.name:find("/", 1, true) then
-    FS.remove_own(part_path(dest, part))
+    -- the very file made, when its identity was recorded
+    FS.remove_own(part_path(dest, part), type(part.id) == "string" and part.id ~= "" and part.id or nil)
   end
 end
 

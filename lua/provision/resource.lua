@@ -376,16 +376,6 @@ local function log(ctx, line)
   if ctx.log then ctx:log(line) end
 end
 
--- why the recorded file or folder e can not be touched: its folder is not
--- the one recorded, or the path cannot be walked safely; nil when it can
-local function not_reachable(e, st, err, code)
-  if not st and code ~= 2 and code ~= 20 then return err end   -- not ENOENT, ENOTDIR
-  if e.dir then
-    local now = FS.dir_id(e.path)
-    if now and now ~= e.dir then return "its folder is not the one it was written in (moved or replaced since)" end
-  end
-end
-R.not_reachable = not_reachable
 
 -- R.write_intent(ctx, path, digest, new) -> temp: before a whole file is
 -- written at path, its temp file's name and the digest it will have go

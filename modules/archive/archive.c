@@ -40,14 +40,63 @@ void archive_say(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-int archive_name_cmp(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
 int archive_same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* ---- folder listings (never through a link) */
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* the names in the folder fd (consumed: closed), read at once and sorted
+ * when sorted: no folder stays open while a walk descends. -1 with errno. */
+int archive_names_of(int fd, int sorted, char ***out, size_t *nout)
+{
+    *out = NULL; *nout = 0;
+    DIR *d = fdopendir(fd);
+    if (!d) { int e = errno; close(fd); errno = e; return -1; }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
+        n++;
+    }
+    if (!de && errno) rc = -1;
+    int e = rc ? (errno ? errno : ENOMEM) : 0;
+    closedir(d);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
+        free(names);
+        errno = e;
+        return -1;
+    }
+    if (sorted && n > 1) qsort(names, n, sizeof *names, by_name);
+    *out = names; *nout = n;
+    return 0;
+}
+
+int archive_names(int dfd, int sorted, char ***out, size_t *nout)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) { *out = NULL; *nout = 0; return -1; }
+    return archive_names_of(fd, sorted, out, nout);
+}
+
+void archive_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
 }
 
 /* idempotent: the end of a job, and __gc. The working folder first (an
@@ -190,57 +239,73 @@ static int archive_list(lua_State *L)
 /* skip[0]: a file left out (create's dest); skip[1]: the folder holding
  * it, whose mtime every create changes (also left out). NULL: none; an
  * st_nlink of 0: that one is not there. */
-static int digest_tree(provision_digest *md, const char *full, const char *rel, const struct stat *skip)
+static int digest_tree(provision_digest *md, int dfd, const char *rel, const struct stat *skip, int depth)
 {
-    struct dirent **list = NULL;
-    int n = scandir(full, &list, NULL, archive_name_cmp);
-    if (n < 0) return -1;
+    char **list = NULL;
+    size_t n = 0;
+    if (depth > 4000) { errno = ELOOP; return -1; }
+    if (archive_names(dfd, 1, &list, &n) < 0) return -1;
     int rc = 0;
-    for (int i = 0; i < n; i++) {
-        struct dirent *de = list[i];
-        if (!rc && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            char path[PATH_MAX], name[PATH_MAX], line[PATH_MAX * 2 + 128], t[PATH_MAX] = "";
-            archive_say(path, sizeof path, "%s/%s", full, de->d_name);
-            archive_say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-            struct stat st;
-            if (lstat(path, &st) == 0 && !(skip && skip[0].st_nlink && archive_same_file(&st, &skip[0]))) {
-                if (skip && skip[1].st_nlink && archive_same_file(&st, &skip[1])) st.st_mtim.tv_sec = st.st_mtim.tv_nsec = 0;
-                if (S_ISLNK(st.st_mode)) {
-                    ssize_t m = readlink(path, t, sizeof t - 1);
-                    t[m > 0 ? m : 0] = '\0';
-                }
-                int len = snprintf(line, sizeof line, "%s\t%o\t%lld\t%lld.%09ld\t%u:%u\t%s\n", name,
-                                   (unsigned)st.st_mode, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                                   st.st_mtim.tv_nsec, (unsigned)st.st_uid, (unsigned)st.st_gid, t);
-                provision_digest_update(md, line, (size_t)len);
-                if (S_ISDIR(st.st_mode)) rc = digest_tree(md, path, name, skip);
-            }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *base = list[i];
+        char name[PATH_MAX], line[PATH_MAX * 2 + 128], t[PATH_MAX] = "";
+        archive_say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", base);
+        struct stat st;
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || (skip && skip[0].st_nlink && archive_same_file(&st, &skip[0])))
+            continue;
+        if (skip && skip[1].st_nlink && archive_same_file(&st, &skip[1])) st.st_mtim.tv_sec = st.st_mtim.tv_nsec = 0;
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t m = readlinkat(dfd, base, t, sizeof t - 1);
+            t[m > 0 ? m : 0] = '\0';
         }
-        free(de);
+        int len = snprintf(line, sizeof line, "%s\t%o\t%lld\t%lld.%09ld\t%u:%u\t%s\n", name,
+                           (unsigned)st.st_mode, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                           st.st_mtim.tv_nsec, (unsigned)st.st_uid, (unsigned)st.st_gid, t);
+        provision_digest_update(md, line, (size_t)len);
+        if (S_ISDIR(st.st_mode)) {   /* into it through a descriptor, never a link */
+            int sub = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) { rc = -1; break; }
+            rc = digest_tree(md, sub, name, skip, depth + 1);
+            close(sub);
+        }
     }
-    free(list);
+    int e = errno;
+    archive_free_names(list, n);
+    errno = e;
     return rc;
 }
 
+/* tree_digest(path [, skip]): what create would read of path (reached as
+ * tree.h says, walked without following a link) */
 static int archive_tree_digest(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = provision_checkpath(L, 1);
     const char *skip_path = luaL_optstring(L, 2, NULL);
     struct stat skip[2];
     memset(skip, 0, sizeof skip);
+    char err[TREE_ERR];
     if (skip_path) {
-        char pcopy[PATH_MAX];
-        archive_say(pcopy, sizeof pcopy, "%s", skip_path);
-        if (lstat(skip_path, &skip[0]) < 0) skip[0].st_nlink = 0;
-        if (stat(dirname(pcopy), &skip[1]) < 0) skip[1].st_nlink = 0;
+        char name[NAME_MAX + 1];
+        int pfd = tree_walk(skip_path, 0, name, err, sizeof err);
+        if (pfd < 0 || fstatat(pfd, name, &skip[0], AT_SYMLINK_NOFOLLOW) < 0) skip[0].st_nlink = 0;
+        if (pfd < 0 || fstat(pfd, &skip[1]) < 0) skip[1].st_nlink = 0;
+        if (pfd >= 0) close(pfd);
+    }
+    int dfd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
+    if (dfd < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
     }
     provision_digest md;
     if (provision_digest_init(&md, DIGEST_SHA256)) {
         provision_digest_free(&md);
+        close(dfd);
         return luaL_error(L, "out of memory");
     }
-    int rc = digest_tree(&md, path, "", skip_path ? skip : NULL);
+    int rc = digest_tree(&md, dfd, "", skip_path ? skip : NULL, 0);
     int e = errno;
+    close(dfd);
     char hx[DIGEST_HEX_MAX];
     provision_digest_hex(&md, hx);
     provision_digest_free(&md);

@@ -47,8 +47,13 @@ __attribute__((format(printf, 3, 4)))
 void archive_say(char *buf, size_t len, const char *fmt, ...);
 struct dirent;
 struct stat;
-int archive_name_cmp(const struct dirent **a, const struct dirent **b);   /* scandir order */
 int archive_same_file(const struct stat *a, const struct stat *b);
+/* the names in a folder (never through a link), read at once; sorted with
+ * strcmp when asked. archive_names_of consumes (closes) fd, archive_names
+ * does not. 0, or -1 with errno. */
+int archive_names_of(int fd, int sorted, char ***out, size_t *nout);
+int archive_names(int dfd, int sorted, char ***out, size_t *nout);
+void archive_free_names(char **names, size_t n);
 archive_job *archive_job_new(lua_State *L);
 void archive_job_release(archive_job *j);
 /* the string option k of the table at t (required: raise when missing) */

@@ -28,23 +28,24 @@ typedef struct {
     int nskip;
 } create_ctx;
 
-static int add_tree(create_ctx *c, const char *full, const char *rel)
+/* the folder dfd (full: its path, for messages; rel: its path in the
+ * archive) and all under it, read through descriptors with O_NOFOLLOW: a
+ * link in src is archived as a link, never followed */
+static int add_tree(create_ctx *c, int dfd, const char *full, const char *rel)
 {
     archive_job *j = c->j;
-    struct dirent **list = NULL;
-    int n = scandir(full, &list, NULL, archive_name_cmp);
-    if (n < 0) { archive_say(j->err, sizeof j->err, "%s: %s", full, strerror(errno)); return -1; }
+    char **list = NULL;
+    size_t n = 0;
+    if (archive_names(dfd, 1, &list, &n) < 0) { archive_say(j->err, sizeof j->err, "%s: %s", full, strerror(errno)); return -1; }
     int rc = 0;
-    for (int i = 0; i < n; i++) {
-        struct dirent *de = list[i];
-        if (rc || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) { free(de); continue; }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *base = list[i];
         char path[PATH_MAX], name[PATH_MAX];
-        archive_say(path, sizeof path, "%s/%s", full, de->d_name);
-        archive_say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-        free(de);
+        archive_say(path, sizeof path, "%s/%s", full, base);
+        archive_say(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", base);
         if (provision_interrupted()) { archive_say(j->err, sizeof j->err, "interrupted"); rc = -1; continue; }
         struct stat st;
-        if (lstat(path, &st) < 0) { archive_say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); rc = -1; continue; }
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) { archive_say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); rc = -1; continue; }
         if (S_ISSOCK(st.st_mode)) continue;     /* no archive holds a socket */
         int ours = 0;                           /* dest inside src: not itself */
         for (int k = 0; k < c->nskip; k++) ours |= archive_same_file(&st, &c->skip[k]);
@@ -65,7 +66,7 @@ static int add_tree(create_ctx *c, const char *full, const char *rel)
         archive_entry_copy_pathname(e, name);
         if (S_ISLNK(st.st_mode)) {
             char t[PATH_MAX];
-            ssize_t m = readlink(path, t, sizeof t - 1);
+            ssize_t m = readlinkat(dfd, base, t, sizeof t - 1);
             if (m < 0) { archive_say(j->err, sizeof j->err, "%s: %s", path, strerror(errno)); rc = -1; continue; }
             t[m] = '\0';
             archive_entry_copy_symlink(e, t);
@@ -99,7 +100,7 @@ static int add_tree(create_ctx *c, const char *full, const char *rel)
         }
         if (S_ISREG(st.st_mode) && !hard && st.st_size > 0) {
             /* the very file lstat saw, never a link put in its place since */
-            int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
             struct stat fst;
             if (fd >= 0 && (fstat(fd, &fst) < 0 || !archive_same_file(&fst, &st))) {
                 close(fd);
@@ -130,9 +131,19 @@ static int add_tree(create_ctx *c, const char *full, const char *rel)
         archive_entry_free(e);
         j->entry = NULL;
         c->entries++;
-        if (!rc && S_ISDIR(st.st_mode)) rc = add_tree(c, path, name);
+        if (!rc && S_ISDIR(st.st_mode)) {
+            int sub = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            struct stat sst;
+            if (sub < 0 || fstat(sub, &sst) < 0 || !archive_same_file(&sst, &st)) {
+                archive_say(j->err, sizeof j->err, "%s: %s", path, sub < 0 ? strerror(errno) : "replaced while being read");
+                rc = -1;
+            } else {
+                rc = add_tree(c, sub, path, name);
+            }
+            if (sub >= 0) close(sub);
+        }
     }
-    free(list);
+    archive_free_names(list, n);
     return rc;
 }
 
@@ -162,10 +173,10 @@ int archive_create(lua_State *L)
     c.tar = fmt != 3;
     archive_job *j = archive_job_new(L);
     c.j = j;
-    struct stat st;
-    if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        archive_say(j->err, sizeof j->err, "%s: %s", src, errno ? strerror(errno) : "not a folder");
-        if (stat(src, &st) == 0) archive_say(j->err, sizeof j->err, "%s: not a folder", src);
+    /* src reached as tree.h says, held by the job (freed whatever happens) */
+    j->sfd = tree_open(src, O_RDONLY | O_DIRECTORY, 1, j->err, sizeof j->err);
+    if (j->sfd < 0) {
+        if (errno == ENOTDIR) archive_say(j->err, sizeof j->err, "%s: not a folder", src);
         goto fail;
     }
     /* the temp file beside dest, under a name nobody can plant first, in
@@ -204,7 +215,7 @@ int archive_create(lua_State *L)
         archive_say(j->err, sizeof j->err, "%s: %s", dest, archive_error_string(j->w));
         goto fail;
     }
-    if (add_tree(&c, src, "") < 0) goto fail;
+    if (add_tree(&c, j->sfd, src, "") < 0) goto fail;
     if (archive_write_close(j->w) != ARCHIVE_OK) {
         archive_say(j->err, sizeof j->err, "%s: %s", dest, archive_error_string(j->w));
         goto fail;

@@ -67,63 +67,16 @@
 #include "tree.h"
 #include "archive.h"
 
-/* the names in the folder fd (consumed), read and closed. -1 with errno. */
-static int read_names_open(int fd, char ***out, size_t *nout)
-{
-    *out = NULL; *nout = 0;
-    DIR *d = fdopendir(fd);
-    if (!d) { int e = errno; close(fd); errno = e; return -1; }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) { rc = -1; break; }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
-        n++;
-    }
-    if (!de && errno) rc = -1;
-    int e = rc ? (errno ? errno : ENOMEM) : 0;
-    closedir(d);
-    if (rc) {
-        for (size_t i = 0; i < n; i++) free(names[i]);
-        free(names);
-        errno = e;
-        return -1;
-    }
-    *out = names; *nout = n;
-    return 0;
-}
-
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
-
 /* the names in folder path (never through a symlink) */
 static int read_names(const char *path, char ***out, size_t *nout)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) { *out = NULL; *nout = 0; return -1; }
-    return read_names_open(fd, out, nout);
+    return archive_names_of(fd, 0, out, nout);
 }
 
-/* the names in the folder fd (not consumed), read and closed: no folder
- * stays open while a walk descends. -1 with errno. */
-static int read_names_fd(int dfd, char ***out, size_t *nout)
-{
-    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    return read_names_open(fd, out, nout);
-}
+static int read_names_fd(int dfd, char ***out, size_t *nout) { return archive_names(dfd, 0, out, nout); }
+#define free_names archive_free_names
 
 /* is a relative path, with no '..' component? */
 static const char *unsafe_path(const char *p)
@@ -703,10 +656,10 @@ int archive_extract(lua_State *L)
     {
         /* src as the caller named it: relative to the working folder the
          * run started in, not to the staging folder */
-        int sfdsrc = src[0] == '/' ? tree_open(src, O_RDONLY, 1, j->err, sizeof j->err) : -1;
+        int sfdsrc = src[0] == '/' ? tree_open_regular(src, j->err, sizeof j->err) : -1;
         if (src[0] != '/') {
             if (fchdir(j->cwdfd) < 0) { archive_say(j->err, sizeof j->err, "%s", strerror(errno)); goto fail; }
-            sfdsrc = tree_open(src, O_RDONLY, 1, j->err, sizeof j->err);
+            sfdsrc = tree_open_regular(src, j->err, sizeof j->err);
             if (fchdir(j->sfd) < 0) { archive_say(j->err, sizeof j->err, "%s", strerror(errno)); if (sfdsrc >= 0) close(sfdsrc); goto fail; }
         }
         if (sfdsrc < 0) goto fail;

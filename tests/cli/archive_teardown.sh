@@ -124,3 +124,23 @@ expect "after a kill, the next apply removes the old staging folder and extracts
     eval '[ $RC = 0 ] && [ -e bigdest/big.bin ] && [ -z "$(ls -A | grep provision-extract)" ]'
 run "$P" teardown big.lua
 expect "and teardown removes it all" eval '[ $RC = 0 ] && [ ! -e bigdest ]'
+
+# ---- an interrupted extraction cleans up after itself ----
+rm -rf bigdest "$PROVISION_STATE_DIR"
+"$P" big.lua > int.out 2>&1 &
+pid=$!
+i=0
+while [ -z "$(ls -A | grep provision-extract)" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+kill -INT $pid; wait $pid; rc=$?
+expect "SIGINT mid-extraction: exit 130, and no staging folder left (it was half-removed before)" \
+    eval '[ $rc = 130 ] && [ -z "$(ls -A | grep provision-extract)" ]'
+
+# ---- a folder put at a recorded staging name is not the staging folder ----
+rm -rf bigdest "$PROVISION_STATE_DIR"
+kill_mid_extract
+staging=$(ls -A | grep provision-extract)
+mv "$staging" trash && mkdir -p "$staging/sub" && echo precious > "$staging/sub/data"
+run "$P" teardown big.lua
+expect "a folder renamed to the recorded staging name is not removed (not the one made)" \
+    eval '[ "$(cat "$staging/sub/data")" = precious ]'
+rm -rf "$staging" trash

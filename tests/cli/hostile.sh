@@ -175,3 +175,90 @@ expect "swap: the teardown without a block leaves what it cannot reach, and says
 expect "swap: the victim's same-named files are still there" \
     eval '[ "$(cat "$VICTIM/dir/sub/keep.txt")" = one ] && [ "$(cat "$VICTIM/dir/f.txt")" = "one" ] && [ -e "$VICTIM/dir/keep.txt" ]'
 chmod 0700 "$VICTIM" "$VICTIM/dir"
+
+# ---- found by review (each an attack that worked before) ----
+rm -rf "$PROVISION_STATE_DIR"
+NB sh -c "mkdir -m 0755 '$SHARED/r' && echo x > '$SHARED/r/env' && chmod 4755 '$SHARED/r/env'"
+BIN_SUM=$(curl -s "$BASE/sha256?size=2000&seed=bin")
+cat > r1.lua <<R
+recipe { name = "r1" }
+step "tool" { http.file { url = "$BASE/file/bin?size=2000", dest = "$SHARED/r/env", sha256 = "$BIN_SUM" } }
+R
+run "$P" r1.lua
+expect "a download over nobody's setuid file: root's, 0644, no set-id bit taken from it" \
+    eval '[ $RC = 0 ] && [ "$(stat -c %U:%a "$SHARED/r/env")" = root:644 ]'
+# archive.create of a folder that is nobody's link to root's files
+mkdir -m 0700 "$SANDBOX/rootonly" && echo "root only" > "$SANDBOX/rootonly/secret.txt"
+NB ln -s "$SANDBOX/rootonly" "$SHARED/r/build"
+cat > r2.lua <<R
+recipe { name = "r2" }
+step "pack" { archive.create { src = "$SHARED/r/build", dest = "$SANDBOX/out.tar" } }
+R
+run "$P" r2.lua
+expect "archive.create of nobody's link: refused, nothing packed" \
+    eval '[ $RC = 1 ] && has "$OUT" "not followed" && [ ! -e "$SANDBOX/out.tar" ]'
+# a link of root's moved (by nobody) into a folder nobody owns: not followed
+mkdir -p "$SANDBOX/rootonly2" && echo "original" > "$SANDBOX/rootonly2/app.conf"
+cat > r3.lua <<R
+recipe { name = "r3" }
+step "link" { fs.symlink { path = "$SHARED/r/current", target = "$SANDBOX/rootonly2" } }
+step "conf dir" { fs.directory "$SHARED/r/conf" }
+step "conf" { fs.file { path = "$SHARED/r/conf/app.conf", content = "new\n" } }
+R
+run "$P" r3.lua
+NB sh -c "cd '$SHARED/r' && mv conf conf.old && mv current conf"
+run "$P" plan r3.lua -v
+expect "root's link moved into nobody's folder: plan does not read through it" \
+    eval '[ $RC = 1 ] && has "$OUT" "in a folder other users can change" && ! has "$OUT" "original"'
+run "$P" r3.lua
+expect "... nor does apply write through it" eval '[ $RC = 1 ] && [ "$(cat "$SANDBOX/rootonly2/app.conf")" = original ]'
+# fs.absent in a teardown block over a folder of root's that nobody renamed into its place
+mkdir -p "$SHARED/r/precious/sub" && echo "keep" > "$SHARED/r/precious/sub/data" && chmod 0700 "$SHARED/r/precious/sub"
+NB sh -c "cd '$SHARED/r' && mv precious cache"
+cat > r4.lua <<R
+recipe { name = "r4" }
+teardown { fs.absent "$SHARED/r/cache" }
+R
+run "$P" teardown r4.lua
+expect "fs.absent of a root folder in nobody's folder: refused, it stays" \
+    eval '[ $RC = 1 ] && has "$OUT" "in a folder other users can change" && [ "$(cat "$SHARED/r/cache/sub/data")" = keep ]'
+# exec.command's cwd through nobody's link
+NB ln -s "$SANDBOX/rootonly" "$SHARED/r/work"
+cat > r5.lua <<R
+recipe { name = "r5" }
+step "cmd" { exec.command { argv = { "sh", "-c", "echo hi > out.txt" }, cwd = "$SHARED/r/work" } }
+R
+run "$P" r5.lua
+expect "exec.command with cwd through nobody's link: refused, nothing written there" \
+    eval '[ $RC = 1 ] && has "$OUT" "not followed" && [ ! -e "$SANDBOX/rootonly/out.txt" ]'
+# a FIFO where an archive is expected: a clear failure, not a hang
+NB mkfifo "$SHARED/r/app.tar"
+cat > r6.lua <<R
+recipe { name = "r6" }
+step "unpack" { archive.extract { src = "$SHARED/r/app.tar", dest = "$SANDBOX/fifo-dest" } }
+R
+run timeout 10 "$P" r6.lua
+expect "a FIFO as an archive: 'not a regular file', at once" eval '[ $RC = 1 ] && has "$OUT" "not a regular file"'
+# a part file swapped for another file of root's (renamed by nobody in their
+# folder) between a killed run and the next: never resumed from
+. "$ROOT/tests/fixtures/faults/lib.sh"
+rm -rf "$PROVISION_STATE_DIR"
+NB sh -c "mkdir -m 0755 '$SHARED/p'"
+printf 'DB_PASSWORD=s3cr3t-hostile-91\n' > "$SHARED/p/app.env"; chmod 600 "$SHARED/p/app.env"
+SLOW_SUM=$(curl -s "$BASE/sha256?size=2000000&seed=slowp")
+cat > p.lua <<R
+recipe { name = "p" }
+step "data" { http.file { url = "$BASE/slow/slowp?size=2000000&rate=400000", dest = "$SHARED/p/data.bin" } }
+R
+"$P" p.lua > /dev/null 2>&1 &
+pid=$!
+wait_for_part "$SHARED/p/data.bin" 100000
+kill -KILL $pid; wait $pid 2>/dev/null
+part=$(part_file "$SHARED/p/data.bin")
+NB sh -c "cd '$SHARED/p' && rm -f '$(basename "$part")' && mv app.env '$(basename "$part")'" 2>/dev/null \
+    || { rm -f "$part"; mv "$SHARED/p/app.env" "$part"; }   # nobody can rename in their folder; else as root
+run "$P" p.lua -v
+expect "a part file swapped for another root file: not resumed, the download is the server's" \
+    eval '[ $RC = 0 ] && ! has "$OUT" "resuming" && [ "$(sha256sum < "$SHARED/p/data.bin" | cut -c1-64)" = "$SLOW_SUM" ]'
+expect "... and that file was left alone (not removed, not read into dest)" \
+    eval '[ -e "$part" ] && ! grep -q s3cr3t-hostile "$SHARED/p/data.bin"'

@@ -93,21 +93,43 @@ int main(void)
     CHECK("walk, following the last: our link's target", dfd >= 0 && strcmp(name, "real") == 0);
     if (dfd >= 0) close(dfd);
 
+    /* a link of ours in a folder another user can change: not followed */
+    mkdir(at("open"), 0755);
+    CHECK("setup: our link in nobody's folder", chown(at("open"), 65534, 65534) == 0 && symlink("../real", at("open/ours")) == 0);
+    CHECK("our link in nobody's folder: refused", tree_stat(at("open/ours/sub/f"), 1, &st, err, sizeof err) < 0 && errno == ELOOP
+          && strstr(err, "in a folder other users can change"));
+    mkdir(at("sticky"), 01777);
+    CHECK("setup: our link in a sticky world-writable folder", chmod(at("sticky"), 01777) == 0 && symlink("../real", at("sticky/ours")) == 0);
+    CHECK("... there it is followed (no one else can rename it)", tree_stat(at("sticky/ours/sub/f"), 1, &st, err, sizeof err) == 0);
+
     /* changes */
+    {   /* only the very file looked at */
+        struct stat fst;
+        char id[64];
+        stat(at("real/sub/f"), &fst);
+        tree_identity(&fst, id, sizeof id);
+        id[0] = id[0] == '9' ? '8' : '9';
+        dfd = tree_walk(at("real/sub/f"), 0, name, err, sizeof err);
+        errno = 0;
+        CHECK("chmod with another file's identity: refused (ESTALE)",
+              dfd >= 0 && tree_set_attrs_at(dfd, name, "f", -1, -1, 04755, id, err, sizeof err) < 0 && errno == ESTALE);
+        CHECK("... the file kept its mode", stat(at("real/sub/f"), &fst) == 0 && !(fst.st_mode & 04000));
+        if (dfd >= 0) close(dfd);
+    }
     dfd = tree_walk(at("theirs"), 0, name, err, sizeof err);
-    CHECK("chmod of a link: refused", dfd >= 0 && tree_set_attrs_at(dfd, name, "theirs", -1, -1, 0777, err, sizeof err) < 0
+    CHECK("chmod of a link: refused", dfd >= 0 && tree_set_attrs_at(dfd, name, "theirs", -1, -1, 0777, NULL, err, sizeof err) < 0
                                       && errno == ELOOP);
     if (dfd >= 0) close(dfd);
     CHECK("the link's target kept its mode", stat(at("real"), &st) == 0 && (st.st_mode & 07777) == 0755);
     CHECK("setup: a second name", link(at("real/sub/f"), at("real/hard")) == 0);
     dfd = tree_walk(at("real/hard"), 0, name, err, sizeof err);
     CHECK("chmod of a file with two names: refused (EMLINK)",
-          dfd >= 0 && tree_set_attrs_at(dfd, name, "hard", -1, -1, 0666, err, sizeof err) < 0 && errno == EMLINK);
+          dfd >= 0 && tree_set_attrs_at(dfd, name, "hard", -1, -1, 0666, NULL, err, sizeof err) < 0 && errno == EMLINK);
     if (dfd >= 0) close(dfd);
     CHECK("... the file kept its mode", stat(at("real/sub/f"), &st) == 0 && (st.st_mode & 0777) != 0666);
     unlink(at("real/hard"));
     dfd = tree_walk(at("real/sub"), 0, name, err, sizeof err);
-    CHECK("chmod of a folder through its descriptor", dfd >= 0 && tree_set_attrs_at(dfd, name, "sub", -1, -1, 0750, err, sizeof err) == 0
+    CHECK("chmod of a folder through its descriptor", dfd >= 0 && tree_set_attrs_at(dfd, name, "sub", -1, -1, 0750, NULL, err, sizeof err) == 0
                                                    && stat(at("real/sub"), &st) == 0 && (st.st_mode & 07777) == 0750);
     if (dfd >= 0) close(dfd);
     CHECK("mkdirs: exact modes, parents 0755", tree_mkdirs(at("a/b/c"), 0700, err, sizeof err) == 0
@@ -122,12 +144,24 @@ int main(void)
     snprintf(real, sizeof real, "%s", at("real"));
     CHECK("setup: links below", symlink(real, at("rm/in/mine")) == 0 && other_link(real, "rm/theirs") == 0);
     dfd = tree_walk(at("rm"), 0, name, err, sizeof err);
-    CHECK("remove a tree with links in it", dfd >= 0 && tree_remove_at(dfd, name, "rm", 1, err, sizeof err) == 0);
+    CHECK("remove a tree with links in it", dfd >= 0 && tree_remove_at(dfd, name, "rm", TREE_RECURSIVE, err, sizeof err) == 0);
     if (dfd >= 0) close(dfd);
     CHECK("... it is gone, the links' targets are not", stat(at("rm"), &st) < 0 && stat(at("real/sub/f"), &st) == 0);
     dfd = tree_walk(at("real"), 0, name, err, sizeof err);
     errno = 0;
-    CHECK("remove '..': refused", dfd >= 0 && tree_remove_at(dfd, "..", "..", 1, err, sizeof err) < 0 && errno == EINVAL);
+    CHECK("remove '..': refused", dfd >= 0 && tree_remove_at(dfd, "..", "..", TREE_RECURSIVE, err, sizeof err) < 0 && errno == EINVAL);
+    if (dfd >= 0) close(dfd);
+    /* a folder of ours in nobody's folder is not removed whole */
+    mkdir(at("open/ourdir"), 0755);
+    put("open/ourdir/x", "x");
+    dfd = tree_walk(at("open/ourdir"), 0, name, err, sizeof err);
+    errno = 0;
+    CHECK("a folder of ours in nobody's folder: not removed whole (EPERM)",
+          dfd >= 0 && tree_remove_at(dfd, name, "ourdir", TREE_RECURSIVE, err, sizeof err) < 0 && errno == EPERM
+          && stat(at("open/ourdir/x"), &st) == 0);
+    CHECK("... unless the caller knows it is its own (TREE_OURS)",
+          dfd >= 0 && tree_remove_at(dfd, name, "ourdir", TREE_RECURSIVE | TREE_OURS, err, sizeof err) == 0
+          && stat(at("open/ourdir"), &st) < 0);
     if (dfd >= 0) close(dfd);
 
     /* temp names */
