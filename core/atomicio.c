@@ -16,8 +16,9 @@
 #include "core.h"
 #include "tree.h"
 
-static int write_all(int fd, const char *p, size_t len)
+int provision_write_all(int fd, const void *data, size_t len)
 {
+    const char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0) { if (errno == EINTR) continue; return -1; }
@@ -38,10 +39,19 @@ int provision_write_atomic_as(const char *path, const void *data, size_t len, in
     char name[NAME_MAX + 1];
     int dfd = tree_walk(path, 0, name, err, errlen);
     if (dfd < 0) return -1;
+    int r = provision_write_atomic_at(dfd, name, path, data, len, mode, uid, gid, temp, err, errlen);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return r;
+}
+
+int provision_write_atomic_at(int dfd, const char *name, const char *shown, const void *data, size_t len,
+                              int mode, int uid, int gid, const char *temp, char *err, size_t errlen)
+{
     int e = 0;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        close(dfd);
-        snprintf(err, errlen, "%s: not a file name", path);
+        snprintf(err, errlen, "%s: not a file name", shown);
         errno = EISDIR;
         return -1;
     }
@@ -50,7 +60,7 @@ int provision_write_atomic_as(const char *path, const void *data, size_t len, in
         mode = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
                && tree_trusted_uid(st.st_uid) ? (int)(st.st_mode & 07777) : 0644;
     }
-    /* NAME.provision-RANDOM beside it (tree_create_temp keeps it short
+    /* NAME.provision.RANDOM beside it (tree_create_temp keeps it short
      * enough for a long NAME): created with O_EXCL, never through a link */
     char prefix[NAME_MAX + 1], tmp[NAME_MAX + 1];
     int fd;
@@ -64,14 +74,13 @@ int provision_write_atomic_as(const char *path, const void *data, size_t len, in
     }
     if (fd < 0) {
         e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        close(dfd);
+        snprintf(err, errlen, "%s: %s", shown, strerror(e));
         errno = e;
         return -1;
     }
     /* the owner first: a chown may clear the set-id bits of the mode */
     if ((uid >= 0 || gid >= 0) && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) e = errno;
-    if (!e && (fchmod(fd, (mode_t)mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0))
+    if (!e && (fchmod(fd, (mode_t)mode) < 0 || provision_write_all(fd, data, len) < 0 || fsync(fd) < 0))
         e = errno;
     if (!e && renameat(dfd, tmp, dfd, name) < 0) e = errno;
     if (e) {
@@ -83,21 +92,18 @@ int provision_write_atomic_as(const char *path, const void *data, size_t len, in
         if (fstat(fd, &mine) == 0 && fstatat(dfd, name, &there, AT_SYMLINK_NOFOLLOW) == 0
             && (mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)) {
             close(fd);
-            close(dfd);
-            snprintf(err, errlen, "%s: replaced by another file while being written", path);
+            snprintf(err, errlen, "%s: replaced by another file while being written", shown);
             errno = EBUSY;
             return -1;
         }
     }
     close(fd);
     if (e) {
-        close(dfd);
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        snprintf(err, errlen, "%s: %s", shown, strerror(e));
         errno = e;
         return -1;
     }
     tree_sync_dir(dfd);
-    close(dfd);
     return 0;
 }
 

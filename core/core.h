@@ -48,6 +48,11 @@ int provision_write_atomic(const char *path, const void *data, size_t len,
  * run left */
 int provision_write_atomic_as(const char *path, const void *data, size_t len, int mode, int uid, int gid,
                               const char *temp, char *err, size_t errlen);
+/* the same for name in the folder dfd (shown: its path, for messages) */
+int provision_write_atomic_at(int dfd, const char *name, const char *shown, const void *data, size_t len,
+                              int mode, int uid, int gid, const char *temp, char *err, size_t errlen);
+/* write all of data to fd (EINTR retried); 0, or -1 with errno */
+int provision_write_all(int fd, const void *data, size_t len);
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL
  * byte (C would silently cut "a\0b" to "a"). */
 const char *provision_checkpath(lua_State *L, int arg);

@@ -137,11 +137,7 @@ static int core_write(lua_State *L)
     int fd = (int)luaL_checkinteger(L, 1);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
-    while (len > 0) {
-        ssize_t n = write(fd, s, len);
-        if (n < 0) { if (errno == EINTR) continue; return luaL_fileresult(L, 0, NULL); }
-        s += n; len -= (size_t)n;
-    }
+    if (provision_write_all(fd, s, len) < 0) return luaL_fileresult(L, 0, NULL);
     lua_pushboolean(L, 1);
     return 1;
 }

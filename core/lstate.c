@@ -200,35 +200,16 @@ static int dir_read(lua_State *L)
     return 1;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) { if (errno == EINTR) continue; return -1; }
-        p += n; len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int dir_write(lua_State *L)
 {
     state_dir *d = check_dir(L);
     const char *name = check_name(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
-    char tmp[NAME_MAX + 1], prefix[NAME_MAX + 1], err[TREE_ERR];
-    snprintf(prefix, sizeof prefix, "%.200s.tmp", name);
-    int fd = tree_create_temp(d->fd, prefix, 0600, tmp, err, sizeof err);
-    if (fd < 0) return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(errno));
-    int e = 0;
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) e = errno;
-    if (close(fd) < 0 && !e) e = errno;
-    if (!e && renameat(d->fd, tmp, d->fd, name) < 0) e = errno;
-    if (e) {
-        unlinkat(d->fd, tmp, 0);
-        return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
-    }
-    fsync(d->fd);
+    char shown[PATH_MAX + NAME_MAX + 2], err[TREE_ERR];
+    snprintf(shown, sizeof shown, "%s/%s", d->path, name);
+    if (provision_write_atomic_at(d->fd, name, shown, data, len, 0600, -1, -1, NULL, err, sizeof err) < 0)
+        return fail3(L, "error", "%s", err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -246,7 +227,7 @@ static int dir_append(lua_State *L)
         d->afd = fd;
         snprintf(d->aname, sizeof d->aname, "%s", name);
     }
-    int e = write_all(d->afd, data, len) < 0 ? errno : 0;
+    int e = provision_write_all(d->afd, data, len) < 0 ? errno : 0;
     if (e) { drop_append(d); return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e)); }
     lua_pushboolean(L, 1);
     return 1;

@@ -260,6 +260,7 @@ int tree_open_regular(const char *path, char *err, size_t errlen)
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         int e = errno;
         close(fd);
+        if (S_ISDIR(st.st_mode)) return fail(err, errlen, EISDIR, "%s: %s", path, strerror(EISDIR));
         if (!S_ISREG(st.st_mode)) return fail(err, errlen, EINVAL, "%s: not a regular file", path);
         return fail(err, errlen, e, "%s: %s", path, strerror(e));
     }
