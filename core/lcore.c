@@ -174,8 +174,15 @@ static int core_write_atomic(lua_State *L)
     int mode = (int)luaL_optinteger(L, 3, -1);
     int uid = (int)luaL_optinteger(L, 4, -1), gid = (int)luaL_optinteger(L, 5, -1);
     const char *temp = luaL_optstring(L, 6, NULL);
-    char err[512];
-    if (provision_write_atomic_as(path, data, len, mode, uid, gid, temp, err, sizeof err) < 0) {
+    char err[TREE_ERR];
+    char name[NAME_MAX + 1];
+    int dfd = tree_walk(path, 0, name, err, sizeof err);
+    int r = dfd < 0 ? -1 : provision_write_atomic_at(dfd, name, path, data, len, mode, uid, gid, temp, err, sizeof err);
+    struct stat ds;
+    char id[64] = "";
+    if (r == 0 && fstat(dfd, &ds) == 0) tree_identity(&ds, id, sizeof id);
+    if (dfd >= 0) { int e = errno; close(dfd); errno = e; }
+    if (r < 0) {
         int e = errno;
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -183,7 +190,8 @@ static int core_write_atomic(lua_State *L)
         return 3;
     }
     lua_pushboolean(L, 1);
-    return 1;
+    lua_pushstring(L, id);   /* the folder it is in: its "device:inode" */
+    return 2;
 }
 
 static int core_read_file(lua_State *L)

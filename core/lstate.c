@@ -181,11 +181,14 @@ static int dir_read(lua_State *L)
         lua_pushboolean(L, 0);   /* no such file */
         return 1;
     }
+    /* in blocks as large as the file (a state file is read whole) */
+    struct stat st;
+    size_t block = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 8192;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (;;) {
-        char *p = luaL_prepbuffer(&b);
-        ssize_t r = read(fd, p, LUAL_BUFFERSIZE);
+        char *p = luaL_prepbuffsize(&b, block);
+        ssize_t r = read(fd, p, block);
         if (r < 0) {
             if (errno == EINTR) continue;
             int e = errno;

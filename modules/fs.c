@@ -18,7 +18,8 @@
  *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
- *   mkdir(path [, mode=0755]) -> true | nil, msg, errno      (one level; exactly mode)
+ *   mkdir(path [, mode=0755]) -> true, id | nil, msg, errno  (one level; exactly mode;
+ *       id: the new folder's "device:inode")
  *   chmod(path, mode [, id]) / chown(path, owner, group [, id]) -> true | nil, msg, errno
  *       through a descriptor; a trusted link at the end is followed; a file
  *       with several hard links is refused (EMLINK); id ("device:inode"):
@@ -238,8 +239,14 @@ static int fs_mkdir(lua_State *L)
     int n, dfd = fs_parent(L, path, 0, name, &n);
     if (dfd < 0) return n;
     int r = tree_mkdir_at(dfd, name, path, (int)mode, err, sizeof err), e = errno;
+    struct stat st;
+    char id[64] = "";
+    if (r == 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) tree_identity(&st, id, sizeof id);
     close(dfd);
-    return r < 0 ? fs_failmsg(L, err, e) : fs_ok(L);
+    if (r < 0) return fs_failmsg(L, err, e);
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, id);
+    return 2;
 }
 
 static int fs_chmod(lua_State *L)

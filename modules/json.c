@@ -6,7 +6,8 @@
  *     env.PASSWORD[2]"): a function, a non-finite number, a string or key
  *     that is not valid UTF-8 (JSON text is UTF-8). Nothing leaks when it
  *     raises, nor when a __tostring it calls does.
- *   json.decode(string) -> value | nil, "line L column C: why"
+ *   json.decode(string [, max_depth]) -> value | nil, "line L column C: why"
+ *     (or "nested deeper than N levels")
  *   json.is_text(s) -> true | false, pos
  *     is s UTF-8 text, what encode takes? pos: the first byte of the first
  *     sequence that is not
@@ -273,15 +274,16 @@ static int json_encode(lua_State *L)
     return 1;
 }
 
-static void push_json(lua_State *L, json_t *j, int depth)
+static void push_json(lua_State *L, json_t *j, int depth, int *deepest)
 {
     luaL_checkstack(L, 4, "json.decode");
+    if (depth > *deepest) *deepest = depth;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         lua_createtable(L, 0, (int)json_object_size(j));
         const char *k; json_t *v;
         json_object_foreach(j, k, v) {
-            push_json(L, v, depth + 1);
+            push_json(L, v, depth + 1, deepest);
             lua_setfield(L, -2, k);
         }
         break;
@@ -290,7 +292,7 @@ static void push_json(lua_State *L, json_t *j, int depth)
         size_t i; json_t *v;
         lua_createtable(L, (int)json_array_size(j), 0);
         json_array_foreach(j, i, v) {
-            push_json(L, v, depth + 1);
+            push_json(L, v, depth + 1, deepest);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         luaL_setmetatable(L, ARRAY_MT);
@@ -305,10 +307,14 @@ static void push_json(lua_State *L, json_t *j, int depth)
     }
 }
 
+/* decode(text [, max_depth]): a value nested deeper than max_depth levels
+ * is an error (encode writes 200 at most: what is read and saved again,
+ * as the state is, must fit) */
 static int json_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
+    int max_depth = (int)luaL_optinteger(L, 2, 0);
     json_error_t e;
     json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
     if (!j) {
@@ -318,8 +324,15 @@ static int json_decode(lua_State *L)
     }
     /* push_json only raises when the Lua stack cannot grow; jansson caps
      * nesting at 2048 levels, far below Lua's stack limit. */
-    push_json(L, j, 0);
+    int deepest = 0;
+    push_json(L, j, 0, &deepest);
     json_decref(j);
+    if (max_depth > 0 && deepest > max_depth) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_pushfstring(L, "nested deeper than %d levels", max_depth);
+        return 2;
+    }
     return 1;
 }
 

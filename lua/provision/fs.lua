@@ -172,25 +172,38 @@ end
 
 -- mkdir -p, recording every folder it made (outermost first)
 local function mkdirs(path, mode, ctx)
+  -- up from path while the folder holding it is missing (one mkdir when
+  -- only the last is), then down again making each
+  local todo, cur = {}, path:gsub("/+$", "")
+  if cur == "" then cur = "/" end
+  while true do
+    local ok, err, code = C.mkdir(cur, #todo == 0 and mode or DIR_MODE)
+    if ok then
+      todo[#todo + 1] = { cur, err }   -- err: the new folder's id
+      break
+    elseif code == 2 and cur:find("/", 1, true) and cur ~= "/" then   -- ENOENT: its folder first
+      todo[#todo + 1] = { cur }
+      cur = parent_of(cur)
+    elseif code == 17 then   -- EEXIST: a folder (else say what it is)
+      local st = probe(cur, true)
+      if st and st.type ~= "directory" then return nil, cur .. ": exists and is not a folder" end
+      if #todo == 0 then return {} end   -- raced: another run made it
+      break
+    else
+      return nil, err
+    end
+  end
   local made = {}
-  local prefix = path:sub(1, 1) == "/" and "/" or ""
-  local parts = {}
-  for part in path:gmatch("[^/]+") do parts[#parts + 1] = part end
-  local cur = prefix
-  for i, part in ipairs(parts) do
-    cur = (cur == "" or cur == "/") and (cur .. part) or (cur .. "/" .. part)
-    local st, err = probe(cur, true)
-    if st == nil then return nil, err end
-    if not st then
-      local ok, merr, code = C.mkdir(cur, i == #parts and mode or DIR_MODE)
-      if not ok and code ~= 17 then return nil, merr end             -- EEXIST: raced
-      if ok then
-        made[#made + 1] = cur
-        local now = C.lstat(cur)
-        if ctx then record(ctx, { type = "directory", path = cur, id = now and now.id }) end
-      end
-    elseif st.type ~= "directory" then
-      return nil, cur .. ": exists and is not a folder"
+  for i = #todo, 1, -1 do
+    local p, id = todo[i][1], todo[i][2]
+    if not id then
+      local ok, err, code = C.mkdir(p, i == 1 and mode or DIR_MODE)
+      if not ok and code ~= 17 then return nil, err end   -- EEXIST: raced
+      id = ok and err or nil
+    end
+    if id then
+      made[#made + 1] = p
+      if ctx then record(ctx, { type = "directory", path = p, id = id }) end
     end
   end
   return made
@@ -437,8 +450,9 @@ local function file_apply(self, ctx, content, secret)
       local e; gid, e = resolve(self.group, true)
       if not gid then return nil, self.path .. ": " .. e end
     end
-    local temp, dir = R.write_intent(ctx, self.path, hash, not st or replace)
+    local temp = R.write_intent(ctx, self.path, hash, not st or replace)
     local ok, werr, code = write(self.path, content, mode, uid, gid, temp)
+    local dir = ok and werr or nil   -- write gives the folder's id
     R.written(ctx)
     if not ok then
       local pst = C.stat(parent_of(self.path))

@@ -195,19 +195,36 @@ function checkers.mode(v)
 end
 R.checkers = checkers
 
-local function check_option(kind, name, spec, v)
-  local t = type(spec) == "table" and spec[1] or spec
-  local optional = t:sub(-1) == "?"
-  if optional then t = t:sub(1, -2) end
-  if v == nil then
-    if type(spec) == "table" and spec.default ~= nil then v = spec.default
-    elseif optional or (type(spec) == "table" and spec.optional) then return nil
-    else return nil, ("%s: missing required option '%s'"):format(kind, name) end
+-- an options spec read once: { name, checker, optional, default } each
+-- (a recipe calls a constructor thousands of times)
+local compiled = setmetatable({}, { __mode = "k" })
+local function compile(spec)
+  local c = compiled[spec]
+  if c then return c end
+  c = {}
+  for name, sp in pairs(spec) do
+    local t = type(sp) == "table" and sp[1] or sp
+    local optional = t:sub(-1) == "?"
+    if optional then t = t:sub(1, -2) end
+    local default = nil   -- (not `and ... or nil`: a default may be false)
+    if type(sp) == "table" then default = sp.default end
+    c[#c + 1] = { name = name, checker = assert(checkers[t], "unknown option type " .. t),
+                  optional = optional or (type(sp) == "table" and sp.optional) or false,
+                  default = default }
   end
-  local checker = assert(checkers[t], "unknown option type " .. t)
-  local nv, want, shown = checker(v)
+  compiled[spec] = c
+  return c
+end
+
+local function check_option(kind, o, v)
+  if v == nil then
+    if o.default ~= nil then v = o.default
+    elseif o.optional then return nil
+    else return nil, ("%s: missing required option '%s'"):format(kind, o.name) end
+  end
+  local nv, want, shown = o.checker(v)
   if nv == nil then
-    return nil, ("%s: option '%s' must be %s, not %s"):format(kind, name, want,
+    return nil, ("%s: option '%s' must be %s, not %s"):format(kind, o.name, want,
       shown or secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
   end
   return nv
@@ -227,10 +244,12 @@ function R.validate(kind, spec, args)
       return nil, ("%s: unknown option '%s' (options: %s)"):format(kind, k, table.concat(names, ", "))
     end
   end
-  for name, s in pairs(spec) do
-    local v, err = check_option(kind, name, s, args[name])
+  local c = compile(spec)
+  for i = 1, #c do
+    local o = c[i]
+    local v, err = check_option(kind, o, args[o.name])
     if err then return nil, err end
-    out[name] = v
+    out[o.name] = v
   end
   return out
 end
@@ -385,10 +404,9 @@ end
 -- the write landed. R.written(ctx) after the write.
 function R.write_intent(ctx, path, digest, new)
   local temp = FS.temp_name((path:match("([^/]*)$")) .. ".provision")
-  local dir = FS.dir_id(path)
-  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil, dir = dir }
+  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil }
   if ctx.checkpoint then ctx:checkpoint() end
-  return temp, dir
+  return temp
 end
 function R.written(ctx) ctx.state.pending = nil end
 
@@ -456,6 +474,13 @@ end
 -- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
 -- are one path.
 function R.norm_path(p, cwd)
+  if p:sub(1, 2) == "./" then p = p:sub(3) end
+  -- the usual spelling (a/b/c, /a/b) needs no work
+  if p ~= "" and not p:find("//", 1, true) and not p:find("/%.%.?/") and not p:find("/%.%.?$")
+     and not p:find("^%.%.?/") and p ~= "." and p ~= ".." and p:sub(-1) ~= "/" then
+    if p:sub(1, 1) == "/" then return p end
+    return (cwd == "/" and "" or cwd) .. "/" .. p
+  end
   if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
   local parts = {}
   for seg in p:gmatch("[^/]+") do

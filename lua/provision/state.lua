@@ -40,75 +40,74 @@ local ARRAY_MT = getmetatable(json.array {})
 local function is_array(t) return type(t) == "table" and (getmetatable(t) == ARRAY_MT or (next(t) == nil)) end
 local function is_object(t) return type(t) == "table" and getmetatable(t) ~= ARRAY_MT end
 
--- check_created(list, where) -> nil | why
-local function check_created(list, where)
-  if not is_array(list) then return where .. " is not a list" end
-  for i, e in ipairs(list) do
-    local w = ("%s[%d]"):format(where, i)
-    if not is_object(e) then return w .. " is not an object" end
-    for _, k in ipairs { "type", "path", "name" } do
-      if e[k] ~= nil and type(e[k]) ~= "string" then return ("%s.%s is not a string"):format(w, k) end
-    end
+-- The checks below return nil, or where (a path suffix, built only when
+-- something is wrong: a state has thousands of entries) and why.
+
+-- (getmetatable and type inline: these run for every record of a state)
+local function check_created(list)
+  if type(list) ~= "table" or (getmetatable(list) ~= ARRAY_MT and next(list) ~= nil) then return "", "is not a list" end
+  for i = 1, #list do
+    local e = list[i]
+    if type(e) ~= "table" or getmetatable(e) == ARRAY_MT then return ("[%d]"):format(i), "is not an object" end
+    local t, p, n = e.type, e.path, e.name
+    if t ~= nil and type(t) ~= "string" then return ("[%d].type"):format(i), "is not a string" end
+    if p ~= nil and type(p) ~= "string" then return ("[%d].path"):format(i), "is not a string" end
+    if n ~= nil and type(n) ~= "string" then return ("[%d].name"):format(i), "is not a string" end
   end
 end
 
-local function check_resources(list, where)
-  if not is_array(list) then return where .. " is not a list" end
-  for i, r in ipairs(list) do
-    local w = ("%s[%d]"):format(where, i)
-    if not is_object(r) then return w .. " is not an object" end
-    if type(r.kind) ~= "string" then return w .. ".kind is not a string" end
-    if r.state ~= nil then
-      if not is_object(r.state) then return w .. ".state is not an object" end
-      if r.state.created ~= nil then
-        local why = check_created(r.state.created, w .. ".state.created")
-        if why then return why end
+local function check_resources(list)
+  if type(list) ~= "table" or (getmetatable(list) ~= ARRAY_MT and next(list) ~= nil) then return "", "is not a list" end
+  for i = 1, #list do
+    local r = list[i]
+    if type(r) ~= "table" or getmetatable(r) == ARRAY_MT then return ("[%d]"):format(i), "is not an object" end
+    if type(r.kind) ~= "string" then return ("[%d].kind"):format(i), "is not a string" end
+    local st = r.state
+    if st ~= nil then
+      if type(st) ~= "table" or getmetatable(st) == ARRAY_MT then return ("[%d].state"):format(i), "is not an object" end
+      local c = st.created
+      if c ~= nil then
+        local w, why = check_created(c)
+        if w then return ("[%d].state.created"):format(i) .. w, why end
       end
     end
   end
 end
 
-local function check_step(st, where)
-  if not is_object(st) then return where .. " is not an object" end
-  if st.applied ~= nil and type(st.applied) ~= "number" then return where .. ".applied is not a number" end
-  if st.resources ~= nil then return check_resources(st.resources, where .. ".resources") end
+local function check_step(st)
+  if not is_object(st) then return "", "is not an object" end
+  if st.applied ~= nil and type(st.applied) ~= "number" then return ".applied", "is not a number" end
+  if st.resources ~= nil then
+    local w, why = check_resources(st.resources)
+    if w then return ".resources" .. w, why end
+  end
 end
 
 local function check_replaced(list)
   if not is_array(list) then return "replaced is not a list" end
   for i, e in ipairs(list) do
-    local w = ("replaced[%d]"):format(i)
-    if not is_object(e) then return w .. " is not an object" end
-    if type(e.step) ~= "string" then return w .. ".step is not a string" end
-    local why = check_resources(e.resources, w .. ".resources")
-    if why then return why end
+    if not is_object(e) then return ("replaced[%d] is not an object"):format(i) end
+    if type(e.step) ~= "string" then return ("replaced[%d].step is not a string"):format(i) end
+    local w, why = check_resources(e.resources)
+    if w then return ("replaced[%d].resources%s %s"):format(i, w, why) end
   end
 end
 
 -- json.encode writes values this deep at most (deeper, it takes for a
 -- cycle), while json.decode reads 2048 levels: a state deeper than this
--- could be read but never saved again
+-- could be read but never saved again (json.decode's max_depth says so)
 local MAX_DEPTH = 200
-local function too_deep(v, depth)
-  if depth > MAX_DEPTH then return true end
-  if type(v) == "table" then
-    for _, x in pairs(v) do
-      if too_deep(x, depth + 1) then return true end
-    end
-  end
-  return false
-end
 
 -- State.validate(data) -> true | nil, why: is data what a state file holds?
 function State.validate(data)
   if not is_object(data) then return nil, "not a JSON object" end
-  if too_deep(data, 0) then return nil, ("nested deeper than %d levels"):format(MAX_DEPTH) end
   if data.version ~= nil and data.version ~= VERSION then
     if type(data.version) == "number" and data.version > VERSION then
       return nil, ("written by a newer provision (state version %s; this one reads %d)"):format(
         tostring(data.version), VERSION)
     end
-    return nil, "version is " .. json.encode(data.version) .. ", not " .. VERSION
+    local shown = json.encode(data.version)
+    return nil, "version is " .. shown .. ", not " .. VERSION
   end
   if data.recipe ~= nil and type(data.recipe) ~= "string" then return nil, "recipe is not a string" end
   if data.recipe_file ~= nil and type(data.recipe_file) ~= "string" then return nil, "recipe_file is not a string" end
@@ -116,8 +115,8 @@ function State.validate(data)
     if not is_object(data.steps) then return nil, "steps is not an object" end
     for name, st in pairs(data.steps) do
       if type(name) ~= "string" then return nil, "steps has a key that is not a name" end
-      local why = check_step(st, ("steps[%s]"):format(json.encode(name)))
-      if why then return nil, why end
+      local w, why = check_step(st)
+      if w then return nil, ("steps[%s]%s %s"):format(json.encode(name), w, why) end
     end
   end
   if data.replaced ~= nil then
@@ -142,15 +141,15 @@ local function replay(data, text)
     if line ~= "" then
       if nl == "" then break end   -- torn: the run was killed writing it
       n = n + 1
-      local e, err = json.decode(line)
+      local e, err = json.decode(line, MAX_DEPTH)
       if not is_object(e) then return nil, ("journal line %d: %s"):format(n, err or "not an object") end
       if e.set ~= nil then
         if type(e.set) ~= "string" then return nil, ("journal line %d: a step name that is not a string"):format(n) end
         if e.value == json.null or e.value == nil then
           data.steps[e.set] = nil
         else
-          local why = check_step(e.value, "journal line " .. n)
-          if why then return nil, why end
+          local w, why = check_step(e.value)
+          if w then return nil, ("journal line %d: value%s %s"):format(n, w, why) end
           data.steps[e.set] = e.value
         end
       elseif e.replaced ~= nil then
@@ -175,7 +174,7 @@ end
 function State._read(text, jtext, path, jpath)
   local data = { version = VERSION, steps = {} }
   if text then
-    local d, jerr = json.decode(text)
+    local d, jerr = json.decode(text, MAX_DEPTH)
     if d == nil then return nil, damaged(path, jerr) end
     local ok, bad = State.validate(d)
     if not ok then return nil, damaged(path, bad) end

@@ -31,4 +31,4 @@ printf '{"set":"a","value":{"resources":[{"kind":"fs.directory","state":{"x":%s}
 before=$(snapshot)
 run "$P" r.lua
 expect "a journal line nested 250 deep: exit 2, the journal named, nothing made" \
-    eval '[ $RC -eq 2 ] && has "$ERR" "state file .*st.journal is damaged (nested deeper than 200 levels)" && [ "$(snapshot)" = "$before" ]'
+    eval '[ $RC -eq 2 ] && has "$ERR" "state file .*st.journal is damaged (journal line 1: nested deeper than 200 levels)" && [ "$(snapshot)" = "$before" ]'
