@@ -88,6 +88,16 @@
 --   ctx:recorded(step) / ctx:undo(step)   has step `step` of the recipe something
 --                        recorded; revert it as teardown does (what `undo "step"` runs)
 --
+-- Interruption: SIGINT/SIGTERM and --timeout raise "interrupted" in a
+-- resource's Lua code at any instruction. Cleanup that must finish (a temp
+-- file to remove) goes in a to-be-closed value from core.guard(fn)
+-- (provision._core): fn then runs shielded, whole.
+--
+-- Files: use provision._fs (core/tree.h's rules: no link of another user's
+-- followed, changes through descriptors), never io.open/os.remove on a
+-- path you write or remove; R.write_intent before writing a whole file, so
+-- a run killed during the write leaves nothing unrecorded.
+--
 -- Secrets: R.reveal(v) gives the plain string of a secret (or v itself);
 -- never put a revealed value in a message, a change line or ctx.state.
 
