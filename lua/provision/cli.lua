@@ -71,7 +71,10 @@ function M.parse(argv)
       -- which every user can read in /proc); KEY=@@text: the literal @text
       if v:sub(1, 2) == "@@" then v = v:sub(2)
       elseif v:sub(1, 1) == "@" then
-        local text, rerr = core.read_file(v:sub(2))
+        local file = v:sub(2)
+        local text, rerr
+        if file:find("\0", 1, true) then rerr = "the path holds a NUL byte"
+        else text, rerr = core.read_file(file) end
         if not text then return nil, ("-e %s=%s: cannot read it: %s"):format(k, v, rerr) end
         v = text:gsub("\r?\n$", "")
       end

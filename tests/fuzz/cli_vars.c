@@ -5,12 +5,14 @@
  *     arguments), returns a table or nil and a message: it never raises;
  *   - cli.parse{"-e", input} accepts exactly the inputs that are
  *     NAME=VALUE with NAME an identifier, and then gives vars[NAME] == VALUE
- *     byte for byte (the value may hold "=", newlines, NULs, anything);
+ *     byte for byte (the value may hold "=", newlines, NULs, anything),
+ *     except that @@text gives @text and @FILE gives FILE's content or a
+ *     message that it cannot be read;
  *   - the value, given to each typed variable of a recipe (dsl.load with
  *     vars = { [name] = value }), is either coerced to the default's type
  *     (string: as is when it is UTF-8 text, else rejected; integer: math.tointeger of v read as a decimal
  *     number (no spaces, no hex); float: v read so; boolean: the documented words; secret: a secret
- *     revealing v) or rejected with a message naming the variable, never a
+ *     revealing v, unless v is too short to mask: 1-3 bytes or only spaces) or rejected with a message naming the variable, never a
  *     raise; an undeclared name is rejected as unknown. */
 #include "fuzz_lua.h"
 
@@ -23,7 +25,7 @@ static const char property[] =
 "local dir = os.getenv('FUZZ_TMP') or '/tmp'\n"
 "local path = dir .. '/fuzz-cli-vars-' .. require('provision._core').getpid() .. '.lua'\n"
 "local f = assert(io.open(path, 'w'))\n"
-"f:write([[vars { s = 'text', i = 8080, n = 1.5, b = false, p = secret 'pw' }\n"
+"f:write([[vars { s = 'text', i = 8080, n = 1.5, b = false, p = secret 'password' }\n"
 "step 'noop' { check = function() return true end, apply = function() end }\n]])\n"
 "f:close()\n"
 "local TRUE = { ['true'] = true, yes = true, ['1'] = true, on = true }\n"
@@ -34,7 +36,7 @@ static const char property[] =
 "  package.path, package.cpath = pp, pc   -- dsl.load prepends to them on every call\n"
 "  if r == nil then\n"
 "    assert(type(err) == 'string', 'dsl.load failed without a message')\n"
-"    assert(err:find(name, 1, true), 'message does not name the variable: ' .. err)\n"
+"    assert(err:find(\"'\" .. name .. \"'\", 1, true), 'message does not name the variable: ' .. err)\n"
 "    return nil\n"
 "  end\n"
 "  return r.vars[name].value\n"
@@ -60,7 +62,9 @@ static const char property[] =
 "  elseif FALSE[l] then assert(b == false, ('boolean var: %q -> %s'):format(v, tostring(b)))\n"
 "  else assert(b == nil, ('boolean var accepted %q'):format(v)) end\n"
 "  local p = load_with('p', v)\n"
-"  assert(secret.is(p) and secret.reveal(p) == v, 'secret var did not keep the value')\n"
+"  -- a secret too short to mask (1-3 bytes, or only spaces) is refused\n"
+"  if secret.too_short(v) then assert(p == nil, ('secret var accepted %q, too short to mask'):format(v))\n"
+"  else assert(secret.is(p) and secret.reveal(p) == v, 'secret var did not keep the value') end\n"
 "end\n"
 "return function(data)\n"
 "  local argv = {}\n"
@@ -76,6 +80,12 @@ static const char property[] =
 "    assert(o == nil and type(err) == 'string', ('-e %q accepted'):format(data))\n"
 "    return\n"
 "  end\n"
+"  if v:find('^@[^@]') or v == '@' then\n"
+"    -- KEY=@FILE reads FILE: the value is its content, or a message saying why not\n"
+"    assert((o and type(o.vars[k]) == 'string') or (o == nil and err:find('cannot read it', 1, true)), '-e KEY=@FILE: bad result')\n"
+"    return\n"
+"  end\n"
+"  if v:sub(1, 2) == '@@' then v = v:sub(2) end   -- KEY=@@text is the literal @text\n"
 "  assert(o, ('-e %q rejected: %s'):format(data, tostring(err)))\n"
 "  assert(o.vars[k] == v and #o.var_order == 1 and o.var_order[1] == k, '-e: wrong vars')\n"
 "  if #v > 256 then return end\n"
