@@ -17,3 +17,13 @@ peak_rss_kib() {
     /usr/bin/time -f '%M' -o /tmp/provision-bench-rss "$@" > /dev/null 2>&1
     tail -n 1 /tmp/provision-bench-rss
 }
+# steps_recipe N: the recipe bench/steps.sh and bench/paired.sh time, N fs
+# steps into ./out (odd: a folder; even: a file with content, mode 0644)
+steps_recipe() {
+    echo 'recipe { name = "bench" }'
+    echo 'local v = vars { dir = "./out" }'
+    echo "for i = 1, $1 do"
+    echo '  if i % 2 == 1 then step("d" .. i) { fs.directory(v.dir .. "/d" .. i) }'
+    echo '  else step("f" .. i) { fs.file { path = v.dir .. "/f" .. i, content = "content of file " .. i .. "\n", mode = "0644" } } end'
+    echo 'end'
+}

@@ -18,14 +18,7 @@ echo "provision --version: median $(median_ms 50 "$P" --version) ms over 50 runs
 printf '%-7s %12s %14s %12s %14s\n' steps "apply (ms)" "no-op (ms)" "plan (ms)" "peak RSS (KiB)"
 for n in $sizes; do
     rm -rf out .provision
-    {
-        echo 'recipe { name = "bench" }'
-        echo 'local v = vars { dir = "./out" }'
-        echo "for i = 1, $n do"
-        echo '  if i % 2 == 1 then step("d" .. i) { fs.directory(v.dir .. "/d" .. i) }'
-        echo '  else step("f" .. i) { fs.file { path = v.dir .. "/f" .. i, content = "content of file " .. i .. "\n", mode = "0644" } } end'
-        echo 'end'
-    } > bench.lua
+    steps_recipe "$n" > bench.lua
     mkdir -p out
     t0=$(date +%s%N); "$P" -q bench.lua > /dev/null; t1=$(date +%s%N)
     apply=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
