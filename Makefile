@@ -23,13 +23,16 @@ ifdef SANITIZE
 BUILD   := build/san
 BIN     := provision-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# the Lua stack balance checks of core.h (STACK_ENTER / STACK_LEAVE)
+STACKFLAGS := -DPROVISION_STACK_CHECK
 else
 BUILD   := build
 BIN     := provision
 SANFLAGS :=
+STACKFLAGS :=
 endif
 
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(STACKFLAGS) $(PKG_CFLAGS) \
               -Icore -I$(BUILD) -DPROVISION_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := $(SANFLAGS) -rdynamic $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -ldl -lm

@@ -8,6 +8,19 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* Lua stack balance checks for stack-heavy C (as mpv's player/lua.c):
+ *     STACK_ENTER(L);  ...  STACK_LEAVE(L, 1);   (one value left pushed)
+ * checked in the sanitizer build (make SANITIZE=..., -DPROVISION_STACK_CHECK),
+ * nothing otherwise. Only on a normal return: a raise leaves early. */
+#ifdef PROVISION_STACK_CHECK
+#include <assert.h>
+#define STACK_ENTER(L) int stack_top_ = lua_gettop(L); (void)stack_top_
+#define STACK_LEAVE(L, pushed) assert(lua_gettop(L) == stack_top_ + (pushed))
+#else
+#define STACK_ENTER(L) ((void)0)
+#define STACK_LEAVE(L, pushed) ((void)0)
+#endif
+
 /* Exit codes: the CLI contract (DESIGN.md). */
 enum {
     EXIT_OK = 0,          /* success; plan: nothing to change */
