@@ -216,6 +216,28 @@ int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *
     return slow_walk(path, follow_last, name, err, errlen);
 }
 
+int tree_walk_at(int dfd, const char *rel, char name[NAME_MAX + 1])
+{
+    int fd = dup(dfd);
+    if (fd < 0) return -1;
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || n > NAME_MAX) { close(fd); errno = n ? ENAMETOOLONG : EINVAL; return -1; }
+        if (!slash) { memcpy(name, p, n); name[n] = '\0'; return fd; }
+        char comp[NAME_MAX + 1];
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        int nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(fd);
+        if (nfd < 0) { errno = e == ENOTDIR ? ELOOP : e; return -1; }
+        fd = nfd;
+        p = slash + 1;
+    }
+}
+
 /* the whole path in one openat2 when no link is on it (the usual case):
  * a descriptor, or -1 with errno; ELOOP and ENOSYS: take the slow walk */
 static int open_fast(const char *path, int flags, int follow_last)
@@ -294,6 +316,15 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
 
 /* ---- changes through a descriptor */
 
+int tree_chmod_fd(int fd, mode_t mode)
+{
+    /* fchmod needs a real descriptor: /proc/self/fd names this very inode
+     * for an O_PATH one too */
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return chmod(proc, mode);
+}
+
 int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
                       const char *expect, char *err, size_t errlen)
 {
@@ -331,11 +362,7 @@ int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, 
         if (fstat(fd, &st) < 0) { e = errno; goto out; }
     }
     if (mode >= 0 && (st.st_mode & 07777) != (mode_t)mode) {
-        /* fchmod needs a real descriptor: through /proc/self/fd for the
-         * O_PATH one, which names this very inode */
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        if (chmod(proc, (mode_t)mode) < 0) {
+        if (tree_chmod_fd(fd, (mode_t)mode) < 0) {
             e = errno;
             /* no /proc: a real descriptor of the same inode, where one opens */
             int ofd = e == ENOENT && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
@@ -397,44 +424,49 @@ int tree_mkdirs(const char *path, int mode, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- removal */
+/* ---- listings */
 
-typedef struct { char **v; size_t n, cap; } name_list;
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static void names_free(name_list *l)
+int tree_names(int dfd, int sorted, char ***out, size_t *nout)
 {
-    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    l->v = NULL; l->n = l->cap = 0;
-}
-
-/* the names in the folder dfd (a real descriptor, not consumed); -1 errno */
-static int names_read(int dfd, name_list *l)
-{
+    *out = NULL; *nout = 0;
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     DIR *d = fdopendir(fd);
     if (!d) { int e = errno; close(fd); errno = e; return -1; }
+    char **v = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *de;
     int rc = 0;
     errno = 0;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 16;
-            char **nv = realloc(l->v, cap * sizeof *nv);
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nv = realloc(v, ncap * sizeof *nv);
             if (!nv) { rc = -1; errno = ENOMEM; break; }
-            l->v = nv; l->cap = cap;
+            v = nv; cap = ncap;
         }
-        if (!(l->v[l->n] = strdup(de->d_name))) { rc = -1; errno = ENOMEM; break; }
-        l->n++;
+        if (!(v[n] = strdup(de->d_name))) { rc = -1; errno = ENOMEM; break; }
+        n++;
         errno = 0;
     }
     int e = errno;
     closedir(d);
-    if (rc < 0 || e) { names_free(l); errno = e ? e : ENOMEM; return -1; }
+    if (rc < 0 || e) { tree_free_names(v, n); errno = e ? e : ENOMEM; return -1; }
+    if (sorted && n > 1) qsort(v, n, sizeof *v, by_name);
+    *out = v; *nout = n;
     return 0;
 }
+
+void tree_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* ---- removal */
 
 /* shown: a growable text of the path, for messages */
 typedef struct { char *p; size_t len, cap; } path_text;
@@ -492,38 +524,34 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
          * ours to open, through its descriptor, never a link's */
         int pfd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (pfd >= 0) {
-            char proc[64];
-            snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
-            if (chmod(proc, (st.st_mode & 07777) | 0700) == 0)
+            if (tree_chmod_fd(pfd, (st.st_mode & 07777) | 0700) == 0)
                 fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             close(pfd);
         }
     }
     if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
-    if ((st.st_mode & 0300) != 0300) {   /* to unlink its entries */
-        char proc[64];
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        chmod(proc, (st.st_mode & 07777) | 0700);
-    }
-    name_list names = { 0 };
-    if (names_read(fd, &names) < 0) {
+    if ((st.st_mode & 0300) != 0300)   /* to unlink its entries */
+        tree_chmod_fd(fd, (st.st_mode & 07777) | 0700);
+    char **names = NULL;
+    size_t nnames = 0;
+    if (tree_names(fd, 0, &names, &nnames) < 0) {
         int e = errno;
         close(fd);
         return fail(err, errlen, e, "%s: %s", shown->p, strerror(e));
     }
     int rc = 0;
     size_t len = shown->len;
-    for (size_t i = 0; i < names.n && rc == 0; i++) {
+    for (size_t i = 0; i < nnames && rc == 0; i++) {
         if ((flags & TREE_INTERRUPTIBLE) && provision_interrupted()) {
             rc = fail(err, errlen, EINTR, "%s: interrupted", shown->p);
             break;
         }
-        if (text_push(shown, names.v[i]) < 0) { rc = fail(err, errlen, ENOMEM, "out of memory"); break; }
-        rc = remove_walk(fd, names.v[i], shown, depth + 1, max_depth, flags, err, errlen);
+        if (text_push(shown, names[i]) < 0) { rc = fail(err, errlen, ENOMEM, "out of memory"); break; }
+        rc = remove_walk(fd, names[i], shown, depth + 1, max_depth, flags, err, errlen);
         shown->len = len;
         shown->p[len] = '\0';
     }
-    names_free(&names);
+    tree_free_names(names, nnames);
     close(fd);
     if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         rc = fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));

@@ -40,6 +40,13 @@ int tree_trusted_uid(uid_t uid);
  * and the folder are then its target's). */
 int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *err, size_t errlen);
 
+/* rel ("a/b/c": relative, no empty component) under the folder dfd: the
+ * folder holding its last component, walked one component at a time with
+ * O_NOFOLLOW (a link or a file on the way: ELOOP), with that component
+ * copied to name. A new descriptor (the caller closes it), or -1 with
+ * errno only (no message: the caller names rel as it shows it). */
+int tree_walk_at(int dfd, const char *rel, char name[NAME_MAX + 1]);
+
 /* path itself, opened with flags (| O_NOFOLLOW | O_CLOEXEC; O_PATH is fine).
  * follow_last: a trusted link at the end is followed; else a link there is
  * opened as itself with O_PATH, and fails with ELOOP otherwise. */
@@ -64,6 +71,10 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
 int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
                       const char *expect, char *err, size_t errlen);
 
+/* chmod of what fd is (an O_PATH descriptor too: through /proc/self/fd),
+ * never of a link's target; 0, or -1 with errno */
+int tree_chmod_fd(int fd, mode_t mode);
+
 /* mkdir dirfd/name with exactly mode (not filtered by the umask; set through
  * a descriptor of the new folder). EEXIST when something is there. */
 int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char *err, size_t errlen);
@@ -84,6 +95,13 @@ int tree_mkdirs(const char *path, int mode, char *err, size_t errlen);
 enum { TREE_RECURSIVE = 1, TREE_INTERRUPTIBLE = 2,
        TREE_OURS = 4   /* the caller checked it is the very folder it made: no such guard */ };
 int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, char *err, size_t errlen);
+
+/* The names in the folder dfd (not consumed; "." and ".." left out), read
+ * at once: no folder stays open while a walk descends. Sorted with strcmp
+ * when sorted. *out: the caller frees it with tree_free_names. 0, or -1
+ * with errno only. */
+int tree_names(int dfd, int sorted, char ***out, size_t *nout);
+void tree_free_names(char **names, size_t n);
 
 /* can others than root and the running user change the entries of the
  * folder st describes (its owner, or group/other write without sticky)? */

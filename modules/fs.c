@@ -51,7 +51,6 @@
  *   realpath(path) -> absolute path | nil, msg, errno
  *   euid() -> the effective user id
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -583,37 +582,27 @@ static int fs_sha256_string(lua_State *L)
     return 1;
 }
 
-/* listdir: the names go into a Lua table as they are read; the DIR* is
- * closed before anything that could raise (the table is built first). */
+/* listdir: the names read at once (tree.c), sorted byte by byte (what
+ * table.sort does in the C locale provision runs in), then into a table
+ * made before they were read: only an out-of-memory raise while pushing
+ * could leak the list, nothing worse. */
 static int fs_listdir(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
-    lua_newtable(L);
+    lua_newtable(L);                                  /* path t */
     char err[TREE_ERR];
     int fd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
     if (fd < 0) return fs_failmsg(L, err, errno);
-    DIR *d = fdopendir(fd);
-    if (!d) { int e = errno; close(fd); return fs_fail(L, path, e); }
-    lua_Integer n = 0;
-    struct dirent *de;
-    int ok = lua_checkstack(L, 4);
-    while (ok && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        /* lua_pushstring can only fail on out-of-memory, where Lua's
-         * allocator has already failed and the process is in trouble; the
-         * DIR* would leak then, nothing worse. */
-        lua_pushstring(L, de->d_name);
-        lua_rawseti(L, -2, ++n);
+    char **names;
+    size_t n;
+    int r = tree_names(fd, 1, &names, &n), e = errno;
+    close(fd);
+    if (r < 0) return fs_fail(L, path, e);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    closedir(d);
-    /* sort with table.sort */
-    lua_getglobal(L, "table");
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "sort");
-        lua_pushvalue(L, -3);
-        lua_call(L, 1, 0);
-    }
-    lua_pop(L, 1);
+    tree_free_names(names, n);
     return 1;
 }
 
