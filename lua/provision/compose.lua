@@ -34,6 +34,7 @@ local docker = require "provision.docker"
 local yaml = require "provision.yaml"
 local R = require "provision.resource"
 local json = require "provision.json"
+local envfile = require "provision.envfile"
 
 local M = {}
 -- the file primitives are provision._fs's; a compose file or .env that is
@@ -165,49 +166,12 @@ function M.project_name(dir, explicit, env)
   return n ~= "" and n or "default"
 end
 
--- a value as Compose's documentation gives the .env syntax (and v1 and v2
--- read it): '...' literal but for \' and \\, "..." with \n \r \t \\ \"
--- (and python-dotenv's \a \b \f \v \'), either ending at its closing
--- quote, a # comment or blanks after it; else to a " #" comment, blanks cut
-local DQ_ESC = { ["\\"] = "\\", ["'"] = "'", ['"'] = '"', a = "\a", b = "\b", f = "\f",
-  n = "\n", r = "\r", t = "\t", v = "\v" }
-local SQ_ESC = { ["\\"] = "\\", ["'"] = "'" }
-local function unquote(v)
-  local q = v:sub(1, 1)
-  if q == '"' or q == "'" then
-    local i = 2   -- the closing quote: the first no backslash escapes
-    while i <= #v and v:sub(i, i) ~= q do
-      i = i + (v:sub(i, i) == "\\" and 2 or 1)
-    end
-    if i <= #v and (v:find("^%s*$", i + 1) or v:find("^%s*#", i + 1)) then
-      local esc = q == '"' and DQ_ESC or SQ_ESC
-      return (v:sub(2, i - 1):gsub("\\(.)", function(c) return esc[c] end))
-    end
-  end
-  return (v:gsub("%s+#.*$", ""):gsub("%s+$", ""))
-end
-
+-- .env as Compose reads it: provision.envfile's reader, the one of the
+-- project (the same that reads back what fs.env_file writes)
 function M.read_env_file(path)
   local text = core.read_file(path)
   if not text then return nil, path .. ": cannot read" end
-  return M._parse_env(text, path)
-end
-
--- M._parse_env(text, path) -> { K = V } | nil, "path:line: why": the reading
--- of read_env_file, on text. Internal (tests/fuzz/compose_env.c).
-function M._parse_env(text, path)
-  local env, n = {}, 0
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    line = line:gsub("\r$", ""):gsub("^%s+", "")
-    if line ~= "" and not line:find("^#") then
-      line = line:gsub("^export%s+", "")
-      local k, v = line:match("^([%w_.%-]+)%s*=%s*(.*)$")
-      if not k then return nil, ("%s:%d: not KEY=VALUE"):format(path, n) end
-      env[k] = unquote(v)
-    end
-  end
-  return env
+  return envfile.decode(text, path)
 end
 
 -- interpolate one string, in one pass as Compose v1 does: "$$" is a "$",

@@ -108,59 +108,61 @@ function M.encode(values, reveal)
   return table.concat(out)
 end
 
--- decode(text) -> { K = V }: python-dotenv's reading (without expansion), to
--- say what changed in a file already there. decode(encode(t)) == t.
-local DQ_ESC = { ["\\"] = "\\", ["'"] = "'", ['"'] = '"', a = "\a", b = "\b", f = "\f",
-  n = "\n", r = "\r", t = "\t", v = "\v" }
-function M.decode(text)
-  local out = {}
+-- decode(text [, path]) -> { K = V } | nil, "path:line: not KEY=VALUE"
+-- The one .env reader of the project: what Compose (v1 and v2) reads from a
+-- .env in the forms its documentation gives, and what encode writes
+-- (decode(encode(t)) == t). A line is blank, a # comment, or [export ]KEY=VALUE
+-- (KEY of letters, digits, _ . -; blanks around =); anything else is an error
+-- naming the line. VALUE is
+--   '...'  literal but for \' and \\;
+--   "..."  with \n \r \t \\ \" (and python-dotenv's \a \b \f \v \');
+-- either ending at its closing quote (the first no backslash escapes, on
+-- this line or a later one: a quoted value may hold newlines) followed by
+-- blanks or a # comment; else the rest of the line, cut at a " #" comment,
+-- trailing blanks cut. No $ expansion: that is interpolation's business.
+local ESC = {
+  ['"'] = { ["\\"] = "\\", ["'"] = "'", ['"'] = '"', a = "\a", b = "\b", f = "\f",
+    n = "\n", r = "\r", t = "\t", v = "\v" },
+  ["'"] = { ["\\"] = "\\", ["'"] = "'" },
+}
+
+-- the quoted value starting at text[at] (its opening quote q): its value
+-- and the position after the line it ends on, or nil when it is not closed
+-- or something other than blanks or a comment follows its closing quote
+local function quoted(text, at, q)
+  local i, len = at + 1, #text
+  while i <= len and text:sub(i, i) ~= q do
+    i = i + (text:sub(i, i) == "\\" and 2 or 1)
+  end
+  if i > len then return nil end
+  local eol = text:find("\n", i, true) or len + 1
+  local tail = text:sub(i + 1, eol - 1)
+  if not (tail:find("^%s*$") or tail:find("^%s*#")) then return nil end
+  return (text:sub(at + 1, i - 1):gsub("\\(.)", ESC[q])), eol + 1
+end
+
+function M.decode(text, path)
+  local out, pos, n = {}, 1, 0
   text = text:gsub("\r\n", "\n")
-  local pos, len = 1, #text
-  while pos <= len do
-    local s, e = text:find("^[ \t\n]+", pos)
-    if s then pos = e + 1 end
-    if pos > len then break end
-    if text:sub(pos, pos) == "#" then
-      local nl = text:find("\n", pos, true)
-      pos = nl and nl + 1 or len + 1
-    else
-      local line_end = text:find("\n", pos, true) or len + 1
-      local _, ke, key = text:find("^export[ \t]+([^=#%s]+)[ \t]*=[ \t]*", pos)
-      if not key then _, ke, key = text:find("^([^=#%s]+)[ \t]*=[ \t]*", pos) end
-      if not key then
-        pos = line_end + 1                        -- not a binding: skip the line
+  while pos <= #text do
+    local eol = text:find("\n", pos, true) or #text + 1
+    local line = text:sub(pos, eol - 1):gsub("^%s+", "")
+    n = n + 1
+    local next_pos = eol + 1
+    if line ~= "" and line:sub(1, 1) ~= "#" then
+      local k, v = line:gsub("^export%s+", ""):match("^([%w_.%-]+)%s*=%s*(.*)$")
+      if not k then return nil, ("%s:%d: not KEY=VALUE"):format(path or "(text)", n) end
+      local q, value, after = v:sub(1, 1), nil, nil
+      if q == '"' or q == "'" then value, after = quoted(text, eol - #v, q) end
+      if value then
+        local _, lines = text:sub(eol, after - 2):gsub("\n", "")
+        n, next_pos = n + lines, after
       else
-        pos = ke + 1
-        local q = text:sub(pos, pos)
-        local value
-        if q == "'" or q == '"' then
-          local buf, i = {}, pos + 1
-          local closed = false
-          while i <= len do
-            local c = text:sub(i, i)
-            if c == "\\" and i < len then
-              local n = text:sub(i + 1, i + 1)
-              if q == "'" and (n == "\\" or n == "'") then buf[#buf + 1] = n; i = i + 2
-              elseif q == '"' and DQ_ESC[n] then buf[#buf + 1] = DQ_ESC[n]; i = i + 2
-              else buf[#buf + 1] = c; i = i + 1 end
-            elseif c == q then closed = true; i = i + 1; break
-            else buf[#buf + 1] = c; i = i + 1 end
-          end
-          if closed then
-            value = table.concat(buf)
-            local nl = text:find("\n", i, true)
-            pos = nl and nl + 1 or len + 1
-          else
-            value = text:sub(pos, line_end - 1)
-            pos = line_end + 1
-          end
-        else
-          value = text:sub(pos, line_end - 1):gsub("%s+#.*$", ""):gsub("%s+$", "")
-          pos = line_end + 1
-        end
-        out[key] = value
+        value = v:gsub("%s+#.*$", ""):gsub("%s+$", "")
       end
+      out[k] = value
     end
+    pos = next_pos
   end
   return out
 end

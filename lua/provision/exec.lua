@@ -79,8 +79,7 @@ local function show_argv(argv)
   for i, a in ipairs(argv) do
     local hidden = R.is_secret(a)
     a = tostring(a)
-    if hidden then -- "********" as is
-    elseif a == "" or a:find("[%s'\"\\$`;&|<>()*?#~]") then
+    if not hidden and (a == "" or a:find("[%s'\"\\$`;&|<>()*?#~]")) then -- a secret stays "********"
       a = "'" .. a:gsub("'", "'\\''") .. "'"
     end
     parts[i] = a

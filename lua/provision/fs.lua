@@ -704,7 +704,11 @@ M.env_file = R.define {
     local changes = {}
     if C.sha256(self.path) ~= C.sha256_string(content) then
       local old_text = read(self.path) or ""
-      local old = envfmt.decode(old_text)
+      local old, unreadable = envfmt.decode(old_text, self.path)
+      if not old then
+        changes[1] = ("~ %s (not a .env Compose reads: rewritten whole)"):format(unreadable)
+        old = {}
+      end
       local was_secret = {}
       for _, k in ipairs((ctx and ctx.state and ctx.state.secret_keys) or {}) do was_secret[k] = true end
       for _, k in ipairs(envfmt.sorted_keys(self.values)) do

@@ -189,7 +189,8 @@ function Report:summary(counts, verb)
     return
   end
   local parts = { "ok=" .. counts.ok }
-  if verb == "plan" then parts[#parts + 1] = self:paint(counts["would-change"] > 0 and "changed" or "ok", "would-change=" .. counts["would-change"])
+  if verb == "plan" then
+    parts[#parts + 1] = self:paint(counts["would-change"] > 0 and "changed" or "ok", "would-change=" .. counts["would-change"])
   else parts[#parts + 1] = self:paint(counts.changed > 0 and "changed" or "ok", "changed=" .. counts.changed) end
   parts[#parts + 1] = self:paint(counts.failed > 0 and "failed" or "ok", "failed=" .. counts.failed)
   if counts.skipped > 0 then parts[#parts + 1] = "skipped=" .. counts.skipped end
@@ -222,8 +223,7 @@ function Report:progress(label, done, total, started)
   if not self.live then return end
   local elapsed = math.max(core.now() - started, 1e-6)
   local rate = done / elapsed
-  local bar = ""
-  local tail = ""
+  local bar, tail = ""
   if total and total > 0 then
     local width = 24
     local filled = math.floor(width * math.min(done / total, 1))

@@ -35,3 +35,34 @@ if /usr/bin/python3 -c 'import dotenv' 2>/dev/null; then
 else
     skip ".env: the same values as python-dotenv" "python3-dotenv is not installed"
 fi
+
+# one .env reader for the project: a value with a newline, as fs.env_file
+# writes it, is read back by what compose.up reads the .env with (before,
+# compose.lua's own line-based reader refused it: "./.env:3: not KEY=VALUE")
+mkdir multi && cd multi || exit 1
+printf 'services:\n  app:\n    image: x\n    environment:\n      CERT: "${CERT}"\n      PORT: "${PORT}"\n' > docker-compose.yaml
+cat > recipe.lua <<'R'
+recipe { name = "env-multiline" }
+step "env" { fs.env_file { path = "./.env", values = { CERT = "line1\nline2", PORT = 8080 } } }
+step "read" {
+  describe = "the project as compose.up loads it",
+  check = function()
+    local p = assert(compose.load_project { project_dir = "." })
+    local e = p.services.app.environment
+    assert(e.CERT == "line1\nline2", ("CERT read as %q"):format(tostring(e.CERT)))
+    assert(e.PORT == "8080", ("PORT read as %q"):format(tostring(e.PORT)))
+    return true
+  end,
+  apply = function() return true end,
+}
+R
+run "$P" apply recipe.lua
+expect "fs.env_file's multi-line value: compose reads the .env it wrote (rc 0)" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "read  *ok"'
+printf 'A=1\nB="two\nlines" # c\nnot a pair\n' > bad.env
+cat > show.lua <<'R'
+print(select(2, require("provision.compose").read_env_file(arg[1])))
+R
+run "$P" --script show.lua bad.env
+expect "a bad line after a multi-line value: named by its own line number" test "$OUT" = "bad.env:4: not KEY=VALUE"
+cd .. || exit 1

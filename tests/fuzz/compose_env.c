@@ -1,7 +1,7 @@
-/* Fuzz target: Compose's own .env reader and its interpolation, as
- * provision reads them to know what Compose will do (lua/provision/
- * compose.lua: compose._parse_env, the text half of read_env_file, and
- * compose.interpolate).
+/* Fuzz target: the .env reader and Compose's interpolation, as provision
+ * reads them to know what Compose will do (lua/provision/envfile.lua:
+ * envfile.decode, the project's one .env reader, behind
+ * compose.read_env_file; lua/provision/compose.lua: compose.interpolate).
  *
  * The input is split at its first NUL byte into a .env text and a string
  * to interpolate (without a NUL, the whole input is both).
@@ -9,7 +9,8 @@
  * Properties:
  *   - reading any text never raises: a { KEY = "value" } table of strings,
  *     or nil and "FILE:LINE: not KEY=VALUE" naming a line that is indeed
- *     neither blank, a comment nor KEY=...;
+ *     neither blank, a comment nor KEY=... (a quoted value may span lines,
+ *     so the line named is never one before an earlier binding ends);
  *   - a .env written here in the forms the Compose documentation gives
  *     (and docker-compose v1 and Compose v2 read alike: VAR=VAL, VAR=VAL
  *     # comment, VAR='VAL', VAR="VAL" with \n \r \t \\ \" escapes, a
@@ -34,11 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char property[] =
 "local compose = require 'provision.compose'\n"
+"local envfile = require 'provision.envfile'\n"
 "\n"
 "-- ---- the reader\n"
 "local function read(text)\n"
-"  local ok, env, err = pcall(compose._parse_env, text, 'E')\n"
-"  assert(ok, '_parse_env raised: ' .. tostring(env))\n"
+"  local ok, env, err = pcall(envfile.decode, text, 'E')\n"
+"  assert(ok, 'decode raised: ' .. tostring(env))\n"
 "  if env == nil then\n"
 "    local n = tonumber(tostring(err):match('^E:(%d+): not KEY=VALUE$'))\n"
 "    assert(n, 'not a clear error: ' .. tostring(err))\n"

@@ -57,10 +57,10 @@ end
 local function exists(p) local f = io.open(p); if f then f:close() return true end return false end
 -- no DEST.provision-part.* beside dest
 local function no_temp(dest)
-  local folder, base = dest:match("^(.*)/([^/]*)$")
+  local folder, name = dest:match("^(.*)/([^/]*)$")
   local left = {}
   for _, n in ipairs(FS.listdir(folder) or {}) do
-    if n:sub(1, #base + 15) == base .. ".provision-part" then left[#left + 1] = n end
+    if n:sub(1, #name + 15) == name .. ".provision-part" then left[#left + 1] = n end
   end
   T.eq(left, {}, "no part file left beside " .. dest)
 end
