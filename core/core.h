@@ -69,6 +69,11 @@ int provision_write_all(int fd, const void *data, size_t len);
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL
  * byte (C would silently cut "a\0b" to "a"). */
 const char *provision_checkpath(lua_State *L, int arg);
+/* lcore.c: an operational failure, the one convention (luaL_fileresult's):
+ * pushes nil, the message ("what: why"; lua_pushfstring's formats), e (an
+ * errno); returns 3 */
+__attribute__((format(printf, 3, 4)))
+int provision_fail(lua_State *L, int e, const char *fmt, ...);
 /* Read a whole file (reached as tree.h says); caller frees. NULL with errno
  * set on failure, and with provision_read, "path: why" in err. */
 char *provision_read_file(const char *path, size_t *len);

@@ -2,6 +2,7 @@
  * core itself: clocks, signals and the shield, tty, the run lock, atomic
  * whole-file I/O. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,17 @@ const char *provision_checkpath(lua_State *L, int arg)
     return p;
 }
 
+int provision_fail(lua_State *L, int e, const char *fmt, ...)
+{
+    va_list ap;
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_pushinteger(L, e);
+    return 3;
+}
+
 static int core_write_atomic(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
@@ -182,13 +194,7 @@ static int core_write_atomic(lua_State *L)
     char id[64] = "";
     if (r == 0 && fstat(dfd, &ds) == 0) tree_identity(&ds, id, sizeof id);
     if (dfd >= 0) { int e = errno; close(dfd); errno = e; }
-    if (r < 0) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, e);
-        return 3;
-    }
+    if (r < 0) return provision_fail(L, errno, "%s", err);
     lua_pushboolean(L, 1);
     lua_pushstring(L, id);   /* the folder it is in: its "device:inode" */
     return 2;
@@ -200,31 +206,21 @@ static int core_read_file(lua_State *L)
     size_t len;
     char err[TREE_ERR];
     char *buf = provision_read(path, &len, err, sizeof err);
-    if (!buf) {
-        int e = errno;
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, e);
-        return 3;
-    }
+    if (!buf) return provision_fail(L, errno, "%s", err);
     lua_pushlstring(L, buf, len);
     free(buf);
     return 1;
 }
 
-/* mkdirs(path, mode): like mkdir -p; each folder it makes gets exactly
- * mode (its parents 0755), through a descriptor (tree.h) */
+/* mkdirs(path, mode) -> true | nil, msg, errno: like mkdir -p; each folder
+ * it makes gets exactly mode (its parents 0755), through a descriptor (tree.h) */
 static int core_mkdirs(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     int mode = (int)luaL_optinteger(L, 2, 0755);
     luaL_argcheck(L, path[0] != '\0', 1, "empty path");
     char err[TREE_ERR];
-    if (tree_mkdirs(path, mode, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (tree_mkdirs(path, mode, err, sizeof err) < 0) return provision_fail(L, errno, "%s", err);
     lua_pushboolean(L, 1);
     return 1;
 }

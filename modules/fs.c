@@ -65,22 +65,10 @@
 #include "tree.h"
 
 /* nil, "path: why", errno: the operational-failure convention */
-static int fs_fail(lua_State *L, const char *path, int e)
-{
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
-    lua_pushinteger(L, e);
-    return 3;
-}
+static int fs_fail(lua_State *L, const char *path, int e) { return provision_fail(L, e, "%s: %s", path, strerror(e)); }
 
 /* the same with tree.c's message */
-static int fs_failmsg(lua_State *L, const char *msg, int e)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushinteger(L, e);
-    return 3;
-}
+static int fs_failmsg(lua_State *L, const char *msg, int e) { return provision_fail(L, e, "%s", msg); }
 
 static int fs_ok(lua_State *L)
 {
