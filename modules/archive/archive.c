@@ -6,19 +6,19 @@
  *                    max_size=, max_entries= }                   (extract.c)
  *     -> { entries, bytes, created_dest, dest_id, files = { rel = code } }
  *      | nil, message
- *   archive.unextract{ dest, dest_id, files, created_dest }       (extract.c)
+ *   archive.stage{ dest, name } -> id | nil, message, errno        (stage.c)
+ *   archive.unextract{ dest, dest_id, files, created_dest }       (unextract.c)
  *     -> { removed = n, left = { "rel: why", ... } } | nil, message
- *   archive.verify{ dest, files } -> true | false, why             (extract.c)
+ *   archive.verify{ dest, files } -> true | false, why             (unextract.c)
  *   archive.create{ src, dest, format = "tar"|"tar.gz"|"tar.xz"|"zip",
  *                   owner = "root"?, mtime = seconds? }            (create.c)
  *     -> { entries, bytes } | nil, message
  *   archive.list(src) -> { { path, type, size, mode, uid, gid, link, hardlink, mtime }... }
- *   archive.tree_digest(path [, skip]) -> hex: SHA-256 of the tree's names,
+ *   archive.tree_digest(path [, skip]) -> hex | nil, message, errno: SHA-256 of the tree's names,
  *     types, modes, sizes, mtimes and link targets (what create would read;
  *     skip: create's dest, left out when it is inside the tree, with the
  *     mtime of the folder holding it, which every create changes).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -45,58 +45,14 @@ int archive_same_file(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* ---- folder listings (never through a link) */
-
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* the names in the folder fd (consumed: closed), read at once and sorted
- * when sorted: no folder stays open while a walk descends. -1 with errno. */
-int archive_names_of(int fd, int sorted, char ***out, size_t *nout)
+int archive_names_at(const char *path, char ***out, size_t *nout)
 {
-    *out = NULL; *nout = 0;
-    DIR *d = fdopendir(fd);
-    if (!d) { int e = errno; close(fd); errno = e; return -1; }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) { rc = -1; break; }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) { rc = -1; break; }
-        n++;
-    }
-    if (!de && errno) rc = -1;
-    int e = rc ? (errno ? errno : ENOMEM) : 0;
-    closedir(d);
-    if (rc) {
-        for (size_t i = 0; i < n; i++) free(names[i]);
-        free(names);
-        errno = e;
-        return -1;
-    }
-    if (sorted && n > 1) qsort(names, n, sizeof *names, by_name);
-    *out = names; *nout = n;
-    return 0;
-}
-
-int archive_names(int dfd, int sorted, char ***out, size_t *nout)
-{
-    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) { *out = NULL; *nout = 0; return -1; }
-    return archive_names_of(fd, sorted, out, nout);
-}
-
-void archive_free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
+    int r = tree_names(fd, 0, out, nout), e = errno;
+    close(fd);
+    errno = e;
+    return r;
 }
 
 /* idempotent: the end of a job, and __gc. The working folder first (an
@@ -145,6 +101,15 @@ static int job_gc(lua_State *L)
     return 0;
 }
 
+size_t archive_path_join(char *path, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    if (len + 1 + nl >= PATH_MAX) return 0;
+    path[len] = '/';
+    memcpy(path + len + 1, name, nl + 1);
+    return len + 1 + nl;
+}
+
 archive_job *archive_job_new(lua_State *L)
 {
     archive_job *j = lua_newuserdatauv(L, sizeof *j, 0);
@@ -180,6 +145,7 @@ static const char *type_name(mode_t m)
 static int archive_list(lua_State *L)
 {
     const char *src = luaL_checkstring(L, 1);
+    STACK_ENTER(L);
     lua_newtable(L);
     archive_job *j = archive_job_new(L);        /* src list job */
     j->r = archive_read_new();
@@ -196,7 +162,7 @@ static int archive_list(lua_State *L)
     struct archive_entry *e;
     int rc;
     while ((rc = archive_read_next_header(j->r, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-        lua_createtable(L, 0, 9);
+        lua_createtable(L, 0, 9);               /* src list job entry */
         lua_pushstring(L, archive_entry_pathname(e));
         lua_setfield(L, -2, "path");
         lua_pushstring(L, type_name(archive_entry_filetype(e)));
@@ -223,7 +189,7 @@ static int archive_list(lua_State *L)
             lua_pushstring(L, archive_entry_uname(e));
             lua_setfield(L, -2, "uname");
         }
-        lua_rawseti(L, -3, ++n);
+        lua_rawseti(L, -3, ++n);                /* src list job */
     }
     if (rc != ARCHIVE_EOF) {
         lua_pushnil(L);
@@ -232,7 +198,8 @@ static int archive_list(lua_State *L)
         return 2;
     }
     archive_job_release(j);
-    lua_pop(L, 1);
+    lua_pop(L, 1);                              /* src list */
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -244,7 +211,7 @@ static int digest_tree(provision_digest *md, int dfd, const char *rel, const str
     char **list = NULL;
     size_t n = 0;
     if (depth > 4000) { errno = ELOOP; return -1; }
-    if (archive_names(dfd, 1, &list, &n) < 0) return -1;
+    if (tree_names(dfd, 1, &list, &n) < 0) return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *base = list[i];
@@ -270,7 +237,7 @@ static int digest_tree(provision_digest *md, int dfd, const char *rel, const str
         }
     }
     int e = errno;
-    archive_free_names(list, n);
+    tree_free_names(list, n);
     errno = e;
     return rc;
 }
@@ -292,11 +259,7 @@ static int archive_tree_digest(lua_State *L)
         if (pfd >= 0) close(pfd);
     }
     int dfd = tree_open(path, O_RDONLY | O_DIRECTORY, 1, err, sizeof err);
-    if (dfd < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (dfd < 0) return provision_fail(L, errno, "%s", err);
     provision_digest md;
     if (provision_digest_init(&md, DIGEST_SHA256)) {
         provision_digest_free(&md);
@@ -309,11 +272,7 @@ static int archive_tree_digest(lua_State *L)
     char hx[DIGEST_HEX_MAX];
     provision_digest_hex(&md, hx);
     provision_digest_free(&md);
-    if (rc < 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(e));
-        return 2;
-    }
+    if (rc < 0) return provision_fail(L, e, "%s: %s", path, strerror(e));
     lua_pushstring(L, hx);
     return 1;
 }

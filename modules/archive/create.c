@@ -5,7 +5,6 @@
  * tree gives the same bytes. Written to a temp file beside dest (a name no
  * other user can plant first), renamed into place; when dest is inside
  * src, neither dest nor the temp file is archived. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -36,7 +35,7 @@ static int add_tree(create_ctx *c, int dfd, const char *full, const char *rel)
     archive_job *j = c->j;
     char **list = NULL;
     size_t n = 0;
-    if (archive_names(dfd, 1, &list, &n) < 0) { archive_say(j->err, sizeof j->err, "%s: %s", full, strerror(errno)); return -1; }
+    if (tree_names(dfd, 1, &list, &n) < 0) { archive_say(j->err, sizeof j->err, "%s: %s", full, strerror(errno)); return -1; }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *base = list[i];
@@ -143,7 +142,7 @@ static int add_tree(create_ctx *c, int dfd, const char *full, const char *rel)
             if (sub >= 0) close(sub);
         }
     }
-    archive_free_names(list, n);
+    tree_free_names(list, n);
     return rc;
 }
 
