@@ -17,7 +17,16 @@
 --     revert = function(self, ctx) ... end,   -- optional: undo what apply created
 --     validate = function(self) ... end,      -- optional: more load-time checks,
 --                                             -- return nil, msg to reject
+--     owns = "path",                -- optional: the option holding the path(s)
+--                                   -- apply writes (or removes: absent = true)
+--     agrees = function(a, b) ... end,  -- optional: true when two of this kind
+--                                   -- may own one path (else a second one is refused)
 --   }
+--
+-- owns: loading refuses a recipe in which two steps own one path in ways
+-- that do not agree (each apply would undo the other's work), or an
+-- absence (absent = true) of a folder another step writes in. A plugin's
+-- kinds get this by declaring owns as the built-in ones do.
 --
 -- Calling the constructor in a recipe validates its options at load time: an
 -- unknown option, a missing required one or a wrong type raises an error
@@ -288,6 +297,8 @@ R.kinds = {}
 -- R.define(def) -> constructor(args) -> resource
 function R.define(def)
   assert(def.kind and def.check and def.options, "resource definition needs kind, options, check")
+  assert(def.owns == nil or def.options[def.owns], "owns: the name of the option holding the path")
+  assert(def.agrees == nil or type(def.agrees) == "function", "agrees: a function(a, b)")
   def.__index = def
   def.__name = "provision.resource"
   setmetatable(def, Resource)
@@ -348,13 +359,8 @@ function R.known_digest(path, stamp, digest, hash)
   return hash(path)
 end
 
--- "12.5 MiB"
-function R.human_bytes(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
-end
+-- "12.5 MiB" (provision.report's)
+R.human_bytes = require("provision.report").human_bytes
 
 -- ---- what resources created: the records teardown undoes (ctx:created)
 --

@@ -136,6 +136,22 @@ for spelled in '$SANDBOX/w/x' 'w/../w/x'; do
         eval '[ $RC -eq 2 ] && has "$ERR" "http.file of step .two. and fs.file of step .one. (fight3.lua:2) both own"'
 done
 
+# a plugin's kind gets the same protection by declaring owns in R.define
+# (the built-in kinds declare it there too: no list of them in the loader)
+mkdir -p modules
+cat > modules/stamp.lua <<'R'
+local R = require "provision.resource"
+return { file = R.define {
+  kind = "stamp.file", owns = "at", positional = "at", options = { at = "string" },
+  describe = function(self) return "stamp " .. self.at end,
+  check = function() return true end, apply = function() return true end,
+} }
+R
+printf 'recipe { name = "fight4" }\nlocal stamp = require "stamp"\nstep "one" { fs.file { path = "w/s", content = "x" } }\nstep "two" { stamp.file "./w/s" }\n' > fight4.lua
+run "$P" plan fight4.lua
+expect "fight: a plugin kind that declares owns is refused on a path another step owns" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "fight4.lua:4: stamp.file of step .two. and fs.file of step .one. (fight4.lua:3) both own ./w/s"'
+
 # plan runs no apply: a check that reads what an earlier step would write
 # (archive.create and a file in its src; archive.extract and that archive)
 # is reported as would-change too, naming the step, so plan lists what

@@ -13,7 +13,8 @@
  *     (string: as is when it is UTF-8 text, else rejected; integer: math.tointeger of v read as a decimal
  *     number (no spaces, no hex); float: v read so; boolean: the documented words; secret: a secret
  *     revealing v, unless v is too short to mask: 1-3 bytes or only spaces) or rejected with a message naming the variable, never a
- *     raise; an undeclared name is rejected as unknown. */
+ *     raise; an undeclared name is rejected as unknown;
+ *   - loading a recipe leaves package.path and package.cpath as they were. */
 #include "fuzz_lua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,7 +34,7 @@ static const char property[] =
 "local function load_with(name, value)\n"
 "  local pp, pc = package.path, package.cpath\n"
 "  local r, err = dsl.load(path, { vars = { [name] = value } })\n"
-"  package.path, package.cpath = pp, pc   -- dsl.load prepends to them on every call\n"
+"  assert(package.path == pp and package.cpath == pc, 'dsl.load changed package.path')\n"
 "  if r == nil then\n"
 "    assert(type(err) == 'string', 'dsl.load failed without a message')\n"
 "    assert(err:find(\"'\" .. name .. \"'\", 1, true), 'message does not name the variable: ' .. err)\n"
@@ -91,9 +92,7 @@ static const char property[] =
 "  if #v > 256 then return end\n"
 "  check_coercion(v)\n"
 "  if k ~= 's' and k ~= 'i' and k ~= 'n' and k ~= 'b' and k ~= 'p' then\n"
-"    local pp, pc = package.path, package.cpath\n"
 "    local r, msg = dsl.load(path, { vars = o.vars })\n"
-"    package.path, package.cpath = pp, pc\n"
 "    assert(r == nil and msg:find('unknown variable', 1, true), 'undeclared -e name not rejected')\n"
 "  end\n"
 "end\n";

@@ -1,0 +1,395 @@
+-- provision.dsl.loader: running a recipe file (and what it includes) in an
+-- environment of declarations, each checked as it is called. A Loader holds
+-- what was declared so far; dsl.load makes one per recipe.
+--
+-- A recipe's `require` looks in the recipe's modules/ folder and in the
+-- folders of PROVISION_PATH (Lua modules, then C ones) before Lua's own
+-- paths: its own searcher, so loading a recipe leaves package.path and
+-- package.cpath as they were. A module it loads that way sees the same
+-- `require`, so a plugin may require its own helper modules.
+local json = require "provision.json"
+local R = require "provision.resource"
+local secret = require "provision.secret"
+local env = require "provision.env"
+local steps = require "provision.dsl.steps"
+local validate = require "provision.dsl.validate"
+
+local Loader = {}
+Loader.__index = Loader
+
+-- the first stack frame that belongs to a recipe file being loaded
+function Loader:where()
+  for level = 2, 50 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if self.sources[info.source] and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline, level
+    end
+  end
+  return "?", 2
+end
+
+-- fail(msg): stop loading; dsl.load reports msg at the recipe's line
+function Loader:fail(msg)
+  error({ where = self:where(), msg = msg }, 2)
+end
+
+function Loader:step_index(name)
+  for i, s in ipairs(self.recipe.steps) do if s.name == name then return i end end
+end
+
+-- names, paths and plain values the recipe shows in the open are exempt
+-- from masking from the moment they appear (see secret.exempt): an error
+-- while loading must not blank "airflow" out of "recipes/airflow-x.lua"
+-- because a password defaults to "airflow"
+function Loader:check_name(kind, name)
+  if type(name) ~= "string" or name == "" then
+    self:fail(("%s: expected a name string, as in %s \"name\" { ... }"):format(kind, kind))
+  end
+  if not json.is_text(name) then
+    self:fail(("%s: the name %s is not UTF-8 text%s"):format(kind, R.quote(name), R.NOT_TEXT))
+  end
+  secret.exempt(name)
+end
+
+-- a step body: resources in the array part, custom functions by name
+function Loader:parse_body(kind, name, body)
+  if type(body) ~= "table" or R.is(body) then
+    self:fail(("%s '%s': expected a table { resource, ... } after the name"):format(kind, name))
+  end
+  for k, v in pairs(body) do
+    if math.type(k) == "integer" then
+      if not R.is(v) then
+        self:fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ...")
+          :format(kind, name, k, type(v)))
+      end
+      if steps.is_undo(v) and kind ~= "teardown" then
+        self:fail(("%s '%s': undo \"%s\" goes in teardown { ... } (in a %s it would undo at every apply)"):format(
+          kind, name, v.step, kind))
+      end
+    else
+      local why = validate.body_field(kind, name, k, v)
+      if why then self:fail(why) end
+    end
+  end
+  local resources = {}
+  for i = 1, #body do resources[i] = body[i] end
+  if #resources == 0 and body.check == nil and body.apply == nil then
+    self:fail(("%s '%s' is empty: give it a resource, or check/apply functions"):format(kind, name))
+  end
+  if body.check or body.apply then
+    if #resources > 0 then
+      self:fail(("%s '%s': give either resources or check/apply functions, not both"):format(kind, name))
+    end
+    resources[1] = steps.custom(body)
+  elseif body.describe or body.revert or body.writes or body.reads then
+    self:fail(("%s '%s': describe/revert/writes/reads go with check/apply functions"):format(kind, name))
+  end
+  return resources
+end
+
+-- ---- the declarations (a recipe calls them as globals: recipe_env)
+
+function Loader:decl_recipe(t)
+  if type(t) ~= "table" then self:fail("recipe: expected a table { name = ..., description = ... }") end
+  for k, v in pairs(t) do
+    if k ~= "name" and k ~= "description" then
+      self:fail(("recipe: unknown field '%s' (fields: description, name)"):format(tostring(k)))
+    end
+    if type(v) ~= "string" then self:fail(("recipe: field '%s' must be a string"):format(k)) end
+    if not json.is_text(v) then
+      self:fail(("recipe: field '%s' must be UTF-8 text, not %s%s"):format(k, R.quote(v), R.NOT_TEXT))
+    end
+  end
+  secret.exempt(t.name)
+  local recipe = self.recipe
+  if self.depth == 0 or recipe.name == nil then
+    recipe.name = t.name or recipe.name
+    recipe.description = t.description or recipe.description
+  end
+end
+
+-- the default a variable gets: the recipe's, or an include's override
+function Loader:var_default(k, default)
+  local d = self.var_defaults[k]
+  if d == nil then return default end
+  if secret.is(default) and not secret.is(d) then d = secret.new(tostring(d)) end
+  if type(d) ~= type(default) and not (secret.is(default) and secret.is(d)) then
+    self:fail(("include: variable '%s' must be a %s, not %s"):format(k, secret.is(default) and "secret" or type(default),
+      type(d)))
+  end
+  return d
+end
+
+-- declare variable k: its value is -e's, else PROVISION_VAR_<k>'s (for
+-- secrets: an -e value is in the process's argv, which any user can
+-- read), else the default
+function Loader:declare_var(k, default)
+  local tt = type(default)
+  if not (tt == "string" or tt == "number" or tt == "boolean" or secret.is(default)) then
+    self:fail(("vars: '%s' must default to a string, number, boolean or secret, not %s"):format(k, tt))
+  end
+  default = self:var_default(k, default)
+  if type(default) == "string" and not json.is_text(default) then
+    self:fail(("vars: '%s' must default to UTF-8 text, not %s%s"):format(k, R.quote(default), R.NOT_TEXT))
+  end
+  local value = default
+  local given = self.cli_vars[k]
+  if given == nil then given = os.getenv("PROVISION_VAR_" .. k) end
+  if given ~= nil then
+    local v, err = validate.coerce(k, default, given)
+    if v == nil then self:fail(err) end
+    value = v
+    self.used_vars[k] = true
+  end
+  if not secret.is(value) and type(value) == "string" then secret.exempt(value) end
+  local recipe = self.recipe
+  recipe.vars[k] = { value = value, default = default, secret = secret.is(default), where = self:where() }
+  recipe.var_order[#recipe.var_order + 1] = k
+  return value
+end
+
+function Loader:decl_vars(t)
+  if type(t) ~= "table" then self:fail("vars: expected a table of name = default") end
+  local names = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+      self:fail(("vars: bad variable name %s"):format(tostring(k)))
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  local out = {}
+  for _, k in ipairs(names) do
+    local existing = self.recipe.vars[k]
+    if existing then out[k] = existing.value else out[k] = self:declare_var(k, t[k]) end
+  end
+  return setmetatable(out, {
+    __index = function(_, k) self:fail(("no variable named '%s' (declare it in vars{})"):format(tostring(k))) end,
+  })
+end
+
+function Loader:decl_secret(v)
+  if type(v) ~= "string" and type(v) ~= "number" then self:fail("secret: expected a string") end
+  local short = secret.too_short(tostring(v))
+  if short then self:fail("secret: " .. short) end
+  return secret.new(v)
+end
+
+function Loader:decl_step(name)
+  self:check_name("step", name)
+  local where = self:where()
+  return function(body)
+    local resources = self:parse_body("step", name, body)
+    local recipe = self.recipe
+    local prev = recipe.by_name[name]
+    if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
+    local s = { name = name, resources = resources, where = where }
+    local anchor = body.before or body.after
+    if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
+    if anchor then
+      local i = self:step_index(anchor)
+      if not i then
+        self:fail(("step '%s': no step named '%s' to insert %s"):format(name, anchor, body.before and "before" or "after"))
+      end
+      table.insert(recipe.steps, body.before and i or i + 1, s)
+    else
+      recipe.steps[#recipe.steps + 1] = s
+    end
+    recipe.by_name[name] = s
+  end
+end
+
+function Loader:decl_check(name)
+  self:check_name("check", name)
+  local where = self:where()
+  return function(body)
+    local resources = self:parse_body("check", name, body)
+    local recipe = self.recipe
+    if recipe.check_names[name] then
+      self:fail(("check '%s' is declared twice (first at %s)"):format(name, recipe.check_names[name].where))
+    end
+    local c = { name = name, resources = resources, where = where }
+    recipe.check_names[name] = c
+    recipe.checks[#recipe.checks + 1] = c
+  end
+end
+
+function Loader:decl_teardown(body)
+  if type(body) ~= "table" then self:fail("teardown: expected a table { resource, ... }") end
+  self.recipe.teardown = { name = "teardown", resources = self:parse_body("teardown", "teardown", body),
+    where = self:where() }
+end
+
+function Loader:decl_undo(name)
+  self:check_name("undo", name)
+  return steps.undo(name, self:where())
+end
+
+function Loader:decl_remove_step(name)
+  self:check_name("remove_step", name)
+  local i = self:step_index(name)
+  if not i then self:fail(("remove_step: no step named '%s'"):format(name)) end
+  table.remove(self.recipe.steps, i)
+  self.recipe.by_name[name] = nil
+end
+
+function Loader:decl_replace_step(name)
+  self:check_name("replace_step", name)
+  local i = self:step_index(name)
+  if not i then self:fail(("replace_step: no step named '%s'"):format(name)) end
+  local where = self:where()
+  return function(body)
+    local s = { name = name, resources = self:parse_body("step", name, body), where = where }
+    self.recipe.steps[i] = s
+    self.recipe.by_name[name] = s
+  end
+end
+
+function Loader:decl_include(rel, overrides)
+  if type(rel) ~= "string" then self:fail("include: expected a recipe path") end
+  if overrides ~= nil and type(overrides) ~= "table" then
+    self:fail("include: the second argument must be a table of variable defaults")
+  end
+  local recipe = self.recipe
+  local p = rel:sub(1, 1) == "/" and rel or ((self.current_dir or ".") .. "/" .. rel)
+  for k, v in pairs(overrides or {}) do
+    if recipe.vars[k] then self:fail(("include: variable '%s' is already declared"):format(k)) end
+    self.var_defaults[k] = v
+  end
+  self.depth = self.depth + 1
+  self:load_file(p)
+  self.depth = self.depth - 1
+  -- an override for a variable the included recipe does not declare is a
+  -- typo ({ verison = "2.9.3" }), not something to ignore
+  local unknown = {}
+  for k in pairs(overrides or {}) do
+    if not recipe.vars[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    self:fail(("include: %s declares no variable%s '%s' (variables: %s)"):format(rel, #unknown > 1 and "s" or "",
+      table.concat(unknown, "', '"), validate.known_vars(recipe)))
+  end
+  return recipe
+end
+
+-- ---- the recipe's require
+
+-- load_plugin(name) -> module, file | nil when the recipe's folders hold
+-- none; raises (a message without position) when one does not load
+function Loader:load_plugin(name)
+  local file = package.searchpath(name, self.lua_path)
+  local loader, err
+  if file then
+    loader, err = loadfile(file, "bt", self.plugin_env)
+  else
+    file = package.searchpath(name, self.c_path)
+    if not file then return nil end
+    loader, err = package.loadlib(file, "luaopen_" .. name:gsub("^[^-]*%-", ""):gsub("%.", "_"))
+  end
+  if not loader then error(("error loading module '%s' from file '%s':\n\t%s"):format(name, file, err), 0) end
+  local mod = loader(name, file)
+  if mod == nil then mod = package.loaded[name] == nil and true or package.loaded[name] end
+  package.loaded[name] = mod
+  return mod, file
+end
+
+-- require(name, level): as Lua's, the recipe's folders first; an error is
+-- raised at `level` (the recipe's line), as Lua's require raises it
+function Loader:require(name, level)
+  local ok, mod, extra = true, nil, nil
+  if type(name) == "string" and package.loaded[name] == nil and not package.preload[name]
+     and not name:find("^provision[._]") then
+    ok, mod, extra = pcall(self.load_plugin, self, name)
+  end
+  -- Lua's require, called from pcall: its message then has no position
+  if ok and extra == nil then ok, mod, extra = pcall(require, name) end
+  if ok then return mod, extra end
+  if type(mod) ~= "string" then error(mod, 0) end
+  if mod:find("^module '.-' not found:") then  -- say where the recipe's modules were looked for
+    for tpl in (self.lua_path .. ";" .. self.c_path):gmatch("[^;]+") do
+      mod = mod .. "\n\tno file '" .. tpl:gsub("%?", (name:gsub("%.", "/"))) .. "'"
+    end
+  end
+  error(mod, level + 1)
+end
+
+-- the recipe's modules/ folder, then each folder of PROVISION_PATH
+function Loader:search_paths()
+  local dir = self.path:match("^(.*)/[^/]*$") or "."
+  local lpath, cpath = { dir .. "/modules/?.lua", dir .. "/modules/?/init.lua" }, { dir .. "/modules/?.so" }
+  for d in (os.getenv("PROVISION_PATH") or ""):gmatch("[^:]+") do
+    lpath[#lpath + 1] = d .. "/?.lua"; lpath[#lpath + 1] = d .. "/?/init.lua"
+    cpath[#cpath + 1] = d .. "/?.so"
+  end
+  return table.concat(lpath, ";"), table.concat(cpath, ";")
+end
+
+-- ---- loading
+
+local DECLS = { "recipe", "vars", "secret", "step", "check", "teardown", "undo", "remove_step", "replace_step",
+  "include" }
+
+function Loader.new(path, opts)
+  local self = setmetatable({
+    path = path,
+    cli_vars = opts.vars or {},
+    used_vars = {},
+    recipe = { file = path, name = nil, description = nil, steps = {}, by_name = {}, checks = {},
+               check_names = {}, teardown = nil, vars = {}, var_order = {} },
+    sources = {},          -- chunk sources of the recipe files being loaded
+    var_defaults = {},     -- include(path, overrides): new defaults
+    depth = 0,
+  }, Loader)
+  self.lua_path, self.c_path = self:search_paths()
+  local api = {}
+  function api.require(name)
+    local mod, extra = self:require(name, 2)   -- not a tail call: level 2 is the recipe's line
+    return mod, extra
+  end
+  for _, n in ipairs(DECLS) do
+    local method = Loader["decl_" .. n]
+    api[n] = function(...) return method(self, ...) end
+  end
+  self.env = env.globals(api)
+  -- a plugin's globals are the process's, but for its require
+  self.plugin_env = setmetatable({ require = api.require }, { __index = _G, __newindex = _G })
+  return self
+end
+
+function Loader:load_file(p)
+  secret.exempt(p)
+  local f = io.open(p, "r")
+  if not f then self:fail(("cannot open recipe %s"):format(p)) end
+  f:close()
+  local chunk, err = loadfile(p, "t", self.env)
+  if not chunk then error({ msg = err, where = "" }, 0) end
+  self.sources[debug.getinfo(chunk, "S").source] = true
+  local saved = self.current_dir
+  self.current_dir = p:match("^(.*)/[^/]*$") or "."
+  chunk()
+  self.current_dir = saved
+end
+
+-- run() -> true | nil, "file:line: message"
+function Loader:run()
+  local ok, err = xpcall(self.load_file, function(e)
+    if type(e) == "table" and e.msg then return e end
+    -- a plain error: Lua already prefixed file:line when it was raised from
+    -- recipe code; otherwise, find the recipe line in the stack
+    local msg = tostring(e)
+    local src = msg:match("^([^:\n]+):%d+: ")
+    if src then
+      for s in pairs(self.sources) do
+        if s:sub(2) == src then return { msg = msg, where = "" } end
+      end
+    end
+    return { msg = msg, where = self:where() }
+  end, self, self.path)
+  if ok then return true end
+  if err.where and err.where ~= "" and err.where ~= "?" then return nil, err.where .. ": " .. err.msg end
+  return nil, err.msg
+end
+
+return Loader

@@ -1,0 +1,55 @@
+-- provision.dsl.steps: the two resources a recipe makes without a module:
+-- a custom step (its own check/apply/revert functions) and `undo "step"`
+-- in a teardown block.
+local R = require "provision.resource"
+
+local M = {}
+
+-- a custom step: a resource made of the step's own functions
+local Custom = { kind = "custom" }
+Custom.__index = Custom
+setmetatable(Custom, R.Resource)
+function Custom:describe() return self.text or "custom step" end
+function Custom:check(ctx)
+  if not self.check_fn then return false, "no check: always applied" end
+  return self.check_fn(ctx)
+end
+function Custom:apply(ctx)
+  if not self.apply_fn then return nil, "check failed and the step has no apply" end
+  return self.apply_fn(ctx)
+end
+function Custom:revert_fn_wrapper(ctx) return self.revert_fn(ctx) end
+
+-- custom(body) -> the resource of a step body with check/apply functions
+function M.custom(t)
+  local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert,
+                           write_paths = t.writes, read_paths = t.reads }, Custom)
+  if t.writes then c.writes = R.paths_of("write_paths") end
+  if t.reads then c.reads = R.paths_of("read_paths") end
+  if t.revert then c.revert = Custom.revert_fn_wrapper end
+  return c
+end
+
+-- `undo "step"`, in a teardown block: revert what the state recorded for
+-- that step of the recipe, exactly as the teardown without a block does
+-- (the runner's ctx:recorded and ctx:undo). A teardown block can so remove
+-- only what a step created: an image it imported, not one that was there.
+local Undo = { kind = "undo" }
+Undo.__index = Undo
+setmetatable(Undo, R.Resource)
+function Undo:describe() return ("undo step '%s'"):format(self.step) end
+function Undo:check(ctx)
+  if ctx:recorded(self.step) then
+    return false, ("revert what step '%s' created"):format(self.step)
+  end
+  return true
+end
+function Undo:apply(ctx) return ctx:undo(self.step) end
+-- what undo leaves (a custom step's work) stays recorded: its own result
+-- decides, not a second check
+function Undo.unverifiable() return true end
+
+function M.undo(step, where) return setmetatable({ step = step, where = where }, Undo) end
+function M.is_undo(res) return getmetatable(res) == Undo end
+
+return M

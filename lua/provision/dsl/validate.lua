@@ -1,0 +1,209 @@
+-- provision.dsl.validate: the checks on what a recipe declared that need
+-- more than one call to see (the loader checks each call as it comes):
+-- a step body's fields, -e values against their variable's type, two
+-- steps owning one path, undo naming a step, -e naming no variable.
+-- Each returns nil when all is well, else the message (with file:line).
+local core = require "provision._core"
+local json = require "provision.json"
+local R = require "provision.resource"
+local secret = require "provision.secret"
+local steps = require "provision.dsl.steps"
+
+local M = {}
+
+M.STEP_FIELDS = {
+  describe = "string", check = "function", apply = "function", revert = "function",
+  before = "string", after = "string",
+  writes = "paths", reads = "paths",   -- a path or a list of paths (for plan: see resource.lua)
+}
+
+local function paths_ok(v)
+  if type(v) == "string" then return true end
+  if type(v) ~= "table" or #v == 0 then return false end
+  for i, p in pairs(v) do
+    if math.type(i) ~= "integer" or type(p) ~= "string" then return false end
+  end
+  return true
+end
+
+-- body_field(kind, name, k, v) -> nil | why: a named field of a step body
+function M.body_field(kind, name, k, v)
+  local want = type(k) == "string" and M.STEP_FIELDS[k]
+  if not want then
+    local names = {}
+    for n in pairs(M.STEP_FIELDS) do names[#names + 1] = n end
+    table.sort(names)
+    return ("%s '%s': unknown field '%s' (fields: %s)"):format(kind, name, tostring(k), table.concat(names, ", "))
+  end
+  if want == "paths" then
+    if not paths_ok(v) then return ("%s '%s': field '%s' must be a path or a list of paths"):format(kind, name, k) end
+    for _, p in ipairs(type(v) == "table" and v or { v }) do
+      if not json.is_text(p) then
+        return ("%s '%s': field '%s' must be UTF-8 text, not %s%s"):format(kind, name, k, R.quote(p), R.NOT_TEXT)
+      end
+    end
+  elseif type(v) ~= want then
+    return ("%s '%s': field '%s' must be a %s, not %s"):format(kind, name, k, want, type(v))
+  elseif type(v) == "string" and not json.is_text(v) then
+    return ("%s '%s': field '%s' must be UTF-8 text, not %s%s"):format(kind, name, k, R.quote(v), R.NOT_TEXT)
+  end
+end
+
+-- coerce(name, default, text) -> value | nil, why: an -e value, to the
+-- type of the variable's default
+function M.coerce(name, default, text)
+  local t = type(default)
+  if secret.is(default) then   -- may be any bytes, but long enough to mask
+    local short = secret.too_short(text)
+    if short then return nil, ("variable '%s': %s"):format(name, short) end
+    return secret.new(text)
+  end
+  if t == "string" then
+    if not json.is_text(text) then
+      return nil, ("variable '%s' must be UTF-8 text, not %s as -e gives it%s"):format(name, R.quote(text), R.NOT_TEXT)
+    end
+    return text
+  end
+  if t == "number" then
+    -- decimal only: Lua's tonumber also takes " 80", "0x10" and "0x1p4"
+    local n = (text:find("^[+-]?%.?%d") and not text:find("[%sxX]")) and tonumber(text) or nil
+    if n == nil then return nil, ("variable '%s' must be a number, not %q"):format(name, text) end
+    if math.type(default) == "integer" then
+      local i = math.tointeger(n)
+      if i == nil then return nil, ("variable '%s' must be a whole number, not %q"):format(name, text) end
+      return i
+    end
+    return n + 0.0
+  end
+  if t == "boolean" then
+    local l = text:lower()
+    if l == "true" or l == "yes" or l == "1" or l == "on" then return true end
+    if l == "false" or l == "no" or l == "0" or l == "off" or l == "" then return false end
+    return nil, ("variable '%s' must be true or false, not %q"):format(name, text)
+  end
+  return nil, ("variable '%s' (a %s) cannot be set with -e"):format(name, t)
+end
+
+-- ---- two steps owning one path
+--
+-- A resource kind that writes a path says so in its definition (R.define's
+-- `owns`: the option holding the path or paths; `agrees`: when two of the
+-- kind may own one path; `absent`: it removes the path). Two that want one
+-- path in different states never converge: each apply undoes the other's
+-- work, and plan calls the first one fine.
+local function def_of(res) return R.kinds[res.kind] or {} end
+
+local function owned_paths(res)
+  local field = def_of(res).owns
+  local v = field and res[field]
+  if v == nil then return {} end
+  return type(v) == "table" and v or { v }
+end
+
+local function agree(a, b)
+  if a.kind ~= b.kind then return false end
+  local agrees = def_of(a.res).agrees
+  return agrees ~= nil and agrees(a.res, b.res) == true
+end
+
+-- every path claimed: { [normalized path] = { { kind, res, step, path }, ... } }
+local function claims_of(recipe, cwd)
+  local claims = {}
+  for _, s in ipairs(recipe.steps) do
+    for _, res in ipairs(s.resources) do
+      for _, p in ipairs(owned_paths(res)) do
+        local key, claim = R.norm_path(p, cwd), { kind = res.kind, res = res, step = s, path = p }
+        claims[key] = claims[key] or {}
+        for _, prev in ipairs(claims[key]) do
+          if not agree(prev, claim) then
+            return nil, ("%s: %s of step '%s' and %s of step '%s' (%s) both own %s: each run would undo "
+              .. "the other's work; keep one")
+              :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
+          end
+        end
+        table.insert(claims[key], claim)
+      end
+    end
+  end
+  return claims
+end
+
+-- the first (by path) claim strictly inside folder key, not an absence
+local function claim_inside(claims, akey)
+  local inside
+  for key, list in pairs(claims) do
+    if key:sub(1, #akey + 1) == akey .. "/" then
+      for _, c in ipairs(list) do
+        if not def_of(c.res).absent and (not inside or c.path < inside.path) then inside = c end
+      end
+    end
+  end
+  return inside
+end
+
+function M.path_conflict(recipe)
+  local cwd = core.cwd() or "/"
+  local claims, err = claims_of(recipe, cwd)
+  if not claims then return err end
+  -- an absence over a folder another resource writes in: each run removes
+  -- what the other makes (in recipe order, so the message is stable)
+  for _, s in ipairs(recipe.steps) do
+    for _, res in ipairs(s.resources) do
+      if def_of(res).absent then
+        for _, p in ipairs(owned_paths(res)) do
+          local inside = claim_inside(claims, R.norm_path(p, cwd))
+          if inside then
+            return ("%s: %s of step '%s' removes %s, where %s of step '%s' (%s) writes %s: each run "
+              .. "would undo the other's work; keep one"):format(s.where, res.kind, s.name, p, inside.kind,
+              inside.step.name, inside.step.where, inside.path)
+          end
+        end
+      end
+    end
+  end
+end
+
+-- undo "x" names a step the recipe ends up with (after include,
+-- remove_step, ...), one with something a teardown can revert
+function M.undo_targets(recipe)
+  for _, res in ipairs(recipe.teardown and recipe.teardown.resources or {}) do
+    if steps.is_undo(res) then
+      local s = recipe.by_name[res.step]
+      if not s then
+        local names = {}
+        for _, st in ipairs(recipe.steps) do names[#names + 1] = st.name end
+        return ("%s: undo: no step named '%s' (steps: %s)"):format(res.where, res.step,
+          #names > 0 and table.concat(names, ", ") or "none")
+      end
+      local revertible, kinds = false, {}
+      for _, r in ipairs(s.resources) do
+        revertible = revertible or r.revert ~= nil
+        kinds[#kinds + 1] = r.kind
+      end
+      if not revertible then
+        return ("%s: undo: step '%s' records nothing a teardown can revert (%s has no revert)"):format(
+          res.where, res.step, table.concat(kinds, ", "))
+      end
+    end
+  end
+end
+
+-- the variables a recipe declares, sorted, for a message
+function M.known_vars(recipe)
+  local known = {}
+  for _, k in ipairs(recipe.var_order) do known[#known + 1] = k end
+  table.sort(known)
+  return #known > 0 and table.concat(known, ", ") or "none"
+end
+
+-- -e keys nobody declared
+function M.unknown_vars(path, recipe, given, used)
+  local unknown = {}
+  for k in pairs(given) do if not used[k] then unknown[#unknown + 1] = k end end
+  if #unknown == 0 then return nil end
+  table.sort(unknown)
+  return ("%s: unknown variable%s %s (variables: %s)"):format(path, #unknown > 1 and "s" or "",
+    "'" .. table.concat(unknown, "', '") .. "'", M.known_vars(recipe))
+end
+
+return M
