@@ -292,6 +292,21 @@ static const luaL_Reg core_funcs[] = {
     { NULL, NULL }
 };
 
+/* core.EXIT: the exit codes of core.h, the one definition C and Lua share
+ * (ok, failed, usage, pending, interrupted) */
+static void push_exit_codes(lua_State *L)
+{
+    static const struct { const char *name; int code; } codes[] = {
+        { "ok", EXIT_OK }, { "failed", EXIT_FAILED }, { "usage", EXIT_USAGE },
+        { "pending", EXIT_PENDING }, { "interrupted", EXIT_INTERRUPTED },
+    };
+    lua_createtable(L, 0, (int)(sizeof codes / sizeof codes[0]));
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        lua_pushinteger(L, codes[i].code);
+        lua_setfield(L, -2, codes[i].name);
+    }
+}
+
 int luaopen_provision_core(lua_State *L)
 {
     luaL_newmetatable(L, "provision.guard");
@@ -304,5 +319,7 @@ int luaopen_provision_core(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */
     lua_setfield(L, -2, "lua_release");
+    push_exit_codes(L);
+    lua_setfield(L, -2, "EXIT");
     return 1;
 }

@@ -1,6 +1,7 @@
 -- provision.cli: the command line (the contract of DESIGN.md): verbs, flags,
 -- exit codes. Everything below it is in provision.run.
 local core = require "provision._core"
+local EXIT = core.EXIT   -- exit codes: core/core.h, the CLI contract
 
 local M = {}
 
@@ -125,31 +126,31 @@ local function run_script(o)
   local chunk, err = loadfile(o.script, "t", env)
   if not chunk then
     io.stderr:write("provision: ", err, "\n")
-    return 2
+    return EXIT.usage
   end
   env.arg = o.script_args
   local ok, res = xpcall(chunk, debug.traceback, table.unpack(o.script_args))
   io.stdout:flush()
   if not ok then
-    if core.interrupted() then io.stderr:write("provision: interrupted\n"); return 130 end
+    if core.interrupted() then io.stderr:write("provision: interrupted\n"); return EXIT.interrupted end
     io.stderr:write("provision: ", tostring(res), "\n")
-    return 1
+    return EXIT.failed
   end
-  return math.tointeger(res) or 0
+  return math.tointeger(res) or EXIT.ok
 end
 
 function M.main(argv)
   local o, err = M.parse(argv)
   if not o then
     io.stderr:write("provision: ", err, "\n")
-    return 2
+    return EXIT.usage
   end
-  if o.help then io.stdout:write(USAGE); return 0 end
-  if o.version then io.stdout:write("provision ", core.version, " (", core.lua_release, ")\n"); return 0 end
+  if o.help then io.stdout:write(USAGE); return EXIT.ok end
+  if o.version then io.stdout:write("provision ", core.version, " (", core.lua_release, ")\n"); return EXIT.ok end
   if o.script then return run_script(o) end
   if not o.recipe then
     io.stderr:write("provision: no recipe given\n", USAGE)
-    return 2
+    return EXIT.usage
   end
   return require("provision.run").main(o)
 end

@@ -5,6 +5,7 @@
 -- recipe created, newest first. One lock per state folder keeps two runs
 -- on one project apart.
 local core = require "provision._core"
+local EXIT = core.EXIT   -- exit codes: core/core.h, the CLI contract
 local dsl = require "provision.dsl"
 local Report = require "provision.report"
 local State = require "provision.state"
@@ -310,12 +311,12 @@ local function finish(run, code)
           .. table.concat(run.unsaved, ", ")
       end
       run.report:err("provision: " .. err .. "\n")
-      if code == 0 then code = 1 end
+      if code == EXIT.ok then code = EXIT.failed end
     end
   end
   if core.interrupted() then
     run.report:err("provision: interrupted\n")
-    code = 130
+    code = EXIT.interrupted
   end
   run.report:summary(run.counts, run.verb)
   if run.state then run.state:close() end
@@ -384,13 +385,13 @@ local function apply_or_plan(run)
   run.report:start(recipe, run.verb, #recipe.steps)
   if not preflight(run) then
     not_run(run, 1)
-    return finish(run, core.interrupted() and 130 or 1)
+    return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
   end
   for i, s in ipairs(recipe.steps) do
     s.kind = s.kind or step_kind(s)
     if core.interrupted() then   -- between steps: stop before the next one
       not_run(run, i)
-      return finish(run, 130)
+      return finish(run, EXIT.interrupted)
     end
     if not run.selected[i] then
       run.counts.skipped = run.counts.skipped + 1
@@ -416,14 +417,14 @@ local function apply_or_plan(run)
       if status == "failed" then
         fail_step(run, "step", s, i, ms, changes, failure)
         not_run(run, i + 1)
-        return finish(run, core.interrupted() and 130 or 1)
+        return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
       end
       run.counts[status] = run.counts[status] + 1
       run.report:step(i, s, status, ms, detail, changes, run.bytes and { bytes = run.bytes } or nil)
     end
   end
-  if run.plan then return finish(run, run.counts["would-change"] > 0 and 3 or 0) end
-  return finish(run, 0)
+  if run.plan then return finish(run, run.counts["would-change"] > 0 and EXIT.pending or EXIT.ok) end
+  return finish(run, EXIT.ok)
 end
 
 -- has the state something of step s that a revert would undo (its
@@ -562,7 +563,7 @@ local function teardown(run)
       if status == "failed" then
         fail_step(run, "teardown", s, i, ms, changes, failure)
         run.counts.not_run = #items - i
-        return finish(run, core.interrupted() and 130 or 1)
+        return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
       end
       run.counts[status] = run.counts[status] + 1
       run.report:step(i, s, status, ms, detail, changes)
@@ -573,7 +574,7 @@ local function teardown(run)
       run.state:forget(s.name)
       for _, o in ipairs(orphan_steps(run, s.name)) do o.forget() end
     end
-    return finish(run, 0)
+    return finish(run, EXIT.ok)
   end
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
@@ -608,13 +609,13 @@ local function teardown(run)
       for j = n + 1, #steps do
         if not skip[steps[j]] then run.counts.not_run = run.counts.not_run + 1 end
       end
-      return finish(run, core.interrupted() and 130 or 1)
+      return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
     end
     run.counts[status] = run.counts[status] + 1
     run.report:step(n, s, status, ms_since(t0), detail)
     ::next::
   end
-  return finish(run, 0)
+  return finish(run, EXIT.ok)
 end
 
 local function list(recipe, report)
@@ -622,7 +623,7 @@ local function list(recipe, report)
     for i, s in ipairs(recipe.steps) do
       report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0 }
     end
-    return 0
+    return EXIT.ok
   end
   local out = { recipe.name .. (recipe.description and (": " .. recipe.description) or "") .. "\n" }
   for _, c in ipairs(recipe.checks) do out[#out + 1] = ("  check  %s  (%s)\n"):format(c.name, step_kind(c)) end
@@ -640,7 +641,7 @@ local function list(recipe, report)
     end
   end
   report:write(table.concat(out))
-  return 0
+  return EXIT.ok
 end
 
 function M.main(o)
@@ -651,18 +652,18 @@ function M.main(o)
                                       { vars = o.vars })
   if not ok then recipe, err = nil, recipe end
   if not recipe then
-    if core.interrupted() then report:err("provision: interrupted\n"); return 130 end
-    if late then report:err(("provision: loading %s %s\n"):format(o.recipe, timed_out_after(o.timeout))); return 1 end
+    if core.interrupted() then report:err("provision: interrupted\n"); return EXIT.interrupted end
+    if late then report:err(("provision: loading %s %s\n"):format(o.recipe, timed_out_after(o.timeout))); return EXIT.failed end
     report:err("provision: " .. clean_error(err) .. "\n")
-    return 2
+    return EXIT.usage
   end
   if o.verb == "list" then return list(recipe, report) end
   local selected
   selected, err = select_steps(recipe, o)
-  if not selected then report:err("provision: " .. err .. "\n"); return 2 end
+  if not selected then report:err("provision: " .. err .. "\n"); return EXIT.usage end
   if o.verb == "teardown" and recipe.teardown and (#o.only > 0 or o.from) then
     report:err("provision: --only and --from choose steps to undo; this recipe's teardown block runs whole\n")
-    return 2
+    return EXIT.usage
   end
 
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
@@ -682,10 +683,10 @@ function M.main(o)
     if why == "locked" then
       report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")
         :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", serr))
-      return 1
+      return EXIT.failed
     end
     report:err("provision: " .. serr .. "\n")
-    return 2
+    return EXIT.usage
   end
   run.state = state
   if not writes then state:read_only() end  -- plan writes nothing at all
