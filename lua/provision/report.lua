@@ -92,11 +92,14 @@ local function fmt_ms(ms)
 end
 Report.fmt_ms = fmt_ms
 
+-- "512 B", "12.5 MiB": bytes whole (n may be a fraction: a rate), larger
+-- units with one decimal. The one human_bytes (R.human_bytes is this).
+local UNITS = { "B", "KiB", "MiB", "GiB", "TiB" }
 local function human_bytes(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
   local i = 1
-  while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  return i == 1 and ("%d %s"):format(n, units[i]) or ("%.1f %s"):format(n, units[i])
+  while n >= 1024 and i < #UNITS do n = n / 1024; i = i + 1 end
+  if i == 1 then return ("%d B"):format(math.floor(n)) end
+  return ("%.1f %s"):format(n, UNITS[i])
 end
 Report.human_bytes = human_bytes
 
