@@ -1,5 +1,8 @@
-/* http.h: what the files of the http module share (http.c: handles,
- * options, requests, downloads; sink.c: where a download's body goes). */
+/* http.h: what the files of the http module share (http.c: the module,
+ * handles, options, a transfer and its failures, requests; response.c: the
+ * curl callbacks, what is kept of a reply and its headers; redirect.c:
+ * which redirects are followed and what each hop sends; download.c:
+ * downloads into a part file; sink.c: where a download's body goes). */
 #ifndef PROVISION_HTTP_H
 #define PROVISION_HTTP_H
 
@@ -78,8 +81,57 @@ typedef struct {
 
 enum { AB_NONE, AB_INTERRUPTED, AB_CALLBACK, AB_WRITE, AB_PROTOCOL, AB_REDIRECTS, AB_TOO_LARGE };
 
-/* http.c: abort the transfer, for this reason (the first one given wins) */
+/* http.c: the handle and the transfer's userdata (released once, at the
+ * end or by __gc) */
+http_handle *http_handle_check(lua_State *L);     /* argument 1; raises when closed */
+http_xfer *http_xfer_new(lua_State *L);           /* pushed, in its safe closed state */
+void http_xfer_release(http_xfer *x);             /* idempotent */
+/* http.c: options of the table at t (raise on misuse, before anything is
+ * acquired); a string is borrowed from the table, which stays on the stack */
+const char *http_opt_string(lua_State *L, int t, const char *k);
+double http_opt_number(lua_State *L, int t, const char *k, double def);
+int http_opt_bool(lua_State *L, int t, const char *k);
+int http_opt_function(lua_State *L, int t, const char *k);   /* left on the stack: its index, or 0 */
+/* the header "name: value" from option k, as provision's own (every hop) */
+void http_opt_header_value(lua_State *L, int t, http_xfer *x, const char *k, const char *name);
+/* line appended to list; 0, or -1 (out of memory) */
+int http_slist_add(struct curl_slist **list, const char *line);
+/* provision's own header (a condition, Range): sent on every hop */
+int http_add_header(http_xfer *x, const char *line);
+/* the options common to request and download, set on h's curl handle */
+void http_setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_timeout);
+/* curl_easy_perform, and the redirects after it */
+CURLcode http_perform(http_xfer *x);
+/* nil, message, kind after a failed perform; 3 */
+int http_push_failure(lua_State *L, http_xfer *x, CURLcode rc, const char *errbuf);
+/* status, headers, url, seconds into the table on top */
+void http_push_common(lua_State *L, http_xfer *x, double t0);
+
+/* download.c: h:download{...} */
+int http_download(lua_State *L);
+
+/* response.c: a buffer that keeps a NUL after its data */
+void http_buf_free(http_buf *b);
+int http_buf_add(http_buf *b, const char *s, size_t n);   /* 0, or -1 (out of memory) */
+/* abort the transfer, for this reason (the first one given wins) */
 void http_set_abort(http_xfer *x, int kind, const char *msg);
+/* the curl callbacks: never raise, never longjmp */
+size_t http_on_header(char *data, size_t size, size_t n, void *ud);
+size_t http_on_body(char *data, size_t size, size_t n, void *ud);
+int http_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+/* the first body byte (or the end of a reply without one): where the body
+ * goes; 0, or -1 to abort */
+int http_begin_body(http_xfer *x);
+/* push { lowercase-name = value } of the latest response */
+void http_push_headers(lua_State *L, http_xfer *x);
+int http_is_redirect(long status);
+
+/* redirect.c: the header list of the next hop (0 or -1: out of memory);
+ * the redirect the reply asks for, set up (1), none (0), refused (-1,
+ * abort set); a URL as it may be shown, pushed */
+int http_set_request_headers(http_xfer *x);
+int http_next_hop(http_xfer *x, int hops);
+void http_push_url_shown(lua_State *L, const char *url);
 
 /* sink.c: the ring that takes a download's body, with a hashing and a
  * writing thread (sink.c says how) */
