@@ -106,10 +106,47 @@ static int open_pidfd(pid_t pid)
 #endif
 }
 
-int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
+/* The child, after fork: its own session (its own process group, which
+ * stop_child signals, and no controlling terminal, so a program that would
+ * ask for a password on /dev/tty (sudo, ssh) fails at once instead of
+ * stopping for ever on SIGTTIN in a background group), its stdin, output
+ * and working folder, then exec. Why it could not start goes to err_wr. */
+__attribute__((noreturn))
+static void run_child(const provision_proc_opts *o, int in_rd, int out_wr, int err_wr, int cwdfd)
 {
-    memset(r, 0, sizeof *r);
-    int out[2], in[2] = { -1, -1 }, errp[2];
+    setsid();
+    signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); signal(SIGPIPE, SIG_DFL);
+    if (in_rd >= 0) dup2(in_rd, 0);
+    else {
+        /* not inherited by the program: closed once it is stdin */
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul > 0) { dup2(nul, 0); close(nul); }
+    }
+    dup2(out_wr, 1);
+    dup2(out_wr, 2);
+    const char *why = "chdir";
+    if (cwdfd >= 0 && fchdir(cwdfd) < 0) goto fail;
+    if (o->env) for (const char *const *e = o->env; *e; e++) putenv((char *)*e);
+    why = "exec";
+    execvp(o->argv[0], (char *const *)o->argv);
+fail:;
+    int e = errno;
+    dprintf(err_wr, "%s %s: %s", why, why[0] == 'c' ? o->cwd : o->argv[0], strerror(e));
+    _exit(127);
+}
+
+static void close_pair(int p[2])
+{
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+}
+
+/* the pipes and the fork: 0 with the child running (*pid; its output on
+ * out[0], its input on in[1] when there is input, its exec error pipe on
+ * errp[0]), or -1 with r->error set and nothing left open */
+static int fork_child(const provision_proc_opts *o, provision_proc_result *r, pid_t *pid,
+                      int out[2], int in[2], int errp[2])
+{
     /* the working folder, reached as core/tree.h says (not through a link
      * of another user's), entered by its descriptor in the child */
     int cwdfd = -1;
@@ -121,56 +158,36 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
             return -1;
         }
     }
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-        if (cwdfd >= 0) close(cwdfd);
-        return -1;
-    }
-    if (o->input && pipe2(in, O_CLOEXEC) < 0) {
-        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-        close(out[0]); close(out[1]); close(errp[0]); close(errp[1]);
-        if (cwdfd >= 0) close(cwdfd);
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
-        close(out[0]); close(out[1]); close(errp[0]); close(errp[1]);
-        if (in[0] >= 0) { close(in[0]); close(in[1]); }
-        if (cwdfd >= 0) close(cwdfd);
-        return -1;
-    }
-    if (pid == 0) {
-        /* its own session: its own process group (stop_child signals the
-         * group), and no controlling terminal, so a program that would ask
-         * for a password on /dev/tty (sudo, ssh) fails at once instead of
-         * stopping for ever on SIGTTIN in a background group */
-        setsid();
-        signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); signal(SIGPIPE, SIG_DFL);
-        if (in[0] >= 0) dup2(in[0], 0);
-        else {
-            /* not inherited by the program: closed once it is stdin */
-            int nul = open("/dev/null", O_RDONLY);
-            if (nul > 0) { dup2(nul, 0); close(nul); }
-        }
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        const char *why = "chdir";
-        if (cwdfd >= 0 && fchdir(cwdfd) < 0) goto fail;
-        if (o->env) for (const char *const *e = o->env; *e; e++) putenv((char *)*e);
-        why = "exec";
-        execvp(o->argv[0], (char *const *)o->argv);
-    fail:;
-        int e = errno;
-        dprintf(errp[1], "%s %s: %s", why, why[0] == 'c' ? o->cwd : o->argv[0], strerror(e));
-        _exit(127);
-    }
+    out[0] = out[1] = in[0] = in[1] = errp[0] = errp[1] = -1;
+    const char *what = "pipe";
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || (o->input && pipe2(in, O_CLOEXEC) < 0))
+        goto fail;
+    what = "fork";
+    *pid = fork();
+    if (*pid < 0) goto fail;
+    if (*pid == 0) run_child(o, in[0], out[1], errp[1], cwdfd);
     close(out[1]); close(errp[1]);
-    if (in[0] >= 0) close(in[0]);
+    out[1] = errp[1] = -1;
+    if (in[0] >= 0) { close(in[0]); in[0] = -1; }
     if (cwdfd >= 0) close(cwdfd);
+    return 0;
+fail:
+    snprintf(r->error, sizeof r->error, "%s: %s", what, strerror(errno));
+    close_pair(out); close_pair(errp); close_pair(in);
+    if (cwdfd >= 0) close(cwdfd);
+    return -1;
+}
+
+/* Start the child: 0 once its exec worked (*out_rd: its output, *in_wr:
+ * its input or -1), or -1 with r->error set, the child reaped and nothing
+ * left open. */
+static int start_child(const provision_proc_opts *o, provision_proc_result *r, pid_t *pid, int *out_rd, int *in_wr)
+{
+    int out[2], in[2], errp[2];
+    if (fork_child(o, r, pid, out, in, errp) < 0) return -1;
     /* no setpgid(pid, pid) here: made first, it would make setsid fail. The
      * child's setsid comes before its exec, which the read below waits for. */
-    provision_signals_child(pid);   /* a second signal kills the group (signals.c) */
+    provision_signals_child(*pid);   /* a second signal kills the group (signals.c) */
 
     /* Did exec work? The error pipe closes on exec (CLOEXEC) or carries why not. */
     char ebuf[200];
@@ -180,87 +197,123 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     if (en > 0) {
         ebuf[en] = '\0';
         snprintf(r->error, sizeof r->error, "%s", ebuf);
-        waitpid(pid, NULL, 0);
+        waitpid(*pid, NULL, 0);
         provision_signals_child(0);
         close(out[0]);
         if (in[1] >= 0) close(in[1]);
         return -1;
     }
+    *out_rd = out[0];
+    *in_wr = in[1];
+    return 0;
+}
 
-    tailbuf buf = { NULL, 0, 0, o->capture_max ? o->capture_max : (1 << 20) };
-    size_t in_off = 0;
-    if (in[1] >= 0) fcntl(in[1], F_SETFL, O_NONBLOCK);
-    double deadline = o->timeout > 0 ? provision_now() + o->timeout : 0;
-    /* The leader's exit ends the run, not the end of its output: a program
-     * that closes its output keeps running (and under the timeout), and one
-     * that leaves a background process holding the pipe (a daemon it
-     * started) is done when it exits. Its output is then read until EOF, a
-     * quiet DRAIN_QUIET or DRAIN_MAX in all. A pidfd wakes the poll when the
-     * leader exits; without one (an old kernel) the poll wakes every 20 ms. */
-    const double DRAIN_QUIET = 0.2, DRAIN_MAX = 2.0;
-    int pidfd = open_pidfd(pid);
-    int open_out = 1, leader_done = 0, st = 0;
-    double exited_at = 0, last_data = 0;
-    for (;;) {
-        if (!leader_done) {
-            pid_t w = waitpid(pid, &st, WNOHANG);
-            if (w == pid || (w < 0 && errno == ECHILD)) {
-                leader_done = 1;
-                exited_at = last_data = provision_now();
-                provision_signals_child(0);   /* what is left of the group stays */
-                if (pidfd >= 0) { close(pidfd); pidfd = -1; }
-            }
-        }
-        if (leader_done) {
-            double now = provision_now();
-            if (!open_out || now - last_data >= DRAIN_QUIET || now - exited_at >= DRAIN_MAX
-                || provision_interrupted())
-                break;
-        } else {
-            if (provision_interrupted()) { r->interrupted = 1; break; }
-            if (deadline && provision_now() > deadline) { r->timed_out = 1; break; }
-        }
-        struct pollfd fds[3];
-        nfds_t nfds = 0;
-        int io = -1, ii = -1;
-        if (open_out) { io = (int)nfds; fds[nfds++] = (struct pollfd){ out[0], POLLIN, 0 }; }
-        if (in[1] >= 0) { ii = (int)nfds; fds[nfds++] = (struct pollfd){ in[1], POLLOUT, 0 }; }
-        if (pidfd >= 0) fds[nfds++] = (struct pollfd){ pidfd, POLLIN, 0 };
-        int wait_ms = leader_done ? 50 : pidfd >= 0 ? 100 : 20;
-        int pr = poll(fds, nfds, wait_ms);
-        if (pr <= 0) continue;
-        if (io >= 0 && fds[io].revents) {
-            char chunk[16384];
-            ssize_t n = read(out[0], chunk, sizeof chunk);
-            if (n > 0) {
-                tail_add(&buf, chunk, (size_t)n);
-                last_data = provision_now();
-                if (o->passthrough) { ssize_t w = write(2, chunk, (size_t)n); (void)w; }
-            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) open_out = 0;
-        }
-        if (ii >= 0 && fds[ii].revents) {
-            ssize_t n = write(in[1], o->input + in_off, o->input_len - in_off);
-            if (n > 0) in_off += (size_t)n;
-            if (n < 0 && errno != EAGAIN && errno != EINTR) in_off = o->input_len;
-            if (in_off >= o->input_len) { close(in[1]); in[1] = -1; }
-        }
+/* A running child, while its output is collected. The leader's exit ends
+ * the run, not the end of its output: a program that closes its output
+ * keeps running (and under the timeout), and one that leaves a background
+ * process holding the pipe (a daemon it started) is done when it exits.
+ * Its output is then read until EOF, a quiet DRAIN_QUIET or DRAIN_MAX in
+ * all. A pidfd wakes the poll when the leader exits; without one (an old
+ * kernel) the poll wakes every 20 ms. */
+#define DRAIN_QUIET 0.2
+#define DRAIN_MAX 2.0
+
+typedef struct {
+    pid_t pid;
+    int out, in, pidfd;        /* -1: closed (in: none, or all written) */
+    size_t in_off;
+    int open_out, leader_done, status;
+    double deadline, exited_at, last_data;
+    tailbuf buf;
+} child_io;
+
+/* has the leader exited? Reaped then, and the drain begins */
+static void reap_leader(child_io *c)
+{
+    if (c->leader_done) return;
+    pid_t w = waitpid(c->pid, &c->status, WNOHANG);
+    if (w == c->pid || (w < 0 && errno == ECHILD)) {
+        c->leader_done = 1;
+        c->exited_at = c->last_data = provision_now();
+        provision_signals_child(0);   /* what is left of the group stays */
+        if (c->pidfd >= 0) { close(c->pidfd); c->pidfd = -1; }
     }
-    if (in[1] >= 0) close(in[1]);
-    close(out[0]);   /* a background process still writing gets EPIPE */
-    if (pidfd >= 0) close(pidfd);
+}
+
+/* is the wait over (drained, interrupted, timed out)? */
+static int wait_is_over(child_io *c, provision_proc_result *r)
+{
+    if (c->leader_done) {
+        double now = provision_now();
+        return !c->open_out || now - c->last_data >= DRAIN_QUIET || now - c->exited_at >= DRAIN_MAX
+               || provision_interrupted();
+    }
+    if (provision_interrupted()) { r->interrupted = 1; return 1; }
+    if (c->deadline && provision_now() > c->deadline) { r->timed_out = 1; return 1; }
+    return 0;
+}
+
+/* one poll: what the child wrote read, what it is to read written */
+static void pump(child_io *c, const provision_proc_opts *o)
+{
+    struct pollfd fds[3];
+    nfds_t nfds = 0;
+    int io = -1, ii = -1;
+    if (c->open_out) { io = (int)nfds; fds[nfds++] = (struct pollfd){ c->out, POLLIN, 0 }; }
+    if (c->in >= 0) { ii = (int)nfds; fds[nfds++] = (struct pollfd){ c->in, POLLOUT, 0 }; }
+    if (c->pidfd >= 0) fds[nfds++] = (struct pollfd){ c->pidfd, POLLIN, 0 };
+    int wait_ms = c->leader_done ? 50 : c->pidfd >= 0 ? 100 : 20;
+    if (poll(fds, nfds, wait_ms) <= 0) return;
+    if (io >= 0 && fds[io].revents) {
+        char chunk[16384];
+        ssize_t n = read(c->out, chunk, sizeof chunk);
+        if (n > 0) {
+            tail_add(&c->buf, chunk, (size_t)n);
+            c->last_data = provision_now();
+            if (o->passthrough) { ssize_t w = write(2, chunk, (size_t)n); (void)w; }
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) c->open_out = 0;
+    }
+    if (ii >= 0 && fds[ii].revents) {
+        ssize_t n = write(c->in, o->input + c->in_off, o->input_len - c->in_off);
+        if (n > 0) c->in_off += (size_t)n;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) c->in_off = o->input_len;
+        if (c->in_off >= o->input_len) { close(c->in); c->in = -1; }
+    }
+}
+
+int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
+{
+    memset(r, 0, sizeof *r);
+    child_io c;
+    memset(&c, 0, sizeof c);
+    if (start_child(o, r, &c.pid, &c.out, &c.in) < 0) return -1;
+    c.buf.max = o->capture_max ? o->capture_max : (1 << 20);
+    if (c.in >= 0) fcntl(c.in, F_SETFL, O_NONBLOCK);
+    c.deadline = o->timeout > 0 ? provision_now() + o->timeout : 0;
+    c.pidfd = open_pidfd(c.pid);
+    c.open_out = 1;
+    for (;;) {
+        reap_leader(&c);
+        if (wait_is_over(&c, r)) break;
+        pump(&c, o);
+    }
+    if (c.in >= 0) close(c.in);
+    close(c.out);   /* a background process still writing gets EPIPE */
+    if (c.pidfd >= 0) close(c.pidfd);
     if (r->timed_out || r->interrupted) {
-        stop_child(pid, &leader_done);
+        stop_child(c.pid, &c.leader_done);
         r->status = r->timed_out ? 124 : 130;
     } else {
-        r->status = exit_code(st);
+        r->status = exit_code(c.status);
     }
-    if (buf.len > buf.max) {
-        memmove(buf.p, buf.p + buf.len - buf.max, buf.max);
-        buf.len = buf.max;
+    tailbuf *buf = &c.buf;
+    if (buf->len > buf->max) {
+        memmove(buf->p, buf->p + buf->len - buf->max, buf->max);
+        buf->len = buf->max;
     }
-    if (!buf.p) buf.p = calloc(1, 1);
-    else buf.p[buf.len] = '\0';
-    r->output = buf.p;
-    r->output_len = buf.len;
+    if (!buf->p) buf->p = calloc(1, 1);
+    else buf->p[buf->len] = '\0';
+    r->output = buf->p;
+    r->output_len = buf->len;
     return 0;
 }
