@@ -1,5 +1,5 @@
 -- provision.archive: extract archives safely, create them reproducibly.
--- The C half (provision._archive, modules/archive.c) does the work; here
+-- The C half (provision._archive, modules/archive/) does the work; here
 -- are the resources:
 --
 --   archive.extract { src, dest, strip_components?, creates?, owner? }
@@ -41,20 +41,13 @@ local function load_c()
   C_mod = C_mod or require "provision._archive"
   return C_mod
 end
--- SHA-256 of a file, stopping at SIGINT (libcurl is never loaded for it)
-local function sha256_file(path) return FS.sha256(path) end
 
 local M = {}
 M.list = function(...) return load_c().list(...) end
 M.tree_digest = function(...) return load_c().tree_digest(...) end
 
-local function exists(path) return FS.stat(path) ~= nil end
-
 local folder_of = R.folder_of
 local function base_of(p) return (p:gsub("/+$", ""):match("([^/]*)$")) end
-
--- a dangling symlink counts
-local function lexists(path) return (FS.exists(path)) end
 
 -- the staging folder a killed extraction left (its name is in the state
 -- before it is made): removed, when it is still ours
@@ -96,17 +89,17 @@ M.extract = R.define {
   describe = function(self) return ("extract %s into %s"):format(self.src, self.dest) end,
   check = function(self, ctx)
     if self.creates then
-      if lexists(self.creates) then return true end
+      if FS.exists(self.creates) then return true end   -- a dangling link counts
       return false, ("extract %s into %s (%s is missing)"):format(self.src, self.dest, self.creates)
     end
     local st = ctx.state or {}
-    if not exists(self.dest) or not st.sha256 or st.dest ~= self.dest then
+    if not FS.stat(self.dest) or not st.sha256 or st.dest ~= self.dest then
       return false, ("extract %s into %s"):format(self.src, self.dest)
     end
     -- the archive read again only when it is not the very file extracted
     -- last (its stamp: device, inode, size, mtime, ctime): a no-op re-run
     -- of a 1 GiB archive costs a stat, not ~1 s of SHA-256
-    local sum, err = R.known_digest(self.src, st.src_stamp, st.sha256, sha256_file)
+    local sum, err = R.known_digest(self.src, st.src_stamp, st.sha256, FS.sha256)
     if not sum then return nil, err end
     if sum ~= st.sha256 then
       return false, ("%s changed since it was extracted: extract again"):format(self.src)
@@ -138,7 +131,7 @@ M.extract = R.define {
     local st = ctx.state
     remove_staging(st)   -- a killed run's
     local stamp = FS.stamp(self.src)
-    local sum, err = sha256_file(self.src)
+    local sum, err = FS.sha256(self.src)
     if not sum then return nil, err end
     -- the staging folder's name in the state before it exists, its
     -- identity once it does: only that very folder is ever removed
@@ -224,6 +217,7 @@ end
 
 M.create = R.define {
   kind = "archive.create",
+  owns = "dest",
   reads = R.paths_of("src"),
   writes = R.paths_of("dest"),
   options = {
@@ -238,20 +232,20 @@ M.create = R.define {
   describe = function(self) return ("%s archive of %s at %s"):format(self.format, self.src, self.dest) end,
   check = function(self, ctx)
     local st = ctx.state or {}
-    if not exists(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
+    if not FS.stat(self.dest) then return false, ("create %s from %s"):format(self.dest, self.src) end
     if not st.sha256 then return false, ("create %s from %s (the existing file is not ours)"):format(self.dest, self.src) end
     local tree, err = load_c().tree_digest(self.src, self.dest)
     if not tree then return nil, err end
     if tree ~= st.tree or st.format ~= self.format or st.owner ~= self.owner or st.mtime ~= self.mtime then
       return false, ("%s changed: create %s again"):format(self.src, self.dest)
     end
-    if sha256_file(self.dest) ~= st.sha256 then
+    if FS.sha256(self.dest) ~= st.sha256 then
       return false, ("%s changed since it was made: create it again"):format(self.dest)
     end
     return true
   end,
   apply = function(self, ctx)
-    local existed = exists(self.dest)
+    local existed = FS.stat(self.dest) ~= nil
     local tree, terr = load_c().tree_digest(self.src, self.dest)
     if not tree then return nil, terr end
     local res, err = load_c().create { src = self.src, dest = self.dest, format = self.format,
@@ -259,7 +253,7 @@ M.create = R.define {
     if not res then return nil, err end
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
-    st.sha256 = sha256_file(self.dest)
+    st.sha256 = FS.sha256(self.dest)
     R.record_written(ctx, self.dest, st.sha256, existed)
     ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", R.human_bytes(res.bytes)))
     return res

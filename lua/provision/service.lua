@@ -24,6 +24,7 @@
 -- service.socket_request(path, data, timeout) (from provision._service).
 local R = require "provision.resource"
 local C = require "provision._service"
+local FS = require "provision._fs"
 local exec = require "provision._exec"
 local core = require "provision._core"
 
@@ -36,18 +37,6 @@ M.alive = C.alive
 M.systemd_dir = "/run/systemd/system"
 M.initd_dir = "/etc/init.d"
 M.etc_dir = "/etc"
-
-local function is_dir(path)
-  local f = io.open(path .. "/.", "r")
-  if f then f:close(); return true end
-  return false
-end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close(); return true end
-  return false
-end
 
 -- pid1() -> the command name of PID 1 ("systemd", "init", "tini", ...)
 function M.pid1()
@@ -62,7 +51,7 @@ end
 -- want: "auto" (default), "systemd" or "sysv" (to insist on one)
 function M.manager(want)
   want = want or "auto"
-  local systemd = is_dir(M.systemd_dir)
+  local systemd = (FS.stat(M.systemd_dir) or {}).type == "directory"
   if want == "systemd" or (want == "auto" and systemd) then
     if not systemd then
       return nil, ("systemd is not running here (PID 1 is '%s', no %s)"):format(M.pid1(), M.systemd_dir)
@@ -139,7 +128,7 @@ end
 
 local function sysv_status(name, opts, ctx)
   local script = M.initd_dir .. "/" .. name
-  if not exists(script) then
+  if not FS.stat(script) then
     return nil, ("there is no init script %s (is the package that provides the %s service installed?)"):format(script, name)
   end
   local enabled = #C.rc_links(name, M.etc_dir) > 0

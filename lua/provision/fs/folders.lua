@@ -1,0 +1,182 @@
+-- provision.fs.folders: fs.directory (folders made with their parents,
+-- removed at teardown only when empty) and fs.absent (whole trees
+-- removed, never through a link).
+local C = require "provision._fs"
+local R = require "provision.resource"
+local B = require "provision.fs.base"
+
+local D = {}
+
+local probe, log, DIR_MODE = B.probe, B.log, B.DIR_MODE
+
+local function directory_check(self, ctx)
+  local changes = {}
+  for _, p in ipairs(self.path) do
+    local st, err = probe(p, true)
+    if st == nil then return nil, err end
+    if not st then
+      changes[#changes + 1] = ("+ %s/ (mode %s)"):format(p, B.octal(self.mode or DIR_MODE))
+      if self.owner or self.group then
+        changes[#changes + 1] = ("  owner %s:%s"):format(self.owner or "-", self.group or "-")
+      end
+    elseif st.type ~= "directory" then
+      changes[#changes + 1] = ("! %s exists and is a %s, not a folder"):format(p, st.type)
+    else
+      B.attr_changes(self, st, p .. ": ", changes)
+    end
+  end
+  if #changes == 0 then return true end
+  return false, changes
+end
+
+local function directory_apply(self, ctx)
+  local made = 0
+  for _, p in ipairs(self.path) do
+    local st, err = probe(p, true)
+    if st == nil then return nil, err end
+    if st and st.type ~= "directory" then
+      return nil, p .. ": exists and is a " .. st.type .. ", not a folder"
+    end
+    if not st then
+      local list, merr = B.mkdirs(p, self.mode or DIR_MODE, ctx)
+      if not list then return nil, merr end
+      made = made + #list
+      for _, d in ipairs(list) do log(ctx, "created " .. d .. "/") end
+    end
+    -- a folder just made has its mode already; an owner it needs still
+    if st or self.owner or self.group then
+      local ok, aerr = B.set_attrs(self, p, st or nil)
+      if not ok then return nil, aerr end
+    end
+  end
+  if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
+  return true
+end
+
+-- the folders it made, newest first, each only while it is empty and the
+-- very folder made (not one put in its place since)
+local function directory_revert(self, ctx)
+  local created = (ctx.state and ctx.state.created) or {}
+  local left = {}
+  for i = #created, 1, -1 do
+    local e = created[i]
+    if e.type == "directory" and type(e.path) == "string" then
+      -- checked and removed through one descriptor of its folder
+      local ok, why, code = C.remove_if(e.path, { type = "directory", id = e.id })
+      if ok then
+        log(ctx, "removed " .. e.path .. "/")
+      elseif ok == nil and code ~= B.ELOOP then   -- ELOOP: a link of another user's on the way: left
+        return nil, why
+      elseif why ~= "gone already" and why ~= "not a folder now" then
+        left[#left + 1] = e.path
+        if why == "not empty" then
+          why = ("not empty (%d entries)"):format(#(C.listdir(e.path) or {}))
+        elseif why == "not the one made (replaced since)" then
+          why = "not the folder it made (replaced since)"
+        end
+        log(ctx, ("left %s/: %s"):format(e.path, why))
+      end
+    end
+  end
+  if #left > 0 and ctx.detail then
+    ctx:detail(("left %d folder%s: %s"):format(#left, #left == 1 and "" or "s",
+      #left == 1 and left[1] or "not empty or not the ones made"))
+  end
+  return true
+end
+
+D.directory = R.define {
+  kind = "fs.directory",
+  owns = "path",
+  -- two folders at one path agree unless both set mode, owner or group
+  -- and differ on it
+  agrees = function(a, b)
+    for _, k in ipairs { "mode", "owner", "group" } do
+      if a[k] ~= nil and b[k] ~= nil and a[k] ~= b[k] then return false end
+    end
+    return true
+  end,
+  -- a folder there already only gets its mode or owner: what is in it stays
+  writes = function(self)
+    local out = {}
+    for _, p in ipairs(self.path) do
+      local st = C.stat(p)
+      out[#out + 1] = st and st.type == "directory" and { path = p, entry = true } or p
+    end
+    return out
+  end,
+  positional = "path",
+  options = {
+    path = "strings",
+    mode = "mode?",
+    owner = "string?",
+    group = "string?",
+  },
+  describe = function(self) return B.describe_paths("directory", self.path) end,
+  check = directory_check,
+  apply = directory_apply,
+  state_revert = true,
+  revert = directory_revert,
+}
+
+-- what a plan says is removed
+local function what_is(p, st)
+  if st.type == "directory" then
+    local names = C.listdir(p) or {}
+    return ("folder, %d entr%s"):format(#names, #names == 1 and "y" or "ies")
+  elseif st.type == "file" then
+    return ("%d bytes"):format(st.size)
+  end
+  return st.type
+end
+
+D.absent = R.define {
+  kind = "fs.absent",
+  owns = "path", absent = true,
+  agrees = function() return true end,   -- two absences of one path agree
+  writes = R.paths_of("path"),
+  positional = "path",
+  options = { path = "strings" },
+  validate = function(self)
+    for _, p in ipairs(self.path) do
+      -- not the root however spelled ("/", "//", "/.", "/tmp/.."), nor any
+      -- path ending in . or .. (the C side refuses them too)
+      local norm = p:gsub("/+$", "")
+      local last = norm:match("[^/]*$")
+      if p == "" or norm == "" or last == "." or last == ".." then
+        return nil, ("refusing to remove %q"):format(p)
+      end
+    end
+    return true
+  end,
+  describe = function(self) return B.describe_paths("absent", self.path) end,
+  check = function(self, ctx)
+    local changes = {}
+    for _, p in ipairs(self.path) do
+      local st, err = probe(p)
+      if st == nil then return nil, err end
+      if st then changes[#changes + 1] = ("- %s (%s)"):format(p, what_is(p, st)) end
+    end
+    if #changes == 0 then return true end
+    return false, changes
+  end,
+  -- recursive, never through a link: not one on the way to p that another
+  -- user owns, not one below p
+  apply = function(self, ctx)
+    local n = 0
+    for _, p in ipairs(self.path) do
+      local st, perr = probe(p)
+      if st == nil then return nil, perr end
+      if st then
+        local ok, err = C.remove_tree(p)
+        if not ok then return nil, err end
+        n = n + 1
+        log(ctx, "removed " .. p)
+      end
+    end
+    if ctx.detail and n > 0 then ctx:detail(("%d removed"):format(n)) end
+    return true
+  end,
+}
+
+return D
