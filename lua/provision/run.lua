@@ -191,7 +191,6 @@ end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
--- Run one step (apply or plan). Returns status, detail, changes, failure{resource, reason}
 -- plan runs no apply, so a check reading what an earlier step would write
 -- answers about the old content (compose.up and the .env a step before it
 -- rewrites; archive.create and a file in its src). run.plan_writes holds
@@ -236,6 +235,7 @@ local function plan_input_changes(run, res, ctx)
   end
 end
 
+-- run one step (apply or plan) -> status, detail, changes, failure{resource, reason}
 local function run_step(run, s)
   local changes_all, status = {}, "ok"
   -- every resource's saved table, the ones a failure stops before too: the
