@@ -279,7 +279,7 @@ local function caller_level()
   while true do
     local info = debug.getinfo(level, "S")
     if not info then return 3 end
-    if not info.source:match("[/@]lua/provision/[%w_]+%.lua$") then
+    if not info.source:match("[/@]lua/provision/[%w_/]+%.lua$") then
       return level - 1
     end
     level = level + 1

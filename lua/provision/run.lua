@@ -23,7 +23,7 @@ local function clean_error(e)
     return ("raised a %s instead of a message"):format(type(e))
   end
   local msg = tostring(e)
-  msg = msg:gsub("^[^\n]-lua/provision/[%w_]+%.lua:%d+: ", "")
+  msg = msg:gsub("^[^\n]-lua/provision/[%w_/]+%.lua:%d+: ", "")
   msg = msg:gsub("\nstack traceback:.*$", "")
   return msg
 end

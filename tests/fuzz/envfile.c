@@ -1,5 +1,5 @@
 /* Fuzz target: the .env write/read round trip of fs.env_file
- * (lua/provision/envfile.lua, lua/provision/fs.lua).
+ * (lua/provision/envfile.lua, lua/provision/fs/env_file.lua).
  *
  * The input is read as a map: fields split at NUL bytes, taken in pairs
  * (key, value); a key that is not an identifier becomes K<n> so the values

@@ -80,15 +80,6 @@ for o in $objs; do
 done
 if grep -q 'warning:' "$buildlog"; then cat "$buildlog"; fi
 
-# What a target needs that may not be merged yet.
-needs() {
-    case "$1" in
-        yaml) [ -f modules/yaml.c ] && [ -f lua/provision/yaml.lua ] ;;
-        envfile) [ -f lua/provision/envfile.lua ] && [ -f lua/provision/fs.lua ] ;;
-        *) true ;;
-    esac
-}
-
 targets=${*:-$(for f in tests/fuzz/*.c; do basename "$f" .c; done)}
 tmp=${FUZZ_TMP:-}
 if [ -z "$tmp" ]; then
@@ -102,10 +93,6 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 for t in $targets; do
     name="fuzz/$t"
-    if ! needs "$t"; then
-        echo "SKIP $name: its module is not on this branch yet"
-        continue
-    fi
     bin="$OUT/$t"
     # shellcheck disable=SC2086
     if ! $CLANG $CFLAGS $SAN -fsanitize=fuzzer -o "$bin" "tests/fuzz/$t.c" $objs $LIBS \

@@ -25,8 +25,7 @@ trap 'exit 130' INT TERM
 cp tests/leaks/recipe.lua "$SANDBOX/recipe.lua"
 cd "$SANDBOX" || exit 1
 export NO_COLOR=1 PROVISION_STATE_DIR="$SANDBOX/.provision"
-with_fs=false
-[ -f "$ROOT/lua/provision/fs.lua" ] && with_fs=true
+with_fs=true   # the fs resources too (the recipe can run without them)
 
 # check NAME WANT_EXIT WANT_TEXT ARGS...   (WANT_TEXT: in the output, or "")
 check() {
