@@ -85,9 +85,9 @@ static int core_shielded(lua_State *L)
 static int core_exposed(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    int ok = call_shielded(L, 1, 0) == LUA_OK;
+    int ok = call_shielded(L, 1, 0) == LUA_OK;   /* results, or the error */
     lua_pushboolean(L, ok);
-    lua_insert(L, 1);
+    lua_insert(L, 1);                            /* ok results */
     return lua_gettop(L);
 }
 
@@ -105,10 +105,12 @@ static int guard_close(lua_State *L)
 static int core_guard(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    STACK_ENTER(L);
     lua_newuserdatauv(L, 0, 1);   /* fn guard */
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 1);          /* fn guard fn */
+    lua_setiuservalue(L, -2, 1);  /* fn guard */
     luaL_setmetatable(L, "provision.guard");
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -309,17 +311,19 @@ static void push_exit_codes(lua_State *L)
 
 int luaopen_provision_core(lua_State *L)
 {
-    luaL_newmetatable(L, "provision.guard");
+    STACK_ENTER(L);
+    luaL_newmetatable(L, "provision.guard");    /* mt */
     lua_pushcfunction(L, guard_close);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
-    luaL_newlib(L, core_funcs);
+    luaL_newlib(L, core_funcs);                 /* _core */
     provision_open_statedir(L);
     lua_pushstring(L, PROVISION_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */
     lua_setfield(L, -2, "lua_release");
-    push_exit_codes(L);
+    push_exit_codes(L);                         /* _core EXIT */
     lua_setfield(L, -2, "EXIT");
+    STACK_LEAVE(L, 1);
     return 1;
 }

@@ -96,7 +96,8 @@ static int core_state_dir(lua_State *L)
     const char *path = provision_checkpath(L, 1);
     int create = lua_toboolean(L, 2);
     char err[TREE_ERR];
-    state_dir *d = lua_newuserdatauv(L, sizeof *d, 0);
+    STACK_ENTER(L);
+    state_dir *d = lua_newuserdatauv(L, sizeof *d, 0);   /* ... d */
     d->fd = d->afd = -1;              /* the safe "closed" state first */
     d->aname[0] = '\0';
     luaL_setmetatable(L, STATEDIR_MT);
@@ -125,6 +126,7 @@ static int core_state_dir(lua_State *L)
                      path, why, (long)geteuid(), path, path);
     }
     d->fd = fd;
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -182,6 +184,7 @@ static int dir_read(lua_State *L)
         return 1;
     }
     /* in blocks as large as the file (a state file is read whole) */
+    STACK_ENTER(L);
     struct stat st;
     size_t block = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 8192;
     luaL_Buffer b;
@@ -199,7 +202,8 @@ static int dir_read(lua_State *L)
         luaL_addsize(&b, (size_t)r);
     }
     close(fd);
-    luaL_pushresult(&b);
+    luaL_pushresult(&b);                       /* ... text */
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -265,7 +269,8 @@ static int dir_lock(lua_State *L)
     const char *name = check_name(L, 2);
     int wait = lua_toboolean(L, 3);
     int shared = lua_toboolean(L, 4);
-    run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    STACK_ENTER(L);
+    run_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);   /* ... lk */
     lk->fd = -1;                       /* safe "closed" state first */
     luaL_setmetatable(L, LOCK_MT);
     int pushed;
@@ -302,6 +307,7 @@ static int dir_lock(lua_State *L)
         int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
         if (ftruncate(lk->fd, 0) == 0 && pwrite(lk->fd, buf, (size_t)n, 0) < 0) { /* pid is a courtesy */ }
     }
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -318,9 +324,10 @@ static const luaL_Reg dir_methods[] = {
 /* registered into _core by luaopen_provision_core */
 void provision_open_statedir(lua_State *L)
 {
-    if (luaL_newmetatable(L, STATEDIR_MT)) {
-        luaL_newlib(L, dir_methods);
-        lua_setfield(L, -2, "__index");
+    STACK_ENTER(L);                             /* _core */
+    if (luaL_newmetatable(L, STATEDIR_MT)) {    /* _core mt */
+        luaL_newlib(L, dir_methods);            /* _core mt methods */
+        lua_setfield(L, -2, "__index");         /* _core mt */
         lua_pushcfunction(L, dir_close);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, dir_close);
@@ -334,10 +341,11 @@ void provision_open_statedir(lua_State *L)
         lua_setfield(L, -2, "__close");
         lua_pushcfunction(L, lock_close);
         lua_setfield(L, -2, "unlock");
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
+        lua_pushvalue(L, -1);                   /* _core mt mt */
+        lua_setfield(L, -2, "__index");         /* _core mt: its own methods */
     }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, core_state_dir);   /* _core */
+    lua_pop(L, 1);                              /* _core */
+    lua_pushcfunction(L, core_state_dir);
     lua_setfield(L, -2, "state_dir");
+    STACK_LEAVE(L, 0);
 }

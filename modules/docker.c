@@ -5,12 +5,13 @@
  *   docker.open([host]) -> client
  *       host: "unix:///var/run/docker.sock" (the default) or "tcp://H:P".
  *       One curl handle per client, reused across requests (keep-alive).
- *   client:request(method, path [, opts]) -> status, body | nil, "why"
+ *   client:request(method, path [, opts]) -> status, body | nil, "why" [, errno]
  *       opts: body = string, file = path (streamed as the body),
  *             content_type = "...", timeout = seconds (default 60),
  *             connect_timeout = seconds (default 5),
  *             headers = true (a third result: { ["lower-case-name"] = value })
- *       "why" says whether no engine answers or the socket is not permitted.
+ *       "why" says whether no engine answers or the socket is not permitted;
+ *       file cannot be read: nil, "file: why", errno.
  *   client:close()
  *   client.host
  *   docker.demux(logs) -> text: the engine's multiplexed log stream (8-byte
@@ -111,7 +112,8 @@ static size_t docker_header_cb(char *data, size_t size, size_t nmemb, void *ud)
 /* push the headers of the last reply as { ["lower-case-name"] = value } */
 static void push_headers(lua_State *L, const char *h, size_t n)
 {
-    lua_newtable(L);
+    STACK_ENTER(L);
+    lua_newtable(L);                                /* t */
     size_t i = 0;
     while (i < n) {
         size_t e = i;
@@ -123,14 +125,15 @@ static void push_headers(lua_State *L, const char *h, size_t n)
             luaL_Buffer b;
             luaL_buffinit(L, &b);
             for (const char *p = h + i; p < colon; p++) luaL_addchar(&b, (char)tolower((unsigned char)*p));
-            luaL_pushresult(&b);
+            luaL_pushresult(&b);                    /* t name */
             const char *v = colon + 1;
             while (v < h + le && (*v == ' ' || *v == '\t')) v++;
-            lua_pushlstring(L, v, (size_t)(h + le - v));
-            lua_settable(L, -3);
+            lua_pushlstring(L, v, (size_t)(h + le - v));   /* t name value */
+            lua_settable(L, -3);                    /* t */
         }
         i = e + 1;
     }
+    STACK_LEAVE(L, 1);
 }
 
 static size_t docker_read_cb(char *dest, size_t size, size_t nmemb, void *ud)
@@ -253,9 +256,11 @@ static int docker_request(lua_State *L)
              ctype ? ctype : file ? "application/x-tar" : "application/json");
     lua_pushfstring(L, "%s%s", c->base_url, path);
     const char *url = lua_tostring(L, -1);
+    STACK_ENTER(L);
 
     /* From here on: no Lua call that can raise until cleanup. */
     char err[512] = "";
+    int err_no = 0;   /* the file's errno, when it is what failed */
     FILE *f = NULL;
     struct curl_slist *headers = NULL;
     long status = 0;
@@ -289,8 +294,9 @@ static int docker_request(lua_State *L)
         int ffd = tree_open_regular(file, terr, sizeof terr);
         f = ffd >= 0 ? fdopen(ffd, "rb") : NULL;
         if (!f || fstat(fileno(f), &st) < 0) {
+            err_no = errno;
             if (ffd < 0) snprintf(err, sizeof err, "%.500s", terr);
-            else snprintf(err, sizeof err, "%s: %s", file, strerror(errno));
+            else snprintf(err, sizeof err, "%s: %s", file, strerror(err_no));
             if (ffd >= 0 && !f) close(ffd);
             goto cleanup;
         }
@@ -329,6 +335,7 @@ static int docker_request(lua_State *L)
 cleanup:
     if (f) fclose(f);
     curl_slist_free_all(headers);
+    if (err_no) return provision_fail(L, err_no, "%s", err);
     if (err[0]) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -338,9 +345,10 @@ cleanup:
     lua_pushlstring(L, c->buf ? c->buf : "", c->len);
     if (c->cap > (1u << 22)) { free(c->buf); c->buf = NULL; c->cap = 0; }
     c->len = 0;
-    if (!want_headers) return 2;
+    if (!want_headers) { STACK_LEAVE(L, 2); return 2; }
     push_headers(L, c->hbuf ? c->hbuf : "", c->hlen);
     c->hlen = 0;
+    STACK_LEAVE(L, 3);
     return 3;
 }
 
@@ -409,17 +417,19 @@ int luaopen_provision_docker(lua_State *L)
     char err[256];
     if (provision_load_curl(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (luaL_newmetatable(L, CLIENT_MT)) {
+    STACK_ENTER(L);
+    if (luaL_newmetatable(L, CLIENT_MT)) {      /* mt */
         lua_pushcfunction(L, docker_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, docker_gc);
         lua_setfield(L, -2, "__close");
         lua_pushcfunction(L, docker_index);
         lua_setfield(L, -2, "__index");
-        luaL_newlib(L, client_methods);
-        lua_setfield(L, -2, "methods");
+        luaL_newlib(L, client_methods);         /* mt methods */
+        lua_setfield(L, -2, "methods");         /* mt */
     }
     lua_pop(L, 1);
     luaL_newlib(L, docker_funcs);
+    STACK_LEAVE(L, 1);
     return 1;
 }

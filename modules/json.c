@@ -29,22 +29,24 @@
 
 static int is_array(lua_State *L, int idx, size_t *n)
 {
-    if (lua_getmetatable(L, idx)) {
-        luaL_getmetatable(L, ARRAY_MT);
+    STACK_ENTER(L);
+    if (lua_getmetatable(L, idx)) {             /* ... mt */
+        luaL_getmetatable(L, ARRAY_MT);         /* ... mt ARRAY_MT */
         int marked = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
-        if (marked) { *n = lua_rawlen(L, idx); return 1; }
+        if (marked) { *n = lua_rawlen(L, idx); STACK_LEAVE(L, 0); return 1; }
     }
     size_t count = 0, len = lua_rawlen(L, idx);
     lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1)) { lua_pop(L, 1); return 0; }
+    while (lua_next(L, idx)) {                  /* ... k v */
+        lua_pop(L, 1);                          /* ... k */
+        if (!lua_isinteger(L, -1)) { lua_pop(L, 1); STACK_LEAVE(L, 0); return 0; }
         lua_Integer k = lua_tointeger(L, -1);
-        if (k < 1 || (size_t)k > len) { lua_pop(L, 1); return 0; }
+        if (k < 1 || (size_t)k > len) { lua_pop(L, 1); STACK_LEAVE(L, 0); return 0; }
         count++;
     }
     *n = count;
+    STACK_LEAVE(L, 0);
     return count > 0 && count == len;
 }
 
@@ -144,6 +146,61 @@ static int put_string(json_t **root, json_t *parent, const jkey *key, const char
     return attach(root, parent, key, json_stringn_nocheck(s, len), e);
 }
 
+static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const jkey *key,
+               enc_err *e);
+
+/* the table at idx as an array of n values, into parent; the stack as it
+ * was, whatever the result */
+static int put_array(lua_State *L, int idx, size_t n, int depth, json_t **root, json_t *parent,
+                     const jkey *key, enc_err *e)
+{
+    STACK_ENTER(L);
+    json_t *a = json_array();
+    if (attach(root, parent, key, a, e) < 0) return -1;
+    int rc = 0;
+    for (size_t i = 1; i <= n && rc == 0; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);    /* ... v */
+        rc = put(L, -1, depth + 1, root, a, NULL, e);
+        lua_pop(L, 1);                          /* ... */
+        if (rc < 0) prepend_index(e, i);
+    }
+    STACK_LEAVE(L, 0);
+    return rc;
+}
+
+/* the table at idx as an object, into parent; the stack as it was,
+ * whatever the result */
+static int put_object(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const jkey *key,
+                      enc_err *e)
+{
+    STACK_ENTER(L);
+    json_t *o = json_object();
+    if (attach(root, parent, key, o, e) < 0) return -1;
+    int rc = 0;
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, idx)) {       /* ... k v */
+        lua_pushvalue(L, -2);                   /* ... k v kcopy: lua_tolstring may change a number */
+        size_t klen = 0;
+        const char *k = lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TSTRING
+            ? lua_tolstring(L, -1, &klen) : NULL;
+        if (!k) {
+            snprintf(e->why, sizeof e->why, "cannot encode a %s key", luaL_typename(L, -1));
+            rc = -1;
+        } else if (!provision_utf8_valid(k, klen)) {
+            rc = fail(e, "a key that is not valid UTF-8");
+        } else if (json_object_getn(o, k, klen)) {   /* [1] and ["1"]: one would silently go */
+            rc = fail(e, "a key given twice, as a number and as a string");
+        } else {
+            jkey kk = { k, klen };
+            rc = put(L, -2, depth + 1, root, o, &kk, e);
+        }
+        if (rc < 0 && k) prepend_key(e, k, klen);
+        lua_pop(L, rc < 0 ? 3 : 2);             /* ... k, or ... when done */
+    }
+    STACK_LEAVE(L, 0);
+    return rc;
+}
+
 /* the Lua value at idx, encoded into parent (see attach). 0, or -1 with
  * why and where in e. */
 static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, const jkey *key,
@@ -179,51 +236,8 @@ static int put(lua_State *L, int idx, int depth, json_t **root, json_t *parent, 
             break;
         }
         size_t n;
-        if (is_array(L, idx, &n)) {
-            json_t *a = json_array();
-            if (attach(root, parent, key, a, e) < 0) return -1;
-            for (size_t i = 1; i <= n; i++) {
-                lua_rawgeti(L, idx, (lua_Integer)i);
-                int rc = put(L, -1, depth + 1, root, a, NULL, e);
-                lua_pop(L, 1);
-                if (rc < 0) { prepend_index(e, i); return -1; }
-            }
-            return 0;
-        }
-        json_t *o = json_object();
-        if (attach(root, parent, key, o, e) < 0) return -1;
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            lua_pushvalue(L, -2);                  /* key value keycopy */
-            size_t klen = 0;
-            const char *k = lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TSTRING
-                ? lua_tolstring(L, -1, &klen) : NULL;
-            if (!k) {
-                snprintf(e->why, sizeof e->why, "cannot encode a %s key", luaL_typename(L, -1));
-                lua_pop(L, 3);
-                return -1;
-            }
-            if (!provision_utf8_valid(k, klen)) {
-                fail(e, "a key that is not valid UTF-8");
-                prepend_key(e, k, klen);
-                lua_pop(L, 3);
-                return -1;
-            }
-            if (json_object_getn(o, k, klen)) {   /* [1] and ["1"]: one would silently go */
-                fail(e, "a key given twice, as a number and as a string");
-                prepend_key(e, k, klen);
-                lua_pop(L, 3);
-                return -1;
-            }
-            jkey kk = { k, klen };
-            if (put(L, -2, depth + 1, root, o, &kk, e) < 0) {
-                prepend_key(e, k, klen);
-                lua_pop(L, 3);
-                return -1;
-            }
-            lua_pop(L, 2);
-        }
-        return 0;
+        if (is_array(L, idx, &n)) return put_array(L, idx, n, depth, root, parent, key, e);
+        return put_object(L, idx, depth, root, parent, key, e);
     }
     default: break;
     }
@@ -276,24 +290,25 @@ static int json_encode(lua_State *L)
 
 static void push_json(lua_State *L, json_t *j, int depth, int *deepest)
 {
+    STACK_ENTER(L);
     luaL_checkstack(L, 4, "json.decode");
     if (depth > *deepest) *deepest = depth;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        lua_createtable(L, 0, (int)json_object_size(j));
+        lua_createtable(L, 0, (int)json_object_size(j));   /* t */
         const char *k; json_t *v;
         json_object_foreach(j, k, v) {
-            push_json(L, v, depth + 1, deepest);
-            lua_setfield(L, -2, k);
+            push_json(L, v, depth + 1, deepest);        /* t v */
+            lua_setfield(L, -2, k);                     /* t */
         }
         break;
     }
     case JSON_ARRAY: {
         size_t i; json_t *v;
-        lua_createtable(L, (int)json_array_size(j), 0);
+        lua_createtable(L, (int)json_array_size(j), 0);    /* t */
         json_array_foreach(j, i, v) {
-            push_json(L, v, depth + 1, deepest);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
+            push_json(L, v, depth + 1, deepest);        /* t v */
+            lua_rawseti(L, -2, (lua_Integer)i + 1);     /* t */
         }
         luaL_setmetatable(L, ARRAY_MT);
         break;
@@ -305,6 +320,7 @@ static void push_json(lua_State *L, json_t *j, int depth, int *deepest)
     case JSON_FALSE: lua_pushboolean(L, 0); break;
     case JSON_NULL: lua_pushlightuserdata(L, NULL); break;
     }
+    STACK_LEAVE(L, 1);
 }
 
 /* decode(text [, max_depth]): a value nested deeper than max_depth levels
@@ -325,14 +341,17 @@ static int json_decode(lua_State *L)
     /* push_json only raises when the Lua stack cannot grow; jansson caps
      * nesting at 2048 levels, far below Lua's stack limit. */
     int deepest = 0;
-    push_json(L, j, 0, &deepest);
+    STACK_ENTER(L);
+    push_json(L, j, 0, &deepest);               /* ... value */
     json_decref(j);
     if (max_depth > 0 && deepest > max_depth) {
         lua_pop(L, 1);
         lua_pushnil(L);
         lua_pushfstring(L, "nested deeper than %d levels", max_depth);
+        STACK_LEAVE(L, 2);
         return 2;
     }
+    STACK_LEAVE(L, 1);
     return 1;
 }
 

@@ -255,15 +255,16 @@ static int parse_node(lua_State *L, yaml_ud *u, int anchors, int depth);
 static void remember_anchor(lua_State *L, int anchors, const yaml_char_t *anchor)
 {
     if (!anchor) return;
-    lua_pushvalue(L, -1);
-    lua_setfield(L, anchors, (const char *)anchor);
+    lua_pushvalue(L, -1);                               /* ... v v */
+    lua_setfield(L, anchors, (const char *)anchor);     /* ... v */
 }
 
 /* merge the map at the top of the stack into the table at tbl, keeping keys
  * that are already there; pops it. */
 static void merge_into(lua_State *L, int tbl)
 {
-    int src = lua_gettop(L);
+    STACK_ENTER(L);
+    int src = lua_gettop(L);                  /* ... src */
     lua_pushnil(L);
     while (lua_next(L, src)) {
         lua_pushvalue(L, -2);                 /* key val key */
@@ -275,9 +276,10 @@ static void merge_into(lua_State *L, int tbl)
         } else {
             lua_pop(L, 1);
         }
-        lua_pop(L, 1);
+        lua_pop(L, 1);                        /* ... src key */
     }
-    lua_pop(L, 1);
+    lua_pop(L, 1);                            /* ... */
+    STACK_LEAVE(L, -1);
 }
 
 static int is_array_value(lua_State *L, int idx)
@@ -292,11 +294,12 @@ static int is_array_value(lua_State *L, int idx)
 /* u->event is MAPPING_START; pushes the table */
 static int parse_mapping(lua_State *L, yaml_ud *u, int anchors, int depth)
 {
+    STACK_ENTER(L);
     const yaml_char_t *anchor = u->event.data.mapping_start.anchor;
-    lua_newtable(L);
+    lua_newtable(L);                                   /* tbl */
     int tbl = lua_gettop(L);
     remember_anchor(L, anchors, anchor);
-    lua_newtable(L);                                   /* merge sources, in order */
+    lua_newtable(L);                                   /* tbl merges: the merge sources, in order */
     int merges = lua_gettop(L);
     int nmerge = 0;
     for (;;) {
@@ -319,9 +322,9 @@ static int parse_mapping(lua_State *L, yaml_ud *u, int anchors, int depth)
                     return 0;
                 }
                 if (lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TBOOLEAN) {
-                    lua_pushstring(L, luaL_tolstring(L, -1, NULL));
-                    lua_replace(L, -3);
-                    lua_pop(L, 1);
+                    lua_pushstring(L, luaL_tolstring(L, -1, NULL));   /* ... v vtext vtext */
+                    lua_replace(L, -3);                               /* ... vtext vtext */
+                    lua_pop(L, 1);                                    /* ... key */
                 } else {
                     set_error_mark(u, km, "a mapping key must be a scalar");
                     return 0;
@@ -336,12 +339,12 @@ static int parse_mapping(lua_State *L, yaml_ud *u, int anchors, int depth)
         if (!parse_node(L, u, anchors, depth + 1)) return 0;   /* key val */
         if (merge_key) {
             if (lua_istable(L, -1) && !is_array_value(L, -1)) {
-                lua_rawseti(L, merges, ++nmerge);
+                lua_rawseti(L, merges, ++nmerge);      /* ... key */
             } else if (lua_istable(L, -1)) {
-                int list = lua_gettop(L);
+                int list = lua_gettop(L);              /* ... key list */
                 lua_Integer len = (lua_Integer)lua_rawlen(L, list);
                 for (lua_Integer i = 1; i <= len; i++) {
-                    lua_rawgeti(L, list, i);
+                    lua_rawgeti(L, list, i);           /* ... key list map */
                     if (!lua_istable(L, -1) || is_array_value(L, -1)) {
                         set_error_mark(u, vm, "a merge key '<<' takes a mapping or a list of mappings");
                         return 0;
@@ -359,15 +362,17 @@ static int parse_mapping(lua_State *L, yaml_ud *u, int anchors, int depth)
         }
     }
     for (int i = 1; i <= nmerge; i++) {
-        lua_rawgeti(L, merges, i);
-        merge_into(L, tbl);
+        lua_rawgeti(L, merges, i);                     /* tbl merges src */
+        merge_into(L, tbl);                            /* tbl merges */
     }
-    lua_pop(L, 1);                                     /* merges */
+    lua_pop(L, 1);                                     /* tbl */
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
 static int parse_sequence(lua_State *L, yaml_ud *u, int anchors, int depth)
 {
+    STACK_ENTER(L);
     const yaml_char_t *anchor = u->event.data.sequence_start.anchor;
     lua_newtable(L);
     luaL_setmetatable(L, ARRAY_MT);
@@ -377,14 +382,16 @@ static int parse_sequence(lua_State *L, yaml_ud *u, int anchors, int depth)
     for (;;) {
         if (!next_event(u)) return 0;
         if (u->event.type == YAML_SEQUENCE_END_EVENT) break;
-        if (!parse_node(L, u, anchors, depth + 1)) return 0;
-        lua_rawseti(L, tbl, ++i);
+        if (!parse_node(L, u, anchors, depth + 1)) return 0;   /* tbl v */
+        lua_rawseti(L, tbl, ++i);                              /* tbl */
     }
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
 static int parse_scalar(lua_State *L, yaml_ud *u, int anchors)
 {
+    STACK_ENTER(L);
     yaml_event_t *e = &u->event;
     const char *v = (const char *)e->data.scalar.value;
     size_t n = e->data.scalar.length;
@@ -413,6 +420,7 @@ static int parse_scalar(lua_State *L, yaml_ud *u, int anchors)
         lua_pushlstring(L, v, n);   /* quoted, literal, folded, or another tag */
     }
     remember_anchor(L, anchors, e->data.scalar.anchor);
+    STACK_LEAVE(L, 1);
     return 1;
 }
 
@@ -454,7 +462,8 @@ static int yaml_load(lua_State *L)
     if (!yaml_parser_initialize(&u->parser)) return luaL_error(L, "yaml.load: out of memory");
     u->parser_live = 1;
     yaml_parser_set_input_string(&u->parser, (const unsigned char *)text, len);
-    lua_newtable(L);                                    /* anchors */
+    STACK_ENTER(L);                                     /* text ud */
+    lua_newtable(L);                                    /* text ud anchors */
     int anchors = lua_gettop(L);
     int ok = 1, have = 0;
     while (ok) {
@@ -475,6 +484,7 @@ static int yaml_load(lua_State *L)
         return 2;
     }
     if (!have) lua_pushlightuserdata(L, NULL);
+    STACK_LEAVE(L, 2);                                  /* text ud anchors value */
     return 1;
 }
 
