@@ -172,6 +172,24 @@ static void docker_explain_unix(const docker_client *c, char *out, size_t outlen
         snprintf(out, outlen, "no Docker engine answers at %s", c->socket_path);
 }
 
+/* why a request failed (rc: what curl_easy_perform said) */
+static void docker_explain(const docker_client *c, CURLcode rc, const char *method, const char *path,
+                           double timeout, char *out, size_t outlen)
+{
+    if (provision_interrupted())
+        snprintf(out, outlen, "docker %s %s: interrupted", method, path);
+    else if (c->oom)
+        snprintf(out, outlen, "docker %s %s: out of memory", method, path);
+    else if (c->unix_socket && rc == CURLE_COULDNT_CONNECT)
+        docker_explain_unix(c, out, outlen);
+    else if (rc == CURLE_COULDNT_CONNECT)
+        snprintf(out, outlen, "no Docker engine answers at %s: %s", c->host, curl_easy_strerror(rc));
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(out, outlen, "docker %s %s: no answer within %gs", method, path, timeout);
+    else
+        snprintf(out, outlen, "docker %s %s: %s", method, path, curl_easy_strerror(rc));
+}
+
 /* open([host]) -> client | nil, msg */
 static int docker_open(lua_State *L)
 {
@@ -317,18 +335,7 @@ static int docker_request(lua_State *L)
     if (strcmp(method, "HEAD") == 0) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-        if (provision_interrupted())
-            snprintf(err, sizeof err, "docker %s %s: interrupted", method, path);
-        else if (c->oom)
-            snprintf(err, sizeof err, "docker %s %s: out of memory", method, path);
-        else if (c->unix_socket && rc == CURLE_COULDNT_CONNECT)
-            docker_explain_unix(c, err, sizeof err);
-        else if (rc == CURLE_COULDNT_CONNECT)
-            snprintf(err, sizeof err, "no Docker engine answers at %s: %s", c->host, curl_easy_strerror(rc));
-        else if (rc == CURLE_OPERATION_TIMEDOUT)
-            snprintf(err, sizeof err, "docker %s %s: no answer within %gs", method, path, timeout);
-        else
-            snprintf(err, sizeof err, "docker %s %s: %s", method, path, curl_easy_strerror(rc));
+        docker_explain(c, rc, method, path, timeout, err, sizeof err);
         goto cleanup;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

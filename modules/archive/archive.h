@@ -58,7 +58,6 @@ typedef struct {
 
 __attribute__((format(printf, 3, 4)))
 void archive_say(char *buf, size_t len, const char *fmt, ...);
-struct dirent;
 struct stat;
 int archive_same_file(const struct stat *a, const struct stat *b);
 /* the names in the folder at path (relative to the working folder), never
