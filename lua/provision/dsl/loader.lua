@@ -17,13 +17,15 @@ local validate = require "provision.dsl.validate"
 local Loader = {}
 Loader.__index = Loader
 
--- the first stack frame that belongs to a recipe file being loaded
+-- the first stack frame that belongs to a recipe file being loaded (its
+-- line asked for only then: every step's declaration comes here)
 function Loader:where()
-  for level = 2, 50 do
-    local info = debug.getinfo(level, "Sl")
+  for level = 3, 50 do   -- 1 is this, 2 its caller: never a recipe's
+    local info = debug.getinfo(level, "S")
     if not info then break end
-    if self.sources[info.source] and info.currentline > 0 then
-      return info.short_src .. ":" .. info.currentline, level
+    if self.sources[info.source] then
+      local line = debug.getinfo(level, "l").currentline
+      if line > 0 then return info.short_src .. ":" .. line, level end
     end
   end
   return "?", 2
