@@ -3,7 +3,9 @@
  * C modules (modules/<name>.c exporting luaopen_provision_<name>) go into
  * package.preload as "provision._<name>", the pattern linit.c describes.
  * The Lua half (lua/ files, compiled to bytecode by core/gen/embedgen.c) is found by a
- * searcher placed right after preload: "provision.fs" is lua/provision/fs.lua.
+ * searcher placed right after preload: "provision.fs" is lua/provision/fs.lua,
+ * and a module that is a folder is its init.lua ("provision.compose" is
+ * lua/provision/compose/init.lua, "provision.compose.cli" its cli.lua).
  * A "provision.<name>" with no Lua file is the C module itself.
  *
  * Development: PROVISION_LUA_DIR=lua makes the searcher read the files from
@@ -41,13 +43,15 @@ static int search_embedded(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     const char *dir = getenv("PROVISION_LUA_DIR");
-    if (dir && *dir) {
+    /* dir/a/b.lua, else the folder's dir/a/b/init.lua (Lua's ?/init.lua) */
+    static const char *const suffixes[] = { ".lua", "/init.lua" };
+    for (size_t i = 0; dir && *dir && i < sizeof suffixes / sizeof *suffixes; i++) {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
         luaL_addstring(&b, dir);
         luaL_addchar(&b, '/');
         for (const char *p = name; *p; p++) luaL_addchar(&b, *p == '.' ? '/' : *p);
-        luaL_addstring(&b, ".lua");
+        luaL_addstring(&b, suffixes[i]);
         luaL_pushresult(&b);
         const char *path = lua_tostring(L, -1);
         FILE *f = fopen(path, "r");

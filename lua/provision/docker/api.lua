@@ -1,29 +1,29 @@
--- provision.docker: the Docker Engine API (over its unix socket through
--- libcurl, modules/docker.c; DOCKER_HOST honoured for unix:// and tcp://)
--- and the docker.* resources.
+-- provision.docker.api: the Docker Engine API client, over its unix socket
+-- through libcurl (modules/docker.c; DOCKER_HOST honoured for unix:// and
+-- tcp://). A library: plain calls, no resource; provision.docker (the
+-- docker.* resources) and provision.compose both use it.
 --
 -- Calls (each -> value | nil, "what: why"):
---   docker.ping()                       -> true
---   docker.version() / docker.info()    -> the engine's tables
---   docker.containers { project=, service=, volume=, all=true, labels={"k=v"} } -> list
+--   api.ping()                       -> true
+--   api.version() / api.info()       -> the engine's tables; api.engine_version() -> "24.0.7"
+--   api.containers { project=, service=, volume=, all=true, labels={"k=v"} } -> list
 --        volume: the containers (any state) that mount that volume
---   docker.inspect(id_or_name)          -> table (State.Status, State.Health, State.ExitCode)
---   docker.logs(id, { tail = 50 })      -> text (stdout and stderr, demultiplexed)
---   docker.image_exists(ref)            -> true | false
---   docker.image_import(tar_path, { repo=, tag= }) -> image id
---   docker.image_remove(ref)            -> true
---   docker.volumes { project= } / docker.networks { project= } -> list
---   docker.volume_inspect(name)         -> table | false (no such volume)
---   docker.volume_remove(name)          -> true (also when it is not there) | nil, msg, 409 (in use)
---   docker.request(method, path, opts)  -> status, body (raw)
---   docker.version_compare(a, b)        -> -1 | 0 | 1 ("20.10.24" vs "20.10")
--- Resources:
---   docker.engine { min_version? }                        check-only preflight
---   docker.image { name = "repo:tag", from_rootfs = "rootfs.tar" }
+--   api.inspect(id_or_name)          -> table (State.Status, State.Health, State.ExitCode)
+--   api.logs(id, { tail = 50 })      -> text (stdout and stderr, demultiplexed)
+--   api.container_remove(id, { force=, volumes= }) -> true (also when it is not there)
+--   api.image_exists(ref)            -> true | false
+--   api.image_inspect(ref)           -> table | nil, msg, 404
+--   api.image_import(tar_path, { repo=, tag= }) -> image id
+--   api.image_remove(ref, { force= }) -> true (also when it is not there) | nil, msg, status
+--   api.volumes { project= } / api.networks { project= } -> list
+--   api.volume_inspect(name)         -> table | false (no such volume)
+--   api.volume_remove(name)          -> true (also when it is not there) | nil, msg, 409 (in use)
+--   api.network_remove(id)           -> true (also when it is not there)
+--   api.call(method, path, opts)     -> decoded reply | nil, msg, status
+--   api.request(method, path, opts)  -> status, body (raw)
+--   api.version_compare(a, b)        -> -1 | 0 | 1 ("20.10.24" vs "20.10")
 local C = require "provision._docker"
 local json = require "provision.json"
-local R = require "provision.resource"
-local FS = require "provision._fs"
 
 local M = {}
 M.demux = C.demux
@@ -86,6 +86,14 @@ local function call(method, path, opts)
 end
 M.call = call
 
+-- DELETE path -> true (also when it was not there: 404) | nil, msg, status
+local function delete(path)
+  local _, err, status = call("DELETE", path)
+  if status == 404 then return true end
+  if err then return nil, err, status end
+  return true
+end
+
 function M.ping()
   local status, body = M.request("GET", "/_ping", { timeout = 10 })
   if not status then return nil, body end
@@ -143,6 +151,16 @@ end
 
 function M.inspect(id)
   return call("GET", "/containers/" .. urlencode(id) .. "/json")
+end
+
+-- container_remove(id, { force=, volumes= }) -> true | nil, msg, status;
+-- volumes: its anonymous volumes too
+function M.container_remove(id, o)
+  o = o or {}
+  local q = {}
+  if o.force then q.force = "1" end
+  if o.volumes then q.v = "1" end
+  return delete("/containers/" .. urlencode(id) .. query(q))
 end
 
 function M.logs(id, o)
@@ -207,12 +225,10 @@ function M.image_import(tar, o)
   return id or true
 end
 
+-- image_remove(ref, { force= }) -> true | nil, msg, status (409: in use,
+-- or another name holds it)
 function M.image_remove(ref, o)
-  local _, err, status = call("DELETE", "/images/" .. urlencode(ref) ..
-    query { force = (o and o.force) and "1" or "0" })
-  if status == 404 then return true end
-  if err then return nil, err end
-  return true
+  return delete("/images/" .. urlencode(ref) .. query { force = (o and o.force) and "1" or "0" })
 end
 
 function M.volumes(o)
@@ -232,10 +248,7 @@ end
 
 -- volume_remove(name) -> true | nil, msg, status (409: a container uses it)
 function M.volume_remove(name)
-  local _, err, status = call("DELETE", "/volumes/" .. urlencode(name))
-  if status == 404 then return true end
-  if err then return nil, err, status end
-  return true
+  return delete("/volumes/" .. urlencode(name))
 end
 
 function M.networks(o)
@@ -244,111 +257,9 @@ function M.networks(o)
   return call("GET", "/networks" .. q)
 end
 
--- ---- resources ----
-
-M.engine = R.define {
-  kind = "docker.engine",
-  options = { min_version = "string?" },
-  describe = function(self)
-    return "a Docker engine answers" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
-  end,
-  check = function(self, ctx)
-    local ok, err = M.ping()
-    if not ok then return false, err end
-    if self.min_version then
-      local version, verr = M.engine_version()
-      if not version then return false, verr end
-      if M.version_compare(version, self.min_version) < 0 then
-        return false, ("Docker engine %s is older than %s: upgrade docker"):format(version, self.min_version)
-      end
-      if ctx.detail then ctx:detail("engine " .. version) end
-    end
-    return true
-  end,
-}
-
-M.image = R.define {
-  kind = "docker.image",
-  reads = R.paths_of("from_rootfs"),
-  writes = function(self) return self.from_rootfs and { M.image_key(self.name) } or {} end,
-  positional = "name",
-  options = { name = "string", from_rootfs = "string?" },
-  validate = function(self)
-    if not self.name:find(":") then self.name = self.name .. ":latest" end
-    return true
-  end,
-  describe = function(self)
-    return "image " .. self.name .. (self.from_rootfs and (" (imported from " .. self.from_rootfs .. ")") or "")
-  end,
-  -- An image this resource imported follows its source: the state keeps
-  -- the image's id and the digest of from_rootfs at the import, and a new
-  -- root filesystem (or the name now on another image) imports again. An
-  -- image that was there before (nothing imported) is taken as it is.
-  check = function(self, ctx)
-    local img, err, status = M.image_inspect(self.name)
-    if not img then
-      if status ~= 404 then return nil, err end
-      return false, "image " .. self.name .. " is not there" ..
-        (self.from_rootfs and ("; import " .. self.from_rootfs) or "")
-    end
-    local rec = ctx.state.imported
-    if not (rec and rec.name == self.name and self.from_rootfs) then return true end
-    local changes = {}
-    -- read again only when it is not the very file imported (its stamp)
-    local sum, serr = R.known_digest(self.from_rootfs, rec.stamp, rec.sha256, FS.sha256)
-    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
-    if sum ~= rec.sha256 then
-      changes[#changes + 1] = ("%s is not what image %s was imported from: import it again"):format(self.from_rootfs, self.name)
-    end
-    if img.Id ~= rec.id then
-      changes[#changes + 1] = ("image %s is no longer the one imported here (tagged anew since): import again"):format(self.name)
-    end
-    if #changes == 0 then return true end
-    return false, changes
-  end,
-  apply = function(self, ctx)
-    if not self.from_rootfs then
-      return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
-    end
-    local stamp = FS.stamp(self.from_rootfs)
-    local sum, serr = FS.sha256(self.from_rootfs)
-    if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
-    local repo, tag = split_ref(self.name)
-    local id, err = M.image_import(self.from_rootfs, { repo = repo, tag = tag })
-    if not id then return nil, err end
-    local img, ierr = M.image_inspect(self.name)
-    if not img then return nil, ierr end
-    local mine = false
-    for _, e in ipairs(ctx.state.created or {}) do
-      if e.type == "docker.image" and e.name == self.name then mine = true end
-    end
-    if not mine then ctx:created { type = "docker.image", name = self.name } end
-    -- the image this resource imported before, superseded: removed (one
-    -- a container still uses, or another name still holds, is left to
-    -- teardown, which keeps it if it is still held by another name then)
-    local prev = ctx.state.imported
-    if prev and prev.id and prev.id ~= img.Id then
-      local _, rerr, rstatus = call("DELETE", "/images/" .. urlencode(prev.id))
-      if rerr and rstatus ~= 404 then ctx:created { type = "docker.image", id = prev.id } end
-    end
-    ctx.state.imported = { name = self.name, id = img.Id, sha256 = sum, stamp = stamp }
-    ctx:detail("imported " .. self.name)
-    return true
-  end,
-  revert = function(self, ctx)
-    for _, e in ipairs(ctx.state.created or {}) do
-      if e.type == "docker.image" and e.name then
-        local ok, err = M.image_remove(e.name, { force = true })
-        if not ok then return nil, err end
-      elseif e.type == "docker.image" and e.id then
-        -- an earlier import, superseded: kept when something else tagged it
-        local _, err, status = call("DELETE", "/images/" .. urlencode(e.id))
-        if err and status ~= 404 and status ~= 409 then return nil, err end
-        if status == 409 and ctx.log then ctx:log(("image %s kept: %s"):format(e.id, err)) end
-      end
-    end
-    return true
-  end,
-}
+-- network_remove(id) -> true | nil, msg, status
+function M.network_remove(id)
+  return delete("/networks/" .. urlencode(id))
+end
 
 return M
