@@ -4,6 +4,7 @@
 #   make                              ./provision
 #   make SANITIZE=address,undefined   ./provision-san (objects in build/san)
 #   make test                         all test tiers, ends with "N passed, N failed"
+#   make lint                         luacheck, the Lua import rules, size limits (tests/lint.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 
 PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson libcrypto
@@ -50,7 +51,7 @@ LIB_OBJS := $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit install clean fuzz
+.PHONY: all test unit install clean fuzz lint
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -83,6 +84,9 @@ unit: $(UNIT_BIN)
 test: $(BIN) $(UNIT_BIN)
 	PROVISION=$(CURDIR)/$(BIN) UNIT_DIR=$(CURDIR)/$(BUILD)/tests sh tests/run
 
+lint:
+	sh tests/lint.sh
+
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
@@ -97,7 +101,7 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev libxxhash-dev xxhash \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
-            openssl util-linux
+            openssl util-linux lua5.4 lua-check
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)

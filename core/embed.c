@@ -13,8 +13,9 @@
  *
  * package.path and package.cpath keep only their absolute entries: Lua's
  * defaults end with ./?.lua and ./?.so, so a json.lua in the folder
- * provision runs in would win over a recipe's own modules (dsl.lua puts the
- * recipe's modules/ folder and PROVISION_PATH in front, after this). */
+ * provision runs in would win over a recipe's own modules (a recipe's
+ * require looks in its modules/ folder and PROVISION_PATH first:
+ * lua/provision/dsl/loader.lua). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* docker.c: "provision._docker": the Docker Engine API over HTTP through
  * libcurl, on the engine's unix socket (or tcp://). The API calls and the
- * resources are Lua (lua/provision/docker.lua); this is the transport.
+ * resources are Lua (lua/provision/docker/api.lua, docker/init.lua); this
+ * is the transport.
  *
  *   docker.open([host]) -> client
  *       host: "unix:///var/run/docker.sock" (the default) or "tcp://H:P".

@@ -1,5 +1,7 @@
 #!/bin/sh
 # tests/ci-extra.sh: the slower reliability checks, for CI (.ci/run):
+#   0. make lint (tests/lint.sh): luacheck, the Lua import rules, the size
+#      limits;
 #   1. the whole test suite (tests/run) with the ASan+UBSan binary
 #      (make SANITIZE=address,undefined: ./provision-san, build/san/tests);
 #      any sanitizer report, even from a run whose exit code a test
@@ -9,11 +11,11 @@
 #      per target (default 45: about 3 minutes in all).
 # Each section prints PASS/FAIL lines and its own "N passed, N failed";
 # the last line is the total. Exits non-zero when anything failed.
-#   sh tests/ci-extra.sh [sanitize|leaks|fuzz]...   (default: all three)
+#   sh tests/ci-extra.sh [lint|sanitize|leaks|fuzz]...   (default: all four)
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-45}
-sections=${*:-sanitize leaks fuzz}
+sections=${*:-lint sanitize leaks fuzz}
 total_p=0 total_f=0
 work=$(mktemp -d /tmp/provision-ci-extra.XXXXXX) || exit 1
 trap 'rm -rf "$work"' EXIT
@@ -90,13 +92,14 @@ leaks() {
     PROVISION="$ROOT/provision" sh tests/leaks/run.sh
 }
 
+lint() { sh tests/lint.sh; }
 fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
 
 all_start=$(date +%s)
 for s in $sections; do
     case "$s" in
-        sanitize|leaks|fuzz) section "$s" "$s" ;;
-        *) echo "FAIL ci-extra: unknown section '$s' (sanitize, leaks, fuzz)"; total_f=$((total_f + 1)) ;;
+        lint|sanitize|leaks|fuzz) section "$s" "$s" ;;
+        *) echo "FAIL ci-extra: unknown section '$s' (lint, sanitize, leaks, fuzz)"; total_f=$((total_f + 1)) ;;
     esac
 done
 echo "# ci-extra: $(( $(date +%s) - all_start ))s"

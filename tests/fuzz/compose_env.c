@@ -1,7 +1,8 @@
 /* Fuzz target: the .env reader and Compose's interpolation, as provision
  * reads them to know what Compose will do (lua/provision/envfile.lua:
  * envfile.decode, the project's one .env reader, behind
- * compose.read_env_file; lua/provision/compose.lua: compose.interpolate).
+ * compose.read_env_file; lua/provision/compose/project.lua:
+ * compose.interpolate).
  *
  * The input is split at its first NUL byte into a .env text and a string
  * to interpolate (without a NUL, the whole input is both).

@@ -9,6 +9,9 @@
 --   runner   cli, run, dsl, state, env: may require anything
 --   resource a module some file of which calls R.define (fs, http, ...)
 --   library  any other (json, yaml, envfile, diff, secret, report, ...)
+-- A file of a resource module that defines no resource (docker.api: the
+-- Engine API client) is a library to the other modules: they may require
+-- that file, not the module's resources.
 -- Rules: a resource module may require resource, libraries, C modules and
 -- its own files, never another resource module nor the runner; a library
 -- may require libraries and C modules only (not resource, not a resource
@@ -37,11 +40,17 @@ local function owner(path)
   return rel:match("^([^/]+)/") or rel:match("^(.-)%.lua$")
 end
 
-local files, resource_mod, text = files_under(root), {}, {}
+-- lua/provision/docker/api.lua -> docker.api; lua/provision/docker/init.lua -> docker
+local function modname(path)
+  return (path:sub(#root + 2):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+local files, resource_mod, text, defines = files_under(root), {}, {}, {}
 for _, f in ipairs(files) do
   text[f] = read(f)
   local name = owner(f)
-  if name ~= "resource" and text[f]:find("R%.define%s*[{(]") then resource_mod[name] = true end
+  defines[modname(f)] = text[f]:find("R%.define%s*[{(]") ~= nil
+  if name ~= "resource" and defines[modname(f)] then resource_mod[name] = true end
 end
 
 local function layer(name)
@@ -63,6 +72,7 @@ for _, f in ipairs(files) do
     for target in code:gmatch("require%s*%(?%s*[\"']provision%.([%w_.]+)[\"']") do
       local name = target:match("^[^.]+")
       local theirs = layer(name)
+      if target ~= name and defines[target] == false and theirs == "resource module" then theirs = "library" end
       local why
       if mine == "resource module" and name ~= me
         and (theirs == "resource module" or theirs == "runner") then
