@@ -7,6 +7,9 @@
 #   2. the no-op re-run of the recipe with the stack up and healthy: median
 #      wall time of NOOP runs, and the processes it spawns (strace -f)
 # Usage: bash bench/compose.sh [RUNS=5] [NOOP=20]   (needs make, a Docker engine)
+#   BASE=/path/to/older/provision bash bench/compose.sh ...   the no-op re-run
+#   of that binary too, alternating with this one on the same stack and state
+#   (before/after a change)
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -68,16 +71,26 @@ echo "start to healthy, median of $RUNS: provision ${mp} ms, docker-compose by h
 # no-op re-run on a converged stack
 D="$W/pnoop"
 by_provision "$D" >/dev/null
-noop() { PROVISION_STATE_DIR="$D.state" "$P" "$STACK/recipe.lua" "$@" -e "dir=$D" -e "src=$STACK" \
-        -e "rootfs=$W/rootfs.tar" -e "image=$TAG" -e "port=$PORT"; }
+noop_by() { local bin=$1; shift; PROVISION_STATE_DIR="$D.state" "$bin" "$STACK/recipe.lua" "$@" -e "dir=$D" \
+        -e "src=$STACK" -e "rootfs=$W/rootfs.tar" -e "image=$TAG" -e "port=$PORT"; }
+noop() { noop_by "$P" "$@"; }
 noop -q > /dev/null   # the state is settled
 out=$(noop); echo "$out" | tail -1
-: > "$W/noop.txt"
+: > "$W/noop.txt"; : > "$W/noop-base.txt"
 for i in $(seq 1 "$NOOP"); do
     t0=$(now); noop -q > /dev/null; t1=$(now)
     echo $(( (t1 - t0) / 1000 )) >> "$W/noop.txt"
+    if [ -n "${BASE:-}" ]; then
+        t0=$(now); noop_by "$BASE" -q > /dev/null; t1=$(now)
+        echo $(( (t1 - t0) / 1000 )) >> "$W/noop-base.txt"
+    fi
 done
-echo "no-op re-run, median of $NOOP: $(median < "$W/noop.txt" | awk '{printf "%.1f", $1/1000}') ms wall"
+mn=$(median < "$W/noop.txt" | awk '{printf "%.1f", $1/1000}')
+echo "no-op re-run, median of $NOOP: $mn ms wall"
+if [ -n "${BASE:-}" ]; then
+    mb=$(median < "$W/noop-base.txt" | awk '{printf "%.1f", $1/1000}')
+    echo "  base $BASE: $mb ms wall (alternating); ratio this/base $(awk -v a="$mn" -v b="$mb" 'BEGIN{printf "%.3f", a/b}')"
+fi
 if command -v strace >/dev/null; then
     noop -q > /dev/null 2>&1
     n=$(PROVISION_STATE_DIR="$D.state" strace -f -e trace=execve -o "$W/strace.txt" \
