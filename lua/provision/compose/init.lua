@@ -23,7 +23,7 @@ local engine = require "provision.compose.engine"
 local cli = require "provision.compose.cli"
 
 local M = {}
-for _, k in ipairs { "sha256_file", "realpath", "normalize_name", "project_name", "read_env_file",
+for _, k in ipairs { "realpath", "normalize_name", "project_name", "read_env_file",
     "interpolate", "find_file", "find_files", "merge", "load_project", "expected_services" } do
   M[k] = model[k]
 end

@@ -9,17 +9,16 @@ local yaml = require "provision.yaml"
 local envfile = require "provision.envfile"
 
 local M = {}
--- a compose file or .env that is not there (yet) hashes to false
-local C = {
-  stat = FS.stat, realpath = FS.realpath,
-  sha256_file = function(path)
-    local h, err, code = FS.sha256(path)
-    if h == nil and code == 2 then return false end   -- ENOENT
-    return h, err
-  end,
-}
-M.sha256_file = C.sha256_file
-M.realpath = C.realpath
+M.realpath = FS.realpath
+
+-- digest(path) -> SHA-256 | false when there is no file (a compose file or
+-- .env not there yet) | nil, "path: why"
+local ENOENT = 2
+local function digest(path)
+  local h, err, code = FS.sha256(path)
+  if h == nil and code == ENOENT then return false end
+  return h, err
+end
 
 -- the default files, in v1's order
 local FILES_V1 = { "docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml" }
@@ -42,7 +41,7 @@ function M.project_name(dir, explicit, env)
   local from_env = os.getenv("COMPOSE_PROJECT_NAME")
   if (not from_env or from_env == "") and env then from_env = env.COMPOSE_PROJECT_NAME end
   if from_env and from_env ~= "" then return M.normalize_name(from_env) end
-  local abs = C.realpath(dir) or dir
+  local abs = FS.realpath(dir) or dir
   local base = abs:gsub("/+$", ""):match("([^/]*)$")
   local n = M.normalize_name(base or "")
   return n ~= "" and n or "default"
@@ -123,7 +122,7 @@ function M.find_file(dir, file)
   end
   for _, f in ipairs(FILES_V1) do
     local p = dir .. "/" .. f
-    if C.stat(p) then return p end
+    if FS.stat(p) then return p end
   end
   return nil
 end
@@ -156,7 +155,7 @@ function M.find_files(dir, file, env)
   if not main then return {} end
   local out = { main }
   for _, f in ipairs(OVERRIDES) do
-    if C.stat(dir .. "/" .. f) then out[#out + 1] = dir .. "/" .. f; break end
+    if FS.stat(dir .. "/" .. f) then out[#out + 1] = dir .. "/" .. f; break end
   end
   return out
 end
@@ -237,18 +236,18 @@ end
 -- doc (the files merged), services (interpolated), lookup (environment, then .env)
 function M.load_project(o)
   local dir = o.project_dir
-  local st = C.stat(dir)
+  local st = FS.stat(dir)
   if not st or st.type ~= "directory" then return nil, "project folder " .. dir .. " does not exist", "missing" end
   local env_path = o.env_file or (dir .. "/.env")
   local env = {}
-  if C.stat(env_path) then
+  if FS.stat(env_path) then
     local e, err = M.read_env_file(env_path)
     if not e then return nil, err end
     env = e
   end
   local files, from = M.find_files(dir, o.file, env)
   for _, f in ipairs(files) do
-    if not C.stat(f) then
+    if not FS.stat(f) then
       return nil, "no compose file " .. f .. (from and (" (from " .. from .. ")") or ""), "missing"
     end
   end
@@ -355,18 +354,18 @@ end
 -- the digests up and run_once record: { compose =, env = } (.env: "none"
 -- when there is none)
 function M.hashes(project)
-  local h1, e1 = C.sha256_file(project.file)
+  local h1, e1 = digest(project.file)
   if h1 == nil then return nil, e1 end
   if #project.files > 1 then   -- one file: its digest alone, as states before overrides were read
     local parts = { h1 }
     for i = 2, #project.files do
-      local h, e = C.sha256_file(project.files[i])
+      local h, e = digest(project.files[i])
       if h == nil then return nil, e end
       parts[#parts + 1] = project.files[i] .. " " .. h
     end
     h1 = FS.sha256_string(table.concat(parts, "\n"))
   end
-  local h2, e2 = C.sha256_file(project.env_file)
+  local h2, e2 = digest(project.env_file)
   if h2 == nil then return nil, e2 end
   return { compose = h1, env = h2 or "none" }
 end
@@ -386,7 +385,7 @@ function M.inputs(o, project)
     -- files the project loaded from, when it loaded
     local files = project and project.files
     if not files then
-      local env = C.stat(out[1]) and M.read_env_file(out[1]) or {}
+      local env = FS.stat(out[1]) and M.read_env_file(out[1]) or {}
       files = M.find_files(o.project_dir, nil, env)
     end
     for _, f in ipairs(files) do out[#out + 1] = f end
