@@ -101,7 +101,7 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev libxxhash-dev xxhash \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
-            openssl util-linux lua5.4 lua-check
+            openssl util-linux lua5.4 lua-check openssh-server openssh-client
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
