@@ -3,6 +3,8 @@
 #
 #   make                              ./provision
 #   make SANITIZE=address,undefined   ./provision-san (objects in build/san)
+#   make static                       ./provision-static: every library but the C
+#                                     library linked in (objects in build/static)
 #   make test                         all test tiers, ends with "N passed, N failed"
 #   make lint                         luacheck, the Lua import rules, size limits (tests/lint.sh)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -20,7 +22,22 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 # libcurl and libarchive are opened at first use (core/lazylib.h): not linked
 PKG_LIBS   := $(shell pkg-config --libs lua5.4 yaml-0.1 jansson libcrypto)
 
-ifdef SANITIZE
+ifdef STATIC
+# make static (a sub-make with STATIC=1): ./provision-static, for hosts that
+# have only the C library (issue 15). Lua, libyaml, jansson, OpenSSL, zlib,
+# bzip2, xz and zstd are Debian's static archives; libcurl (http and https
+# with OpenSSL, nothing else) and libarchive (no xml2) are built from
+# Debian's source packages by core/gen/static-deps.sh into build/static/deps,
+# kept there until `make clean` (the first build: about 70 s on 2 cores; then
+# seconds). -DPROVISION_STATIC: core/lazylib.c points at the linked
+# functions instead of dlopen (still initialised at first use).
+BUILD   := build/static
+BIN     := provision-static
+SANFLAGS :=
+STACKFLAGS :=
+STATIC_DEPS := build/static/deps
+STATICFLAGS := -DPROVISION_STATIC -I$(STATIC_DEPS)/include
+else ifdef SANITIZE
 BUILD   := build/san
 BIN     := provision-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -33,10 +50,17 @@ SANFLAGS :=
 STACKFLAGS :=
 endif
 
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(STACKFLAGS) $(PKG_CFLAGS) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(STACKFLAGS) $(STATICFLAGS) $(PKG_CFLAGS) \
               -Icore -I$(BUILD) -DPROVISION_VERSION='"$(VERSION)"'
 LDFLAGS_ALL := $(SANFLAGS) -rdynamic $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -ldl -lm
+ifdef STATIC
+# Only the Lua API is exported (for C modules a recipe loads), not the
+# linked libraries: a library dlopen'ed later (libsystemd) keeps its own.
+LDFLAGS_ALL := -Wl,--dynamic-list=$(BUILD)/exports.list -Wl,--as-needed $(LDFLAGS)
+LIBS    := -L$(STATIC_DEPS)/lib -Wl,-Bstatic -lcurl -larchive -llua5.4 -lyaml -ljansson \
+           -lssl -lcrypto -lzstd -llzma -lbz2 -lz -Wl,-Bdynamic -lm
+endif
 
 CORE_SRC := $(wildcard core/*.c)
 # a module is modules/NAME.c, or a folder modules/NAME/ of files (one of
@@ -51,7 +75,7 @@ LIB_OBJS := $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit install clean fuzz lint
+.PHONY: all test unit install clean fuzz lint static
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -81,7 +105,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 
 unit: $(UNIT_BIN)
 
-test: $(BIN) $(UNIT_BIN)
+ifdef STATIC
+static: $(BIN)
+$(BIN): $(BUILD)/exports.list
+$(OBJS): $(STATIC_DEPS)/.done
+$(BUILD)/exports.list:
+	@mkdir -p $(dir $@)
+	printf '{\n  lua_*;\n  luaL_*;\n  luaopen_*;\n};\n' > $@
+$(STATIC_DEPS)/.done: core/gen/static-deps.sh
+	sh core/gen/static-deps.sh $(STATIC_DEPS)
+else
+static:
+	$(MAKE) STATIC=1 provision-static
+endif
+
+# tests/cli/static_binary.sh checks ./provision-static
+test: $(BIN) $(UNIT_BIN) static
 	PROVISION=$(CURDIR)/$(BIN) UNIT_DIR=$(CURDIR)/$(BUILD)/tests sh tests/run
 
 lint:
@@ -94,7 +133,7 @@ install: $(BIN)
 	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/provision/recipes/
 
 clean:
-	rm -rf build provision provision-san
+	rm -rf build provision provision-san provision-static
 
 # Everything a fresh Debian 12 machine needs to build, test and run (as root).
 DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
@@ -102,7 +141,9 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
             openssl util-linux lua5.4 lua-check openssh-server openssh-client
+# make static: zstd's static archive; zstd makes a .tar.zst for its test
+DEB_PKGS_STATIC := libzstd-dev zstd
 deps:
 	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS) $(DEB_PKGS_STATIC)
 .PHONY: deps

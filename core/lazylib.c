@@ -1,8 +1,26 @@
 /* lazylib.c: dlopen libcurl and libarchive when a module first needs them
- * (why: lazylib.h). Each table is filled completely or not at all. */
+ * (why: lazylib.h). Each table is filled completely or not at all.
+ *
+ * PROVISION_STATIC (make static: ./provision-static): both libraries are
+ * linked in, and the tables point at their own functions. Nothing of either
+ * runs before a module asks for it: neither has a constructor, and
+ * curl_global_init (which initialises OpenSSL) is still called by the first
+ * module that needs libcurl (http.c, docker.c), not at startup. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include "lazylib.h"
+
+#ifdef PROVISION_STATIC
+
+#define X(f) .f = &f,
+struct provision_curl_api provision_curl_api = { PROVISION_CURL_FUNCS(X) };
+struct provision_archive_api provision_archive_api = { PROVISION_ARCHIVE_FUNCS(X) };
+#undef X
+
+int provision_load_curl(char *err, size_t errlen) { (void)err; (void)errlen; return 0; }
+int provision_load_archive(char *err, size_t errlen) { (void)err; (void)errlen; return 0; }
+
+#else
 
 struct provision_curl_api provision_curl_api;
 struct provision_archive_api provision_archive_api;
@@ -47,3 +65,5 @@ int provision_load_archive(char *err, size_t errlen)
     loaded = 1;
     return 0;
 }
+
+#endif

@@ -10,7 +10,11 @@
  *
  * A module includes lazy_curl.h or lazy_archive.h after the library's own
  * header: those turn each call (curl_easy_init(...)) into a call through the
- * table, so the module's code reads as plain libcurl/libarchive code. */
+ * table, so the module's code reads as plain libcurl/libarchive code.
+ *
+ * In the static build (make static, -DPROVISION_STATIC) both libraries are
+ * linked in and the tables hold their functions from the start: no dlopen,
+ * and still no initialisation before the first module that needs one. */
 #ifndef PROVISION_LAZYLIB_H
 #define PROVISION_LAZYLIB_H
 #include <stddef.h>
