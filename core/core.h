@@ -30,13 +30,19 @@ enum {
     EXIT_INTERRUPTED = 130
 };
 
-/* signals.c: SIGINT/SIGTERM set a flag, --timeout a deadline; Lua code is
- * stopped by a hook while the shield is down; long C operations poll
- * provision_interrupted() and give up cleanly (a poll also tells the
+/* signals.c: SIGINT/SIGTERM/SIGHUP set a flag, --timeout a deadline; Lua
+ * code is stopped by a hook while the shield is down; long C operations
+ * poll provision_interrupted() and give up cleanly (a poll also tells the
  * watchdog the main thread is alive). */
 void provision_signals_install(lua_State *L);   /* L: the main thread */
 int provision_interrupted(void);     /* a signal came, or the step's deadline passed */
 int provision_signal_number(void);   /* the signal that came, or 0 */
+/* what interrupted the run ("SIGINT", ..., "stdin closed (the controller
+ * went away)"), or NULL */
+const char *provision_interrupt_cause(void);
+/* From now on EOF on stdin (or a read error) interrupts the run as SIGTERM
+ * does; what a thread reads from stdin is dropped. 0, or an errno. */
+int provision_interrupt_on_stdin_eof(void);
 /* the current step must end within seconds (<= 0: no deadline); kind and
  * name (each may be NULL) say what runs in the watchdog's message: step 'x' */
 void provision_set_deadline(double seconds, const char *kind, const char *name);
@@ -109,6 +115,40 @@ typedef struct provision_proc_result {
 } provision_proc_result;
 
 int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r);
+
+/* procs.c: run many processes at once (argv only), each with its own stdin,
+ * stdout and stderr; every line of their output as it comes. */
+typedef struct provision_procs_job {
+    const char *const *argv;   /* argv[0] looked up in PATH */
+    const char *const *env;    /* NULL: inherit; else extra KEY=VALUE entries */
+    const char *input;         /* written to its stdin; NULL: none */
+    size_t input_len;
+    int hold_stdin;            /* stdin stays open after the input until the job ends or an interrupt */
+    /* the result */
+    int status;                /* exit code; -1: none (a signal, or not started) */
+    int signal;                /* the signal that ended it, or 0 */
+    int interrupted;           /* it was running when the run was interrupted */
+    int not_started;           /* the run was interrupted before its turn */
+    double seconds;            /* wall time, from its start to its exit */
+    char error[256];           /* "prog: why" when it could not be started */
+} provision_procs_job;
+
+/* one line of job i's output (stream 1: stdout, 2: stderr) without its
+ * newline; borrowed: copy it. Nonzero: every job is stopped at once, and
+ * provision_procs_run returns 1. */
+typedef int (*provision_procs_line)(void *ud, size_t i, int stream, const char *line, size_t len);
+
+typedef struct provision_procs_opts {
+    size_t forks;              /* at most this many running at once; 0: all */
+    double grace;              /* seconds to end after an interrupt, before SIGTERM */
+    provision_procs_line on_line;   /* NULL: output dropped */
+    void *ud;
+} provision_procs_opts;
+
+/* 0 once every job has ended (each one's result set), 1 when on_line asked
+ * to stop (every job stopped and reaped), -1 with errno when memory ran out
+ * (nothing started) */
+int provision_procs_run(provision_procs_job *jobs, size_t n, const provision_procs_opts *o);
 
 /* Every built-in C module (modules/<name>.c): one exported symbol each. */
 #define MODULE(n) int luaopen_provision_##n(lua_State *L);

@@ -34,12 +34,30 @@ static int core_sleep(lua_State *L)
     return 1;
 }
 
-/* interrupted() -> true, signal | false, 0: a SIGINT/SIGTERM came */
+/* interrupted() -> true, signal, cause | false, 0: a SIGINT, SIGTERM or
+ * SIGHUP came, or stdin's EOF (see interrupt_on_stdin_eof); cause: "SIGINT",
+ * "SIGTERM", "SIGHUP" or "stdin closed (the controller went away)" */
 static int core_interrupted(lua_State *L)
 {
-    lua_pushboolean(L, provision_signal_number() != 0);
-    lua_pushinteger(L, provision_signal_number());
-    return 2;
+    int sig = provision_signal_number();
+    lua_pushboolean(L, sig != 0);
+    lua_pushinteger(L, sig);
+    if (!sig) return 2;
+    lua_pushstring(L, provision_interrupt_cause());
+    return 3;
+}
+
+/* interrupt_on_stdin_eof() -> true | nil, msg, errno: from now on EOF on
+ * stdin (or a read error) interrupts the run as SIGTERM does: the remote
+ * side stops at a safe point when its controller goes away. A thread reads
+ * stdin and drops what comes: call it once stdin has given what it
+ * carries. */
+static int core_interrupt_on_stdin_eof(lua_State *L)
+{
+    int e = provision_interrupt_on_stdin_eof();
+    if (e) return provision_fail(L, e, "interrupt_on_stdin_eof: %s", strerror(e));
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* deadline(seconds | nil, kind?, name?): the current step must end within
@@ -276,6 +294,7 @@ static const luaL_Reg core_funcs[] = {
     { "exposed", core_exposed },
     { "getpid", core_getpid },
     { "guard", core_guard },
+    { "interrupt_on_stdin_eof", core_interrupt_on_stdin_eof },
     { "interrupted", core_interrupted },
     { "isatty", core_isatty },
     { "mkdirs", core_mkdirs },

@@ -16,6 +16,7 @@
 #include "core.h"
 #include "tree.h"
 #include "signals.h"
+#include "proc.h"
 
 typedef struct { char *p; size_t len, cap, max; } tailbuf;
 
@@ -42,12 +43,15 @@ static int exit_code(int st)
     return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
 }
 
-/* Has process group pg a member that is not a zombie? A killed member whose
- * parent is gone is a zombie until init reaps it, which can take a while
- * (kill(-pg, 0) still finds it). Without /proc: any member at all. */
-static int group_alive(pid_t pg)
+/* A killed member whose parent is gone is a zombie until init reaps it,
+ * which can take a while (kill(-pg, 0) still finds it): /proc tells. Without
+ * /proc: any member at all. */
+int proc_groups_alive(const pid_t *pgs, size_t n)
 {
-    if (kill(-pg, 0) < 0 && errno == ESRCH) return 0;
+    int some = 0;
+    for (size_t i = 0; i < n && !some; i++)
+        some = pgs[i] > 0 && !(kill(-pgs[i], 0) < 0 && errno == ESRCH);
+    if (!some) return 0;
     DIR *d = opendir("/proc");
     if (!d) return 1;
     int alive = 0;
@@ -58,20 +62,22 @@ static int group_alive(pid_t pg)
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
+        ssize_t len = read(fd, buf, sizeof buf - 1);
         close(fd);
-        if (n <= 0) continue;
-        buf[n] = '\0';
+        if (len <= 0) continue;
+        buf[len] = '\0';
         const char *p = strrchr(buf, ')');   /* the name may hold anything */
         char state;
         int ppid, pgrp;
-        if (p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3
-            && pgrp == pg && state != 'Z' && state != 'X')
-            alive = 1;
+        if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3 || state == 'Z' || state == 'X')
+            continue;
+        for (size_t i = 0; i < n && !alive; i++) alive = pgs[i] > 0 && pgrp == pgs[i];
     }
     closedir(d);
     return alive;
 }
+
+static int group_alive(pid_t pg) { return proc_groups_alive(&pg, 1); }
 
 /* Stop the child's whole process group: SIGTERM, up to 2 s for every
  * member to go, then SIGKILL for whoever is left (a member that ignores
@@ -96,7 +102,7 @@ static void stop_child(pid_t pid, int *leader_done)
     provision_signals_child(0);
 }
 
-static int open_pidfd(pid_t pid)
+int proc_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
     return (int)syscall(SYS_pidfd_open, pid, 0);   /* close-on-exec always */
@@ -110,28 +116,29 @@ static int open_pidfd(pid_t pid)
  * stop_child signals, and no controlling terminal, so a program that would
  * ask for a password on /dev/tty (sudo, ssh) fails at once instead of
  * stopping for ever on SIGTTIN in a background group), its stdin, output
- * and working folder, then exec. Why it could not start goes to err_wr. */
-__attribute__((noreturn))
-static void run_child(const provision_proc_opts *o, int in_rd, int out_wr, int err_wr, int cwdfd)
+ * and working folder, then exec. Why it could not start goes to c->report. */
+void proc_exec_child(const proc_child *c)
 {
     setsid();
     signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); signal(SIGPIPE, SIG_DFL);
-    if (in_rd >= 0) dup2(in_rd, 0);
+    struct sigaction hup;   /* ignored from the start (nohup): it stays so */
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) signal(SIGHUP, SIG_DFL);
+    if (c->in >= 0) dup2(c->in, 0);
     else {
         /* not inherited by the program: closed once it is stdin */
         int nul = open("/dev/null", O_RDONLY);
         if (nul > 0) { dup2(nul, 0); close(nul); }
     }
-    dup2(out_wr, 1);
-    dup2(out_wr, 2);
+    dup2(c->out, 1);
+    dup2(c->err, 2);
     const char *why = "chdir";
-    if (cwdfd >= 0 && fchdir(cwdfd) < 0) goto fail;
-    if (o->env) for (const char *const *e = o->env; *e; e++) putenv((char *)*e);
+    if (c->cwdfd >= 0 && fchdir(c->cwdfd) < 0) goto fail;
+    if (c->env) for (const char *const *e = c->env; *e; e++) putenv((char *)*e);
     why = "exec";
-    execvp(o->argv[0], (char *const *)o->argv);
+    execvp(c->argv[0], (char *const *)c->argv);
 fail:;
     int e = errno;
-    dprintf(err_wr, "%s %s: %s", why, why[0] == 'c' ? o->cwd : o->argv[0], strerror(e));
+    dprintf(c->report, "%s %s: %s", why, why[0] == 'c' ? c->cwd : c->argv[0], strerror(e));
     _exit(127);
 }
 
@@ -165,7 +172,10 @@ static int fork_child(const provision_proc_opts *o, provision_proc_result *r, pi
     what = "fork";
     *pid = fork();
     if (*pid < 0) goto fail;
-    if (*pid == 0) run_child(o, in[0], out[1], errp[1], cwdfd);
+    if (*pid == 0) {
+        proc_child c = { o->argv, o->env, o->cwd, cwdfd, in[0], out[1], out[1], errp[1] };
+        proc_exec_child(&c);
+    }
     close(out[1]); close(errp[1]);
     out[1] = errp[1] = -1;
     if (in[0] >= 0) { close(in[0]); in[0] = -1; }
@@ -290,7 +300,7 @@ int provision_proc_run(const provision_proc_opts *o, provision_proc_result *r)
     c.buf.max = o->capture_max ? o->capture_max : (1 << 20);
     if (c.in >= 0) fcntl(c.in, F_SETFL, O_NONBLOCK);
     c.deadline = o->timeout > 0 ? provision_now() + o->timeout : 0;
-    c.pidfd = open_pidfd(c.pid);
+    c.pidfd = proc_pidfd(c.pid);
     c.open_out = 1;
     for (;;) {
         reap_leader(&c);

@@ -1,7 +1,10 @@
-/* signals.c: how a run stops. SIGINT and SIGTERM set a flag; --timeout sets
- * a deadline for the current step (or the recipe's load). Lua code meets
- * either as an error raised by a count hook ("interrupted", "timed out");
- * blocking C code polls provision_interrupted() and gives up.
+/* signals.c: how a run stops. SIGINT, SIGTERM and SIGHUP (a remote run
+ * whose ssh session hangs up) set a flag; so does EOF on stdin once
+ * provision_interrupt_on_stdin_eof() asked for it (the remote side: its
+ * controller went away). --timeout sets a deadline for the current step (or
+ * the recipe's load). Lua code meets either as an error raised by a count
+ * hook ("interrupted", "timed out"); blocking C code polls
+ * provision_interrupted() and gives up.
  *
  * The hook raises only while the shield is down. The runner keeps it up
  * around its own bookkeeping (reporting, saving the state) and lowers it
@@ -30,11 +33,16 @@
  * a SIGALRM GRACE later stops the run.
  *
  * A second signal while the first is being handled kills the process, and
- * the process group of the program it was running (proc.c); one that comes
- * within 100 ms of the first is the same request delivered twice, not a
- * second press: `timeout` sends its signal to the child and then to the
- * child's process group, and a shell's `kill` of a job may do the same. */
+ * the process groups of the programs it was running (proc.c, procs.c); one
+ * that comes within 100 ms of the first is the same request delivered
+ * twice, not a second press: `timeout` sends its signal to the child and
+ * then to the child's process group, and a shell's `kill` of a job may do
+ * the same. Stdin's EOF is no press at all: a signal after it is still the
+ * first.
+ *
+ * SIGHUP ignored from the start (nohup) stays ignored. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -50,8 +58,12 @@
 
 static atomic_int interrupted;            /* the signal that came, 0: none */
 static _Atomic double interrupted_at;     /* provision_now() of the first one */
+static _Atomic double pressed_at;         /* of the first signal (stdin's EOF is none), 0: none */
 static atomic_ulong beat_at_signal;       /* the heartbeat then */
 static atomic_int child_pgid;             /* see signals.h */
+static _Atomic(const provision_signal_groups *) groups;   /* the last pushed */
+static atomic_int by_stdin;               /* the interrupt was stdin's EOF */
+static atomic_int stdin_watched;          /* its thread was started */
 static _Atomic double deadline;           /* provision_now() time, 0: none */
 static _Atomic double timeout_len;        /* its --timeout, for the message */
 static atomic_ulong heartbeat;            /* signs of life of the main thread */
@@ -66,6 +78,15 @@ static char what_runs[2][160];
 static atomic_int what_cur;
 
 void provision_signals_child(pid_t pgid) { atomic_store(&child_pgid, (int)pgid); }
+
+void provision_signals_push_groups(provision_signal_groups *g)
+{
+    g->prev = atomic_load(&groups);
+    atomic_store(&groups, g);
+}
+
+void provision_signals_pop_groups(const provision_signal_groups *g) { atomic_store(&groups, g->prev); }
+
 void provision_signals_alive(void) { atomic_fetch_add_explicit(&heartbeat, 1, memory_order_relaxed); }
 
 static void start_watchdog(void);
@@ -135,7 +156,25 @@ static size_t put_secs(char *buf, size_t at, size_t cap, double s)
     return put(buf, at, cap, "s");
 }
 
-/* The main thread is stuck: say so, take its program along, and exit
+/* what stopped the run, for messages */
+static const char *cause(int sig)
+{
+    if (atomic_load(&by_stdin)) return "stdin closed (the controller went away)";
+    return sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
+
+/* SIGKILL to the groups of the programs running (not in our process group:
+ * they would be left running) */
+static void kill_children(void)
+{
+    pid_t pg = (pid_t)atomic_load(&child_pgid);
+    if (pg > 0) kill(-pg, SIGKILL);
+    for (const provision_signal_groups *g = atomic_load(&groups); g; g = g->prev)
+        for (size_t i = 0; i < g->n; i++)
+            if ((pg = (pid_t)atomic_load(&g->pg[i])) > 0) kill(-pg, SIGKILL);
+}
+
+/* The main thread is stuck: say so, take its programs along, and exit
  * without touching what it holds (no atexit, no stdio flush). */
 static void stop_stuck(int sig, double since, double now)
 {
@@ -145,7 +184,8 @@ static void stop_stuck(int sig, double since, double now)
     n = put(line, n, sizeof line, what[0] ? what : "the run");
     n = put(line, n, sizeof line, " is stuck in a call that cannot be interrupted (");
     if (sig) {
-        n = put(line, n, sizeof line, sig == SIGINT ? "SIGINT came " : "SIGTERM came ");
+        n = put(line, n, sizeof line, cause(sig));
+        n = put(line, n, sizeof line, atomic_load(&by_stdin) ? " " : " came ");
     } else {
         n = put(line, n, sizeof line, "--timeout ");
         n = put_secs(line, n, sizeof line, atomic_load(&timeout_len));
@@ -155,8 +195,7 @@ static void stop_stuck(int sig, double since, double now)
     n = put(line, n, sizeof line, " ago); stopping\n");
     ssize_t w = write(2, line, n);
     (void)w;
-    pid_t pg = (pid_t)atomic_load(&child_pgid);
-    if (pg > 0) kill(-pg, SIGKILL);
+    kill_children();
     _exit(sig ? EXIT_INTERRUPTED : EXIT_FAILED);
 }
 
@@ -205,16 +244,10 @@ static void start_watchdog(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-static void on_signal(int sig)
+/* The run is interrupted from now on: the flag, the hook on the main
+ * thread, the alarm in case it never notices. Async-signal-safe. */
+static void mark_interrupted(int sig)
 {
-    if (atomic_load(&interrupted)) {   /* second time: give up at once */
-        if (provision_now() - atomic_load(&interrupted_at) < 0.1) return;   /* the same one */
-        pid_t pg = (pid_t)atomic_load(&child_pgid);
-        if (pg > 0) kill(-pg, SIGKILL);   /* not left behind, orphaned */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
     atomic_store(&interrupted_at, provision_now());   /* clock_gettime: async-signal-safe */
     atomic_store(&beat_at_signal, atomic_load(&heartbeat));
     atomic_store(&interrupted, sig);
@@ -227,14 +260,83 @@ static void on_signal(int sig)
     }
 }
 
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    int e = errno;
+    if (info && info->si_code == SI_TKILL && info->si_pid == getpid()) {
+        /* from stdin_watch: it wakes the main thread's blocking call */
+        if (!atomic_load(&interrupted)) { atomic_store(&by_stdin, 1); mark_interrupted(sig); }
+        errno = e;
+        return;
+    }
+    double first = atomic_load(&pressed_at);
+    if (first > 0) {   /* second time: give up at once */
+        if (provision_now() - first < 0.1) { errno = e; return; }   /* the same one */
+        kill_children();   /* not left behind, orphaned */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        errno = e;
+        return;
+    }
+    atomic_store(&pressed_at, provision_now());
+    if (!atomic_load(&interrupted)) mark_interrupted(sig);
+    errno = e;
+}
+
+/* The remote side's stdin: bytes are dropped; EOF (or an error) interrupts
+ * the run as SIGTERM does, through the handler on the main thread, so that
+ * its blocking call returns (EINTR) and the hook is set where it runs. */
+static void *stdin_watch(void *arg)
+{
+    (void)arg;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {   /* a non-blocking stdin */
+            struct pollfd p = { 0, POLLIN, 0 };
+            poll(&p, 1, -1);
+            continue;
+        }
+        break;
+    }
+    pthread_kill(main_thread, SIGTERM);
+    return NULL;
+}
+
+int provision_interrupt_on_stdin_eof(void)
+{
+    if (atomic_exchange(&stdin_watched, 1)) return 0;
+    /* signals stay with the main thread */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int e = pthread_create(&t, NULL, stdin_watch, NULL);
+    if (e == 0) pthread_detach(t);
+    else atomic_store(&stdin_watched, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
+const char *provision_interrupt_cause(void)
+{
+    int sig = atomic_load(&interrupted);
+    return sig ? cause(sig) : NULL;
+}
+
 void provision_signals_install(lua_State *L)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;   /* no SA_RESTART: a blocking call returns, EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_alarm;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
