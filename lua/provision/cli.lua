@@ -30,6 +30,20 @@ options:
       --adopt-state     take over a state another recipe file with the same
                         recipe name wrote (the recipe file moved)
 
+many hosts (the recipe runs on each, over one ssh connection per host):
+      --host H          a host: any ssh destination (ssh_config alias,
+                        user@host, ssh://user@host:port); repeatable or
+                        comma-separated; "local" is this machine
+      --chdir DIR       the folder the run starts in on each host (default:
+                        the remote user's home); .provision/ is there
+      --forks N         at most N hosts at once (default: all, up to 64)
+  -i, --inventory FILE  hosts in groups, with variables per group and host
+      --limit PATTERN   the groups or hosts of the inventory to run on (names,
+                        globs, comma lists; all); default: recipe { hosts = }
+      --serial N        N hosts at a time; the next N only if these succeeded
+      --max-fail-percent P  start no more hosts once over P % of them failed
+  PROVISION_SSH         the ssh command line to use (e.g. "ssh -F ./ssh_config")
+
 exit codes: 0 success (plan: nothing to change), 1 a step failed,
             2 usage or recipe error (nothing changed), 3 plan found changes,
             130 interrupted
@@ -39,7 +53,7 @@ local VERBS = { apply = true, plan = true, teardown = true, list = true }
 
 -- parse(argv) -> opts | nil, message
 function M.parse(argv)
-  local o = { verb = nil, vars = {}, var_order = {}, only = {}, color = nil }
+  local o = { verb = nil, vars = {}, var_order = {}, only = {}, color = nil, hosts = {} }
   local i = 1
   local function value(flag)
     local v = argv[i + 1]
@@ -81,6 +95,32 @@ function M.parse(argv)
       end
       if o.vars[k] == nil then o.var_order[#o.var_order + 1] = k end
       o.vars[k] = v
+    elseif a == "--host" then
+      local h; h, err = val(a); if not h then return nil, err end
+      o.hosts[#o.hosts + 1] = h
+    elseif a == "--chdir" then
+      o.chdir, err = val(a); if not o.chdir then return nil, err end
+      if o.chdir == "" or o.chdir:find("[%z\n]") then return nil, "--chdir needs a folder" end
+    elseif a == "--forks" then
+      local n; n, err = val(a); if not n then return nil, err end
+      o.forks = math.tointeger(tonumber(n))
+      if not o.forks or o.forks < 1 or not n:find("^%d+$") then
+        return nil, ("bad --forks '%s': a whole number, 1 or more"):format(n)
+      end
+    elseif a == "-i" or a == "--inventory" then
+      o.inventory, err = val(a); if not o.inventory then return nil, err end
+    elseif a == "--limit" then
+      o.limit, err = val(a); if not o.limit then return nil, err end
+      if o.limit:match("^[%s,]*$") then return nil, "--limit needs a group or host pattern" end
+    elseif a == "--serial" or a == "--max-fail-percent" then
+      local n; n, err = val(a); if not n then return nil, err end
+      local v = n:find("^%d+$") and math.tointeger(tonumber(n))
+      local max = a == "--serial" and math.maxinteger or 100
+      if not v or v < (a == "--serial" and 1 or 0) or v > max then
+        return nil, ("bad %s '%s': %s"):format(a, n, a == "--serial" and "a whole number, 1 or more" or "a percentage, 0 to 100")
+      end
+      if a == "--serial" then o.serial = v else o.max_fail = v end
+    elseif a == "--remote" then o.remote = true   -- what a host runs for --host (provision.fleet.remote)
     elseif a == "--json" then o.json = true
     elseif a == "-q" or a == "--quiet" then o.quiet = true
     elseif a == "-v" or a == "--verbose" then o.verbose = true
@@ -148,8 +188,18 @@ function M.main(argv)
   if o.help then io.stdout:write(USAGE); return EXIT.ok end
   if o.version then io.stdout:write("provision ", core.version, " (", core.lua_release, ")\n"); return EXIT.ok end
   if o.script then return run_script(o) end
+  if o.remote then return require("provision.fleet.remote").main() end
+  local remote = false
+  for _, h in ipairs(o.hosts) do
+    for x in (h .. ","):gmatch("([^,]*),") do if x:match("^%s*(.-)%s*$") ~= "local" then remote = true end end
+  end
   if not o.recipe then
     io.stderr:write("provision: no recipe given\n", USAGE)
+    return EXIT.usage
+  end
+  if remote or o.inventory then return require("provision.fleet").main(o) end
+  if o.chdir or o.forks or o.limit or o.serial or o.max_fail then
+    io.stderr:write("provision: --chdir, --forks, --limit, --serial and --max-fail-percent go with --host or -i\n")
     return EXIT.usage
   end
   return require("provision.run").main(o)

@@ -678,7 +678,7 @@ function M.main(o)
   -- or another recipe's: nothing has changed (2)
   local state, serr, why, pid = State.open(dir, recipe.name, {
     create = writes, lock = writes, wait = o.wait_lock,
-    recipe_file = require("provision._fs").realpath(o.recipe) or o.recipe, adopt = o.adopt_state })
+    recipe_file = o.recipe_file or require("provision._fs").realpath(o.recipe) or o.recipe, adopt = o.adopt_state })
   if not state then
     if why == "locked" then
       report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")

@@ -95,8 +95,8 @@ end
 function Loader:decl_recipe(t)
   if type(t) ~= "table" then self:fail("recipe: expected a table { name = ..., description = ... }") end
   for k, v in pairs(t) do
-    if k ~= "name" and k ~= "description" then
-      self:fail(("recipe: unknown field '%s' (fields: description, name)"):format(tostring(k)))
+    if k ~= "name" and k ~= "description" and k ~= "hosts" then
+      self:fail(("recipe: unknown field '%s' (fields: description, hosts, name)"):format(tostring(k)))
     end
     if type(v) ~= "string" then self:fail(("recipe: field '%s' must be a string"):format(k)) end
     if not json.is_text(v) then
@@ -108,6 +108,7 @@ function Loader:decl_recipe(t)
   if self.depth == 0 or recipe.name == nil then
     recipe.name = t.name or recipe.name
     recipe.description = t.description or recipe.description
+    recipe.hosts = t.hosts or recipe.hosts   -- the hosts -i picks when no --limit says (fleet)
   end
 end
 
@@ -291,6 +292,7 @@ function Loader:load_plugin(name)
     loader, err = package.loadlib(file, "luaopen_" .. name:gsub("^[^-]*%-", ""):gsub("%.", "_"))
   end
   if not loader then error(("error loading module '%s' from file '%s':\n\t%s"):format(name, file, err), 0) end
+  table.insert(self.recipe.files, file)
   local mod = loader(name, file)
   if mod == nil then mod = package.loaded[name] == nil and true or package.loaded[name] end
   package.loaded[name] = mod
@@ -339,7 +341,8 @@ function Loader.new(path, opts)
     cli_vars = opts.vars or {},
     used_vars = {},
     recipe = { file = path, name = nil, description = nil, steps = {}, by_name = {}, checks = {},
-               check_names = {}, teardown = nil, vars = {}, var_order = {} },
+               check_names = {}, teardown = nil, vars = {}, var_order = {},
+               files = {} },   -- every file loaded: the recipe, its includes, its plugins
     sources = {},          -- chunk sources of the recipe files being loaded
     var_defaults = {},     -- include(path, overrides): new defaults
     depth = 0,
@@ -368,6 +371,7 @@ function Loader:load_file(p)
   local chunk, err = loadfile(p, "t", self.env)
   if not chunk then error({ msg = err, where = "" }, 0) end
   self.sources[debug.getinfo(chunk, "S").source] = true
+  table.insert(self.recipe.files, p)
   local saved = self.current_dir
   self.current_dir = p:match("^(.*)/[^/]*$") or "."
   chunk()

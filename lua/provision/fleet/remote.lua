@@ -1,0 +1,82 @@
+-- provision.fleet.remote: `provision --remote`, what a host runs for the
+-- controller (provision.fleet): read the bundle from stdin, put its files
+-- in a private folder of ours (~/.cache/provision/run.RANDOM, 0700), run
+-- the recipe there with --json (the events are the controller's input),
+-- then remove the folder. The working folder is the one ssh started in
+-- (the controller's --chdir): relative paths and .provision/ are there, as
+-- in a local run. Once the bundle is read, stdin stays open for the whole
+-- run; its end means the controller is gone (interrupted, or its ssh
+-- connection dropped): the run stops at a safe point, as on SIGTERM.
+local FS = require "provision._fs"
+local core = require "provision._core"
+local bundle = require "provision.fleet.bundle"
+local EXIT = core.EXIT
+
+local M = {}
+
+local PRIVATE = tonumber("700", 8)
+
+local function fail(msg)
+  io.stderr:write("provision --remote: ", msg, "\n")
+  return EXIT.usage
+end
+
+-- ~/.cache/provision: made if need be, and only used when it is ours and private
+local function cache_dir()
+  local home = os.getenv("HOME")
+  if not home or home:sub(1, 1) ~= "/" then return nil, "HOME is not set to an absolute path" end
+  local dir = home .. "/.cache/provision"
+  local ok, err = core.mkdirs(dir, PRIVATE)
+  if not ok then return nil, err end
+  local st, serr = FS.lstat(dir)
+  if not st then return nil, serr end
+  if st.type ~= "directory" or st.uid ~= FS.euid() or st.mode & tonumber("077", 8) ~= 0 then
+    return nil, dir .. " is not a private folder of this user (0700, ours): refusing to use it"
+  end
+  return dir
+end
+
+-- unpack(dir, header, contents): the files, in a folder nobody else can enter
+local function unpack(dir, header, contents)
+  local made = { [""] = true }
+  for i, e in ipairs(header.files) do
+    local parent = e.path:match("^(.*)/[^/]*$") or ""
+    if not made[parent] then
+      local acc = ""
+      for part in parent:gmatch("[^/]+") do
+        acc = acc == "" and part or (acc .. "/" .. part)
+        if not made[acc] then
+          local ok, err = FS.mkdir(dir .. "/" .. acc, PRIVATE)
+          if not ok then return nil, err end
+          made[acc] = true
+        end
+      end
+    end
+    local ok, err = core.write_atomic(dir .. "/" .. e.path, contents[i], e.mode & PRIVATE)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+function M.main()
+  local header, contents = bundle.read(io.stdin)
+  if not header then return fail(contents) end
+  local base, err = cache_dir()
+  if not base then return fail(err) end
+  local dir = base .. "/" .. FS.temp_name("run")
+  local made, id = FS.mkdir(dir, PRIVATE)
+  if not made then return fail(id) end
+  local guard <close> = core.guard(function() FS.remove_own(dir, id) end) -- luacheck: ignore guard
+  local ok, uerr = unpack(dir, header, contents)
+  if not ok then return fail(uerr) end
+  core.interrupt_on_stdin_eof()
+  local o = { verb = header.verb, recipe = dir .. "/" .. header.recipe, json = true, vars = header.vars,
+              var_order = {}, only = {}, recipe_file = "bundle:" .. header.recipe }
+  for k in pairs(header.vars) do o.var_order[#o.var_order + 1] = k end
+  table.sort(o.var_order)
+  for k, v in pairs(header.flags) do o[k] = v end
+  o.only = type(o.only) == "table" and o.only or {}
+  return require("provision.run").main(o)
+end
+
+return M
