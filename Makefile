@@ -129,6 +129,8 @@ lint:
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
+	@# what --host sends to other machines, when it is built (make static)
+	if [ -x provision-static ]; then install -m 0755 provision-static $(DESTDIR)$(PREFIX)/bin/provision-static; fi
 	install -d $(DESTDIR)$(PREFIX)/share/provision/recipes
 	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/provision/recipes/
 

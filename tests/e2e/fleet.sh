@@ -76,6 +76,13 @@ r = [e for e in evs if e[\"event\"] == \"recap\"][0]
 assert [h[\"status\"] for h in r[\"hosts\"]] == [\"ok\", \"changed\", \"ok\", \"ok\"], r
 "'
 
+# "local" among the hosts: this machine too, in the folder provision runs in
+run "$P" app/recipe.lua --host local,h1 -e token=@token.txt -e who=mixed
+expect "--host local,h1: both converge; here, the file is in the current folder" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "^local  *changed" && [ "$(cat fleet-out/greeting.txt)" = "hello from MIXED" ] && [ "$(ssh_host_exec 1 cat /root/fleet-out/greeting.txt)" = "hello from MIXED" ]'
+run "$P" app/recipe.lua --host local,h1 -e token=@token.txt -e who=fleet
+[ $RC -eq 0 ] || fail "--host local,h1: back to who=fleet" "rc=$RC"
+
 # secrets: never in an argv on the host while a step runs, nor in its environment
 cat > app/slow.lua <<'R'
 recipe { name = "fleet-slow" }
