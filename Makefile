@@ -142,7 +142,7 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev libxxhash-dev xxhash \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
-            openssl util-linux lua5.4 lua-check openssh-server openssh-client
+            openssl util-linux lua5.4 lua-check openssh-server openssh-client sudo
 # make static: zstd's static archive; zstd makes a .tar.zst for its test
 DEB_PKGS_STATIC := libzstd-dev zstd
 deps:
