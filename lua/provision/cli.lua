@@ -36,6 +36,9 @@ many hosts (the recipe runs on each, over one ssh connection per host):
                         comma-separated; "local" is this machine
       --chdir DIR       the folder the run starts in on each host (default:
                         the remote user's home); .provision/ is there
+      --become          run as root on each host, through `sudo -n` (a host
+                        where sudo would ask for a password fails at once);
+                        the folder is then root's home unless --chdir
       --forks N         at most N hosts at once (default: all, up to 64)
   -i, --inventory FILE  hosts in groups, with variables per group and host
       --limit PATTERN   the groups or hosts of the inventory to run on (names,
@@ -101,6 +104,7 @@ function M.parse(argv)
     elseif a == "--chdir" then
       o.chdir, err = val(a); if not o.chdir then return nil, err end
       if o.chdir == "" or o.chdir:find("[%z\n]") then return nil, "--chdir needs a folder" end
+    elseif a == "--become" then o.become = true
     elseif a == "--forks" then
       local n; n, err = val(a); if not n then return nil, err end
       o.forks = math.tointeger(tonumber(n))
@@ -198,8 +202,8 @@ function M.main(argv)
     return EXIT.usage
   end
   if remote or o.inventory then return require("provision.fleet").main(o) end
-  if o.chdir or o.forks or o.limit or o.serial or o.max_fail then
-    io.stderr:write("provision: --chdir, --forks, --limit, --serial and --max-fail-percent go with --host or -i\n")
+  if o.chdir or o.become or o.forks or o.limit or o.serial or o.max_fail then
+    io.stderr:write("provision: --chdir, --become, --forks, --limit, --serial and --max-fail-percent go with --host or -i\n")
     return EXIT.usage
   end
   return require("provision.run").main(o)

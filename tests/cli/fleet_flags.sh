@@ -22,6 +22,7 @@ bad "--host -oProxyCommand" "cannot start with '-'" r.lua --host=-oProxyCommand=
 bad "--host a,,b" "empty host name" r.lua --host a,,b
 bad "--limit without -i" "give -i FILE" r.lua --host h --limit web
 bad "--chdir without --host" "go with --host or -i" r.lua --chdir /srv
+bad "--become without --host" "go with --host or -i" r.lua --become
 bad "-i a file that is not there" "-i" r.lua -i nosuch.lua --limit all
 printf 'recipe { name = "g" }\nstep "x" { fs.file { nope = 1 } }\n' > r2.lua
 bad "a recipe error" "r2.lua:2" r2.lua --host h

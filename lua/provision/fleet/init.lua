@@ -29,7 +29,7 @@ local EXIT = core.EXIT
 
 local M = {}
 
-local NEED_BINARY, BAD_ARCH = 97, 98
+local NO_SUDO, NEED_BINARY, BAD_ARCH = 95, 97, 98
 local ARCH = "x86_64"
 
 -- sh's single quotes around s
@@ -61,11 +61,23 @@ local function ssh_base(cm_dir)
   return argv
 end
 
+-- the end of a host's command: run the binary (the shell word b) as the
+-- login user in the folder ssh started in (or --chdir); with --become as
+-- root through `sudo -n -H` (HOME root's; the folder --chdir, else root's
+-- home), unless the login user is root already
+local function launch(b, o)
+  if not o.become then
+    return (o.chdir and ("cd -- " .. sq(o.chdir) .. " || exit 96; ") or "") .. "exec " .. b .. " --remote"
+  end
+  return ('if [ "$(id -u)" = 0 ]; then s=; else command -v sudo >/dev/null 2>&1 '
+    .. '|| { echo provision-remote:no-sudo; exit %d; }; s="sudo -n -H --"; fi; exec $s /bin/sh -c %s %s %s')
+    :format(NO_SUDO, sq('cd -- "${1:-$HOME}" || exit 96; exec "$0" --remote'), b, sq(o.chdir or ""))
+end
+
 -- the argv of one host's job: ssh, or for "local" this binary itself
 local function ssh_argv(base, host, command, o)
   if host == "local" then
-    local cd = o.chdir and ("cd -- " .. sq(o.chdir) .. " || exit 96; ") or ""
-    return { "/bin/sh", "-c", cd .. 'exec "$0" --remote', assert(FS.realpath("/proc/self/exe")) }
+    return { "/bin/sh", "-c", launch('"$0"', o), assert(FS.realpath("/proc/self/exe")) }
   end
   local argv = { table.unpack(base) }
   argv[#argv + 1] = "--"
@@ -76,11 +88,10 @@ end
 
 -- what a host runs: the binary of this digest if it has it, else a word
 -- that it needs it (or that it is another machine)
-local function run_command(digest, chdir)
-  local cd = chdir and ("cd -- " .. sq(chdir) .. " || exit 96; ") or ""
-  return cd .. ('a=$(uname -m); [ "$a" = %s ] || { echo "provision-remote:arch $a"; exit %d; }; '
-    .. 'b="$HOME/.cache/provision/%s/provision"; [ -x "$b" ] && exec "$b" --remote; '
-    .. 'echo provision-remote:need-binary; exit %d'):format(ARCH, BAD_ARCH, digest, NEED_BINARY)
+local function run_command(digest, o)
+  return ('a=$(uname -m); [ "$a" = %s ] || { echo "provision-remote:arch $a"; exit %d; }; '
+    .. 'b="$HOME/.cache/provision/%s/provision"; [ -x "$b" ] || { echo provision-remote:need-binary; exit %d; }; ')
+    :format(ARCH, BAD_ARCH, digest, NEED_BINARY) .. launch('"$b"', o)
 end
 
 local function upload_command(digest)
@@ -143,6 +154,7 @@ end
 function Out:line(host, line)
   local h = self.hosts[host]
   if line == "provision-remote:need-binary" then h.need_binary = true; return end
+  if line == "provision-remote:no-sudo" then h.no_sudo = true; return end
   local arch = line:match("^provision%-remote:arch (.*)$")
   if arch then h.arch = arch; return end
   local ok, ev = pcall(json.decode, line)
@@ -188,7 +200,7 @@ local function reason(h)
 end
 
 -- each host's outcome from its exit status: ok | changed | pending | failed | unreachable
-local function outcome(h, r, verb)
+local function outcome(h, r, verb, become)
   if r.not_started then return "not-run", r.why or "not started" end
   if r.error then return "failed", r.error end
   local s = r.status
@@ -197,6 +209,11 @@ local function outcome(h, r, verb)
     return "failed", "the connection was lost during the run: " .. (reason(h) or "ssh failed")
   end
   if s == BAD_ARCH then return "failed", ("it is %s; this binary is for %s"):format(h.arch or "?", ARCH) end
+  if become and not h.started then
+    if s == NO_SUDO and h.no_sudo then return "failed", "--become: there is no sudo there (and the user is not root)" end
+    local why = reason(h) or ""
+    if why:find("^sudo:") then return "failed", "--become: sudo -n refused: " .. why:gsub("^sudo:%s*", "") end
+  end
   if s == 0 then
     local sm = h.summary or {}
     return (sm.changed or 0) > 0 and "changed" or "ok"
@@ -212,7 +229,7 @@ local function recap(out, hosts, results, verb, o)
   local rows, counts = {}, {}
   for i, host in ipairs(hosts) do
     local h = out.hosts[host]
-    local what, why = outcome(h, results[i], verb)
+    local what, why = outcome(h, results[i], verb, o.become)
     counts[what] = (counts[what] or 0) + 1
     local sm = h.summary or {}
     rows[i] = { host = host, status = what, why = why and secret.mask(why) or nil, ok = sm.ok, changed = sm.changed,
@@ -343,7 +360,7 @@ end
 local function should_stop(ctx, done)
   local failed = 0
   for _, i in ipairs(done) do
-    local what = outcome(ctx.out.hosts[ctx.hosts[i]], ctx.results[i], ctx.o.verb)
+    local what = outcome(ctx.out.hosts[ctx.hosts[i]], ctx.results[i], ctx.o.verb, ctx.o.become)
     if what == "failed" or what == "unreachable" or what == "interrupted" then failed = failed + 1 end
   end
   if ctx.o.max_fail then return failed * 100 > ctx.o.max_fail * #done end
@@ -371,7 +388,7 @@ function M.main(o)
   local cm, cerr = control_dir()
   if not cm then io.stderr:write("provision: ", cerr, "\n"); return EXIT.usage end
   local ctx = { o = o, hosts = hosts, vars = vars, bundle = b, exe = exe, digest = digest, base = ssh_base(cm),
-                run_cmd = run_command(digest, o.chdir), forks = math.min(o.forks or 64, #hosts),
+                run_cmd = run_command(digest, o), forks = math.min(o.forks or 64, #hosts),
                 out = Out.new(o, hosts), results = {} }
   if not o.json and not o.quiet then
     io.stdout:write(("%s: %s on %d host%s\n"):format(recipe.name, o.verb, #hosts, #hosts == 1 and "" or "s"))
