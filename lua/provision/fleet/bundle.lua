@@ -23,7 +23,9 @@ M.MAGIC = "provision-bundle 1"
 M.MAX_BYTES = 64 << 20
 M.MAX_FILES = 20000
 local SKIP = { [".provision"] = true, [".git"] = true }
-local FLAGS = { "only", "from", "timeout", "verbose", "quiet", "wait_lock", "adopt_state" }
+-- what the host's run needs of the command line (-q and --json shape the
+-- controller's output only: the host always answers in --json)
+local FLAGS = { "only", "from", "timeout", "verbose", "wait_lock", "adopt_state" }
 
 local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
 local function unhex(h)

@@ -23,6 +23,7 @@ local json = require "provision.json"
 local dsl = require "provision.dsl"
 local secret = require "provision.secret"
 local bundle = require "provision.fleet.bundle"
+local cache = require "provision.fleet.cache"
 local inventory = require "provision.fleet.inventory"
 local validate = require "provision.dsl.validate"
 local EXIT = core.EXIT
@@ -109,20 +110,6 @@ local function shipped_binary(exe)
   local st = FS.stat(static)
   if st and st.type == "file" then return static end
   return exe
-end
-
--- a private folder of ours for ssh's master connections
-local function control_dir()
-  local home = os.getenv("HOME")
-  if not home or home:sub(1, 1) ~= "/" then return nil, "HOME is not set to an absolute path" end
-  local dir = home .. "/.cache/provision/ssh"
-  local ok, err = core.mkdirs(dir, tonumber("700", 8))
-  if not ok then return nil, err end
-  local st = FS.lstat(dir)
-  if not st or st.type ~= "directory" or st.uid ~= FS.euid() or st.mode & tonumber("077", 8) ~= 0 then
-    return nil, dir .. " is not a private folder of this user (0700, ours)"
-  end
-  return dir
 end
 
 -- ---- output
@@ -385,7 +372,7 @@ function M.main(o)
   if not exe then io.stderr:write("provision: PROVISION_SHIP: ", xerr, "\n"); return EXIT.usage end
   local digest, derr = FS.sha256(exe)
   if not digest then io.stderr:write("provision: ", derr, "\n"); return EXIT.failed end
-  local cm, cerr = control_dir()
+  local cm, cerr = cache.dir("ssh")
   if not cm then io.stderr:write("provision: ", cerr, "\n"); return EXIT.usage end
   local ctx = { o = o, hosts = hosts, vars = vars, bundle = b, exe = exe, digest = digest, base = ssh_base(cm),
                 run_cmd = run_command(digest, o), forks = math.min(o.forks or 64, #hosts),

@@ -10,6 +10,7 @@
 local FS = require "provision._fs"
 local core = require "provision._core"
 local bundle = require "provision.fleet.bundle"
+local cache = require "provision.fleet.cache"
 local EXIT = core.EXIT
 
 local M = {}
@@ -19,21 +20,6 @@ local PRIVATE = tonumber("700", 8)
 local function fail(msg)
   io.stderr:write("provision --remote: ", msg, "\n")
   return EXIT.usage
-end
-
--- ~/.cache/provision: made if need be, and only used when it is ours and private
-local function cache_dir()
-  local home = os.getenv("HOME")
-  if not home or home:sub(1, 1) ~= "/" then return nil, "HOME is not set to an absolute path" end
-  local dir = home .. "/.cache/provision"
-  local ok, err = core.mkdirs(dir, PRIVATE)
-  if not ok then return nil, err end
-  local st, serr = FS.lstat(dir)
-  if not st then return nil, serr end
-  if st.type ~= "directory" or st.uid ~= FS.euid() or st.mode & tonumber("077", 8) ~= 0 then
-    return nil, dir .. " is not a private folder of this user (0700, ours): refusing to use it"
-  end
-  return dir
 end
 
 -- unpack(dir, header, contents): the files, in a folder nobody else can enter
@@ -61,7 +47,7 @@ end
 function M.main()
   local header, contents = bundle.read(io.stdin)
   if not header then return fail(contents) end
-  local base, err = cache_dir()
+  local base, err = cache.dir()
   if not base then return fail(err) end
   local dir = base .. "/" .. FS.temp_name("run")
   local made, id = FS.mkdir(dir, PRIVATE)
