@@ -145,7 +145,10 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             openssl util-linux lua5.4 lua-check openssh-server openssh-client sudo
 # make static: zstd's static archive; zstd makes a .tar.zst for its test
 DEB_PKGS_STATIC := libzstd-dev zstd
+# ... and Compose v2 beside v1: Debian trixie's docker-compose package
+# (2.26.1), fetched from Debian and put where the docker CLI finds plugins
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS) $(DEB_PKGS_STATIC)
+	sh tests/deps/compose-v2.sh
 .PHONY: deps

@@ -5,6 +5,7 @@
 # (tests/e2e/airflow_quickstart.sh does that for the quick start itself):
 # `docker-compose config` of the edited file must differ from upstream's in
 # AIRFLOW__CORE__LOAD_EXAMPLES only.
+# compose-matrix: run again with v1 (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 

@@ -76,8 +76,18 @@ expect "after the plugin changed: detected again (2.99.1), still a no-op" \
 expect "after the plugin changed: one call, 'version'" \
     eval '[ "$(calls)" = $((n + 1)) ] && [ "$(tail -1 "$LOG")" = "compose version" ]'
 
-rm -f "$PLUGIN"  # the plugin gone: back to docker-compose v1
-run "$P" "$RECIPE" "${ARGS[@]}" -v
+# the plugin gone: back to docker-compose v1. The docker CLI would find a
+# system-wide plugin next (make deps installs the real v2 in
+# /usr/local/lib/docker/cli-plugins): an empty folder is mounted over each
+# system plugin folder, in a mount namespace of this run only, so the
+# machine is a Debian 12 one with v1 alone
+rm -f "$PLUGIN"
+hide=""
+for d in /usr/local/lib/docker/cli-plugins /usr/local/libexec/docker/cli-plugins \
+         /usr/lib/docker/cli-plugins /usr/libexec/docker/cli-plugins; do
+    [ -d "$d" ] && hide="$hide mount -t tmpfs -o mode=0755 none $d &&"
+done
+run unshare --mount --propagation private sh -c "$hide exec \"\$0\" \"\$@\"" "$P" "$RECIPE" "${ARGS[@]}" -v
 expect "without the plugin: docker-compose 1.29 is used, still a no-op" \
     eval '[ $RC = 0 ] && has "$OUT" "docker-compose 1.29" && has "$OUT" "changed=0 failed=0"'
 expect "without the plugin: docker-compose itself was asked its version, nothing else" \

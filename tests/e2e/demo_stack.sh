@@ -4,6 +4,7 @@
 #   volumes, networks, image, folder); a wrong password is refused (401).
 #   Then -e image= naming an image that was there before: apply does not
 #   import it, and teardown keeps it.
+# compose-matrix: run again with v1 (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 

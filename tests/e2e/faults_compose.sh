@@ -7,6 +7,7 @@
 # Each: exit 1, a clear reason (with the service's last log lines where it
 # has any), nothing recorded as done that is not, and a re-run with the good
 # compose file that converges.
+# compose-matrix: run again with v1 (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/e2e/lib_docker.sh"
 . "$ROOT/tests/fixtures/faults/lib.sh"
