@@ -12,6 +12,7 @@ if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
     fail "fleet hostile" "needs root and setpriv (util-linux)"
     exit 1
 fi
+unset XDG_CACHE_HOME   # the cache folder is HOME's here
 NB() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 VICTIM=$SANDBOX/victim   # root's, nobody cannot enter it

@@ -262,3 +262,35 @@ expect "a part file swapped for another root file: not resumed, the download is 
     eval '[ $RC = 0 ] && ! has "$OUT" "resuming" && [ "$(sha256sum < "$SHARED/p/data.bin" | cut -c1-64)" = "$SLOW_SUM" ]'
 expect "... and that file was left alone (not removed, not read into dest)" \
     eval '[ -e "$part" ] && ! grep -q s3cr3t-hostile "$SHARED/p/data.bin"'
+
+# ---- the Compose detection cache: what command provision runs ----
+# root with a HOME of nobody's (sudo -E): nobody plants compose-detected.json
+# naming a version (it could as well name a program of theirs), with the
+# signature of the real binaries so it would pass as fresh. Root must not
+# read it: the detection is redone, and nothing is written in nobody's home.
+if docker compose version > /dev/null 2>&1 || command -v docker-compose > /dev/null; then
+    NB mkdir -p -m 0755 "$SHARED/nbhome/.cache/provision"
+    cat > "$SHARED/plant.lua" <<'L'
+local cli = require "provision.compose.cli"
+local json = require "provision.json"
+local argv = { "docker", "compose" }
+if not cli.detect { command = "docker compose" } then argv = { "docker-compose" } end
+local f = assert(io.open(os.getenv("HOME") .. "/.cache/provision/compose-detected.json", "w"))
+f:write(json.encode { key = "auto", argv = argv, version = "9.9.9", signature = cli.signature(argv) })
+f:close()
+L
+    chmod 0644 "$SHARED/plant.lua"
+    NB sh -c "cd '$SHARED' && XDG_CACHE_HOME= HOME='$SHARED/nbhome' '$P' --script plant.lua"
+    planted=$(cat "$SHARED/nbhome/.cache/provision/compose-detected.json")
+    cat > cc.lua <<'R'
+recipe { name = "cc" }
+check "compose" { compose.available { min_version = "1.0.0" } }
+R
+    run env -u XDG_CACHE_HOME -u PROVISION_COMPOSE HOME="$SHARED/nbhome" "$P" cc.lua -v
+    expect "a compose-detected.json planted in nobody's HOME: not believed (the real version, not 9.9.9)" \
+        eval '[ $RC = 0 ] && ! has "$OUT$ERR" "9.9.9" && has "$planted" "9.9.9"'
+    expect "... and root wrote nothing in nobody's home" \
+        eval '[ "$(cat "$SHARED/nbhome/.cache/provision/compose-detected.json")" = "$planted" ] && [ "$(stat -c %U "$SHARED/nbhome/.cache/provision")" = nobody ] && [ -z "$(find "$SHARED/nbhome" -user root)" ]'
+else
+    fail "compose detection cache" "no Compose installed (make deps)"
+fi

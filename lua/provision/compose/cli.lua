@@ -7,10 +7,11 @@ local exec = require "provision._exec"
 local core = require "provision._core"
 local json = require "provision.json"
 local secret = require "provision.secret"
+local usercache = require "provision.cache"
 
 local M = {}
 -- the detection cache: a folder of the user's only, a file others cannot read
-local CACHE_DIR_MODE, CACHE_FILE_MODE = tonumber("700", 8), tonumber("600", 8)
+local CACHE_FILE_MODE = tonumber("600", 8)
 
 local chosen        -- compose.use(...)
 local detected = {} -- per-process cache: command key -> result
@@ -95,25 +96,19 @@ function M.detect(o)
     "): install docker-compose or the docker compose plugin"
 end
 
--- the user's cache folder for provision, nil without XDG_CACHE_HOME or HOME
-function M.cache_dir()
-  local x = os.getenv("XDG_CACHE_HOME")
-  if x and x ~= "" then return x .. "/provision" end
-  local home = os.getenv("HOME")
-  if home and home ~= "" then return home .. "/.cache/provision" end
-  return nil
-end
-
--- the detection cache file (${XDG_CACHE_HOME:-~/.cache}/provision/): the
--- last detect's result, for a later run of this recipe or another
-local function cache_path()
-  local dir = M.cache_dir()
-  return dir and (dir .. "/compose-detected.json"), dir
+-- the detection cache file, ${XDG_CACHE_HOME:-~/.cache}/provision/
+-- compose-detected.json: the last detect's result (the command provision
+-- will run), for a later run of this recipe or another; kept only in a
+-- folder that is ours and private (provision.cache), never read from one
+-- another user could have planted it in
+local function cache_path(only_look)
+  local dir = usercache.dir(nil, only_look)
+  return dir and (dir .. "/compose-detected.json")
 end
 
 -- read_cache() -> the table detect { cache = } keeps its result in ({} when none)
 function M.read_cache()
-  local path = cache_path()
+  local path = cache_path(true)
   local text = path and core.read_file(path)
   local cache = text and json.decode(text)
   if type(cache) ~= "table" then cache = {} end
@@ -122,8 +117,8 @@ end
 
 -- write_cache(cache) -> true once its folder is there (the write itself may fail)
 function M.write_cache(cache)
-  local path, dir = cache_path()
-  if not (path and core.mkdirs(dir, CACHE_DIR_MODE)) then return false end
+  local path = cache_path()
+  if not path then return false end
   core.write_atomic(path, json.encode(cache), CACHE_FILE_MODE)
   return true
 end

@@ -31,7 +31,7 @@ for _, k in ipairs { "utc_seconds", "container_state", "service_states", "judge"
     "foreign_guard", "orphans", "leftovers" } do
   M[k] = engine[k]
 end
-for _, k in ipairs { "use", "signature", "detect", "cache_dir", "run" } do M[k] = cli[k] end
+for _, k in ipairs { "use", "signature", "detect", "run" } do M[k] = cli[k] end
 
 -- the stack this resource brought up before under another name (the
 -- project option, COMPOSE_PROJECT_NAME or the folder changed since): taken

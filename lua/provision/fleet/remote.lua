@@ -10,7 +10,7 @@
 local FS = require "provision._fs"
 local core = require "provision._core"
 local bundle = require "provision.fleet.bundle"
-local cache = require "provision.fleet.cache"
+local cache = require "provision.cache"
 local EXIT = core.EXIT
 
 local M = {}
