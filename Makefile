@@ -146,9 +146,12 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
 # make static: zstd's static archive; zstd makes a .tar.zst for its test
 DEB_PKGS_STATIC := libzstd-dev zstd
 # ... and Compose v2 beside v1: Debian trixie's docker-compose package
-# (2.26.1), fetched from Debian and put where the docker CLI finds plugins
+# (2.26.1), fetched from Debian and put where the docker CLI finds plugins;
+# and trixie's Docker Engine (26.1) for the tests to start beside the
+# system's (never installed as the system's engine)
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS) $(DEB_PKGS_STATIC)
 	sh tests/deps/compose-v2.sh
+	sh tests/deps/engine-next.sh
 .PHONY: deps

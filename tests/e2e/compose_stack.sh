@@ -3,6 +3,7 @@
 # and a real Docker engine: apply, HTTP with basic auth, a no-op re-run,
 # .env changed and re-applied, plan, teardown with nothing left behind.
 # compose-matrix: run again with v1 (tests/run)
+# engine-matrix: run again on the newer engine (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/e2e/lib_docker.sh"
 docker_require "compose stack end to end"

@@ -5,6 +5,7 @@
 #   Then -e image= naming an image that was there before: apply does not
 #   import it, and teardown keeps it.
 # compose-matrix: run again with v1 (tests/run)
+# engine-matrix: run again on the newer engine (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 

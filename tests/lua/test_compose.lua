@@ -1,6 +1,7 @@
 -- tests/lua/test_compose.lua: provision.compose: names, .env, interpolation,
 -- detection, the service judgement, and up/run_once/down on real stacks.
 -- compose-matrix: run again with v1 (tests/run)
+-- engine-matrix: run again on the newer engine (tests/run)
 local T = dofile "tests/lua/harness.lua"
 local compose = require "provision.compose"
 local docker = require "provision.docker"

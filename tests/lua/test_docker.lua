@@ -1,4 +1,5 @@
 -- tests/lua/test_docker.lua: provision.docker against the real engine.
+-- engine-matrix: run again on the newer engine (tests/run)
 local T = dofile "tests/lua/harness.lua"
 local docker = require "provision.docker"
 local C = require "provision._docker"

@@ -146,6 +146,11 @@ function M.run(project, args, o)
     local lines = {}
     for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
     local tail = table.concat(lines, "\n", math.max(1, #lines - 14))
+    if out:find("KeyError: 'ContainerConfig'", 1, true) then   -- Compose v1's traceback: say why first
+      tail = "docker-compose 1.x cannot recreate a container on Docker Engine 25 or later (the Engine API no "
+        .. "longer gives an image's ContainerConfig): use Compose v2 (`docker compose`; PROVISION_COMPOSE), "
+        .. "or remove the project's containers first\n" .. tail
+    end
     return nil, ("%s: exit %d\n%s"):format(table.concat(argv, " "), r.status, tail), r
   end
   return r
