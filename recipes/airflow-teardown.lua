@@ -5,6 +5,10 @@
 -- `provision teardown recipes/airflow-quickstart.lua` does the same. The
 -- volumes go as Compose created them (by label), not by name: a volume that
 -- was there before under the same name is kept (see compose.down).
+-- The same for every release the quick start runs (2.1.x, later 2.x, 3.x):
+-- the compose file in the folder says which services there are, and .env
+-- still names the "flower" profile when -e flower=true started Flower, so
+-- `down` takes it too (tests/e2e/airflow_quickstart_293.sh checks it).
 recipe {
   name = "airflow-teardown",
   description = "Take the Airflow quick start stack down and remove its folder",
