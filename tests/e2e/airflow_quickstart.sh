@@ -8,6 +8,7 @@
 #   apply -> no-op re-run -> plan -> airflow-teardown.lua -> nothing left
 #   apply -> provision teardown airflow-quickstart.lua -> nothing left
 # plus the preflight failures (no engine, port taken) and their messages.
+# compose-matrix: run again with v1 (tests/run)
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 
