@@ -11,6 +11,9 @@ usage: provision [apply] RECIPE [options]    bring the machine to the recipe's s
        provision teardown RECIPE [options]   undo what the recipe created
        provision list RECIPE                 the steps, numbered, with their kinds
        provision --script FILE [ARG...]      run a Lua file with the modules loaded
+       provision help [TOPIC]                this, or a topic: verbs, options,
+                                             hosts, exit-codes, json, variables,
+                                             or a module (fs, http, exec, ...)
        provision --version | --help
 
 options:
@@ -29,6 +32,8 @@ options:
                         or PROVISION_STATE_DIR); yours and private (0700)
       --adopt-state     take over a state another recipe file with the same
                         recipe name wrote (the recipe file moved)
+  --                    the options end here: what follows is a verb, a
+                        recipe or a topic even when it starts with -
 
 many hosts (the recipe runs on each, over one ssh connection per host):
       --host H          a host: any ssh destination (ssh_config alias,
@@ -52,7 +57,20 @@ exit codes: 0 success (plan: nothing to change), 1 a step failed,
             130 interrupted
 ]]
 
-local VERBS = { apply = true, plan = true, teardown = true, list = true }
+local VERBS = { apply = true, plan = true, teardown = true, list = true, help = true }
+
+-- a word that is not an option: the verb, the recipe (help: the topic)
+local function positional(o, a)
+  if o.verb == nil and o.recipe == nil and VERBS[a] then
+    o.verb = a
+  elseif o.recipe == nil then
+    o.recipe = a
+  elseif o.verb == nil and not o.recipe:match("[/.]") then   -- "provision frob r.lua"
+    return ("unknown verb '%s' (verbs: apply, plan, teardown, list, help)"):format(o.recipe)
+  else
+    return ("unexpected argument '%s'"):format(a)
+  end
+end
 
 -- parse(argv) -> opts | nil, message
 function M.parse(argv)
@@ -66,6 +84,13 @@ function M.parse(argv)
   end
   while i <= #argv do
     local a = argv[i]
+    if a == "--" then   -- every word after it is positional
+      for j = i + 1, #argv do
+        local err = positional(o, argv[j])
+        if err then return nil, err end
+      end
+      break
+    end
     local long, inline = a:match("^(%-%-[%w-]+)=(.*)$")
     if long then a = long end
     local function val(flag)
@@ -147,14 +172,9 @@ function M.parse(argv)
       if o.state_dir == "" then return nil, "--state-dir needs a folder, not an empty string" end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, ("unknown option '%s' (see provision --help)"):format(a)
-    elseif o.verb == nil and o.recipe == nil and VERBS[a] then
-      o.verb = a
-    elseif o.recipe == nil then
-      o.recipe = a
-    elseif o.verb == nil and not o.recipe:match("[/.]") then   -- "provision frob r.lua"
-      return nil, ("unknown verb '%s' (verbs: apply, plan, teardown, list)"):format(o.recipe)
     else
-      return nil, ("unexpected argument '%s'"):format(a)
+      err = positional(o, a)
+      if err then return nil, err end
     end
     if inline then return nil, ("option '%s' takes no value"):format(a) end
     i = i + 1
@@ -192,6 +212,7 @@ function M.main(argv)
   if o.help then io.stdout:write(USAGE); return EXIT.ok end
   if o.version then io.stdout:write("provision ", core.version, " (", core.lua_release, ")\n"); return EXIT.ok end
   if o.script then return run_script(o) end
+  if o.verb == "help" then return require("provision.cli.help").main(o.recipe, USAGE) end
   if o.remote then return require("provision.fleet.remote").main() end
   local remote = false
   for _, h in ipairs(o.hosts) do
