@@ -7,6 +7,7 @@
 #                                     library linked in (objects in build/static)
 #   make test                         all test tiers, ends with "N passed, N failed"
 #   make lint                         luacheck, the Lua import rules, size limits (tests/lint.sh)
+#   make man                          build/provision.1 (docs/provision.1.scd, scdoc)
 #   make install PREFIX=/usr/local DESTDIR=
 
 PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson libcrypto
@@ -75,7 +76,7 @@ LIB_OBJS := $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit install clean fuzz lint static
+.PHONY: all test unit install man clean fuzz lint static
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -126,6 +127,12 @@ test: $(BIN) $(UNIT_BIN) static
 lint:
 	sh tests/lint.sh
 
+# provision(1), from docs/provision.1.scd (scdoc: make deps installs it)
+man: build/provision.1
+build/provision.1: docs/provision.1.scd
+	@mkdir -p build
+	scdoc < $< > $@.tmp && mv $@.tmp $@
+
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
@@ -142,7 +149,7 @@ DEB_PKGS := build-essential pkg-config git liblua5.4-dev libyaml-dev \
             libcurl4-openssl-dev libarchive-dev libjansson-dev libssl-dev libxxhash-dev xxhash \
             docker.io docker-compose busybox-static python3 curl clang \
             libclang-rt-14-dev valgrind iproute2 procps time strace hyperfine \
-            openssl util-linux lua5.4 lua-check openssh-server openssh-client sudo
+            openssl util-linux lua5.4 lua-check openssh-server openssh-client sudo scdoc
 # make static: zstd's static archive; zstd makes a .tar.zst for its test
 DEB_PKGS_STATIC := libzstd-dev zstd
 # ... and Compose v2 beside v1: Debian trixie's docker-compose package

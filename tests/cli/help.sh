@@ -1,7 +1,8 @@
 #!/bin/bash
-# provision help [TOPIC] and `--` ending the options. The help of a module
-# lists exactly the options its resources accept (asked of the resources
-# themselves), so it cannot drift from the code.
+# provision help [TOPIC] and `--` ending the options, and the man page
+# (docs/provision.1.scd). The help of a module lists exactly the options its
+# resources accept (asked of the resources themselves), and every option of
+# --help is in the man page, so neither can drift from the code.
 . "$ROOT/tests/lib.sh"
 
 run "$P" --help; usage=$OUT
@@ -87,3 +88,24 @@ expect "-- alone: no recipe, exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "no recip
 run "$P" teardown -q -- -weird-name.lua
 expect "teardown -- -weird-name.lua: undoes it" eval '[ $RC -eq 0 ] && [ ! -e weird-ran ]'
 
+# the man page: every option of --help in its source, and it renders
+scd=$ROOT/docs/provision.1.scd
+opts=$(printf '%s\n' "$usage" | awk '/^ +-/ { for (i = 1; i <= NF; i++) { w = $i; sub(/,$/, "", w); if (w !~ /^-/) break; print w } }
+    /^(usage:)? *provision / { for (i = 1; i <= NF; i++) if ($i ~ /^--[a-z]/) print $i }' | sort -u)
+missing=""
+for o in $opts; do grep -qF -- "*$o*" "$scd" || missing="$missing $o"; done
+expect "man page: every option of --help ($(echo $opts | wc -w)) is there" eval '[ -z "$missing" ] || { echo "missing:$missing"; false; }'
+missing=""
+for v in PROVISION_STATE_DIR PROVISION_SSH PROVISION_SHIP PROVISION_COMPOSE NO_COLOR DOCKER_HOST; do
+    grep -qF -- "*$(printf '%s' "$v" | sed 's/_/\\_/g')*" "$scd" || missing="$missing $v"
+done
+expect "man page: the environment variables" eval '[ -z "$missing" ] || { echo "missing:$missing"; false; }'
+run "$P" help nosuch; topics=${ERR#*topics: }
+missing=""
+for t in ${topics//,/}; do grep -qF -- "*$t*" "$scd" || missing="$missing $t"; done
+expect "man page: every help topic" eval '[ -z "$missing" ] || { echo "missing:$missing"; false; }'
+run make -s -C "$ROOT" man
+expect "make man: scdoc builds build/provision.1" eval '[ $RC -eq 0 ] && [ -s "$ROOT/build/provision.1" ] && [ ! "$ROOT/build/provision.1" -ot "$scd" ]'
+run env MANWIDTH=100 man --warnings -l "$ROOT/build/provision.1"
+expect "man -l renders it, no warnings" \
+    eval '[ $RC -eq 0 ] && [ -z "$ERR" ] && has "$OUT" "^SYNOPSIS" && has "$OUT" "^EXIT STATUS" && has "$OUT" "PROVISION_STATE_DIR" && has "$OUT" "--max-fail-percent"'
