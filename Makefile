@@ -8,7 +8,7 @@
 #   make test                         all test tiers, ends with "N passed, N failed"
 #   make lint                         luacheck, the Lua import rules, size limits (tests/lint.sh)
 #   make man                          build/provision.1 (docs/provision.1.scd, scdoc)
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   also the man page and completions
 
 PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson libcrypto
 PREFIX  ?= /usr/local
@@ -76,7 +76,7 @@ LIB_OBJS := $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit install man clean fuzz lint static
+.PHONY: all test unit install install-docs man clean fuzz lint static
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -133,13 +133,21 @@ build/provision.1: docs/provision.1.scd
 	@mkdir -p build
 	scdoc < $< > $@.tmp && mv $@.tmp $@
 
-install: $(BIN)
+install: $(BIN) install-docs
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/provision
 	@# what --host sends to other machines, when it is built (make static)
 	if [ -x provision-static ]; then install -m 0755 provision-static $(DESTDIR)$(PREFIX)/bin/provision-static; fi
 	install -d $(DESTDIR)$(PREFIX)/share/provision/recipes
 	cp -R recipes/. $(DESTDIR)$(PREFIX)/share/provision/recipes/
+
+# the man page and the bash and zsh completions (part of make install)
+install-docs: build/provision.1
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	install -m 0644 build/provision.1 $(DESTDIR)$(PREFIX)/share/man/man1/provision.1
+	install -m 0644 docs/completion/provision.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/provision
+	install -m 0644 docs/completion/_provision $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_provision
 
 clean:
 	rm -rf build provision provision-san provision-static

@@ -109,3 +109,8 @@ expect "make man: scdoc builds build/provision.1" eval '[ $RC -eq 0 ] && [ -s "$
 run env MANWIDTH=100 man --warnings -l "$ROOT/build/provision.1"
 expect "man -l renders it, no warnings" \
     eval '[ $RC -eq 0 ] && [ -z "$ERR" ] && has "$OUT" "^SYNOPSIS" && has "$OUT" "^EXIT STATUS" && has "$OUT" "PROVISION_STATE_DIR" && has "$OUT" "--max-fail-percent"'
+run make -s -C "$ROOT" install-docs DESTDIR="$SANDBOX/root" PREFIX=/usr
+expect "make install-docs: the man page and the completions" \
+    eval '[ $RC -eq 0 ] && cmp -s "$ROOT/build/provision.1" root/usr/share/man/man1/provision.1 &&
+          cmp -s "$ROOT/docs/completion/provision.bash" root/usr/share/bash-completion/completions/provision &&
+          cmp -s "$ROOT/docs/completion/_provision" root/usr/share/zsh/vendor-completions/_provision'
