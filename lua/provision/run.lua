@@ -619,9 +619,18 @@ local function teardown(run)
 end
 
 local function list(recipe, report)
-  if report.json then
+  if report.json then   -- checks, steps, then the variables (name, type, default: a secret's masked)
+    for _, c in ipairs(recipe.checks) do
+      report:event { event = "check", name = c.name, kind = step_kind(c), status = "listed" }
+    end
     for i, s in ipairs(recipe.steps) do
       report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0 }
+    end
+    for _, k in ipairs(recipe.var_order) do
+      local v = recipe.vars[k]
+      local d = v.secret and secret.MASK or v.default
+      report:event { event = "variable", name = k, type = v.secret and "string" or type(v.default),
+                     default = d, secret = v.secret and true or false }
     end
     return EXIT.ok
   end

@@ -168,3 +168,15 @@ step "show" { check = function() return shown end,
 R
 run "$P" pass.lua -v
 expect "passthrough output: the secret is masked on stderr and stdout" eval '[ $RC -eq 0 ] && ! has "$OUT$ERR" pa55-thr0ugh && has "$ERR" "PW=\*\*\*\*\*\*\*\*"'
+
+# list --json gives the checks and the variables too: a secret's default masked
+cat > lv.lua <<'R'
+recipe { name = "lv" }
+local v = vars { port = 8080, name = "x", tok = secret "lv-secret-default-77" }
+check "cpus" { sys.cpus { min = 1 } }
+step "s1" { fs.directory "./lv-out" }
+R
+run "$P" list lv.lua --json
+expect "list --json: a check event, a step event, one variable event each with name, type, default" \
+    eval '[ $RC = 0 ] && has "$OUT" "{\"event\":\"check\",\"name\":\"cpus\",\"kind\":\"sys.cpus\",\"status\":\"listed\"}" && has "$OUT" "\"event\":\"variable\",\"name\":\"port\",\"default\":8080,\"secret\":false,\"type\":\"number\"" && has "$OUT" "\"name\":\"tok\",\"default\":\"\*\*\*\*\*\*\*\*\",\"secret\":true,\"type\":\"string\""'
+expect "list --json: the secret default is not in it" eval '! has "$OUT$ERR" lv-secret-default-77'
