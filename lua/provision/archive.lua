@@ -76,7 +76,7 @@ M.extract = R.define {
   reads = R.paths_of("src"),
   writes = R.paths_of("dest"),
   options = {
-    src = "string", dest = "string", strip_components = "integer?", creates = "string?",
+    src = "string", dest = { "string", path = true }, strip_components = "integer?", creates = "string?",
     owner = "boolean?", max_size = "size?", max_entries = "integer?",
   },
   validate = function(self)
@@ -221,7 +221,7 @@ M.create = R.define {
   reads = R.paths_of("src"),
   writes = R.paths_of("dest"),
   options = {
-    src = "string", dest = "string", format = "string?", owner = "string?", mtime = "integer?",
+    src = "string", dest = { "string", path = true }, format = "string?", owner = "string?", mtime = "integer?",
   },
   validate = function(self)
     self.format = self.format or format_of(self.dest)

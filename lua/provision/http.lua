@@ -392,7 +392,7 @@ M.file = R.define {
   -- with a pinned sha256, plan knows what the download leaves at dest
   writes = function(self) return { { path = self.dest, sha256 = self.sha256 } } end,
   options = {
-    url = "string", dest = "string", sha256 = "string?", mode = "mode?",
+    url = "string", dest = { "string", path = true }, sha256 = "string?", mode = "mode?",
     headers = "table?", user = "secret?", password = "secret?",
     timeout = "duration?", retries = "integer?", ca_file = "string?",
     insecure = "boolean?", max_size = "size?",

@@ -8,7 +8,9 @@
 --     kind = "fs.directory",
 --     positional = "path",          -- fs.directory "x" means { path = "x" }
 --     options = {                   -- every option the resource takes
---       path = "strings",           -- type; a trailing "?" makes it optional
+--       path = { "strings", path = true },  -- type; a trailing "?" makes it
+--                                   -- optional; path = true: a path (or list of
+--                                   -- them), never "" (refused at load time)
 --       mode = { "mode", default = "0755" },
 --     },
 --     describe = function(self) return "directory " .. self.path end,
@@ -229,7 +231,7 @@ local function compile(spec)
     if type(sp) == "table" then default = sp.default end
     c[#c + 1] = { name = name, checker = assert(checkers[t], "unknown option type " .. t),
                   optional = optional or (type(sp) == "table" and sp.optional) or false,
-                  default = default }
+                  default = default, path = type(sp) == "table" and sp.path or false }
   end
   compiled[spec] = c
   return c
@@ -245,6 +247,16 @@ local function check_option(kind, o, v)
   if nv == nil then
     return nil, ("%s: option '%s' must be %s, not %s"):format(kind, o.name, want,
       shown or secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
+  end
+  -- a path option: "" would be the current folder to some calls and an
+  -- error to others (plan showed fs.directory "" as "+ /")
+  if o.path then
+    if v == "" then return nil, ("%s: option '%s' is an empty path"):format(kind, o.name) end
+    if type(v) == "table" then
+      for i, p in ipairs(nv) do
+        if p == "" then return nil, ("%s: option '%s': item %d is an empty path"):format(kind, o.name, i) end
+      end
+    end
   end
   return nv
 end

@@ -52,7 +52,7 @@ E.env_file = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return envfmt.encode(self.values, R.reveal) end),
   options = {
-    path = "string",
+    path = { "string", path = true },
     values = "table",
     mode = { "mode", default = "0600" },
     owner = "string?",

@@ -215,7 +215,6 @@ end
 
 -- the validate the file kinds share
 function F.validate(self)
-  if self.path == "" then return nil, "path is empty" end
   if self.path:sub(-1) == "/" then return nil, "path must name a file, not a folder: " .. self.path end
   if self.owner and B.resolve(self.owner) == nil and not self.owner:match("^[%w_.][%w_.-]*%$?$") then
     return nil, "owner: not a user name: " .. self.owner
@@ -228,7 +227,7 @@ F.file = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return R.reveal(self.content) end),
   options = {
-    path = "string",
+    path = { "string", path = true },
     content = "secret",
     mode = "mode?",
     owner = "string?",

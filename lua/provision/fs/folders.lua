@@ -107,7 +107,7 @@ D.directory = R.define {
   end,
   positional = "path",
   options = {
-    path = "strings",
+    path = { "strings", path = true },
     mode = "mode?",
     owner = "string?",
     group = "string?",
@@ -136,7 +136,7 @@ D.absent = R.define {
   agrees = function() return true end,   -- two absences of one path agree
   writes = R.paths_of("path"),
   positional = "path",
-  options = { path = "strings" },
+  options = { path = { "strings", path = true } },
   validate = function(self)
     for _, p in ipairs(self.path) do
       -- not the root however spelled ("/", "//", "/.", "/tmp/.."), nor any

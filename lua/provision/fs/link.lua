@@ -12,7 +12,7 @@ L.symlink = R.define {
   kind = "fs.symlink",
   owns = "path",
   writes = R.paths_of("path"),
-  options = { path = "string", target = "string", force = { "boolean", default = false } },
+  options = { path = { "string", path = true }, target = "string", force = { "boolean", default = false } },
   describe = function(self) return ("link %s -> %s"):format(self.path, self.target) end,
   check = function(self, ctx)
     local st, err = probe(self.path)

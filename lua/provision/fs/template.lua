@@ -93,7 +93,7 @@ T.template = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return render(self.template, self.vars, true) end),
   options = {
-    path = "string",
+    path = { "string", path = true },
     template = "string",
     vars = { "table", default = {} },
     mode = "mode?",

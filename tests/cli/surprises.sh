@@ -1,0 +1,35 @@
+#!/bin/bash
+# No silent surprises (issue 18): what a recipe or the command line says
+# twice, or says and is then ignored, or says empty, is refused with a
+# message naming each place (exit 2, nothing changed); where one form is
+# legitimate (a recipe and one it includes sharing a variable), the rule is
+# tested as README states it.
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/servers/httpd.sh"
+
+# refused NAME WANT ARGS...: exit 2, stderr exactly WANT, nothing created
+refused() {
+    n=$1 want=$2; shift 2
+    before=$(ls -A | grep -v '^\.\(out\|err\)$')
+    run "$P" "$@"
+    after=$(ls -A | grep -v '^\.\(out\|err\)$')
+    if [ "$RC" -eq 2 ] && [ "$ERR" = "$want" ] && [ "$before" = "$after" ]; then pass "$n"
+    elif [ "$before" != "$after" ]; then fail "$n" "files changed: [$before] -> [$after]"
+    else fail "$n" "rc=$RC want [$want] got [$ERR]"; fi
+}
+
+# ---- empty paths: at load time, file:line, exit 2
+empty() { # name option line-of-lua
+    printf 'step "s" { %s }\n' "$3" > ep.lua
+    refused "empty path: $1" "provision: ep.lua:1: $2" plan ep.lua
+}
+empty 'fs.file' "fs.file: option 'path' is an empty path" 'fs.file { path = "", content = "x" }'
+empty 'fs.directory ""' "fs.directory: option 'path' is an empty path" 'fs.directory ""'
+empty 'fs.directory in a list' "fs.directory: option 'path': item 2 is an empty path" 'fs.directory { "d", "" }'
+empty 'fs.template' "fs.template: option 'path' is an empty path" 'fs.template { path = "", template = "x" }'
+empty 'fs.env_file' "fs.env_file: option 'path' is an empty path" 'fs.env_file { path = "", values = { A = "1" } }'
+empty 'fs.symlink' "fs.symlink: option 'path' is an empty path" 'fs.symlink { path = "", target = "/tmp" }'
+empty 'fs.absent ""' "fs.absent: option 'path' is an empty path" 'fs.absent ""'
+empty 'archive.extract dest' "archive.extract: option 'dest' is an empty path" 'archive.extract { src = "a.tar", dest = "" }'
+empty 'archive.create dest' "archive.create: option 'dest' is an empty path" 'archive.create { src = "d", dest = "" }'
+empty 'http.file dest' "http.file: option 'dest' is an empty path" 'http.file { url = "http://127.0.0.1:1/x", dest = "" }'
