@@ -118,6 +118,16 @@ local function show_url(url)
   return R.mask((url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")))
 end
 
+-- url with its scheme in lower case (schemes are case-insensitive, RFC 3986
+-- section 3.1: HTTP://x is http://x; the state and the redirect policy
+-- compare it), or nil when it is not an http or https URL
+local function web_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*)(://.*)$")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil end
+  return scheme .. rest
+end
+
 -- libcurl takes its proxy from the environment (http_proxy for http;
 -- https_proxy or HTTPS_PROXY for https; then all_proxy, ALL_PROXY; no_proxy
 -- excludes hosts). When the proxy cannot be reached its message names only
@@ -398,7 +408,8 @@ M.file = R.define {
     insecure = "boolean?", max_size = "size?",
   },
   validate = function(self)
-    if not self.url:match("^https?://") then return nil, "url must start with http:// or https://" end
+    self.url = web_url(self.url)
+    if not self.url then return nil, "url must start with http:// or https://" end
     if self.sha256 then
       self.sha256 = self.sha256:lower():gsub("^sha256:", "")
       if not self.sha256:match("^" .. ("%x"):rep(64) .. "$") then
@@ -563,6 +574,7 @@ function M.request(opts)
   R.check_keys("http.request", opts, REQUEST_OPTIONS)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
+  o.url = web_url(o.url) or o.url   -- HTTP:// is http:// (libcurl refuses other schemes)
   o.user, o.password = basic_auth(opts.user, opts.password)
   if opts.auth then   -- auth = { user, password }
     o.user, o.password = basic_auth(opts.auth[1] or opts.auth.user, opts.auth[2] or opts.auth.password)
@@ -660,7 +672,8 @@ M.expect = R.define {
     insecure = "boolean?",
   },
   validate = function(self)
-    if not self.url:match("^https?://") then return nil, "url must start with http:// or https://" end
+    self.url = web_url(self.url)
+    if not self.url then return nil, "url must start with http:// or https://" end
     local s = self.status
     if s ~= nil then
       if math.type(s) == "integer" then self.status = { s }

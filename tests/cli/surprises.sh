@@ -33,3 +33,17 @@ empty 'fs.absent ""' "fs.absent: option 'path' is an empty path" 'fs.absent ""'
 empty 'archive.extract dest' "archive.extract: option 'dest' is an empty path" 'archive.extract { src = "a.tar", dest = "" }'
 empty 'archive.create dest' "archive.create: option 'dest' is an empty path" 'archive.create { src = "d", dest = "" }'
 empty 'http.file dest' "http.file: option 'dest' is an empty path" 'http.file { url = "http://127.0.0.1:1/x", dest = "" }'
+
+# ---- http: the scheme in any case (RFC 3986 3.1)
+start_httpd
+UP=$(printf '%s' "$BASE" | sed 's|^http://|HTTP://|')
+cat > h.lua <<R
+step "get" { http.file { url = "$UP/file/a?size=10&seed=a", dest = "a.bin" } }
+check "up" { http.expect { url = "HtTp://127.0.0.1:$HTTPD_PORT/file/b?size=1", status = 200 } }
+R
+run "$P" h.lua
+expect "http: HTTP:// downloads, HtTp:// is checked" eval '[ $RC -eq 0 ] && [ "$(stat -c %s a.bin)" = 10 ]'
+run "$P" h.lua
+expect "http: again, ok (the URL recorded in lower case matches)" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1"'
+printf 'step "g" { http.file { url = "FTP://example.com/x", dest = "x" } }\n' > hf.lua
+refused "http: FTP:// still refused" "provision: hf.lua:1: http.file: url must start with http:// or https://" plan hf.lua
