@@ -110,6 +110,9 @@ function M.parse(argv)
       if not kv then return nil, err end
       local k, v = kv:match("^([%a_][%w_]*)=(.*)$")
       if not k then return nil, ("bad variable '%s': expected KEY=VALUE"):format(kv) end
+      -- twice is refused, not last-wins: "-e port=1 ... -e port=2" in a long
+      -- command line is a mistake more often than an override
+      if o.vars[k] ~= nil then return nil, ("variable '%s' is given twice (-e %s=...): give it once"):format(k, k) end
       -- KEY=@FILE: the value is FILE's content (a secret stays out of argv,
       -- which every user can read in /proc); KEY=@@text: the literal @text
       if v:sub(1, 2) == "@@" then v = v:sub(2)
@@ -121,7 +124,7 @@ function M.parse(argv)
         if not text then return nil, ("-e %s=%s: cannot read it: %s"):format(k, v, rerr) end
         v = text:gsub("\r?\n$", "")
       end
-      if o.vars[k] == nil then o.var_order[#o.var_order + 1] = k end
+      o.var_order[#o.var_order + 1] = k
       o.vars[k] = v
     elseif a == "--host" then
       local h; h, err = val(a); if not h then return nil, err end

@@ -47,3 +47,18 @@ run "$P" h.lua
 expect "http: again, ok (the URL recorded in lower case matches)" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1"'
 printf 'step "g" { http.file { url = "FTP://example.com/x", dest = "x" } }\n' > hf.lua
 refused "http: FTP:// still refused" "provision: hf.lua:1: http.file: url must start with http:// or https://" plan hf.lua
+
+# ---- -e
+printf 'local v = vars { flag = false, ratio = 1.5, port = 80 }\nstep "a" { check = function() return true end }\n' > e.lua
+refused "-e flag= (empty boolean)" "provision: e.lua:1: variable 'flag' must be true or false, not \"\" (true, yes, on, 1 or false, no, off, 0)" plan e.lua -e flag=
+refused "-e flag=maybe names the words" "provision: e.lua:1: variable 'flag' must be true or false, not \"maybe\" (true, yes, on, 1 or false, no, off, 0)" plan e.lua -e flag=maybe
+PROVISION_VAR_flag='' refused "PROVISION_VAR_flag= (empty boolean)" "provision: e.lua:1: variable 'flag' must be true or false, not \"\" (true, yes, on, 1 or false, no, off, 0)" plan e.lua
+refused "-e ratio=1e400 (overflows)" "provision: e.lua:1: variable 'ratio' must be a number, not \"1e400\" (out of range)" plan e.lua -e ratio=1e400
+refused "-e ratio=-1e400 (overflows)" "provision: e.lua:1: variable 'ratio' must be a number, not \"-1e400\" (out of range)" plan e.lua -e ratio=-1e400
+refused "-e ratio=inf" "provision: e.lua:1: variable 'ratio' must be a number, not \"inf\"" plan e.lua -e ratio=inf
+refused "-e port=1e400 (whole number, overflows)" "provision: e.lua:1: variable 'port' must be a number, not \"1e400\" (out of range)" plan e.lua -e port=1e400
+refused "-e given twice" "provision: variable 'port' is given twice (-e port=...): give it once" plan e.lua -e port=1 -e port=2
+refused "-e given twice: said before @FILE is read" "provision: variable 'port' is given twice (-e port=...): give it once" plan e.lua -e port=1 -e port=@nowhere
+refused "--var and -e given twice" "provision: variable 'port' is given twice (-e port=...): give it once" plan e.lua --var=port=1 -e port=1
+run "$P" list e.lua -e ratio=1e300 -e flag=off -e port=8080
+expect "-e: large but finite, and the words" eval '[ $RC -eq 0 ] && has "$OUT" "ratio = 1e+300" && has "$OUT" "flag = false" && has "$OUT" "port = 8080"'

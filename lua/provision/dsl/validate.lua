@@ -67,7 +67,10 @@ function M.coerce(name, default, text)
   if t == "number" then
     -- decimal only: Lua's tonumber also takes " 80", "0x10" and "0x1p4"
     local n = (text:find("^[+-]?%.?%d") and not text:find("[%sxX]")) and tonumber(text) or nil
-    if n == nil then return nil, ("variable '%s' must be a number, not %q"):format(name, text) end
+    -- nor one that overflows to inf (1e400), as "inf" itself is not taken
+    if n == nil or n == math.huge or n == -math.huge then
+      return nil, ("variable '%s' must be a number, not %q%s"):format(name, text, n and " (out of range)" or "")
+    end
     if math.type(default) == "integer" then
       local i = math.tointeger(n)
       if i == nil then return nil, ("variable '%s' must be a whole number, not %q"):format(name, text) end
@@ -78,8 +81,10 @@ function M.coerce(name, default, text)
   if t == "boolean" then
     local l = text:lower()
     if l == "true" or l == "yes" or l == "1" or l == "on" then return true end
-    if l == "false" or l == "no" or l == "0" or l == "off" or l == "" then return false end
-    return nil, ("variable '%s' must be true or false, not %q"):format(name, text)
+    if l == "false" or l == "no" or l == "0" or l == "off" then return false end
+    -- "" is refused too: -e flag= is more likely a value left out than a no
+    return nil, ("variable '%s' must be true or false, not %q (true, yes, on, 1 or false, no, off, 0)"):format(name,
+      text)
   end
   return nil, ("variable '%s' (a %s) cannot be set with -e"):format(name, t)
 end
