@@ -62,3 +62,20 @@ refused "-e given twice: said before @FILE is read" "provision: variable 'port' 
 refused "--var and -e given twice" "provision: variable 'port' is given twice (-e port=...): give it once" plan e.lua --var=port=1 -e port=1
 run "$P" list e.lua -e ratio=1e300 -e flag=off -e port=8080
 expect "-e: large but finite, and the words" eval '[ $RC -eq 0 ] && has "$OUT" "ratio = 1e+300" && has "$OUT" "flag = false" && has "$OUT" "port = 8080"'
+
+# ---- step names: not blank, no control characters
+name_case() { # name lua-name-literal shown
+    printf 'step %s { fs.directory "d" }\n' "$2" > nm.lua
+    refused "step name: $1" "provision: nm.lua:1: step: the name $3" plan nm.lua
+}
+name_case "blank" '" "' '" " is blank'
+name_case "tabs only" '"\t"' '"\t" is blank'
+name_case "newline" '"a\nb"' '"a\nb" holds a control character (a name is shown on one line)'
+name_case "carriage return" '"a\rb"' '"a\x0db" holds a control character (a name is shown on one line)'
+name_case "escape" '"a\27[31mb"' '"a\x1b[31mb" holds a control character (a name is shown on one line)'
+name_case "C1 control (U+0085)" '"a\194\133"' '"a\u0085" holds a control character (a name is shown on one line)'
+printf 'step "a" { fs.directory "d" }\ncheck "x\\ny" { fs.directory "e" }\n' > nc.lua
+refused "check name: newline" "provision: nc.lua:2: check: the name \"x\\ny\" holds a control character (a name is shown on one line)" plan nc.lua
+printf 'step "caf\\195\\169 \\226\\152\\149" { check = function() return true end }\n' > nu.lua
+run "$P" list nu.lua
+expect "step name: other UTF-8 text is fine" eval '[ $RC -eq 0 ] && has "$OUT" "café ☕"'

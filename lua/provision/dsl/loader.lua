@@ -40,6 +40,14 @@ function Loader:step_index(name)
   for i, s in ipairs(self.recipe.steps) do if s.name == name then return i end end
 end
 
+-- A name is shown on one line of the output (and --json): not blank,
+-- without a newline or other control character (C0, DEL, C1)
+local function shown_name(name)
+  return '"' .. name:gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("[%c]", function(c)
+    return c == "\n" and "\\n" or c == "\t" and "\\t" or ("\\x%02x"):format(c:byte())
+  end):gsub("\xC2([\x80-\x9F])", function(c) return ("\\u%04x"):format(c:byte()) end) .. '"'
+end
+
 -- names, paths and plain values the recipe shows in the open are exempt
 -- from masking from the moment they appear (see secret.exempt): an error
 -- while loading must not blank "airflow" out of "recipes/airflow-x.lua"
@@ -50,6 +58,11 @@ function Loader:check_name(kind, name)
   end
   if not json.is_text(name) then
     self:fail(("%s: the name %s is not UTF-8 text%s"):format(kind, R.quote(name), R.NOT_TEXT))
+  end
+  if not name:find("%S") then self:fail(("%s: the name %s is blank"):format(kind, shown_name(name))) end
+  if name:find("%c") or name:find("\xC2[\x80-\x9F]") then
+    self:fail(("%s: the name %s holds a control character (a name is shown on one line)"):format(kind,
+      shown_name(name)))
   end
   secret.exempt(name)
 end
