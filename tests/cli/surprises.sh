@@ -79,3 +79,58 @@ refused "check name: newline" "provision: nc.lua:2: check: the name \"x\\ny\" ho
 printf 'step "caf\\195\\169 \\226\\152\\149" { check = function() return true end }\n' > nu.lua
 run "$P" list nu.lua
 expect "step name: other UTF-8 text is fine" eval '[ $RC -eq 0 ] && has "$OUT" "café ☕"'
+
+# ---- declared twice, or said and ignored
+
+cat > inc.lua <<'R'
+recipe { name = "inc" }
+local v = vars { n = 3, dir = "./inc" }
+step "s" { fs.directory(v.dir) }
+teardown { fs.absent(v.dir) }
+R
+
+printf 'teardown { fs.absent "a" }\nstep "x" { fs.directory "d" }\nteardown { fs.absent "d" }\n' > t2.lua
+refused "teardown twice" "provision: t2.lua:3: teardown {} is declared twice (first at t2.lua:1): a recipe has one teardown block" plan t2.lua
+printf 'include("inc.lua")\nteardown { fs.absent "x" }\n' > t3.lua
+refused "teardown of the includer and the included" "provision: t3.lua:2: teardown {} is declared twice (first at ./inc.lua:4): a recipe has one teardown block" plan t3.lua
+
+printf 'local a = vars { n = 1 }\nlocal b = vars { n = 2 }\nstep "x" { fs.directory "d" }\n' > v2.lua
+refused "vars twice" "provision: v2.lua:2: vars: variable 'n' is declared twice (first at v2.lua:1): declare it once" plan v2.lua
+printf 'local a = vars { n = 1 }\nlocal b = vars { n = 1 }\nstep "x" { fs.directory "d" }\n' > v3.lua
+refused "vars twice, same default" "provision: v3.lua:2: vars: variable 'n' is declared twice (first at v3.lua:1): declare it once" plan v3.lua
+
+printf 'recipe { name = "a" }\nrecipe { name = "b" }\nstep "x" { fs.directory "d" }\n' > r2.lua
+refused "recipe twice" "provision: r2.lua:2: recipe {} is declared twice (first at r2.lua:1): declare it once" plan r2.lua
+# an included recipe has its recipe {} (it runs on its own too): the includer's name wins
+printf 'include("inc.lua")\nrecipe { name = "outer" }\n' > r3.lua
+run "$P" list r3.lua
+expect "recipe {} of an included recipe: the includer's name" eval '[ $RC -eq 0 ] && [ "$(printf "%s" "$OUT" | head -n 1)" = outer ]'
+
+printf 'step "a" { fs.directory "d" }\nstep "b" { fs.directory "e" }\nreplace_step "a" { fs.directory "f", after = "b" }\n' > rs.lua
+refused "replace_step with after" "provision: rs.lua:3: replace_step 'a': after = \"b\" would be ignored: the step keeps its place (declared at rs.lua:1); remove_step it and declare it again with after = ..." plan rs.lua
+printf 'step "a" { fs.directory "d" }\nstep "b" { fs.directory "e" }\nreplace_step "b" { before = "a", fs.directory "f" }\n' > rs2.lua
+refused "replace_step with before" "provision: rs2.lua:3: replace_step 'b': before = \"a\" would be ignored: the step keeps its place (declared at rs2.lua:2); remove_step it and declare it again with before = ..." plan rs2.lua
+printf 'step "a" { fs.directory "d" }\ncheck "c" { after = "a", fs.directory "e" }\n' > ca.lua
+refused "check with after" "provision: ca.lua:2: check 'c': before/after place a step among the steps; a check has no place among them" plan ca.lua
+printf 'step "a" { fs.directory "d" }\nteardown { before = "a", fs.absent "d" }\n' > ta.lua
+refused "teardown with before" "provision: ta.lua:2: teardown 'teardown': before/after place a step among the steps; a teardown has no place among them" plan ta.lua
+
+# ---- a variable of the includer and the included
+printf 'local v = vars { n = "many" }\ninclude("inc.lua")\n' > i1.lua
+refused "variable: includer's type differs" "provision: ./inc.lua:2: vars: variable 'n' is a whole number here but a string at i1.lua:1: a variable has one type" plan i1.lua
+printf 'include("inc.lua")\nlocal v = vars { n = 1.5 }\n' > i2.lua
+refused "variable: read back as another type" "provision: i2.lua:2: vars: variable 'n' is a number here but a whole number at ./inc.lua:2: a variable has one type" plan i2.lua
+printf 'local v = vars { dir = "./mine" }\ninclude("inc.lua")\n' > i3.lua
+refused "variable: included recipe's default differs" "provision: ./inc.lua:2: vars: variable 'dir' defaults to \"./inc\" here but to \"./mine\" at i3.lua:1: a recipe and one it includes share a variable only with the same default (to set the included recipe's: include(path, { dir = ... }); to read its value: declare it after the include with \"\", 0 or false)" plan i3.lua
+printf 'include("inc.lua")\nlocal v = vars { dir = "./other" }\n' > i4.lua
+refused "variable: includer's later default differs" "provision: i4.lua:2: vars: variable 'dir' defaults to \"./other\" here but to \"./inc\" at ./inc.lua:2: a recipe and one it includes share a variable only with the same default (to set the included recipe's: include(path, { dir = ... }); to read its value: declare it after the include with \"\", 0 or false)" plan i4.lua
+printf 'local v = vars { n = 1 }\ninclude("inc.lua", { n = 2 })\n' > i5.lua
+refused "include override of the includer's variable" "provision: i5.lua:2: include: variable 'n' is already declared (at i5.lua:1)" plan i5.lua
+# the rule: the same type and default is one shared variable; after the
+# include, "", 0 or false reads the included recipe's value
+printf 'local v = vars { dir = "./inc", n = 3 }\ninclude("inc.lua")\n' > i6.lua
+run "$P" list i6.lua -e dir=./given
+expect "variable: same type and default, shared (one -e sets both)" eval '[ $RC -eq 0 ] && has "$OUT" "dir = ./given" && has "$OUT" "n = 3"'
+printf 'include("inc.lua", { dir = "./x" })\nlocal v = vars { dir = "", n = 0 }\nstep "t" { fs.directory(v.dir .. "/t" .. v.n) }\n' > i7.lua
+run "$P" plan i7.lua
+expect "variable: read after the include with an empty default" eval '[ $RC -eq 3 ] && has "$OUT" "+ ./x/t3/"'

@@ -87,6 +87,10 @@ function Loader:parse_body(kind, name, body)
       if why then self:fail(why) end
     end
   end
+  if kind ~= "step" and (body.before or body.after) then   -- ignored, silently, before
+    self:fail(("%s '%s': before/after place a step among the steps; a %s has no place among them"):format(kind,
+      name, kind))
+  end
   local resources = {}
   for i = 1, #body do resources[i] = body[i] end
   if #resources == 0 and body.check == nil and body.apply == nil then
@@ -116,6 +120,14 @@ function Loader:decl_recipe(t)
       self:fail(("recipe: field '%s' must be UTF-8 text, not %s%s"):format(k, R.quote(v), R.NOT_TEXT))
     end
   end
+  -- twice in one file: the last name won, silently. An included recipe's
+  -- recipe {} is legitimate (it is a recipe of its own): the includer's
+  -- name wins, or the first included one's when the includer has none
+  local this = self.open[#self.open]
+  if self.recipe_where[this] then
+    self:fail(("recipe {} is declared twice (first at %s): declare it once"):format(self.recipe_where[this]))
+  end
+  self.recipe_where[this] = self:where()
   secret.exempt(t.name)
   local recipe = self.recipe
   if self.depth == 0 or recipe.name == nil then
@@ -165,6 +177,58 @@ function Loader:declare_var(k, default)
   return value
 end
 
+-- a default, in a message (never a secret's)
+local function show_default(v)
+  if secret.is(v) then return "a secret" end
+  if type(v) == "string" then return ("%q"):format(v) end
+  return tostring(v)
+end
+local function type_of(v)
+  if secret.is(v) then return "a secret" end
+  if math.type(v) == "integer" then return "a whole number" end
+  if type(v) == "number" then return "a number" end
+  return "a " .. type(v)
+end
+local function same_default(a, b)
+  if secret.is(a) and secret.is(b) then return secret.reveal(a) == secret.reveal(b) end
+  return type_of(a) == type_of(b) and a == b
+end
+local PLACEHOLDER = { [""] = true, [0] = true, [false] = true }
+
+-- A variable declared again (vars twice kept the first default silently,
+-- with no type check). The rule, as README's "Customizing a recipe" says:
+--   * in the same file: an error, naming both lines;
+--   * another type (string, number, whole number, boolean, secret): an
+--     error naming both places, as include's overrides are checked;
+--   * the same type and default: the recipe and one it includes share the
+--     variable (each declares what it uses: an included recipe still loads
+--     on its own);
+--   * in a recipe that includes the declaring one, after the include, with
+--     an empty default ("", 0, false): it reads the included recipe's value
+--     (recipes/examples/airflow-custom.lua: vars { dir = "", ... });
+--   * any other default: an error naming both places; one of the two
+--     defaults would be ignored (include(path, { k = v }) sets an included
+--     recipe's default).
+function Loader:redeclare_var(k, default, existing)
+  local first = self.var_loads[k] or {}
+  local this = self.open[#self.open]
+  if first[#first] == this then
+    self:fail(("vars: variable '%s' is declared twice (first at %s): declare it once"):format(k, existing.where))
+  end
+  if type_of(default) ~= type_of(existing.default) then
+    self:fail(("vars: variable '%s' is %s here but %s at %s: a variable has one type"):format(k, type_of(default),
+      type_of(existing.default), existing.where))
+  end
+  if same_default(default, existing.default) then return end
+  local includer = false
+  for i = 1, #first - 1 do includer = includer or first[i] == this end
+  if includer and PLACEHOLDER[default] ~= nil then return end
+  self:fail(("vars: variable '%s' defaults to %s here but to %s at %s: a recipe and one it includes share a "
+    .. "variable only with the same default (to set the included recipe's: include(path, { %s = ... }); to read "
+    .. "its value: declare it after the include with \"\", 0 or false)"):format(k, show_default(default),
+    show_default(existing.default), existing.where, k))
+end
+
 function Loader:decl_vars(t)
   if type(t) ~= "table" then self:fail("vars: expected a table of name = default") end
   local names = {}
@@ -178,7 +242,13 @@ function Loader:decl_vars(t)
   local out = {}
   for _, k in ipairs(names) do
     local existing = self.recipe.vars[k]
-    if existing then out[k] = existing.value else out[k] = self:declare_var(k, t[k]) end
+    if existing then
+      self:redeclare_var(k, t[k], existing)
+      out[k] = existing.value
+    else
+      out[k] = self:declare_var(k, t[k])
+      self.var_loads[k] = table.move(self.open, 1, #self.open, 1, {})
+    end
   end
   return setmetatable(out, {
     __index = function(_, k) self:fail(("no variable named '%s' (declare it in vars{})"):format(tostring(k))) end,
@@ -233,6 +303,13 @@ end
 
 function Loader:decl_teardown(body)
   if type(body) ~= "table" then self:fail("teardown: expected a table { resource, ... }") end
+  -- a second one replaced the first, silently; so it would an included
+  -- recipe's (there is no way to drop that one: a recipe that includes one
+  -- with a teardown block uses it, with undo "step" for its own steps)
+  local prev = self.recipe.teardown
+  if prev then
+    self:fail(("teardown {} is declared twice (first at %s): a recipe has one teardown block"):format(prev.where))
+  end
   self.recipe.teardown = { name = "teardown", resources = self:parse_body("teardown", "teardown", body),
     where = self:where() }
 end
@@ -255,8 +332,15 @@ function Loader:decl_replace_step(name)
   local i = self:step_index(name)
   if not i then self:fail(("replace_step: no step named '%s'"):format(name)) end
   local where = self:where()
+  local prev = self.recipe.steps[i]
   return function(body)
-    local s = { name = name, resources = self:parse_body("step", name, body), where = where }
+    local resources = self:parse_body("step", name, body)
+    local anchor = type(body) == "table" and (body.before and "before" or body.after and "after")
+    if anchor then   -- it was ignored, silently
+      self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
+        .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
+    end
+    local s = { name = name, resources = resources, where = where }
     self.recipe.steps[i] = s
     self.recipe.by_name[name] = s
   end
@@ -270,7 +354,9 @@ function Loader:decl_include(rel, overrides)
   local recipe = self.recipe
   local p = rel:sub(1, 1) == "/" and rel or ((self.current_dir or ".") .. "/" .. rel)
   for k, v in pairs(overrides or {}) do
-    if recipe.vars[k] then self:fail(("include: variable '%s' is already declared"):format(k)) end
+    if recipe.vars[k] then
+      self:fail(("include: variable '%s' is already declared (at %s)"):format(k, recipe.vars[k].where))
+    end
     self.var_defaults[k] = v
   end
   self.depth = self.depth + 1
@@ -359,6 +445,10 @@ function Loader.new(path, opts)
     sources = {},          -- chunk sources of the recipe files being loaded
     var_defaults = {},     -- include(path, overrides): new defaults
     depth = 0,
+    loads = 0,             -- files loaded so far (an include of one file twice: two)
+    open = {},             -- the loads being run: the recipe, ..., the current file
+    var_loads = {},        -- variable name -> the open list when it was declared
+    recipe_where = {},     -- load -> where its recipe {} is
   }, Loader)
   self.lua_path, self.c_path = self:search_paths()
   local api = {}
@@ -387,7 +477,10 @@ function Loader:load_file(p)
   table.insert(self.recipe.files, p)
   local saved = self.current_dir
   self.current_dir = p:match("^(.*)/[^/]*$") or "."
+  self.loads = self.loads + 1
+  self.open[#self.open + 1] = self.loads   -- this file, above the files that include it
   chunk()
+  self.open[#self.open] = nil
   self.current_dir = saved
 end
 
