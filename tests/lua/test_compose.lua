@@ -1,13 +1,23 @@
 -- tests/lua/test_compose.lua: provision.compose: names, .env, interpolation,
 -- detection, the service judgement, and up/run_once/down on real stacks.
 -- compose-matrix: run again with v1 (tests/run)
--- engine-matrix: run again on the newer engine (tests/run)
+-- (not in the engine matrix: parts of it run docker-compose v1 by name,
+-- which cannot recreate containers on Engine 25+)
 local T = dofile "tests/lua/harness.lua"
 local compose = require "provision.compose"
 local docker = require "provision.docker"
 local yaml = require "provision.yaml"
 local exec = require "provision._exec"
 local core = require "provision._core"
+
+-- a service's first container as the Compose in use names it: v1
+-- PROJECT_SVC_1, v2 PROJECT-SVC-1
+local function cname(project, svc)
+  local info = assert(compose.detect {})
+  local sep = tonumber(info.version:match("^(%d+)")) >= 2 and "-" or "_"
+  return project .. sep .. svc .. sep .. "1"
+end
+local function pat(s) return (s:gsub("[%-%.%+%*%?%[%]%(%)%^%$%%]", "%%%0")) end
 
 T.test("project names as Compose derives them", function()
   T.eq(compose.normalize_name("My Project.v2"), "myprojectv2")
@@ -527,7 +537,7 @@ services:
   T.eq((down:apply(new_ctx())), nil)
   local list = docker.containers { project = name }
   T.eq(#list, 2, "both stacks still there")
-  r = exec.run { "docker", "rm", "-f", name .. "_other_1", name .. "_mine_1" }
+  r = exec.run { "docker", "rm", "-f", name .. "_other_1", cname(name, "mine") }   -- other's: docker-compose v1
   T.ok(compose.down { project_dir = other }:apply(new_ctx()))
 end)
 
@@ -681,16 +691,16 @@ volumes:
 ]]))
   local name = compose.project_name(dir)
   local other = stack(("ptc%dtheirs"):format(pid), sleeper("user", [[
-    volumes: [ "v:/v" ]
+    volumes: [ "vol:/v" ]
 volumes:
-  v:
+  vol:
     external: true
     name: ]] .. name .. "_shared\n"))
   T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
   T.ok(compose.up { project_dir = other, wait = "running", timeout = "60s" }:apply(new_ctx()))
   local down = compose.down { project_dir = dir, volumes = true }
-  local want = "volume " .. name .. "_shared is in use by container " .. compose.project_name(other) ..
-    "_user_1 %(project " .. compose.project_name(other) .. "%)"
+  local want = "volume " .. name .. "_shared is in use by container " .. pat(cname(compose.project_name(other), "user"))
+    .. " %(project " .. compose.project_name(other) .. "%)"
   local cok, cerr = down:check(new_ctx())
   T.eq(cok, nil); T.match(cerr, want)
   local aok, aerr = down:apply(new_ctx())
@@ -718,7 +728,7 @@ T.test("up with remove_orphans: a service removed from the compose file after an
   local up = compose.up { project_dir = dir, wait = "running", remove_orphans = true, timeout = "60s" }
   local ok, changes = up:check(ctx)
   T.eq(ok, false)
-  T.eq(changes, { "orphan container " .. name .. "_b_1 (service b): not in the compose file" })
+  T.eq(changes, { "orphan container " .. cname(name, "b") .. " (service b): not in the compose file" })
   T.ok(up:apply(ctx))
   T.eq(#assert(docker.containers { project = name, service = "b" }), 0, "the orphan is gone")
   T.eq(up:check(ctx), true)
@@ -732,7 +742,7 @@ T.test("down without remove_orphans and an orphan container: refused, naming it,
   T.ok(compose.up { project_dir = dir, wait = "running", timeout = "60s" }:apply(new_ctx()))
   assert(core.write_atomic(dir .. "/docker-compose.yaml", (sleeper("a", ""):gsub("IMAGE", TAG)), 420))
   local down = compose.down { project_dir = dir }
-  local want = "project " .. name .. ": " .. name .. "_b_1 %(service b%) is not in the compose file: `down` without remove_orphans leaves it"
+  local want = "project " .. name .. ": " .. pat(cname(name, "b")) .. " %(service b%) is not in the compose file: `down` without remove_orphans leaves it"
   local cok, cerr = down:check(new_ctx())
   T.eq(cok, nil); T.match(cerr, want)
   local aok, aerr = down:apply(new_ctx())
@@ -787,7 +797,7 @@ T.test("up: a service whose image was imported anew under its tag is recreated (
     ids[2] = new_id
     local cok, changes = up:check(ctx)
     T.eq(cok, false)
-    T.eq(changes, { "service svc: " .. name .. "_svc_1 runs an earlier image of " .. ref .. " (recreated by up)" })
+    T.eq(changes, { "service svc: " .. cname(name, "svc") .. " runs an earlier image of " .. ref .. " (recreated by up)" })
     T.ok(up:apply(ctx))
     T.eq(up:check(ctx), true)
     T.eq(assert(docker.containers { project = name })[1].ImageID, new_id, "recreated from the new image")
