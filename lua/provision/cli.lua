@@ -17,7 +17,7 @@ usage: provision [apply] RECIPE [options]    bring the machine to the recipe's s
        provision --version | --help
 
 options:
-  -e, --var KEY=VALUE   set a recipe variable (repeatable); KEY=@FILE reads
+  -e, --var KEY=VALUE   set a recipe variable (each KEY once); KEY=@FILE reads
                         the value from FILE (for secrets: argv is public),
                         as does PROVISION_VAR_KEY from the environment
       --json            one JSON event per line on stdout, nothing else there

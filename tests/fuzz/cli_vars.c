@@ -11,7 +11,8 @@
  *   - the value, given to each typed variable of a recipe (dsl.load with
  *     vars = { [name] = value }), is either coerced to the default's type
  *     (string: as is when it is UTF-8 text, else rejected; integer: math.tointeger of v read as a decimal
- *     number (no spaces, no hex); float: v read so; boolean: the documented words; secret: a secret
+ *     number (no spaces, no hex); float: v read so, refused when it overflows to inf; boolean: the
+ *     documented words (not an empty value); secret: a secret
  *     revealing v, unless v is too short to mask: 1-3 bytes or only spaces) or rejected with a message naming the variable, never a
  *     raise; an undeclared name is rejected as unknown;
  *   - loading a recipe leaves package.path and package.cpath as they were. */
@@ -30,7 +31,7 @@ static const char property[] =
 "step 'noop' { check = function() return true end, apply = function() end }\n]])\n"
 "f:close()\n"
 "local TRUE = { ['true'] = true, yes = true, ['1'] = true, on = true }\n"
-"local FALSE = { ['false'] = true, no = true, ['0'] = true, off = true, [''] = true }\n"
+"local FALSE = { ['false'] = true, no = true, ['0'] = true, off = true }\n"
 "local function load_with(name, value)\n"
 "  local pp, pc = package.path, package.cpath\n"
 "  local r, err = dsl.load(path, { vars = { [name] = value } })\n"
@@ -48,7 +49,8 @@ static const char property[] =
 "  if utf8.len(v) then assert(load_with('s', v) == v, 'string var changed the value')\n"
 "  else assert(load_with('s', v) == nil, ('string var accepted %q, not UTF-8'):format(v)) end\n"
 "  -- numbers are decimal: no spaces, no hex (Lua's tonumber takes both)\n"
-"  local n = (v:find('^[+-]?%.?%d') and not v:find('[%sxX]')) and tonumber(v) or nil\n"
+"  local n = (v:find('^[+-]?%.?%d') and not v:find('[%sxX]')) and tonumber(v) or nil\n""  -- one too big for a double (1e400) is refused, as inf is\n"
+"  if n == math.huge or n == -math.huge then n = nil end\n"
 "  local i = load_with('i', v)\n"
 "  local want_i = n and math.tointeger(n)\n"
 "  assert(i == want_i and math.type(i) == math.type(want_i), ('integer var: %q -> %s'):format(v, tostring(i)))\n"

@@ -64,7 +64,7 @@ variables: a recipe declares them with vars { name = default, ... }; the
 command line sets them:
 
   -e KEY=VALUE, --var KEY=VALUE
-                 set one (repeatable); VALUE is coerced to the type of the
+                 set one (each KEY once); VALUE is coerced to the type of the
                  default; an unknown KEY or a VALUE that does not fit is
                  exit 2, and the message lists the recipe's variables
   -e KEY=@FILE   the value is FILE's content, its last newline dropped: give
