@@ -1,40 +1,76 @@
 #!/bin/sh
-# bench/airflow.sh: the cost of a no-op re-run of recipes/airflow-quickstart.lua
-# with the stack up (every check in-process: stat, hashes, the Engine API,
-# three HTTP checks), and of `plan`; medians of RUNS runs. Offline: the real
-# 2.1.3 compose file from a local server and the stand-in images
-# (tests/fixtures/airflow-standins). Needs Docker, ports 8080/5555/6379.
-#   sh bench/airflow.sh            RUNS=20 sh bench/airflow.sh
-# DOCS_BASE=http://... serves another copy of the compose file instead.
+# bench/airflow.sh: the Airflow quick start on the stand-in images
+# (tests/fixtures/airflow-standins; offline: the real compose file of
+# VERSION served from a local HTTP server), with the Compose provision finds
+# (PROVISION_COMPOSE=docker-compose for v1):
+#   1. start to healthy BY HAND, the quick start's own commands: folders,
+#      the compose file, .env, `compose up airflow-init`, `compose up -d`,
+#      then wait until every container's healthcheck says healthy (polled
+#      every 0.2 s, as provision polls the engine) -- then `down --volumes`;
+#   2. the same with provision (its apply also runs the recipe's endpoint
+#      checks: health JSON, the REST API with that release's auth);
+#   3. the no-op re-run, stack up: median of RUNS, and the processes it
+#      starts (strace -f: execve calls after provision's own);
+#   4. plan, stack up (median); 5. teardown.
+#   sh bench/airflow.sh                        2.1.3, RUNS=15
+#   VERSION=3.2.0 sh bench/airflow.sh          PROVISION_COMPOSE=docker-compose VERSION=3.2.0 sh bench/airflow.sh
+# Needs Docker and ports 8080/5555 free. DOCS_BASE=http://... serves another
+# copy of the compose file instead.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 P=${PROVISION:-$ROOT/provision}
 RUNS=${RUNS:-15}
+VERSION=${VERSION:-2.1.3}
 work=$(mktemp -d /tmp/provision-bench-airflow.XXXXXX)
 export PROVISION_STATE_DIR=$work/.provision NO_COLOR=1
 DIR=$work/airflow-bench
+HAND=$work/airflow-hand
+if [ -n "${PROVISION_COMPOSE:-}" ]; then COMPOSE=$PROVISION_COMPOSE
+elif docker compose version > /dev/null 2>&1; then COMPOSE="docker compose"
+else COMPOSE=docker-compose; fi
 server=""
 cleanup() {
-    "$P" teardown recipes/airflow-quickstart.lua -e dir="$DIR" -e docs_base="${DOCS_BASE:-http://127.0.0.1:1}" -q > /dev/null 2>&1 || true
+    [ -d "$HAND" ] && (cd "$HAND" && $COMPOSE down --volumes --remove-orphans > /dev/null 2>&1) || true
+    "$P" teardown recipes/airflow-quickstart.lua $V -q > /dev/null 2>&1 || true
     [ -n "$server" ] && kill "$server" 2>/dev/null
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
-sh tests/fixtures/airflow-standins/build.sh > /dev/null
+V="-e dir=$DIR -e version=$VERSION -e docs_base=${DOCS_BASE:-http://127.0.0.1:1}"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+sh tests/fixtures/airflow-standins/build.sh "$VERSION" > /dev/null
 if [ -z "${DOCS_BASE:-}" ]; then
-    mkdir -p "$work/www/docs/apache-airflow/2.1.3"
-    cp tests/fixtures/airflow/docker-compose-2.1.3.yaml "$work/www/docs/apache-airflow/2.1.3/docker-compose.yaml"
+    mkdir -p "$work/www/docs/apache-airflow/$VERSION"
+    cp "tests/fixtures/airflow/docker-compose-$VERSION.yaml" "$work/www/docs/apache-airflow/$VERSION/docker-compose.yaml"
     python3 tests/servers/httpd.py --root "$work/www" > "$work/port" 2>/dev/null &
     server=$!
     i=0; while [ ! -s "$work/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     DOCS_BASE=http://127.0.0.1:$(cat "$work/port")/static/docs/apache-airflow
 fi
-V="-e dir=$DIR -e docs_base=$DOCS_BASE"
+V="-e dir=$DIR -e version=$VERSION -e docs_base=$DOCS_BASE"
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
+# 1. by hand
+t0=$(date +%s%N)
+mkdir -p "$HAND/dags" "$HAND/logs" "$HAND/plugins"
+curl -sfo "$HAND/docker-compose.yaml" "$DOCS_BASE/$VERSION/docker-compose.yaml"
+printf 'AIRFLOW_UID=%s\nAIRFLOW_GID=0\n' "$(id -u)" > "$HAND/.env"
+(cd "$HAND" && $COMPOSE up airflow-init > "$work/hand.log" 2>&1) || { cat "$work/hand.log"; exit 1; }
+(cd "$HAND" && $COMPOSE up -d >> "$work/hand.log" 2>&1) || { cat "$work/hand.log"; exit 1; }
+project=$(basename "$HAND")
+while :; do
+    states=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+        | xargs docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
+    case "$states" in *starting* | *unhealthy*) sleep 0.2 ;; *) break ;; esac
+done
+hand=$(ms "$t0")
+(cd "$HAND" && $COMPOSE down --volumes --remove-orphans > /dev/null 2>&1)
+
+# 2. provision
 t0=$(date +%s%N)
 "$P" recipes/airflow-quickstart.lua $V -q > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
-first=$(( ($(date +%s%N) - t0) / 1000000 ))
+first=$(ms "$t0")
 
 median() { # VERB...: median wall time in ms of RUNS runs
     i=0; : > "$work/times"
@@ -46,9 +82,27 @@ median() { # VERB...: median wall time in ms of RUNS runs
     done
     sort -n "$work/times" | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f ms (min %.1f, max %.1f)\n", m / 1000, a[1] / 1000, a[NR] / 1000 }'
 }
-echo "first apply (init + up + healthy + checks): $first ms"
+echo "Airflow $VERSION, $COMPOSE $($COMPOSE version --short 2>/dev/null || true), engine $(docker version --format '{{.Server.Version}}')"
+echo "start to healthy by hand (init, up -d, healthchecks):       $hand ms"
+echo "provision first apply (the same, plus the endpoint checks): $first ms ($(awk -v a="$first" -v b="$hand" 'BEGIN { printf "%.2f", a / b }')x by hand)"
 echo "no-op re-run, stack up, median of $RUNS: $(median apply recipes/airflow-quickstart.lua)"
+strace -f -qq -e trace=execve -o "$work/strace" "$P" recipes/airflow-quickstart.lua $V -q > /dev/null 2>&1
+echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 ))"
+# where a no-op's time goes: the endpoint checks wait on the stand-ins'
+# HTTP (a shell script per request under busybox nc: tens of ms, where
+# Airflow answers in a few), the rest is provision's own
+i=0; : > "$work/split"
+while [ $i -lt "$RUNS" ]; do
+    t0=$(date +%s%N)
+    "$P" recipes/airflow-quickstart.lua $V --json > "$work/events" 2>/dev/null
+    total=$(( ($(date +%s%N) - t0) / 1000 ))
+    http=$(grep '"event":"step"' "$work/events" | grep -E '"name":"(web server health|REST API|Flower)"' \
+        | sed -n 's/.*"ms":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s * 1000 + 0 }')
+    echo "$(( total - http )) $http" >> "$work/split"
+    i=$((i + 1))
+done
+sort -n "$work/split" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = (NR + 1) / 2; m = int(m); printf "no-op without the endpoint checks, median of %d: %.1f ms (the checks: %.1f ms waiting on the stand-ins)\n", NR, a[m] / 1000, h[m] / 1000 }'
 echo "plan, stack up, median of $RUNS:         $(median plan recipes/airflow-quickstart.lua)"
 t0=$(date +%s%N)
 "$P" recipes/airflow-teardown.lua -e dir="$DIR" -q > /dev/null 2>&1
-echo "teardown recipe (down --volumes, folder): $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+echo "teardown recipe (down --volumes, folder): $(ms "$t0") ms"
