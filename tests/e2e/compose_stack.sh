@@ -50,7 +50,7 @@ expect "re-run after the change is a no-op again" test "$RC" = 0 -a -n "$(printf
 cp "$SANDBOX/rootfs.tar" "$SANDBOX/rootfs2.tar"
 printf 'v2\n' > "$SANDBOX/stamp-v2"
 tar -rf "$SANDBOX/rootfs2.tar" -C "$SANDBOX" stamp-v2
-ARGS2=("${ARGS[@]}" -e "rootfs=$SANDBOX/rootfs2.tar" -e greeting=bye)
+ARGS2=("${ARGS[@]/#rootfs=*/rootfs=$SANDBOX/rootfs2.tar}" -e greeting=bye)   # rootfs replaced: a -e key is given once
 run "$P" plan "$RECIPE" "${ARGS2[@]}"
 expect "plan with a new root filesystem: the image, then start, which runs it, would change (rc 3)" \
     eval '[ $RC -eq 3 ] && has "$OUT" "image .*would-change" && has "$OUT" "start .*would-change .*image $TAG would change first (step .image.)"'
