@@ -17,26 +17,9 @@ plugin=$DEST/docker-compose
 if [ -x "$plugin" ] && "$plugin" version 2>/dev/null | grep -q 'version v\?2\.'; then
     exit 0
 fi
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$keyring" ] || { echo "compose-v2.sh: $keyring is missing (apt-get install debian-archive-keyring)" >&2; exit 1; }
-# the machine's own mirror (deb822 sources, else sources.list), else Debian's
-mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*debian\/\{0,1\}\)[[:space:]]*$/\1/p' \
-    /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)
-[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
-[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 work=$(mktemp -d /tmp/provision-compose-v2.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-echo "deb [signed-by=$keyring] $mirror trixie main" > "$work/trixie.list"
-APT="-o Dir::Etc::SourceList=$work/trixie.list -o Dir::Etc::SourceParts=/dev/null
-     -o Dir::State::Lists=$work/lists -o Dir::Cache=$work/cache -o APT::Get::List-Cleanup=0"
-# shellcheck disable=SC2086
-apt-get $APT -q update > "$work/update.log" 2>&1 || { cat "$work/update.log" >&2; exit 1; }
-# shellcheck disable=SC2086
-(cd "$work" && apt-get $APT -q download docker-compose/trixie > "$work/download.log" 2>&1) \
-    || { cat "$work/download.log" >&2; exit 1; }
-deb=$(ls "$work"/docker-compose_*.deb)
-dpkg -x "$deb" "$work/x"
+sh "$(dirname "$0")/trixie-unpack.sh" "$work" docker-compose
 mkdir -p "$DEST"
 install -m 0755 "$work/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin.new"
 mv -f "$plugin.new" "$plugin"
