@@ -169,28 +169,39 @@ M.listeners = listeners
 
 local WILDCARD = { ["0.0.0.0"] = true, ["::"] = true, [""] = true }
 
--- port_free(port, host): C.port_free, but "in use" names the address that is
--- listening (a listener on 127.0.0.1 makes 0.0.0.0 busy too)
-local function port_free(port, host)
+-- in_use(port, host, why): why, naming the addresses that listen on port
+-- (a listener on 127.0.0.1 makes 0.0.0.0 busy too). Reading /proc/net/tcp
+-- walks the kernel's whole socket table (milliseconds on a big machine), so
+-- it is done only for a message that will be shown.
+local function in_use(n, host, why)
+  local all, used = listeners(n), {}
+  for _, a in ipairs(all) do
+    if WILDCARD[host] or a == host or WILDCARD[a] then used[#used + 1] = a end
+  end
+  if #used == 0 then used = all end
+  if #used == 0 then return why end
+  local where = table.concat(used, " and ")
+  if where == host then return why end
+  return ("port %d is in use on %s, so not free on %s"):format(n, where, host)
+end
+
+-- probe(port, host): C.port_free with the port checked; "in use" is
+-- false, "in use" (not yet naming the listeners: see in_use)
+local function probe(port, host)
   local n = math.tointeger(tonumber(port))
   if not n or n < 1 or n > 65535 then
     error(("sys.port_free: port must be an integer from 1 to 65535, not %s"):format(
-      type(port) == "string" and ("%q"):format(port) or tostring(port)), 2)
+      type(port) == "string" and ("%q"):format(port) or tostring(port)), 3)
   end
-  host = host or "0.0.0.0"
   local ok, why = C.port_free(n, host)
-  if ok == false and why:find(" is in use$") then
-    local all, used = listeners(n), {}
-    for _, a in ipairs(all) do
-      if WILDCARD[host] or a == host or WILDCARD[a] then used[#used + 1] = a end
-    end
-    if #used == 0 then used = all end
-    if #used > 0 then
-      local where = table.concat(used, " and ")
-      if where == host then return false, why end
-      return false, ("port %d is in use on %s, so not free on %s"):format(n, where, host)
-    end
-  end
+  return ok, why, n, ok == false and why:find(" is in use$") ~= nil
+end
+
+-- port_free(port, host): C.port_free, but "in use" names the address that is listening
+local function port_free(port, host)
+  host = host or "0.0.0.0"
+  local ok, why, n, busy = probe(port, host)
+  if busy then return false, in_use(n, host, why) end
   return ok, why
 end
 
@@ -205,13 +216,14 @@ local port_res = R.define {
   end,
   describe = function(self) return ("port %d free on %s"):format(self.port, self.host) end,
   check = function(self, ctx)
-    local ok, why = port_free(self.port, self.host)
+    local ok, why, n, busy = probe(self.port, self.host)
     if ok then return true end
     if ok == nil then return nil, why end
     if self["unless"] and self["unless"]() then
       if ctx and ctx.detail then ctx:detail(("port %d in use (accepted by unless)"):format(self.port)) end
       return true
     end
+    if busy then why = in_use(n, self.host, why) end
     return false, why .. " (stop what listens there, or choose another port)"
   end,
 }
