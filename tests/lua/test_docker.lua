@@ -90,6 +90,27 @@ T.test("ping, version, info", function()
   T.ok(type(i.Containers) == "number")
 end)
 
+T.test("api.on(url): the calls bound to one engine, one per url; on(nil) is the default", function()
+  local api = require "provision.docker.api"
+  T.eq(api.on(nil), api); T.eq(api.on(""), api)
+  local url = docker.host()
+  local e = api.on(url)
+  T.ok(e ~= api, "a table of its own")
+  T.eq(api.on(url), e, "made once per url")
+  T.eq(e.url, url); T.eq(e.host(), url)
+  T.eq(e.ping(), true)
+  T.eq(assert(e.info()).ID, assert(api.info()).ID, "the same engine as the default")
+  local bad = api.on("unix:///nonexistent/docker.sock")
+  local ok, err = bad.ping()
+  T.eq(ok, nil); T.match(err, "no Docker engine answers at /nonexistent/docker.sock")
+  local none, cerr = bad.containers {}
+  T.eq(none, nil); T.match(cerr, "no Docker engine answers at /nonexistent")
+  T.eq(select(2, bad.volume_remove("x")), "no Docker engine answers at /nonexistent/docker.sock: connect: No such file or directory")
+  T.eq(bad.split_ref("a:1"), "a", "the pure helpers are there too")
+  T.eq(docker.ping(), true, "the default engine is not affected")
+  T.eq(docker.on, api.on, "docker.on too")
+end)
+
 T.test("docker.engine: min_version checked", function()
   local ctx = { state = {}, detail = function() end }
   T.eq(docker.engine { min_version = "1.0" }:check(ctx), true)
