@@ -3,7 +3,8 @@
 #
 # Completes the verbs, the options (read from `provision --help`, so they
 # follow the binary), recipe files (*.lua), the help topics (from provision
-# itself), step names for --only/--from (from `provision list --json`),
+# itself), step names for --only/--skip/--from and tags for --tags/--skip-tags
+# (from `provision list --json`),
 # variable names for -e/--var, and --host from the Host lines of
 # ~/.ssh/config. Variable names: from `provision list --json RECIPE` when it
 # prints variable events, else from the message provision gives for an
@@ -12,7 +13,7 @@
 # the options that take a value (the next word is that value, not a recipe)
 _provision_takes_value() {
     case $1 in
-        -e|--var|--only|--from|--timeout|--state-dir|--host|--chdir|--forks|-i|--inventory|\
+        -e|--var|--only|--skip|--tags|--skip-tags|--from|--timeout|--state-dir|--host|--chdir|--forks|-i|--inventory|\
         --limit|--serial|--max-fail-percent|--script) return 0 ;;
     esac
     return 1
@@ -54,6 +55,12 @@ _provision_vars() {
 _provision_steps() {
     "$1" list --json -- "$2" 2>/dev/null |
         sed -n 's/^{"event":"step",.*"name":"\(\([^"\\]\|\\.\)*\)".*/\1/p'
+}
+
+# _provision_tags PROG RECIPE: the tags its steps carry, one a line
+_provision_tags() {
+    "$1" list --json -- "$2" 2>/dev/null |
+        sed -n 's/^{"event":"step",.*"tags":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | tr -d '"' | sort -u
 }
 
 # the Host entries of ~/.ssh/config (no patterns)
@@ -105,12 +112,20 @@ _provision() {
                     while IFS= read -r v; do COMPREPLY+=("$key=@$v"); done < <(compgen -f -- "${cur#*=@}")
                 fi
                 return 0 ;;
-            --only|--from)
+            --only|--skip|--from)
                 [[ -n $recipe ]] || return 0
                 local s
                 while IFS= read -r s; do
                     [[ -n $s && $s == "$cur"* ]] && COMPREPLY+=("$(printf '%q' "$s")")
                 done < <(_provision_steps "$prog" "$recipe")
+                return 0 ;;
+            --tags|--skip-tags)
+                [[ -n $recipe ]] || return 0
+                local pre="" part=$cur t
+                if [[ $cur == *,* ]]; then pre=${cur%,*},; part=${cur##*,}; fi
+                while IFS= read -r t; do
+                    [[ -n $t && $t == "$part"* ]] && COMPREPLY+=("$pre$t")
+                done < <(_provision_tags "$prog" "$recipe")
                 return 0 ;;
             --host)
                 local pre="" part=$cur

@@ -1,6 +1,7 @@
 -- provision.cli: the command line (the contract of DESIGN.md): verbs, flags,
 -- exit codes. Everything below it is in provision.run.
 local core = require "provision._core"
+local selection = require "provision.selection"
 local EXIT = core.EXIT   -- exit codes: core/core.h, the CLI contract
 
 local M = {}
@@ -24,7 +25,10 @@ options:
   -q, --quiet           only failures and the summary
   -v, --verbose         show each change, command and its output
       --no-color        no colour (also NO_COLOR=1); colour is only used on a tty
-      --only NAME       run just this step (repeatable)
+      --only NAME       run just this step (repeatable; a glob: "web*")
+      --skip NAME       run every step but this one (repeatable; a glob)
+      --tags T[,T]      run just the steps with one of these tags
+      --skip-tags T[,T] run every step but those with one of these tags
       --from NAME       start at this step (resume)
       --timeout DURATION  give up on any one step after this long (e.g. 10m)
       --wait-lock       wait for another run on this project to finish
@@ -74,7 +78,8 @@ end
 
 -- parse(argv) -> opts | nil, message
 function M.parse(argv)
-  local o = { verb = nil, vars = {}, var_order = {}, only = {}, color = nil, hosts = {} }
+  local o = { verb = nil, vars = {}, var_order = {}, only = {}, skip = {}, tags = {}, skip_tags = {}, color = nil,
+              hosts = {} }
   local i = 1
   local function value(flag)
     local v = argv[i + 1]
@@ -97,8 +102,10 @@ function M.parse(argv)
       if inline then local v = inline; inline = nil; return v end
       return value(flag)
     end
-    local err
-    if a == "-h" or a == "--help" then o.help = true
+    local sel, err = selection.flag(o, a, val)
+    if sel == nil then return nil, err end
+    if sel then -- luacheck: ignore 542 (a selection flag: --only, --skip, --tags, --skip-tags)
+    elseif a == "-h" or a == "--help" then o.help = true
     elseif a == "-V" or a == "--version" then o.version = true
     elseif a == "--script" then
       o.script, err = val(a)
@@ -159,9 +166,6 @@ function M.parse(argv)
     elseif a == "--no-color" or a == "--no-colour" then o.color = false
     elseif a == "--wait-lock" then o.wait_lock = true
     elseif a == "--adopt-state" then o.adopt_state = true
-    elseif a == "--only" then
-      local n; n, err = val(a); if not n then return nil, err end
-      o.only[#o.only + 1] = n
     elseif a == "--from" then
       o.from, err = val(a); if not o.from then return nil, err end
     elseif a == "--timeout" then

@@ -11,6 +11,7 @@ local Report = require "provision.report"
 local State = require "provision.state"
 local secret = require "provision.secret"
 local R = require "provision.resource"
+local selection = require "provision.selection"
 
 local M = {}
 
@@ -355,22 +356,6 @@ local function preflight(run)
   return all_ok
 end
 
--- which steps run: --only names, --from name
-local function select_steps(recipe, o)
-  local sel = {}
-  for _, n in ipairs(o.only) do
-    if not recipe.by_name[n] then return nil, ("--only: no step named '%s'"):format(n) end
-    sel[n] = true
-  end
-  if o.from and not recipe.by_name[o.from] then return nil, ("--from: no step named '%s'"):format(o.from) end
-  local run_it, started = {}, o.from == nil
-  for i, s in ipairs(recipe.steps) do
-    if s.name == o.from then started = true end
-    run_it[i] = started and (#o.only == 0 or sel[s.name] == true)
-  end
-  return run_it
-end
-
 -- the selected steps from index `from` on, which this run will not reach
 local function not_run(run, from)
   local n = 0
@@ -581,7 +566,7 @@ local function teardown(run)
   -- since: what they made may sit in the recipe's own folders), and the
   -- resources the steps have dropped or replaced. With --only or --from,
   -- just the selected steps (and what they dropped or replaced)
-  local partial = #run.o.only > 0 or run.o.from ~= nil
+  local partial = run.partial
   local steps = partial and {} or orphan_steps(run)
   local skip = {}
   for i = #recipe.steps, 1, -1 do
@@ -624,7 +609,8 @@ local function list(recipe, report)
       report:event { event = "check", name = c.name, kind = step_kind(c), status = "listed" }
     end
     for i, s in ipairs(recipe.steps) do
-      report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0 }
+      report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0,
+                     tags = #(s.tags or {}) > 0 and s.tags or nil }
     end
     for _, k in ipairs(recipe.var_order) do
       local v = recipe.vars[k]
@@ -637,7 +623,8 @@ local function list(recipe, report)
   local out = { recipe.name .. (recipe.description and (": " .. recipe.description) or "") .. "\n" }
   for _, c in ipairs(recipe.checks) do out[#out + 1] = ("  check  %s  (%s)\n"):format(c.name, step_kind(c)) end
   for i, s in ipairs(recipe.steps) do
-    out[#out + 1] = ("  %3d.  %s  (%s)\n"):format(i, s.name, step_kind(s))
+    local tags = #(s.tags or {}) > 0 and ("  tags: " .. table.concat(s.tags, ", ")) or ""
+    out[#out + 1] = ("  %3d.  %s  (%s)%s\n"):format(i, s.name, step_kind(s), tags)
   end
   if recipe.teardown then
     out[#out + 1] = ("  teardown  (%s)\n"):format(step_kind(recipe.teardown))
@@ -667,16 +654,15 @@ function M.main(o)
     return EXIT.usage
   end
   if o.verb == "list" then return list(recipe, report) end
-  local selected
-  selected, err = select_steps(recipe, o)
-  if not selected then report:err("provision: " .. err .. "\n"); return EXIT.usage end
-  if o.verb == "teardown" and recipe.teardown and (#o.only > 0 or o.from) then
-    report:err("provision: --only and --from choose steps to undo; this recipe's teardown block runs whole\n")
+  local selected, partial = selection.select(recipe, o)
+  if not selected then report:err("provision: " .. partial .. "\n"); return EXIT.usage end
+  if o.verb == "teardown" and recipe.teardown and selection.any(o) then
+    report:err("provision: --only, --skip, --tags, --skip-tags and --from choose steps to undo; this recipe's teardown block runs whole\n")
     return EXIT.usage
   end
 
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
-                selected = selected, counts = new_counts(), plan_writes = {} }
+                selected = selected, partial = partial, counts = new_counts(), plan_writes = {} }
   local dir = State.default_dir(o)
   -- a teardown with nothing recorded and no teardown block of its own has
   -- nothing to do: it reports that and writes nothing, not even the folder

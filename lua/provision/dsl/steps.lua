@@ -49,6 +49,16 @@ function Undo:apply(ctx) return ctx:undo(self.step) end
 -- decides, not a second check
 function Undo.unverifiable() return true end
 
+-- tags(v) -> the step's tags as a list (a tag alone, a list, or none: {});
+-- the loader has checked each (provision.dsl.validate)
+function M.tags(v)
+  if v == nil then return {} end
+  if type(v) == "string" then return { v } end
+  local out = {}
+  for i, t in ipairs(v) do out[i] = t end
+  return out
+end
+
 function M.undo(step, where) return setmetatable({ step = step, where = where }, Undo) end
 function M.is_undo(res) return getmetatable(res) == Undo end
 

@@ -15,6 +15,7 @@ M.STEP_FIELDS = {
   describe = "string", check = "function", apply = "function", revert = "function",
   before = "string", after = "string",
   writes = "paths", reads = "paths",   -- a path or a list of paths (for plan: see resource.lua)
+  tags = "tags",                       -- a tag or a list of them: --tags / --skip-tags pick steps by them
 }
 
 local function paths_ok(v)
@@ -35,7 +36,18 @@ function M.body_field(kind, name, k, v)
     table.sort(names)
     return ("%s '%s': unknown field '%s' (fields: %s)"):format(kind, name, tostring(k), table.concat(names, ", "))
   end
-  if want == "paths" then
+  if want == "tags" then
+    local list = type(v) == "string" and { v } or v
+    if type(list) ~= "table" or #list == 0 then
+      return ("%s '%s': field 'tags' must be a tag or a list of tags"):format(kind, name)
+    end
+    for k2, t in pairs(list) do
+      if math.type(k2) ~= "integer" or type(t) ~= "string" or not t:find("^[%w_.:/-]+$") then
+        return ("%s '%s': tag %s: a tag is a word of letters, digits and _ . : / - (no spaces or commas)")
+          :format(kind, name, type(t) == "string" and R.quote(t) or tostring(t))
+      end
+    end
+  elseif want == "paths" then
     if not paths_ok(v) then return ("%s '%s': field '%s' must be a path or a list of paths"):format(kind, name, k) end
     for _, p in ipairs(type(v) == "table" and v or { v }) do
       if not json.is_text(p) then

@@ -61,7 +61,9 @@ function M.main()
   for k in pairs(header.vars) do o.var_order[#o.var_order + 1] = k end
   table.sort(o.var_order)
   for k, v in pairs(header.flags) do o[k] = v end
-  o.only = type(o.only) == "table" and o.only or {}
+  for _, k in ipairs { "only", "skip", "tags", "skip_tags" } do
+    o[k] = type(o[k]) == "table" and o[k] or {}
+  end
   return require("provision.run").main(o)
 end
 
