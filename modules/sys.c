@@ -7,6 +7,7 @@
  *   disk_free(path) -> bytes available to an unprivileged user | nil, msg
  *   port_free(port [, host="0.0.0.0"]) -> true | false, "why"   (tries to bind TCP)
  *   getenv(name) -> value | nil    hostname() -> name
+ *   uname() -> { sysname, release, version, machine }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/sysinfo.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include "core.h"
 
@@ -141,6 +143,18 @@ static int sys_hostname(lua_State *L)
     return 1;
 }
 
+static int sys_uname(lua_State *L)
+{
+    struct utsname u;
+    if (uname(&u) < 0) return luaL_fileresult(L, 0, "uname");
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, u.sysname); lua_setfield(L, -2, "sysname");
+    lua_pushstring(L, u.release); lua_setfield(L, -2, "release");
+    lua_pushstring(L, u.version); lua_setfield(L, -2, "version");
+    lua_pushstring(L, u.machine); lua_setfield(L, -2, "machine");
+    return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
     { "cpus", sys_cpus },
     { "disk_free", sys_disk_free },
@@ -151,6 +165,7 @@ static const luaL_Reg sys_funcs[] = {
     { "memory_available", sys_memory_available },
     { "port_free", sys_port_free },
     { "uid", sys_uid },
+    { "uname", sys_uname },
     { "user", sys_user },
     { NULL, NULL }
 };

@@ -156,9 +156,9 @@ _provision() {
         while IFS= read -r w; do COMPREPLY+=("$w"); done < <(compgen -W "$topics" -- "$cur")
         return 0
     fi
-    [[ -n $recipe ]] && return 0
+    [[ -n $recipe || $verb == facts ]] && return 0
     if [[ -z $verb ]]; then
-        while IFS= read -r w; do COMPREPLY+=("$w"); done < <(compgen -W "apply plan teardown list help" -- "$cur")
+        while IFS= read -r w; do COMPREPLY+=("$w"); done < <(compgen -W "apply plan teardown list facts help" -- "$cur")
     fi
     # recipe files, and folders to find them in (hidden ones once "." is typed)
     local hide='*/.*'

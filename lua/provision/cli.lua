@@ -11,6 +11,7 @@ usage: provision [apply] RECIPE [options]    bring the machine to the recipe's s
        provision plan RECIPE [options]       show what would change; change nothing
        provision teardown RECIPE [options]   undo what the recipe created
        provision list RECIPE                 the steps, numbered, with their kinds
+       provision facts [--json]              what provision knows of this machine
        provision --script FILE [ARG...]      run a Lua file with the modules loaded
        provision help [TOPIC]                this, or a topic: verbs, options,
                                              hosts, exit-codes, json, variables,
@@ -61,7 +62,7 @@ exit codes: 0 success (plan: nothing to change), 1 a step failed,
             130 interrupted
 ]]
 
-local VERBS = { apply = true, plan = true, teardown = true, list = true, help = true }
+local VERBS = { apply = true, plan = true, teardown = true, list = true, help = true, facts = true }
 
 -- a word that is not an option: the verb, the recipe (help: the topic)
 local function positional(o, a)
@@ -70,7 +71,7 @@ local function positional(o, a)
   elseif o.recipe == nil then
     o.recipe = a
   elseif o.verb == nil and not o.recipe:match("[/.]") then   -- "provision frob r.lua"
-    return ("unknown verb '%s' (verbs: apply, plan, teardown, list, help)"):format(o.recipe)
+    return ("unknown verb '%s' (verbs: apply, plan, teardown, list, facts, help)"):format(o.recipe)
   else
     return ("unexpected argument '%s'"):format(a)
   end
@@ -221,6 +222,13 @@ function M.main(argv)
   if o.script then return run_script(o) end
   if o.verb == "help" then return require("provision.cli.help").main(o.recipe, USAGE) end
   if o.remote then return require("provision.fleet.remote").main() end
+  if o.verb == "facts" then
+    if o.recipe or next(o.vars) or #o.hosts > 0 or o.inventory or selection.any(o) then
+      io.stderr:write("provision: facts takes no recipe, -e, step choice or hosts: it reports this machine\n")
+      return EXIT.usage
+    end
+    return require("provision.cli.facts").main(o)
+  end
   local remote = false
   for _, h in ipairs(o.hosts) do
     for x in (h .. ","):gmatch("([^,]*),") do if x:match("^%s*(.-)%s*$") ~= "local" then remote = true end end

@@ -14,6 +14,7 @@
 -- sys.disk_free(path), sys.port_free(port, host), sys.command(name) -> path|nil,
 -- sys.listeners(port) -> { "127.0.0.1", "::", ... } (from /proc/net/tcp*),
 -- sys.getenv(k), sys.hostname(), sys.os_release() -> { ID=, VERSION_ID=, ... },
+-- sys.uname() -> { sysname=, release=, version=, machine= },
 -- sys.human_size(bytes) -> "4.0 GiB".
 local C = require "provision._sys"
 local R = require "provision.resource"

@@ -30,11 +30,13 @@ c() { out=$(comp "$@"); OUT=$out; }
 line() { printf '%s\n' "$1" | tr '\n' ' ' | sed 's/ $//'; }
 
 c ""
-expect "verbs, recipe files and folders at the first word" eval '[ "$(line "$out")" = "apply conf/ help list plan site.lua teardown" ]'
+expect "verbs, recipe files and folders at the first word" eval '[ "$(line "$out")" = "apply conf/ facts help list plan site.lua teardown" ]'
 c pl
 expect "a verb from its start" eval '[ "$out" = plan ]'
 c plan ""
 expect "after a verb: recipe files (*.lua) and folders, no verbs" eval '[ "$(line "$out")" = "conf/ site.lua" ]'
+c facts ""
+expect "after facts: nothing (it takes no recipe)" eval '[ -z "$out" ]'
 c site.lua ""
 expect "after the recipe: nothing more" eval '[ -z "$out" ]'
 c site.lua --st

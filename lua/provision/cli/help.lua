@@ -21,6 +21,9 @@ verbs (the first word; apply when none is given):
                     or --from, just those steps
   list RECIPE       the preflight checks and the steps, numbered, with their
                     kinds (--json: one step event per step)
+  facts             what the checks know of this machine: os, kernel, arch,
+                    host, user, CPUs, memory, disk, PID 1, the Docker engine
+                    and Compose (--json: one "facts" event); changes nothing
   help [TOPIC]      the usage; with a TOPIC, that topic
 
 A recipe file named like a verb is given by its path (provision ./help) or
