@@ -55,6 +55,62 @@ T.test("no engine at a socket path: a clear error", function()
   T.raises(function() c:request("GET", "/_ping") end, "closed")
 end)
 
+T.test("engine URLs: what each form means (transport.parse)", function()
+  local tr = require "provision.docker.transport"
+  T.eq(tr.parse("unix:///run/docker.sock"), { scheme = "unix", path = "/run/docker.sock" })
+  T.eq(tr.parse("tcp://10.0.0.2:2376"), { scheme = "tcp", host = "10.0.0.2", port = 2376, hostport = "10.0.0.2:2376" })
+  T.eq(tr.parse("tcp://[::1]:2375/"), { scheme = "tcp", host = "::1", port = 2375, hostport = "[::1]:2375" })
+  T.eq(tr.parse("ssh://deploy@h.example:2222"),
+    { scheme = "ssh", host = "h.example", port = 2222, user = "deploy", dest = "deploy@h.example:2222" })
+  T.eq(tr.parse("ssh://h"), { scheme = "ssh", host = "h", dest = "h" })
+  T.eq(select(2, tr.parse("tcp://h")), 'engine "tcp://h": no port (tcp://host:port)')
+  T.eq(select(2, tr.parse("ssh://u@")), 'engine "ssh://u@": no host (ssh://[user@]host[:port])')
+  T.match(select(2, tr.parse("http://h:1")), "unknown scheme http://")
+  T.eq(tr.check(""), true, "empty: the default engine")
+  T.eq(docker.engine_env(nil), {}, "no engine: the CLI inherits the default")
+  T.eq(docker.engine_env("unix:///x.sock"), { DOCKER_HOST = "unix:///x.sock", DOCKER_TLS_VERIFY = "", DOCKER_TLS = "" })
+end)
+
+T.test("the ssh command line of a tunnel: fleets' base, forward-only, the host after --", function()
+  local tr = require "provision.docker.transport"
+  local argv = tr.ssh_argv(tr.parse("ssh://deploy@h.example:2222"), "/priv/docker.sock")
+  local line = table.concat(argv, " ")
+  T.match(line, "%-o BatchMode=yes ")
+  T.match(line, "%-o ExitOnForwardFailure=yes %-o ControlMaster=no %-o ControlPath=none %-o LogLevel=INFO "
+    .. "%-N %-L /priv/docker%.sock:/var/run/docker%.sock %-p 2222 %-l deploy %-%- h%.example$")
+end)
+
+T.test("tunnel: its reason when it exits first, a program that is not there, one that listens; stopped by its pid", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(require("provision._fs").mkdir(dir, tonumber("700", 8)))
+  local sock = dir .. "/t.sock"
+  local t, err = C.tunnel({ "sh", "-c", "echo 'debug line' >&2; echo 'Permission denied (publickey).' >&2; exit 255" }, sock, 5)
+  T.eq(t, nil)
+  T.eq(err, "Permission denied (publickey).")
+  t, err = C.tunnel({ "no-such-program-here" }, sock, 5)
+  T.eq(t, nil)
+  T.eq(err, "exec no-such-program-here: No such file or directory")
+  t, err = C.tunnel({ "python3", "-c", "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
+    .. "s.listen(1); sys.stderr.write('listening\\n'); sys.stderr.flush(); time.sleep(60)", sock }, sock, 10)
+  T.ok(t, err)
+  local pid = t.pid
+  T.ok(pid > 0 and t:alive())
+  T.match(t:stderr(500), "listening")
+  t:close()
+  T.eq(t.pid, 0)
+  T.eq(t:alive(), false)
+  T.eq(os.execute("kill -0 " .. pid .. " 2>/dev/null"), nil, "the process is gone")
+  os.remove(sock)
+  os.remove(dir)
+end)
+
+T.test("TLS: a certificate file that cannot be read is named", function()
+  local _, err = C.open("tcp://127.0.0.1:1", { ca = "/nonexistent/ca.pem", cert = "/nonexistent/cert.pem",
+    key = "/nonexistent/key.pem" })
+  T.eq(err, "DOCKER_CERT_PATH: /nonexistent/ca.pem: No such file or directory")
+end)
+
 local engine = docker.ping()
 if not engine then
   if os.getenv("PROVISION_REQUIRE_DOCKER") == "1" then

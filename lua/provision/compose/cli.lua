@@ -124,6 +124,7 @@ function M.write_cache(cache)
 end
 
 -- run(project, args, o) -> result | nil, msg (exit status other than 0 is a failure)
+-- o: command, cache, file, timeout, passthrough, env (added to Compose's environment)
 function M.run(project, args, o)
   o = o or {}
   local info, err = M.detect { command = o.command, cache = o.cache }
@@ -137,6 +138,7 @@ function M.run(project, args, o)
   end
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   argv.cwd, argv.timeout, argv.passthrough = project.dir, o.timeout, o.passthrough
+  argv.env = o.env   -- the engine's (DOCKER_HOST, TLS): compose/init.lua's cli_opts
   local r, rerr = exec.run(argv)
   if not r then return nil, rerr end
   if r.interrupted then return nil, "interrupted" end

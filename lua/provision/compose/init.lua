@@ -38,10 +38,28 @@ for _, k in ipairs { "use", "signature", "detect", "run" } do M[k] = cli[k] end
 -- down as its teardown would have. Without this it kept running, holding
 -- its ports, and nothing recorded it any more.
 -- -> the number of containers removed | nil, message
-local function retire_previous(ctx, project)
+local function retire_previous(E, ctx, project)
   local old = ctx.state.project
   if not old or old == project.name then return 0 end
-  return engine.remove_by_api(old, ctx.state.dir or project.workdir)
+  return E.remove_by_api(old, ctx.state.dir or project.workdir)
+end
+
+-- the engine functions (compose.engine) and the API calls for self's
+-- engine (the default one when it has none)
+local function on(self) return engine.on(self.engine), api.on(self.engine) end
+
+-- the Compose CLI's options for self: its engine in the environment
+-- (DOCKER_HOST and the TLS variables; ssh: the forwarded socket), never argv
+local function cli_opts(self, o)
+  local env, err = api.engine_env(self.engine)
+  if not env then return nil, err end
+  if next(env) then o.env = env end
+  return o
+end
+
+local function engine_ok(self)
+  if self.engine == nil then return true end   -- "" too: the default (check_engine)
+  return api.check_engine(self.engine)
 end
 
 -- what up and run_once start from: the project and the hashes of its files
@@ -91,6 +109,7 @@ local common_opts = {
   file = "string?",
   command = "string?",
   timeout = "duration?",
+  engine = "string?",
 }
 
 local function with(extra)
@@ -102,7 +121,8 @@ end
 
 M.available = R.define {
   kind = "compose.available",
-  options = { min_version = "string?", command = "string?" },
+  options = { min_version = "string?", command = "string?", engine = "string?" },
+  validate = engine_ok,
   describe = function(self)
     return "Docker Compose is there" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
   end,
@@ -172,7 +192,7 @@ M.up = R.define {
     if self.wait ~= "running" and self.wait ~= "healthy" then
       return nil, "option 'wait' must be \"running\" or \"healthy\", not " .. ("%q"):format(self.wait)
     end
-    return true
+    return engine_ok(self)
   end,
   describe = function(self)
     return ("compose stack in %s up%s%s"):format(self.project_dir,
@@ -180,6 +200,7 @@ M.up = R.define {
       self.wait == "healthy" and " and healthy" or "")
   end,
   check = function(self, ctx)
+    local E, A = on(self)
     local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
     hashes = planned_hashes(ctx, project, hashes, ctx.state.applied)
@@ -187,22 +208,22 @@ M.up = R.define {
     local changes = hash_changes(ctx.state.applied, hashes)
     -- one list of the project's containers for the states, the images
     -- and the orphans (the no-op re-run's cost is these calls)
-    local list, lerr = api.containers { project = project.name }
+    local list, lerr = A.containers { project = project.name }
     if not list then return nil, lerr end
-    local states, serr = engine.service_states(project.name, services, nil, list)
+    local states, serr = E.service_states(project.name, services, nil, list)
     if not states then return nil, serr end
-    local _, pending = engine.judge(states, services, self.wait)
+    local _, pending = E.judge(states, services, self.wait)
     for _, p in ipairs(pending) do changes[#changes + 1] = p end
-    for _, l in ipairs(engine.stale_images(project, services, list)) do changes[#changes + 1] = l end
+    for _, l in ipairs(E.stale_images(project, services, list)) do changes[#changes + 1] = l end
     local old = ctx.state.project
     if old and old ~= project.name then
-      local old_list = api.containers { project = old }
+      local old_list = A.containers { project = old }
       if old_list and #old_list > 0 then
         changes[#changes + 1] = ("project %s (this stack under its earlier name) is taken down first"):format(old)
       end
     end
     if self.remove_orphans then   -- apply's `up --remove-orphans` takes them down
-      for _, o in ipairs(engine.orphans(project, list)) do
+      for _, o in ipairs(E.orphans(project, list)) do
         changes[#changes + 1] = "orphan container " .. o .. ": not in the compose file"
       end
     end
@@ -210,6 +231,7 @@ M.up = R.define {
     return false, changes
   end,
   apply = function(self, ctx)
+    local E = engine.on(self.engine)
     local project, hashes = project_and_hashes(self)
     if not project then return nil, hashes end
     local args = { "up", "-d" }
@@ -219,14 +241,16 @@ M.up = R.define {
     -- timeout: how long the services may take to be running/healthy once
     -- Compose has started them (Compose itself gets ctx.timeout or 10 min)
     local timeout = self.timeout or ctx.timeout or 300
-    local gone, gerr = retire_previous(ctx, project)
+    local gone, gerr = retire_previous(E, ctx, project)
     if not gone then return nil, gerr end
     if gone > 0 and ctx.log then ctx:log(("project %s taken down: %d containers"):format(ctx.state.project, gone)) end
-    local r, rerr = cli.run(project, args, { command = self.command, cache = ctx.state.detected,
+    local opts, oerr = cli_opts(self, { command = self.command, cache = ctx.state.detected,
       file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
+    if not opts then return nil, oerr end
+    local r, rerr = cli.run(project, args, opts)
     if not r then return nil, rerr end
     local services = model.expected_services(project, self.services)
-    local ok, werr = engine.wait_for(project.name, services, self.wait, timeout, ctx)
+    local ok, werr = E.wait_for(project.name, services, self.wait, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.applied = hashes
     ctx.state.project, ctx.state.dir = project.name, model.realpath(project.workdir) or project.workdir
@@ -234,13 +258,14 @@ M.up = R.define {
     return true
   end,
   revert = function(self, ctx)
+    local E = engine.on(self.engine)
     local project, err, missing = model.load_project(self)
     if not project and missing and ctx.state.project then
       -- the folder or the compose file is gone: Compose cannot take the
       -- stack down, the Engine API can (by the project's label)
       local dir = ctx.state.dir or self.project_dir
       if dir:sub(1, 1) ~= "/" then dir = (core.cwd() or ".") .. "/" .. dir end
-      local n, rerr = engine.remove_by_api(ctx.state.project, dir)
+      local n, rerr = E.remove_by_api(ctx.state.project, dir)
       if not n then return nil, rerr end
       ctx.state.applied = nil
       if ctx.detail then ctx:detail(("%s; %d containers removed through the engine"):format(err, n)) end
@@ -248,18 +273,20 @@ M.up = R.define {
     end
     if not project then return nil, err end
     -- what the last apply brought up, under the name it had then
-    local gone, gerr = retire_previous(ctx, project)
+    local gone, gerr = retire_previous(E, ctx, project)
     if not gone then return nil, gerr end
-    local safe, ferr = engine.foreign_guard(project)
+    local safe, ferr = E.foreign_guard(project)
     if not safe then return nil, ferr end
     -- the named volumes (the stack's data) stay; the anonymous ones its
     -- containers had go with them, as `docker run --rm` does: with the
     -- containers gone nothing can reach them any more
-    local anonymous, aerr = engine.anonymous_volumes(project)
+    local anonymous, aerr = E.anonymous_volumes(project)
     if not anonymous then return nil, aerr end
-    local r, rerr = cli.run(project, { "down", "--remove-orphans" }, { command = self.command, file = self.file })
+    local opts, oerr = cli_opts(self, { command = self.command, file = self.file })
+    if not opts then return nil, oerr end
+    local r, rerr = cli.run(project, { "down", "--remove-orphans" }, opts)
     if not r then return nil, rerr end
-    local removed, verr = engine.remove_anonymous(anonymous, {})
+    local removed, verr = E.remove_anonymous(anonymous, {})
     if not removed then return nil, verr end
     ctx.state.applied = nil
     if ctx.detail and #removed > 0 then
@@ -275,10 +302,12 @@ M.run_once = R.define {
     return inputs_seen(self, ctx and ctx.state and ctx.state.ran, (model.load_project(self)))
   end,
   options = with { service = "string" },
+  validate = engine_ok,
   describe = function(self)
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
   end,
   check = function(self, ctx)
+    local E = engine.on(self.engine)
     local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
     hashes = planned_hashes(ctx, project, hashes, ctx.state.ran)
@@ -286,7 +315,7 @@ M.run_once = R.define {
       return nil, ("no service %s in %s"):format(self.service, project.file)
     end
     local changes = hash_changes(ctx.state.ran, hashes)
-    local states, serr = engine.service_states(project.name, { self.service })
+    local states, serr = E.service_states(project.name, { self.service })
     if not states then return nil, serr end
     local st = states[self.service]
     if st.state == "missing" then
@@ -303,19 +332,22 @@ M.run_once = R.define {
     return false, changes
   end,
   apply = function(self, ctx)
+    local E = engine.on(self.engine)
     local project, hashes = project_and_hashes(self)
     if not project then return nil, hashes end
-    local before = engine.service_states(project.name, { self.service }, true)
+    local before = E.service_states(project.name, { self.service }, true)
     local prev_start = before and before[self.service].started
     -- what teardown removes, recorded before it may fail half-way
-    ctx.state.project, ctx.state.service = project.name, self.service
+    ctx.state.project, ctx.state.service, ctx.state.engine = project.name, self.service, self.engine
     ctx.state.dir = model.realpath(project.workdir) or project.workdir
     ctx.state.detected = ctx.state.detected or {}
     local timeout = self.timeout or ctx.timeout or 600
-    local r, rerr = cli.run(project, { "up", "-d", self.service }, { command = self.command,
+    local opts, oerr = cli_opts(self, { command = self.command,
       cache = ctx.state.detected, file = self.file, timeout = ctx.timeout or 600, passthrough = ctx.verbose })
+    if not opts then return nil, oerr end
+    local r, rerr = cli.run(project, { "up", "-d", self.service }, opts)
     if not r then return nil, rerr end
-    local ok, werr = engine.wait_one_shot(project.name, self.service, prev_start, timeout, ctx)
+    local ok, werr = E.wait_one_shot(project.name, self.service, prev_start, timeout, ctx)
     if not ok then return nil, werr end
     ctx.state.ran = hashes
     if ctx.detail then ctx:detail(self.service .. " exited 0") end
@@ -326,8 +358,9 @@ M.run_once = R.define {
   state_revert = true,
   revert = function(_, ctx)
     local st = ctx.state
+    local E = engine.on(st.engine)   -- the engine apply ran it on
     if not (st.project and st.service and st.dir) then return false end
-    local n, err = engine.remove_by_api(st.project, st.dir, st.service)
+    local n, err = E.remove_by_api(st.project, st.dir, st.service)
     if not n then return nil, err end
     st.ran = nil
     if n == 0 then return false end
@@ -345,41 +378,43 @@ M.down = R.define {
     if self.rmi ~= nil and self.rmi ~= false and self.rmi ~= "all" and self.rmi ~= "local" then
       return nil, 'option \'rmi\' must be "all", "local" or true'
     end
-    return true
+    return engine_ok(self)
   end,
   describe = function(self)
     return ("compose stack in %s down%s"):format(self.project_dir, self.volumes and " (with volumes)" or "")
   end,
   check = function(self, ctx)
+    local E = engine.on(self.engine)
     local project = model.load_project(self)
     local name = project and project.name or ctx.state.project or model.project_name(self.project_dir, self.project)
-    local left, err = engine.leftovers(name, self.volumes)
+    local left, err = E.leftovers(name, self.volumes)
     if not left then return nil, err end
     if #left == 0 then return true end
     if project then   -- plan says what apply would: refuse another folder's stack
-      local safe, ferr = engine.foreign_guard(project)
+      local safe, ferr = E.foreign_guard(project)
       if not safe then return nil, ferr end
-      safe, ferr = engine.orphan_guard(project, self.remove_orphans)
+      safe, ferr = E.orphan_guard(project, self.remove_orphans)
       if not safe then return nil, ferr end
       if self.volumes then
-        local free, uerr = engine.volume_guard(project.name)
+        local free, uerr = E.volume_guard(project.name)
         if not free then return nil, uerr end
       end
     end
     return false, left
   end,
   apply = function(self, ctx)
+    local E, A = on(self)
     local project, err = model.load_project(self)
     if not project then return nil, err .. " (compose needs it to take the stack down)" end
-    local safe, ferr = engine.foreign_guard(project)
+    local safe, ferr = E.foreign_guard(project)
     if not safe then return nil, ferr end
-    safe, ferr = engine.orphan_guard(project, self.remove_orphans)
+    safe, ferr = E.orphan_guard(project, self.remove_orphans)
     if not safe then return nil, ferr end
     local anonymous
     if self.volumes then
-      local used, uerr = engine.volume_guard(project.name)
+      local used, uerr = E.volume_guard(project.name)
       if not used then return nil, uerr end
-      anonymous, uerr = engine.anonymous_volumes(project)
+      anonymous, uerr = E.anonymous_volumes(project)
       if not anonymous then return nil, uerr end
     end
     -- never --volumes: Compose v1 removes every volume the file declares by
@@ -389,17 +424,19 @@ M.down = R.define {
     if self.remove_orphans then args[#args + 1] = "--remove-orphans" end
     if self.rmi then args[#args + 1] = "--rmi"; args[#args + 1] = self.rmi end
     ctx.state.detected = ctx.state.detected or {}
-    local r, rerr = cli.run(project, args, { command = self.command, cache = ctx.state.detected,
+    local opts, oerr = cli_opts(self, { command = self.command, cache = ctx.state.detected,
       file = self.file, timeout = self.timeout or ctx.timeout or 300, passthrough = ctx.verbose })
+    if not opts then return nil, oerr end
+    local r, rerr = cli.run(project, args, opts)
     if not r then return nil, rerr end
     ctx.state.project = project.name
     if self.volumes then
-      local removed, verr = engine.remove_volumes(project, anonymous)
+      local removed, verr = E.remove_volumes(project, anonymous)
       if not removed then return nil, verr end
-      local kept, kerr = engine.kept_volumes(project)
+      local kept, kerr = E.kept_volumes(project)
       if not kept then return nil, kerr end
       for _, k in ipairs(kept) do
-        if ctx.log then ctx:log(("volume %s kept: Compose did not create it (no %s label)"):format(k, api.PROJECT_LABEL)) end
+        if ctx.log then ctx:log(("volume %s kept: Compose did not create it (no %s label)"):format(k, A.PROJECT_LABEL)) end
       end
       if ctx.detail then
         ctx:detail(("%d volume%s removed%s"):format(#removed, #removed == 1 and "" or "s",

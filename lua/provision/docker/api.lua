@@ -1,6 +1,6 @@
--- provision.docker.api: the Docker Engine API client, over its unix socket
--- through libcurl (modules/docker.c; DOCKER_HOST honoured for unix:// and
--- tcp://). A library: plain calls, no resource; provision.docker (the
+-- provision.docker.api: the Docker Engine API client, through libcurl
+-- (modules/docker.c) to the engine at a URL (unix://, tcp:// with or
+-- without TLS, ssh://: provision.docker.transport). A library: plain calls, no resource; provision.docker (the
 -- docker.* resources) and provision.compose both use it.
 --
 -- Calls (each -> value | nil, "what: why"):
@@ -25,11 +25,13 @@
 --
 -- Engines: the calls above go to the default engine (DOCKER_HOST, else the
 -- local socket). api.on(url) -> the same calls bound to the engine at url
--- ("unix:///path", "tcp://host:port"), made once per url and kept for the
+-- ("unix:///path", "tcp://host:port", "ssh://[user@]host[:port]": what
+-- transport.lua says of each), made once per url and kept for the
 -- run (one connection each, reused); api.on(nil) is the default. Each bound
 -- table has .url and the same pure helpers (urlencode, split_ref, ...).
 local C = require "provision._docker"
 local json = require "provision.json"
+local transport = require "provision.docker.transport"
 
 local M = {}
 M.demux = C.demux
@@ -47,7 +49,7 @@ local function client(url)
   local c = clients[url]
   if c then return c end
   local err
-  c, err = C.open(url)
+  c, err = transport.open(url)
   if not c then return nil, err end
   clients[url] = c
   return c
@@ -281,7 +283,16 @@ local function bind(E, url_of)
 end
 bind(M, M.host)
 
-local PURE = { "demux", "PROJECT_LABEL", "SERVICE_LABEL", "urlencode", "version_compare",
+-- check_engine(url) -> true | nil, message: url is an engine URL (load time)
+M.check_engine = transport.check
+-- engine_env(url) -> the environment a docker/Compose CLI process needs to
+-- reach that engine (nil url: none, the default is inherited) | nil, message
+function M.engine_env(url)
+  if url == nil or url == "" then return {} end
+  return transport.env(url)
+end
+
+local PURE = { "check_engine", "engine_env", "demux", "PROJECT_LABEL", "SERVICE_LABEL", "urlencode", "version_compare",
   "split_ref", "image_key" }
 local engines = {}
 -- on(url) -> the calls bound to the engine at url (nil or "": the default)

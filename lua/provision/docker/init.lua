@@ -3,8 +3,11 @@
 -- of provision.docker.api.
 --
 -- Resources:
---   docker.engine { min_version? }                        check-only preflight
---   docker.image { name = "repo:tag", from_rootfs = "rootfs.tar" }
+--   docker.engine { min_version?, engine? }               check-only preflight
+--   docker.image { name = "repo:tag", from_rootfs = "rootfs.tar", engine? }
+-- engine: the engine's URL (unix:///path, tcp://host:port, ssh://[user@]
+-- host[:port]; docker/transport.lua), default DOCKER_HOST, else the local
+-- socket; a malformed one is refused at load time.
 local api = require "provision.docker.api"
 local R = require "provision.resource"
 local FS = require "provision._fs"
@@ -12,19 +15,27 @@ local FS = require "provision._fs"
 local M = {}
 for k, v in pairs(api) do M[k] = v end
 
+local function engine_ok(self)
+  if self.engine == nil then return true end   -- "" too: the default (check_engine)
+  return api.check_engine(self.engine)
+end
+
 M.engine = R.define {
   kind = "docker.engine",
-  options = { min_version = "string?" },
+  options = { min_version = "string?", engine = "string?" },
+  validate = engine_ok,
   describe = function(self)
-    return "a Docker engine answers" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
+    return "a Docker engine answers" .. (self.engine and (" at " .. self.engine) or "")
+      .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
   end,
   check = function(self, ctx)
-    local ok, err = api.ping()
+    local E = api.on(self.engine)
+    local ok, err = E.ping()
     if not ok then return false, err end
     if self.min_version then
-      local version, verr = api.engine_version()
+      local version, verr = E.engine_version()
       if not version then return false, verr end
-      if api.version_compare(version, self.min_version) < 0 then
+      if E.version_compare(version, self.min_version) < 0 then
         return false, ("Docker engine %s is older than %s: upgrade docker"):format(version, self.min_version)
       end
       if ctx.detail then ctx:detail("engine " .. version) end
@@ -38,10 +49,10 @@ M.image = R.define {
   reads = R.paths_of("from_rootfs"),
   writes = function(self) return self.from_rootfs and { api.image_key(self.name) } or {} end,
   positional = "name",
-  options = { name = "string", from_rootfs = "string?" },
+  options = { name = "string", from_rootfs = "string?", engine = "string?" },
   validate = function(self)
     if not self.name:find(":") then self.name = self.name .. ":latest" end
-    return true
+    return engine_ok(self)
   end,
   describe = function(self)
     return "image " .. self.name .. (self.from_rootfs and (" (imported from " .. self.from_rootfs .. ")") or "")
@@ -51,7 +62,8 @@ M.image = R.define {
   -- root filesystem (or the name now on another image) imports again. An
   -- image that was there before (nothing imported) is taken as it is.
   check = function(self, ctx)
-    local img, err, status = api.image_inspect(self.name)
+    local E = api.on(self.engine)
+    local img, err, status = E.image_inspect(self.name)
     if not img then
       if status ~= 404 then return nil, err end
       return false, "image " .. self.name .. " is not there" ..
@@ -76,13 +88,14 @@ M.image = R.define {
     if not self.from_rootfs then
       return nil, "image " .. self.name .. " is not there and no from_rootfs is given (no registry pull)"
     end
+    local E = api.on(self.engine)
     local stamp = FS.stamp(self.from_rootfs)
     local sum, serr = FS.sha256(self.from_rootfs)
     if not sum then return nil, self.from_rootfs .. ": " .. tostring(serr) end
-    local repo, tag = api.split_ref(self.name)
-    local id, err = api.image_import(self.from_rootfs, { repo = repo, tag = tag })
+    local repo, tag = E.split_ref(self.name)
+    local id, err = E.image_import(self.from_rootfs, { repo = repo, tag = tag })
     if not id then return nil, err end
-    local img, ierr = api.image_inspect(self.name)
+    local img, ierr = E.image_inspect(self.name)
     if not img then return nil, ierr end
     local mine = false
     for _, e in ipairs(ctx.state.created or {}) do
@@ -93,7 +106,7 @@ M.image = R.define {
     -- a container still uses, or another name still holds, is left to
     -- teardown, which keeps it if it is still held by another name then)
     local prev = ctx.state.imported
-    if prev and prev.id and prev.id ~= img.Id and not api.image_remove(prev.id) then
+    if prev and prev.id and prev.id ~= img.Id and not E.image_remove(prev.id) then
       ctx:created { type = "docker.image", id = prev.id }
     end
     ctx.state.imported = { name = self.name, id = img.Id, sha256 = sum, stamp = stamp }
@@ -101,13 +114,14 @@ M.image = R.define {
     return true
   end,
   revert = function(self, ctx)
+    local E = api.on(self.engine)
     for _, e in ipairs(ctx.state.created or {}) do
       if e.type == "docker.image" and e.name then
-        local ok, err = api.image_remove(e.name, { force = true })
+        local ok, err = E.image_remove(e.name, { force = true })
         if not ok then return nil, err end
       elseif e.type == "docker.image" and e.id then
         -- an earlier import, superseded: kept when something else tagged it
-        local ok, err, status = api.image_remove(e.id)
+        local ok, err, status = E.image_remove(e.id)
         if not ok and status ~= 409 then return nil, err end
         if status == 409 and ctx.log then ctx:log(("image %s kept: %s"):format(e.id, err)) end
       end

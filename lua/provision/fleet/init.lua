@@ -25,6 +25,7 @@ local secret = require "provision.secret"
 local bundle = require "provision.fleet.bundle"
 local cache = require "provision.cache"
 local inventory = require "provision.fleet.inventory"
+local ssh_command = require "provision.ssh_command"
 local validate = require "provision.dsl.validate"
 local EXIT = core.EXIT
 
@@ -51,12 +52,11 @@ function M.hosts(list)
   return out
 end
 
--- the ssh command line: PROVISION_SSH (words split at blanks), else ssh
+-- the ssh command line: PROVISION_SSH (words split at blanks), else ssh,
+-- with BatchMode (provision.ssh_command), and one master per host
 local function ssh_base(cm_dir)
-  local argv = {}
-  for w in (os.getenv("PROVISION_SSH") or "ssh"):gmatch("%S+") do argv[#argv + 1] = w end
-  for _, opt in ipairs { "BatchMode=yes", "ControlMaster=auto", "ControlPath=" .. cm_dir .. "/%C",
-                         "ControlPersist=60" } do
+  local argv = ssh_command.base()
+  for _, opt in ipairs { "ControlMaster=auto", "ControlPath=" .. cm_dir .. "/%C", "ControlPersist=60" } do
     argv[#argv + 1] = "-o"; argv[#argv + 1] = opt
   end
   return argv
