@@ -5,7 +5,7 @@ local M = {}
 
 M.modules = {
   "archive", "compose", "docker", "exec", "fs", "http", "json", "pkg",
-  "service", "swarm", "sys", "yaml",
+  "service", "stack", "swarm", "sys", "yaml",
 }
 
 -- globals() -> a fresh table whose missing keys fall through to _G and to
