@@ -10,9 +10,11 @@
 # docker stack ls / ps, the no-op (no process: strace), a .env edit planned
 # and applied as one service's update (the others' versions unchanged, the
 # job not run again), a job run again when its own spec changed, a change
-# by hand seen and put back, a service that
+# by hand seen and put back, a foreign service in the stack's namespace
+# refused, a service dropped from the files removed, a service that
 # never turns healthy failing within its timeout with its task error, node
-# and log tail, and teardown leaving nothing of the stack on either node.
+# and log tail, and teardown (purge = true) leaving nothing of the stack on
+# either node, its named volume included.
 # No IPVS here: endpoint_mode dnsrr, published_mode host.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/e2e/lib_docker.sh"
@@ -49,9 +51,10 @@ cp -r "$ROOT/tests/fixtures/stack-swarm" "$SANDBOX/proj"
 export PROVISION_STATE_DIR="$SANDBOX/state"
 R="$SANDBOX/stack.lua"
 cat > "$R" <<'EOF'
-local v = vars { name = "", dir = "", image = "", port = "", node2 = "" }
+local v = vars { name = "", dir = "", image = "", port = "", node2 = "", profile = "workers" }
 step "stack" { stack.deployed { v.name, dir = v.dir, endpoint_mode = "dnsrr", published_mode = "host",
-  timeout = "90s", env = { IMAGE = v.image, WEB_PORT = v.port }, nodes = { v.node2 } } }
+  timeout = "90s", env = { IMAGE = v.image, WEB_PORT = v.port }, nodes = { v.node2 }, profiles = { v.profile },
+  purge = true } }
 EOF
 RB="$SANDBOX/bad.lua"
 cat > "$RB" <<'EOF'
@@ -118,6 +121,9 @@ expect "web has the config's content ($conf) and the secret ($tok)" test "$conf 
 expect "the secret's content is in no output and not in the state" \
     eval '! grep -rq s3cr3t-token "$PROVISION_STATE_DIR" && ! has "$applied" s3cr3t-token'
 
+vol="${ST}_dbdata"
+expect "db's named volume on its node ($db_node)" eval 'docker volume inspect "$vol" > /dev/null 2>&1 || n2 volume inspect "$vol" > /dev/null 2>&1'
+
 run strace -f -e trace=execve -o "$SANDBOX/trace" "$P" apply "$R" $V
 expect "re-apply is a no-op (rc 0, changed=0)" eval '[ $RC = 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
 expect "the no-op spawns nothing (one execve: provision's own)" test "$(grep -c 'execve(' "$SANDBOX/trace")" = 1
@@ -162,6 +168,24 @@ run "$P" apply "$R" $V
 expect "apply puts it back (2 replicas running)" eval '[ $RC = 0 ] && has "$OUT" "changed=1 failed=0" \
     && [ "$(docker service ps --filter desired-state=running --format "{{.CurrentState}}" "${ST}_worker" | grep -c ^Running)" = 2 ]'
 
+# a service of the stack's namespace that provision did not deploy: refused, untouched
+docker service create -q --detach --no-resolve-image --name "${ST}_foreign" --label "com.docker.stack.namespace=$ST" \
+    "$TAG" sleep 1000 > /dev/null
+run "$P" plan "$R" $V
+expect "a foreign service in the stack's namespace: the check fails naming it" eval '[ $RC != 0 ] && [ $RC != 3 ] \
+    && has "$OUT$ERR" "service ${ST}_foreign of stack $ST was not deployed by provision"'
+docker service rm "${ST}_foreign" > /dev/null
+
+# a service no longer in the files (its profile off) is removed, as --prune
+run "$P" plan "$R" $V -e profile=none
+expect "plan without the workers profile: worker to remove" eval '[ $RC = 3 ] \
+    && has "$OUT" "service ${ST}_worker: not in the compose file: to remove"'
+run "$P" apply "$R" $V -e profile=none
+expect "apply removes it, nothing else" eval '[ $RC = 0 ] && has "$OUT" "changed=1 failed=0" \
+    && ! docker service inspect "${ST}_worker" > /dev/null 2>&1 && [ "$(svc_field db "{{.Version.Index}}")" = "$v_db" ]'
+run "$P" apply "$R" $V -e profile=none
+expect "then a no-op" eval '[ $RC = 0 ] && has "$OUT" "ok=1 changed=0 failed=0"'
+
 t0=$(date +%s)
 run "$P" apply "$RB" $VB
 t1=$(date +%s)
@@ -178,6 +202,8 @@ run "$P" teardown "$R" $V
 expect "teardown: rc 0" test "$RC" = 0
 lbl="label=com.docker.stack.namespace=$ST"
 expect "no service of the stack left" test -z "$(docker service ls -q --filter "$lbl")"
+expect "no volume of the stack on node 1 or node 2 (purge = true)" \
+    eval '! docker volume inspect "$vol" > /dev/null 2>&1 && ! n2 volume inspect "$vol" > /dev/null 2>&1'
 expect "no config or secret of the stack left" test -z "$(docker config ls -q --filter "$lbl"; docker secret ls -q --filter "$lbl")"
 expect "no network of the stack on node 1 or node 2" test -z "$(docker network ls -q --filter "$lbl"; n2 network ls -q --filter "$lbl")"
 expect "no container of the stack on node 1 or node 2 (the job's too)" \
