@@ -11,7 +11,8 @@
 # and applied as one service's update (the others' versions unchanged, the
 # job not run again), a job run again when its own spec changed, a change
 # by hand seen and put back, a foreign service in the stack's namespace
-# refused, a service dropped from the files removed, a service that
+# refused, a missing bind source refused at plan time, a service dropped
+# from the files removed, a service that
 # never turns healthy failing within its timeout with its task error, node
 # and log tail, and teardown (purge = true) leaving nothing of the stack on
 # either node, its named volume included.
@@ -167,6 +168,16 @@ expect "a change by hand is seen (worker scaled to 1)" eval '[ $RC = 3 ] \
 run "$P" apply "$R" $V
 expect "apply puts it back (2 replicas running)" eval '[ $RC = 0 ] && has "$OUT" "changed=1 failed=0" \
     && [ "$(docker service ps --filter desired-state=running --format "{{.CurrentState}}" "${ST}_worker" | grep -c ^Running)" = 2 ]'
+
+# a bind mount whose source is missing: refused at plan time, nothing created
+cat > "$SANDBOX/bind.lua" <<'EOF'
+local v = vars { dir = "", image = "" }
+step "bind" { stack.deployed { "pvbind", dir = v.dir, env = { IMAGE = v.image } } }
+EOF
+run "$P" plan "$SANDBOX/bind.lua" -e dir="$SANDBOX/proj/bind" -e image="$TAG"
+expect "a missing bind source is a plan-time error naming it" eval '[ $RC = 1 ] \
+    && has "$OUT$ERR" "service a: bind mount source $SANDBOX/proj/bind/missing-folder does not exist on this machine" \
+    && [ -z "$(docker service ls -q --filter label=com.docker.stack.namespace=pvbind)" ]'
 
 # a service of the stack's namespace that provision did not deploy: refused, untouched
 docker service create -q --detach --no-resolve-image --name "${ST}_foreign" --label "com.docker.stack.namespace=$ST" \
