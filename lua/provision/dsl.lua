@@ -24,6 +24,7 @@ function M.load(path, opts)
   if not ok then return nil, err end
   local recipe = loader.recipe
   err = validate.undo_targets(recipe)
+    or validate.on_change_targets(recipe)
     or validate.unknown_vars(path, recipe, loader.cli_vars, loader.used_vars)
     or validate.path_conflict(recipe)
   if err then return nil, err end

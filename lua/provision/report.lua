@@ -142,7 +142,9 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     return
   end
   if self.quiet and status ~= "failed" then return end
-  if status == "skipped" and not self.verbose then return end
+  -- a step the command line left out is not shown (-v shows it); one that
+  -- waits for a change (on_change) is, saying for what
+  if status == "skipped" and not self.verbose and not detail then return end
   local label = status == "failed" and "FAILED" or status
   local width = #tostring(self.nsteps) * 2 + 3
   local idx = ("[%d/%d]"):format(i, self.nsteps)

@@ -365,8 +365,34 @@ local function not_run(run, from)
   run.counts.not_run = n
 end
 
+-- on_change: why step s runs in this run (a step it watches changed, or
+-- would in plan; or an earlier run noted a change it did not get to), or
+-- nil when it does not
+local function change_trigger(run, s)
+  for _, n in ipairs(s.on_change) do
+    if run.changed[n] then return ("'%s' %s"):format(n, run.plan and "would change" or "changed") end
+  end
+  if run.state and run.state:notified(s.name) then
+    return "a change an earlier run made before it stopped"
+  end
+end
+
+-- after step s ends with status: the steps watching it are noted (in the
+-- state, at once: a run stopped before them still runs them next time)
+local function note_change(run, s, status)
+  if status ~= "changed" and status ~= "would-change" then return end
+  run.changed[s.name] = true
+  if run.plan or not run.state then return end
+  for _, w in ipairs(run.recipe.steps) do
+    for _, n in ipairs(w.on_change or {}) do
+      if n == s.name then run.state:notify(w.name) end
+    end
+  end
+end
+
 local function apply_or_plan(run)
   local recipe = run.recipe
+  run.changed = {}
   run.report:start(recipe, run.verb, #recipe.steps)
   if not preflight(run) then
     not_run(run, 1)
@@ -378,9 +404,13 @@ local function apply_or_plan(run)
       not_run(run, i)
       return finish(run, EXIT.interrupted)
     end
+    local trigger = run.selected[i] and s.on_change and change_trigger(run, s)
     if not run.selected[i] then
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(i, s, "skipped", 0)
+    elseif s.on_change and not trigger then
+      run.counts.skipped = run.counts.skipped + 1
+      run.report:step(i, s, "skipped", 0, ("runs when %s changes; none did"):format(table.concat(s.on_change, " or ")))
     else
       local t0 = core.now()
       run.dirty_step = false
@@ -399,6 +429,15 @@ local function apply_or_plan(run)
         end
       end
       local ms = ms_since(t0)
+      if trigger then
+        if status == "failed" then
+          if not run.plan then run.state:notify(s.name); run.state:flush() end   -- still to run
+        else
+          if not run.plan then run.state:clear_notified(s.name); run.state:flush() end
+          detail = (detail and (detail .. "; ") or "") .. "on change: " .. trigger
+        end
+      end
+      note_change(run, s, status)
       if status == "failed" then
         fail_step(run, "step", s, i, ms, changes, failure)
         not_run(run, i + 1)

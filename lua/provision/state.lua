@@ -77,6 +77,7 @@ end
 local function check_step(st)
   if not is_object(st) then return "", "is not an object" end
   if st.applied ~= nil and type(st.applied) ~= "number" then return ".applied", "is not a number" end
+  if st.notified ~= nil and type(st.notified) ~= "boolean" then return ".notified", "is not a boolean" end
   if st.resources ~= nil then
     local w, why = check_resources(st.resources)
     if w then return ".resources" .. w, why end
@@ -371,6 +372,25 @@ function State:forget(step_name)
 end
 
 function State:has(step_name) return self.data.steps[step_name] ~= nil end
+
+-- notify(step_name): a step it watches (on_change) changed and it has not
+-- run since: the next run runs it even when nothing changes then (a run
+-- that stopped before it loses no change). Cleared by its next success.
+function State:notify(step_name)
+  local st = self.data.steps[step_name]
+  if st and st.notified == true then return end
+  if not st then st = { resources = json.array {} }; self.data.steps[step_name] = st end
+  st.notified = true
+  note_step(self, step_name)
+end
+function State:notified(step_name)
+  local st = self.data.steps[step_name]
+  return st ~= nil and st.notified == true
+end
+function State:clear_notified(step_name)
+  local st = self.data.steps[step_name]
+  if st and st.notified then st.notified = nil; note_step(self, step_name) end
+end
 
 function State:empty() return next(self.data.steps) == nil and self.data.replaced == nil end
 

@@ -67,7 +67,7 @@ expect "help nosuch: exit 2, the topics" \
 run "$P" help fs http
 expect "help with two topics: exit 2" eval '[ $RC -eq 2 ] && has "$ERR" "unexpected argument '"'"'http'"'"'"'
 run "$P" frob r.lua
-expect "an unknown verb names help among the verbs" eval '[ $RC -eq 2 ] && has "$ERR" "verbs: apply, plan, teardown, list, help"'
+expect "an unknown verb names help among the verbs" eval '[ $RC -eq 2 ] && has "$ERR" "verbs: apply, plan, teardown, list, facts, help"'
 
 # -- ends the options
 printf 'recipe { name = "w" }\nstep "mark" { fs.file { path = "weird-ran", content = "x" } }\n' > -weird-name.lua

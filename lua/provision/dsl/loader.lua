@@ -90,6 +90,9 @@ function Loader:parse_body(kind, name, body)
   if kind ~= "step" and body.tags then
     self:fail(("%s '%s': tags pick steps (--tags, --skip-tags); a %s has none"):format(kind, name, kind))
   end
+  if kind ~= "step" and body.on_change then
+    self:fail(("%s '%s': on_change makes a step run when others changed; a %s always runs"):format(kind, name, kind))
+  end
   if kind ~= "step" and (body.before or body.after) then   -- ignored, silently, before
     self:fail(("%s '%s': before/after place a step among the steps; a %s has no place among them"):format(kind,
       name, kind))
@@ -273,7 +276,8 @@ function Loader:decl_step(name)
     local recipe = self.recipe
     local prev = recipe.by_name[name]
     if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
-    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags) }
+    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags),
+                on_change = body.on_change and steps.tags(body.on_change) }
     local anchor = body.before or body.after
     if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
     if anchor then
@@ -343,7 +347,8 @@ function Loader:decl_replace_step(name)
       self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
         .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
     end
-    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags) }
+    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags),
+                on_change = body.on_change and steps.tags(body.on_change) }
     self.recipe.steps[i] = s
     self.recipe.by_name[name] = s
   end

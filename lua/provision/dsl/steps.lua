@@ -49,8 +49,8 @@ function Undo:apply(ctx) return ctx:undo(self.step) end
 -- decides, not a second check
 function Undo.unverifiable() return true end
 
--- tags(v) -> the step's tags as a list (a tag alone, a list, or none: {});
--- the loader has checked each (provision.dsl.validate)
+-- tags(v) -> a step's tags (or on_change names) as a list (one alone, a
+-- list, or none: {}); the loader has checked each (provision.dsl.validate)
 function M.tags(v)
   if v == nil then return {} end
   if type(v) == "string" then return { v } end

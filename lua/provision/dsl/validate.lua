@@ -16,6 +16,7 @@ M.STEP_FIELDS = {
   before = "string", after = "string",
   writes = "paths", reads = "paths",   -- a path or a list of paths (for plan: see resource.lua)
   tags = "tags",                       -- a tag or a list of them: --tags / --skip-tags pick steps by them
+  on_change = "names",                 -- a step name or a list: run only when one of them changed
 }
 
 local function paths_ok(v)
@@ -45,6 +46,16 @@ function M.body_field(kind, name, k, v)
       if math.type(k2) ~= "integer" or type(t) ~= "string" or not t:find("^[%w_.:/-]+$") then
         return ("%s '%s': tag %s: a tag is a word of letters, digits and _ . : / - (no spaces or commas)")
           :format(kind, name, type(t) == "string" and R.quote(t) or tostring(t))
+      end
+    end
+  elseif want == "names" then
+    local list = type(v) == "string" and { v } or v
+    if type(list) ~= "table" or #list == 0 then
+      return ("%s '%s': field '%s' must be a step name or a list of them"):format(kind, name, k)
+    end
+    for k2, n in pairs(list) do
+      if math.type(k2) ~= "integer" or type(n) ~= "string" or n == "" then
+        return ("%s '%s': field '%s' must be a step name or a list of them"):format(kind, name, k)
       end
     end
   elseif want == "paths" then
@@ -200,6 +211,28 @@ function M.undo_targets(recipe)
       if not revertible then
         return ("%s: undo: step '%s' records nothing a teardown can revert (%s has no revert)"):format(
           res.where, res.step, table.concat(kinds, ", "))
+      end
+    end
+  end
+end
+
+-- on_change names steps the recipe ends up with (after include,
+-- remove_step, ...), each before the step that watches it
+function M.on_change_targets(recipe)
+  local index = {}
+  for i, s in ipairs(recipe.steps) do index[s.name] = i end
+  for i, s in ipairs(recipe.steps) do
+    for _, n in ipairs(s.on_change or {}) do
+      if n == s.name then
+        return ("%s: step '%s': on_change names the step itself"):format(s.where, s.name)
+      elseif not index[n] then
+        local names = {}
+        for _, st in ipairs(recipe.steps) do names[#names + 1] = st.name end
+        return ("%s: step '%s': on_change: no step named '%s' (steps: %s)"):format(s.where, s.name, n,
+          table.concat(names, ", "))
+      elseif index[n] > i then
+        return ("%s: step '%s': on_change names '%s', which runs after it: a step that runs on a change goes "
+          .. "after the steps it watches"):format(s.where, s.name, n)
       end
     end
   end
