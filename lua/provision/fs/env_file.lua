@@ -57,6 +57,7 @@ E.env_file = R.define {
     mode = { "mode", default = "0600" },
     owner = "string?",
     group = "string?",
+    backup = "boolean?",
   },
   validate = function(self)
     local ok, err = F.validate(self)
@@ -92,7 +93,10 @@ E.env_file = R.define {
       return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
     end
     local changes = {}
-    if C.sha256(self.path) ~= C.sha256_string(content) then key_changes(self, ctx, changes) end
+    if C.sha256(self.path) ~= C.sha256_string(content) then
+      key_changes(self, ctx, changes)
+      if self.backup then changes[#changes + 1] = F.BACKUP_NOTE end
+    end
     B.attr_changes(self, st, "", changes)
     if #changes == 0 then return true end
     return false, changes

@@ -6,6 +6,7 @@ local R = require "provision.resource"
 local core = require "provision._core"
 local diff = require "provision.diff"
 local B = require "provision.fs.base"
+local backup = require "provision.fs.backup"
 
 local F = {}
 
@@ -123,6 +124,8 @@ local function replace_changes(self, lst)
 end
 F.replace_changes = replace_changes
 
+F.BACKUP_NOTE = "  (backup = true: the old content is kept beside it)"
+
 -- check for a file that is to hold content. display and mask_old: see
 -- content_changes
 function F.check(self, ctx, content, display, mask_old)
@@ -137,6 +140,7 @@ function F.check(self, ctx, content, display, mask_old)
   end
   if st.sha256 ~= C.sha256_string(content) then
     content_changes(self.path, content, display, changes, mask_old, ctx and ctx.state)
+    if self.backup then changes[#changes + 1] = F.BACKUP_NOTE end
   end
   B.attr_changes(self, st, "", changes)
   if #changes == 0 then return true end
@@ -195,15 +199,27 @@ function F.apply(self, ctx, content, secret)
   end
   local hash = C.sha256_string(content)
   if st and st.sha256 == hash then return B.set_attrs(self, self.path, st) end
+  if self.backup and st then
+    local bok, berr = backup.keep(self.path, st, ctx)
+    if not bok then return nil, berr end
+  end
   local ok, werr = write_file(self, ctx, content, hash, st, was_link, replace)
   if not ok then return nil, werr end
+  backup.wrote(ctx, hash)
   ctx.state.secret = secret == true or nil
   ctx.state.secret_lines = type(secret) == "table" and #secret > 0 and secret or nil
   if ctx.detail then ctx:detail(("%d bytes"):format(#content)) end
   return true   -- written with its owner and mode already
 end
 
-F.revert = R.revert_created_files
+-- revert: a backup put back (backup = true), then the files it created removed
+function F.revert(self, ctx)
+  local put, err = backup.restore(ctx)
+  if put == nil then return nil, err end
+  local removed, rerr = R.revert_created_files(self, ctx)
+  if removed == nil then return nil, rerr end
+  return put or removed
+end
 
 -- writes for plan: the file, and the digest of the content apply would
 -- leave there (a reader that last saw that content sees no change)
@@ -232,6 +248,7 @@ F.file = R.define {
     mode = "mode?",
     owner = "string?",
     group = "string?",
+    backup = "boolean?",
   },
   validate = function(self)
     local ok, err = F.validate(self)

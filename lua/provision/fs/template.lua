@@ -99,6 +99,7 @@ T.template = R.define {
     mode = "mode?",
     owner = "string?",
     group = "string?",
+    backup = "boolean?",
   },
   validate = function(self)
     local ok, err = F.validate(self)
