@@ -6,7 +6,7 @@ max_line_length = 140
 unused_args = false
 
 local modules = { "archive", "compose", "docker", "exec", "fs", "http", "json", "pkg",
-  "service", "sys", "yaml" }
+  "service", "stack", "swarm", "sys", "yaml" }
 local recipe_api = { "recipe", "vars", "secret", "step", "check", "teardown", "undo",
   "remove_step", "replace_step", "include" }
 

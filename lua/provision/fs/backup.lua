@@ -59,7 +59,9 @@ function M.restore(ctx)
     return false
   end
   local old, rerr = core.read_file(first.path)
-  if not old or C.sha256_string(old) ~= first.sha256 then return nil, "backup " .. first.path .. ": " .. tostring(rerr or "changed while read") end
+  if not old or C.sha256_string(old) ~= first.sha256 then
+    return nil, "backup " .. first.path .. ": " .. tostring(rerr or "changed while read")
+  end
   local ok, werr = core.write_atomic(path, old, bst.mode, bst.uid, bst.gid)
   if not ok then return nil, werr end
   C.remove_if(first.path, { type = "file", sha256 = first.sha256 })
