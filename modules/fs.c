@@ -50,6 +50,8 @@
  *   temp_name(prefix) -> "prefix.RANDOM", a name no other user can guess
  *   realpath(path) -> absolute path | nil, msg, errno
  *   euid() -> the effective user id
+ *   readonly(path) -> true | false | nil, msg, errno: is the folder that
+ *       holds path on a read-only filesystem (fstatvfs through the walk)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "core.h"
 #include "digest.h"
@@ -206,6 +209,20 @@ static int fs_dir_id(lua_State *L)
     char id[64];
     tree_identity(&st, id, sizeof id);
     lua_pushstring(L, id);
+    return 1;
+}
+
+static int fs_readonly(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    char name[NAME_MAX + 1], err[TREE_ERR];
+    int dfd = tree_walk(path, 0, name, err, sizeof err);
+    if (dfd < 0) return fs_failmsg(L, err, errno);
+    struct statvfs sv;
+    int r = fstatvfs(dfd, &sv), e = errno;
+    close(dfd);
+    if (r < 0) return fs_fail(L, path, e);
+    lua_pushboolean(L, (sv.f_flag & ST_RDONLY) != 0);
     return 1;
 }
 
@@ -624,6 +641,7 @@ static const luaL_Reg fs_funcs[] = {
     { "mkdir", fs_mkdir },
     { "probe", fs_probe },
     { "readlink", fs_readlink },
+    { "readonly", fs_readonly },
     { "realpath", fs_realpath },
     { "remove", fs_remove },
     { "remove_if", fs_remove_if },

@@ -109,6 +109,11 @@ function Ctx:planned(path)
   end
   return found
 end
+-- in plan: would a step before this one change something (and so perhaps
+-- make what this one's check finds missing: a user, a folder)?
+function Ctx:earlier_change()
+  return self.run.plan and (self.run.counts["would-change"] or 0) > 0
+end
 -- for `undo "step"` in a teardown block: is something of that step recorded;
 -- revert it as the teardown without a block would (true: something undone)
 function Ctx:recorded(step_name)

@@ -83,6 +83,33 @@ function B.attr_changes(self, st, label, out)
   return out
 end
 
+-- blockers(self, ctx, path, new) -> hard, soft: what makes a write of path
+-- fail that a check can see, so that plan says so rather than promise a
+-- change apply cannot make. hard (a message: the check fails): the folder
+-- is on a read-only filesystem; or the owner or group does not exist, or
+-- (new: the file is not there yet) its folder does not, and no step before
+-- would change anything in plan (in apply the steps before have run).
+-- soft (a note for the change lines): those missing, with a step before
+-- that would change something and may make them.
+function B.blockers(self, ctx, path, new)
+  local missing = {}
+  if self.owner and resolve(self.owner) == nil then missing[#missing + 1] = "no such user " .. self.owner end
+  if self.group and resolve(self.group, true) == nil then missing[#missing + 1] = "no such group " .. self.group end
+  local parent = parent_of(path)
+  local pst = C.stat(parent)
+  if not pst and new and not (ctx and ctx.planned and ctx:planned(parent) ~= nil) then
+    missing[#missing + 1] = ("its folder %s does not exist (add an fs.directory step before this one)"):format(parent)
+  elseif pst and pst.type == "directory" and C.readonly(path) then
+    return ("%s: the filesystem of %s is read-only"):format(path, parent)
+  end
+  if #missing == 0 then return nil end
+  local why = ("%s: %s"):format(path, table.concat(missing, "; "))
+  if ctx and ctx.plan and ctx.earlier_change and ctx:earlier_change() then
+    return nil, "  (" .. why .. ": a step before this one may make it)"
+  end
+  return why
+end
+
 -- the uid and gid self names: each nil when self does not name one;
 -- nil, msg when a name is unknown
 function B.owner_ids(self, path)

@@ -87,7 +87,7 @@ E.env_file = R.define {
     if not st then
       local changes = { ("+ %s (mode %s)"):format(self.path, B.octal(self.mode)) }
       for _, k in ipairs(envfmt.sorted_keys(self.values)) do changes[#changes + 1] = "+ " .. k end
-      return false, changes
+      return F.would(self, ctx, changes, true)
     end
     if st.type ~= "file" then
       return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
@@ -99,7 +99,7 @@ E.env_file = R.define {
     end
     B.attr_changes(self, st, "", changes)
     if #changes == 0 then return true end
-    return false, changes
+    return F.would(self, ctx, changes, false)
   end,
   apply = function(self, ctx)
     local content, err = envfmt.encode(self.values, R.reveal)

@@ -128,11 +128,20 @@ F.BACKUP_NOTE = "  (backup = true: the old content is kept beside it)"
 
 -- check for a file that is to hold content. display and mask_old: see
 -- content_changes
+-- the check's answer when it has changes: a failure when apply could not
+-- make them (B.blockers), else the changes with any note
+function F.would(self, ctx, changes, new)
+  local hard, soft = B.blockers(self, ctx, self.path, new)
+  if hard then return nil, hard end
+  if soft then changes[#changes + 1] = soft end
+  return false, changes
+end
+
 function F.check(self, ctx, content, display, mask_old)
   local st, err = B.probe(self.path, false, true)
   if st == nil then return nil, err end
   local changes = {}
-  if not st then return false, new_file_changes(self, content, display, changes) end
+  if not st then return F.would(self, ctx, new_file_changes(self, content, display, changes), true) end
   local replace = replace_changes(self, st)
   if replace then return false, replace end
   if st.type ~= "file" then
@@ -144,7 +153,7 @@ function F.check(self, ctx, content, display, mask_old)
   end
   B.attr_changes(self, st, "", changes)
   if #changes == 0 then return true end
-  return false, changes
+  return F.would(self, ctx, changes, false)
 end
 
 -- content written over st (nil: a new file, or one that is replaced),
