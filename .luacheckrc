@@ -7,7 +7,7 @@ unused_args = false
 
 local modules = { "archive", "compose", "docker", "exec", "fs", "http", "json", "pkg",
   "service", "stack", "swarm", "sys", "yaml" }
-local recipe_api = { "recipe", "vars", "secret", "step", "check", "teardown", "undo",
+local recipe_api = { "recipe", "vars", "secret", "step", "check", "teardown", "undo", "import",
   "remove_step", "replace_step", "include" }
 
 stds.provision_script = { read_globals = modules }

@@ -10,8 +10,8 @@
 --   provision teardown recipes/airflow-swarm.lua [-e purge=true]   # stack gone, nodes out, folder gone
 --
 -- The quick start's knowledge is not copied: recipes/airflow-quickstart.lua
--- is evaluated (below, `quickstart`) with this recipe's values and its
--- steps and checks are taken by name: the releases it knows (an unknown
+-- is imported (below: `import`, loaded on its own with this recipe's
+-- values) and its steps and checks are taken by name: the releases it knows (an unknown
 -- version is exit 2 here too), the preflight checks and the compose file
 -- shape, the project folder, the download, the mounted folders of the
 -- release, .env (AIRFLOW_UID, AIRFLOW_GID for 2.1, the account, the flower
@@ -95,36 +95,11 @@ local manager = v.manager ~= "" and v.manager or nil
 local compose_file = v.dir .. "/docker-compose.yaml"
 local swarm_file = v.dir .. "/docker-compose.swarm.yaml"
 
--- The quick start's steps and checks, by name: recipes/airflow-quickstart.lua
--- run with declarations captured instead of made (its resources are the
--- real ones, built from the values given here; its other variables keep
--- their defaults).
-local function quickstart(values)
-  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-  local path = here .. "/airflow-quickstart.lua"
-  local got = { steps = {}, checks = {} }
-  local function decl(into) return function(name) return function(body) into[name] = body end end end
-  local function refused(what) return function() error(path .. ": " .. what .. " is not expected here", 2) end end
-  local qenv = setmetatable({
-    recipe = function() end,
-    vars = function(decls)
-      local out = {}
-      for k, d in pairs(decls) do
-        if values[k] ~= nil then out[k] = values[k] else out[k] = d end
-      end
-      return out
-    end,
-    step = decl(got.steps), check = decl(got.checks), teardown = function() end,
-    include = refused("include"), remove_step = refused("remove_step"), replace_step = refused("replace_step"),
-    undo = refused("undo"),
-  }, { __index = _ENV })
-  local chunk, err = loadfile(path, "t", qenv)
-  if not chunk then error(err, 0) end
-  chunk()
-  return got
-end
-local qs = quickstart { version = v.version, dir = v.dir, docs_base = v.docs_base, host = v.host, flower = v.flower,
-  user = v.user, password = v.password, wait = v.wait, purge = v.purge }
+-- The quick start's steps and checks, by name (import: the recipe loaded
+-- with these values, declaring nothing here; its other variables keep their
+-- defaults)
+local qs = import("airflow-quickstart.lua", { version = v.version, dir = v.dir, docs_base = v.docs_base,
+  host = v.host, flower = v.flower, user = v.user, password = v.password, wait = v.wait, purge = v.purge })
 local function qs_step(name)
   return qs.steps[name] or error("recipes/airflow-quickstart.lua has no step " .. name, 0)
 end
@@ -214,7 +189,8 @@ step "swarm compose file" {
 
 step "stack" {
   stack.deployed { name = v.stack, dir = v.dir, files = { "docker-compose.swarm.yaml" }, engine = manager,
-    endpoint_mode = v.endpoint_mode, published_mode = v.published_mode, timeout = v.wait, nodes = nodes,
+    endpoint_mode = v.endpoint_mode, published_mode = v.published_mode, timeout = v.wait,
+    nodes = #nodes > 0 and nodes or nil,
     purge = v.purge },
 }
 

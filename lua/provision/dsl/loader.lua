@@ -7,6 +7,7 @@
 -- paths: its own searcher, so loading a recipe leaves package.path and
 -- package.cpath as they were. A module it loads that way sees the same
 -- `require`, so a plugin may require its own helper modules.
+local FS = require "provision._fs"
 local json = require "provision.json"
 local R = require "provision.resource"
 local secret = require "provision.secret"
@@ -354,22 +355,42 @@ function Loader:decl_replace_step(name)
   end
 end
 
-function Loader:decl_include(rel, overrides)
-  if type(rel) ~= "string" then self:fail("include: expected a recipe path") end
-  if overrides ~= nil and type(overrides) ~= "table" then
-    self:fail("include: the second argument must be a table of variable defaults")
+-- the path include(rel, t) or import(rel, t) names (relative to the file
+-- that calls it), their arguments checked
+function Loader:other_recipe(what, rel, t)
+  if type(rel) ~= "string" then self:fail(what .. ": expected a recipe path") end
+  if t ~= nil and type(t) ~= "table" then
+    self:fail(("%s: the second argument must be a table of variable %s"):format(what,
+      what == "include" and "defaults" or "values"))
   end
+  return rel:sub(1, 1) == "/" and rel or ((self.current_dir or ".") .. "/" .. rel)
+end
+
+function Loader:decl_include(rel, overrides)
+  local p = self:other_recipe("include", rel, overrides)
   local recipe = self.recipe
-  local p = rel:sub(1, 1) == "/" and rel or ((self.current_dir or ".") .. "/" .. rel)
   for k, v in pairs(overrides or {}) do
     if recipe.vars[k] then
       self:fail(("include: variable '%s' is already declared (at %s)"):format(k, recipe.vars[k].where))
     end
     self.var_defaults[k] = v
   end
+  -- a recipe that includes itself, through others or not: name the cycle
+  -- (it would end in Lua's "stack overflow")
+  local real = FS.realpath(p) or p
+  self.including = self.including or { { real = FS.realpath(self.path) or self.path, shown = self.path } }
+  for _, q in ipairs(self.including) do
+    if q.real == real then
+      local names = {}
+      for _, x in ipairs(self.including) do names[#names + 1] = x.shown end
+      self:fail(("include cycle: %s -> %s"):format(table.concat(names, " -> "), p))
+    end
+  end
+  self.including[#self.including + 1] = { real = real, shown = p }
   self.depth = self.depth + 1
   self:load_file(p)
   self.depth = self.depth - 1
+  self.including[#self.including] = nil
   -- an override for a variable the included recipe does not declare is a
   -- typo ({ verison = "2.9.3" }), not something to ignore
   local unknown = {}
@@ -382,6 +403,50 @@ function Loader:decl_include(rel, overrides)
       table.concat(unknown, "', '"), validate.known_vars(recipe)))
   end
   return recipe
+end
+
+-- import(path [, values]) -> { steps = { [name] = body }, checks = { [name]
+-- = body }, vars = { [name] = value } }: another recipe, loaded on its own
+-- (its variables take values, else their defaults: not this run's -e,
+-- which are this recipe's), declaring nothing here. This recipe declares
+-- what it wants of it by name: step "x" (imported.steps["x"]). Its files
+-- are this recipe's files (a fleet ships them); an error in it names its
+-- file:line.
+local function body_of(s)
+  local b = { table.unpack(s.resources) }
+  if s.tags and #s.tags > 0 then b.tags = s.tags end
+  return b
+end
+
+function Loader:decl_import(rel, values)
+  local p = self:other_recipe("import", rel, values)
+  local chain = self.importing or { self.path }
+  for _, q in ipairs(chain) do
+    if q == p then self:fail(("import cycle: %s -> %s"):format(table.concat(chain, " -> "), p)) end
+  end
+  local sub = Loader.new(p, { vars = {} })
+  sub.lua_path, sub.c_path = self.lua_path, self.c_path   -- the same plugin folders
+  sub.importing = { table.unpack(chain) }
+  sub.importing[#sub.importing + 1] = p
+  for k, v in pairs(values or {}) do sub.var_defaults[k] = v end
+  local ok, err = sub:run()
+  if not ok then self:fail(("import %s: %s"):format(rel, err)) end
+  local unknown = {}
+  for k in pairs(values or {}) do
+    if not sub.recipe.vars[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    self:fail(("import: %s declares no variable%s '%s' (variables: %s)"):format(rel, #unknown > 1 and "s" or "",
+      table.concat(unknown, "', '"), validate.known_vars(sub.recipe)))
+  end
+  for _, f in ipairs(sub.recipe.files) do table.insert(self.recipe.files, f) end
+  for src in pairs(sub.sources) do self.sources[src] = true end
+  local out = { steps = {}, checks = {}, vars = {} }
+  for _, st in ipairs(sub.recipe.steps) do out.steps[st.name] = body_of(st) end
+  for _, c in ipairs(sub.recipe.checks) do out.checks[c.name] = body_of(c) end
+  for k, var in pairs(sub.recipe.vars) do out.vars[k] = var.value end
+  return out
 end
 
 -- ---- the recipe's require
@@ -440,7 +505,7 @@ end
 -- ---- loading
 
 local DECLS = { "recipe", "vars", "secret", "step", "check", "teardown", "undo", "remove_step", "replace_step",
-  "include" }
+  "include", "import" }
 
 function Loader.new(path, opts)
   local self = setmetatable({
@@ -476,11 +541,21 @@ end
 
 function Loader:load_file(p)
   secret.exempt(p)
-  local f = io.open(p, "r")
-  if not f then self:fail(("cannot open recipe %s"):format(p)) end
+  local f, why = io.open(p, "r")
+  if not f then
+    why = tostring(why):gsub("^" .. p:gsub("%p", "%%%0") .. ": ", "")
+    self:fail(("cannot open recipe %s: %s"):format(p, why))
+  end
   f:close()
   local chunk, err = loadfile(p, "t", self.env)
-  if not chunk then error({ msg = err, where = "" }, 0) end
+  if not chunk then
+    -- a parse error past the C stack (nesting hundreds deep) goes through
+    -- run()'s handler, which makes a table of it
+    if type(err) == "table" then err = err.msg end
+    err = tostring(err):gsub("\nstack traceback:.*$", "")
+    if err:sub(1, #p + 1) ~= p .. ":" then err = ("%s: %s (nested too deeply?)"):format(p, err) end
+    error({ msg = err, where = "" }, 0)
+  end
   self.sources[debug.getinfo(chunk, "S").source] = true
   table.insert(self.recipe.files, p)
   local saved = self.current_dir
