@@ -590,4 +590,17 @@ services:
   for i, s in ipairs(a1.services) do T.eq(a2.services[i].digest, s.digest, s.compose_name) end
 end)
 
+T.test("several compose files (stack.deployed files = { a, b }): merged in order, as -f a -f b", function()
+  local d = T.tmpdir()
+  write(d, "base.yaml", "services:\n  web:\n    image: busybox\n    environment:\n      A: '1'\n  worker:\n    image: busybox\n")
+  write(d, "swarm.yaml", "services:\n  web:\n    environment:\n      B: '2'\n  worker:\n    deploy:\n      replicas: 3\n")
+  local p = assert(project.load_project { project_dir = d, file = { "base.yaml", "swarm.yaml" } })
+  T.eq(#p.files, 2)
+  local plan = assert(spec.build(p, { stack = "st" }))
+  T.eq(svc(plan, "worker").spec.Mode.Replicated.Replicas, 3, "the second file's deploy key")
+  T.eq(svc(plan, "web").spec.TaskTemplate.ContainerSpec.Env, { "A=1", "B=2" }, "environment merged")
+  local one = assert(spec.build(assert(project.load_project { project_dir = d, file = { "base.yaml" } }), { stack = "st" }))
+  T.eq(svc(one, "worker").spec.Mode.Replicated.Replicas, 1, "the first alone: one replica")
+end)
+
 T.done()

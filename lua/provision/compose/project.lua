@@ -128,10 +128,15 @@ function M.find_file(dir, file)
 end
 
 -- The compose files Compose reads in dir, in order. A file named (-f): that
--- one. Else, as Compose: COMPOSE_FILE (the environment's, else .env's: env)
+-- one; a list of them: those, merged in order. Else, as Compose: COMPOSE_FILE (the environment's, else .env's: env)
 -- split at COMPOSE_PATH_SEPARATOR (default ":"), relative to dir; else the
 -- default file and, when there is one, its override. An empty list: none.
 function M.find_files(dir, file, env)
+  if type(file) == "table" then   -- several named (-f a -f b): merged in order
+    local out = {}
+    for i, f in ipairs(file) do out[i] = M.find_file(dir, f) end
+    return out
+  end
   if file then return { M.find_file(dir, file) } end
   local function var(k)
     local v = os.getenv(k)

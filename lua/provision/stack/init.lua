@@ -6,7 +6,8 @@
 --   stack.deployed { name, dir?, files?, env_file?, engine?, env?, timeout?,
 --                    endpoint_mode?, published_mode?, profiles?, purge?, nodes? }
 --     dir (default "."): the compose project's folder; files: its compose
---       file (one; default: Compose's lookup in dir, COMPOSE_FILE too);
+--       files, merged in order as Compose merges -f a -f b (default:
+--       Compose's lookup in dir, COMPOSE_FILE too);
 --       env_file (default dir/.env): interpolated as the compose reader does
 --     engine: the manager's URL (default: the local engine)
 --     env = { K = V }: wins over the environment and .env
@@ -59,7 +60,7 @@ local NS = spec_mod.NAMESPACE_LABEL
 -- the project and its plan -> project, plan | nil, message, missing
 local function build(self)
   local dir = self.dir or "."
-  local project, err, missing = model.load_project { project_dir = dir, file = self.files and self.files[1],
+  local project, err, missing = model.load_project { project_dir = dir, file = self.files,
     env_file = self.env_file }
   if not project then return nil, err, missing end
   local plan, perr = spec_mod.build(project, { stack = self.name, env = self.env, profiles = self.profiles,
@@ -436,12 +437,6 @@ M.deployed = R.define {
     env = "table?", timeout = "duration?", endpoint_mode = "string?", published_mode = "string?",
     profiles = "strings?", purge = "boolean?", nodes = "strings?",
   },
-  validate = function(self)
-    if self.files and #self.files > 1 then
-      return nil, "files: one compose file (merging several is not supported for stacks yet)"
-    end
-    return true
-  end,
   describe = function(self) return "swarm stack " .. self.name .. " deployed" end,
   check = function(self, ctx)
     local E = api.on(self.engine)
