@@ -388,16 +388,20 @@ local function note_change(run, s, status)
   if status ~= "changed" and status ~= "would-change" then return end
   run.changed[s.name] = true
   if run.plan or not run.state then return end
-  for _, w in ipairs(run.recipe.steps) do
-    for _, n in ipairs(w.on_change or {}) do
-      if n == s.name then run.state:notify(w.name) end
-    end
-  end
+  for _, w in ipairs(run.watchers[s.name] or {}) do run.state:notify(w) end
 end
 
 local function apply_or_plan(run)
   local recipe = run.recipe
-  run.changed = {}
+  -- on_change: a step's name -> the steps that watch it (made once: a run
+  -- of many changed steps must not scan every step for each of them)
+  run.changed, run.watchers = {}, {}
+  for _, w in ipairs(recipe.steps) do
+    for _, n in ipairs(w.on_change or {}) do
+      run.watchers[n] = run.watchers[n] or {}
+      table.insert(run.watchers[n], w.name)
+    end
+  end
   run.report:start(recipe, run.verb, #recipe.steps)
   if not preflight(run) then
     not_run(run, 1)
