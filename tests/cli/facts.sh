@@ -39,8 +39,9 @@ run env DOCKER_HOST=unix:///nonexistent/docker.sock "$P" facts
 expect "no engine: a fact, said, exit 0" \
     eval '[ $RC = 0 ] && has "$OUT" "^docker    none: no Docker engine answers at /nonexistent/docker.sock"'
 
-strace -f -qq -e trace=execve -o "$SANDBOX/st" "$P" facts > /dev/null 2>&1
-expect "Compose's version cached: facts starts no process" eval '[ "$(grep -c "execve(" "$SANDBOX/st")" = 1 ]'
+run strace -f -qq -e trace=execve -o "$SANDBOX/st" "$P" facts
+expect "Compose's version cached: facts starts no process" \
+    eval '[ $RC = 0 ] && has "$OUT" "^compose   docker" && [ "$(grep -c "execve(" "$SANDBOX/st")" = 1 ]'
 
 for args in "facts site.lua" "facts -e a=1" "facts --host h" "facts --only x"; do
     run "$P" $args
