@@ -76,8 +76,13 @@ M.extract = R.define {
   reads = R.paths_of("src"),
   writes = R.paths_of("dest"),
   options = {
-    src = "string", dest = { "string", path = true }, strip_components = "integer?", creates = "string?",
-    owner = "boolean?", max_size = "size?", max_entries = "integer?",
+    src = { "string", doc = "the archive: tar, tar.gz, tar.bz2, tar.xz, tar.zst or zip" },
+    dest = { "string", path = true, doc = "the folder to extract into (made when missing; folders merge, files replace files)" },
+    strip_components = { "integer?", doc = "how many leading folders to drop from each entry's path" },
+    creates = { "string?", doc = "a path: when it exists, the archive counts as extracted (no drift check)" },
+    owner = { "boolean?", doc = "true: keep the owners the archive names (else the running user owns every entry)" },
+    max_size = { "size?", doc = "the most the archive may expand to (default 1GiB; 0: no limit)" },
+    max_entries = { "integer?", doc = "the most entries it may have (default 100000; 0: no limit)" },
   },
   validate = function(self)
     if self.strip_components and self.strip_components < 0 then
@@ -221,7 +226,11 @@ M.create = R.define {
   reads = R.paths_of("src"),
   writes = R.paths_of("dest"),
   options = {
-    src = "string", dest = { "string", path = true }, format = "string?", owner = "string?", mtime = "integer?",
+    src = { "string", doc = "the folder whose contents are packed" },
+    dest = { "string", path = true, doc = "the archive file to write" },
+    format = { "string?", doc = "tar, tar.gz, tar.xz or zip (default: from dest's name, else tar)" },
+    owner = { "string?", doc = "\"root\": every entry owned by root:root (else the numeric owners on disk)" },
+    mtime = { "integer?", doc = "seconds since 1970: every entry's mtime (with owner: the same tree, the same bytes)" },
   },
   validate = function(self)
     self.format = self.format or format_of(self.dest)

@@ -124,13 +124,13 @@ M.command = R.define {
   kind = "exec.command",
   positional = "argv",
   options = {
-    argv = "any",
-    cwd = "string?",
-    env = "table?",
-    timeout = "duration?",
-    creates = "string?",
-    ["unless"] = "table?",
-    input = "secret?",
+    argv = { "any", doc = "the program and its arguments, a list (never a shell string); items may be secrets" },
+    cwd = { "string?", doc = "the folder it runs in" },
+    env = { "table?", doc = "environment variables to add, { NAME = value } (values may be secrets)" },
+    timeout = { "duration?", doc = "stop its whole process group after this long (SIGTERM, then SIGKILL 2 s later)" },
+    creates = { "string?", doc = "a path: when it exists, the command counts as done and does not run" },
+    ["unless"] = { "table?", doc = "an argv: when it exits 0, the command counts as done and does not run" },
+    input = { "secret?", doc = "what the program reads on stdin (else /dev/null)" },
   },
   validate = function(self)
     if type(self.argv) == "string" then

@@ -402,10 +402,18 @@ M.file = R.define {
   -- with a pinned sha256, plan knows what the download leaves at dest
   writes = function(self) return { { path = self.dest, sha256 = self.sha256 } } end,
   options = {
-    url = "string", dest = { "string", path = true }, sha256 = "string?", mode = "mode?",
-    headers = "table?", user = "secret?", password = "secret?",
-    timeout = "duration?", retries = "integer?", ca_file = "string?",
-    insecure = "boolean?", max_size = "size?",
+    url = { "string", doc = "what to download: http:// or https://" },
+    dest = { "string", path = true, doc = "where the file goes" },
+    sha256 = { "string?", doc = "its SHA-256 (64 hex digits): a mismatch fails and leaves dest alone" },
+    mode = { "mode?", doc = "the file's mode" },
+    user = { "secret?", doc = "basic auth user (sent to the first origin only)" },
+    password = { "secret?", doc = "basic auth password (sent to the first origin only)" },
+    headers = { "table?", doc = "request headers, { Name = value }; past a redirect to another origin, not sent" },
+    timeout = { "duration?", doc = "how long the transfer may go without a byte (default 60s)" },
+    retries = { "integer?", doc = "how often to retry a connection error, a timeout or a 5xx (default 3)" },
+    ca_file = { "string?", doc = "a CA certificate (PEM) to trust besides the system's" },
+    insecure = { "boolean?", doc = "true: do not verify the server's TLS certificate" },
+    max_size = { "size?", doc = "the most the file may be: past it, the step fails and dest is left as it was" },
   },
   validate = function(self)
     self.url = web_url(self.url)
@@ -666,10 +674,19 @@ M.expect = R.define {
   kind = "http.expect",
   positional = "url",
   options = {
-    url = "string", status = "any?", body_contains = "strings?", json = "any?",
-    user = "secret?", password = "secret?", headers = "table?", within = "duration?",
-    interval = "duration?", timeout = "duration?", method = "string?", ca_file = "string?",
-    insecure = "boolean?",
+    url = { "string", doc = "what to ask: http:// or https://" },
+    status = { "any?", doc = "the status wanted: a number or a list of them (default 200)" },
+    body_contains = { "strings?", doc = "text the body must hold (a string or a list)" },
+    json = { "any?", doc = "a table the JSON body must hold (a subset)" },
+    user = { "secret?", doc = "basic auth user (sent to the first origin only)" },
+    password = { "secret?", doc = "basic auth password (sent to the first origin only)" },
+    headers = { "table?", doc = "request headers, { Name = value }; past a redirect to another origin, not sent" },
+    within = { "duration?", doc = "apply asks again until this has passed (without it: one try); plan asks once" },
+    interval = { "duration?", doc = "the time between two tries (default 2s)" },
+    timeout = { "duration?", doc = "how long one request may take (default 10s)" },
+    method = { "string?", doc = "the request's method (default GET)" },
+    ca_file = { "string?", doc = "a CA certificate (PEM) to trust besides the system's" },
+    insecure = { "boolean?", doc = "true: do not verify the server's TLS certificate" },
   },
   validate = function(self)
     self.url = web_url(self.url)

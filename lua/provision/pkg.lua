@@ -310,10 +310,13 @@ M.installed = R.define {
   kind = "pkg.installed",
   positional = "names",
   options = {
-    names = "strings",
-    update = { "boolean", default = true },     -- refresh stale lists first
-    max_age = { "duration", default = "1d" },   -- how old the lists may be
-    recommends = "boolean?",                    -- false: --no-install-recommends
+    names = { "strings", doc = "the packages, each a name or name=version (a pin)" },
+    update = { "boolean", default = true,       -- refresh stale lists first
+               doc = "run apt-get update first when the package lists are missing or older than max_age" },
+    max_age = { "duration", default = "1d",     -- how old the lists may be
+                doc = "how old the package lists may be before update refreshes them" },
+    recommends = { "boolean?",                  -- false: --no-install-recommends
+                   doc = "false: install without recommended packages (--no-install-recommends)" },
   },
   validate = function(self) return check_names(self, "installed") end,
   describe = function(self) return "packages " .. table.concat(self.names, ", ") end,
@@ -344,8 +347,9 @@ M.absent = R.define {
   kind = "pkg.absent",
   positional = "names",
   options = {
-    names = "strings",
-    purge = { "boolean", default = false },   -- also remove configuration files
+    names = { "strings", doc = "the packages that must not be installed" },
+    purge = { "boolean", default = false,     -- also remove configuration files
+              doc = "true: also remove their configuration files (apt-get purge)" },
   },
   validate = function(self) return check_names(self, "absent") end,
   describe = function(self)

@@ -8,10 +8,12 @@
 --     kind = "fs.directory",
 --     positional = "path",          -- fs.directory "x" means { path = "x" }
 --     options = {                   -- every option the resource takes
---       path = { "strings", path = true },  -- type; a trailing "?" makes it
---                                   -- optional; path = true: a path (or list of
---                                   -- them), never "" (refused at load time)
---       mode = { "mode", default = "0755" },
+--       path = { "strings", path = true, doc = "the folders" },
+--                                   -- type; a trailing "?" makes it optional;
+--                                   -- path = true: a path (or list of them), never
+--                                   -- "" (refused at load time); doc: what it
+--                                   -- means, for docs/modules/ (make docs)
+--       mode = { "mode", default = "0755", doc = "their mode" },
 --     },
 --     describe = function(self) return "directory " .. self.path end,
 --     check  = function(self, ctx) ... end,
@@ -311,6 +313,9 @@ function R.define(def)
   assert(def.kind and def.check and def.options, "resource definition needs kind, options, check")
   assert(def.owns == nil or def.options[def.owns], "owns: the name of the option holding the path")
   assert(def.agrees == nil or type(def.agrees) == "function", "agrees: a function(a, b)")
+  for name, sp in pairs(def.options) do
+    assert(type(sp) ~= "table" or sp.doc == nil or type(sp.doc) == "string", "doc: a string, option " .. name)
+  end
   def.__index = def
   def.__name = "provision.resource"
   setmetatable(def, Resource)

@@ -231,12 +231,17 @@ local function make(kind, want_running)
     kind = kind,
     positional = "name",
     options = {
-      name = "string",
-      enabled = "boolean?",                       -- nil: leave as it is
-      pidfile = "string?",                        -- SysV: where the pid is
-      socket = "string?",                         -- running: also accepts connections here
-      wait = { "duration", default = "30s" },     -- for the state to show after start/stop
-      manager = { "string", default = "auto" },   -- auto | systemd | sysv
+      name = { "string", doc = "the service (docker, ssh, ...)" },
+      enabled = { "boolean?",                     -- nil: leave as it is
+                  doc = "true or false: started at boot or not (left as it is when not given)" },
+      pidfile = { "string?",                      -- SysV: where the pid is
+                  doc = "SysV: where the service keeps its pid (default /run/NAME.pid, then /var/run/NAME.pid)" },
+      socket = { "string?",                       -- running: also accepts connections here
+                 doc = "running: a Unix socket that must also answer (/var/run/docker.sock)" },
+      wait = { "duration", default = "30s",       -- for the state to show after start/stop
+               doc = "how long a start or stop may take to show (the process, the socket)" },
+      manager = { "string", default = "auto",     -- auto | systemd | sysv
+                  doc = "\"auto\" (systemd when it is PID 1, else SysV), \"systemd\" or \"sysv\"" },
     },
     validate = function(self)
       if self.manager ~= "auto" and self.manager ~= "systemd" and self.manager ~= "sysv" then

@@ -148,11 +148,16 @@ end
 
 -- ---- swarm.manager
 
-local LISTEN = { "string", default = "0.0.0.0:2377" }
+local LISTEN = { "string", default = "0.0.0.0:2377", doc = "the address:port the node listens on for the swarm" }
 
 M.manager = R.define {
   kind = "swarm.manager",
-  options = { engine = "string?", advertise = "string?", listen = LISTEN, labels = "table?" },
+  options = {
+    engine = { "string?", doc = "the node's engine URL (docs/engines.md; default: the local engine)" },
+    advertise = { "string?", doc = "the address other nodes reach this one at (default: the engine's choice)" },
+    listen = LISTEN,
+    labels = { "table?", doc = "node labels, { key = value }, set through the manager" },
+  },
   validate = validate_labels,
   writes = function(self) return { { name = "swarm " .. where(self.engine) } } end,
   describe = function(self)
@@ -258,7 +263,13 @@ end
 
 M.worker = R.define {
   kind = "swarm.worker",
-  options = { engine = "string", manager = "string?", advertise = "string?", listen = LISTEN, labels = "table?" },
+  options = {
+    engine = { "string", doc = "the node's engine URL (docs/engines.md)" },
+    manager = { "string?", doc = "the manager's engine URL (default: the local engine)" },
+    advertise = { "string?", doc = "the address other nodes reach this one at (default: the engine's choice)" },
+    listen = LISTEN,
+    labels = { "table?", doc = "node labels, { key = value }, set through the manager" },
+  },
   validate = function(self)
     if where(self.engine) == where(self.manager) then
       return nil, ("engine and manager are one engine (%s): a node is either the manager or a worker"):format(where(self.engine))

@@ -72,7 +72,7 @@ end
 
 local memory_res = R.define {
   kind = "sys.memory",
-  options = { min = "size" },
+  options = { min = { "size", doc = "the least memory the machine must have (\"4GiB\")" } },
   describe = function(self) return "at least " .. human(self.min) .. " of memory" end,
   check = function(self)
     local have = C.memory()
@@ -85,7 +85,7 @@ M.memory = dual(C.memory, memory_res)
 
 local cpus_res = R.define {
   kind = "sys.cpus",
-  options = { min = "integer" },
+  options = { min = { "integer", doc = "the least number of CPUs the machine must have" } },
   describe = function(self) return ("at least %d CPU%s"):format(self.min, self.min == 1 and "" or "s") end,
   check = function(self)
     local have = C.cpus()
@@ -111,7 +111,10 @@ end
 
 M.disk = R.define {
   kind = "sys.disk",
-  options = { path = { "string", default = "." }, min = "size" },
+  options = {
+    path = { "string", default = ".", doc = "a path on the filesystem whose free space counts" },
+    min = { "size", doc = "the least free space there (\"10GB\")" },
+  },
   describe = function(self) return ("at least %s free at %s"):format(human(self.min), self.path) end,
   check = function(self)
     local where = existing_parent(self.path)
@@ -208,7 +211,11 @@ end
 
 local port_res = R.define {
   kind = "sys.port_free",
-  options = { port = "integer", host = { "string", default = "0.0.0.0" }, ["unless"] = "function?" },
+  options = {
+    port = { "integer", doc = "the TCP port that must be free" },
+    host = { "string", default = "0.0.0.0", doc = "the address a bind to the port is tried on" },
+    ["unless"] = { "function?", doc = "a function: when it returns true, the port may be taken (by this very stack)" },
+  },
   validate = function(self)
     if self.port < 1 or self.port > 65535 then
       return nil, ("port must be 1 to 65535, not %d"):format(self.port)
@@ -233,7 +240,10 @@ M.port_free = dual(port_free, port_res)
 local command_res = R.define {
   kind = "sys.command",
   positional = "name",
-  options = { name = "string", hint = "string?" },
+  options = {
+    name = { "string", doc = "a program that must be on PATH" },
+    hint = { "string?", doc = "what to do when it is missing (shown with the failure)" },
+  },
   describe = function(self) return "command " .. self.name end,
   check = function(self)
     if exec.which(self.name) then return true end

@@ -104,12 +104,13 @@ end
 
 -- the options up, run_once and down all take
 local common_opts = {
-  project_dir = "string",
-  project = "string?",
-  file = "string?",
-  command = "string?",
-  timeout = "duration?",
-  engine = "string?",
+  project_dir = { "string", doc = "the project's folder: the compose file and .env are there" },
+  project = { "string?", doc = "the project's name (default: COMPOSE_PROJECT_NAME, else the folder's name)" },
+  file = { "string?", doc = "the compose file, from project_dir (default: the files Compose reads, its override too)" },
+  command = { "string?", doc = "\"docker compose\" or \"docker-compose\": which Compose runs (default: found, v2 first)" },
+  timeout = { "duration?", doc = "up: for the services to be running or healthy (5m); "
+                              .. "run_once: for the one-shot to end (10m); down: for Compose (5m)" },
+  engine = { "string?", doc = "the Docker engine's URL (docs/engines.md; default: DOCKER_HOST, else the local socket)" },
 }
 
 local function with(extra)
@@ -121,7 +122,11 @@ end
 
 M.available = R.define {
   kind = "compose.available",
-  options = { min_version = "string?", command = "string?", engine = "string?" },
+  options = {
+    min_version = { "string?", doc = "the oldest Compose version that will do (\"1.29.1\")" },
+    command = { "string?", doc = "\"docker compose\" or \"docker-compose\": the Compose to check (default: found, v2 first)" },
+    engine = { "string?", doc = "the Docker engine's URL (docs/engines.md; default: DOCKER_HOST, else the local socket)" },
+  },
   validate = engine_ok,
   describe = function(self)
     return "Docker Compose is there" .. (self.min_version and (" (>= " .. self.min_version .. ")") or "")
@@ -187,7 +192,11 @@ M.up = R.define {
   kind = "compose.up",
   reads = up_inputs,
   positional = "project_dir",
-  options = with { services = "strings?", wait = { "string", default = "running" }, remove_orphans = "boolean?" },
+  options = with {
+    services = { "strings?", doc = "the services to start (default: every one without a profile, and those COMPOSE_PROFILES turns on)" },
+    wait = { "string", default = "running", doc = "\"running\" or \"healthy\": what each service must be before the step is done" },
+    remove_orphans = { "boolean?", doc = "true: a container of a service the file no longer has is a change (up --remove-orphans)" },
+  },
   validate = function(self)
     if self.wait ~= "running" and self.wait ~= "healthy" then
       return nil, "option 'wait' must be \"running\" or \"healthy\", not " .. ("%q"):format(self.wait)
@@ -301,7 +310,7 @@ M.run_once = R.define {
   reads = function(self, ctx)
     return inputs_seen(self, ctx and ctx.state and ctx.state.ran, (model.load_project(self)))
   end,
-  options = with { service = "string" },
+  options = with { service = { "string", doc = "the one-shot service to run to completion (airflow-init)" } },
   validate = engine_ok,
   describe = function(self)
     return ("one-shot service %s in %s ran to completion"):format(self.service, self.project_dir)
@@ -372,7 +381,11 @@ M.run_once = R.define {
 M.down = R.define {
   kind = "compose.down",
   positional = "project_dir",
-  options = with { volumes = "boolean?", remove_orphans = "boolean?", rmi = "any?" },
+  options = with {
+    volumes = { "boolean?", doc = "true: also remove the volumes Compose created for the project (never one it merely used)" },
+    remove_orphans = { "boolean?", doc = "true: also remove containers of services the file no longer has" },
+    rmi = { "any?", doc = "\"all\" or \"local\": also remove the images (down --rmi)" },
+  },
   validate = function(self)
     if self.rmi == true then self.rmi = "all" end
     if self.rmi ~= nil and self.rmi ~= false and self.rmi ~= "all" and self.rmi ~= "local" then

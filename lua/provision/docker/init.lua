@@ -22,7 +22,10 @@ end
 
 M.engine = R.define {
   kind = "docker.engine",
-  options = { min_version = "string?", engine = "string?" },
+  options = {
+    min_version = { "string?", doc = "the oldest engine version that will do (\"20.10\")" },
+    engine = { "string?", doc = "the Docker engine's URL (docs/engines.md; default: DOCKER_HOST, else the local socket)" },
+  },
   validate = engine_ok,
   describe = function(self)
     return "a Docker engine answers" .. (self.engine and (" at " .. self.engine) or "")
@@ -49,7 +52,11 @@ M.image = R.define {
   reads = R.paths_of("from_rootfs"),
   writes = function(self) return self.from_rootfs and { api.image_key(self.name) } or {} end,
   positional = "name",
-  options = { name = "string", from_rootfs = "string?", engine = "string?" },
+  options = {
+    name = { "string", doc = "the image, repo:tag (:latest when no tag)" },
+    from_rootfs = { "string?", doc = "a root filesystem tarball to import as the image (no registry needed)" },
+    engine = { "string?", doc = "the Docker engine's URL (docs/engines.md; default: DOCKER_HOST, else the local socket)" },
+  },
   validate = function(self)
     if not self.name:find(":") then self.name = self.name .. ":latest" end
     return engine_ok(self)

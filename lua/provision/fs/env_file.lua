@@ -52,12 +52,12 @@ E.env_file = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return envfmt.encode(self.values, R.reveal) end),
   options = {
-    path = { "string", path = true },
-    values = "table",
-    mode = { "mode", default = "0600" },
-    owner = "string?",
-    group = "string?",
-    backup = "boolean?",
+    path = { "string", path = true, doc = "the file (a .env)" },
+    values = { "table", doc = "the variables, { KEY = value }: Compose reads each back as written (may be secrets)" },
+    mode = { "mode", default = "0600", doc = "its mode" },
+    owner = { "string?", doc = "the user who owns it (a name)" },
+    group = { "string?", doc = "its group (a name)" },
+    backup = { "boolean?", doc = "true: keep the content it replaces beside it; teardown puts the oldest back" },
   },
   validate = function(self)
     local ok, err = F.validate(self)

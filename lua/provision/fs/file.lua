@@ -252,12 +252,12 @@ F.file = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return R.reveal(self.content) end),
   options = {
-    path = { "string", path = true },
-    content = "secret",
-    mode = "mode?",
-    owner = "string?",
-    group = "string?",
-    backup = "boolean?",
+    path = { "string", path = true, doc = "the file" },
+    content = { "secret", doc = "its whole content (may be a secret)" },
+    mode = { "mode?", doc = "its mode; a new file: 0644 (0600 when its content holds a secret); else kept" },
+    owner = { "string?", doc = "the user who owns it (a name)" },
+    group = { "string?", doc = "its group (a name)" },
+    backup = { "boolean?", doc = "true: keep the content it replaces beside it; teardown puts the oldest back" },
   },
   validate = function(self)
     local ok, err = F.validate(self)

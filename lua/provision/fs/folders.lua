@@ -107,10 +107,10 @@ D.directory = R.define {
   end,
   positional = "path",
   options = {
-    path = { "strings", path = true },
-    mode = "mode?",
-    owner = "string?",
-    group = "string?",
+    path = { "strings", path = true, doc = "the folder or folders (their parents are made too)" },
+    mode = { "mode?", doc = "their mode (\"0755\")" },
+    owner = { "string?", doc = "the user who owns them (a name)" },
+    group = { "string?", doc = "their group (a name)" },
   },
   describe = function(self) return B.describe_paths("directory", self.path) end,
   check = directory_check,
@@ -136,7 +136,7 @@ D.absent = R.define {
   agrees = function() return true end,   -- two absences of one path agree
   writes = R.paths_of("path"),
   positional = "path",
-  options = { path = { "strings", path = true } },
+  options = { path = { "strings", path = true, doc = "what must not be there: removed, folders with all in them" } },
   validate = function(self)
     for _, p in ipairs(self.path) do
       -- not the root however spelled ("/", "//", "/.", "/tmp/.."), nor any

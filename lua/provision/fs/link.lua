@@ -12,7 +12,11 @@ L.symlink = R.define {
   kind = "fs.symlink",
   owns = "path",
   writes = R.paths_of("path"),
-  options = { path = { "string", path = true }, target = "string", force = { "boolean", default = false } },
+  options = {
+    path = { "string", path = true, doc = "the link" },
+    target = { "string", doc = "what it points to (kept as written: relative or absolute)" },
+    force = { "boolean", default = false, doc = "true: a file (never a folder) found at path is replaced by the link" },
+  },
   describe = function(self) return ("link %s -> %s"):format(self.path, self.target) end,
   check = function(self, ctx)
     local st, err = probe(self.path)

@@ -93,13 +93,13 @@ T.template = R.define {
   owns = "path",
   writes = F.content_writes(function(self) return render(self.template, self.vars, true) end),
   options = {
-    path = { "string", path = true },
-    template = "string",
-    vars = { "table", default = {} },
-    mode = "mode?",
-    owner = "string?",
-    group = "string?",
-    backup = "boolean?",
+    path = { "string", path = true, doc = "the file" },
+    template = { "string", doc = "its text, with ${name} placeholders" },
+    vars = { "table", default = {}, doc = "the placeholders' values, { name = value } (may be secrets)" },
+    mode = { "mode?", doc = "its mode; a new file: 0644 (0600 when its content holds a secret); else kept" },
+    owner = { "string?", doc = "the user who owns it (a name)" },
+    group = { "string?", doc = "its group (a name)" },
+    backup = { "boolean?", doc = "true: keep the content it replaces beside it; teardown puts the oldest back" },
   },
   validate = function(self)
     local ok, err = F.validate(self)
