@@ -8,6 +8,7 @@
 #   make test                         all test tiers, ends with "N passed, N failed"
 #   make lint                         luacheck, the Lua import rules, size limits (tests/lint.sh)
 #   make man                          build/provision.1 (docs/provision.1.scd, scdoc)
+#   make docs                         docs/modules/*.md's tables, from the resource definitions
 #   make install PREFIX=/usr/local DESTDIR=   also the man page and completions
 
 PKGS    := lua5.4 yaml-0.1 libcurl libarchive jansson libcrypto
@@ -132,6 +133,13 @@ man: build/provision.1
 build/provision.1: docs/provision.1.scd
 	@mkdir -p build
 	scdoc < $< > $@.tmp && mv $@.tmp $@
+
+# docs/modules/*.md: their generated blocks (each resource's table of
+# options) made anew from the resource definitions (docs/gen.lua);
+# tests/cli/docs.sh fails when a page and the definitions differ
+docs: $(BIN)
+	./$(BIN) --script docs/gen.lua modules docs/modules docs/modules/*.md
+.PHONY: docs
 
 install: $(BIN) install-docs
 	install -d $(DESTDIR)$(PREFIX)/bin

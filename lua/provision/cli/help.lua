@@ -108,14 +108,13 @@ local function show(v)
   return tostring(v)
 end
 
--- one resource: its kind, its positional option, a row per option
-local function resource_text(def, used)
+-- one resource's options, sorted by name: { name, type, default (shown) or
+-- need ("optional", "required"), positional, doc } each
+local function option_rows(def, used)
   local names = {}
   for name in pairs(def.options) do names[#names + 1] = name end
   table.sort(names)
-  local width = 8
-  for _, n in ipairs(names) do width = math.max(width, #n) end
-  local lines = { def.kind .. (def.positional and (" " .. def.positional:upper() .. " | { options }") or " { options }") }
+  local rows = {}
   for _, n in ipairs(names) do
     local sp = def.options[n]
     local t = type(sp) == "table" and sp[1] or sp
@@ -124,20 +123,34 @@ local function resource_text(def, used)
     used[t] = true
     local default = nil   -- (a default may be false)
     if type(sp) == "table" then default = sp.default end
-    local what
-    if default ~= nil then
-      what = "default " .. show(default)
-    elseif optional then what = "optional"
-    else what = "required" end
-    if n == def.positional then what = what .. "; also the first value: " .. def.kind .. " " .. show(n:upper()) end
-    lines[#lines + 1] = ("  %-" .. width .. "s  %-9s %s"):format(n, t, what)
+    rows[#rows + 1] = { name = n, type = t, default = default ~= nil and show(default) or nil,
+                        need = default == nil and (optional and "optional" or "required") or nil,
+                        positional = n == def.positional, doc = type(sp) == "table" and sp.doc or nil }
   end
-  if #names == 0 then lines[2] = "  (no options: " .. def.kind .. " {})" end
+  return rows
+end
+
+local function synopsis(def)
+  return def.kind .. (def.positional and (" " .. def.positional:upper() .. " | { options }") or " { options }")
+end
+
+-- one resource: its kind, its positional option, a row per option
+local function resource_text(def, used)
+  local rows = option_rows(def, used)
+  local width = 8
+  for _, r in ipairs(rows) do width = math.max(width, #r.name) end
+  local lines = { synopsis(def) }
+  for _, r in ipairs(rows) do
+    local what = r.default and ("default " .. r.default) or r.need
+    if r.positional then what = what .. "; also the first value: " .. def.kind .. " " .. show(r.name:upper()) end
+    lines[#lines + 1] = ("  %-" .. width .. "s  %-9s %s"):format(r.name, r.type, what)
+  end
+  if #rows == 0 then lines[2] = "  (no options: " .. def.kind .. " {})" end
   return table.concat(lines, "\n")
 end
 
--- module_text(name) -> the text of a module's topic
-function M.module_text(name)
+-- the kinds a module defines, sorted, and its other functions (name.f)
+local function module_parts(name)
   local mod = require("provision." .. name)
   local kinds, funcs = {}, {}
   for kind, def in pairs(R.kinds) do
@@ -150,21 +163,69 @@ function M.module_text(name)
     end
   end
   table.sort(funcs)
+  return kinds, funcs
+end
+
+local function legend(used, fmt)
+  local out = {}
+  for t in pairs(used) do out[#out + 1] = fmt:format(t, TYPES[t] or t) end
+  table.sort(out)
+  return out
+end
+
+-- module_text(name) -> the text of a module's topic
+function M.module_text(name)
+  local kinds, funcs = module_parts(name)
   local out, used = {}, {}
   if #kinds == 0 then
     out[1] = name .. ": no resources; functions for recipes and custom steps."
   else
     out[1] = name .. ": resources, each a step's body or a preflight check; the options each takes:"
     for _, def in ipairs(kinds) do out[#out + 1] = "\n" .. resource_text(def, used) end
-    local legend = {}
-    for t in pairs(used) do legend[#legend + 1] = ("  %-9s %s"):format(t, TYPES[t] or t) end
-    table.sort(legend)
-    out[#out + 1] = "\ntypes:\n" .. table.concat(legend, "\n")
+    out[#out + 1] = "\ntypes:\n" .. table.concat(legend(used, "  %-9s %s"), "\n")
   end
   if #funcs > 0 then
     out[#out + 1] = "\nfunctions: " .. table.concat(funcs, ", ")
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+-- ---- the same, as Markdown: the generated parts of docs/modules/NAME.md
+
+local function cell(s) return (s:gsub("|", "\\|"):gsub("\n", " ")) end
+
+-- markdown(name) -> { [kind] = a resource's synopsis and table, types =
+-- the legend, functions = the list }, and the kinds in order; an option
+-- without doc text has "" for its meaning (docs/gen.lua refuses it)
+function M.module_markdown(name)
+  local kinds, funcs = module_parts(name)
+  local parts, order, used = {}, {}, {}
+  for _, def in ipairs(kinds) do
+    local rows = option_rows(def, used)
+    local lines = { "`" .. synopsis(def) .. "`", "" }
+    if #rows == 0 then
+      lines[#lines + 1] = "No options: `" .. def.kind .. " {}`."
+    else
+      lines[#lines + 1] = "| option | type | default | meaning |"
+      lines[#lines + 1] = "| --- | --- | --- | --- |"
+      for _, r in ipairs(rows) do
+        local what = r.default and ("`" .. r.default .. "`") or r.need
+        if r.positional then what = what .. ", or the first value" end
+        lines[#lines + 1] = ("| `%s` | %s | %s | %s |"):format(r.name, r.type, cell(what), cell(r.doc or ""))
+      end
+    end
+    parts[def.kind] = table.concat(lines, "\n")
+    order[#order + 1] = def.kind
+  end
+  if next(used) then
+    parts.types = "| type | what it takes |\n| --- | --- |\n" .. table.concat(legend(used, "| %s | %s |"), "\n")
+  end
+  if #funcs > 0 then
+    local l = {}
+    for _, f in ipairs(funcs) do l[#l + 1] = "`" .. f .. "`" end
+    parts.functions = "Functions: " .. table.concat(l, ", ") .. "."
+  end
+  return parts, order, kinds
 end
 
 local FIXED = { "verbs", "options", "hosts", "exit-codes", "json", "variables" }
