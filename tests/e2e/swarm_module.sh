@@ -67,6 +67,25 @@ if command -v strace > /dev/null 2>&1; then
 else
     fail "the no-op starts no process" "strace is not installed (apt-get install strace)"
 fi
+# GET /info runs runc --version and more on each call (7-10 ms): the no-op
+# asks it of the worker's node alone; the manager's state comes from GET
+# /swarm and /nodes/ID (what the last apply recorded)
+run strace -f -qq -e trace=sendto,sendmsg,write -s 40 -o "$SANDBOX/st" "$P" "$R" $V
+expect "the no-op asks GET /info once (the worker's node), GET /swarm of the manager" \
+    eval '[ $RC = 0 ] && [ "$(grep -c "GET /info " "$SANDBOX/st")" = 1 ] && grep -q "GET /swarm " "$SANDBOX/st"'
+
+# the node left the swarm by hand: the checks see it (no answer from memory)
+n2 swarm leave --force > /dev/null 2>&1
+run "$P" plan "$R" $V
+expect "node 2 left by hand: plan says it joins again (exit 3)" \
+    eval '[ $RC = 3 ] && has "$OUT" "$NODE2_HOST joins the swarm of unix:///var/run/docker.sock as a worker"'
+run "$P" "$R" $V
+expect "... and apply joins it again, labelled" \
+    eval '[ $RC = 0 ] && [ "$(n2 info --format "{{.Swarm.LocalNodeState}}")" = active ]'
+N2=$(n2 info --format '{{.Swarm.NodeID}}')
+expect "... labelled airflow=worker again" eval '[ "$(label "$N2" airflow)" = worker ]'
+expect "... and the node entry it left behind is gone from the manager's list (2 nodes)" \
+    eval '[ "$(docker node ls -q | wc -l)" = 2 ]'
 
 docker node update --label-add airflow=other "$N2" > /dev/null
 run "$P" plan "$R" $V
@@ -135,6 +154,20 @@ done
 run "$P" teardown "$M" -e advertise="$NODE1_ADDR"
 expect "... once it left: teardown leaves the swarm it made" \
     eval '[ $RC = 0 ] && [ "$(docker info --format "{{.Swarm.LocalNodeState}}")" = inactive ]'
+
+# the swarm the step made, left and made again by hand: another swarm, not
+# taken for the recorded one (the quick GET /swarm check falls back to /info)
+run "$P" "$M" -e advertise="$NODE1_ADDR"
+expect "manager only, again: the swarm made" eval '[ $RC = 0 ] && has "$OUT" "changed=1"'
+docker swarm leave --force > /dev/null 2>&1
+docker swarm init --advertise-addr "$NODE1_ADDR" > /dev/null 2>&1
+run "$P" plan "$M" -e advertise="$NODE1_ADDR"
+expect "a swarm made again by hand: the check fails, naming both swarms" \
+    eval '[ $RC = 1 ] && has "$OUT$ERR" "manages swarm $(docker info --format "{{.Swarm.Cluster.ID}}"), not swarm" && has "$OUT$ERR" "this step made"'
+run "$P" teardown "$M" -e advertise="$NODE1_ADDR"
+expect "... teardown leaves that swarm alone (not the one it made)" \
+    eval '[ $RC = 0 ] && [ "$(docker info --format "{{.Swarm.LocalNodeState}}")" = active ]'
+docker swarm leave --force > /dev/null 2>&1
 
 # bad input: load-time errors, nothing changed
 B="$SANDBOX/bad.lua"

@@ -161,14 +161,11 @@ local function job_progress(s, tasks)
   return "pending", ("%d/%s completed"):format(done, want and tostring(want) or "?"), tasks[1]
 end
 
--- progress(E, id, before) -> "ready" | "pending" | "failed", why, task (the
--- one to report) | nil, message. before: the ids of the service's tasks
--- before this apply changed it (their failures are not this run's).
-function D.progress(E, id, before)
-  local s, err = E.call("GET", "/services/" .. E.urlencode(id))
-  if not s then return nil, err end
-  local tasks, terr = D.tasks(E, { s.ID })
-  if not tasks then return nil, terr end
+-- status(s, tasks, before) -> "ready" | "pending" | "failed", why, task
+-- (the one to report): the service s (as GET /services gives it) by its
+-- tasks. before: the ids of the service's tasks before this apply changed
+-- it (their failures are not this run's).
+function D.status(s, tasks, before)
   local mode, us = s.Spec.Mode, type(s.UpdateStatus) == "table" and s.UpdateStatus or {}
   if mode.ReplicatedJob or mode.GlobalJob then return job_progress(s, tasks) end
   -- a task is of the current spec when its ContainerSpec and ForceUpdate are
@@ -195,6 +192,30 @@ function D.progress(E, id, before)
   local why = ("%d/%d running%s"):format(running, want, updating and ", updating" or "")
   local latest = bad[1] or newest_first(tasks)[1]
   return "pending", why, latest
+end
+
+-- progress(E, id, before) -> D.status of the service id, as the manager
+-- has it now | nil, message
+function D.progress(E, id, before)
+  local s, err = E.call("GET", "/services/" .. E.urlencode(id))
+  if not s then return nil, err end
+  local tasks, terr = D.tasks(E, { s.ID })
+  if not tasks then return nil, terr end
+  return D.status(s, tasks, before)
+end
+
+-- tasks_by_service(E, services) -> { service id = { task, ... } } for the
+-- services listed, in one request | nil, message
+function D.tasks_by_service(E, services)
+  local ids, out = {}, {}
+  for _, s in ipairs(services) do ids[#ids + 1] = s.ID; out[s.ID] = {} end
+  if #ids == 0 then return out end
+  local tasks, err = D.tasks(E, ids)
+  if not tasks then return nil, err end
+  for _, t in ipairs(tasks) do
+    if out[t.ServiceID] then table.insert(out[t.ServiceID], t) end
+  end
+  return out
 end
 
 -- ---- failure reports

@@ -130,13 +130,13 @@ local function survey(E, stack)
 end
 
 -- what is to do for a plan's service: nil (nothing) or "why"
-local function service_change(E, entry, svc, stack, ids)
+-- (tasks: the service's tasks)
+local function service_change(entry, svc, stack, ids, tasks)
   if not svc then return "to create" end
   if D.labels(svc)[D.DIGEST_LABEL] ~= entry.digest then return "spec changed (compose file or .env)" end
   local where = D.differs(D.sent(entry, stack, ids), svc.Spec, "")
   if where then return "changed on the engine since it was deployed (" .. where .. ")" end
-  local st, why = D.progress(E, svc.ID)
-  if st == nil then return nil, why end
+  local st, why = D.status(svc, tasks or {})
   if st == "failed" then return (entry.one_shot and "job failed: runs again" or why) end
   if st == "pending" then return (entry.one_shot and "job not complete: " or "not ready: ") .. why end
   return nil
@@ -169,11 +169,15 @@ local function changes(self, E, plan)
       end
     end
   end
+  local listed = {}
+  for _, svc in pairs(seen.services) do listed[#listed + 1] = svc end
+  local tasks, terr = D.tasks_by_service(E, listed)
+  if not tasks then return nil, terr end
   local wanted = {}
   for _, entry in ipairs(plan.services) do
     wanted[entry.name] = true
-    local why, werr = service_change(E, entry, seen.services[entry.name], self.name, ids)
-    if werr then return nil, werr end
+    local svc = seen.services[entry.name]
+    local why = service_change(entry, svc, self.name, ids, svc and tasks[svc.ID])
     if why then out[#out + 1] = ("service %s: %s"):format(entry.compose_name, why) end
   end
   for name in pairs(seen.services) do
@@ -292,8 +296,13 @@ local function apply(self, ctx)
     for _, n in ipairs(level) do
       local entry = by_compose[n]
       local svc = seen.services[entry.name]
-      local why, werr = service_change(E, entry, svc, self.name, ids)
-      if werr then return nil, werr end
+      local tasks
+      if svc then
+        local terr
+        tasks, terr = D.tasks(E, { svc.ID })
+        if not tasks then return nil, terr end
+      end
+      local why = service_change(entry, svc, self.name, ids, tasks)
       local item
       local waiting = svc and why and (why:match("^not ready") or why:match("^job not complete"))
       if why and not waiting then
