@@ -54,35 +54,44 @@ local function directory_apply(self, ctx)
 end
 
 -- the folders it made, newest first, each only while it is empty and the
--- very folder made (not one put in its place since)
+-- very folder made (not one put in its place since). The detail counts
+-- what was really removed and what was left; false when none was removed
+-- (all gone already, or left). In a plan of teardown (ctx.plan): what it
+-- would do, removing nothing.
+local REMOVED, LEFT = { "removed", "would remove" }, { "left", "would leave" }
 local function directory_revert(self, ctx)
   local created = (ctx.state and ctx.state.created) or {}
-  local left = {}
+  local removed, left, why_left = {}, {}, nil
   for i = #created, 1, -1 do
     local e = created[i]
     if e.type == "directory" and type(e.path) == "string" then
       -- checked and removed through one descriptor of its folder
-      local ok, why, code = C.remove_if(e.path, { type = "directory", id = e.id })
+      local ok, why, code = B.remove_if(ctx, e.path, { type = "directory", id = e.id })
       if ok then
-        log(ctx, "removed " .. e.path .. "/")
+        removed[#removed + 1] = e.path .. "/"
+        B.said_removed(ctx, e.path .. "/")
       elseif ok == nil and code ~= B.ELOOP then   -- ELOOP: a link of another user's on the way: left
         return nil, why
       elseif why ~= "gone already" and why ~= "not a folder now" then
-        left[#left + 1] = e.path
+        left[#left + 1] = e.path .. "/"
         if why == "not empty" then
-          why = ("not empty (%d entries)"):format(#(C.listdir(e.path) or {}))
+          local n = #(C.listdir(e.path) or {})
+          why = ("not empty (%d entr%s)"):format(n, n == 1 and "y" or "ies")
         elseif why == "not the one made (replaced since)" then
           why = "not the folder it made (replaced since)"
         end
-        log(ctx, ("left %s/: %s"):format(e.path, why))
+        why_left = why
+        B.said_left(ctx, e.path .. "/", why)
       end
     end
   end
-  if #left > 0 and ctx.detail then
-    ctx:detail(("left %d folder%s: %s"):format(#left, #left == 1 and "" or "s",
-      #left == 1 and left[1] or "not empty or not the ones made"))
+  if ctx.detail then
+    local parts = { B.count_said(ctx, REMOVED, "folder", removed) }
+    if #left == 1 then parts[#parts + 1] = ("%s %s: %s"):format(ctx.plan and LEFT[2] or LEFT[1], left[1], why_left)
+    elseif #left > 1 then parts[#parts + 1] = B.count_said(ctx, LEFT, "folder", left) .. " (not empty or not the ones made)" end
+    ctx:detail(#parts > 0 and table.concat(parts, "; ") or "gone already")
   end
-  return true
+  return #removed > 0
 end
 
 D.directory = R.define {
@@ -116,6 +125,7 @@ D.directory = R.define {
   check = directory_check,
   apply = directory_apply,
   state_revert = true,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = directory_revert,
 }
 

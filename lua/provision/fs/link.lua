@@ -56,21 +56,31 @@ L.symlink = R.define {
     return true
   end,
   state_revert = true,
-  -- the links it made, each while it is still a link to what it made it to
+  -- the links it made, each while it is still a link to what it made it
+  -- to; false when none was removed (gone already, or changed: left)
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = function(self, ctx)
+    local removed, left = {}, {}
     for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
       if e.type == "link" and type(e.path) == "string" then
-        local ok, why, code = C.remove_if(e.path, { type = "link", dir = e.dir, target = e.target })
+        local ok, why, code = B.remove_if(ctx, e.path, { type = "link", dir = e.dir, target = e.target })
         if ok then
-          log(ctx, "removed " .. e.path)
+          removed[#removed + 1] = e.path
+          B.said_removed(ctx, e.path)
         elseif ok == nil and code ~= B.ELOOP then   -- ELOOP: a link of another user's on the way: left
           return nil, why
         elseif why ~= "gone already" then
-          log(ctx, "left " .. e.path .. ": " .. why)
+          left[#left + 1] = ("%s: %s"):format(e.path, why)
+          B.said_left(ctx, e.path, why)
         end
       end
     end
-    return true
+    if ctx.detail then
+      local parts = { B.count_said(ctx, { "removed", "would remove" }, "link", removed) }
+      if #left > 0 then parts[#parts + 1] = (ctx.plan and "would leave " or "left ") .. left[1] end
+      ctx:detail(#parts > 0 and table.concat(parts, "; ") or "gone already")
+    end
+    return #removed > 0
   end,
 }
 
