@@ -58,8 +58,8 @@ many hosts (the recipe runs on each, over one ssh connection per host):
   PROVISION_SSH         the ssh command line to use (e.g. "ssh -F ./ssh_config")
 
 exit codes: 0 success (plan: nothing to change), 1 a step failed,
-            2 usage or recipe error (nothing changed), 3 plan found changes,
-            130 interrupted
+            2 usage, recipe or state error, or the lock held by another run
+            (nothing changed), 3 plan found changes, 130 interrupted
 ]]
 
 local VERBS = { apply = true, plan = true, teardown = true, list = true, help = true, facts = true }

@@ -717,8 +717,9 @@ function M.main(o)
   local nothing_to_undo = o.verb == "teardown" and not recipe.teardown
     and not State.exists(dir, recipe.name)
   local writes = not run.plan and not nothing_to_undo
-  -- a state folder that cannot be made, locked or trusted, a damaged state
-  -- or another recipe's: nothing has changed (2)
+  -- a state folder that cannot be made, locked or trusted, a damaged state,
+  -- another recipe's, or another run holding the lock: nothing has changed,
+  -- and no step ran: a usage error (2), never a step failure (1)
   local state, serr, why, pid = State.open(dir, recipe.name, {
     create = writes, lock = writes, wait = o.wait_lock,
     recipe_file = o.recipe_file or require("provision._fs").realpath(o.recipe) or o.recipe, adopt = o.adopt_state })
@@ -726,7 +727,7 @@ function M.main(o)
     if why == "locked" then
       report:err(("provision: another provision run%s is working on this project (%s); wait for it to finish, or use --wait-lock\n")
         :format(pid and pid > 0 and (" (pid " .. pid .. ")") or "", serr))
-      return EXIT.failed
+      return EXIT.usage
     end
     report:err("provision: " .. serr .. "\n")
     return EXIT.usage

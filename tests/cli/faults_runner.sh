@@ -48,7 +48,7 @@ fresh
 a=$!
 wait_started
 run "$P" r.lua
-expect "two runs: the second exits 1 at once" test "$RC" = 1
+expect "two runs: the second exits 2 at once (nothing changed)" test "$RC" = 2
 expect "two runs: it names the other run's pid and --wait-lock" \
     eval 'has "$ERR" "another provision run (pid $a) is working on this project" && has "$ERR" "wait-lock"'
 expect "two runs: the second changed nothing" eval '[ ! -e proj/after ] && kill -0 $a'

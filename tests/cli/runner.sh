@@ -253,7 +253,7 @@ rm -rf out .provision
 first=$!
 sleep 0.7
 run "$P" r.lua
-expect "second concurrent run fails clearly" eval '[ $RC -eq 1 ] && has "$ERR" "another provision run (pid $first) is working on this project"'
+expect "second concurrent run fails clearly (exit 2: nothing changed)" eval '[ $RC -eq 2 ] && has "$ERR" "another provision run (pid $first) is working on this project"'
 run "$P" r.lua --wait-lock
 wait $first
 expect "--wait-lock waits for the first run" eval '[ $RC -eq 0 ] && has "$OUT" "ok=3 changed=0"'

@@ -38,7 +38,10 @@ exit codes:
        with --host or -i: also a host that was unreachable (the other hosts
        still run to the end)
   2    usage or recipe error: a bad option or variable, a recipe that does
-       not load; found before anything changed (before any host is touched)
+       not load; also a state file that is damaged or another recipe's, a
+       state folder that cannot be used, and another run holding the
+       project's lock (--wait-lock waits for it): all found before anything
+       changed (before any host is touched), no step having run
   3    plan found changes (with --host: on some host)
   130  interrupted (SIGINT or SIGTERM): the current step stops, what was
        done is recorded, the summary printed
