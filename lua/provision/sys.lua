@@ -61,6 +61,17 @@ end
 
 local human = M.human_size
 
+-- a check's answer that says what was measured, met or not: true, with
+-- "MEASURE (need MIN)" as the check line's detail; or false, "MEASURE,
+-- need at least MIN (TODO)"
+local function measured(ctx, ok, measure, min, todo)
+  if ok then
+    if ctx and ctx.detail then ctx:detail(("%s (need %s)"):format(measure, min)) end
+    return true
+  end
+  return false, ("%s, need at least %s%s"):format(measure, min, todo and (" (" .. todo .. ")") or "")
+end
+
 -- sys.memory() -> bytes, but sys.memory { min = ... } -> a resource: the same
 -- name serves a recipe's expression and its preflight check.
 local function dual(prim, resource)
@@ -74,11 +85,12 @@ local memory_res = R.define {
   kind = "sys.memory",
   options = { min = { "size", doc = "the least memory the machine must have (\"4GiB\")" } },
   describe = function(self) return "at least " .. human(self.min) .. " of memory" end,
-  check = function(self)
+  -- the check line says what was measured, met or not ("15.5 GiB of
+  -- memory (need 4.0 GiB)"): ctx:detail when met, the reason when not
+  check = function(self, ctx)
     local have = C.memory()
-    if have >= self.min then return true end
-    return false, ("need at least %s of memory, have %s (add memory, or lower the requirement)")
-      :format(human(self.min), human(have))
+    return measured(ctx, have >= self.min, ("%s of memory"):format(human(have)), human(self.min),
+      "add memory, or lower the requirement")
   end,
 }
 M.memory = dual(C.memory, memory_res)
@@ -87,10 +99,9 @@ local cpus_res = R.define {
   kind = "sys.cpus",
   options = { min = { "integer", doc = "the least number of CPUs the machine must have" } },
   describe = function(self) return ("at least %d CPU%s"):format(self.min, self.min == 1 and "" or "s") end,
-  check = function(self)
+  check = function(self, ctx)
     local have = C.cpus()
-    if have >= self.min then return true end
-    return false, ("need at least %d CPUs, have %d"):format(self.min, have)
+    return measured(ctx, have >= self.min, ("%d CPU%s"):format(have, have == 1 and "" or "s"), tostring(self.min))
   end,
 }
 M.cpus = dual(C.cpus, cpus_res)
@@ -116,13 +127,12 @@ M.disk = R.define {
     min = { "size", doc = "the least free space there (\"10GB\")" },
   },
   describe = function(self) return ("at least %s free at %s"):format(human(self.min), self.path) end,
-  check = function(self)
+  check = function(self, ctx)
     local where = existing_parent(self.path)
     local have, err = C.disk_free(where)
     if not have then return nil, err end
-    if have >= self.min then return true end
-    return false, ("need at least %s free at %s, have %s (free some space)")
-      :format(human(self.min), self.path, human(have))
+    local at = where == self.path and self.path or ("%s (for %s, not there yet)"):format(where, self.path)
+    return measured(ctx, have >= self.min, ("%s free at %s"):format(human(have), at), human(self.min), "free some space")
   end,
 }
 
@@ -225,7 +235,10 @@ local port_res = R.define {
   describe = function(self) return ("port %d free on %s"):format(self.port, self.host) end,
   check = function(self, ctx)
     local ok, why, n, busy = probe(self.port, self.host)
-    if ok then return true end
+    if ok then   -- what was measured: a bind there succeeded
+      if ctx and ctx.detail then ctx:detail(("port %d free on %s (a bind to it succeeded)"):format(self.port, self.host)) end
+      return true
+    end
     if ok == nil then return nil, why end
     if self["unless"] and self["unless"]() then
       if ctx and ctx.detail then ctx:detail(("port %d in use (accepted by unless)"):format(self.port)) end
