@@ -212,33 +212,72 @@ function Report:clear_live()
   end
 end
 
+-- the columns a line may take: COLUMNS when set to a number (as ls and
+-- other tools honour it), else the terminal's (TIOCGWINSZ on stdout), else
+-- 80; one less, so that the cursor never wraps
+local function columns()
+  local c = math.tointeger(tonumber(os.getenv("COLUMNS") or ""))
+  if not c or c < 1 then c = core.term_width(1) end
+  return math.max(c - 1, 1)
+end
+
+-- text's width in columns (one a character: UTF-8 text counts by code
+-- point, other bytes one each) and text cut to n columns (cut: "…" ends it)
+local function width(text) return utf8.len(text) or #text end
+local function cut(text, n)
+  if width(text) <= n then return text end
+  if n <= 0 then return "" end
+  local keep = n - 1
+  local stop = utf8.len(text) and (utf8.offset(text, keep + 1) or #text + 1) - 1 or keep
+  return text:sub(1, stop) .. "…"
+end
+
 function Report:draw(text)
   if not self.live then return end
   local now = core.now()
   if now - self.last_draw < 0.1 then return end
   self.last_draw = now
-  local w = core.term_width(1) - 1
-  if #text > w then text = text:sub(1, w) end
+  text = cut(text, columns())   -- what progress and spin could not fit
   io.stdout:write("\r\27[K", secret.mask(text))
   io.stdout:flush()
   self.drawn = true
+end
+
+-- the bar's width and the label, fitted to room columns: the label whole
+-- and the bar 24 wide when they fit; else the bar narrower (down to 8),
+-- then the label cut, then no bar, so that the numbers after it (size,
+-- rate, ETA) always show whole
+local BAR, MIN_BAR = 24, 8
+local function fit(label, room, with_bar)
+  local lw = width(label)
+  if not with_bar then return nil, cut(label, room) end
+  if room >= lw + BAR + 3 then return BAR, label end
+  if room - lw - 3 >= MIN_BAR then return room - lw - 3, label end
+  if room - MIN_BAR - 3 >= 8 then return MIN_BAR, cut(label, room - MIN_BAR - 3) end
+  return nil, cut(label, room)
 end
 
 function Report:progress(label, done, total, started)
   if not self.live then return end
   local elapsed = math.max(core.now() - started, 1e-6)
   local rate = done / elapsed
-  local bar, tail = ""
-  if total and total > 0 then
-    local width = 24
-    local filled = math.floor(width * math.min(done / total, 1))
-    bar = "[" .. ("#"):rep(filled) .. ("."):rep(width - filled) .. "] "
+  local tail
+  local known = total and total > 0
+  if known then
     local eta = rate > 0 and (total - done) / rate or 0
-    tail = (" / %s  %s/s  ETA %s"):format(human_bytes(total), human_bytes(rate), fmt_ms(math.floor(eta * 1000)))
+    tail = ("%s / %s  %s/s  ETA %s"):format(human_bytes(done), human_bytes(total), human_bytes(rate),
+      fmt_ms(math.floor(eta * 1000)))
   else
-    tail = ("  %s/s"):format(human_bytes(rate))
+    tail = ("%s  %s/s"):format(human_bytes(done), human_bytes(rate))
   end
-  self:draw(("  %s %s%s%s"):format(label, bar, human_bytes(done), tail))
+  -- "  LABEL [####....] TAIL": two spaces, the label and a space before the rest
+  local bw, shown = fit(label, columns() - 3 - width(tail), known)
+  local bar = ""
+  if bw then
+    local filled = math.floor(bw * math.min(done / total, 1))
+    bar = "[" .. ("#"):rep(filled) .. ("."):rep(bw - filled) .. "] "
+  end
+  self:draw(("  %s %s%s"):format(shown, bar, tail))
 end
 
 local SPIN = { "|", "/", "-", "\\" }
@@ -246,7 +285,9 @@ function Report:spin(label, started)
   if not self.live then return end
   local elapsed = core.now() - started
   local c = SPIN[math.floor(elapsed * 8) % 4 + 1]
-  self:draw(("  %s %s  %s"):format(c, label, fmt_ms(math.floor(elapsed * 1000))))
+  local time = fmt_ms(math.floor(elapsed * 1000))
+  -- "  C LABEL  TIME": the time always shows, the label is cut to fit
+  self:draw(("  %s %s  %s"):format(c, cut(label, columns() - 6 - width(time)), time))
 end
 
 return Report
