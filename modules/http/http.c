@@ -271,6 +271,11 @@ void http_setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_tim
         }
     }
     opt_headers(L, t, x);
+#if LIBCURL_VERSION_NUM >= 0x074000
+    /* a reply that is not HTTP reaches http_on_body, which shows its first
+     * bytes, rather than libcurl's "Received HTTP/0.9 when not allowed" */
+    curl_easy_setopt(c, CURLOPT_HTTP09_ALLOWED, 1L);
+#endif
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, http_on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_on_body);
@@ -285,6 +290,7 @@ CURLcode http_perform(http_xfer *x)
 {
     for (int hops = 0;; hops++) {
         if (http_set_request_headers(x) < 0) { http_set_abort(x, AB_WRITE, "out of memory"); return CURLE_OUT_OF_MEMORY; }
+        x->got_status = 0;
         CURLcode rc = curl_easy_perform(x->curl);
         if (rc != CURLE_OK && !(x->stopped && rc == CURLE_WRITE_ERROR)) return rc;
         int n = http_next_hop(x, hops);
@@ -318,15 +324,42 @@ static const char *error_kind(CURLcode rc)
     }
 }
 
+/* headers libcurl refused, said as what the server sent: one line over
+ * CURL_MAX_HTTP_HEADER (libcurl before 8.6 says only "Out of memory"), or
+ * more lines than it keeps in all ("Too large response headers"). 1 with
+ * msg set, or 0 */
+static int header_too_large(http_xfer *x, CURLcode rc, const char *why, char *msg, size_t n)
+{
+    if (x->body_started) return 0;
+    if (strstr(why, "Too large response headers")) {
+        snprintf(msg, n, "the server sent too many header lines: %zu bytes of them before libcurl "
+                 "stopped (libcurl: %s)", x->hdrs.len, why);
+        return 1;
+    }
+    int line = rc == CURLE_OUT_OF_MEMORY || (strstr(why, "header") && strstr(why, "max is"));
+#if LIBCURL_VERSION_NUM >= 0x080600
+    line = line || rc == CURLE_TOO_LARGE;
+#endif
+    if (!line) return 0;
+    snprintf(msg, n, "the server sent a header line over %d KiB%s (libcurl: %s)", CURL_MAX_HTTP_HEADER / 1024,
+             x->got_status ? "" : " before any status line", why);
+    return 1;
+}
+
 /* nil, message, kind after a failed perform */
 int http_push_failure(lua_State *L, http_xfer *x, CURLcode rc, const char *errbuf)
 {
     static const char *abort_names[] = { "other", "interrupted", "callback", "write", "protocol",
                                          "redirects", "too_large" };
+    char msg[CURL_ERROR_SIZE + 200];
+    const char *why = *errbuf ? errbuf : curl_easy_strerror(rc);
     lua_pushnil(L);
     if (x->abort_kind) {
         lua_pushstring(L, x->abort_msg);
         lua_pushstring(L, abort_names[x->abort_kind]);
+    } else if (header_too_large(x, rc, why, msg, sizeof msg)) {
+        lua_pushstring(L, msg);
+        lua_pushliteral(L, "protocol");
     } else {
         lua_pushstring(L, *errbuf ? errbuf : curl_easy_strerror(rc));
         lua_pushstring(L, error_kind(rc));

@@ -54,6 +54,8 @@ typedef struct {
     curl_off_t offset;        /* bytes of the file kept from before */
     curl_off_t written;       /* bytes written by this transfer */
     int body_started;         /* the decision about the body was made */
+    int got_status;           /* a status line ("HTTP/...") came in this hop; a body
+                               * without one: the server does not speak HTTP */
     int to_file;              /* the body goes to the file */
     int progress_idx, on_headers_idx;   /* stack slots of the callbacks, 0: none */
     double last_progress;
@@ -122,6 +124,8 @@ int http_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 /* the first body byte (or the end of a reply without one): where the body
  * goes; 0, or -1 to abort */
 int http_begin_body(http_xfer *x);
+/* up to max bytes of p as text for a message (non-printables escaped) */
+void http_show_bytes(const char *p, size_t len, size_t max, char *out, size_t outlen);
 /* push { lowercase-name = value } of the latest response */
 void http_push_headers(lua_State *L, http_xfer *x);
 int http_is_redirect(long status);

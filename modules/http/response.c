@@ -34,7 +34,10 @@ size_t http_on_header(char *data, size_t size, size_t n, void *ud)
 {
     http_xfer *x = ud;
     size_t len = size * n;
-    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) x->hdrs.len = 0;   /* a new response */
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {   /* a new response */
+        x->hdrs.len = 0;
+        x->got_status = 1;
+    }
     if (http_buf_add(&x->hdrs, data, len) < 0) return 0;
     return len;
 }
@@ -208,10 +211,36 @@ int http_begin_body(http_xfer *x)
     return 0;
 }
 
+/* up to max bytes of p as text for a message: printable ASCII as it is,
+ * \r \n \t \\ \" escaped, any other byte \xNN; "..." after when there was more */
+void http_show_bytes(const char *p, size_t len, size_t max, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < max && o + 5 < outlen; i++) {
+        unsigned char c = (unsigned char)p[i];
+        const char *esc = c == '\r' ? "\\r" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
+                        : c == '\\' ? "\\\\" : c == '"' ? "\\\"" : NULL;
+        if (esc) o += (size_t)snprintf(out + o, outlen - o, "%s", esc);
+        else if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
+        else o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+    }
+    if (len > max && o + 4 < outlen) o += (size_t)snprintf(out + o, outlen - o, "...");
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
 size_t http_on_body(char *data, size_t size, size_t n, void *ud)
 {
     http_xfer *x = ud;
     size_t len = size * n;
+    if (!x->got_status) {
+        /* bytes with no status line before them (libcurl lets them through
+         * as HTTP/0.9 so that they can be shown): not an HTTP server */
+        char shown[200], msg[300];
+        http_show_bytes(data, len, 40, shown, sizeof shown);
+        snprintf(msg, sizeof msg, "the server did not answer HTTP (first bytes: \"%s\")", shown);
+        http_set_abort(x, AB_PROTOCOL, msg);
+        return 0;
+    }
     if (http_begin_body(x) < 0) return 0;   /* != len: curl aborts with CURLE_WRITE_ERROR */
     if (x->to_file) {   /* into the ring: the threads hash and write it */
         if (x->max_size > 0 && x->offset + x->written + (curl_off_t)len > x->max_size) {
