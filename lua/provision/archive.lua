@@ -269,6 +269,7 @@ M.create = R.define {
   end,
   -- the file it created, while it is still what was written (as fs.file)
   state_revert = true,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = function(self, ctx) return R.revert_created_files(self, ctx) end,
 }
 

@@ -10,6 +10,8 @@ local USAGE = [[
 usage: provision [apply] RECIPE [options]    bring the machine to the recipe's state
        provision plan RECIPE [options]       show what would change; change nothing
        provision teardown RECIPE [options]   undo what the recipe created
+       provision plan --teardown RECIPE      what teardown would remove and
+       provision teardown --plan RECIPE      leave, and why; change nothing
        provision list RECIPE                 the steps, numbered, with their kinds
        provision facts [--json]              what provision knows of this machine
        provision --script FILE [ARG...]      run a Lua file with the modules loaded
@@ -161,6 +163,7 @@ function M.parse(argv)
       end
       if a == "--serial" then o.serial = v else o.max_fail = v end
     elseif a == "--remote" then o.remote = true   -- what a host runs for --host (provision.fleet.remote)
+    elseif a == "--teardown" or a == "--plan" then o[a:sub(3)] = true   -- plan --teardown, teardown --plan
     elseif a == "--json" then o.json = true
     elseif a == "-q" or a == "--quiet" then o.quiet = true
     elseif a == "-v" or a == "--verbose" then o.verbose = true
@@ -188,6 +191,13 @@ function M.parse(argv)
     i = i + 1
   end
   o.verb = o.verb or "apply"
+  -- the plan of a teardown: verb teardown, o.plan (run.lua: nothing changed)
+  if o.teardown then
+    if o.verb ~= "plan" then return nil, "--teardown goes with plan: provision plan --teardown RECIPE" end
+    o.verb, o.plan, o.teardown = "teardown", true, nil
+  elseif o.plan and o.verb ~= "teardown" then
+    return nil, "--plan goes with teardown: provision teardown --plan RECIPE (or plan --teardown)"
+  end
   if o.quiet and o.verbose then return nil, "-q and -v cannot be used together" end
   if o.from and #o.only > 0 then return nil, "--from and --only cannot be used together" end
   return o
@@ -235,6 +245,10 @@ function M.main(argv)
   end
   if not o.recipe then
     io.stderr:write("provision: no recipe given\n", USAGE)
+    return EXIT.usage
+  end
+  if (remote or o.inventory) and o.plan then
+    io.stderr:write("provision: a plan of teardown runs on this machine only (not with --host or -i yet)\n")
     return EXIT.usage
   end
   if remote or o.inventory then return require("provision.fleet").main(o) end

@@ -543,9 +543,12 @@ M.file = R.define {
   -- so the runner calls revert anyway: false says that nothing was undone
   -- (the step is ok, not "reverted").
   state_revert = true,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = function(self, ctx)
-    -- a part file a killed run left behind
-    if ctx.state and ctx.state.part then
+    -- a part file a killed run left behind (a plan: said, not removed)
+    if ctx.plan and ctx.state and ctx.state.part and ctx.log then
+      ctx:log(("- the part file a stopped download of %s left"):format(ctx.state.part.dest or self.dest or "?"))
+    elseif ctx.state and ctx.state.part then
       M.remove_part(ctx.state.part.dest or self.dest or "", ctx.state.part)
       ctx.state.part = nil
     end

@@ -241,7 +241,14 @@ function M.remove_created(ctx)
       else kept[#kept + 1] = e.name .. " (now " .. info.version .. ", installed " .. e.version .. ")" end
     end
   end
-  if #kept > 0 and ctx.log then ctx:log("kept, changed since: " .. table.concat(kept, ", ")) end
+  if #kept > 0 and ctx.log then
+    ctx:log((ctx.plan and "= would keep, changed since: " or "kept, changed since: ") .. table.concat(kept, ", "))
+  end
+  if ctx.plan then   -- a plan of teardown: what it would remove, nothing done
+    for _, n in ipairs(todo) do ctx:log("- package " .. n) end
+    if ctx.detail and #todo > 0 then ctx:detail("would remove " .. table.concat(todo, ", ")) end
+    return #todo > 0
+  end
   if #todo == 0 then return true end
   local ok, rerr = M.remove(ctx, todo, {})
   if not ok then return nil, rerr end
@@ -339,6 +346,7 @@ M.installed = R.define {
     if not ok then return nil, ierr end
     return true
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   state_revert = true,
   revert = function(self, ctx) return M.remove_created(ctx) end,
 }

@@ -19,6 +19,7 @@ function Report.new(o)
   self.json = o.json
   self.quiet = o.quiet
   self.verbose = o.verbose
+  self.plan = o.verb == "plan" or o.plan == true   -- o.plan: a plan of teardown
   self.tty = core.isatty(1)
   local no_color = os.getenv("NO_COLOR")
   self.color = self.tty and o.color ~= false and not (no_color and no_color ~= "") and not o.json
@@ -109,9 +110,11 @@ function Report:start(recipe, verb, nsteps)
   self.name_width = 10
   for _, s in ipairs(recipe.steps) do self.name_width = math.max(self.name_width, math.min(#s.name, 36)) end
   if self.json then
-    self:event { event = "start", recipe = recipe.name, verb = verb, steps = nsteps }
+    self:event { event = "start", recipe = recipe.name, verb = verb, steps = nsteps,
+                 plan = verb ~= "plan" and self.plan or nil }
   elseif not self.quiet then
     local what = ({ apply = "", plan = " (plan: checks only, nothing is changed)", teardown = " (teardown)" })[verb]
+    if verb == "teardown" and self.plan then what = " (plan of teardown: nothing is changed)" end
     self:write(self:paint("bold", recipe.name) .. ": " .. nsteps .. " step" .. (nsteps == 1 and "" or "s") .. what .. "\n")
   end
 end
@@ -152,7 +155,8 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     idx, s.name, self:paint(status, ("%-12s"):format(label)), fmt_ms(ms),
     detail and detail ~= "" and ("  " .. detail) or "")
   self:write(line)
-  if changes and (status == "would-change" or self.verbose and status ~= "ok")
+  -- (a plan of teardown: also what an ok step would leave, and why)
+  if changes and (status == "would-change" or self.verbose and status ~= "ok" or self.plan and #changes > 0)
      and not (#changes == 1 and changes[1] == detail) then   -- said once already
     self:changes(changes)
   end
@@ -188,13 +192,13 @@ function Report:summary(counts, verb)
   local ms = math.floor((core.now() - self.t0) * 1000 + 0.5)
   if self.json then
     self:event { event = "summary", verb = verb, ok = counts.ok, changed = counts.changed,
-                 ["would-change"] = verb == "plan" and counts["would-change"] or nil,
+                 ["would-change"] = self.plan and counts["would-change"] or nil, plan = verb ~= "plan" and self.plan or nil,
                  failed = counts.failed, skipped = counts.skipped, ms = ms,
                  ["not-run"] = (counts.not_run or 0) > 0 and counts.not_run or nil }
     return
   end
   local parts = { "ok=" .. counts.ok }
-  if verb == "plan" then
+  if self.plan then
     parts[#parts + 1] = self:paint(counts["would-change"] > 0 and "changed" or "ok", "would-change=" .. counts["would-change"])
   else parts[#parts + 1] = self:paint(counts.changed > 0 and "changed" or "ok", "changed=" .. counts.changed) end
   parts[#parts + 1] = self:paint(counts.failed > 0 and "failed" or "ok", "failed=" .. counts.failed)

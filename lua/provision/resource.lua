@@ -480,22 +480,25 @@ end
 -- (all left, or gone already): teardown then reports the step ok, with the
 -- detail saying why.
 function R.revert_created_files(self, ctx)
-  local removed = R.settle_pending(ctx, true)
+  -- ctx.plan (a plan of teardown): what it would do, nothing removed
+  local B = ctx.plan and require "provision.fs.base"
+  local removed = not ctx.plan and R.settle_pending(ctx, true) or 0
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" and type(e.path) == "string" then
       -- checked and removed through one descriptor of its folder
-      local ok, why, code = FS.remove_if(e.path, { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil,
-                                                   xxh128 = e.xxh128 })
+      local expect = { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil, xxh128 = e.xxh128 }
+      local ok, why, code
+      if B then ok, why, code = B.would_remove(ctx, e.path, expect) else ok, why, code = FS.remove_if(e.path, expect) end
       if ok then
         removed = removed + 1
-        log(ctx, "removed " .. e.path)
+        log(ctx, (B and "- " or "removed ") .. e.path)
       elseif ok == nil and code ~= 40 then   -- ELOOP: a link of another user's on the way: left
         return nil, why
       elseif why == "gone already" then
         if ctx.detail then ctx:detail(e.path .. " is gone already") end
       else
-        log(ctx, "left " .. e.path .. ": " .. why)
-        if ctx.detail then ctx:detail("left " .. e.path .. ": " .. why) end
+        log(ctx, B and ("= %s: left, %s"):format(e.path, why) or ("left " .. e.path .. ": " .. why))
+        if ctx.detail then ctx:detail((B and "would leave " or "left ") .. e.path .. ": " .. why) end
       end
     end
   end

@@ -90,7 +90,20 @@ function Ctx:created(entry)
   self.state.created = self.state.created or {}
   table.insert(self.state.created, entry)
 end
-function Ctx:log(line) self.run.report:log(secret.mask(tostring(line))) end
+function Ctx:log(line)
+  -- a revert in a plan of teardown: its lines are the step's change lines
+  if self.changes then self.changes[#self.changes + 1] = secret.mask(tostring(line)); return end
+  self.run.report:log(secret.mask(tostring(line)))
+end
+-- a plan of teardown: what the reverts before this one would remove (a
+-- folder whose files would go first would be empty by then)
+function Ctx:plan_remove(path)
+  self.run.plan_gone = self.run.plan_gone or {}
+  self.run.plan_gone[R.norm_path(path, core.cwd() or "/")] = true
+end
+function Ctx:plan_removed(path)
+  return self.run.plan_gone ~= nil and self.run.plan_gone[R.norm_path(path, core.cwd() or "/")] == true
+end
 function Ctx:detail(text) self.run.detail = text end
 function Ctx:progress(done, total, label)
   self.run.bytes = done
@@ -476,42 +489,53 @@ function recorded(run, s)
 end
 
 -- revert what the state recorded for step s, its resources newest first,
--- then forget the step: status ("ok" | "changed"), detail | nil, failure
--- { resource, reason }. The teardown without a block runs it for every step
+-- then forget the step: status ("ok" | "changed"; in a plan of teardown
+-- "would-change"), detail, change lines | nil, failure { resource, reason }.
+-- In a plan (run.plan) a resource's revert runs with ctx.plan only when its
+-- kind says it can (plan_revert = true: it then changes nothing and says
+-- what it would do); any other is "would revert (not previewed)". The teardown without a block runs it for every step
 -- (and for the orphans of orphan_steps: s.saved, s.why, s.forget);
 -- `undo "step"` in a teardown block, for one.
 function revert_step(run, s)
   local status, detail = "ok", "nothing recorded"
   local left = false   -- an orphan whose revert needs the step's options
+  local changes = {}   -- a plan's: what each revert would remove and leave
+  local done = run.plan and "would-change" or "changed"
   run.detail = nil   -- a detail is one step's: the previous revert's must not show here
-  if not (s.saved or run.state:has(s.name)) then return status, detail end
+  if not (s.saved or run.state:has(s.name)) then return status, detail, changes end
   for i = #s.resources, 1, -1 do
     local res = s.resources[i]
     local saved = s.saved and s.saved[i] or run.state:resource(s.name, i, res.kind)
     if s.why and not res.state_revert and next(saved) ~= nil then
       left = true
       detail = ("left what it made (%s): %s; put it back to undo it"):format(res.kind, s.why)
+    elseif res.revert and next(saved) ~= nil and run.plan and not res.plan_revert then
+      status, detail = done, ("would revert %s (not previewed: %s cannot say what its revert would do)")
+        :format(describe(res), res.kind)
+      changes[#changes + 1] = "? " .. describe(res) .. ": would revert what it recorded (not previewed)"
     elseif res.revert and next(saved) ~= nil then
       local ctx = new_ctx(run, s, saved)
+      if run.plan then ctx.changes = changes end
       local ok, a, b = call(res.revert, res, ctx)
       if not ok or (a == nil and b ~= nil) then
         return nil, { resource = describe(res), reason = ok and tostring(b) or a }
       end
+      local verb = run.plan and "would revert " or "reverted "
       if a == false then   -- nothing to undo (its detail says why)
-        if status ~= "changed" then detail = run.detail or detail end
+        if status ~= done then detail = run.detail or detail end
       else
-        status, detail = "changed", run.detail or ("reverted " .. describe(res))
-        if s.why then detail = ("%s (%s)"):format(run.detail or "reverted what it made", s.why) end
+        status, detail = done, run.detail or (verb .. describe(res))
+        if s.why then detail = ("%s (%s)"):format(run.detail or (verb .. "what it made"), s.why) end
       end
     end
   end
-  if not left then
+  if not left then   -- (a plan: in memory only, the state is read-only)
     if s.forget then s.forget() else run.state:forget(s.name) end
   end
   -- the journal, not the whole state: a teardown stays linear in the steps
   local ok, err = run.state:flush()
   if not ok then return nil, { resource = "state", reason = err } end
-  return status, detail
+  return status, detail, changes
 end
 
 -- what the state holds that the recipe no longer has, newest first, as
@@ -556,6 +580,14 @@ function orphan_steps(run, only)
   return items
 end
 
+-- a teardown's exit code: 0; a plan of teardown: 3 when it would change something
+local function teardown_code(run)
+  return run.plan and run.counts["would-change"] > 0 and EXIT.pending or EXIT.ok
+end
+
+-- teardown, or with run.plan its plan (teardown --plan, plan --teardown):
+-- the same walk, every check and revert answering what it would do, and
+-- nothing changed, not the state (opened read-only, no lock taken)
 local function teardown(run)
   local recipe = run.recipe
   -- the resources a step has dropped or replaced since its last apply: their
@@ -580,14 +612,14 @@ local function teardown(run)
       local t0 = core.now()
       local status, detail, changes, failure, late
       if s.forget then   -- an orphan
+        changes = {}
         if s.still() then
-          local st, d
-          late, st, d = timed(run.o.timeout, "step", s.name, revert_step, run, s)
-          if st then status, detail = st, d else status, failure = "failed", d end
+          local st, d, ch
+          late, st, d, ch = timed(run.o.timeout, "step", s.name, revert_step, run, s)
+          if st then status, detail, changes = st, d, ch else status, failure = "failed", d end
         else
           status, detail = "ok", "undone by the block already"
         end
-        changes = {}
       else
         late, status, detail, changes, failure = timed(run.o.timeout, "step", s.name, run_step, run, s)
       end
@@ -607,7 +639,7 @@ local function teardown(run)
       run.state:forget(s.name)
       for _, o in ipairs(orphan_steps(run, s.name)) do o.forget() end
     end
-    return finish(run, EXIT.ok)
+    return finish(run, teardown_code(run))
   end
   -- no teardown block: revert what the state shows, newest first; first
   -- the steps it holds that the recipe no longer has (removed or renamed
@@ -634,7 +666,7 @@ local function teardown(run)
       run.report:step(n, s, "skipped", 0)
       goto next
     end
-    local late, status, detail = timed(run.o.timeout, "step", s.name, revert_step, run, s)
+    local late, status, detail, changes = timed(run.o.timeout, "step", s.name, revert_step, run, s)
     if not status then
       if late then detail.reason = timed_out_after(run.o.timeout) end
       fail_step(run, "teardown", s, n, ms_since(t0), {}, detail)
@@ -645,10 +677,10 @@ local function teardown(run)
       return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
     end
     run.counts[status] = run.counts[status] + 1
-    run.report:step(n, s, status, ms_since(t0), detail)
+    run.report:step(n, s, status, ms_since(t0), detail, changes)
     ::next::
   end
-  return finish(run, EXIT.ok)
+  return finish(run, teardown_code(run))
 end
 
 local function list(recipe, report)
@@ -709,7 +741,8 @@ function M.main(o)
     return EXIT.usage
   end
 
-  local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan",
+  -- o.plan: teardown --plan (or plan --teardown): a plan of the teardown
+  local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan" or o.plan == true,
                 selected = selected, partial = partial, counts = new_counts(), plan_writes = {} }
   local dir = State.default_dir(o)
   -- a teardown with nothing recorded and no teardown block of its own has

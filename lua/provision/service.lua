@@ -296,12 +296,23 @@ local function make(kind, want_running)
       if ctx.detail then ctx:detail(table.concat(done, ", ")) end
       return true
     end,
+    plan_revert = want_running or nil,   -- revert with ctx.plan: what it would do
     revert = want_running and function(self, ctx)
       -- stop it only if this recipe started it, disable it only if this
       -- recipe enabled it (else it came back at the next boot)
       if not ctx.state.started and not ctx.state.enabled then return true end
       local st, mgr = M.status(self.name, self, ctx)
       if not st then return nil, mgr end
+      if ctx.plan then   -- a plan of teardown: what it would do, nothing done
+        local would = {}
+        if ctx.state.enabled and st.enabled then would[#would + 1] = "disable " .. self.name end
+        if ctx.state.started and st.running then would[#would + 1] = "stop " .. self.name end
+        if ctx.detail then
+          ctx:detail(#would > 0 and ("would " .. table.concat(would, " and "))
+            or ("nothing to undo: %s is stopped and disabled already"):format(self.name))
+        end
+        return #would > 0
+      end
       if ctx.state.enabled and st.enabled then
         local ok, err = do_enable(ctx, mgr, self.name, false)
         if not ok then return nil, err end

@@ -42,7 +42,8 @@ exit codes:
        state folder that cannot be used, and another run holding the
        project's lock (--wait-lock waits for it): all found before anything
        changed (before any host is touched), no step having run
-  3    plan found changes (with --host: on some host)
+  3    plan found changes (with --host: on some host); plan --teardown:
+       teardown would change something
   130  interrupted (SIGINT or SIGTERM): the current step stops, what was
        done is recorded, the summary printed
 ]]

@@ -45,7 +45,8 @@ function M.restore(ctx)
   local path = first.of
   local st, _, code = C.probe(path)
   if st and (st.type ~= "file" or st.sha256 ~= ctx.state.last_written) then
-    local why = ("left %s: changed since it was written; its old content is in %s"):format(path, first.path)
+    local why = ("%s %s: changed since it was written; its old content is in %s"):format(
+      ctx.plan and "would leave" or "left", path, first.path)
     log(ctx, why)
     if ctx.detail then ctx:detail(why) end
     return false
@@ -57,6 +58,11 @@ function M.restore(ctx)
     log(ctx, why)
     if ctx.detail then ctx:detail(why) end
     return false
+  end
+  if ctx.plan then   -- a plan of teardown: what it would put back, nothing done
+    log(ctx, ("~ %s: its old content put back (from %s)"):format(path, first.path))
+    if ctx.detail then ctx:detail(("would put back %s as it was"):format(path)) end
+    return true
   end
   local old, rerr = core.read_file(first.path)
   if not old or C.sha256_string(old) ~= first.sha256 then

@@ -112,6 +112,7 @@ E.env_file = R.define {
     ctx.state.secret_keys = secret_keys
     return F.apply(self, ctx, content, #secret_keys > 0)
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = F.revert,
   state_revert = true,
 }

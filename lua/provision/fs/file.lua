@@ -272,6 +272,7 @@ F.file = R.define {
     return F.check(self, ctx, content, (not R.is_secret(self.content)) and R.mask(content) or nil)
   end,
   apply = function(self, ctx) return F.apply(self, ctx, R.reveal(self.content), R.is_secret(self.content)) end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = F.revert,
   state_revert = true,
 }

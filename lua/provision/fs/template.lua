@@ -137,6 +137,7 @@ T.template = R.define {
     return F.apply(self, ctx, render(self.template, self.vars, true),
       self.holds_secret and secret_line_keys(self.template, self.vars) or nil)
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = F.revert,
   state_revert = true,
 }
