@@ -1,0 +1,48 @@
+#!/bin/bash
+# bench/floor.sh: a no-op of N fs.file steps (content "x", mode 0644) against
+# the floor: bench/floor.c, which makes the same lstat + open + read +
+# compare per file and nothing else (process start included). Runs
+# alternate (floor, provision, floor, ...) so each ratio is from one paired
+# run; medians of RUNS. Also: provision's peak RSS on the no-op, its `list`
+# and `plan` of the same recipe, and --version.
+#   bash bench/floor.sh [N...]        (default: 1000 10000; RUNS=21)
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+P=${PROVISION:-$ROOT/provision}
+RUNS=${RUNS:-21}
+sizes=${*:-1000 10000}
+work=$(mktemp -d /tmp/provision-floor.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cc -O2 -o "$work/floor" "$ROOT/bench/floor.c"
+cd "$work"
+us_of() { local t0 t1; t0=$(date +%s%N); "$@" > /dev/null 2>&1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000 )); }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'; }
+
+echo "provision --version: median $(median_ms 51 "$P" --version) ms over 51 runs"
+printf '%-7s %10s %10s %7s %10s %10s %12s\n' steps "floor ms" "no-op ms" ratio "list ms" "plan ms" "no-op RSS KiB"
+declare -A noop_of
+for n in $sizes; do
+    rm -rf d .provision && mkdir d
+    printf 'recipe { name = "floor" }\nfor i = 1, %d do step("f" .. i) { fs.file { path = "d/" .. i, content = "x", mode = "0644" } } end\n' "$n" > r.lua
+    "$P" -q r.lua > /dev/null
+    "$work/floor" d "$n" > /dev/null || { echo "bench/floor.sh: the files are not in place after the apply" >&2; exit 1; }
+    "$P" -q r.lua | grep -q "changed=0" || { echo "bench/floor.sh: the re-run is not a no-op" >&2; exit 1; }
+    runs=$RUNS; [ "$n" -gt 10000 ] && runs=5
+    f=(); p=()
+    for ((i = 0; i < runs; i++)); do
+        f+=("$(us_of "$work/floor" d "$n")")
+        p+=("$(us_of "$P" -q r.lua)")
+    done
+    mf=$(median "${f[@]}"); mp=$(median "${p[@]}")
+    noop_of[$n]=$mp
+    list=$(median_ms "$runs" "$P" list r.lua)
+    plan=$(median_ms "$runs" "$P" -q plan r.lua)
+    rss=$(peak_rss_kib "$P" -q r.lua)
+    printf '%-7s %10s %10s %7s %10s %10s %12s\n' "$n" "$mf" "$mp" \
+        "$(awk -v a="$mf" -v b="$mp" 'BEGIN { printf "%.2fx", b / a }')" "$list" "$plan" "$rss"
+done
+set -- $sizes
+if [ $# -ge 2 ]; then
+    echo "growth: $2 / $1 steps: no-op $(awk -v a="${noop_of[$1]}" -v b="${noop_of[$2]}" 'BEGIN { printf "%.2fx", b / a }') the time for $(( $2 / $1 ))x the steps"
+fi
