@@ -26,7 +26,8 @@ options:
                         as does PROVISION_VAR_KEY from the environment
       --json            one JSON event per line on stdout, nothing else there
   -q, --quiet           only failures and the summary
-  -v, --verbose         show each change, command and its output
+  -v, --verbose         show each change (its diff) and what steps log
+  -vv                   also each command provision runs, and its output
       --no-color        no colour (also NO_COLOR=1); colour is only used on a tty
       --only NAME       run just this step (repeatable; a glob: "web*")
       --skip NAME       run every step but this one (repeatable; a glob)
@@ -166,7 +167,7 @@ function M.parse(argv)
     elseif a == "--teardown" or a == "--plan" then o[a:sub(3)] = true   -- plan --teardown, teardown --plan
     elseif a == "--json" then o.json = true
     elseif a == "-q" or a == "--quiet" then o.quiet = true
-    elseif a == "-v" or a == "--verbose" then o.verbose = true
+    elseif a == "-v" or a == "--verbose" or a == "-vv" then o.trace = o.verbose or a == "-vv" or nil; o.verbose = true
     elseif a == "--no-color" or a == "--no-colour" then o.color = false
     elseif a == "--wait-lock" then o.wait_lock = true
     elseif a == "--adopt-state" then o.adopt_state = true

@@ -180,13 +180,13 @@ M.command = R.define {
   -- with no guard, nothing can say afterwards that it worked but its exit status
   unverifiable = function(self) return not self.creates and not self["unless"] end,
   apply = function(self, ctx)
-    if ctx.log then ctx:log("$ " .. show_argv(self.argv)) end
+    if ctx.log and not C.traced then ctx:log("$ " .. show_argv(self.argv)) end   -- (-vv: the trace shows it)
     local t = spec(self, self.argv, ctx)
     if self.input then t.input = R.reveal(self.input) end
     t.passthrough = false
     local r, err = C.run(t)
     if not r then return nil, err end
-    if ctx.log and ctx.verbose then
+    if ctx.log and ctx.verbose and not C.traced then
       for line in R.mask(r.output):gmatch("[^\n]+") do ctx:log(line) end
     end
     if r.interrupted then return nil, show_argv(self.argv) .. ": interrupted" end

@@ -294,4 +294,36 @@ function Report:spin(label, started)
   self:draw(("  %s %s  %s"):format(c, cut(label, columns() - 6 - width(time)), time))
 end
 
+-- -vv: from now on every program run through provision._exec.run
+-- (exec.command and its unless, exec.run, Compose, apt-get, systemctl, ...)
+-- is shown under the step that runs it: "$ argv" before it runs, then its
+-- output (unless passthrough shows it as it comes already) and how it
+-- ended. argv holds secrets revealed: the report's log masks them
+-- (secret.mask), as show_argv (exec.show_argv, given) does. C.traced: exec.command's apply then
+-- does not show its command a second time.
+local TRACE_LINES = 200
+function Report:trace_commands(show_argv)
+  local C = require "provision._exec"
+  local run = C.run
+  local function log(line) self:log(secret.mask(line)) end
+  C.traced = true
+  C.run = function(t)
+    log("$ " .. show_argv({ table.unpack(t) }) .. (t.cwd and ("   (in " .. t.cwd .. ")") or ""))
+    local r, err = run(t)
+    if not r then log("  could not be started: " .. tostring(err)); return r, err end
+    if not t.passthrough and r.output and r.output ~= "" then
+      local n = 0
+      for line in r.output:gsub("\n$", ""):gmatch("[^\n]*") do
+        n = n + 1
+        if n <= TRACE_LINES then log("  " .. line) end
+      end
+      if n > TRACE_LINES then log(("  (... %d more lines)"):format(n - TRACE_LINES)) end
+    end
+    local how = r.timed_out and "timed out" or r.interrupted and "interrupted"
+      or r.status and ("exit " .. r.status) or ("signal " .. tostring(r.signal))
+    log(("  %s in %.2fs"):format(how, r.seconds or 0))
+    return r, err
+  end
+end
+
 return Report

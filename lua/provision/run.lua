@@ -723,6 +723,7 @@ end
 function M.main(o)
   core.shield(true)   -- our own code from here on: only call() and the load lower it
   local report = Report.new(o)
+  if o.trace then report:trace_commands(require("provision.exec").show_argv) end   -- -vv: every command shown
   -- loading runs recipe code: it gets a step's deadline
   local late, ok, recipe, err = timed(o.timeout, "loading", o.recipe, core.exposed, dsl.load, o.recipe,
                                       { vars = o.vars })
