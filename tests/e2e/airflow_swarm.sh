@@ -18,17 +18,8 @@
 # airflow_quickstart tests (ports 8080, 5555, 6379).
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
-NODE="$ROOT/tests/fixtures/swarm/node.sh"
+. "$ROOT/tests/fixtures/swarm/lib.sh"
 RECIPE="$ROOT/recipes/airflow-swarm.lua"
-
-[ "$(id -u)" = 0 ] || { fail "airflow swarm" "needs root (network namespaces, a second dockerd)"; exit 1; }
-for c in docker ip nsenter unshare setsid dockerd strace python3 curl; do
-    command -v "$c" > /dev/null 2>&1 || { fail "airflow swarm" "$c is not installed"; exit 1; }
-done
-docker info > /dev/null 2>&1 || { fail "airflow swarm" "no Docker engine answers: $(docker info 2>&1 | tail -1)"; exit 1; }
-before=$(docker info --format '{{.Swarm.LocalNodeState}}')
-[ "$before" = inactive ] \
-    || { fail "airflow swarm" "node 1 (the default engine) is in a swarm already ($before): not touching it"; exit 1; }
 gw_before=$(docker network ls -q --filter name=^docker_gwbridge$)
 # node 1 leaves the swarm only when this test's recipe made it init (it was
 # in none before), and docker_gwbridge goes when the init made it
@@ -39,15 +30,8 @@ leave_node1() {
     [ -n "$gw_before" ] || docker network rm docker_gwbridge > /dev/null 2>&1
     return 0
 }
+swarm_node2_up "airflow swarm" strace python3 curl || exit 1
 cleanup_add "leave_node1"
-
-DIR=$(mktemp -d /tmp/pvsw.XXXXXX)   # short: node 2's unix socket lives in it
-cleanup_add "sh '$NODE' stop '$DIR' > /dev/null 2>&1"
-run sh "$NODE" start "$DIR"
-expect "node 2 starts" test "$RC" = 0
-[ "$RC" = 0 ] || exit 1
-. "$DIR/env"
-n2() { docker -H "$NODE2_HOST" "$@"; }
 start_airflow_docs
 export PROVISION_STATE_DIR="$SANDBOX/state"
 

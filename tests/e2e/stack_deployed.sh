@@ -20,27 +20,13 @@
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/e2e/lib_docker.sh"
 docker_require "stack.deployed"
-NODE="$ROOT/tests/fixtures/swarm/node.sh"
+. "$ROOT/tests/fixtures/swarm/lib.sh"
 P=$PROVISION
-
-[ "$(id -u)" = 0 ] || { fail "stack.deployed" "needs root (network namespaces, a second dockerd)"; exit 1; }
-for c in ip nsenter unshare setsid dockerd strace python3 curl; do
-    command -v "$c" > /dev/null 2>&1 || { fail "stack.deployed" "$c is not installed"; exit 1; }
-done
-before=$(docker info --format '{{.Swarm.LocalNodeState}}')
-[ "$before" = inactive ] \
-    || { fail "stack.deployed" "node 1 (the default engine) is in a swarm already ($before): not touching it"; exit 1; }
-
-DIR=$(mktemp -d /tmp/pvsw.XXXXXX)   # short: node 2's unix socket lives in it
-cleanup_add "sh '$NODE' stop '$DIR' > /dev/null 2>&1"
-run sh "$NODE" start "$DIR"
-expect "node 2 starts" test "$RC" = 0
-[ "$RC" = 0 ] || exit 1
+swarm_node2_up "stack.deployed" strace python3 curl || exit 1
 run sh "$NODE" swarm "$DIR"
 expect "the two nodes form a swarm" test "$RC" = 0
 [ "$RC" = 0 ] || exit 1
 . "$DIR/env"
-n2() { docker -H "$NODE2_HOST" "$@"; }
 TAG="provision-test/busybox:stack$$"
 busybox_image "$TAG" || { fail "busybox image" "busybox_image $TAG failed"; exit 1; }
 run sh "$NODE" load-image "$DIR" "$TAG"

@@ -10,21 +10,9 @@
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/e2e/lib_docker.sh"
 docker_require "swarm module"
-NODE="$ROOT/tests/fixtures/swarm/node.sh"
+. "$ROOT/tests/fixtures/swarm/lib.sh"
 P=$PROVISION
-
-[ "$(id -u)" = 0 ] || { fail "swarm module" "needs root (network namespaces, a second dockerd)"; exit 1; }
-before=$(docker info --format '{{.Swarm.LocalNodeState}}')
-[ "$before" = inactive ] \
-    || { fail "swarm module" "node 1 (the default engine) is in a swarm already ($before): not touching it"; exit 1; }
-
-DIR=$(mktemp -d /tmp/pvsw.XXXXXX)
-cleanup_add "sh '$NODE' stop '$DIR' > /dev/null 2>&1"
-run sh "$NODE" start "$DIR"
-expect "node 2 starts" test "$RC" = 0
-[ "$RC" = 0 ] || exit 1
-. "$DIR/env"
-n2() { docker -H "$NODE2_HOST" "$@"; }
+swarm_node2_up "swarm module" strace || exit 1
 cleanup_add "docker swarm leave --force > /dev/null 2>&1; docker -H '$NODE2_HOST' swarm leave --force > /dev/null 2>&1"
 
 export PROVISION_STATE_DIR="$SANDBOX/state" NO_COLOR=1
