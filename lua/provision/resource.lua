@@ -207,9 +207,14 @@ function checkers.size(v)
 end
 -- "0755", "755" -> 493. A number is refused: Lua has no octal literals,
 -- so mode = 644 would be decimal 644 (octal 1204: sticky, owner cannot read)
+local modes = {}   -- the modes seen: "0644" -> 420 (a recipe repeats a few thousands of times)
 function checkers.mode(v)
+  local m = modes[v]
+  if m then return m end
   if type(v) == "string" and v:match("^0?[0-7][0-7][0-7]$") or type(v) == "string" and v:match("^0?[0-7][0-7][0-7][0-7]$") then
-    return tonumber(v, 8)
+    m = tonumber(v, 8)
+    modes[v] = m
+    return m
   end
   if type(v) == "number" then
     return nil, ('a file mode as a string such as "0644" (Lua has no octal numbers: %s would be read as decimal)'):format(tostring(v))
@@ -218,13 +223,14 @@ function checkers.mode(v)
 end
 R.checkers = checkers
 
--- an options spec read once: { name, checker, optional, default } each
--- (a recipe calls a constructor thousands of times)
+-- an options spec read once: { name, checker, optional, default, path } each,
+-- and known: the option names, as a set (a recipe calls a constructor
+-- thousands of times)
 local compiled = setmetatable({}, { __mode = "k" })
 local function compile(spec)
   local c = compiled[spec]
   if c then return c end
-  c = {}
+  c = { known = {} }
   for name, sp in pairs(spec) do
     local t = type(sp) == "table" and sp[1] or sp
     local optional = t:sub(-1) == "?"
@@ -234,55 +240,77 @@ local function compile(spec)
     c[#c + 1] = { name = name, checker = assert(checkers[t], "unknown option type " .. t),
                   optional = optional or (type(sp) == "table" and sp.optional) or false,
                   default = default, path = type(sp) == "table" and sp.path or false }
+    if type(name) == "string" then c.known[name] = true end
+    if default ~= nil then c.defaults = (c.defaults or 0) + 1 end
   end
   compiled[spec] = c
   return c
 end
 
-local function check_option(kind, o, v)
-  if v == nil then
-    if o.default ~= nil then v = o.default
-    elseif o.optional then return nil
-    else return nil, ("%s: missing required option '%s'"):format(kind, o.name) end
-  end
-  local nv, want, shown = o.checker(v)
-  if nv == nil then
-    return nil, ("%s: option '%s' must be %s, not %s"):format(kind, o.name, want,
-      shown or secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
-  end
-  -- a path option: "" would be the current folder to some calls and an
-  -- error to others (plan showed fs.directory "" as "+ /")
-  if o.path then
-    if v == "" then return nil, ("%s: option '%s' is an empty path"):format(kind, o.name) end
-    if type(v) == "table" then
-      for i, p in ipairs(nv) do
-        if p == "" then return nil, ("%s: option '%s': item %d is an empty path"):format(kind, o.name, i) end
-      end
+-- the message for option o's value v, refused by its checker (want, shown)
+local function refused(kind, o, v, want, shown)
+  return ("%s: option '%s' must be %s, not %s"):format(kind, o.name, want,
+    shown or secret.is(v) and "a secret" or type(v) == "string" and ("%q"):format(v) or type(v))
+end
+
+-- a path option: "" would be the current folder to some calls and an
+-- error to others (plan showed fs.directory "" as "+ /")
+local function empty_path(kind, o, v, nv)
+  if v == "" then return ("%s: option '%s' is an empty path"):format(kind, o.name) end
+  if type(v) == "table" then
+    for i, p in ipairs(nv) do
+      if p == "" then return ("%s: option '%s': item %d is an empty path"):format(kind, o.name, i) end
     end
   end
-  return nv
+end
+
+-- sized[n](): a new table with room for 2^n fields, so that filling it
+-- grows it no more (a table made {} grows at the 1st, 2nd, 3rd, 5th field)
+local sized = {}
+for n = 0, 5 do
+  local fields = {}
+  for i = 1, 2 ^ n do fields[i] = "_" .. i .. " = nil" end
+  sized[n] = load("return function() return { " .. table.concat(fields, ", ") .. " } end", "=sized")()
+end
+local function new_table(fields)
+  local n = 0
+  while 2 ^ n < fields do n = n + 1 end
+  return n <= 5 and sized[n]() or {}
 end
 
 -- R.validate(kind, options_spec, args) -> normalized table | nil, message
 function R.validate(kind, spec, args)
-  local out = {}
-  for k in pairs(args) do
-    if type(k) ~= "string" then
-      return nil, ("%s: unexpected positional value %s"):format(kind, tostring(args[k]))
-    end
-    if spec[k] == nil then
+  local c = compiled[spec] or compile(spec)
+  local known = c.known
+  local given = 0
+  for k in next, args do
+    given = given + 1
+    if not known[k] then
+      if type(k) ~= "string" then
+        return nil, ("%s: unexpected positional value %s"):format(kind, tostring(args[k]))
+      end
       local names = {}
       for n in pairs(spec) do names[#names + 1] = n end
       table.sort(names)
       return nil, ("%s: unknown option '%s' (options: %s)"):format(kind, k, table.concat(names, ", "))
     end
   end
-  local c = compile(spec)
+  local out = new_table(given + (c.defaults or 0))
   for i = 1, #c do
     local o = c[i]
-    local v, err = check_option(kind, o, args[o.name])
-    if err then return nil, err end
-    out[o.name] = v
+    local v = args[o.name]
+    if v == nil then v = o.default end
+    if v ~= nil then
+      local nv, want, shown = o.checker(v)
+      if nv == nil then return nil, refused(kind, o, v, want, shown) end
+      if o.path then
+        local err = empty_path(kind, o, v, nv)
+        if err then return nil, err end
+      end
+      out[o.name] = nv
+    elseif not o.optional then
+      return nil, ("%s: missing required option '%s'"):format(kind, o.name)
+    end
   end
   return out
 end
@@ -510,8 +538,14 @@ end
 -- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
 -- are one path.
 function R.norm_path(p, cwd)
+  -- the usual spelling (a/b/c, /a/b: no "//", no "/." nor "." at the
+  -- start, no "/" at the end) needs no work
+  local b = p:byte(1)
+  if b and b ~= 46 and p:byte(-1) ~= 47 and not p:find("//", 1, true) and not p:find("/.", 1, true) then
+    if b == 47 then return p end
+    return (cwd == "/" and "" or cwd) .. "/" .. p
+  end
   if p:sub(1, 2) == "./" then p = p:sub(3) end
-  -- the usual spelling (a/b/c, /a/b) needs no work
   if p ~= "" and not p:find("//", 1, true) and not p:find("/%.%.?/") and not p:find("/%.%.?$")
      and not p:find("^%.%.?/") and p ~= "." and p ~= ".." and p:sub(-1) ~= "/" then
     if p:sub(1, 1) == "/" then return p end

@@ -20,13 +20,28 @@ Loader.__index = Loader
 
 -- the first stack frame that belongs to a recipe file being loaded (its
 -- line asked for only then: every step's declaration comes here)
+-- A frame of a recipe file's main chunk (the usual caller) is known by its
+-- function (self.chunks: its short_src), which debug.getinfo gives faster
+-- than the source; a frame elsewhere is looked up by its source. The
+-- "file:line" strings are kept, one per line (a loop declares thousands
+-- of steps from one line).
 function Loader:where()
+  local chunks = self.chunks
   for level = 3, 50 do   -- 1 is this, 2 its caller: never a recipe's
-    local info = debug.getinfo(level, "S")
+    local info = debug.getinfo(level, "fl")
     if not info then break end
-    if self.sources[info.source] then
-      local line = debug.getinfo(level, "l").currentline
-      if line > 0 then return info.short_src .. ":" .. line, level end
+    local src = chunks[info.func]
+    if not src then
+      info = debug.getinfo(level, "Sl")
+      src = self.sources[info.source] and info.short_src
+    end
+    local line = info.currentline
+    if src and line > 0 then
+      local lines = self.where_of[src]
+      if not lines then lines = {}; self.where_of[src] = lines end
+      local w = lines[line]
+      if not w then w = src .. ":" .. line; lines[line] = w end
+      return w, level
     end
   end
   return "?", 2
@@ -54,6 +69,12 @@ end
 -- while loading must not blank "airflow" out of "recipes/airflow-x.lua"
 -- because a password defaults to "airflow"
 function Loader:check_name(kind, name)
+  -- the usual name (printable ASCII, not starting with a space) passes
+  -- every check below at once
+  if type(name) == "string" and name:find("^[!-~][ -~]*$") then
+    secret.exempt(name)
+    return
+  end
   if type(name) ~= "string" or name == "" then
     self:fail(("%s: expected a name string, as in %s \"name\" { ... }"):format(kind, kind))
   end
@@ -73,7 +94,8 @@ function Loader:parse_body(kind, name, body)
   if type(body) ~= "table" or R.is(body) then
     self:fail(("%s '%s': expected a table { resource, ... } after the name"):format(kind, name))
   end
-  for k, v in pairs(body) do
+  local named = false   -- a field other than the resources
+  for k, v in next, body do
     if math.type(k) == "integer" then
       if not R.is(v) then
         self:fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ...")
@@ -84,9 +106,16 @@ function Loader:parse_body(kind, name, body)
           kind, name, v.step, kind))
       end
     else
+      named = true
       local why = validate.body_field(kind, name, k, v)
       if why then self:fail(why) end
     end
+  end
+  local n = #body
+  if not named then   -- resources only (the usual body): none of the checks on fields below applies
+    if n == 0 then self:fail(("%s '%s' is empty: give it a resource, or check/apply functions"):format(kind, name)) end
+    if n == 1 then return { body[1] } end
+    return table.move(body, 1, n, 1, {})
   end
   if kind ~= "step" and body.tags then
     self:fail(("%s '%s': tags pick steps (--tags, --skip-tags); a %s has none"):format(kind, name, kind))
@@ -516,6 +545,8 @@ function Loader.new(path, opts)
                check_names = {}, teardown = nil, vars = {}, var_order = {},
                files = {} },   -- every file loaded: the recipe, its includes, its plugins
     sources = {},          -- chunk sources of the recipe files being loaded
+    chunks = {},           -- their main functions: short_src (Loader:where)
+    where_of = {},         -- short_src -> line -> "file:line"
     var_defaults = {},     -- include(path, overrides): new defaults
     depth = 0,
     loads = 0,             -- files loaded so far (an include of one file twice: two)
@@ -556,7 +587,9 @@ function Loader:load_file(p)
     if err:sub(1, #p + 1) ~= p .. ":" then err = ("%s: %s (nested too deeply?)"):format(p, err) end
     error({ msg = err, where = "" }, 0)
   end
-  self.sources[debug.getinfo(chunk, "S").source] = true
+  local info = debug.getinfo(chunk, "S")
+  self.sources[info.source] = true
+  self.chunks[chunk] = info.short_src
   table.insert(self.recipe.files, p)
   local saved = self.current_dir
   self.current_dir = p:match("^(.*)/[^/]*$") or "."

@@ -119,14 +119,8 @@ end
 -- kind may own one path; `absent`: it removes the path). Two that want one
 -- path in different states never converge: each apply undoes the other's
 -- work, and plan calls the first one fine.
-local function def_of(res) return R.kinds[res.kind] or {} end
-
-local function owned_paths(res)
-  local field = def_of(res).owns
-  local v = field and res[field]
-  if v == nil then return {} end
-  return type(v) == "table" and v or { v }
-end
+local NONE = {}
+local function def_of(res) return R.kinds[res.kind] or NONE end
 
 local function agree(a, b)
   if a.kind ~= b.kind then return false end
@@ -134,59 +128,95 @@ local function agree(a, b)
   return agrees ~= nil and agrees(a.res, b.res) == true
 end
 
--- every path claimed: { [normalized path] = { { kind, res, step, path }, ... } }
-local function claims_of(recipe, cwd)
-  local claims = {}
-  for _, s in ipairs(recipe.steps) do
-    for _, res in ipairs(s.resources) do
-      for _, p in ipairs(owned_paths(res)) do
-        local key, claim = R.norm_path(p, cwd), { kind = res.kind, res = res, step = s, path = p }
-        claims[key] = claims[key] or {}
-        for _, prev in ipairs(claims[key]) do
-          if not agree(prev, claim) then
-            return nil, ("%s: %s of step '%s' and %s of step '%s' (%s) both own %s: each run would undo "
-              .. "the other's work; keep one")
-              :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
-          end
-        end
-        table.insert(claims[key], claim)
-      end
-    end
-  end
-  return claims
+local function both_own(s, res, p, prev)
+  return ("%s: %s of step '%s' and %s of step '%s' (%s) both own %s: each run would undo "
+    .. "the other's work; keep one")
+    :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
 end
 
--- the first (by path) claim strictly inside folder key, not an absence
-local function claim_inside(claims, akey)
-  local inside
-  for key, list in pairs(claims) do
-    if key:sub(1, #akey + 1) == akey .. "/" then
-      for _, c in ipairs(list) do
-        if not def_of(c.res).absent and (not inside or c.path < inside.path) then inside = c end
+-- one pass over every path claimed, in recipe order: claims = {
+-- [normalized path] = the first claim { kind, res, step, path } }, more =
+-- { [normalized path] = { the claims after the first } } (kinds that
+-- agree), absences = { { res, step, path, key }, ... }. nil, message when
+-- two claims of one path do not agree.
+local function claims_of(recipe, cwd)
+  local claims, more, absences = {}, {}, {}
+  local norm_path = R.norm_path
+  local kinds = R.kinds
+  for _, s in ipairs(recipe.steps) do
+    local resources = s.resources
+    for r = 1, #resources do
+      local res = resources[r]
+      local def = kinds[res.kind]
+      local field = def and def.owns
+      local v = field and res[field]
+      if v ~= nil then
+        local one = type(v) ~= "table" and v
+        local i = 0
+        while true do   -- (a list: as ipairs goes)
+          i = i + 1
+          local p = one or v[i]
+          if p == nil or one and i > 1 then break end
+          local key = norm_path(p, cwd)
+          local claim = { kind = res.kind, res = res, step = s, path = p }
+          local first = claims[key]
+          if not first then
+            claims[key] = claim
+          else
+            if not agree(first, claim) then return nil, both_own(s, res, p, first) end
+            local list = more[key]
+            if not list then list = {}; more[key] = list end
+            for _, prev in ipairs(list) do
+              if not agree(prev, claim) then return nil, both_own(s, res, p, prev) end
+            end
+            list[#list + 1] = claim
+          end
+          if def.absent then absences[#absences + 1] = { res = res, step = s, path = p, key = key } end
+        end
       end
     end
   end
-  return inside
+  return claims, more, absences
+end
+
+-- for each folder an absence removes: the first (by path) claim strictly
+-- inside it, not an absence. Each claimed path's folders are looked up
+-- (a path's folders are its prefixes up to a "/": normalized paths have
+-- no "//", "." or ".."), so the work is that of the paths' depths.
+local function claims_inside(claims, more, absences)
+  local removed = {}
+  for _, a in ipairs(absences) do removed[a.key] = false end
+  local function consider(key, c)
+    if def_of(c.res).absent then return end
+    local folder = key
+    while true do
+      folder = folder:match("^(.+)/[^/]*$")
+      if not folder then return end
+      local inside = removed[folder]
+      if inside ~= nil and (not inside or c.path < inside.path) then removed[folder] = c end
+    end
+  end
+  for key, c in pairs(claims) do
+    consider(key, c)
+    for _, c2 in ipairs(more[key] or NONE) do consider(key, c2) end
+  end
+  return removed
 end
 
 function M.path_conflict(recipe)
   local cwd = core.cwd() or "/"
-  local claims, err = claims_of(recipe, cwd)
-  if not claims then return err end
+  local claims, more, absences = claims_of(recipe, cwd)
+  if not claims then return more end
+  if #absences == 0 then return nil end
   -- an absence over a folder another resource writes in: each run removes
   -- what the other makes (in recipe order, so the message is stable)
-  for _, s in ipairs(recipe.steps) do
-    for _, res in ipairs(s.resources) do
-      if def_of(res).absent then
-        for _, p in ipairs(owned_paths(res)) do
-          local inside = claim_inside(claims, R.norm_path(p, cwd))
-          if inside then
-            return ("%s: %s of step '%s' removes %s, where %s of step '%s' (%s) writes %s: each run "
-              .. "would undo the other's work; keep one"):format(s.where, res.kind, s.name, p, inside.kind,
-              inside.step.name, inside.step.where, inside.path)
-          end
-        end
-      end
+  local inside_of = claims_inside(claims, more, absences)
+  for _, a in ipairs(absences) do
+    local inside = inside_of[a.key]
+    if inside then
+      return ("%s: %s of step '%s' removes %s, where %s of step '%s' (%s) writes %s: each run "
+        .. "would undo the other's work; keep one"):format(a.step.where, a.res.kind, a.step.name, a.path,
+        inside.kind, inside.step.name, inside.step.where, inside.path)
     end
   end
 end
@@ -219,10 +249,14 @@ end
 -- on_change names steps the recipe ends up with (after include,
 -- remove_step, ...), each before the step that watches it
 function M.on_change_targets(recipe)
-  local index = {}
-  for i, s in ipairs(recipe.steps) do index[s.name] = i end
+  local index
   for i, s in ipairs(recipe.steps) do
-    for _, n in ipairs(s.on_change or {}) do
+    local watched = s.on_change
+    if watched and #watched > 0 and not index then   -- the steps by name, made once, when one is needed
+      index = {}
+      for j, s2 in ipairs(recipe.steps) do index[s2.name] = j end
+    end
+    for _, n in ipairs(watched or NONE) do
       if n == s.name then
         return ("%s: step '%s': on_change names the step itself"):format(s.where, s.name)
       elseif not index[n] then
