@@ -151,6 +151,24 @@ function Ctx:undo(step_name)
   return changed
 end
 
+-- in a plan of teardown, for `undo "step"`: what undo would do, as the
+-- change lines of the reverts it would run -> would (true|false), lines |
+-- nil, message
+function Ctx:preview_undo(step_name)
+  local s = self.run.recipe.by_name[step_name]
+  if not s then return nil, ("no step named '%s'"):format(step_name) end
+  local items = orphan_steps(self.run, step_name)
+  items[#items + 1] = s
+  local would, lines = false, {}
+  for _, item in ipairs(items) do
+    local status, detail, changes = revert_step(self.run, item)
+    if not status then return nil, ("step '%s': %s: %s"):format(step_name, detail.resource, detail.reason) end
+    would = would or status == "would-change"
+    for _, l in ipairs(changes or {}) do lines[#lines + 1] = l end
+  end
+  return would, lines
+end
+
 -- a file the recipe created that another record of the state holds (a step
 -- renamed or removed since, a resource replaced) and this resource now
 -- rewrites: that record lets go of it (true), this one records it

@@ -172,6 +172,74 @@ local function known_manager(E, ctx)
   return node
 end
 
+-- ---- a plan of teardown: what the reverts below would do, nothing done
+
+-- the labels revert_labels would put back -> lines
+local function preview_labels(E, ctx)
+  local before, id = ctx.state.labels_before, ctx.state.labels_node
+  if not before or not id or next(before) == nil then return {} end
+  local node = node_of(E, id)
+  if type(node) ~= "table" then return {} end
+  local have = type(node.Spec) == "table" and type(node.Spec.Labels) == "table" and node.Spec.Labels or {}
+  local out, keys = {}, {}
+  for k in pairs(before) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local was = before[k] ~= json.null and before[k] or nil
+    if have[k] ~= was then
+      out[#out + 1] = was and ("~ label %s=%s on node %s (put back)"):format(k, was, node_name(node))
+        or ("- label %s on node %s"):format(k, node_name(node))
+    end
+  end
+  return out
+end
+
+local function said(ctx, lines, detail)
+  for _, l in ipairs(lines) do ctx:log(l) end
+  if detail then ctx:detail(detail) end
+  return #lines > 0
+end
+
+local function preview_manager(E, ctx)
+  local lines = preview_labels(E, ctx)
+  local made = created(ctx, "swarm")
+  if not made then
+    return said(ctx, lines, #lines == 0 and "the swarm was there before: it stays" or nil)
+  end
+  local sw, err = swarm_of(E)
+  if not sw then return nil, err end
+  if sw.LocalNodeState ~= "active" or not sw.ControlAvailable or cluster_id(sw, E) ~= made.cluster then
+    return said(ctx, lines, ("%s is no longer in the swarm this step made: nothing to leave"):format(made.engine))
+  end
+  lines[#lines + 1] = ("- swarm %s: %s leaves it (this step made it)"):format(tostring(made.cluster), made.engine)
+  local nodes, nerr = E.call("GET", "/nodes")
+  if not nodes then return nil, nerr end
+  local others = {}
+  for _, n in ipairs(nodes) do if n.ID ~= sw.NodeID then others[#others + 1] = node_name(n) end end
+  if #others > 0 then
+    lines[#lines + 1] = ("= other nodes in it now: %s (teardown leaves only once the worker steps made theirs leave; "
+      .. "a node the recipe did not join keeps the swarm)"):format(table.concat(others, ", "))
+  end
+  return said(ctx, lines, ("would make %s leave the swarm it made"):format(made.engine))
+end
+
+local function preview_worker(self, ME, ctx)
+  local lines = preview_labels(ME, ctx)
+  local made = created(ctx, "swarm-join")
+  if not made then
+    return said(ctx, lines, #lines == 0 and "the node was a member before: it stays" or nil)
+  end
+  local sw, err = swarm_of(api.on(self.engine))
+  if not sw then return nil, err end
+  if sw.LocalNodeState == "active" and sw.NodeID == made.node then
+    lines[#lines + 1] = ("- %s: leaves the swarm of %s (this step joined it)"):format(made.engine, made.manager)
+  elseif node_of(ME, made.node) then
+    lines[#lines + 1] = ("- node %s: off the manager's list (it left already)"):format(made.node)
+  end
+  return said(ctx, lines, #lines > 0 and ("would make %s leave the swarm of %s"):format(made.engine, made.manager)
+    or "nothing to undo: the node left already")
+end
+
 -- ---- swarm.manager
 
 local LISTEN = { "string", default = "0.0.0.0:2377", doc = "the address:port the node listens on for the swarm" }
@@ -236,8 +304,10 @@ M.manager = R.define {
     ctx.state.node = sw.NodeID
     return apply_labels(self, E, sw.NodeID, ctx)
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = function(self, ctx)
     local E = api.on(self.engine)
+    if ctx.plan then return preview_manager(E, ctx) end
     revert_labels(E, ctx)
     local made = created(ctx, "swarm")
     if not made then
@@ -373,8 +443,10 @@ M.worker = R.define {
     end
     return apply_labels(self, ME, sw.NodeID, ctx)
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = function(self, ctx)
     local ME = api.on(self.manager)
+    if ctx.plan then return preview_worker(self, ME, ctx) end
     revert_labels(ME, ctx)
     local made = created(ctx, "swarm-join")
     if not made then

@@ -65,6 +65,26 @@ docker stop "$(svc_id "$PROJ" worker)" >/dev/null 2>&1
 run "$P" plan "$RECIPE" "${ARGS[@]}" -e greeting=bye
 expect "a stopped service shows in plan" has "$OUT$ERR" "service worker: "
 
+# compose.up in a recipe with no teardown block: plan --teardown previews
+# its revert (the containers and network it would take down, the named
+# volume it keeps), then teardown does that
+R2="$SANDBOX/up-only.lua"
+cat > "$R2" <<'EOF'
+recipe { name = "up-only" }
+local v = vars { dir = "", project = "" }
+step "worker" { compose.up { project_dir = v.dir, project = v.project, services = { "worker" } } }
+EOF
+run "$P" "$R2" -e "dir=$DIR" -e "project=${PROJ}u"
+expect "compose.up of one service in project ${PROJ}u: up" eval '[ $RC = 0 ] && has "$OUT" "changed=1"'
+run "$P" plan --teardown "$R2" -e "dir=$DIR" -e "project=${PROJ}u"
+expect "plan --teardown: exit 3, its container and network named, the named volume kept" \
+    eval '[ $RC = 3 ] && has "$OUT" "- container ${PROJ}u[-_]worker[-_]1" && has "$OUT" "- network ${PROJ}u_default" \
+        && has "$OUT" "= volume ${PROJ}u_data: left, named volumes stay"'
+expect "... and nothing taken down" test -n "$(docker ps -q --filter "label=com.docker.compose.project=${PROJ}u")"
+run "$P" teardown "$R2" -e "dir=$DIR" -e "project=${PROJ}u"
+expect "... teardown takes down what it said" eval '[ $RC = 0 ] && [ -z "$(docker ps -aq --filter "label=com.docker.compose.project=${PROJ}u")" ] && [ -z "$(docker network ls -q --filter "label=com.docker.compose.project=${PROJ}u")" ]'
+docker volume rm "${PROJ}u_data" > /dev/null 2>&1
+
 run "$P" teardown "$RECIPE" "${ARGS[@]}" -e greeting=bye
 expect "teardown succeeds" test "$RC" = 0
 left=$(project_leftovers "$PROJ")

@@ -195,6 +195,10 @@ expect "and the service's log tail from node 2" has "$all" "sick-service-says-hi
 run "$P" teardown "$RB" $VB
 expect "teardown of the failed stack" test "$RC" = 0
 
+run "$P" plan --teardown "$R" $V
+expect "plan --teardown: exit 3, the services, networks and the volume on node 1 (purge) named" \
+    eval '[ $RC = 3 ] && has "$OUT" "- service ${ST}_web" && has "$OUT" "- network ${ST}_" && has "$OUT" "- volume $vol on unix:///var/run/docker.sock"'
+expect "... and changed nothing: the services are there" test -n "$(docker service ls -q --filter "label=com.docker.stack.namespace=$ST")"
 run "$P" teardown "$R" $V
 expect "teardown: rc 0" test "$RC" = 0
 lbl="label=com.docker.stack.namespace=$ST"

@@ -84,6 +84,12 @@ expect "apply puts the label back" eval '[ $RC = 0 ] && [ "$(label "$N2" airflow
 run "$P" "$R" $V -e pool=batch
 expect "-e pool=batch: the label follows" eval '[ $RC = 0 ] && [ "$(label "$N2" airflow)" = batch ]'
 
+run "$P" plan --teardown "$R" $V
+expect "plan --teardown: exit 3, node 2 would leave, then node 1 the swarm it made, labels named" \
+    eval '[ $RC = 3 ] && has "$OUT" "- $NODE2_HOST: leaves the swarm of unix:///var/run/docker.sock" \
+        && has "$OUT" ": unix:///var/run/docker.sock leaves it (this step made it)" && has "$OUT" "- label airflow on node $NODE2_NAME"'
+expect "... and changed nothing: both nodes still in the swarm, the labels on" \
+    eval '[ "$(docker info --format "{{.Swarm.LocalNodeState}}")/$(n2 info --format "{{.Swarm.LocalNodeState}}")" = active/active ] && [ "$(label "$N2" airflow)" = batch ]'
 run "$P" teardown "$R" $V
 expect "teardown: exit 0" test "$RC" = 0
 expect "teardown: both nodes out of the swarm (the recipe made it)" \

@@ -356,6 +356,30 @@ local function bind_guards(E, api)
 
 end
 
+-- a plan of teardown's view of remove_by_api (bound after the guards)
+local function bind_preview(E, api)
+  -- a plan of teardown: what remove_by_api(name, dir, service) or `down`
+  -- would remove -> lines ("- container x", "- network y") | nil, message
+  -- (the guard's: teardown would refuse as well)
+  function E.would_remove(name, dir, service)
+    if dir then
+      local safe, ferr = E.foreign_guard { name = name, dir = dir }
+      if not safe then return nil, ferr end
+    end
+    local list, err = api.containers { project = name, service = service }
+    if not list then return nil, err end
+    local out = {}
+    for _, c in ipairs(list) do out[#out + 1] = "- container " .. container_name(c) end
+    local rest, lerr = api.containers { project = name }
+    if not rest then return nil, lerr end
+    if #rest > #list then return out end   -- others stay: so does the network
+    local nets, nerr = api.networks { project = name }
+    if not nets then return nil, nerr end
+    for _, n in ipairs(nets) do out[#out + 1] = "- network " .. tostring(n.Name or n.Id) end
+    return out
+  end
+end
+
 -- the project's volumes: who uses them, the anonymous ones
 local function bind_volume_guards(E, api)
   -- the containers that mount volume `name`, but those of project `own` (nil:
@@ -485,7 +509,7 @@ local function bind_volumes(E, api)
 end
 
 local PURE = { "utc_seconds", "container_state", "judge" }
-local BINDERS = { bind_states, bind_waits, bind_guards, bind_volume_guards, bind_volumes }
+local BINDERS = { bind_states, bind_waits, bind_guards, bind_preview, bind_volume_guards, bind_volumes }
 for _, b in ipairs(BINDERS) do b(M, docker_api) end
 
 -- on(url) -> these functions for the engine at url (nil or "": the

@@ -188,6 +188,36 @@ local function up_inputs(self, ctx)
   return out
 end
 
+-- a plan of teardown of compose.up: what its revert would take down (the
+-- containers and networks of the project, through the Engine API), and the
+-- named volumes it keeps; nothing done. -> true (something would go) | false
+local function preview_down(E, A, ctx, project, err, missing)
+  if not project and not (missing and ctx.state.project) then return nil, err end
+  local name = project and project.name or ctx.state.project
+  local dir
+  if not project then
+    dir = ctx.state.dir or "."
+    if dir:sub(1, 1) ~= "/" then dir = (core.cwd() or ".") .. "/" .. dir end
+  else
+    local safe, ferr = E.foreign_guard(project)
+    if not safe then return nil, ferr end
+  end
+  local lines, werr = E.would_remove(name, dir)
+  if not lines then return nil, werr end
+  for _, l in ipairs(lines) do ctx:log(l) end
+  for _, d in ipairs(project and model.declared_volumes(project) or {}) do
+    if not d.external and A.volume_inspect(d.name) then
+      ctx:log(("= volume %s: left, named volumes stay (compose.down { volumes = true } removes them)"):format(d.name))
+    end
+  end
+  if #lines == 0 then
+    ctx:detail(("nothing to take down: project %s has no container or network"):format(name))
+    return false
+  end
+  ctx:detail(("would take project %s down (%d containers and networks)"):format(name, #lines))
+  return true
+end
+
 M.up = R.define {
   kind = "compose.up",
   reads = up_inputs,
@@ -266,9 +296,11 @@ M.up = R.define {
     if ctx.detail then ctx:detail(("%d services %s"):format(#services, self.wait)) end
     return true
   end,
+  plan_revert = true,   -- revert with ctx.plan: what it would take down, nothing done
   revert = function(self, ctx)
     local E = engine.on(self.engine)
     local project, err, missing = model.load_project(self)
+    if ctx.plan then return preview_down(E, api.on(self.engine), ctx, project, err, missing) end
     if not project and missing and ctx.state.project then
       -- the folder or the compose file is gone: Compose cannot take the
       -- stack down, the Engine API can (by the project's label)
@@ -365,10 +397,18 @@ M.run_once = R.define {
   -- the one-shot's container goes (and the project's network, when no
   -- other container of it is left: a stack that `up` also started stays)
   state_revert = true,
+  plan_revert = true,   -- revert with ctx.plan: what it would remove, nothing done
   revert = function(_, ctx)
     local st = ctx.state
     local E = engine.on(st.engine)   -- the engine apply ran it on
     if not (st.project and st.service and st.dir) then return false end
+    if ctx.plan then
+      local lines, werr = E.would_remove(st.project, st.dir, st.service)
+      if not lines then return nil, werr end
+      for _, l in ipairs(lines) do ctx:log(l) end
+      if #lines > 0 then ctx:detail(("would remove the container of one-shot service %s"):format(st.service)) end
+      return #lines > 0
+    end
     local n, err = E.remove_by_api(st.project, st.dir, st.service)
     if not n then return nil, err end
     st.ran = nil

@@ -120,8 +120,24 @@ M.image = R.define {
     ctx:detail("imported " .. self.name)
     return true
   end,
+  plan_revert = true,   -- revert with ctx.plan: the images it would remove, nothing done
   revert = function(self, ctx)
     local E = api.on(self.engine)
+    if ctx.plan then
+      local n = 0
+      for _, e in ipairs(ctx.state.created or {}) do
+        local ref = e.type == "docker.image" and (e.name or e.id)
+        local there, xerr
+        if ref then there, xerr = E.image_exists(ref) end
+        if there == nil and xerr then return nil, xerr end
+        if there then
+          n = n + 1
+          ctx:log(e.name and ("- image " .. ref) or ("- image %s (an earlier import, unless another name holds it)"):format(ref))
+        end
+      end
+      if n == 0 then ctx:detail("nothing to remove: the images it imported are gone") end
+      return n > 0
+    end
     for _, e in ipairs(ctx.state.created or {}) do
       if e.type == "docker.image" and e.name then
         local ok, err = E.image_remove(e.name, { force = true })

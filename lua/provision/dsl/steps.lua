@@ -39,24 +39,40 @@ Undo.__index = Undo
 setmetatable(Undo, R.Resource)
 function Undo:describe() return ("undo step '%s'"):format(self.step) end
 function Undo:check(ctx)
-  if ctx:recorded(self.step) then
-    return false, ("revert what step '%s' created"):format(self.step)
+  if not ctx:recorded(self.step) then return true end
+  if ctx.plan and ctx.preview_undo then   -- a plan of teardown: what it would undo
+    local would, lines = ctx:preview_undo(self.step)
+    if would == nil then return nil, lines end
+    if not would then return true end
+    if #lines > 0 then return false, lines end
   end
-  return true
+  return false, ("revert what step '%s' created"):format(self.step)
 end
 function Undo:apply(ctx) return ctx:undo(self.step) end
 -- what undo leaves (a custom step's work) stays recorded: its own result
 -- decides, not a second check
 function Undo.unverifiable() return true end
 
+-- no tags: one table for every step without (read-only)
+local NO_TAGS = setmetatable({}, { __newindex = function() error("a step's tags are read-only", 2) end })
+
 -- tags(v) -> a step's tags (or on_change names) as a list (one alone, a
 -- list, or none: {}); the loader has checked each (provision.dsl.validate)
 function M.tags(v)
-  if v == nil then return {} end
+  if v == nil then return NO_TAGS end
   if type(v) == "string" then return { v } end
   local out = {}
   for i, t in ipairs(v) do out[i] = t end
   return out
+end
+
+-- step(name, resources, where, body) -> a step of the recipe: { name,
+-- resources, where, tags, on_change (absent when none) } (body: its tags
+-- and on_change, checked)
+function M.step(name, resources, where, body)
+  local s = { name = name, resources = resources, where = where, tags = M.tags(body.tags) }
+  if body.on_change then s.on_change = M.tags(body.on_change) end
+  return s
 end
 
 function M.undo(step, where) return setmetatable({ step = step, where = where }, Undo) end

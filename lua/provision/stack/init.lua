@@ -397,9 +397,42 @@ local function remove_containers(engines, stack, ids, deadline)
   return true
 end
 
+-- a plan of teardown: what revert would remove (the stack's services,
+-- networks, configs and secrets this resource made; with purge, its named
+-- volumes on each engine), nothing done
+local function preview(self, ctx, E, stack, engines)
+  local n = 0
+  local function gone(what) ctx:log("- " .. what); n = n + 1 end
+  local svcs, err = D.services(E, stack)
+  if not svcs then return nil, err end
+  for _, s in ipairs(mine(svcs, stack, D.DIGEST_LABEL)) do gone("service " .. D.name(s)) end
+  for _, kind in ipairs { "networks", "configs", "secrets" } do
+    local list, lerr = D.objects(E, kind, stack)
+    if not list then return nil, lerr end
+    for _, x in ipairs(mine(list, stack, D.OWNER_LABEL)) do gone(kind:sub(1, -2) .. " " .. D.name(x)) end
+  end
+  local purge = ctx.state.purge or self.purge
+  for _, e in ipairs(engines) do
+    local vols, verr = e.volumes { labels = { D.OWNER_LABEL .. "=" .. stack } }
+    if not vols then return nil, verr end
+    for _, v in ipairs(vols) do
+      if purge then gone(("volume %s on %s"):format(v.Name, e.host()))
+      else ctx:log(("= volume %s on %s: left, the stack's data (purge = true removes it)"):format(v.Name, e.host())) end
+    end
+  end
+  ctx:detail(n > 0 and ("would remove %d objects of stack %s"):format(n, stack)
+    or ("nothing to remove: stack %s has nothing of provision's"):format(stack))
+  return n > 0
+end
+
 local function revert(self, ctx)
   local stack = ctx.state.stack or self.name
   local E = api.on(ctx.state.engine or self.engine)
+  if ctx.plan then
+    local engines = { E }
+    for _, u in ipairs(ctx.state.nodes or self.nodes or {}) do engines[#engines + 1] = api.on(u) end
+    return preview(self, ctx, E, stack, engines)
+  end
   local deadline = core.now() + (self.timeout or 120)
   local svcs, err = D.services(E, stack)
   if not svcs then return nil, err end
@@ -472,6 +505,7 @@ M.deployed = R.define {
   end,
   apply = apply,
   state_revert = true,
+  plan_revert = true,   -- revert with ctx.plan: what it would remove, nothing done
   revert = revert,
 }
 
