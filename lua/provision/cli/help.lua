@@ -19,6 +19,9 @@ verbs (the first word; apply when none is given):
   teardown RECIPE   undo what the recipe's steps created, newest first (the
                     recipe's teardown {} block when it has one); with --only
                     or --from, just those steps
+  plan --teardown RECIPE   what teardown would remove and what it would
+                    leave, and why; changes nothing (exit 3 when teardown
+                    would change something; also: teardown --plan RECIPE)
   list RECIPE       the preflight checks and the steps, numbered, with their
                     kinds (--json: one step event per step)
   facts             what the checks know of this machine: os, kernel, arch,
