@@ -264,18 +264,80 @@ local function empty_path(kind, o, v, nv)
   end
 end
 
--- sized[n](): a new table with room for 2^n fields, so that filling it
--- grows it no more (a table made {} grows at the 1st, 2nd, 3rd, 5th field)
-local sized = {}
-for n = 0, 5 do
-  local fields = {}
-  for i = 1, 2 ^ n do fields[i] = "_" .. i .. " = nil" end
-  sized[n] = load("return function() return { " .. table.concat(fields, ", ") .. " } end", "=sized")()
+-- new_table(n): a new table with room for n fields (up to 16), so that
+-- filling it grows it no more (a table made {} grows at the 1st, 2nd, 3rd,
+-- 5th field): a constructor's fields size it, nil ones too
+local sized = {
+  function() return { _1 = nil } end,
+  function() return { _1 = nil, _2 = nil } end,
+  function() return { _1 = nil, _2 = nil, _3 = nil, _4 = nil } end,
+  function() return { _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil, _7 = nil, _8 = nil } end,
+  function()
+    return { _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil, _7 = nil, _8 = nil, _9 = nil, _10 = nil,
+             _11 = nil, _12 = nil, _13 = nil, _14 = nil, _15 = nil, _16 = nil }
+  end,
+}
+local function new_table(n)
+  if n <= 1 then return sized[1]() end
+  if n <= 2 then return sized[2]() end
+  if n <= 4 then return sized[3]() end
+  if n <= 8 then return sized[4]() end
+  if n <= 16 then return sized[5]() end
+  return {}
 end
-local function new_table(fields)
-  local n = 0
-  while 2 ^ n < fields do n = n + 1 end
-  return n <= 5 and sized[n]() or {}
+
+local function missing(kind, o) return ("%s: missing required option '%s'"):format(kind, o.name) end
+
+-- each option of c in turn (as compile listed them: the first refused is
+-- the one reported): its value checked into out
+local function check_options(c, kind, args, out)
+  for i = 1, #c do
+    local o = c[i]
+    local v = args[o.name]
+    if v == nil then v = o.default end
+    if v ~= nil then
+      local nv, want, shown = o.checker(v)
+      if nv == nil then return nil, refused(kind, o, v, want, shown) end
+      if o.path then
+        local err = empty_path(kind, o, v, nv)
+        if err then return nil, err end
+      end
+      out[o.name] = nv
+    elseif not o.optional then
+      return nil, missing(kind, o)
+    end
+  end
+  return out
+end
+
+-- check_options written out for one spec (a Lua function made once per
+-- kind, once it has been called SPECIALIZE_AFTER times: compiling it costs
+-- as much as ~50 calls; each option's name, checker and default are then
+-- constants in it, not looked up per call); the same checks in the same
+-- order
+local SPECIALIZE_AFTER = 64
+local function specialize(c)
+  if #c > 60 then return nil end   -- (upvalues: 3 per option)
+  local head, body = { "local C, refused, empty_path, missing = ...\n" }, {}
+  for i, o in ipairs(c) do
+    local tn = type(o.name)
+    if tn ~= "string" and math.type(o.name) ~= "integer" then return nil end
+    head[#head + 1] = ("local o%d, ck%d, d%d = C[%d], C[%d].checker, C[%d].default\n"):format(i, i, i, i, i, i)
+    local key = ("%q"):format(o.name)
+    body[#body + 1] = ("v = args[%s]\n"):format(key)
+    if o.default ~= nil then body[#body + 1] = ("if v == nil then v = d%d end\n"):format(i) end
+    body[#body + 1] = ("if v ~= nil then\n  nv, want, shown = ck%d(v)\n"
+      .. "  if nv == nil then return nil, refused(kind, o%d, v, want, shown) end\n"):format(i, i)
+    if o.path then
+      body[#body + 1] = ("  local err = empty_path(kind, o%d, v, nv)\n  if err then return nil, err end\n"):format(i)
+    end
+    body[#body + 1] = ("  out[%s] = nv\n"):format(key)
+    if not o.optional then body[#body + 1] = ("else return nil, missing(kind, o%d)\n"):format(i) end
+    body[#body + 1] = "end\n"
+  end
+  local src = table.concat(head) .. "return function(kind, args, out)\nlocal v, nv, want, shown\n"
+    .. table.concat(body) .. "return out\nend\n"
+  return assert(load(src, "=(options check)", "t"))(c, refused, empty_path, missing)
 end
 
 -- R.validate(kind, options_spec, args) -> normalized table | nil, message
@@ -296,23 +358,14 @@ function R.validate(kind, spec, args)
     end
   end
   local out = new_table(given + (c.defaults or 0))
-  for i = 1, #c do
-    local o = c[i]
-    local v = args[o.name]
-    if v == nil then v = o.default end
-    if v ~= nil then
-      local nv, want, shown = o.checker(v)
-      if nv == nil then return nil, refused(kind, o, v, want, shown) end
-      if o.path then
-        local err = empty_path(kind, o, v, nv)
-        if err then return nil, err end
-      end
-      out[o.name] = nv
-    elseif not o.optional then
-      return nil, ("%s: missing required option '%s'"):format(kind, o.name)
-    end
+  local check = c.check
+  if check then return check(kind, args, out) end
+  if check == nil then
+    local calls = (c.calls or 0) + 1
+    c.calls = calls
+    if calls >= SPECIALIZE_AFTER then c.check = specialize(c) or false end
   end
-  return out
+  return check_options(c, kind, args, out)
 end
 
 -- the level of the first frame outside this module's machinery: the recipe line
@@ -545,12 +598,7 @@ function R.norm_path(p, cwd)
     if b == 47 then return p end
     return (cwd == "/" and "" or cwd) .. "/" .. p
   end
-  if p:sub(1, 2) == "./" then p = p:sub(3) end
-  if p ~= "" and not p:find("//", 1, true) and not p:find("/%.%.?/") and not p:find("/%.%.?$")
-     and not p:find("^%.%.?/") and p ~= "." and p ~= ".." and p:sub(-1) ~= "/" then
-    if p:sub(1, 1) == "/" then return p end
-    return (cwd == "/" and "" or cwd) .. "/" .. p
-  end
+  -- (".//a" is cwd/a: the "./" is not cut first, which made it /a)
   if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
   local parts = {}
   for seg in p:gmatch("[^/]+") do

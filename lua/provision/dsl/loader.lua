@@ -306,8 +306,7 @@ function Loader:decl_step(name)
     local recipe = self.recipe
     local prev = recipe.by_name[name]
     if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
-    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags),
-                on_change = body.on_change and steps.tags(body.on_change) }
+    local s = steps.step(name, resources, where, body)
     local anchor = body.before or body.after
     if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
     if anchor then
@@ -377,8 +376,7 @@ function Loader:decl_replace_step(name)
       self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
         .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
     end
-    local s = { name = name, resources = resources, where = where, tags = steps.tags(body.tags),
-                on_change = body.on_change and steps.tags(body.on_change) }
+    local s = steps.step(name, resources, where, body)
     self.recipe.steps[i] = s
     self.recipe.by_name[name] = s
   end
@@ -562,7 +560,7 @@ function Loader.new(path, opts)
   end
   for _, n in ipairs(DECLS) do
     local method = Loader["decl_" .. n]
-    api[n] = function(...) return method(self, ...) end
+    api[n] = function(a, b) return method(self, a, b) end   -- (each takes 2 at most; not vararg: cheaper)
   end
   self.env = env.globals(api)
   -- a plugin's globals are the process's, but for its require

@@ -1,0 +1,117 @@
+-- tests/lua/test_load.lua: what makes loading a recipe fast gives the
+-- answers the plain way gives: a constructor's option checks once it runs
+-- the code written out for its kind (resource.lua: specialize), norm_path's
+-- quick way for the usual spelling, the one-pass path-conflict check.
+local T = dofile "tests/lua/harness.lua"
+local R = require "provision.resource"
+local fs = require "provision.fs"
+local secret = require "provision.secret"
+
+-- what a constructor call gives: the table's fields, or the error
+local function outcome(ctor, args)
+  local ok, v = pcall(ctor, args)
+  if not ok then return "error: " .. tostring(v):gsub("^[^:]*:%d+: ", "") end
+  local keys = {}
+  for k, x in pairs(v) do
+    if type(x) == "table" and not secret.is(x) then x = "{" .. table.concat(x, ",") .. "}" end
+    keys[#keys + 1] = tostring(k) .. "=" .. tostring(x)
+  end
+  table.sort(keys)
+  return table.concat(keys, " ")
+end
+
+T.test("a kind's options are checked the same before and after its check is written out", function()
+  local calls = {
+    { path = "d/1", content = "x", mode = "0644" },
+    { path = "d/1", content = "x" },
+    { path = "d/1", content = secret.new("hunter22") },
+    { path = "d/1", content = "x", mode = 644 },
+    { path = "d/1", content = "x", mode = "999" },
+    { path = "", content = "x" },
+    { path = "d/1" },
+    { content = "x" },
+    { path = "d/1", content = "x", colour = "red" },
+    { "d/1", content = "x" },
+    { path = "a\0b", content = "x" },
+    { path = "caf\xe9", content = "x" },
+    { path = 12, content = 34, backup = "yes" },
+    { path = "d/", content = "x" },
+  }
+  local dirs = {
+    { path = { "a", "b" }, mode = "0700" },
+    { path = { "a", "" } },
+    { path = "a" },
+    { path = {} },
+    { path = { "a", 3 } },
+  }
+  local before, before_dirs = {}, {}
+  for i, a in ipairs(calls) do before[i] = outcome(fs.file, a) end
+  for i, a in ipairs(dirs) do before_dirs[i] = outcome(fs.directory, a) end
+  -- past the number of calls after which a kind's check is written out
+  for _ = 1, 200 do fs.file { path = "d/1", content = "x" }; fs.directory "a" end
+  for i, a in ipairs(calls) do T.eq(outcome(fs.file, a), before[i], "fs.file call " .. i) end
+  for i, a in ipairs(dirs) do T.eq(outcome(fs.directory, a), before_dirs[i], "fs.directory call " .. i) end
+  T.match(before[5], "option 'mode' must be a file mode")
+  T.match(before[6], "option 'path' is an empty path")
+  T.match(before[7], "missing required option 'content'")
+  T.match(before[9], "unknown option 'colour'")
+  T.match(before_dirs[2], "item 2 is an empty path")
+  -- a default is checked and set as before too
+  local spec = { name = { "string" }, port = { "integer", default = 80 }, on = { "boolean?" } }
+  local first = { R.validate("x.y", spec, { name = "a" }) }
+  for _ = 1, 200 do R.validate("x.y", spec, { name = "a" }) end
+  T.eq({ R.validate("x.y", spec, { name = "a" }) }, first)
+  T.eq(first[1], { name = "a", port = 80 })
+  T.eq({ R.validate("x.y", spec, { name = "a", port = "x" }) },
+    { nil, "x.y: option 'port' must be an integer, not \"x\"" })
+  T.eq({ R.validate("x.y", spec, { port = 1 }) }, { nil, "x.y: missing required option 'name'" })
+end)
+
+T.test("norm_path: the usual spelling and every other give what the long way gives", function()
+  local function long_way(p, cwd)
+    if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+    local parts = {}
+    for seg in p:gmatch("[^/]+") do
+      if seg == ".." then parts[#parts] = nil
+      elseif seg ~= "." then parts[#parts + 1] = seg end
+    end
+    return "/" .. table.concat(parts, "/")
+  end
+  local pieces = { "/", ".", "a", ".b", "" }
+  local n = 0
+  for _, cwd in ipairs { "/", "/srv/x" } do
+    -- every string of up to 5 pieces
+    local function each(prefix, depth)
+      if prefix ~= "" then
+        n = n + 1
+        T.eq(R.norm_path(prefix, cwd), long_way(prefix, cwd), ("%q under %s"):format(prefix, cwd))
+      end
+      if depth == 0 then return end
+      for _, piece in ipairs(pieces) do each(prefix .. piece, depth - 1) end
+    end
+    each("", 5)
+  end
+  T.ok(n > 1000)
+end)
+
+T.test("path conflicts: the first claim, then the agreeing ones; an absence over a folder", function()
+  local validate = require "provision.dsl.validate"
+  local function recipe(...)
+    local steps = {}
+    for i, res in ipairs { ... } do steps[i] = { name = "s" .. i, where = "r.lua:" .. i, resources = res } end
+    return { steps = steps }
+  end
+  T.eq(validate.path_conflict(recipe({ fs.file { path = "a", content = "x" } }, { fs.file { path = "b", content = "x" } })), nil)
+  T.eq(validate.path_conflict(recipe({ fs.directory { "w", mode = "0700" } }, { fs.directory { "./w/", mode = "0700" } },
+    { fs.directory { "w//", mode = "0755" } })),
+    "r.lua:3: fs.directory of step 's3' and fs.directory of step 's1' (r.lua:1) both own w//: each run would "
+    .. "undo the other's work; keep one")
+  T.eq(validate.path_conflict(recipe({ fs.file { path = "w/in/z", content = "x" }, fs.file { path = "w/in/y", content = "x" } },
+    { fs.absent { "w/other", "./w//in/" } })),
+    "r.lua:2: fs.absent of step 's2' removes ./w//in/, where fs.file of step 's1' (r.lua:1) writes w/in/y: each "
+    .. "run would undo the other's work; keep one")
+  T.eq(validate.path_conflict(recipe({ fs.file { path = "w/in-old/x", content = "x" } }, { fs.absent "w/in" })), nil)
+  T.eq(validate.path_conflict(recipe({ fs.absent "w" }, { fs.absent "w/x" })), nil)
+end)
+
+os.exit(T.done())
