@@ -185,7 +185,7 @@ end
 function Report:failure(kind, name, where, resource, reason)
   local text = ("\n%s %s '%s' failed (%s)\n  resource: %s\n  reason:   %s\n"):format(
     self:paint("failed", "error:"), kind, name, where, resource, (reason or "?"):gsub("\n", "\n            "))
-  if self.json then self:err(text) else self:write(text) end
+  self:err(text)   -- stderr, in text mode too: stdout keeps the step lines and the summary
 end
 
 function Report:summary(counts, verb)

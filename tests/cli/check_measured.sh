@@ -34,15 +34,15 @@ expect "--json: the measure is the check event's detail" has "$OUT" "\"name\":\"
 run "$P" plan s.lua -e mem=1000TiB -e cpus=99999 -e disk=900TB -e where=./not/yet
 expect "not met: exit 1" test "$RC" = 1
 expect "not met: memory, what there is and what is needed" \
-    has "$OUT" "reason:   $mem of memory, need at least 1000.0 TiB (add memory, or lower the requirement)"
-expect "not met: cpus" has "$OUT" "reason:   $cpun, need at least 99999$"
+    has "$ERR" "reason:   $mem of memory, need at least 1000.0 TiB (add memory, or lower the requirement)"
+expect "not met: cpus" has "$ERR" "reason:   $cpun, need at least 99999$"
 expect "not met: disk, measured at the nearest folder there is" \
-    has "$OUT" "reason:   [0-9.]* GiB free at \. (for \./not/yet, not there yet), need at least 818.5 TiB (free some space)"
+    has "$ERR" "reason:   [0-9.]* GiB free at \. (for \./not/yet, not there yet), need at least 818.5 TiB (free some space)"
 
 python3 -c 'import socket,time,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(30)' "$port" &
 srv=$!
 cleanup_add "kill $srv 2>/dev/null"
 i=0; while ! grep -q ":$(printf '%04X' "$port") 00000000:0000 0A" /proc/net/tcp && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 run "$P" plan s.lua
-expect "not met: port_free says the port is in use there (as it did before)" has "$OUT" "reason:   port $port on 127.0.0.1 is in use"
+expect "not met: port_free says the port is in use there (as it did before)" has "$ERR" "reason:   port $port on 127.0.0.1 is in use"
 kill "$srv" 2>/dev/null

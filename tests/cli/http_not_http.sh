@@ -45,7 +45,7 @@ expect "binary noise: every byte escaped, the message JSON text" \
 start_raw bigheader; recipe "$RAW_PORT"
 run "$P" r.lua
 expect "a header line over 100 KiB: said so, not 'Out of memory' alone" \
-    eval '[ $RC = 1 ] && has "$OUT" "reason: .*the server sent a header line over 100 KiB (libcurl: " && [ ! -e compose.yaml ]'
+    eval '[ $RC = 1 ] && has "$ERR" "reason: .*the server sent a header line over 100 KiB (libcurl: " && [ ! -e compose.yaml ]'
 run "$P" e.lua
 expect "a header line over 100 KiB: http.expect says it too" \
     has "$OUT" "/health: the server sent a header line over 100 KiB"

@@ -153,7 +153,8 @@ rm -rf w
 # a failing step: exit 1, named, with the recipe position and the reason
 run "$P" r.lua -e fail_at=two
 expect "failing step: exit 1" eval '[ $RC -eq 1 ]'
-expect "failing step: names the step and reason" eval 'has "$OUT" "step .two. failed (r.lua:" && has "$OUT" "broke on purpose"'
+expect "failing step: names the step and reason" eval 'has "$ERR" "step .two. failed (r.lua:" && has "$OUT" "broke on purpose"'
+expect "failing step: the error block on stderr, none of it on stdout (text mode)" eval 'has "$ERR" "^  reason: " && ! has "$OUT" "^error: " && ! has "$OUT" "^  resource: "'
 expect "failing step: earlier steps done, later not" eval '[ -f out/one ] && [ ! -e out/two ] && [ ! -e out/three ]'
 expect "failing step: the summary counts the step not run" eval 'has "$OUT" "ok=0 changed=1 failed=1 not-run=1"'
 run "$P" r.lua
@@ -322,7 +323,7 @@ start=$(date +%s)
 run "$P" slow.lua --timeout 1s
 expect "--timeout stops a waiting step" eval '[ $RC -eq 1 ] && has "$OUT" "timed out after 1.0s" && [ $(( $(date +%s) - start )) -lt 4 ]'
 run "$P" slow.lua --timeout 500ms --from spins
-expect "--timeout stops a busy Lua step" eval '[ $RC -eq 1 ] && has "$OUT" "step .spins. failed" && has "$OUT" "timed out"'
+expect "--timeout stops a busy Lua step" eval '[ $RC -eq 1 ] && has "$ERR" "step .spins. failed" && has "$OUT" "timed out"'
 
 # a custom step raising nil or a table still gets a readable reason
 cat > odd.lua <<'R'
@@ -347,7 +348,7 @@ run "$P" unguarded.lua
 expect "unguarded commands run and are changed; the next steps run" \
     eval '[ -f a.txt ] && [ "$(cat b.txt)" = run ] && [ -f c.txt ] && has "$OUT" "changed=2"'
 expect "a guard the command does not satisfy still fails the step" \
-    eval '[ $RC -eq 1 ] && has "$OUT" "still not in the desired state after apply" && has "$OUT" never-made'
+    eval '[ $RC -eq 1 ] && has "$OUT" "still not in the desired state after apply" && has "$ERR" never-made'
 sed -i '/step "c"/d' unguarded.lua
 run "$P" unguarded.lua
 expect "unguarded commands run again on every apply" eval '[ $RC -eq 0 ] && [ "$(cat b.txt)" = "$(printf "run\nrun")" ]'

@@ -57,7 +57,7 @@ expect "--json: the state is JSON and records what was made" \
     eval 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert \"bin\" in d[\"steps\"]" .provision/vars.json'
 run "$P" vars.lua -e key=$'\xc3\x28 secret'
 expect "human output: the same failure, no internal error" \
-    eval '[ $RC -eq 1 ] && has "$OUT" "step .out. failed" && has "$OUT" "exited 3" && ! has "$ERR" "internal error"'
+    eval '[ $RC -eq 1 ] && has "$ERR" "step .out. failed" && has "$OUT" "exited 3" && ! has "$ERR" "internal error"'
 
 # in a detail, and in a custom step's own failure reason
 cat > detail.lua <<'R'
@@ -92,7 +92,7 @@ end }
 R
 run "$P" record.lua
 expect "a record that is not UTF-8: the step fails (exit 1) naming where, no internal error" \
-    eval '[ $RC -eq 1 ] && has "$OUT" "step .bad. failed" && has "$OUT" "step .bad. recorded a string that is not valid UTF-8 at resources\[1\].state.created\[1\].path, which the state (JSON) cannot hold" && ! has "$ERR" "internal error"'
+    eval '[ $RC -eq 1 ] && has "$ERR" "step .bad. failed" && has "$OUT" "step .bad. recorded a string that is not valid UTF-8 at resources\[1\].state.created\[1\].path, which the state (JSON) cannot hold" && ! has "$ERR" "internal error"'
 expect "a record that is not UTF-8: the state is saved, with the other step" \
     eval 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert list(d[\"steps\"]) == [\"first\"], d" .provision/record.json && [ ! -e .provision/record.journal ]'
 run "$P" teardown record.lua
