@@ -248,10 +248,6 @@ function M.main(argv)
     io.stderr:write("provision: no recipe given\n", USAGE)
     return EXIT.usage
   end
-  if (remote or o.inventory) and o.plan then
-    io.stderr:write("provision: a plan of teardown runs on this machine only (not with --host or -i yet)\n")
-    return EXIT.usage
-  end
   if remote or o.inventory then return require("provision.fleet").main(o) end
   if o.chdir or o.become or o.forks or o.limit or o.serial or o.max_fail then
     io.stderr:write("provision: --chdir, --become, --forks, --limit, --serial and --max-fail-percent go with --host or -i\n")

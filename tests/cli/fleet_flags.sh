@@ -29,3 +29,14 @@ bad "a recipe error" "r2.lua:2" r2.lua --host h
 run "$P" r.lua --host h
 expect "an unreachable host: exit 1, the recap says unreachable" \
     eval '[ $RC -eq 1 ] && has "$OUT" "^h  *unreachable" && [ -e ssh-ran ]'
+
+# a provision-static beside the binary that is not of its build (an older
+# one would read the run's flags otherwise): refused before any host
+mkdir -p stale && cp "$P" stale/provision && cp /bin/true stale/provision-static && rm -f ssh-ran
+run stale/provision plan --teardown r.lua --host h
+expect "a provision-static of another build: exit 2, named, no ssh started" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "stale/provision-static is from another build than this provision" && [ ! -e ssh-ran ]'
+cp "$P" stale/provision-static
+run stale/provision r.lua --host h
+expect "... one of this build is taken (the host is then tried: unreachable here)" \
+    eval '[ $RC -eq 1 ] && has "$OUT" "^h  *unreachable" && [ -e ssh-ran ]'

@@ -96,6 +96,3 @@ run "$P" apply --teardown r.lua
 expect "--teardown goes with plan only (exit 2)" eval '[ $RC = 2 ] && has "$ERR" "--teardown goes with plan"'
 run "$P" plan --plan r.lua
 expect "--plan goes with teardown only (exit 2)" eval '[ $RC = 2 ] && has "$ERR" "--plan goes with teardown"'
-run "$P" plan --teardown r.lua --host somehost
-expect "with --host: refused for now (exit 2), no host touched" \
-    eval '[ $RC = 2 ] && has "$ERR" "a plan of teardown runs on this machine only"'

@@ -127,6 +127,10 @@ run "$P" app/recipe.lua $H -e token=@token.txt
 expect "h4 down: exit 1, h4 unreachable with ssh's reason, the others ok" \
     eval '[ $RC -eq 1 ] && has "$OUT" "^h4  *unreachable" && [ $(printf "%s\n" "$OUT" | grep -cE "^h[123] +(ok|changed) ") = 3 ]'
 
+run "$P" plan --teardown app/recipe.lua --host h1,h2,h3 -e token=@token.txt
+expect "plan --teardown on the hosts: exit 3, each host pending, its files named, nothing removed" \
+    eval '[ $RC -eq 3 ] && [ $(printf "%s\n" "$OUT" | grep -cE "^h[123] +pending ") = 3 ] && has "$OUT" "- ./fleet-out/greeting.txt" \
+        && [ -n "$(ssh_host_exec 1 sh -c "ls /root/fleet-out/greeting.txt 2>/dev/null")" ]'
 run "$P" teardown app/recipe.lua --host h1,h2,h3 -e token=@token.txt
 expect "teardown on the hosts: exit 0, what the recipe made is gone" \
     eval '[ $RC -eq 0 ] && [ -z "$(ssh_host_exec 1 sh -c "ls /root/fleet-out 2>/dev/null")" ] && [ -z "$(ssh_host_exec 3 sh -c "ls /root/fleet-out/greeting.txt 2>/dev/null")" ]'

@@ -25,7 +25,7 @@ M.MAX_FILES = 20000
 local SKIP = { [".provision"] = true, [".git"] = true }
 -- what the host's run needs of the command line (-q and --json shape the
 -- controller's output only: the host always answers in --json)
-local FLAGS = { "only", "skip", "tags", "skip_tags", "from", "timeout", "verbose", "wait_lock", "adopt_state" }
+local FLAGS = { "only", "skip", "tags", "skip_tags", "from", "timeout", "verbose", "wait_lock", "adopt_state", "plan" }
 
 local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
 local function unhex(h)

@@ -105,11 +105,22 @@ end
 -- host), else this very binary (then a host needs its shared libraries)
 local function shipped_binary(exe)
   local env = os.getenv("PROVISION_SHIP")
-  if env and env ~= "" then return FS.realpath(env) end
+  if env and env ~= "" then
+    local p, err = FS.realpath(env)
+    if not p then return nil, "PROVISION_SHIP: " .. tostring(err) end
+    return p
+  end
   local static = (exe:match("^(.*)/[^/]*$") or ".") .. "/provision-static"
   local st = FS.stat(static)
-  if st and st.type == "file" then return static end
-  return exe
+  if not (st and st.type == "file") then return exe end
+  -- of this very build, or a host might run a binary that reads the run's
+  -- flags otherwise (an older one would take plan --teardown for a teardown)
+  local data = core.read_file(static)
+  if not (data and data:find(core.version .. "\0", 1, true)) then
+    return nil, ("%s is from another build than this provision (%s): make static, or set PROVISION_SHIP")
+      :format(static, core.version)
+  end
+  return static
 end
 
 -- ---- output
@@ -186,6 +197,10 @@ local function reason(h)
   end
 end
 
+-- what the run is, for the outcomes and the exit code: "plan" for a plan
+-- of teardown too (nothing changed; exit 3 when something would)
+local function mode_of(o) return o.plan and "plan" or o.verb end
+
 -- each host's outcome from its exit status: ok | changed | pending | failed | unreachable
 local function outcome(h, r, verb, become)
   if r.not_started then return "not-run", r.why or "not started" end
@@ -223,7 +238,7 @@ local function recap(out, hosts, results, verb, o)
                 ["would-change"] = sm["would-change"], failed = sm.failed }
   end
   if o.json then
-    out:emit { event = "recap", verb = verb, hosts = json.array(rows) }
+    out:emit { event = "recap", verb = o.verb, plan = o.plan or nil, hosts = json.array(rows) }
   else
     io.stdout:write("\nRECAP\n")
     for _, r in ipairs(rows) do
@@ -347,7 +362,7 @@ end
 local function should_stop(ctx, done)
   local failed = 0
   for _, i in ipairs(done) do
-    local what = outcome(ctx.out.hosts[ctx.hosts[i]], ctx.results[i], ctx.o.verb, ctx.o.become)
+    local what = outcome(ctx.out.hosts[ctx.hosts[i]], ctx.results[i], mode_of(ctx.o), ctx.o.become)
     if what == "failed" or what == "unreachable" or what == "interrupted" then failed = failed + 1 end
   end
   if ctx.o.max_fail then return failed * 100 > ctx.o.max_fail * #done end
@@ -369,7 +384,7 @@ function M.main(o)
   local b, berr = bundle.build(recipe, o)
   if not b then io.stderr:write("provision: ", berr, "\n"); return EXIT.usage end
   local exe, xerr = shipped_binary(assert(FS.realpath("/proc/self/exe")))
-  if not exe then io.stderr:write("provision: PROVISION_SHIP: ", xerr, "\n"); return EXIT.usage end
+  if not exe then io.stderr:write("provision: ", xerr, "\n"); return EXIT.usage end
   local digest, derr = FS.sha256(exe)
   if not digest then io.stderr:write("provision: ", derr, "\n"); return EXIT.failed end
   local cm, cerr = cache.dir("ssh")
@@ -378,7 +393,8 @@ function M.main(o)
                 run_cmd = run_command(digest, o), forks = math.min(o.forks or 64, #hosts),
                 out = Out.new(o, hosts), results = {} }
   if not o.json and not o.quiet then
-    io.stdout:write(("%s: %s on %d host%s\n"):format(recipe.name, o.verb, #hosts, #hosts == 1 and "" or "s"))
+    io.stdout:write(("%s: %s on %d host%s\n"):format(recipe.name, o.plan and o.verb == "teardown" and "plan of teardown" or o.verb,
+      #hosts, #hosts == 1 and "" or "s"))
   end
   local done = {}
   for _, idx in ipairs(batches(#hosts, o, ctx.forks)) do
@@ -391,7 +407,7 @@ function M.main(o)
       for _, i in ipairs(idx) do done[#done + 1] = i end
     end
   end
-  return exit_code(recap(ctx.out, hosts, ctx.results, o.verb, o), o.verb)
+  return exit_code(recap(ctx.out, hosts, ctx.results, mode_of(o), o), mode_of(o))
 end
 
 return M
