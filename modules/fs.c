@@ -130,12 +130,38 @@ static int fs_pushstat(lua_State *L, int follow)
     return 1;
 }
 
-/* probe(path) -> lstat's table, with .sha256 when it is a regular file |
- * nil, msg, errno: what a file's check needs, in one walk (the file read
- * through a descriptor of the very inode looked at) */
+/* same_content(fd, want, n) -> 0 (differs), 1 (the same), or -errno: the
+ * file at fd holds exactly the n bytes of want (read in chunks, compared as
+ * they come; one read past the end says there is no more) */
+static int same_content(int fd, const char *want, size_t n)
+{
+    char buf[65536];
+    size_t at = 0;
+    for (;;) {
+        size_t room = n - at < sizeof buf ? n - at + 1 : sizeof buf;
+        ssize_t got = read(fd, buf, room);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (got == 0) return at == n;
+        if ((size_t)got > n - at || memcmp(buf, want + at, (size_t)got) != 0) return 0;
+        at += (size_t)got;
+    }
+}
+
+/* probe(path [, content]) -> lstat's table, with .sha256 when it is a
+ * regular file | nil, msg, errno: what a file's check needs, in one walk
+ * (the file read through a descriptor of the very inode looked at). With
+ * content (a string): .same (true | false) instead of .sha256, the file
+ * compared with it byte for byte, and not read at all when its size
+ * differs (a no-op's check needs no digest) */
 static int fs_probe(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
+    size_t wantn = 0;
+    const char *want = lua_isstring(L, 2) ? lua_tolstring(L, 2, &wantn) : NULL;
+    int same = -1;
     char name[NAME_MAX + 1], err[TREE_ERR];
     int dfd = tree_walk(path, 0, name, err, sizeof err);
     if (dfd < 0) return fs_failmsg(L, err, errno);
@@ -146,12 +172,17 @@ static int fs_probe(lua_State *L)
         return fs_fail(L, path, e);
     }
     char hx[DIGEST_HEX_MAX] = "";
-    if (S_ISREG(st.st_mode)) {
+    if (S_ISREG(st.st_mode) && want && (size_t)st.st_size != wantn) {
+        same = 0;   /* another size: not the same, nothing to read */
+    } else if (S_ISREG(st.st_mode)) {
         int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         struct stat fst;
         int e = fd < 0 ? errno : fstat(fd, &fst) < 0 ? errno
               : (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) ? EAGAIN : 0;
-        if (!e) e = provision_digest_fd(fd, DIGEST_SHA256, 1, hx);
+        if (!e && want) {
+            same = same_content(fd, want, wantn);
+            if (same < 0) { e = -same; same = -1; }
+        } else if (!e) e = provision_digest_fd(fd, DIGEST_SHA256, 1, hx);
         if (fd >= 0) close(fd);
         if (e) {
             close(dfd);
@@ -164,6 +195,10 @@ static int fs_probe(lua_State *L)
     if (hx[0]) {
         lua_pushstring(L, hx);
         lua_setfield(L, -2, "sha256");
+    }
+    if (same >= 0) {
+        lua_pushboolean(L, same);
+        lua_setfield(L, -2, "same");
     }
     return 1;
 }

@@ -81,6 +81,35 @@ T.test("primitives: xxh128 matches xxhsum -H2 (empty, one byte, across read bloc
   T.eq(ok, nil); T.match(err, "No such file")
 end)
 
+T.test("primitives: probe(path, content) compares byte for byte, no digest", function()
+  local d = T.tmpdir()
+  write(d .. "/f", "hello")
+  local st = assert(C.probe(d .. "/f", "hello"))
+  T.eq(st.same, true, "the same content")
+  T.eq(st.sha256, nil, "no digest made when content is given")
+  T.eq(assert(C.probe(d .. "/f", "hellp")).same, false, "same size, one byte differs")
+  T.eq(assert(C.probe(d .. "/f", "hell")).same, false, "the file is longer")
+  T.eq(assert(C.probe(d .. "/f", "hello!")).same, false, "the file is shorter")
+  T.eq(assert(C.probe(d .. "/f", "")).same, false, "empty content, a file that is not")
+  write(d .. "/e", "")
+  T.eq(assert(C.probe(d .. "/e", "")).same, true, "empty and empty")
+  -- across read chunks (64 KiB): equal, and one byte off near the end
+  local big = ("0123456789abcdef"):rep(20000) .. "tail"
+  write(d .. "/big", big)
+  T.eq(assert(C.probe(d .. "/big", big)).same, true, "320 KiB, the same")
+  T.eq(assert(C.probe(d .. "/big", big:sub(1, -2) .. "X")).same, false, "320 KiB, the last byte differs")
+  T.eq(assert(C.probe(d .. "/big", big:sub(1, 70000) .. ("z"):rep(#big - 70000))).same, false, "differs in the second chunk")
+  -- without content: the digest, as before
+  T.eq(assert(C.probe(d .. "/f")).sha256, C.sha256_string("hello"), "no content: sha256")
+  -- a link: lstat's table, never followed, nothing compared
+  C.symlink("f", d .. "/l")
+  local lst = assert(C.probe(d .. "/l", "hello"))
+  T.eq(lst.type, "link", "a link is looked at as itself")
+  T.eq(lst.same, nil, "... and not compared")
+  -- a folder
+  T.eq(assert(C.probe(d, "x")).same, nil, "a folder: not compared")
+end)
+
 T.test("primitives: a stamp stays while the file does, and a chmod changes it", function()
   local d = T.tmpdir()
   write(d .. "/s", "one")

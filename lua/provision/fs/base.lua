@@ -45,9 +45,12 @@ B.user_label = user_label
 -- lstat for a check: st | false (nothing there) | nil, why (it cannot be
 -- looked at safely: a link of another user's on the way, ...). follow:
 -- stat rather than lstat; with_hash: a regular file's st.sha256 too, in
--- the same walk
+-- the same walk, or, when with_hash is the content it should hold (a
+-- string), st.same (true | false) instead: compared, no digest made
 local function probe(path, follow, with_hash)
-  local st, err, code = (with_hash and C.probe or follow and C.stat or C.lstat)(path)
+  local st, err, code
+  if with_hash then st, err, code = C.probe(path, type(with_hash) == "string" and with_hash or nil)
+  else st, err, code = (follow and C.stat or C.lstat)(path) end
   if st then return st end
   if code == ENOENT or code == ENOTDIR then return false end
   return nil, err

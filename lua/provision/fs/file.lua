@@ -138,7 +138,7 @@ function F.would(self, ctx, changes, new)
 end
 
 function F.check(self, ctx, content, display, mask_old)
-  local st, err = B.probe(self.path, false, true)
+  local st, err = B.probe(self.path, false, content)
   if st == nil then return nil, err end
   local changes = {}
   if not st then return F.would(self, ctx, new_file_changes(self, content, display, changes), true) end
@@ -147,7 +147,7 @@ function F.check(self, ctx, content, display, mask_old)
   if st.type ~= "file" then
     return false, { ("! %s exists and is a %s, not a file"):format(self.path, st.type) }
   end
-  if st.sha256 ~= C.sha256_string(content) then
+  if not st.same then
     content_changes(self.path, content, display, changes, mask_old, ctx and ctx.state)
     if self.backup then changes[#changes + 1] = F.BACKUP_NOTE end
   end
