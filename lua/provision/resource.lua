@@ -590,12 +590,18 @@ end
 -- normalized: no ".", "..", doubled or trailing slash. No symlink is
 -- resolved (recipes name their paths one way): "./a/", "a//" and cwd.."/a"
 -- are one path.
-function R.norm_path(p, cwd)
-  -- the usual spelling (a/b/c, /a/b: no "//", no "/." nor "." at the
-  -- start, no "/" at the end) needs no work
+-- R.clean_path(p) -> true when p is spelled as norm_path would (a/b/c,
+-- /a/b: no "//", no "/." nor "." at the start, no "/" at the end), but
+-- for being relative: the usual spelling, which needs no work
+function R.clean_path(p)
   local b = p:byte(1)
-  if b and b ~= 46 and p:byte(-1) ~= 47 and not p:find("//", 1, true) and not p:find("/.", 1, true) then
-    if b == 47 then return p end
+  return b ~= nil and b ~= 46 and p:byte(-1) ~= 47 and not p:find("//", 1, true) and not p:find("/.", 1, true)
+end
+local clean_path = R.clean_path
+
+function R.norm_path(p, cwd)
+  if clean_path(p) then
+    if p:byte(1) == 47 then return p end
     return (cwd == "/" and "" or cwd) .. "/" .. p
   end
   -- (".//a" is cwd/a: the "./" is not cut first, which made it /a)

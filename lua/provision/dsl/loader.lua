@@ -307,6 +307,7 @@ function Loader:decl_step(name)
     local prev = recipe.by_name[name]
     if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
     local s = steps.step(name, resources, where, body)
+    if s.on_change then recipe.on_change_declared = true end
     local anchor = body.before or body.after
     if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
     if anchor then
@@ -377,6 +378,7 @@ function Loader:decl_replace_step(name)
         .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
     end
     local s = steps.step(name, resources, where, body)
+    if s.on_change then self.recipe.on_change_declared = true end
     self.recipe.steps[i] = s
     self.recipe.by_name[name] = s
   end
@@ -541,7 +543,8 @@ function Loader.new(path, opts)
     used_vars = {},
     recipe = { file = path, name = nil, description = nil, steps = {}, by_name = {}, checks = {},
                check_names = {}, teardown = nil, vars = {}, var_order = {},
-               files = {} },   -- every file loaded: the recipe, its includes, its plugins
+               files = {},     -- every file loaded: the recipe, its includes, its plugins
+               on_change_declared = false },   -- a step with on_change (validate.on_change_targets)
     sources = {},          -- chunk sources of the recipe files being loaded
     chunks = {},           -- their main functions: short_src (Loader:where)
     where_of = {},         -- short_src -> line -> "file:line"

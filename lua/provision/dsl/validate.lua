@@ -134,14 +134,10 @@ local function both_own(s, res, p, prev)
     :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
 end
 
--- one pass over every path claimed, in recipe order: claims = {
--- [normalized path] = the first claim { kind, res, step, path } }, more =
--- { [normalized path] = { the claims after the first } } (kinds that
--- agree), absences = { { res, step, path, key }, ... }. nil, message when
--- two claims of one path do not agree.
-local function claims_of(recipe, cwd)
-  local claims, more, absences = {}, {}, {}
-  local norm_path = R.norm_path
+-- each_owned(recipe, visit): visit(s, res, def, p) for every path p a
+-- resource res of step s owns (def: its kind's definition), in recipe
+-- order, until visit returns something: that
+local function each_owned(recipe, visit)
   local kinds = R.kinds
   for _, s in ipairs(recipe.steps) do
     local resources = s.resources
@@ -150,32 +146,45 @@ local function claims_of(recipe, cwd)
       local def = kinds[res.kind]
       local field = def and def.owns
       local v = field and res[field]
-      if v ~= nil then
-        local one = type(v) ~= "table" and v
-        local i = 0
-        while true do   -- (a list: as ipairs goes)
-          i = i + 1
-          local p = one or v[i]
-          if p == nil or one and i > 1 then break end
-          local key = norm_path(p, cwd)
-          local claim = { kind = res.kind, res = res, step = s, path = p }
-          local first = claims[key]
-          if not first then
-            claims[key] = claim
-          else
-            if not agree(first, claim) then return nil, both_own(s, res, p, first) end
-            local list = more[key]
-            if not list then list = {}; more[key] = list end
-            for _, prev in ipairs(list) do
-              if not agree(prev, claim) then return nil, both_own(s, res, p, prev) end
-            end
-            list[#list + 1] = claim
-          end
-          if def.absent then absences[#absences + 1] = { res = res, step = s, path = p, key = key } end
+      if type(v) == "table" then
+        for _, p in ipairs(v) do
+          local out = visit(s, res, def, p)
+          if out ~= nil then return out end
         end
+      elseif v ~= nil then
+        local out = visit(s, res, def, v)
+        if out ~= nil then return out end
       end
     end
   end
+end
+
+-- one pass over every path claimed, in recipe order: claims = {
+-- [normalized path] = the first claim { kind, res, step, path } }, more =
+-- { [normalized path] = { the claims after the first } } (kinds that
+-- agree), absences = { { res, step, path, key }, ... }. nil, message when
+-- two claims of one path do not agree.
+local function claims_of(recipe, cwd)
+  local claims, more, absences = {}, {}, {}
+  local norm_path = R.norm_path
+  local err = each_owned(recipe, function(s, res, def, p)
+    local key = norm_path(p, cwd)
+    local claim = { kind = res.kind, res = res, step = s, path = p }
+    local first = claims[key]
+    if not first then
+      claims[key] = claim
+    else
+      if not agree(first, claim) then return both_own(s, res, p, first) end
+      local list = more[key]
+      if not list then list = {}; more[key] = list end
+      for _, prev in ipairs(list) do
+        if not agree(prev, claim) then return both_own(s, res, p, prev) end
+      end
+      list[#list + 1] = claim
+    end
+    if def.absent then absences[#absences + 1] = { res = res, step = s, path = p, key = key } end
+  end)
+  if err then return nil, err end
   return claims, more, absences
 end
 
@@ -203,8 +212,34 @@ local function claims_inside(claims, more, absences)
   return removed
 end
 
+-- shared(recipe, cwd) -> true when some path is claimed twice, or an
+-- absence is declared: then claims_of, whose claims make the messages, is
+-- needed. The usual recipe has neither: this pass makes no table per
+-- claim, and keys the usual relative path by itself (no cwd prepended):
+-- a path's key is its normalized form, relative when under cwd ("." for
+-- cwd itself), so that two spellings of one path share a key.
+local function shared(recipe, cwd)
+  local seen = {}
+  local norm_path, clean_path = R.norm_path, R.clean_path
+  local under = cwd == "/" and "/" or cwd .. "/"
+  return each_owned(recipe, function(_, _, def, p)
+    if def.absent or type(p) ~= "string" then return true end   -- (claims_of raises what it always did)
+    local key
+    if clean_path(p) and p:byte(1) ~= 47 then
+      key = p
+    else
+      local abs = norm_path(p, cwd)
+      if abs:sub(1, #under) == under then key = abs:sub(#under + 1)
+      else key = abs == cwd and "." or abs end
+    end
+    if seen[key] then return true end
+    seen[key] = true
+  end) or false
+end
+
 function M.path_conflict(recipe)
   local cwd = core.cwd() or "/"
+  if not shared(recipe, cwd) then return nil end
   local claims, more, absences = claims_of(recipe, cwd)
   if not claims then return more end
   if #absences == 0 then return nil end
@@ -249,6 +284,7 @@ end
 -- on_change names steps the recipe ends up with (after include,
 -- remove_step, ...), each before the step that watches it
 function M.on_change_targets(recipe)
+  if recipe.on_change_declared == false then return nil end   -- the loader saw no step with on_change
   local index
   for i, s in ipairs(recipe.steps) do
     local watched = s.on_change
