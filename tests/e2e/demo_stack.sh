@@ -74,7 +74,7 @@ docker tag "$IMAGE" "$PRE"
 
 run "$P" plan --teardown $DEMO $VARS
 expect "plan --teardown: exit 3, the project's containers, its network and (undo \"image\") the image named" \
-    eval '[ $RC = 3 ] && has "$OUT" "container $PROJECT-web-1 (running)" && has "$OUT" "network ${PROJECT}_default" && has "$OUT" "- image $IMAGE"'
+    eval '[ $RC = 3 ] && has "$OUT" "container $PROJECT[-_]web[-_]1 (running)" && has "$OUT" "network ${PROJECT}_default" && has "$OUT" "- image $IMAGE"'
 expect "... and nothing taken down: the containers are there" test -n "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
 run "$P" teardown $DEMO $VARS
 expect "teardown: exit 0" test "$RC" = 0
