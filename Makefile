@@ -44,7 +44,7 @@ BUILD   := build/san
 BIN     := provision-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # the Lua stack balance checks of core.h (STACK_ENTER / STACK_LEAVE)
-STACKFLAGS := -DPROVISION_STACK_CHECK
+STACKFLAGS := -DPROVISION_STACK_CHECK -DPROVISION_FREE_AT_EXIT
 else
 BUILD   := build
 BIN     := provision

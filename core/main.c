@@ -19,6 +19,28 @@ static int msghandler(lua_State *L)
     return 1;
 }
 
+/* At exit the heap goes back to the kernel whole: lua_close still runs
+ * every finalizer (ssh tunnels stopped, working folders removed), but
+ * with this allocator its frees do nothing (a 10,000-step run frees some
+ * 300,000 objects one by one otherwise). Builds and runs that check for
+ * leaks free for real: sanitizer builds (PROVISION_FREE_AT_EXIT) and
+ * PROVISION_FREE_AT_EXIT=1 in the environment (tests/leaks: valgrind). */
+static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud; (void)osize;
+    if (nsize == 0) return NULL;   /* the kernel takes it back at exit */
+    return realloc(ptr, nsize);
+}
+
+static void close_state(lua_State *L)
+{
+#ifndef PROVISION_FREE_AT_EXIT
+    const char *e = getenv("PROVISION_FREE_AT_EXIT");
+    if (!e || strcmp(e, "1") != 0) lua_setallocf(L, exit_alloc, NULL);
+#endif
+    lua_close(L);
+}
+
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
@@ -67,6 +89,6 @@ int main(int argc, char **argv)
         code = (int)lua_tointeger(L, -1);
     }
     fflush(stdout);
-    lua_close(L);
+    close_state(L);
     return code;
 }

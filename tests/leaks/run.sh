@@ -24,7 +24,8 @@ trap 'rm -rf "$SANDBOX"' EXIT
 trap 'exit 130' INT TERM
 cp tests/leaks/recipe.lua "$SANDBOX/recipe.lua"
 cd "$SANDBOX" || exit 1
-export NO_COLOR=1 PROVISION_STATE_DIR="$SANDBOX/.provision"
+# free every object at exit, as a build without this does not (core/main.c)
+export NO_COLOR=1 PROVISION_STATE_DIR="$SANDBOX/.provision" PROVISION_FREE_AT_EXIT=1
 with_fs=true   # the fs resources too (the recipe can run without them)
 
 # check NAME WANT_EXIT WANT_TEXT ARGS...   (WANT_TEXT: in the output, or "")

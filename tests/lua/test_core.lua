@@ -183,7 +183,7 @@ print("done")
 ]], 420))
   local asan = os.execute("grep -q __asan_init " .. bin)
   local cmd = (asan and "%s --script %s" or
-    "valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 %s --script %s")
+    "PROVISION_FREE_AT_EXIT=1 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 %s --script %s")
     :format(bin, d .. "/leak.lua")
   local p = io.popen(cmd .. " 2>&1")
   local out = p:read("a")
