@@ -130,10 +130,12 @@ static int fs_pushstat(lua_State *L, int follow)
     return 1;
 }
 
-/* same_content(fd, want, n) -> 0 (differs), 1 (the same), or -errno: the
- * file at fd holds exactly the n bytes of want (read in chunks, compared as
- * they come; one read past the end says there is no more) */
-static int same_content(int fd, const char *want, size_t n)
+/* same_content(fd, want, n, size) -> 0 (differs), 1 (the same), or
+ * -errno: the file at fd holds exactly the n bytes of want (read in
+ * chunks, compared as they come; a read asks for one byte more than is
+ * left, so a short one that ends at n, on a file fstat says is n bytes,
+ * is the end: no read past it) */
+static int same_content(int fd, const char *want, size_t n, off_t size)
 {
     char buf[65536];
     size_t at = 0;
@@ -147,6 +149,7 @@ static int same_content(int fd, const char *want, size_t n)
         if (got == 0) return at == n;
         if ((size_t)got > n - at || memcmp(buf, want + at, (size_t)got) != 0) return 0;
         at += (size_t)got;
+        if (at == n && (size_t)got < room && size == (off_t)n) return 1;
     }
 }
 
@@ -180,7 +183,7 @@ static int fs_probe(lua_State *L)
         int e = fd < 0 ? errno : fstat(fd, &fst) < 0 ? errno
               : (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) ? EAGAIN : 0;
         if (!e && want) {
-            same = same_content(fd, want, wantn);
+            same = same_content(fd, want, wantn, fst.st_size);
             if (same < 0) { e = -same; same = -1; }
         } else if (!e) e = provision_digest_fd(fd, DIGEST_SHA256, 1, hx);
         if (fd >= 0) close(fd);
