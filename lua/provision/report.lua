@@ -130,6 +130,9 @@ function Report:check(c, status, ms, detail)
   end
 end
 
+-- does a step that ends with status get a line (or an event)?
+function Report:shows_step(status) return self.json or not self.quiet or status == "failed" end
+
 -- a step's result line (and, for plan or -v, its change lines)
 function Report:step(i, s, status, ms, detail, changes, extra)
   if self.json then
@@ -144,7 +147,7 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     self:event(ev)
     return
   end
-  if self.quiet and status ~= "failed" then return end
+  if not self:shows_step(status) then return end
   -- a step the command line left out is not shown (-v shows it); one that
   -- waits for a change (on_change) is, saying for what
   if status == "skipped" and not self.verbose and not detail then return end

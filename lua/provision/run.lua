@@ -219,6 +219,7 @@ local function new_ctx(run, step, saved)
 end
 
 local function step_kind(s)
+  if #s.resources == 1 then return s.resources[1].kind end
   local kinds, seen = {}, {}
   for _, r in ipairs(s.resources) do
     if not seen[r.kind] then seen[r.kind] = true; kinds[#kinds + 1] = r.kind end
@@ -325,7 +326,8 @@ local function run_step(run, s)
   local detail = run.detail
   if not detail then
     if status == "ok" or #changes_all == 0 then
-      detail = #s.resources == 1 and describe(s.resources[1]) or nil
+      -- (what the report will not show is not worded: -q's ok steps)
+      detail = #s.resources == 1 and run.report:shows_step(status) and describe(s.resources[1]) or nil
     else
       detail = changes_all[1]
       if #changes_all > 1 then detail = detail .. (" (+%d more)"):format(#changes_all - 1) end

@@ -127,7 +127,8 @@ F.replace_changes = replace_changes
 F.BACKUP_NOTE = "  (backup = true: the old content is kept beside it)"
 
 -- check for a file that is to hold content. display and mask_old: see
--- content_changes
+-- content_changes; display may also be a function of the content giving
+-- it, called only when there is a change to show (a no-op words nothing)
 -- the check's answer when it has changes: a failure when apply could not
 -- make them (B.blockers), else the changes with any note
 function F.would(self, ctx, changes, new)
@@ -141,6 +142,7 @@ function F.check(self, ctx, content, display, mask_old)
   local st, err = B.probe(self.path, false, content)
   if st == nil then return nil, err end
   local changes = {}
+  if type(display) == "function" then display = (st == false or not st.same) and display(content) or nil end
   if not st then return F.would(self, ctx, new_file_changes(self, content, display, changes), true) end
   local replace = replace_changes(self, st)
   if replace then return false, replace end
@@ -268,8 +270,8 @@ F.file = R.define {
   end,
   describe = function(self) return "file " .. self.path end,
   check = function(self, ctx)
-    local content = R.reveal(self.content)
-    return F.check(self, ctx, content, (not R.is_secret(self.content)) and R.mask(content) or nil)
+    if R.is_secret(self.content) then return F.check(self, ctx, R.reveal(self.content), nil) end
+    return F.check(self, ctx, self.content, R.mask)   -- shown with any secret value in it blanked
   end,
   apply = function(self, ctx) return F.apply(self, ctx, R.reveal(self.content), R.is_secret(self.content)) end,
   plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
