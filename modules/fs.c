@@ -37,7 +37,7 @@
  *   sha256(path) / xxh128(path) -> hex | nil, msg, errno   (streamed;
  *       XXH3-128: core/digest.c; both stop at SIGINT/SIGTERM)
  *   stamp(path) -> text | nil, msg, errno   (device, inode, size, mtime, ctime)
- *   sha256_string(s) -> hex
+ *   sha256_string(s) / xxh128_string(s) -> hex
  *   listdir(path) -> { names, sorted } | nil, msg, errno
  *   remove_own(path [, id]) -> true | nil, msg, errno   (what a run of ours
  *       left: a file of ours; a folder with all under it only when id, its
@@ -608,22 +608,24 @@ static int fs_digest(lua_State *L, int kind)
 static int fs_sha256(lua_State *L) { return fs_digest(L, DIGEST_SHA256); }
 static int fs_xxh128(lua_State *L) { return fs_digest(L, DIGEST_XXH128); }
 
-static int fs_sha256_string(lua_State *L)
+static int fs_digest_string(lua_State *L, int kind)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     provision_digest d;
     char hx[DIGEST_HEX_MAX];
-    int e = provision_digest_init(&d, DIGEST_SHA256);
+    int e = provision_digest_init(&d, kind);
     if (!e) {
         provision_digest_update(&d, s, len);
         provision_digest_hex(&d, hx);
     }
     provision_digest_free(&d);
-    if (e) return luaL_error(L, "sha256: libcrypto failed");
+    if (e) return luaL_error(L, "%s: out of memory or libcrypto failed", provision_digest_name(kind));
     lua_pushstring(L, hx);
     return 1;
 }
+static int fs_sha256_string(lua_State *L) { return fs_digest_string(L, DIGEST_SHA256); }
+static int fs_xxh128_string(lua_State *L) { return fs_digest_string(L, DIGEST_XXH128); }
 
 /* listdir: the names read at once (tree.c), sorted byte by byte (what
  * table.sort does in the C locale provision runs in), then into a table
@@ -687,6 +689,7 @@ static const luaL_Reg fs_funcs[] = {
     { "remove_tree", fs_remove_tree },
     { "sha256", fs_sha256 },
     { "sha256_string", fs_sha256_string },
+    { "xxh128_string", fs_xxh128_string },
     { "stamp", fs_stamp },
     { "stat", fs_stat },
     { "symlink", fs_symlink },

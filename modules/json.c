@@ -570,6 +570,131 @@ static int json_decode(lua_State *L)
     return 1;
 }
 
+/* ---- lazy reading: the state of a 10,000-step recipe is 60,000 tables a
+ * no-op never looks at (a step's record matters when it changes, and to
+ * teardown). decode_lazy reads the top-level object but leaves the values
+ * of one member object where they are: that member becomes a table of
+ * name -> the offset of the value in the text, and decode_at reads one
+ * when it is wanted. */
+
+/* past the value at r->p, pushing nothing: strings (escapes too) and
+ * nesting followed, nothing else checked: only for text this program wrote
+ * (the state file, when it is what was saved: lua/provision/state.lua) ->
+ * 1 | 0 (not a whole value) */
+static int skip_value(reader *r, int depth)
+{
+    int level = 0;
+    skip_ws(r);
+    do {
+        if (r->p >= r->end) return 0;
+        char c = *r->p++;
+        if (c == '"') {
+            while (r->p < r->end && *r->p != '"') r->p += *r->p == '\\' ? 2 : 1;
+            if (r->p >= r->end) return 0;
+            r->p++;
+        } else if (c == '{' || c == '[') {
+            if (depth + ++level > r->deepest) r->deepest = depth + level;
+        } else if (c == '}' || c == ']') {
+            if (--level < 0) return 0;
+        } else if (level == 0) {   /* a number or a literal: to the next delimiter */
+            while (r->p < r->end && !strchr(",}] \n\t\r", *r->p)) r->p++;
+        }
+    } while (level > 0);
+    return 1;
+}
+
+/* decode_lazy(text, key [, max_depth]) -> value | nil: as decode, but the
+ * value of the top-level object's member key (an object) is a table of its
+ * names -> offsets (decode_at). nil when the text is not that or the
+ * reader is not sure of it: decode then says what it is. */
+static int json_decode_lazy(lua_State *L)
+{
+    size_t len, klen;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *key = luaL_checklstring(L, 2, &klen);
+    int max_depth = (int)luaL_optinteger(L, 3, 0);
+    int top = lua_gettop(L);
+    reader r = { s, s + len, 0 };
+    skip_ws(&r);
+    if (r.p >= r.end || *r.p != '{') goto unsure;
+    r.p++;
+    lua_newtable(L);
+    skip_ws(&r);
+    if (r.p < r.end && *r.p == '}') { r.p++; goto done; }
+    for (;;) {
+        skip_ws(&r);
+        if (r.p >= r.end || *r.p != '"' || !fast_string(L, &r, 1)) goto unsure;
+        skip_ws(&r);
+        if (r.p >= r.end || *r.p != ':') goto unsure;
+        r.p++;
+        size_t nlen;
+        const char *name = lua_tolstring(L, -1, &nlen);
+        if (nlen == klen && memcmp(name, key, klen) == 0) {
+            skip_ws(&r);
+            if (r.p >= r.end || *r.p != '{') goto unsure;
+            r.p++;
+            lua_newtable(L);   /* ... data key index */
+            skip_ws(&r);
+            if (r.p < r.end && *r.p == '}') r.p++;
+            else for (;;) {
+                skip_ws(&r);
+                if (r.p >= r.end || *r.p != '"' || !fast_string(L, &r, 1)) goto unsure;
+                skip_ws(&r);
+                if (r.p >= r.end || *r.p != ':') goto unsure;
+                r.p++;
+                skip_ws(&r);
+                lua_pushinteger(L, (lua_Integer)(r.p - s) + 1);
+                if (!skip_value(&r, 1)) goto unsure;
+                lua_rawset(L, -3);
+                skip_ws(&r);
+                if (r.p < r.end && *r.p == ',') { r.p++; continue; }
+                if (r.p < r.end && *r.p == '}') { r.p++; break; }
+                goto unsure;
+            }
+        } else if (!fast_value(L, &r, 1)) {
+            goto unsure;
+        }
+        lua_rawset(L, -3);
+        skip_ws(&r);
+        if (r.p < r.end && *r.p == ',') { r.p++; continue; }
+        if (r.p < r.end && *r.p == '}') { r.p++; break; }
+        goto unsure;
+    }
+done:
+    skip_ws(&r);
+    if (r.p == r.end && (max_depth <= 0 || r.deepest <= max_depth)) return 1;
+unsure:
+    lua_settop(L, top);
+    lua_pushnil(L);
+    return 1;
+}
+
+/* decode_at(text, offset [, max_depth]) -> value | nil, why: the value that
+ * starts at offset (1-based: decode_lazy's), read as decode reads it */
+static int json_decode_at(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer at = luaL_checkinteger(L, 2);
+    int max_depth = (int)luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, at >= 1 && (size_t)at <= len, 2, "not an offset in the text");
+    reader r = { s + at - 1, s + len, 0 };
+    int top = lua_gettop(L);
+    if (fast_value(L, &r, 0) && (max_depth <= 0 || r.deepest <= max_depth)) return 1;
+    lua_settop(L, top);   /* not sure: the value's own text, through decode */
+    r = (reader){ s + at - 1, s + len, 0 };
+    if (!skip_value(&r, 0)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not a whole value at that offset");
+        return 2;
+    }
+    lua_pushcfunction(L, json_decode);
+    lua_pushlstring(L, s + at - 1, (size_t)(r.p - (s + at - 1)));
+    lua_pushinteger(L, max_depth);
+    lua_call(L, 2, 2);
+    return 2;
+}
+
 static int json_is_text(lua_State *L)
 {
     size_t len;
@@ -620,6 +745,8 @@ static int json_array_mark(lua_State *L)
 static const luaL_Reg json_funcs[] = {
     { "array", json_array_mark },
     { "decode", json_decode },
+    { "decode_at", json_decode_at },
+    { "decode_lazy", json_decode_lazy },
     { "encode", json_encode },
     { "is_text", json_is_text },
     { "text", json_text },

@@ -12,6 +12,7 @@ local State = require "provision.state"
 local secret = require "provision.secret"
 local R = require "provision.resource"
 local selection = require "provision.selection"
+local step_kind = require("provision.dsl.steps").kind
 
 local M = {}
 
@@ -83,6 +84,22 @@ local function run_check(res, ctx)
 end
 
 local recorded, revert_step, orphan_steps   -- below: the teardown's, also behind ctx:undo
+
+-- saved[i], resource i's { kind, state }: its state is fetched from the
+-- state file the first time it is wanted (a no-op's check seldom does: a
+-- 10,000-step state then decodes none of its records)
+local function saved_state(run, s, i, sv)
+  local st = sv.state
+  if st == nil then
+    st = run.state and run.state:resource(s.name, i, sv.kind) or {}
+    sv.state = st
+  end
+  return st
+end
+-- every resource's, before the step's records are written
+local function fetch_saved(run, s, saved)
+  for i, sv in ipairs(saved) do saved_state(run, s, i, sv) end
+end
 
 local Ctx = {}
 Ctx.__index = Ctx
@@ -177,7 +194,7 @@ function Ctx:adopt(path)
   local want = R.norm_path(path, cwd)
   local state = self.run.state
   local lists = {}
-  for name, st in pairs(state.data.steps) do lists[#lists + 1] = { st.resources, name } end
+  for name, st in pairs(state:steps()) do lists[#lists + 1] = { st.resources, name } end
   for _, e in ipairs(state:replaced()) do lists[#lists + 1] = { e.resources } end
   for _, item in ipairs(lists) do
     for _, r in ipairs(type(item[1]) == "table" and item[1] or {}) do
@@ -200,6 +217,7 @@ end
 function Ctx:checkpoint()
   local run = self.run
   if run.plan or not run.state or not run.current_saved then return true end
+  fetch_saved(run, self.step, run.current_saved)
   run.state:set_step(self.step.name, run.current_saved)
   return run.state:flush()
 end
@@ -218,13 +236,18 @@ local function new_ctx(run, step, saved)
   }, Ctx)
 end
 
-local function step_kind(s)
-  if #s.resources == 1 then return s.resources[1].kind end
-  local kinds, seen = {}, {}
-  for _, r in ipairs(s.resources) do
-    if not seen[r.kind] then seen[r.kind] = true; kinds[#kinds + 1] = r.kind end
-  end
-  return table.concat(kinds, "+")
+-- a ctx whose .state is saved[i]'s, fetched when first read
+local LazyCtx = { __index = function(ctx, k)
+  if k ~= "state" then return Ctx[k] end
+  local st = saved_state(ctx.run, ctx.step, ctx.index, ctx.saved)
+  rawset(ctx, "state", st)
+  return st
+end }
+local function step_ctx(run, step, i, sv)
+  return setmetatable({
+    run = run, step = step, index = i, saved = sv, plan = run.plan, verbose = run.o.verbose,
+    json = run.o.json, timeout = run.o.timeout, t0 = core.now(),
+  }, LazyCtx)
 end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
@@ -279,13 +302,11 @@ local function run_step(run, s)
   -- every resource's saved table, the ones a failure stops before too: the
   -- step's state is saved whole, and what they created must stay recorded
   local saved = {}
-  for i, res in ipairs(s.resources) do
-    saved[i] = { kind = res.kind, state = run.state and run.state:resource(s.name, i, res.kind) or {} }
-  end
+  for i, res in ipairs(s.resources) do saved[i] = { kind = res.kind } end
   run.current_saved = not s.preflight and saved or nil   -- for ctx:checkpoint
   run.detail, run.bytes = nil, nil
   for i, res in ipairs(s.resources) do
-    local ctx = new_ctx(run, s, saved[i].state)
+    local ctx = step_ctx(run, s, i, saved[i])
     local ok, changes = run_check(res, ctx)
     -- an input an earlier step would write: a change to come, also when the
     -- check could not read it yet (an archive a step before downloads)
@@ -462,6 +483,7 @@ local function apply_or_plan(run)
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a
         -- crash or SIGKILL loses only the step it was in
+        fetch_saved(run, s, saved)
         run.state:set_step(s.name, saved)
         local ok, err = run.state:flush()
         if not ok then
@@ -577,7 +599,7 @@ function orphan_steps(run, only)
     items[#items + 1] = { name = name, resources = resources, saved = saved, why = why, forget = forget,
                           still = still, applied = tonumber(applied) or 0 }
   end
-  for name, st in pairs(only and {} or run.state.data.steps) do
+  for name, st in pairs(only and {} or run.state:steps()) do
     if not run.recipe.by_name[name] then
       add(name, st.applied, st.resources, "the step is no longer in the recipe", function() run.state:forget(name) end,
           function() return run.state:has(name) end)
@@ -703,43 +725,6 @@ local function teardown(run)
   return finish(run, teardown_code(run))
 end
 
-local function list(recipe, report)
-  if report.json then   -- checks, steps, then the variables (name, type, default: a secret's masked)
-    for _, c in ipairs(recipe.checks) do
-      report:event { event = "check", name = c.name, kind = step_kind(c), status = "listed" }
-    end
-    for i, s in ipairs(recipe.steps) do
-      report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0,
-                     tags = #(s.tags or {}) > 0 and s.tags or nil }
-    end
-    for _, k in ipairs(recipe.var_order) do
-      local v = recipe.vars[k]
-      local d = v.secret and secret.MASK or v.default
-      report:event { event = "variable", name = k, type = v.secret and "string" or type(v.default),
-                     default = d, secret = v.secret and true or false }
-    end
-    return EXIT.ok
-  end
-  local out = { recipe.name .. (recipe.description and (": " .. recipe.description) or "") .. "\n" }
-  for _, c in ipairs(recipe.checks) do out[#out + 1] = ("  check  %s  (%s)\n"):format(c.name, step_kind(c)) end
-  for i, s in ipairs(recipe.steps) do
-    local tags = #(s.tags or {}) > 0 and ("  tags: " .. table.concat(s.tags, ", ")) or ""
-    out[#out + 1] = ("  %3d.  %s  (%s)%s\n"):format(i, s.name, step_kind(s), tags)
-  end
-  if recipe.teardown then
-    out[#out + 1] = ("  teardown  (%s)\n"):format(step_kind(recipe.teardown))
-  end
-  if #recipe.var_order > 0 then
-    out[#out + 1] = "  variables:\n"
-    for _, k in ipairs(recipe.var_order) do
-      local v = recipe.vars[k]
-      out[#out + 1] = ("    %s = %s\n"):format(k, v.secret and secret.MASK or tostring(v.value))
-    end
-  end
-  report:write(table.concat(out))
-  return EXIT.ok
-end
-
 function M.main(o)
   core.shield(true)   -- our own code from here on: only call() and the load lower it
   local report = Report.new(o)
@@ -754,7 +739,7 @@ function M.main(o)
     report:err("provision: " .. clean_error(err) .. "\n")
     return EXIT.usage
   end
-  if o.verb == "list" then return list(recipe, report) end
+  if o.verb == "list" then return require("provision.cli.list").main(recipe, report) end
   local selected, partial = selection.select(recipe, o)
   if not selected then report:err("provision: " .. partial .. "\n"); return EXIT.usage end
   if o.verb == "teardown" and recipe.teardown and selection.any(o) then

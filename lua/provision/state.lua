@@ -14,10 +14,20 @@
 -- (flush), so a run killed outright (SIGKILL) loses nothing but the step it
 -- was in; the state file is rewritten whole, atomically and fsync'd, at the
 -- end of the run (save), which then drops the journal. Opening replays a
--- journal left behind. Resources never put a revealed secret in their
+-- journal left behind.
+--
+-- Reading: a no-op never looks at most steps' records (a record matters
+-- when its step changes, and to teardown), and a 10,000-step state is
+-- 60,000 tables. save writes beside the state file the XXH3-128 of its
+-- text (<recipe>.digest); a state file that still has that digest is the
+-- very text this program wrote from a checked state, so open reads it
+-- lazily: each step's record is decoded the first time it is asked for
+-- (json.decode_lazy, decode_at). Any other state file (edited, damaged, no
+-- digest, a journal to replay) is read whole and checked first, as ever. Resources never put a revealed secret in their
 -- state (tests/cli/secrets.sh checks); a secret object encodes as its mask.
 local core = require "provision._core"
 local json = require "provision.json"
+local FS = require "provision._fs"
 
 local State = {}
 State.__index = State
@@ -195,6 +205,55 @@ end
 -- Internal, for tests/fuzz/state.c.
 State._replay = replay
 
+-- the steps of a state file read lazily: a table whose records are
+-- decoded from text at their offsets (index) when first read; a record
+-- assigned before it is read is the assigned one
+local function lazy_steps(text, index)
+  return setmetatable({}, {
+    __index = function(t, name)
+      local at = index[name]
+      if not at then return nil end
+      index[name] = nil
+      local v, err = json.decode_at(text, at, MAX_DEPTH)
+      if v == nil then error(("state: step %s: %s"):format(json.encode(name), tostring(err))) end
+      rawset(t, name, v)
+      return v
+    end,
+    __newindex = function(t, name, v) index[name] = nil; rawset(t, name, v) end,
+    index = index,
+  })
+end
+
+-- every step's record decoded (what iterates over them needs it all)
+local function all_steps(data)
+  local mt = getmetatable(data.steps)
+  if mt then
+    setmetatable(data.steps, nil)
+    for name in pairs(mt.index) do
+      if rawget(data.steps, name) == nil then mt.__index(data.steps, name) end
+    end
+  end
+  return data.steps
+end
+
+-- has data any step's record (read or not)?
+local function any_step(data)
+  local mt = getmetatable(data.steps)
+  return next(data.steps) ~= nil or mt ~= nil and next(mt.index) ~= nil
+end
+
+-- text as this program saved it (its digest beside it): data with lazy
+-- steps, or nil (anything else: read it whole)
+local function read_saved(h, text, digest_name)
+  if not text then return nil end
+  local sum = h:read(digest_name)
+  if not sum or sum ~= "xxh128:" .. FS.xxh128_string(text) .. "\n" then return nil end
+  local data = json.decode_lazy(text, "steps", MAX_DEPTH)
+  if type(data) ~= "table" or data.version ~= VERSION then return nil end
+  data.steps = lazy_steps(text, data.steps or {})
+  return data
+end
+
 -- State.open(dir, recipe_name, o) -> state | nil, message, why
 --   o.create: make the folder when missing (apply, teardown); without it a
 --     missing folder is an empty state that cannot be saved (plan)
@@ -214,6 +273,7 @@ function State.open(dir, recipe_name, o)
   end
   local self = setmetatable({ dir = dir, name = file_name(recipe_name),
                               journal_name = (file_name(recipe_name):gsub("%.json$", ".journal")),
+                              digest_name = (file_name(recipe_name):gsub("%.json$", ".digest")),
                               pending = {}, journal_bytes = 0 }, State)
   self.path = dir .. "/" .. self.name
   local h, err, why = core.state_dir(dir, o.create)
@@ -235,7 +295,8 @@ function State.open(dir, recipe_name, o)
     local jtext, jerr = h:read(self.journal_name)
     if jtext == nil then return nil, jerr, "bad" end
     local bad
-    data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name)
+    data = (not jtext or jtext == "") and read_saved(h, text, self.digest_name)
+    if not data then data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name) end
     if not data then return nil, bad, "bad" end
     if jtext and jtext ~= "" then
       self.dirty = true        -- saved whole at the end of this run
@@ -244,7 +305,7 @@ function State.open(dir, recipe_name, o)
   end
   -- which recipe file this is the state of
   if o.recipe_file and data.recipe_file and data.recipe_file ~= o.recipe_file and not o.adopt
-     and next(data.steps) ~= nil then
+     and any_step(data) then
     return nil, ("state file %s belongs to the recipe %s, not to %s (both are named '%s'). Each recipe "
       .. "needs its own: give one of them another recipe { name = ... }, or --state-dir; to take the "
       .. "state over on purpose (the recipe file moved), run with --adopt-state"):format(
@@ -392,7 +453,10 @@ function State:clear_notified(step_name)
   if st and st.notified then st.notified = nil; note_step(self, step_name) end
 end
 
-function State:empty() return next(self.data.steps) == nil and self.data.replaced == nil end
+-- every step's record, by name (all decoded: for what goes through them all)
+function State:steps() return all_steps(self.data) end
+
+function State:empty() return not any_step(self.data) and self.data.replaced == nil end
 
 -- flush(): the changes made since the last flush, appended to the journal
 -- (a write, not an fsync: what a killed process wrote stays)
@@ -426,16 +490,24 @@ end
 function State:save()
   if not self.dirty then return true end
   if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
+  -- the digest goes first and comes back last: a digest beside a state
+  -- file is always that file's, or it matches nothing
+  local ok, err = self.h:remove(self.digest_name)
+  if not ok then return nil, "saving state: " .. err end
   if self:empty() then
-    local ok, err = self.h:remove(self.name)
+    ok, err = self.h:remove(self.name)
     if not ok then return nil, "saving state: " .. err end
   else
+    all_steps(self.data)   -- (encode goes through the table itself)
     local eok, text = pcall(json.encode, self.data, { pretty = true })
     if not eok then return nil, unencodable(text, "a step") end
-    local ok, err = self.h:write(self.name, text .. "\n")
+    text = text .. "\n"
+    ok, err = self.h:write(self.name, text)
+    if not ok then return nil, "saving state: " .. err end
+    ok, err = self.h:write(self.digest_name, "xxh128:" .. FS.xxh128_string(text) .. "\n")
     if not ok then return nil, "saving state: " .. err end
   end
-  local ok, err = self.h:remove(self.journal_name)
+  ok, err = self.h:remove(self.journal_name)
   if not ok then return nil, "saving state: " .. err end
   self.pending, self.journal_bytes, self.dirty = {}, 0, false
   return true

@@ -16,7 +16,10 @@
  *     one {replaced} line) replayed over no state gives the same steps
  *     and replaced records;
  *   - a journal whose last line has no newline (a run killed while it
- *     wrote it) reads as the journal without that line. */
+ *     wrote it) reads as the journal without that line;
+ *   - the text save writes for a state, read lazily (json.decode_lazy,
+ *     decode_at: what open does when its digest matches), gives the same
+ *     record for every step, and no other step. */
 #include "fuzz_lua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,6 +57,17 @@ static const char property[] =
 "    assert(json.encode(d4.steps) == json.encode(data.steps), 'replayed steps differ')\n"
 "    assert(json.encode(d4.replaced) == json.encode(data.replaced), 'replayed replaced records differ')\n"
 "  end\n"
+"  -- the text save writes, read lazily as open reads it when its digest\n"
+"  -- matches: every step's record the same, and no other\n"
+"  local saved = json.encode(data, { pretty = true }) .. '\\n'\n"
+"  local lz = assert(json.decode_lazy(saved, 'steps', 200), 'what save writes is not read lazily')\n"
+"  local n = 0\n"
+"  for name, at in pairs(lz.steps or {}) do\n"
+"    n = n + 1\n"
+"    assert(json.encode(json.decode_at(saved, at, 200)) == json.encode(data.steps[name]), 'a record read lazily differs')\n"
+"  end\n"
+"  for _ in pairs(data.steps) do n = n - 1 end\n"
+"  assert(n == 0, 'read lazily, another set of steps')\n"
 "  return data, text2\n"
 "end\n"
 "\n"

@@ -78,4 +78,15 @@ end
 function M.undo(step, where) return setmetatable({ step = step, where = where }, Undo) end
 function M.is_undo(res) return getmetatable(res) == Undo end
 
+-- kind(s): what a step is made of, as the report names it: its one
+-- resource's kind, or the kinds of its resources, each once ("a+b")
+function M.kind(s)
+  if #s.resources == 1 then return s.resources[1].kind end
+  local kinds, seen = {}, {}
+  for _, r in ipairs(s.resources) do
+    if not seen[r.kind] then seen[r.kind] = true; kinds[#kinds + 1] = r.kind end
+  end
+  return table.concat(kinds, "+")
+end
+
 return M
