@@ -157,5 +157,8 @@ int provision_procs_run(provision_procs_job *jobs, size_t n, const provision_pro
 int luaopen_provision_core(lua_State *L);
 /* lstate.c: the state folder's functions, into the _core table on the stack */
 void provision_open_statedir(lua_State *L);
+/* the text at idx, a string or a bytes userdata (dir:read(name, "bytes")):
+ * raises on anything else */
+const char *provision_checkbytes(lua_State *L, int idx, size_t *len);
 
 #endif

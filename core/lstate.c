@@ -10,7 +10,10 @@
  *
  *   _core.state_dir(path, create) -> dir | nil, message, why
  *       why: "missing" (not there, and create false), "untrusted", "error"
- *   dir:read(name) -> text | false (no such file) | nil, message
+ *   dir:read(name [, "bytes"]) -> text | false (no such file) | nil, message
+ *       "bytes": the text as a bytes userdata (provision_checkbytes), read
+ *       straight into it: a string would be the file's size twice over
+ *       while it is made (luaL_Buffer's box, then the string)
  *   dir:write(name, text) -> true | nil, message   (atomic: temp, fsync, rename, 0600)
  *   dir:append(name, text) -> true | nil, message  (O_APPEND, 0600; no fsync)
  *   dir:remove(name) -> true | nil, message
@@ -30,6 +33,7 @@
 #include "tree.h"
 
 #define STATEDIR_MT "provision.statedir"
+#define BYTES_MT "provision.bytes"
 #define LOCK_MT "provision.lock"
 
 /* afd: the file append() last wrote to (aname), kept open: a journal line
@@ -173,23 +177,76 @@ static int open_in(lua_State *L, state_dir *d, const char *name, int flags, int 
     return fd;
 }
 
+typedef struct { size_t len; char data[]; } bytes;
+
+const char *provision_checkbytes(lua_State *L, int idx, size_t *len)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) return lua_tolstring(L, idx, len);
+    bytes *b = luaL_testudata(L, idx, BYTES_MT);
+    if (!b) luaL_typeerror(L, idx, "string or bytes");
+    *len = b->len;
+    return b->data;
+}
+
+static int bytes_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)((bytes *)luaL_checkudata(L, 1, BYTES_MT))->len);
+    return 1;
+}
+
+static int bytes_tostring(lua_State *L)
+{
+    bytes *b = luaL_checkudata(L, 1, BYTES_MT);
+    lua_pushlstring(L, b->data, b->len);
+    return 1;
+}
+
+/* the file at fd (closed here) into a bytes userdata of its size: what is
+ * read then (a file that grew: its first bytes; shrank: what there is) */
+static int read_bytes(lua_State *L, state_dir *d, const char *name, int fd)
+{
+    struct stat st;
+    size_t size = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 0;
+    bytes *b = lua_newuserdatauv(L, sizeof *b + size, 0);
+    luaL_setmetatable(L, BYTES_MT);
+    b->len = 0;
+    while (b->len < size) {
+        ssize_t r = read(fd, b->data + b->len, size - b->len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return fail3(L, "error", "%s/%s: %s", d->path, name, strerror(e));
+        }
+        if (r == 0) break;
+        b->len += (size_t)r;
+    }
+    close(fd);
+    return 1;
+}
+
 static int dir_read(lua_State *L)
 {
     state_dir *d = check_dir(L);
     const char *name = check_name(L, 2);
+    int as_bytes = lua_isstring(L, 3) && strcmp(lua_tostring(L, 3), "bytes") == 0;
     int pushed, fd = open_in(L, d, name, O_RDONLY, &pushed);
     if (fd < 0) {
         if (pushed) return pushed;
         lua_pushboolean(L, 0);   /* no such file */
         return 1;
     }
-    /* in blocks as large as the file (a state file is read whole) */
+    if (as_bytes) return read_bytes(L, d, name, fd);
+    /* in one read of the file's size and a byte more (a state file is read
+     * whole; then the buffer never grows: a 4 MB state once, not twice
+     * over), smaller ones if it grew meanwhile */
     STACK_ENTER(L);
     struct stat st;
     size_t block = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 8192;
     luaL_Buffer b;
-    luaL_buffinit(L, &b);
+    luaL_buffinitsize(L, &b, block);
     for (;;) {
+        if (b.size > b.n) block = b.size - b.n;   /* the room left first */
         char *p = luaL_prepbuffsize(&b, block);
         ssize_t r = read(fd, p, block);
         if (r < 0) {
@@ -343,6 +400,13 @@ void provision_open_statedir(lua_State *L)
         lua_setfield(L, -2, "unlock");
         lua_pushvalue(L, -1);                   /* _core mt mt */
         lua_setfield(L, -2, "__index");         /* _core mt: its own methods */
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, BYTES_MT)) {
+        lua_pushcfunction(L, bytes_len);
+        lua_setfield(L, -2, "__len");
+        lua_pushcfunction(L, bytes_tostring);
+        lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);                              /* _core */
     lua_pushcfunction(L, core_state_dir);

@@ -603,14 +603,15 @@ static int skip_value(reader *r, int depth)
     return 1;
 }
 
-/* decode_lazy(text, key [, max_depth]) -> value | nil: as decode, but the
+/* decode_lazy(text, key [, max_depth]) -> value | nil: as decode (text: a
+ * string, or bytes: provision_checkbytes), but the
  * value of the top-level object's member key (an object) is a table of its
  * names -> offsets (decode_at). nil when the text is not that or the
  * reader is not sure of it: decode then says what it is. */
 static int json_decode_lazy(lua_State *L)
 {
     size_t len, klen;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = provision_checkbytes(L, 1, &len);
     const char *key = luaL_checklstring(L, 2, &klen);
     int max_depth = (int)luaL_optinteger(L, 3, 0);
     int top = lua_gettop(L);
@@ -674,7 +675,7 @@ unsure:
 static int json_decode_at(lua_State *L)
 {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = provision_checkbytes(L, 1, &len);
     lua_Integer at = luaL_checkinteger(L, 2);
     int max_depth = (int)luaL_optinteger(L, 3, 0);
     luaL_argcheck(L, at >= 1 && (size_t)at <= len, 2, "not an offset in the text");

@@ -242,8 +242,8 @@ local function any_step(data)
   return next(data.steps) ~= nil or mt ~= nil and next(mt.index) ~= nil
 end
 
--- text as this program saved it (its digest beside it): data with lazy
--- steps, or nil (anything else: read it whole)
+-- text (bytes) as this program saved it (its digest beside it): data with
+-- lazy steps, or nil (anything else: read it whole)
 local function read_saved(h, text, digest_name)
   if not text then return nil end
   local sum = h:read(digest_name)
@@ -290,13 +290,17 @@ function State.open(dir, recipe_name, o)
   end
   local data = { version = VERSION, steps = {} }
   if h then
-    local text, rerr = h:read(self.name)
-    if text == nil then return nil, rerr, "bad" end
     local jtext, jerr = h:read(self.journal_name)
     if jtext == nil then return nil, jerr, "bad" end
+    -- (as bytes: read lazily, the text is kept for the whole run)
+    local text, rerr = h:read(self.name, "bytes")
+    if text == nil then return nil, rerr, "bad" end
     local bad
     data = (not jtext or jtext == "") and read_saved(h, text, self.digest_name)
-    if not data then data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name) end
+    if not data then
+      text = text and tostring(text)
+      data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name)
+    end
     if not data then return nil, bad, "bad" end
     if jtext and jtext ~= "" then
       self.dirty = true        -- saved whole at the end of this run
@@ -499,7 +503,9 @@ function State:save()
     if not ok then return nil, "saving state: " .. err end
   else
     all_steps(self.data)   -- (encode goes through the table itself)
-    local eok, text = pcall(json.encode, self.data, { pretty = true })
+    -- compact: half the bytes of the indented form to write, hash and
+    -- keep while the run reads it lazily (`jq . <recipe>.json` shows it)
+    local eok, text = pcall(json.encode, self.data)
     if not eok then return nil, unencodable(text, "a step") end
     text = text .. "\n"
     ok, err = self.h:write(self.name, text)

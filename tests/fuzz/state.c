@@ -11,7 +11,7 @@
  *     damaged (why); move it away ..." message naming the file at fault;
  *   - a state it gives validates, survives json.encode (the next save)
  *     and json.decode, validates again, and encode/decode is a fixpoint;
- *     what save would write (pretty JSON) reads back to the same state;
+ *     the indented form of it reads back to the same state too;
  *   - the journal State writes for it (one {set, value} line per step,
  *     one {replaced} line) replayed over no state gives the same steps
  *     and replaced records;
@@ -59,7 +59,7 @@ static const char property[] =
 "  end\n"
 "  -- the text save writes, read lazily as open reads it when its digest\n"
 "  -- matches: every step's record the same, and no other\n"
-"  local saved = json.encode(data, { pretty = true }) .. '\\n'\n"
+"  local saved = json.encode(data) .. '\\n'\n"
 "  local lz = assert(json.decode_lazy(saved, 'steps', 200), 'what save writes is not read lazily')\n"
 "  local n = 0\n"
 "  for name, at in pairs(lz.steps or {}) do\n"
