@@ -12,6 +12,7 @@ local State = require "provision.state"
 local secret = require "provision.secret"
 local R = require "provision.resource"
 local selection = require "provision.selection"
+local batch = require "provision.batch"
 
 local M = {}
 
@@ -195,13 +196,12 @@ function Ctx:adopt(path)
 end
 
 -- what this step's resources recorded so far, into the state's journal now
--- (before a long transfer: the name of its part file), not only when the
--- step ends; nothing in plan
+-- (before a long transfer: the name of its part file; a write's intent:
+-- batch.lua), not only when the step ends; nothing in plan
 function Ctx:checkpoint()
   local run = self.run
   if run.plan or not run.state or not run.current_saved then return true end
-  run.state:set_step(self.step.name, run.current_saved)
-  return run.state:flush()
+  return batch.checkpoint(run, self.step.name, run.current_saved, self.sync_later)
 end
 
 -- ctx's methods are the runner's bookkeeping, called from resource code:
@@ -214,7 +214,7 @@ end
 local function new_ctx(run, step, saved)
   return setmetatable({
     run = run, step = step, state = saved or {}, plan = run.plan, verbose = run.o.verbose,
-    json = run.o.json, timeout = run.o.timeout, t0 = core.now(),
+    json = run.o.json, timeout = run.o.timeout, t0 = core.now(), sync_later = step.sync_later,
   }, Ctx)
 end
 
@@ -340,8 +340,9 @@ end
 
 local function finish(run, code)
   if run.state then
-    local ok, err = run.state:flush()
+    local ok, err = run.state:flush()   -- (the batch's too: batch.lua)
     if ok then ok, err = run.state:save() end
+    ok, err = batch.finish(run, ok, err)
     if not ok then
       if run.unsaved and #run.unsaved > 0 then
         err = err .. "\n  what these steps created is not recorded, so teardown will not remove it: "
@@ -452,6 +453,8 @@ local function apply_or_plan(run)
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(i, s, "skipped", 0, ("runs when %s changes; none did"):format(table.concat(s.on_change, " or ")))
     else
+      -- (the batch on disk before a step of another kind; else finish says why)
+      if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
       local t0 = core.now()
       run.dirty_step = false
       local late, status, detail, changes, failure, saved = timed(run.o.timeout, "step", s.name, run_step, run, s)
@@ -459,12 +462,13 @@ local function apply_or_plan(run)
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a
-        -- crash or SIGKILL loses only the step it was in
+        -- crash or SIGKILL loses only the step it was in. A file step's
+        -- line may wait for its batch (batch.lua)
         run.state:set_step(s.name, saved)
-        local ok, err = run.state:flush()
+        local ok, err, held = batch.record(run, s, status ~= "failed" and not trigger and not run.watchers[s.name], t0)
         if not ok then
           run.unsaved = run.unsaved or {}
-          run.unsaved[#run.unsaved + 1] = s.name
+          if not held then run.unsaved[#run.unsaved + 1] = s.name end
           if status ~= "failed" then status, failure = "failed", { resource = "state", reason = err } end
         end
       end
@@ -479,6 +483,7 @@ local function apply_or_plan(run)
       end
       note_change(run, s, status)
       if status == "failed" then
+        batch.flush(run)   -- what the batch wrote is on disk before the failure is told
         fail_step(run, "step", s, i, ms, changes, failure)
         not_run(run, i + 1)
         return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)

@@ -10,11 +10,15 @@
 -- state is an error, never read as empty.
 --
 -- Durability: every change (a step's records, a step forgotten) is
--- appended to <recipe>.journal as one JSON line the moment it is made
--- (flush), so a run killed outright (SIGKILL) loses nothing but the step it
--- was in; the state file is rewritten whole, atomically and fsync'd, at the
--- end of the run (save), which then drops the journal. Opening replays a
--- journal left behind. Resources never put a revealed secret in their
+-- appended to <recipe>.journal as one JSON line (flush), so a run killed
+-- outright (SIGKILL) loses nothing but the step it was in; the state file is
+-- rewritten whole, atomically and fsync'd, at the end of the run (save),
+-- which then drops the journal. Opening replays a journal left behind.
+-- flush and save first put on disk the files written with their sync left
+-- for later (core.sync_written: the runner's batch of file steps, issue
+-- 19): a record never reaches the disk before what it records. The runner
+-- may hold a file step's line back until then (it holds the write's intent,
+-- flush_step, in the journal already). Resources never put a revealed secret in their
 -- state (tests/cli/secrets.sh checks); a secret object encodes as its mask.
 local core = require "provision._core"
 local json = require "provision.json"
@@ -214,7 +218,7 @@ function State.open(dir, recipe_name, o)
   end
   local self = setmetatable({ dir = dir, name = file_name(recipe_name),
                               journal_name = (file_name(recipe_name):gsub("%.json$", ".journal")),
-                              pending = {}, journal_bytes = 0 }, State)
+                              pending = {}, journal_bytes = 0, others = 0 }, State)
   self.path = dir .. "/" .. self.name
   local h, err, why = core.state_dir(dir, o.create)
   if not h and why ~= "missing" then return nil, err, "bad" end
@@ -287,10 +291,13 @@ local function unencodable(err, who, prefix)
 end
 
 -- ---- changes: each is kept for the journal (flush) and for save
+-- (others: how many were not a step's own line from set_step: the runner
+-- holds a file step's line back only when the step noted nothing else)
 
-local function note(self, line)
+local function note(self, line, own)
   self.pending[#self.pending + 1] = line
   self.dirty = true
+  if not own then self.others = self.others + 1 end
 end
 
 -- the saved table of resource i of a step (a fresh {} if none or another kind)
@@ -301,8 +308,8 @@ function State:resource(step_name, i, kind)
   return {}
 end
 
-local function note_step(self, step_name)
-  note(self, { set = step_name, value = self.data.steps[step_name] or json.null })
+local function note_step(self, step_name, own)
+  note(self, { set = step_name, value = self.data.steps[step_name] or json.null }, own)
 end
 
 local function note_replaced(self)
@@ -347,7 +354,7 @@ function State:set_step(step_name, resources)
   end
   self:retire(step_name, resources)
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
-  note_step(self, step_name)
+  note_step(self, step_name, true)
 end
 
 -- the resources data.replaced keeps: { step, applied, resources } entries
@@ -394,9 +401,41 @@ end
 
 function State:empty() return next(self.data.steps) == nil and self.data.replaced == nil end
 
--- flush(): the changes made since the last flush, appended to the journal
--- (a write, not an fsync: what a killed process wrote stays)
+local function append(self, text)
+  local ok, err = self.h:append(self.journal_name, text)
+  if not ok then return nil, "saving state: " .. err end
+  self.journal_bytes = self.journal_bytes + #text
+  return true
+end
+
+-- what was written with its sync left for later, on disk (before any
+-- record of it is written)
+local function sync_files()
+  local ok, err = core.sync_written()
+  if not ok then return nil, "saving state: writing the files to disk: " .. err end
+  return true
+end
+
+-- flush_step(step_name): the line set_step(step_name) just noted, appended
+-- to the journal now and alone: the lines held before it stay held, and
+-- nothing is synced first. For the intent of a write (R.write_intent,
+-- ctx:checkpoint), which must be in the journal before the file is: the
+-- caller knows the step's records hold nothing written and not yet synced.
+function State:flush_step(step_name)
+  local e = self.pending[#self.pending]
+  if not (e and e.set == step_name) or not self.h then return self:flush() end
+  self.pending[#self.pending] = nil
+  local ok, line = pcall(json.encode, e)
+  if not ok then return nil, unencodable(line, "step '" .. json.text(step_name) .. "'") end
+  return append(self, line .. "\n")
+end
+
+-- flush(): the files written with their sync left for later on disk, then
+-- the changes made since the last flush appended to the journal (a write,
+-- not an fsync: what a killed process wrote stays)
 function State:flush()
+  local sok, serr = sync_files()
+  if not sok then return nil, serr end
   local bad = self.refused
   self.refused = nil
   if #self.pending == 0 then
@@ -411,10 +450,8 @@ function State:flush()
     else bad = bad or unencodable(line, e.set and ("step '" .. json.text(e.set) .. "'") or "a replaced resource") end
   end
   if #lines > 0 then
-    local text = table.concat(lines, "\n") .. "\n"
-    local ok, err = self.h:append(self.journal_name, text)
-    if not ok then return nil, "saving state: " .. err end
-    self.journal_bytes = self.journal_bytes + #text
+    local ok, err = append(self, table.concat(lines, "\n") .. "\n")
+    if not ok then return nil, err end
   end
   self.pending = {}
   if bad then return nil, bad end
@@ -426,6 +463,8 @@ end
 function State:save()
   if not self.dirty then return true end
   if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
+  local sok, serr = sync_files()
+  if not sok then return nil, serr end
   if self:empty() then
     local ok, err = self.h:remove(self.name)
     if not ok then return nil, "saving state: " .. err end
@@ -444,6 +483,7 @@ end
 -- nothing is ever written (plan)
 function State:read_only()
   self.flush = function() self.pending = {}; return true end
+  self.flush_step = self.flush
   self.save = function() return true end
 end
 
