@@ -517,15 +517,17 @@ local function log(ctx, line)
 end
 
 
--- R.write_intent(ctx, path, digest, new) -> temp: before a whole file is
--- written at path, its temp file's name and the digest it will have go
--- into the state (ctx:checkpoint, the journal) so that a run killed during
+-- R.write_intent(ctx, path, digest, new [, uid]) -> temp: before a whole
+-- file is written at path, its temp file's name and the digest it will have
+-- go into the state (ctx:checkpoint, the journal) so that a run killed during
 -- the write leaves nothing unrecorded: R.settle_pending removes the temp
 -- file, and takes the file as the step's own (new: nothing was there) when
--- the write landed. R.written(ctx) after the write.
-function R.write_intent(ctx, path, digest, new)
+-- the write landed (uid: the owner it is given, when not the running user).
+-- R.written(ctx) after the write.
+function R.write_intent(ctx, path, digest, new, uid)
   local temp = FS.temp_name((path:match("([^/]*)$")) .. ".provision")
-  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil }
+  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil,
+                        uid = uid ~= FS.euid() and uid or nil }
   if ctx.checkpoint then ctx:checkpoint() end
   return temp
 end
@@ -555,7 +557,8 @@ function R.settle_pending(ctx, reverting)
   local mine = not pd.new and find_created(ctx, pd.path)
   if not pd.new and not mine then return 0 end
   local st = FS.lstat(pd.path)
-  if not (st and st.type == "file" and st.uid == FS.euid() and (not pd.dir or FS.dir_id(pd.path) == pd.dir)
+  local uid = math.type(pd.uid) == "integer" and pd.uid or FS.euid()   -- the owner it was given
+  if not (st and st.type == "file" and st.uid == uid and (not pd.dir or FS.dir_id(pd.path) == pd.dir)
           and FS.sha256(pd.path) == pd.sha256) then
     return 0
   end

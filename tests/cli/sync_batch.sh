@@ -244,6 +244,20 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
     expect "hostile: teardown leaves nobody's file and link, and root's file the link names; removes the rest" \
         eval '[ $RC = 0 ] && [ "$(ls d | sort | tr "\n" " ")" = "2 3 " ] && [ "$(cat d/2)" = x ] && [ "$(cat victim/root.txt)" = x ]'
     rm -rf d victim "$ST" armed
+    # files the recipe gives another owner: begun, not recorded, still the recipe's
+    cat > owned.lua <<'R'
+recipe { name = "owned" }
+local tkill = require "tkill"
+for i = 1, 5 do step("f" .. i) { fs.file { path = "d/" .. i, content = "x", owner = "nobody" } } end
+step "boom" { tkill.kill { armed = "armed" } }
+R
+    mkdir d && touch armed
+    { "$P" owned.lua > /dev/null 2>&1; } 2> /dev/null
+    rc=$?
+    run "$P" teardown owned.lua
+    expect "killed mid-batch, files given to nobody by the recipe (rc $rc): teardown removes them ($(ls d | tr '\n' ' '))" \
+        eval '[ $rc = 137 ] && [ $RC = 0 ] && [ -z "$(ls d)" ]'
+    rm -rf d "$ST" armed owned.lua
     chmod 0700 "$SANDBOX"
 else
     fail "another user after a killed batch" "needs root and setpriv (util-linux)"

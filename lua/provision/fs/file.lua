@@ -172,7 +172,7 @@ local function write_file(self, ctx, content, hash, st, was_link, replace)
   local ok, ouid, ogid = B.owner_ids(self, self.path)
   if not ok then return nil, ouid end
   local uid, gid = ouid or (st and st.uid), ogid or (st and st.gid)
-  local temp = R.write_intent(ctx, self.path, hash, not st or replace)
+  local temp = R.write_intent(ctx, self.path, hash, not st or replace, uid)
   -- in a step of the runner's batch (ctx.sync_later): a new file with no
   -- fsync, one that replaces content with its content fsync'd before the
   -- rename (after a power failure: the old content or the new, whole);
