@@ -70,6 +70,33 @@ int provision_write_atomic_as(const char *path, const void *data, size_t len, in
 /* the same for name in the folder dfd (shown: its path, for messages) */
 int provision_write_atomic_at(int dfd, const char *name, const char *shown, const void *data, size_t len,
                               int mode, int uid, int gid, const char *temp, char *err, size_t errlen);
+/* The same, saying when the write is to be on disk (issue 19):
+ *   WRITE_SYNC_NOW    the temp file fsync'd before the rename, the folder
+ *                     after it (what provision_write_atomic_at does);
+ *   WRITE_SYNC_DATA   the temp file fsync'd before the rename (after a power
+ *                     failure the name holds the old content or the new,
+ *                     whole); the rename itself is on disk at the next
+ *                     provision_sync_written;
+ *   WRITE_SYNC_LATER  no fsync at all: content and rename are on disk at the
+ *                     next provision_sync_written (for a name where nothing
+ *                     was: after a power failure before it, the name may be
+ *                     missing, or hold a file of ours not whole, never
+ *                     another content that was there).
+ * Other processes see the old file or the new one whole, whichever it is:
+ * the temp file and the rename stay. When the filesystem cannot be noted
+ * for later (too many filesystems in one run), it is WRITE_SYNC_NOW. */
+enum { WRITE_SYNC_NOW = 0, WRITE_SYNC_DATA = 1, WRITE_SYNC_LATER = 2 };
+int provision_write_atomic_sync(int dfd, const char *name, const char *shown, const void *data, size_t len,
+                                int mode, int uid, int gid, const char *temp, int sync, char *err, size_t errlen);
+/* Everything written with WRITE_SYNC_DATA or WRITE_SYNC_LATER since the last
+ * call on disk: one syncfs per filesystem written to. 0, or -1 with errno
+ * and "PATH: why" in err (PATH: a file written on the filesystem that
+ * failed). A failure is kept: every later call fails the same way (the
+ * kernel reports a writeback error once; what it lost is not known to be
+ * on disk, ever). */
+int provision_sync_written(char *err, size_t errlen);
+/* how many writes wait for provision_sync_written */
+long provision_sync_pending(void);
 /* write all of data to fd (EINTR retried); 0, or -1 with errno */
 int provision_write_all(int fd, const void *data, size_t len);
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL

@@ -198,18 +198,27 @@ int provision_fail(lua_State *L, int e, const char *fmt, ...)
     return 3;
 }
 
+/* write_atomic(path, data [, mode [, uid, gid [, temp [, sync]]]]) -> true,
+ * folder id | nil, msg, errno. sync: "now" (the default: fsync'd, renamed,
+ * the folder fsync'd), "data" (the content fsync'd before the rename; the
+ * rename on disk at the next sync_written()), "later" (both at the next
+ * sync_written()): core.h's WRITE_SYNC_* */
 static int core_write_atomic(lua_State *L)
 {
+    static const char *const syncs[] = { "now", "data", "later", NULL };
+    static const int sync_of[] = { WRITE_SYNC_NOW, WRITE_SYNC_DATA, WRITE_SYNC_LATER };
     const char *path = provision_checkpath(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int mode = (int)luaL_optinteger(L, 3, -1);
     int uid = (int)luaL_optinteger(L, 4, -1), gid = (int)luaL_optinteger(L, 5, -1);
     const char *temp = luaL_optstring(L, 6, NULL);
+    int sync = sync_of[luaL_checkoption(L, 7, "now", syncs)];
     char err[TREE_ERR];
     char name[NAME_MAX + 1];
     int dfd = tree_walk(path, 0, name, err, sizeof err);
-    int r = dfd < 0 ? -1 : provision_write_atomic_at(dfd, name, path, data, len, mode, uid, gid, temp, err, sizeof err);
+    int r = dfd < 0 ? -1 : provision_write_atomic_sync(dfd, name, path, data, len, mode, uid, gid, temp, sync,
+                                                       err, sizeof err);
     struct stat ds;
     char id[64] = "";
     if (r == 0 && fstat(dfd, &ds) == 0) tree_identity(&ds, id, sizeof id);
@@ -218,6 +227,24 @@ static int core_write_atomic(lua_State *L)
     lua_pushboolean(L, 1);
     lua_pushstring(L, id);   /* the folder it is in: its "device:inode" */
     return 2;
+}
+
+/* sync_written() -> true | nil, msg, errno: what write_atomic wrote with
+ * sync "data" or "later" on disk (one syncfs per filesystem written); a
+ * failure is kept: every later call fails the same way (core.h) */
+static int core_sync_written(lua_State *L)
+{
+    char err[TREE_ERR];
+    if (provision_sync_written(err, sizeof err) < 0) return provision_fail(L, errno, "%s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* unsynced() -> how many writes wait for sync_written() */
+static int core_unsynced(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)provision_sync_pending());
+    return 1;
 }
 
 static int core_read_file(lua_State *L)
@@ -304,9 +331,11 @@ static const luaL_Reg core_funcs[] = {
     { "shielded", core_shielded },
     { "size", core_size },
     { "sleep", core_sleep },
+    { "sync_written", core_sync_written },
     { "term_width", core_term_width },
     { "time", core_time },
     { "timed_out", core_timed_out },
+    { "unsynced", core_unsynced },
     { "write", core_write },
     { "claim_stdout", core_claim_stdout },
     { "write_atomic", core_write_atomic },

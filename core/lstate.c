@@ -11,7 +11,8 @@
  *   _core.state_dir(path, create) -> dir | nil, message, why
  *       why: "missing" (not there, and create false), "untrusted", "error"
  *   dir:read(name [, "bytes"]) -> text | false (no such file) | nil, message
- *       "bytes": the text as a bytes userdata (provision_checkbytes), read
+ *       "bytes": the text as a bytes userdata (provision_checkbytes; #b,
+ *       b:sub(i, j), tostring(b)), read
  *       straight into it: a string would be the file's size twice over
  *       while it is made (luaL_Buffer's box, then the string)
  *   dir:write(name, text) -> true | nil, message   (atomic: temp, fsync, rename, 0600)
@@ -191,6 +192,17 @@ const char *provision_checkbytes(lua_State *L, int idx, size_t *len)
 static int bytes_len(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)((bytes *)luaL_checkudata(L, 1, BYTES_MT))->len);
+    return 1;
+}
+
+/* bytes:sub(i, j) -> string: bytes i to j (1-based, within the text) */
+static int bytes_sub(lua_State *L)
+{
+    bytes *b = luaL_checkudata(L, 1, BYTES_MT);
+    lua_Integer i = luaL_checkinteger(L, 2), j = luaL_optinteger(L, 3, (lua_Integer)b->len);
+    if (i < 1) i = 1;
+    if (j > (lua_Integer)b->len) j = (lua_Integer)b->len;
+    lua_pushlstring(L, i <= j ? b->data + i - 1 : "", i <= j ? (size_t)(j - i + 1) : 0);
     return 1;
 }
 
@@ -407,6 +419,10 @@ void provision_open_statedir(lua_State *L)
         lua_setfield(L, -2, "__len");
         lua_pushcfunction(L, bytes_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, bytes_sub);
+        lua_setfield(L, -2, "sub");
+        lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);                              /* _core */
     lua_pushcfunction(L, core_state_dir);

@@ -591,23 +591,44 @@ int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, ch
 
 /* ---- names nobody can plant first */
 
+/* random bytes come from getrandom() a pool at a time (one call for
+ * about twenty names, not one per name: a first apply writes thousands);
+ * a pool per thread */
+static void random_bytes(unsigned char *r, size_t n)
+{
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t left;
+    while (n > 0) {
+        if (left == 0) {
+            size_t got = 0;
+            while (got < sizeof pool) {
+                ssize_t k = getrandom(pool + got, sizeof pool - got, 0);
+                if (k < 0) {
+                    if (errno == EINTR) continue;
+                    /* no entropy source: O_EXCL still makes the create safe */
+                    for (; got < sizeof pool; got++) pool[got] = (unsigned char)(rand() ^ (got * 131));
+                    break;
+                }
+                got += (size_t)k;
+            }
+            left = sizeof pool;
+        }
+        size_t take = n < left ? n : left;
+        memcpy(r, pool + sizeof pool - left, take);
+        memset(pool + sizeof pool - left, 0, take);   /* each byte given once */
+        left -= take;
+        r += take;
+        n -= take;
+    }
+}
+
 void tree_random_name(char *out, size_t n)
 {
     static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char r[64];
     if (n > sizeof r) n = sizeof r;
     if (n == 0) return;
-    size_t got = 0;
-    while (got < n - 1) {
-        ssize_t k = getrandom(r + got, n - 1 - got, 0);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            /* no entropy source: O_EXCL still makes the create safe */
-            for (; got < n - 1; got++) r[got] = (unsigned char)(rand() ^ (got * 131));
-            break;
-        }
-        got += (size_t)k;
-    }
+    random_bytes(r, n - 1);
     for (size_t i = 0; i < n - 1; i++) out[i] = abc[r[i] % (sizeof abc - 1)];
     out[n - 1] = '\0';
 }

@@ -39,7 +39,8 @@
  *   sha256(path) / xxh128(path) -> hex | nil, msg, errno   (streamed;
  *       XXH3-128: core/digest.c; both stop at SIGINT/SIGTERM)
  *   stamp(path) -> text | nil, msg, errno   (device, inode, size, mtime, ctime)
- *   sha256_string(s) / xxh128_string(s) -> hex
+ *   sha256_string(s [, i, j]) / xxh128_string(s [, i, j]) -> hex   (of s,
+ *       a string or bytes, or of its bytes i to j)
  *   listdir(path) -> { names, sorted } | nil, msg, errno
  *   remove_own(path [, id]) -> true | nil, msg, errno   (what a run of ours
  *       left: a file of ours; a folder with all under it only when id, its
@@ -617,6 +618,11 @@ static int fs_digest_string(lua_State *L, int kind)
 {
     size_t len;
     const char *s = provision_checkbytes(L, 1, &len);   /* a string, or bytes */
+    lua_Integer i = luaL_optinteger(L, 2, 1), j = luaL_optinteger(L, 3, (lua_Integer)len);
+    luaL_argcheck(L, i >= 1 && i <= (lua_Integer)len + 1, 2, "out of the text");
+    luaL_argcheck(L, j >= i - 1 && j <= (lua_Integer)len, 3, "out of the text");
+    s += i - 1;
+    len = (size_t)(j - i + 1);
     provision_digest d;
     char hx[DIGEST_HEX_MAX];
     int e = provision_digest_init(&d, kind);

@@ -55,6 +55,11 @@
 --   has (removed or renamed since it was applied), or one its step has
 --   dropped or replaced by another kind, with self the definition; without
 --   it, what such a resource created is left, and teardown says so.
+-- sync_later = true: apply only writes whole files, each after
+--   R.write_intent, with core.write_atomic's sync "later" (or "data") when
+--   ctx.sync_later, and nothing outside the process acts on them: a step of
+--   such resources joins the runner's batch (one syncfs for many files;
+--   provision.batch says when it is flushed). fs.file, fs.template, fs.env_file.
 -- writes(self) -> { path, ... }: what apply writes; reads(self) -> { path,
 --   ... }: the files or folders (a folder: all under it) check compares
 --   against. Plan runs no apply, so a check that reads what an earlier step
@@ -95,6 +100,8 @@
 --   ctx.timeout          seconds from --timeout, or nil
 --   ctx.interrupted()    true once SIGINT/SIGTERM arrived: stop and fail
 --   ctx.json             --json given
+--   ctx.sync_later       the step is in the runner's batch (sync_later above):
+--                        a write may leave its sync to the batch
 --   ctx:adopt(path)      a file another record of the state created (a step
 --                        renamed or removed, a resource replaced) that this
 --                        one rewrites: that record lets go of it (true); record it
@@ -510,15 +517,17 @@ local function log(ctx, line)
 end
 
 
--- R.write_intent(ctx, path, digest, new) -> temp: before a whole file is
--- written at path, its temp file's name and the digest it will have go
--- into the state (ctx:checkpoint, the journal) so that a run killed during
+-- R.write_intent(ctx, path, digest, new [, uid]) -> temp: before a whole
+-- file is written at path, its temp file's name and the digest it will have
+-- go into the state (ctx:checkpoint, the journal) so that a run killed during
 -- the write leaves nothing unrecorded: R.settle_pending removes the temp
 -- file, and takes the file as the step's own (new: nothing was there) when
--- the write landed. R.written(ctx) after the write.
-function R.write_intent(ctx, path, digest, new)
+-- the write landed (uid: the owner it is given, when not the running user).
+-- R.written(ctx) after the write.
+function R.write_intent(ctx, path, digest, new, uid)
   local temp = FS.temp_name((path:match("([^/]*)$")) .. ".provision")
-  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil }
+  ctx.state.pending = { path = path, temp = temp, sha256 = digest, new = new or nil,
+                        uid = uid ~= FS.euid() and uid or nil }
   if ctx.checkpoint then ctx:checkpoint() end
   return temp
 end
@@ -532,7 +541,10 @@ R.folder_of = folder_of
 -- what a write that a run killed midway left (R.write_intent): its temp
 -- file goes; the file itself, when the write landed (its digest is the
 -- one intended, in the folder intended), is recorded (apply) or removed
--- (teardown: reverting). The number of files removed.
+-- (teardown: reverting); a file the step created before and was
+-- rewriting keeps its record, with the new digest when the write landed
+-- (a run killed in the middle of the runner's batch: the write is done,
+-- its record not journaled yet). The number of files removed.
 function R.settle_pending(ctx, reverting)
   local pd = ctx.state and ctx.state.pending
   if type(pd) ~= "table" then return 0 end
@@ -541,14 +553,21 @@ function R.settle_pending(ctx, reverting)
   if type(pd.temp) == "string" and pd.temp ~= "" and not pd.temp:find("/", 1, true) then
     FS.remove_own(folder_of(pd.path) .. "/" .. pd.temp)
   end
-  if not pd.new or type(pd.sha256) ~= "string" then return 0 end
+  if type(pd.sha256) ~= "string" then return 0 end
+  local mine = not pd.new and find_created(ctx, pd.path)
+  if not pd.new and not mine then return 0 end
   local st = FS.lstat(pd.path)
-  if not (st and st.type == "file" and st.uid == FS.euid() and (not pd.dir or FS.dir_id(pd.path) == pd.dir)
+  local uid = math.type(pd.uid) == "integer" and pd.uid or FS.euid()   -- the owner it was given
+  if not (st and st.type == "file" and st.uid == uid and (not pd.dir or FS.dir_id(pd.path) == pd.dir)
           and FS.sha256(pd.path) == pd.sha256) then
     return 0
   end
-  if reverting then
-    return FS.remove(pd.path) and 1 or 0
+  if mine then   -- (revert_created_files removes it, by this record)
+    mine.sha256, mine.xxh128 = pd.sha256, nil
+    return 0
+  end
+  if reverting then   -- (checked again and removed through one descriptor of its folder)
+    return FS.remove_if(pd.path, { type = "file", sha256 = pd.sha256, dir = pd.dir }) == true and 1 or 0
   end
   R.record(ctx, { type = "file", path = pd.path, sha256 = pd.sha256, dir = pd.dir })
   return 0

@@ -13,6 +13,7 @@ local secret = require "provision.secret"
 local R = require "provision.resource"
 local selection = require "provision.selection"
 local step_kind = require("provision.dsl.steps").kind
+local batch = require "provision.batch"
 
 local M = {}
 
@@ -212,14 +213,13 @@ function Ctx:adopt(path)
 end
 
 -- what this step's resources recorded so far, into the state's journal now
--- (before a long transfer: the name of its part file), not only when the
--- step ends; nothing in plan
+-- (before a long transfer: the name of its part file; a write's intent:
+-- batch.lua), not only when the step ends; nothing in plan
 function Ctx:checkpoint()
   local run = self.run
   if run.plan or not run.state or not run.current_saved then return true end
   fetch_saved(run, self.step, run.current_saved)
-  run.state:set_step(self.step.name, run.current_saved)
-  return run.state:flush()
+  return batch.checkpoint(run, self.step.name, run.current_saved, self.sync_later)
 end
 
 -- ctx's methods are the runner's bookkeeping, called from resource code:
@@ -232,15 +232,17 @@ end
 local function new_ctx(run, step, saved)
   return setmetatable({
     run = run, step = step, state = saved or {}, plan = run.plan, verbose = run.o.verbose,
-    json = run.o.json, timeout = run.o.timeout, t0 = core.now(),
+    json = run.o.json, timeout = run.o.timeout, t0 = core.now(), sync_later = step.sync_later,
   }, Ctx)
 end
 
 -- a step's ctx: its .state is saved[i]'s, fetched when first read, and
--- what is the run's (.plan, ...) read from the run (a table of 5 fields
--- has 8 slots, one of 9 has 16: a 10,000-step no-op makes 10,000)
-local FROM_RUN = { plan = function(run) return run.plan end, verbose = function(run) return run.o.verbose end,
-                   json = function(run) return run.o.json end, timeout = function(run) return run.o.timeout end }
+-- what is the run's or the step's (.plan, .sync_later, ...) read from
+-- them (a table of 5 fields has 8 slots, one of 9 has 16: a 10,000-step
+-- no-op makes 10,000)
+local FROM_RUN = { plan = function(c) return c.run.plan end, verbose = function(c) return c.run.o.verbose end,
+                   json = function(c) return c.run.o.json end, timeout = function(c) return c.run.o.timeout end,
+                   sync_later = function(c) return c.step.sync_later end }
 local LazyCtx = { __index = function(ctx, k)
   if k == "state" then
     local st = saved_state(ctx.run, ctx.step, ctx.index, ctx.saved)
@@ -248,7 +250,7 @@ local LazyCtx = { __index = function(ctx, k)
     return st
   end
   local f = FROM_RUN[k]
-  if f then return f(ctx.run) end
+  if f then return f(ctx) end
   return Ctx[k]
 end }
 local function step_ctx(run, step, i, sv)
@@ -368,8 +370,9 @@ end
 
 local function finish(run, code)
   if run.state then
-    local ok, err = run.state:flush()
+    local ok, err = run.state:flush()   -- (the batch's too: batch.lua)
     if ok then ok, err = run.state:save() end
+    ok, err = batch.finish(run, ok, err)
     if not ok then
       if run.unsaved and #run.unsaved > 0 then
         err = err .. "\n  what these steps created is not recorded, so teardown will not remove it: "
@@ -480,6 +483,8 @@ local function apply_or_plan(run)
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(i, s, "skipped", 0, ("runs when %s changes; none did"):format(table.concat(s.on_change, " or ")))
     else
+      -- (the batch on disk before a step of another kind; else finish says why)
+      if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
       local t0 = core.now()
       run.dirty_step = false
       local late, status, detail, changes, failure, saved = timed(run.o.timeout, "step", s.name, run_step, run, s)
@@ -487,13 +492,14 @@ local function apply_or_plan(run)
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a
-        -- crash or SIGKILL loses only the step it was in
+        -- crash or SIGKILL loses only the step it was in. A file step's
+        -- line may wait for its batch (batch.lua)
         fetch_saved(run, s, saved)
         run.state:set_step(s.name, saved)
-        local ok, err = run.state:flush()
+        local ok, err, held = batch.record(run, s, status ~= "failed" and not trigger and not run.watchers[s.name], t0)
         if not ok then
           run.unsaved = run.unsaved or {}
-          run.unsaved[#run.unsaved + 1] = s.name
+          if not held then run.unsaved[#run.unsaved + 1] = s.name end
           if status ~= "failed" then status, failure = "failed", { resource = "state", reason = err } end
         end
       end
@@ -508,6 +514,7 @@ local function apply_or_plan(run)
       end
       note_change(run, s, status)
       if status == "failed" then
+        batch.flush(run)   -- what the batch wrote is on disk before the failure is told
         fail_step(run, "step", s, i, ms, changes, failure)
         not_run(run, i + 1)
         return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)

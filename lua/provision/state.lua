@@ -10,20 +10,26 @@
 -- state is an error, never read as empty.
 --
 -- Durability: every change (a step's records, a step forgotten) is
--- appended to <recipe>.journal as one JSON line the moment it is made
--- (flush), so a run killed outright (SIGKILL) loses nothing but the step it
--- was in; the state file is rewritten whole, atomically and fsync'd, at the
--- end of the run (save), which then drops the journal. Opening replays a
--- journal left behind.
+-- appended to <recipe>.journal as one JSON line (flush), so a run killed
+-- outright (SIGKILL) loses nothing but the step it was in; the state file is
+-- rewritten whole, atomically and fsync'd, at the end of the run (save),
+-- which then drops the journal. Opening replays a journal left behind.
+-- flush and save first put on disk the files written with their sync left
+-- for later (core.sync_written: the runner's batch of file steps, issue
+-- 19): a record never reaches the disk before what it records. The runner
+-- may hold a file step's line back until then (it holds the write's intent,
+-- flush_step, in the journal already).
 --
 -- Reading: a no-op never looks at most steps' records (a record matters
 -- when its step changes, and to teardown), and a 10,000-step state is
--- 60,000 tables. save writes beside the state file the XXH3-128 of its
--- text (<recipe>.digest); a state file that still has that digest is the
--- very text this program wrote from a checked state, so open reads it
--- lazily: each step's record is decoded the first time it is asked for
+-- 60,000 tables. save ends the text with the XXH3-128 of all before it
+-- ("digest", the last member); a state file whose digest holds is the very
+-- text this program wrote from a checked state, so open reads it lazily:
+-- each step's record is decoded the first time it is asked for
 -- (json.decode_lazy, decode_at). Any other state file (edited, damaged, no
--- digest, a journal to replay) is read whole and checked first, as ever. Resources never put a revealed secret in their
+-- digest, a journal to replay) is read whole and checked first, as ever.
+--
+-- Resources never put a revealed secret in their
 -- state (tests/cli/secrets.sh checks); a secret object encodes as its mask.
 local core = require "provision._core"
 local json = require "provision.json"
@@ -191,6 +197,7 @@ function State._read(text, jtext, path, jpath)
     if not ok then return nil, damaged(path, bad) end
     data = d
     data.steps = data.steps or {}
+    data.digest = nil   -- what save ends the text with (read_saved)
   end
   if jtext and jtext ~= "" then
     local ok, bad = replay(data, jtext)
@@ -242,14 +249,23 @@ local function any_step(data)
   return next(data.steps) ~= nil or mt ~= nil and next(mt.index) ~= nil
 end
 
--- text (bytes) as this program saved it (its digest beside it): data with
--- lazy steps, or nil (anything else: read it whole)
-local function read_saved(h, text, digest_name)
-  if not text then return nil end
-  local sum = h:read(digest_name)
-  if not sum or sum ~= "xxh128:" .. FS.xxh128_string(text) .. "\n" then return nil end
+-- save ends the state's text with its own digest: ,"digest":"xxh128:HEX"}
+-- where HEX is the XXH3-128 of every byte before the comma
+local DIGEST_TAIL = '(),"digest":"xxh128:(%x+)"}\n$'
+local function with_digest(body)   -- body: the state encoded, "{...}"
+  local before = body:sub(1, -2)
+  return before .. ',"digest":"xxh128:' .. FS.xxh128_string(before) .. '"}\n'
+end
+
+-- text (bytes) as this program saved it (the digest at its end holds):
+-- data with lazy steps, or nil (anything else: read it whole)
+local function read_saved(text)
+  if not text or #text < 64 then return nil end
+  local at, hex = text:sub(#text - 63):match(DIGEST_TAIL)
+  if not at or FS.xxh128_string(text, 1, #text - 64 + at - 1) ~= hex then return nil end
   local data = json.decode_lazy(text, "steps", MAX_DEPTH)
   if type(data) ~= "table" or data.version ~= VERSION then return nil end
+  data.digest = nil
   data.steps = lazy_steps(text, data.steps or {})
   return data
 end
@@ -273,8 +289,7 @@ function State.open(dir, recipe_name, o)
   end
   local self = setmetatable({ dir = dir, name = file_name(recipe_name),
                               journal_name = (file_name(recipe_name):gsub("%.json$", ".journal")),
-                              digest_name = (file_name(recipe_name):gsub("%.json$", ".digest")),
-                              pending = {}, journal_bytes = 0 }, State)
+                              pending = {}, journal_bytes = 0, others = 0 }, State)
   self.path = dir .. "/" .. self.name
   local h, err, why = core.state_dir(dir, o.create)
   if not h and why ~= "missing" then return nil, err, "bad" end
@@ -296,7 +311,7 @@ function State.open(dir, recipe_name, o)
     local text, rerr = h:read(self.name, "bytes")
     if text == nil then return nil, rerr, "bad" end
     local bad
-    data = (not jtext or jtext == "") and read_saved(h, text, self.digest_name)
+    data = (not jtext or jtext == "") and read_saved(text)
     if not data then
       text = text and tostring(text)
       data, bad = State._read(text, jtext, self.path, dir .. "/" .. self.journal_name)
@@ -352,10 +367,13 @@ local function unencodable(err, who, prefix)
 end
 
 -- ---- changes: each is kept for the journal (flush) and for save
+-- (others: how many were not a step's own line from set_step: the runner
+-- holds a file step's line back only when the step noted nothing else)
 
-local function note(self, line)
+local function note(self, line, own)
   self.pending[#self.pending + 1] = line
   self.dirty = true
+  if not own then self.others = self.others + 1 end
 end
 
 -- the saved table of resource i of a step (a fresh {} if none or another kind)
@@ -366,8 +384,8 @@ function State:resource(step_name, i, kind)
   return {}
 end
 
-local function note_step(self, step_name)
-  note(self, { set = step_name, value = self.data.steps[step_name] or json.null })
+local function note_step(self, step_name, own)
+  note(self, { set = step_name, value = self.data.steps[step_name] or json.null }, own)
 end
 
 local function note_replaced(self)
@@ -412,7 +430,7 @@ function State:set_step(step_name, resources)
   end
   self:retire(step_name, resources)
   self.data.steps[step_name] = { resources = json.array(resources), applied = core.time() }
-  note_step(self, step_name)
+  note_step(self, step_name, true)
 end
 
 -- the resources data.replaced keeps: { step, applied, resources } entries
@@ -462,9 +480,41 @@ function State:steps() return all_steps(self.data) end
 
 function State:empty() return not any_step(self.data) and self.data.replaced == nil end
 
--- flush(): the changes made since the last flush, appended to the journal
--- (a write, not an fsync: what a killed process wrote stays)
+local function append(self, text)
+  local ok, err = self.h:append(self.journal_name, text)
+  if not ok then return nil, "saving state: " .. err end
+  self.journal_bytes = self.journal_bytes + #text
+  return true
+end
+
+-- what was written with its sync left for later, on disk (before any
+-- record of it is written)
+local function sync_files()
+  local ok, err = core.sync_written()
+  if not ok then return nil, "saving state: writing the files to disk: " .. err end
+  return true
+end
+
+-- flush_step(step_name): the line set_step(step_name) just noted, appended
+-- to the journal now and alone: the lines held before it stay held, and
+-- nothing is synced first. For the intent of a write (R.write_intent,
+-- ctx:checkpoint), which must be in the journal before the file is: the
+-- caller knows the step's records hold nothing written and not yet synced.
+function State:flush_step(step_name)
+  local e = self.pending[#self.pending]
+  if not (e and e.set == step_name) or not self.h then return self:flush() end
+  self.pending[#self.pending] = nil
+  local ok, line = pcall(json.encode, e)
+  if not ok then return nil, unencodable(line, "step '" .. json.text(step_name) .. "'") end
+  return append(self, line .. "\n")
+end
+
+-- flush(): the files written with their sync left for later on disk, then
+-- the changes made since the last flush appended to the journal (a write,
+-- not an fsync: what a killed process wrote stays)
 function State:flush()
+  local sok, serr = sync_files()
+  if not sok then return nil, serr end
   local bad = self.refused
   self.refused = nil
   if #self.pending == 0 then
@@ -479,10 +529,8 @@ function State:flush()
     else bad = bad or unencodable(line, e.set and ("step '" .. json.text(e.set) .. "'") or "a replaced resource") end
   end
   if #lines > 0 then
-    local text = table.concat(lines, "\n") .. "\n"
-    local ok, err = self.h:append(self.journal_name, text)
-    if not ok then return nil, "saving state: " .. err end
-    self.journal_bytes = self.journal_bytes + #text
+    local ok, err = append(self, table.concat(lines, "\n") .. "\n")
+    if not ok then return nil, err end
   end
   self.pending = {}
   if bad then return nil, bad end
@@ -494,10 +542,9 @@ end
 function State:save()
   if not self.dirty then return true end
   if not self.h then return nil, "state folder " .. self.dir .. " is not there" end
-  -- the digest goes first and comes back last: a digest beside a state
-  -- file is always that file's, or it matches nothing
-  local ok, err = self.h:remove(self.digest_name)
-  if not ok then return nil, "saving state: " .. err end
+  local sok, serr = sync_files()
+  if not sok then return nil, serr end
+  local ok, err
   if self:empty() then
     ok, err = self.h:remove(self.name)
     if not ok then return nil, "saving state: " .. err end
@@ -507,10 +554,7 @@ function State:save()
     -- keep while the run reads it lazily (`jq . <recipe>.json` shows it)
     local eok, text = pcall(json.encode, self.data)
     if not eok then return nil, unencodable(text, "a step") end
-    text = text .. "\n"
-    ok, err = self.h:write(self.name, text)
-    if not ok then return nil, "saving state: " .. err end
-    ok, err = self.h:write(self.digest_name, "xxh128:" .. FS.xxh128_string(text) .. "\n")
+    ok, err = self.h:write(self.name, with_digest(text))
     if not ok then return nil, "saving state: " .. err end
   end
   ok, err = self.h:remove(self.journal_name)
@@ -522,6 +566,7 @@ end
 -- nothing is ever written (plan)
 function State:read_only()
   self.flush = function() self.pending = {}; return true end
+  self.flush_step = self.flush
   self.save = function() return true end
 end
 

@@ -1,10 +1,11 @@
 -- Lua tests of the state file's lazy reading (lua/provision/state.lua,
 -- json.decode_lazy / decode_at in modules/json.c): a state file that is
--- the very text save wrote (its digest beside it) is read a step at a time;
--- any other is read whole and checked, as before.
+-- the very text save wrote (the digest it ends with holds) is read a step
+-- at a time; any other is read whole and checked, as before.
 local T = dofile "tests/lua/harness.lua"
 local json = require "provision.json"
 local State = require "provision.state"
+local FS = require "provision._fs"
 
 local function write(path, text)
   local f = assert(io.open(path, "wb")); f:write(text); f:close()
@@ -56,7 +57,10 @@ end)
 
 T.test("state: a saved state is read lazily, a step's record when it is asked for", function()
   local dir = saved_state(50)
-  T.match(read(dir .. "/r.digest"), "^xxh128:%x+\n$", "save wrote the digest")
+  local text = read(dir .. "/r.json")
+  local at, hex = text:match('(),"digest":"xxh128:(%x+)"}\n$')
+  T.ok(at, "save ends the text with its digest")
+  T.eq(FS.xxh128_string(text:sub(1, at - 1)), hex, "the digest of all before it")
   local s = assert(State.open(dir, "r", {}))
   T.ok(getmetatable(s.data.steps) ~= nil, "lazy")
   T.eq(rawget(s.data.steps, "s7"), nil, "nothing decoded yet")
@@ -90,7 +94,7 @@ end)
 T.test("state: a state file changed since it was saved is read whole and checked (a damaged record: refused)", function()
   local dir = saved_state(10)
   local text = read(dir .. "/r.json")
-  -- the digest beside it is the old text's: the edit must be seen
+  -- the digest it ends with is the old text's: the edit must be seen
   local edited, n = text:gsub('"applied": ?[%d%.e+]+', '"applied":"soon"', 1)
   T.eq(n, 1, "the edit is made")
   write(dir .. "/r.json", edited)
@@ -106,12 +110,16 @@ T.test("state: a state file changed since it was saved is read whole and checked
   T.eq(getmetatable(s.data.steps), nil, "read whole")
   T.eq(s:resource("s3", 1, "fs.file").created[1].path, "d/33")
   s:close()
-  -- no digest, or another one: read whole
-  write(dir .. "/r.json", text)
-  os.remove(dir .. "/r.digest")
+  -- no digest, or another one: read whole (and the digest is not a step's nor kept)
+  write(dir .. "/r.json", (text:gsub(',"digest":"xxh128:%x+"}\n$', "}\n")))
   s = assert(State.open(dir, "r", {})); T.eq(getmetatable(s.data.steps), nil, "no digest"); s:close()
-  write(dir .. "/r.digest", "xxh128:00000000000000000000000000000000\n")
-  s = assert(State.open(dir, "r", {})); T.eq(getmetatable(s.data.steps), nil, "another digest"); s:close()
+  write(dir .. "/r.json", (text:gsub('xxh128:%x+"}\n$', 'xxh128:00000000000000000000000000000000"}\n')))
+  s = assert(State.open(dir, "r", {}))
+  T.eq(getmetatable(s.data.steps), nil, "another digest")
+  T.eq(s.data.digest, nil, "the digest is not kept as data")
+  s:close()
+  write(dir .. "/r.json", text)
+  s = assert(State.open(dir, "r", {})); T.ok(getmetatable(s.data.steps) ~= nil, "as saved: lazy again"); s:close()
 end)
 
 T.test("state: a journal left behind is replayed over the whole state, as before", function()
@@ -126,13 +134,12 @@ T.test("state: a journal left behind is replayed over the whole state, as before
   s:close()
 end)
 
-T.test("state: emptied, the state file and its digest both go", function()
+T.test("state: emptied, the state file goes", function()
   local dir = saved_state(2)
   local s = assert(State.open(dir, "r", { create = true, lock = true }))
   s:forget("s1"); s:forget("s2")
   assert(s:flush()); assert(s:save()); s:close()
   T.eq(io.open(dir .. "/r.json"), nil, "no state file")
-  T.eq(io.open(dir .. "/r.digest"), nil, "no digest")
 end)
 
 T.done()

@@ -1,6 +1,7 @@
 /* Unit tests of the core's C pieces: atomic writes, file reads, process
  * runs (output, exit codes, timeouts, missing programs), units. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,32 @@ static void test_atomic(void)
     CHECK("atomic: old content kept on failure", (s = provision_read_file(path, &len)) && len == 3);
     free(s);
     CHECK("read_file: missing file is NULL/ENOENT", provision_read_file(bad, &len) == NULL && errno == ENOENT);
+    unlink(path);
+
+    /* a sync left for later (issue 19): the file in place at once, whole,
+     * with its mode; counted until provision_sync_written */
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    mode_t um = umask(077);   /* the mode asked for, not the umask's */
+    CHECK("atomic later: nothing waits for a sync", provision_sync_pending() == 0);
+    CHECK("atomic later: written", provision_write_atomic_sync(dfd, "later", "later", "abc", 3, 0644, -1, -1, NULL,
+                                                               WRITE_SYNC_LATER, err, sizeof err) == 0);
+    CHECK("atomic data: written", provision_write_atomic_sync(dfd, "later", "later", "abcd", 4, 0640, -1, -1, NULL,
+                                                              WRITE_SYNC_DATA, err, sizeof err) == 0);
+    umask(um);
+    snprintf(path, sizeof path, "%s/later", dir);
+    CHECK("atomic later: in place, whole, its mode (not the umask's)", stat(path, &st) == 0 && st.st_size == 4
+          && (st.st_mode & 07777) == 0640 && count_entries(dir) == 1);
+    CHECK("atomic later: two writes wait for a sync", provision_sync_pending() == 2);
+    CHECK("atomic later: synced", provision_sync_written(err, sizeof err) == 0 && provision_sync_pending() == 0);
+    CHECK("atomic later: a second sync has nothing to do", provision_sync_written(err, sizeof err) == 0);
+    CHECK("atomic now: nothing left to wait", provision_write_atomic_sync(dfd, "later", "later", "x", 1, 0600, -1, -1,
+                                                                  NULL, WRITE_SYNC_NOW, err, sizeof err) == 0
+          && provision_sync_pending() == 0);
+    CHECK("atomic later: a failure keeps the file as it was", provision_write_atomic_sync(dfd, "..", "..", "x", 1, 0644,
+                                                                  -1, -1, NULL, WRITE_SYNC_LATER, err, sizeof err) < 0
+          && (s = provision_read_file(path, &len)) && len == 1 && count_entries(dir) == 1);
+    free(s);
+    close(dfd);
     unlink(path);
     rmdir(dir);
 }

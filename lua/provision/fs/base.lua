@@ -98,9 +98,14 @@ function B.blockers(self, ctx, path, new)
   local missing = {}
   if self.owner and resolve(self.owner) == nil then missing[#missing + 1] = "no such user " .. self.owner end
   if self.group and resolve(self.group, true) == nil then missing[#missing + 1] = "no such group " .. self.group end
+  -- the usual case in one walk: the folder is there, on a filesystem that
+  -- can be written (readonly() walks to path's folder and asks its
+  -- filesystem); else, as it always was, what is at the folder's path
+  local ro = C.readonly(path)
+  if ro == true then return ("%s: the filesystem of %s is read-only"):format(path, parent_of(path)) end
   local parent = parent_of(path)
-  local pst = C.stat(parent)
-  if not pst and new and not (ctx and ctx.planned and ctx:planned(parent) ~= nil) then
+  local pst = ro == nil and C.stat(parent)
+  if ro == nil and not pst and new and not (ctx and ctx.planned and ctx:planned(parent) ~= nil) then
     missing[#missing + 1] = ("its folder %s does not exist (add an fs.directory step before this one)"):format(parent)
   elseif pst and pst.type == "directory" and C.readonly(path) then
     return ("%s: the filesystem of %s is read-only"):format(path, parent)

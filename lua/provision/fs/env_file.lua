@@ -115,6 +115,7 @@ E.env_file = R.define {
   plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = F.revert,
   state_revert = true,
+  sync_later = true,    -- its write may wait for the batch's sync (run.lua)
 }
 
 return E

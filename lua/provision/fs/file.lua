@@ -143,7 +143,13 @@ function F.check(self, ctx, content, display, mask_old)
   if st == nil then return nil, err end
   local changes = {}
   if type(display) == "function" then display = (st == false or not st.same) and display(content) or nil end
-  if not st then return F.would(self, ctx, new_file_changes(self, content, display, changes), true) end
+  if not st then
+    -- nothing there: apply, which follows at once, need not look again
+    -- (what it would find, were something put there since, is replaced
+    -- by the rename as it would be a moment later)
+    if ctx then ctx.nothing_at = self.path end
+    return F.would(self, ctx, new_file_changes(self, content, display, changes), true)
+  end
   local replace = replace_changes(self, st)
   if replace then return false, replace end
   if st.type ~= "file" then
@@ -168,8 +174,13 @@ local function write_file(self, ctx, content, hash, st, was_link, replace)
   local ok, ouid, ogid = B.owner_ids(self, self.path)
   if not ok then return nil, ouid end
   local uid, gid = ouid or (st and st.uid), ogid or (st and st.gid)
-  local temp = R.write_intent(ctx, self.path, hash, not st or replace)
-  local wok, werr, code = core.write_atomic(self.path, content, mode, uid, gid, temp)
+  local temp = R.write_intent(ctx, self.path, hash, not st or replace, uid)
+  -- in a step of the runner's batch (ctx.sync_later): a new file with no
+  -- fsync, one that replaces content with its content fsync'd before the
+  -- rename (after a power failure: the old content or the new, whole);
+  -- the rest at the batch's sync, before the step's record is journaled
+  local sync = ctx.sync_later and ((st or replace) and "data" or "later") or nil
+  local wok, werr, code = core.write_atomic(self.path, content, mode, uid, gid, temp, sync)
   local dir = wok and werr or nil   -- write gives the folder's id
   R.written(ctx)
   if not wok then
@@ -200,7 +211,9 @@ end
 -- do; the state keeps it for the next diff
 function F.apply(self, ctx, content, secret)
   R.settle_pending(ctx, false)   -- what a killed run of this step left
-  local lst, err = B.probe(self.path, false, true)
+  local lst, err = false, nil
+  if ctx.nothing_at ~= self.path then lst, err = B.probe(self.path, false, true) end
+  ctx.nothing_at = nil
   if lst == nil then return nil, err end
   local was_link = lst and lst.type == "link"
   local replace = lst and replace_changes(self, lst) ~= nil
@@ -277,6 +290,7 @@ F.file = R.define {
   plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = F.revert,
   state_revert = true,
+  sync_later = true,    -- its write may wait for the batch's sync (run.lua)
 }
 
 return F

@@ -11,7 +11,8 @@
 -- fs.sha256(p), fs.xxh128(p), fs.stat(p), fs.lstat(p), fs.write(p, data, mode),
 -- fs.symlink(target, path) (called with a table it is the resource), ...
 --
--- Every write is atomic (temp file, fsync, rename). apply records what it
+-- Every write is atomic (temp file, rename; fsync'd, or in the runner's
+-- batch one syncfs for many files: provision.batch). apply records what it
 -- created (ctx:created) so revert removes exactly that: a folder only when
 -- empty, a file only when its content is still what was written.
 --
