@@ -115,12 +115,7 @@ function Ctx:planned(path)
   local run = self.run
   if not run.plan or not run.plan_writes then return nil end
   run.cwd = run.cwd or core.cwd() or "/"
-  local p = R.norm_path(path, run.cwd)
-  local found
-  for _, w in ipairs(run.plan_writes) do
-    if w.path == p then found = w.sha256 or false end
-  end
-  return found
+  return run.plan_written[R.norm_path(path, run.cwd)]   -- the last write's (plan_note_writes)
 end
 -- in plan: would a step before this one change something (and so perhaps
 -- make what this one's check finds missing: a user, a folder)?
@@ -248,8 +243,9 @@ local function plan_note_writes(run, s, res)
       local entry = type(p) == "table" and p.entry == true
       local sum = type(p) == "table" and p.sha256 or nil
       if type(p) == "table" then p = p.path end
-      table.insert(run.plan_writes, { path = norm_path(p, run.cwd), shown = p, step = s.name, entry = entry,
-                                      sha256 = sum })
+      local np = norm_path(p, run.cwd)
+      table.insert(run.plan_writes, { path = np, shown = p, step = s.name, entry = entry, sha256 = sum })
+      run.plan_written[np] = sum or false   -- for Ctx:planned: one lookup, not a walk of plan_writes
     end
   end
 end
@@ -762,7 +758,7 @@ function M.main(o)
 
   -- o.plan: teardown --plan (or plan --teardown): a plan of the teardown
   local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan" or o.plan == true,
-                selected = selected, partial = partial, counts = new_counts(), plan_writes = {} }
+                selected = selected, partial = partial, counts = new_counts(), plan_writes = {}, plan_written = {} }
   local dir = State.default_dir(o)
   -- a teardown with nothing recorded and no teardown block of its own has
   -- nothing to do: it reports that and writes nothing, not even the folder
