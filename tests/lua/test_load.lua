@@ -117,4 +117,43 @@ T.test("path conflicts: the first claim, then the agreeing ones; an absence over
   T.eq(validate.path_conflict(recipe({ fs.absent "w" }, { fs.absent "w/x" })), nil)
 end)
 
+T.test("a step of one resource is 4 fields (its kind filled in); tags and on_change only when given", function()
+  local dir = T.tmpdir()
+  local f = io.open(dir .. "/r.lua", "w")
+  f:write('recipe { name = "shape" }\n',
+    'step "a" { fs.file { path = "d/a", content = "x" } }\n',
+    'step "b" { fs.file { path = "d/b", content = "x" }, fs.directory "d/c", tags = "web" }\n',
+    'step "c" { fs.directory "d/e", on_change = "a" }\n')
+  f:close()
+  local recipe = assert(require("provision.dsl").load(dir .. "/r.lua", {}))
+  local a, b, c = recipe.steps[1], recipe.steps[2], recipe.steps[3]
+  local keys = {}
+  for k in pairs(a) do keys[#keys + 1] = k end
+  table.sort(keys)
+  T.eq(table.concat(keys, " "), "kind name resources where")
+  T.eq(a.kind, "fs.file")
+  T.eq(a.where, dir .. "/r.lua:2")
+  T.eq(b.kind, nil, "two resources: the runner joins their kinds")
+  T.eq(b.tags, { "web" })
+  T.eq(c.kind, "fs.directory")
+  T.eq(c.tags, nil)
+  T.eq(c.on_change, { "a" })
+end)
+
+T.test("report: a step and its change lines are one write (one flush), as they read", function()
+  local Report = require "provision.report"
+  local writes = {}
+  local r = Report.new({ verb = "plan" })
+  r.out = { write = function(_, s) writes[#writes + 1] = s end, flush = function() end }
+  r:start({ name = "x", steps = { { name = "f1" } } }, "plan", 1)
+  writes = {}
+  r:step(1, { name = "f1" }, "would-change", 0, "+ d/f1", { "+ d/f1 (1 bytes)", "--- /dev/null", "+++ d/f1" })
+  T.eq(#writes, 1)
+  T.match(writes[1], "^%[1/1%] f1 +would%-change +0ms  %+ d/f1\n      %+ d/f1 %(1 bytes%)\n      %-%-%- /dev/null\n"
+    .. "      %+%+%+ d/f1\n$")
+  writes = {}
+  r:step(1, { name = "f1" }, "ok", 0)
+  T.eq(#writes, 1)
+end)
+
 os.exit(T.done())
