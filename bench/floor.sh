@@ -4,7 +4,8 @@
 # compare per file and nothing else (process start included). Runs
 # alternate (floor, provision, floor, ...) so each ratio is from one paired
 # run; medians of RUNS. Also: provision's peak RSS on the no-op, its `list`
-# and `plan` of the same recipe, and --version.
+# and `plan` of the same recipe, and --version; with hyperfine, --version
+# and a 10-step no-op as hyperfine -N measures them.
 #   bash bench/floor.sh [N...]        (default: 1000 10000; RUNS=21)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +43,17 @@ for n in $sizes; do
     printf '%-7s %10s %10s %7s %10s %10s %12s\n' "$n" "$mf" "$mp" \
         "$(awk -v a="$mf" -v b="$mp" 'BEGIN { printf "%.2fx", b / a }')" "$list" "$plan" "$rss"
 done
+# the issue's own measure of the fixed costs: hyperfine -N (no shell
+# between), --version and a 10-step no-op
+if command -v hyperfine > /dev/null; then
+    rm -rf d .provision && mkdir d
+    printf 'recipe { name = "floor" }\nfor i = 1, 10 do step("f" .. i) { fs.file { path = "d/" .. i, content = "x", mode = "0644" } } end\n' > r.lua
+    "$P" -q r.lua > /dev/null
+    hyperfine -N -w 5 -r 51 --export-json h.json "$P --version" "$P -q r.lua" > /dev/null 2>&1
+    python3 -c 'import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print("hyperfine -N: %-40s median %.2f ms" % (r["command"].split("/")[-1], r["median"] * 1000))' h.json
+fi
 set -- $sizes
 if [ $# -ge 2 ]; then
     echo "growth: $2 / $1 steps: no-op $(awk -v a="${noop_of[$1]}" -v b="${noop_of[$2]}" 'BEGIN { printf "%.2fx", b / a }') the time for $(( $2 / $1 ))x the steps"
