@@ -12,6 +12,8 @@
 #     ones read nothing (strace: no open of it for reading), a changed
 #     stamp is read again, plan records nothing, and teardown keeps it (it
 #     was adopted, not created).
+#   - a Docker recipe's no-op (the engine on its unix socket) opens no
+#     libcurl (when an engine answers).
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/servers/httpd.sh"
 start_httpd
@@ -108,3 +110,18 @@ expect "put back: ok again" eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0"'
 run "$P" teardown pin.lua
 expect "teardown keeps it (adopted, not created) and says so" \
     eval '[ $RC -eq 0 ] && [ "$(sha256sum mine.bin | cut -c1-64)" = "$MSHA" ] && has "$OUT" "kept mine.bin, which existed before the first apply"'
+
+# ---- the Docker Engine API on the local socket: no libcurl (when an engine answers)
+if docker info > /dev/null 2>&1; then
+    cat > dk.lua <<'R'
+recipe { name = "lazy-docker" }
+check "engine" { docker.engine { min_version = "1.0" } }
+step "listed" { check = function() return type(docker.containers { all = true }) == "table" end }
+R
+    strace -f -qq -e trace=open,openat,openat2 -o dtrace "$P" dk.lua > dout 2>&1
+    RC=$?; OUT=$(cat dout); ERR=""
+    expect "a Docker recipe's no-op: the engine answers, no libcurl opened" \
+        eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0" && [ "$(curl_opens dtrace)" = 0 ]'
+else
+    skip "a Docker recipe's no-op without libcurl" "no Docker engine answers"
+fi
