@@ -14,6 +14,9 @@
 #   4. plan, stack up (median); 5. teardown.
 #   sh bench/airflow.sh                        2.1.3, RUNS=15
 #   VERSION=3.2.0 sh bench/airflow.sh          PROVISION_COMPOSE=docker-compose VERSION=3.2.0 sh bench/airflow.sh
+#   BASE=/path/to/older/provision VERSION=3.2.0 sh bench/airflow.sh
+#                                              also that binary's no-op, alternating with
+#                                              this one's on the same stack (before/after)
 # Needs Docker and ports 8080/5555 free. DOCS_BASE=http://... serves another
 # copy of the compose file instead.
 set -eu
@@ -91,17 +94,29 @@ echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 ))
 # where a no-op's time goes: the endpoint checks wait on the stand-ins'
 # HTTP (a shell script per request under busybox nc: tens of ms, where
 # Airflow answers in a few), the rest is provision's own
-i=0; : > "$work/split"
-while [ $i -lt "$RUNS" ]; do
+split() { # BINARY FILE: one no-op; appends "total-without-checks checks total" (us) to FILE
     t0=$(date +%s%N)
-    "$P" recipes/airflow-quickstart.lua $V --json > "$work/events" 2>/dev/null
+    "$1" recipes/airflow-quickstart.lua $V --json > "$work/events" 2>/dev/null
     total=$(( ($(date +%s%N) - t0) / 1000 ))
     http=$(grep '"event":"step"' "$work/events" | grep -E '"name":"(web server health|REST API|Flower)"' \
         | sed -n 's/.*"ms":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s * 1000 + 0 }')
-    echo "$(( total - http )) $http" >> "$work/split"
+    echo "$(( total - http )) $http $total" >> "$2"
+}
+i=0; : > "$work/split"; : > "$work/split.base"
+while [ $i -lt "$RUNS" ]; do
+    split "$P" "$work/split"
+    [ -n "${BASE:-}" ] && split "$BASE" "$work/split.base"
     i=$((i + 1))
 done
 sort -n "$work/split" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = (NR + 1) / 2; m = int(m); printf "no-op without the endpoint checks, median of %d: %.1f ms (the checks: %.1f ms waiting on the stand-ins)\n", NR, a[m] / 1000, h[m] / 1000 }'
+if [ -n "${BASE:-}" ]; then
+    for f in split split.base; do
+        printf '  %-4s ' "$([ $f = split ] && echo this || echo base)"
+        sort -k3,3n "$work/$f" | awk '{ t[NR] = $3 } END { m = int((NR + 1) / 2); printf "no-op %.1f ms (min %.1f), ", t[m] / 1000, t[1] / 1000 }'
+        sort -n "$work/$f" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = int((NR + 1) / 2); printf "without the checks %.1f ms (min %.1f), the checks %.1f ms\n", a[m] / 1000, a[1] / 1000, h[m] / 1000 }'
+    done
+    echo "  (alternating, $RUNS runs each: base $BASE)"
+fi
 echo "plan, stack up, median of $RUNS:         $(median plan recipes/airflow-quickstart.lua)"
 t0=$(date +%s%N)
 "$P" recipes/airflow-teardown.lua -e dir="$DIR" -q > /dev/null 2>&1

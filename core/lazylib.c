@@ -4,8 +4,8 @@
  * PROVISION_STATIC (make static: ./provision-static): both libraries are
  * linked in, and the tables point at their own functions. Nothing of either
  * runs before a module asks for it: neither has a constructor, and
- * curl_global_init (which initialises OpenSSL) is still called by the first
- * module that needs libcurl (http.c, docker.c), not at startup. */
+ * curl_global_init (which initialises OpenSSL) is still called at the first
+ * request that needs libcurl (provision_curl_ready), not at startup. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include "lazylib.h"
@@ -67,3 +67,17 @@ int provision_load_archive(char *err, size_t errlen)
 }
 
 #endif
+
+int provision_curl_ready(char *err, size_t errlen)
+{
+    static int ready;
+    if (ready) return 0;
+    if (provision_load_curl(err, errlen) < 0) return -1;
+    CURLcode rc = provision_curl_api.curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "libcurl: curl_global_init failed (%d)", (int)rc);
+        return -1;
+    }
+    ready = 1;
+    return 0;
+}

@@ -6,7 +6,12 @@
  * re-run that touches no network) need neither. So the modules that use them
  * (http.c, docker.c use libcurl; archive.c uses libarchive) call through the
  * tables below, which provision_load_curl() / provision_load_archive() fill
- * with dlopen/dlsym the first time such a module is opened.
+ * with dlopen/dlsym the first time one is needed: libarchive when the
+ * archive module is opened; libcurl at the first request that goes through
+ * it (provision_curl_ready: http.new, a tcp:// Docker engine), not when
+ * provision._http or provision._docker is required, so that a recipe whose
+ * http.file is in place, or whose Docker engine is the local socket
+ * (core/uhttp.c), never loads it.
  *
  * A module includes lazy_curl.h or lazy_archive.h after the library's own
  * header: those turn each call (curl_easy_init(...)) into a call through the
@@ -107,6 +112,9 @@ extern struct provision_archive_api provision_archive_api;
 
 /* 0, or -1 with the reason in err (the library is missing or too old). */
 int provision_load_curl(char *err, size_t errlen);
+/* libcurl loaded and curl_global_init'ed, once, at the first request that
+ * needs it (http.new, a tcp:// Docker engine): 0, or -1 with err */
+int provision_curl_ready(char *err, size_t errlen);
 int provision_load_archive(char *err, size_t errlen);
 
 #endif

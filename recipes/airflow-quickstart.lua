@@ -112,16 +112,10 @@ local function needs(res, what)
   }
 end
 
--- The containers of this project (of one service when given)
+-- The containers of this project (of one service when given: the engine
+-- lists only those)
 local function project_containers(service)
-  local name = compose.project_name(v.dir)
-  local list = docker.containers { project = name } or {}
-  if not service then return list end
-  local out = {}
-  for _, c in ipairs(list) do
-    if (c.Labels or {})["com.docker.compose.service"] == service then out[#out + 1] = c end
-  end
-  return out
+  return docker.containers { project = compose.project_name(v.dir), service = service } or {}
 end
 
 -- Is `port` published by a container of this project? Then the port being

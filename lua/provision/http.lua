@@ -40,7 +40,7 @@ local json = require "provision.json"
 local secret = require "provision.secret"
 
 local M = {}
-M.curl_version = C.curl_version
+M.curl_version = C.curl_version   -- a function: calling it loads libcurl
 
 local shared
 local function handle()
@@ -71,6 +71,29 @@ end
 local function dest_digest(path, st, kind)
   st = st or {}
   return R.known_digest(path, st.stamp, st[kind], digest_of[kind])
+end
+
+-- the SHA-256 of dest, checked against a pinned sha256: the state's while
+-- dest is still the file it was recorded of (its stamp: device, inode,
+-- size, mtime, ctime); else dest is read, and when it holds the pinned
+-- content that is recorded with the stamp it had while it was read (the
+-- journal at once: ctx:checkpoint), so that the next run trusts the stamp
+-- and reads nothing. A file that was in place before the first run is
+-- adopted so: its digest in the state, no record in created, and teardown
+-- keeps it (revert below).
+local function pinned_digest(self, ctx, st)
+  local stamp, err = FS.stamp(self.dest)
+  if not stamp then return nil, err end
+  if st.sha256 and st.stamp == stamp then return st.sha256 end
+  local have, herr = FS.sha256(self.dest)
+  if not have then return nil, herr end
+  if have == self.sha256 and not ctx.plan and ctx.state and FS.stamp(self.dest) == stamp then
+    -- an unpinned download's XXH3 is of the file at the old stamp
+    if st.stamp ~= stamp then st.xxh128 = nil end
+    st.stamp, st.sha256 = stamp, have
+    if ctx.checkpoint then ctx:checkpoint() end
+  end
+  return have
 end
 
 -- a duration for a message: "8ms", "2s", "1.5s"
@@ -445,7 +468,7 @@ M.file = R.define {
       return false, ("%s belongs to uid %d, not to this user: download it again"):format(self.dest, dst.uid)
     end
     if self.sha256 then
-      local have, err = dest_digest(self.dest, st, "sha256")
+      local have, err = pinned_digest(self, ctx, st)
       if not have then return nil, err end
       if have ~= self.sha256 then
         return false, ("%s has sha256 %s, want %s: download again"):format(self.dest, have, self.sha256)

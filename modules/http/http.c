@@ -3,7 +3,9 @@
  * its policy on: retries, backoff, validators, resume, checksums.
  *
  *   h = http.new()                       a curl easy handle (reused: keeps
- *                                        connections alive); h:close(), <close>
+ *                                        connections alive); h:close(), <close>.
+ *                                        The first loads libcurl (lazylib.h)
+ *   http.curl_version()                  libcurl's version line (loads it)
  *   h:request{ url, method=, headers=, body=, user=, password=, timeout=,
  *              connect_timeout=, ca_file=, insecure=, max_redirects=,
  *              max_body=, headers_only= }
@@ -119,6 +121,10 @@ static int handle_close(lua_State *L)
 
 static int http_new(lua_State *L)
 {
+    char err[256];
+    /* libcurl is loaded here, at the first handle, not when the module is
+     * required: a run whose downloads are all in place never loads it */
+    if (provision_curl_ready(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     http_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->curl = NULL;
     luaL_setmetatable(L, HANDLE_MT);
@@ -440,16 +446,24 @@ static const luaL_Reg handle_methods[] = {
     { NULL, NULL }
 };
 
+/* curl_version() -> "libcurl/8.x OpenSSL/3.x ..." (loads libcurl) */
+static int http_curl_version(lua_State *L)
+{
+    char err[256];
+    if (provision_curl_ready(err, sizeof err) < 0) return luaL_error(L, "%s", err);
+    lua_pushstring(L, curl_version());
+    return 1;
+}
+
 static const luaL_Reg http_funcs[] = {
+    { "curl_version", http_curl_version },
     { "new", http_new },
     { NULL, NULL }
 };
 
+/* libcurl is not loaded here (http_new and curl_version load it) */
 int luaopen_provision_http(lua_State *L)
 {
-    char err[256];
-    if (provision_load_curl(err, sizeof err) < 0) return luaL_error(L, "%s", err);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (luaL_newmetatable(L, HANDLE_MT)) {
         luaL_newlib(L, handle_methods);
         lua_setfield(L, -2, "__index");
@@ -465,7 +479,5 @@ int luaopen_provision_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
-    lua_pushstring(L, curl_version());
-    lua_setfield(L, -2, "curl_version");
     return 1;
 }

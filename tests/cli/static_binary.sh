@@ -53,7 +53,7 @@ expect "--version: median ${median} us < 5 ms" eval '[ "$median" -lt 5000 ]'
 
 # ---- the libraries inside
 cat > libs.lua <<'L'
-print(require("provision._http").curl_version)
+print(require("provision._http").curl_version())
 print(require("provision._archive").version)
 L
 run "$S" --script libs.lua

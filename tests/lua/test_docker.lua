@@ -55,6 +55,109 @@ T.test("no engine at a socket path: a clear error", function()
   T.raises(function() c:request("GET", "/_ping") end, "closed")
 end)
 
+-- a unix socket that answers as scripted (python3): what docker.c says of
+-- each reply through core/uhttp.c, and that one connection serves them all
+local FAKE = [[
+import os, socket, sys, time
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(8)
+open(path + ".ready", "w").close()
+s.settimeout(30)
+conns = 0
+R = {
+  "/ok": b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nServer: Docker/99.0 (linux)\r\nContent-Length: 2\r\n\r\nok",
+  "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=1\r\n[1,2\r\n2\r\n,3\r\n1\r\n]\r\n0\r\n\r\n",
+  "/garbage": b"\x00\x01SSH-2.0-OpenSSH_9.6\r\n",
+  "/cut": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+  "/badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+  "/big": b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000,
+  "/close": b"",
+}
+while True:
+    try:
+        c, _ = s.accept()
+    except OSError:
+        break
+    conns += 1
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d:
+                break
+            buf += d
+        if b"\r\n\r\n" not in buf:
+            break
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        target = head.split(b" ")[1].decode()
+        n = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                n = int(line.split(b":")[1])
+        while len(buf) < n:
+            buf += c.recv(65536)
+        body, buf = buf[:n], buf[n:]
+        if target == "/conns":
+            t = str(conns).encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(t), t))
+        elif target == "/echo":
+            c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        elif target == "/slow":
+            time.sleep(2)
+            break
+        elif target == "/quit":
+            sys.exit(0)
+        elif head.startswith(b"HEAD "):
+            c.sendall(R[target].split(b"\r\n\r\n")[0] + b"\r\n\r\n")
+        else:
+            c.sendall(R[target])
+            if target in ("/garbage", "/cut", "/badchunk", "/close"):
+                break
+    c.close()
+]]
+
+T.test("a socket that is not quite an engine: each reply said as it is, one connection kept", function()
+  local dir = T.tmpdir()
+  local sock = dir .. "/fake.sock"
+  assert(core.write_atomic(dir .. "/fake.py", FAKE, 420))
+  os.execute(("python3 %s %s > %s/fake.log 2>&1 &"):format(dir .. "/fake.py", sock, dir))
+  for _ = 1, 100 do
+    if io.open(sock .. ".ready") then break end
+    core.sleep(0.05)
+  end
+  local c = assert(C.open("unix://" .. sock))
+  T.eq({ c:request("GET", "/ok") }, { 200, "ok" })
+  local st, body, h = c:request("GET", "/ok", { headers = true })
+  T.eq({ st, body, h.server, h["api-version"] }, { 200, "ok", "Docker/99.0 (linux)", "1.41" })
+  T.eq({ c:request("GET", "/chunked") }, { 200, "[1,2,3]" }, "chunked, with an extension")
+  T.eq({ c:request("POST", "/echo", { body = '{"a":1}' }) }, { 201, '{"a":1}' })
+  T.eq({ c:request("HEAD", "/ok") }, { 200, "" }, "HEAD: no body")
+  T.eq({ c:request("GET", "/conns") }, { 200, "1" }, "all of them on one connection")
+  local file = dir .. "/body.tar"
+  assert(core.write_atomic(file, ("t"):rep(300000), 420))
+  T.eq({ c:request("POST", "/echo", { file = file }) }, { 201, ("t"):rep(300000) }, "a file streamed as the body")
+  T.eq({ c:request("GET", "/garbage") },
+    { nil, 'docker GET /garbage: the reply is not HTTP: it starts "\\x00\\x01SSH-2.0-OpenSSH_9.6\\r\\n"' })
+  T.eq({ c:request("GET", "/cut") },
+    { nil, "docker GET /cut: the connection was closed after 9 of the 100 bytes of the reply's body" })
+  T.eq({ c:request("GET", "/badchunk") }, { nil, 'docker GET /badchunk: the reply has a bad chunk size line: "zz"' })
+  T.eq({ c:request("GET", "/big", { max_body = 4096 }) },
+    { nil, "docker GET /big: the reply's body is 5000 bytes (Content-Length), over the 4096 allowed" })
+  T.eq({ c:request("GET", "/close") }, { nil, "docker GET /close: the connection was closed before any reply came" })
+  local t0 = core.now()
+  T.eq({ c:request("GET", "/slow", { timeout = 0.3 }) }, { nil, "docker GET /slow: no answer within 0.3s" })
+  T.ok(core.now() - t0 < 1.5, "the timeout kept")
+  T.eq({ c:request("GET", "/ok") }, { 200, "ok" }, "a new connection after each failure")
+  local _, ferr, fcode = c:request("POST", "/echo", { file = dir .. "/none.tar" })
+  T.match(ferr, "none%.tar"); T.eq(fcode, 2)
+  T.raises(function() c:request("GET", "/a b") end, "no blanks")
+  T.raises(function() c:request("G T", "/ok") end, "a method is letters")
+  pcall(c.request, c, "GET", "/quit", { timeout = 2 })
+  c:close()
+end)
+
 T.test("engine URLs: what each form means (transport.parse)", function()
   local tr = require "provision.docker.transport"
   T.eq(tr.parse("unix:///run/docker.sock"), { scheme = "unix", path = "/run/docker.sock" })

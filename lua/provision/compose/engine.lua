@@ -135,11 +135,13 @@ local function bind_states(E, api)
   -- One GET /containers/json; a container is inspected only when the list
   -- cannot tell (exited: its restart policy; unhealthy: the probe's output),
   -- or for every container with full = true (started times). list: the
-  -- project's containers when the caller has them already.
+  -- project's containers when the caller has them already. One service
+  -- asked (run_once): the engine lists that service's containers only.
   function E.service_states(name, services, full, list)
     local err
     if not list then
-      list, err = api.containers { project = name }
+      local one = services and #services == 1 and services[1] or nil
+      list, err = api.containers { project = name, service = one }
       if not list then return nil, err end
     end
     local by = {}

@@ -1,6 +1,6 @@
--- provision.docker.api: the Docker Engine API client, through libcurl
--- (modules/docker.c) to the engine at a URL (unix://, tcp:// with or
--- without TLS, ssh://: provision.docker.transport). A library: plain calls, no resource; provision.docker (the
+-- provision.docker.api: the Docker Engine API client (modules/docker.c:
+-- core/uhttp.c on a unix socket, libcurl for tcp://) to the engine at a URL
+-- (unix://, tcp:// with or without TLS, ssh://: provision.docker.transport). A library: plain calls, no resource; provision.docker (the
 -- docker.* resources) and provision.compose both use it.
 --
 -- Calls (each -> value | nil, "what: why"):

@@ -35,6 +35,8 @@
 -- check(url) -> true | nil, message            (load time: the options)
 -- tls() -> nil (plain) | { ca=, cert=, key=, dir= } | nil, false, message
 -- open(url) -> client (client:request as provision._docker's) | nil, message
+--   (unix:// and ssh://: core/uhttp.c on the socket, no libcurl; tcp://:
+--   libcurl, loaded then)
 -- env(url) -> { DOCKER_HOST = ..., ... } | nil, message: the environment a
 --   docker or Compose CLI process needs to reach that engine (ssh: the
 --   forwarded socket, which it opens)
@@ -198,7 +200,12 @@ local function explain(url, tu, err)
   if tu.t and not tu.t:alive() then
     return ("engine %s: the ssh connection to %s ended%s"):format(url, tu.dest, last and (": " .. last) or "")
   end
-  if not last and (err:find("receiving data") or err:find("returned nothing")) then
+  -- the forwarded connection closed before any reply (core/uhttp.c's
+  -- words; libcurl's were "Failure when receiving data", "returned nothing")
+  local closed = err:find("before any reply came", 1, true) or err:find(": no reply: ", 1, true)
+    or err:find("sending the request: ", 1, true) or err:find("receiving data", 1, true)
+    or err:find("returned nothing", 1, true)
+  if not last and closed then
     return ("engine %s: %s closed the forwarded connection: no Docker engine at %s there, or sshd refuses to forward to it"
       .. " (%s)"):format(url, tu.dest, M.REMOTE_SOCKET, err)
   end
