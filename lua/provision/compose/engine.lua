@@ -303,7 +303,11 @@ local function bind_guards(E, api)
       local svc = service_of(c)
       local spec = svc and want[svc] and project.services[svc]
       local ref = type(spec) == "table" and type(spec.image) == "string" and spec.image
-      if ref then
+      -- the engine lists the name a container was made from only while
+      -- that name still leads to the container's image (else its id):
+      -- then there is nothing to ask (issue 19: three GET /images/... less
+      -- on the quick start's no-op)
+      if ref and c.Image ~= ref then
         if ids[ref] == nil then
           local img = api.image_inspect(ref)
           ids[ref] = type(img) == "table" and img.Id or false

@@ -101,18 +101,32 @@ local function interp(s, env, where)
   return table.concat(out)
 end
 
--- interpolate(text_or_table, env) -> value | nil, msg (values only, as Compose does)
-function M.interpolate(v, env, where)
-  env = env or {}
-  if type(v) == "string" then return interp(v, env, where) end
+-- a copy of tree v, each string interpolated; path[1..depth]: where v is
+-- (the keys down to it), joined only for a message. A string without a "$"
+-- is taken as it is: most of a compose file (issue 19: the quick start's
+-- 700 values, 0.4 -> 0.1 ms a load)
+local find, tostr = string.find, tostring
+local function walk(v, env, path, depth)
+  if type(v) == "string" then
+    if not find(v, "$", 1, true) then return v end
+    local r, err = interp(v, env, nil)
+    if r == nil then return nil, depth > 0 and (table.concat(path, ".", 1, depth) .. ": " .. err) or err end
+    return r
+  end
   if type(v) ~= "table" or v == yaml.null then return v end
   local out = setmetatable({}, getmetatable(v))
   for k, x in pairs(v) do
-    local nv, err = M.interpolate(x, env, where and (where .. "." .. tostring(k)) or tostring(k))
+    path[depth + 1] = tostr(k)
+    local nv, err = walk(x, env, path, depth + 1)
     if nv == nil and err then return nil, err end
     out[k] = nv
   end
   return out
+end
+
+-- interpolate(text_or_table, env) -> value | nil, msg (values only, as Compose does)
+function M.interpolate(v, env, where)
+  return walk(v, env or {}, { where }, where and 1 or 0)
 end
 
 function M.find_file(dir, file)
