@@ -184,6 +184,17 @@ int provision_procs_run(provision_procs_job *jobs, size_t n, const provision_pro
 int luaopen_provision_core(lua_State *L);
 /* lstate.c: the state folder's functions, into the _core table on the stack */
 void provision_open_statedir(lua_State *L);
+
+/* alloc.c: the Lua state's allocator, small blocks by size class:
+ * init reserves its region (0: it could not, keep Lua's), exit makes
+ * every free a no-op (the kernel takes the heap at exit) */
+int provision_alloc_init(void);
+void provision_alloc_exit(void);
+void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* options.c: core.options_plan and core.check_options, the fast path of a
+ * resource's options check (into the table at the top) */
+void provision_open_options(lua_State *L);
 /* the text at idx, a string or a bytes userdata (dir:read(name, "bytes")):
  * raises on anything else */
 const char *provision_checkbytes(lua_State *L, int idx, size_t *len);

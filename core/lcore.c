@@ -302,6 +302,33 @@ static int core_size(lua_State *L)
     return 1;
 }
 
+/* frame(level) -> the function running at that level of the stack (as
+ * debug.getinfo numbers them) and its current line | nothing: what
+ * debug.getinfo(level, "fl") says, without a table (the loader asks at
+ * every step's declaration) */
+static int core_frame(lua_State *L)
+{
+    lua_Debug ar;
+    if (!lua_getstack(L, (int)luaL_checkinteger(L, 1), &ar)) return 0;
+    lua_getinfo(L, "fl", &ar);
+    lua_pushinteger(L, ar.currentline);
+    return 2;
+}
+
+/* clean_path(p [, relative]) -> true when p is spelled as R.norm_path
+ * would spell it (no "//", no "/." anywhere, not "." at the start nor "/"
+ * at the end; relative: not "/" at the start either): one call where the
+ * loader asks for every path a recipe claims */
+static int core_clean_path(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    int rel = lua_toboolean(L, 2);
+    lua_pushboolean(L, n > 0 && p[0] != '.' && p[n - 1] != '/' && !(rel && p[0] == '/')
+                       && !memmem(p, n, "//", 2) && !memmem(p, n, "/.", 2));
+    return 1;
+}
+
 static int core_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 
 /* cwd() -> the working folder | nil, message */
@@ -315,10 +342,12 @@ static int core_cwd(lua_State *L)
 }
 
 static const luaL_Reg core_funcs[] = {
+    { "clean_path", core_clean_path },
     { "cwd", core_cwd },
     { "deadline", core_deadline },
     { "duration", core_duration },
     { "exposed", core_exposed },
+    { "frame", core_frame },
     { "getpid", core_getpid },
     { "guard", core_guard },
     { "interrupt_on_stdin_eof", core_interrupt_on_stdin_eof },
@@ -366,6 +395,7 @@ int luaopen_provision_core(lua_State *L)
     lua_pop(L, 1);
     luaL_newlib(L, core_funcs);                 /* _core */
     provision_open_statedir(L);
+    provision_open_options(L);
     lua_pushstring(L, PROVISION_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */

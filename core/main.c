@@ -32,12 +32,25 @@ static void *exit_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return realloc(ptr, nsize);
 }
 
+/* free at exit, for real: sanitizer builds and PROVISION_FREE_AT_EXIT=1 */
+static int free_at_exit(void)
+{
+#ifdef PROVISION_FREE_AT_EXIT
+    return 1;
+#else
+    const char *e = getenv("PROVISION_FREE_AT_EXIT");
+    return e && strcmp(e, "1") == 0;
+#endif
+}
+
+/* the state's allocator: small blocks by size class (core/alloc.c), where
+ * leaks are not looked for */
+static int small_blocks;
+
 static void close_state(lua_State *L)
 {
-#ifndef PROVISION_FREE_AT_EXIT
-    const char *e = getenv("PROVISION_FREE_AT_EXIT");
-    if (!e || strcmp(e, "1") != 0) lua_setallocf(L, exit_alloc, NULL);
-#endif
+    if (small_blocks) provision_alloc_exit();   /* its frees do nothing from here on */
+    else if (!free_at_exit()) lua_setallocf(L, exit_alloc, NULL);
     lua_close(L);
 }
 
@@ -69,6 +82,10 @@ int main(int argc, char **argv)
     }
     lua_State *L = luaL_newstate();
     if (!L) { fputs("provision: cannot create Lua state: out of memory\n", stderr); return EXIT_FAILED; }
+    if (!free_at_exit() && provision_alloc_init()) {   /* (blocks made so far stay malloc's: alloc.c tells) */
+        small_blocks = 1;
+        lua_setallocf(L, provision_alloc, NULL);
+    }
     provision_signals_install(L);
     lua_pushcfunction(L, msghandler);
     lua_pushcfunction(L, pmain);

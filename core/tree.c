@@ -216,6 +216,37 @@ int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *
     return slow_walk(path, follow_last, name, err, errlen);
 }
 
+/* The folder the last tree_walk_kept looked in, kept open for the next
+ * (a no-op's checks look in one folder after another, thousands of times
+ * in the same one). A descriptor of a folder stays that folder whatever is
+ * made or removed in it; what can make it stale is a folder or a link on
+ * the way changed, so every change here forgets it, and the runner forgets
+ * it before and after a step applies or reverts (tree_forget_folders). */
+static struct { int fd; char dir[PATH_MAX]; } kept = { -1, "" };
+
+void tree_forget_folders(void)
+{
+    if (kept.fd >= 0) close(kept.fd);
+    kept.fd = -1;
+}
+
+int tree_walk_kept(const char *path, char name[NAME_MAX + 1], int *owned, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    *owned = 0;
+    if (path[0] && split(path, dir, sizeof dir, name) == 0) {
+        if (kept.fd >= 0 && strcmp(dir, kept.dir) == 0) return kept.fd;
+        int fd = tree_walk(path, 0, name, err, errlen);
+        if (fd < 0) return -1;
+        tree_forget_folders();
+        kept.fd = fd;
+        memcpy(kept.dir, dir, strlen(dir) + 1);
+        return fd;
+    }
+    *owned = 1;
+    return tree_walk(path, 0, name, err, errlen);
+}
+
 int tree_walk_at(int dfd, const char *rel, char name[NAME_MAX + 1])
 {
     int fd = dup(dfd);
@@ -318,6 +349,7 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
 
 int tree_chmod_fd(int fd, mode_t mode)
 {
+    tree_forget_folders();
     /* fchmod needs a real descriptor: /proc/self/fd names this very inode
      * for an O_PATH one too */
     char proc[64];
@@ -328,6 +360,7 @@ int tree_chmod_fd(int fd, mode_t mode)
 int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, long gid, int mode,
                       const char *expect, char *err, size_t errlen)
 {
+    tree_forget_folders();
     int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
     struct stat st;
@@ -386,6 +419,7 @@ out:
 
 int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char *err, size_t errlen)
 {
+    tree_forget_folders();
     if (mkdirat(dirfd, name, (mode_t)(mode & 0777)) < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
     /* the umask filtered it: say exactly what was asked, on the new folder */
     return tree_set_attrs_at(dirfd, name, shown, -1, -1, mode, NULL, err, errlen);
@@ -393,6 +427,7 @@ int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char
 
 int tree_mkdirs(const char *path, int mode, char *err, size_t errlen)
 {
+    tree_forget_folders();
     size_t len = strlen(path);
     if (len == 0) return fail(err, errlen, ENOENT, "an empty path");
     char *p = strdup(path);
@@ -560,6 +595,7 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
 
 int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, char *err, size_t errlen)
 {
+    tree_forget_folders();
     if (!name[0] || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return fail(err, errlen, EINVAL, "refusing to remove %s: it ends in . or ..", shown);
     if (!(flags & TREE_RECURSIVE)) {
@@ -658,6 +694,7 @@ int tree_create_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX 
 
 int tree_mkdir_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX + 1], char *err, size_t errlen)
 {
+    tree_forget_folders();
     for (int tries = 0; tries < 100; tries++) {
         temp_name(prefix, out);
         if (mkdirat(dirfd, out, (mode_t)mode) == 0) return 0;

@@ -40,6 +40,18 @@ int tree_trusted_uid(uid_t uid);
  * and the folder are then its target's). */
 int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *err, size_t errlen);
 
+/* tree_walk (follow_last 0) from the folder the last call looked in when
+ * path's folder is that one (by its text): a no-op's checks, one after
+ * another in one folder, walk once. *owned: the caller closes the
+ * descriptor only when it is set (else it is kept for the next call).
+ * For looking only: a change goes through tree_walk. */
+int tree_walk_kept(const char *path, char name[NAME_MAX + 1], int *owned, char *err, size_t errlen);
+
+/* forget the kept folder: every change in this file does, and the runner
+ * does before and after a step changes anything (a folder on the way may
+ * be another one then) */
+void tree_forget_folders(void);
+
 /* rel ("a/b/c": relative, no empty component) under the folder dfd: the
  * folder holding its last component, walked one component at a time with
  * O_NOFOLLOW (a link or a file on the way: ELOOP), with that component

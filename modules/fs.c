@@ -17,6 +17,9 @@
  *       walk: what a file's check needs) | nil, msg, errno
  *   probe(path, content) -> the same with .same (the file holds content)
  *       instead of .sha256, and no .id
+ *   holds(path, content, mode, uid) -> boolean: path is a regular file of
+ *       uid's with one name, exactly content and mode (-1: any mode); the
+ *       same walk and reads as probe's, no table
  *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
@@ -53,6 +56,9 @@
  *   temp_name(prefix) -> "prefix.RANDOM", a name no other user can guess
  *   realpath(path) -> absolute path | nil, msg, errno
  *   euid() -> the effective user id
+ *   forget_folders()   (probe walks to a folder once for a run of probes
+ *       in it, until a change: the runner calls this before and after a
+ *       step applies or reverts)
  *   readonly(path) -> true | false | nil, msg, errno: is the folder that
  *       holds path on a read-only filesystem (fstatvfs through the walk)
  */
@@ -164,51 +170,89 @@ static int same_content(int fd, const char *want, size_t n, off_t size)
  * (the file read through a descriptor of the very inode looked at). With
  * content (a string): .same (true | false) instead of .sha256, the file
  * compared with it byte for byte, and not read at all when its size
- * differs (a no-op's check needs no digest), and no .id */
+ * differs (a no-op's check needs no digest), and no .id.
+ *
+ * The folder is walked once for a run of probes in it (tree_walk_kept),
+ * and the file is opened first and looked at through its descriptor
+ * (O_NOFOLLOW: a link is not opened, O_NONBLOCK: a FIFO does not wait;
+ * nothing but a regular file is read): 4 syscalls a file already right,
+ * the floor's count. When it cannot be opened (a link, a socket, no
+ * permission), lstat says what is there. */
+struct look { struct stat st; int same; char hx[DIGEST_HEX_MAX]; int walk_failed; char err[TREE_ERR]; };
+
+/* what probe and holds find at path -> 0 | errno (lk->walk_failed: the
+ * walk to its folder failed, lk->err says why; else "path: strerror") */
+static int look(const char *path, const char *want, size_t wantn, struct look *lk)
+{
+    int owned;
+    char name[NAME_MAX + 1];
+    lk->same = -1;
+    lk->hx[0] = '\0';
+    lk->walk_failed = 0;
+    int dfd = tree_walk_kept(path, name, &owned, lk->err, sizeof lk->err);
+    if (dfd < 0) { lk->walk_failed = 1; return errno ? errno : EIO; }
+    struct stat *st = &lk->st;
+    int e = 0;
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    int oe = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        if (fstat(fd, st) < 0) e = errno;
+    } else if (oe == ENOENT || oe == ENOTDIR) {
+        e = oe;
+    } else if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+        e = errno;
+    }
+    if (e || !S_ISREG(st->st_mode)) {
+        /* nothing there, or not a file to read */
+    } else if (want && (size_t)st->st_size != wantn) {
+        lk->same = 0;   /* another size: not the same, nothing to read */
+    } else if (fd < 0) {
+        e = oe;   /* a regular file that could not be opened (EACCES) */
+    } else if (want) {
+        lk->same = same_content(fd, want, wantn, st->st_size);
+        if (lk->same < 0) { e = -lk->same; lk->same = -1; }
+    } else {
+        e = provision_digest_fd(fd, DIGEST_SHA256, 1, lk->hx);
+    }
+    if (fd >= 0) close(fd);
+    if (owned) close(dfd);
+    return e;
+}
+
 static int fs_probe(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
     size_t wantn = 0;
     const char *want = lua_isstring(L, 2) ? lua_tolstring(L, 2, &wantn) : NULL;
-    int same = -1;
-    char name[NAME_MAX + 1], err[TREE_ERR];
-    int dfd = tree_walk(path, 0, name, err, sizeof err);
-    if (dfd < 0) return fs_failmsg(L, err, errno);
-    struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        int e = errno;
-        close(dfd);
-        return fs_fail(L, path, e);
-    }
-    char hx[DIGEST_HEX_MAX] = "";
-    if (S_ISREG(st.st_mode) && want && (size_t)st.st_size != wantn) {
-        same = 0;   /* another size: not the same, nothing to read */
-    } else if (S_ISREG(st.st_mode)) {
-        int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        struct stat fst;
-        int e = fd < 0 ? errno : fstat(fd, &fst) < 0 ? errno
-              : (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) ? EAGAIN : 0;
-        if (!e && want) {
-            same = same_content(fd, want, wantn, fst.st_size);
-            if (same < 0) { e = -same; same = -1; }
-        } else if (!e) e = provision_digest_fd(fd, DIGEST_SHA256, 1, hx);
-        if (fd >= 0) close(fd);
-        if (e) {
-            close(dfd);
-            if (e == EAGAIN) { lua_pushnil(L); lua_pushfstring(L, "%s: replaced while being read", path); lua_pushinteger(L, e); return 3; }
-            return fs_fail(L, path, e);
-        }
-    }
-    close(dfd);
-    push_stat_table(L, &st, !want);
-    if (hx[0]) {
-        lua_pushstring(L, hx);
+    struct look lk;
+    int e = look(path, want, wantn, &lk);
+    if (e) return lk.walk_failed ? fs_failmsg(L, lk.err, e) : fs_fail(L, path, e);
+    push_stat_table(L, &lk.st, !want);
+    if (lk.hx[0]) {
+        lua_pushstring(L, lk.hx);
         lua_setfield(L, -2, "sha256");
     }
-    if (same >= 0) {
-        lua_pushboolean(L, same);
+    if (lk.same >= 0) {
+        lua_pushboolean(L, lk.same);
         lua_setfield(L, -2, "same");
     }
+    return 1;
+}
+
+/* holds(path, content, mode, uid) -> true when path is a regular file of
+ * uid's with one name, exactly content, and mode (-1: any): a re-run's
+ * fs.file check in one call, with no table; false for anything else (the
+ * full check, probe's, then says what differs or what is wrong) */
+static int fs_holds(lua_State *L)
+{
+    const char *path = provision_checkpath(L, 1);
+    size_t wantn;
+    const char *want = luaL_checklstring(L, 2, &wantn);
+    lua_Integer mode = luaL_checkinteger(L, 3), uid = luaL_checkinteger(L, 4);
+    struct look lk;
+    int e = look(path, want, wantn, &lk);
+    lua_pushboolean(L, !e && lk.same == 1 && lk.st.st_nlink == 1 && (lua_Integer)lk.st.st_uid == uid
+                       && (mode < 0 || (lua_Integer)(lk.st.st_mode & 07777) == mode));
     return 1;
 }
 
@@ -281,6 +325,7 @@ static int fs_parent(lua_State *L, const char *path, int follow, char name[NAME_
 
 static int fs_mkdir(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     mode_t mode = fs_checkmode(L, 2, 0755);
     char name[NAME_MAX + 1], err[TREE_ERR];
@@ -299,6 +344,7 @@ static int fs_mkdir(lua_State *L)
 
 static int fs_chmod(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     luaL_checkinteger(L, 2);
     mode_t mode = fs_checkmode(L, 2, 0);
@@ -338,6 +384,7 @@ static int fs_resolve_id(lua_State *L, int idx, int is_group, long *out)
 
 static int fs_chown(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     const char *expect = luaL_optstring(L, 4, NULL);
     long uid, gid;
@@ -401,6 +448,7 @@ static int fs_readlink(lua_State *L)
 
 static int fs_symlink(lua_State *L)
 {
+    tree_forget_folders();
     const char *target = provision_checkpath(L, 1);
     const char *path = provision_checkpath(L, 2);
     int replace = lua_toboolean(L, 3);
@@ -433,6 +481,7 @@ static int fs_symlink(lua_State *L)
 
 static int fs_remove(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     char name[NAME_MAX + 1], err[TREE_ERR];
     int n, dfd = fs_parent(L, path, 0, name, &n);
@@ -447,6 +496,7 @@ static int fs_remove(lua_State *L)
 
 static int fs_remove_tree(lua_State *L)
 {
+    tree_forget_folders();
     size_t len;
     const char *path = provision_checkpath(L, 1);
     len = strlen(path);
@@ -476,6 +526,7 @@ static int fs_remove_tree(lua_State *L)
  * folder): removed (a folder with all under it) only when it is ours */
 static int fs_remove_own(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     const char *want = luaL_optstring(L, 2, NULL);
     char name[NAME_MAX + 1], err[TREE_ERR], id[64];
@@ -515,6 +566,7 @@ static int fs_remove_own(lua_State *L)
  * replaced), with why. */
 static int fs_remove_if(lua_State *L)
 {
+    tree_forget_folders();
     const char *path = provision_checkpath(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "type");
@@ -673,6 +725,15 @@ static int fs_realpath(lua_State *L)
     return 1;
 }
 
+/* forget_folders(): the folder probe keeps open is forgotten (the runner,
+ * before and after a step changes anything: tree_walk_kept) */
+static int fs_forget_folders(lua_State *L)
+{
+    (void)L;
+    tree_forget_folders();
+    return 0;
+}
+
 static int fs_euid(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)geteuid());
@@ -685,7 +746,9 @@ static const luaL_Reg fs_funcs[] = {
     { "dir_id", fs_dir_id },
     { "euid", fs_euid },
     { "exists", fs_exists },
+    { "forget_folders", fs_forget_folders },
     { "gid_of", fs_gid_of },
+    { "holds", fs_holds },
     { "group_name", fs_group_name },
     { "listdir", fs_listdir },
     { "lstat", fs_lstat },

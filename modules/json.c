@@ -588,16 +588,25 @@ static int skip_value(reader *r, int depth)
     do {
         if (r->p >= r->end) return 0;
         char c = *r->p++;
-        if (c == '"') {
-            while (r->p < r->end && *r->p != '"') r->p += *r->p == '\\' ? 2 : 1;
-            if (r->p >= r->end) return 0;
-            r->p++;
+        if (c == '"') {   /* to the quote that ends it: one after an even run of backslashes */
+            for (;;) {
+                const char *q = memchr(r->p, '"', (size_t)(r->end - r->p));
+                if (!q) return 0;
+                const char *b = q;
+                while (b > r->p && b[-1] == '\\') b--;
+                r->p = q + 1;
+                if (((q - b) & 1) == 0) break;
+            }
         } else if (c == '{' || c == '[') {
             if (depth + ++level > r->deepest) r->deepest = depth + level;
         } else if (c == '}' || c == ']') {
             if (--level < 0) return 0;
         } else if (level == 0) {   /* a number or a literal: to the next delimiter */
-            while (r->p < r->end && !strchr(",}] \n\t\r", *r->p)) r->p++;
+            while (r->p < r->end) {
+                char d = *r->p;
+                if (d == ',' || d == '}' || d == ']' || d == ' ' || d == '\n' || d == '\t' || d == '\r') break;
+                r->p++;
+            }
         }
     } while (level > 0);
     return 1;

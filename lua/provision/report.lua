@@ -107,8 +107,12 @@ Report.human_bytes = human_bytes
 function Report:start(recipe, verb, nsteps)
   self.nsteps = nsteps
   self.t0 = core.now()
-  self.name_width = 10
-  for _, s in ipairs(recipe.steps) do self.name_width = math.max(self.name_width, math.min(#s.name, 36)) end
+  local width = 10   -- the longest name's, up to 36
+  for _, s in ipairs(recipe.steps) do
+    local n = #s.name
+    if n > width then width = n < 36 and n or 36 end
+  end
+  self.name_width = width
   if self.json then
     self:event { event = "start", recipe = recipe.name, verb = verb, steps = nsteps,
                  plan = verb ~= "plan" and self.plan or nil }

@@ -244,7 +244,7 @@ local function compile(spec)
     if optional then t = t:sub(1, -2) end
     local default = nil   -- (not `and ... or nil`: a default may be false)
     if type(sp) == "table" then default = sp.default end
-    c[#c + 1] = { name = name, checker = assert(checkers[t], "unknown option type " .. t),
+    c[#c + 1] = { name = name, type = t, checker = assert(checkers[t], "unknown option type " .. t),
                   optional = optional or (type(sp) == "table" and sp.optional) or false,
                   default = default, path = type(sp) == "table" and sp.path or false }
     if type(name) == "string" then c.known[name] = true end
@@ -347,9 +347,16 @@ local function specialize(c)
   return assert(load(src, "=(options check)", "t"))(c, refused, empty_path, missing)
 end
 
--- R.validate(kind, options_spec, args) -> normalized table | nil, message
+-- R.validate(kind, options_spec, args) -> normalized table | nil, message.
+-- Options that are right are checked in C (core/options.c); anything it
+-- cannot vouch for is checked here, where every message is
+local options_plan, check_fast = core.options_plan, core.check_options
 function R.validate(kind, spec, args)
   local c = compiled[spec] or compile(spec)
+  local plan = c.plan
+  if not plan then plan = options_plan(c); c.plan = plan end
+  local fast = check_fast(plan, args)
+  if fast then return fast end
   local known = c.known
   local given = 0
   for k in next, args do
@@ -408,8 +415,9 @@ function R.define(def)
   def.__name = "provision.resource"
   setmetatable(def, Resource)
   R.kinds[def.kind] = def
-  return function(args)
-    -- the recipe's position is looked up only when there is an error to report
+  -- the options as given -> checked (the positional put in place), or an
+  -- error at the recipe's line (looked up only then)
+  local function options_of(args)
     if type(args) ~= "table" or secret.is(args) then
       if def.positional then args = { [def.positional] = args }
       else error(("%s: expected a table of options, got %s"):format(def.kind, type(args)), caller_level()) end
@@ -420,16 +428,27 @@ function R.define(def)
         if math.type(k) == "integer" then list[k] = v else copy[k] = v end
       end
       if copy[def.positional] ~= nil then
-        error(("%s: give '%s' once, either by position or by name"):format(def.kind, def.positional), caller_level())
+        error(("%s: give '%s' once, either by position or by name"):format(def.kind, def.positional),
+          caller_level())
       end
       copy[def.positional] = #list == 1 and list[1] or list
       args = copy
     end
     local self, err = R.validate(def.kind, def.options, args)
     if not self then error(err, caller_level()) end
+    return self
+  end
+  local plan = compile(def.options)
+  plan = plan.plan or options_plan(plan)   -- (R.validate's check in C)
+  compiled[def.options].plan = plan
+  local positional, validate = def.positional, def.validate
+  return function(args)
+    -- the usual call, a plain table of options that are right, in C
+    local self = type(args) == "table" and not (positional and args[1] ~= nil) and check_fast(plan, args)
+      or options_of(args)
     setmetatable(self, def)
-    if def.validate then
-      local ok, verr = def.validate(self)
+    if validate then
+      local ok, verr = validate(self)
       if not ok and verr then error(def.kind .. ": " .. verr, caller_level()) end
     end
     return self
@@ -612,10 +631,7 @@ end
 -- R.clean_path(p) -> true when p is spelled as norm_path would (a/b/c,
 -- /a/b: no "//", no "/." nor "." at the start, no "/" at the end), but
 -- for being relative: the usual spelling, which needs no work
-function R.clean_path(p)
-  local b = p:byte(1)
-  return b ~= nil and b ~= 46 and p:byte(-1) ~= 47 and not p:find("//", 1, true) and not p:find("/.", 1, true)
-end
+R.clean_path = core.clean_path   -- (C: the loader asks for every path claimed)
 local clean_path = R.clean_path
 
 function R.norm_path(p, cwd)

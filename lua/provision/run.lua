@@ -17,72 +17,9 @@ local batch = require "provision.batch"
 
 local M = {}
 
--- Errors raised inside our own Lua files carry "lua/provision/x.lua:12: "
--- prefixes that mean nothing to a user: drop them (recipe positions stay).
-local function clean_error(e)
-  if e == nil then return "raised an error without a message" end
-  local mt = getmetatable(e)
-  if type(e) ~= "string" and type(e) ~= "number" and not (mt and mt.__tostring) then
-    return ("raised a %s instead of a message"):format(type(e))
-  end
-  local msg = tostring(e)
-  msg = msg:gsub("^[^\n]-lua/provision/[%w_/]+%.lua:%d+: ", "")
-  msg = msg:gsub("\nstack traceback:.*$", "")
-  return msg
-end
-
-local function normalize_changes(c)
-  if c == nil then return {} end
-  if type(c) == "table" then
-    local out = {}
-    for i, l in ipairs(c) do out[i] = tostring(l) end
-    return out
-  end
-  local out = {}
-  for l in tostring(c):gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
-
--- call resource or recipe code, protected, with the shield down (an
--- interrupt or the deadline raises in it; everywhere else the runner keeps
--- the shield up): ok, a, b | false, message
-local function call(fn, ...)
-  local ok, a, b = core.exposed(fn, ...)
-  if not ok then return false, clean_error(a) end
-  return true, a, b
-end
-
--- fn(...) under --timeout's deadline, kind and name saying what runs if
--- the watchdog must stop it: timed_out, fn's results
-local function timed(timeout, kind, name, fn, ...)
-  core.deadline(timeout, kind, name)
-  local a, b, c, d, e = fn(...)
-  local late = core.timed_out()
-  core.deadline(nil)
-  return late, a, b, c, d, e
-end
-
-local function timed_out_after(timeout)
-  return ("timed out after %s (--timeout)"):format(Report.fmt_ms(math.floor(timeout * 1000)))
-end
-
--- check -> true | false, changes | nil, message
-local function describe(res)
-  local ok, d = pcall(res.describe, res)
-  return ok and tostring(d) or res.kind
-end
-
-local function run_check(res, ctx)
-  local ok, a, b = call(res.check, res, ctx)
-  if not ok then return nil, a end
-  if a == nil and b ~= nil then return nil, tostring(b) end
-  if a == nil or a == false then
-    local ch = normalize_changes(b)
-    if #ch == 0 then ch = { describe(res) } end
-    return false, ch
-  end
-  return true
-end
+local calls = require "provision.run.calls"
+local clean_error, changing, timed = calls.clean_error, calls.changing, calls.timed
+local timed_out_after, describe, run_check = calls.timed_out_after, calls.describe, calls.run_check
 
 local recorded, revert_step, orphan_steps   -- below: the teardown's, also behind ctx:undo
 
@@ -232,12 +169,11 @@ local function new_ctx(run, step, saved)
 end
 
 -- a step's ctx: its .state is saved[i]'s, fetched when first read, and
--- what is the run's or the step's (.plan, .sync_later, ...) read from
--- them (a table of 5 fields has 8 slots, one of 9 has 16: a 10,000-step
--- no-op makes 10,000)
+-- what is the run's or the step's (.plan, .sync_later, .t0, ...) read from
+-- them (a table of 4 fields: a 10,000-step no-op makes 10,000)
 local FROM_RUN = { plan = function(c) return c.run.plan end, verbose = function(c) return c.run.o.verbose end,
                    json = function(c) return c.run.o.json end, timeout = function(c) return c.run.o.timeout end,
-                   sync_later = function(c) return c.step.sync_later end }
+                   sync_later = function(c) return c.step.sync_later end, t0 = function(c) return c.run.step_t0 end }
 local LazyCtx = { __index = function(ctx, k)
   if k == "state" then
     local st = saved_state(ctx.run, ctx.step, ctx.index, ctx.saved)
@@ -249,7 +185,7 @@ local LazyCtx = { __index = function(ctx, k)
   return Ctx[k]
 end }
 local function step_ctx(run, step, i, sv)
-  return setmetatable({ run = run, step = step, index = i, saved = sv, t0 = core.now() }, LazyCtx)
+  return setmetatable({ run = run, step = step, index = i, saved = sv }, LazyCtx)
 end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
@@ -306,15 +242,17 @@ local function plan_input_changes(run, res, ctx)
 end
 
 -- run one step (apply or plan) -> status, detail, changes, failure{resource, reason}
+local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 local function run_step(run, s)
-  local changes_all, status = {}, "ok"
+  local changes_all, status = NONE, "ok"   -- (a table of its own at the first change)
   -- every resource's saved table, the ones a failure stops before too: the
   -- step's state is saved whole, and what they created must stay recorded
-  local saved = {}
-  for i, res in ipairs(s.resources) do saved[i] = { kind = res.kind } end
+  local resources, saved = s.resources, {}
+  for i = 1, #resources do saved[i] = { kind = resources[i].kind } end
   run.current_saved = not s.preflight and saved or nil   -- for ctx:checkpoint
   run.detail, run.bytes = nil, nil
-  for i, res in ipairs(s.resources) do
+  for i = 1, #resources do
+    local res = resources[i]
     local ctx = step_ctx(run, s, i, saved[i])
     local ok, changes = run_check(res, ctx)
     -- an input an earlier step would write: a change to come, also when the
@@ -327,6 +265,7 @@ local function run_step(run, s)
       return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
     end
     if not ok then
+      if changes_all == NONE then changes_all = {} end
       for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
       if s.preflight or not res.apply then
         -- a preflight check, or a check-only resource: nothing to apply
@@ -335,7 +274,7 @@ local function run_step(run, s)
         status = "would-change"
         plan_note_writes(run, s, res)
       else
-        local aok, a, b = call(res.apply, res, ctx)
+        local aok, a, b = changing(res.apply, res, ctx)
         run.dirty_step = true
         if not aok or (a == nil and b ~= nil) then
           return "failed", nil, changes_all, { resource = describe(res), reason = aok and tostring(b) or a }, saved
@@ -412,6 +351,7 @@ local function preflight(run)
   for _, c in ipairs(run.recipe.checks) do
     if core.interrupted() then return false end
     local t0 = core.now()
+    run.step_t0 = t0
     c.preflight = true  -- never applied, in plan as in apply
     local late, status, detail, changes, failure = timed(run.o.timeout, "check", c.name, run_step, run, c)
     if status == "failed" then
@@ -471,14 +411,17 @@ local function apply_or_plan(run)
     not_run(run, 1)
     return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
   end
+  -- (what every step reads, in locals: a 10,000-step no-op is this loop)
+  local selected, counts, report, timeout, now = run.selected, run.counts, run.report, run.o.timeout, core.now
+  local shown = report.json or not report.quiet   -- does an ok step get a line (report:shows_step)
   for i, s in ipairs(recipe.steps) do
     s.kind = s.kind or step_kind(s)
     if core.interrupted() then   -- between steps: stop before the next one
       not_run(run, i)
       return finish(run, EXIT.interrupted)
     end
-    local trigger = run.selected[i] and s.on_change and change_trigger(run, s)
-    if not run.selected[i] then
+    local trigger = selected[i] and s.on_change and change_trigger(run, s)
+    if not selected[i] then
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(i, s, "skipped", 0)
     elseif s.on_change and not trigger then
@@ -487,10 +430,10 @@ local function apply_or_plan(run)
     else
       -- (the batch on disk before a step of another kind; else finish says why)
       if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
-      local t0 = core.now()
-      run.dirty_step = false
-      local late, status, detail, changes, failure, saved = timed(run.o.timeout, "step", s.name, run_step, run, s)
-      if status == "failed" and late then failure.reason = timed_out_after(run.o.timeout) end
+      local t0 = now()
+      run.step_t0, run.dirty_step = t0, false
+      local late, status, detail, changes, failure, saved = timed(timeout, "step", s.name, run_step, run, s)
+      if status == "failed" and late then failure.reason = timed_out_after(timeout) end
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a
@@ -505,7 +448,7 @@ local function apply_or_plan(run)
           if status ~= "failed" then status, failure = "failed", { resource = "state", reason = err } end
         end
       end
-      local ms = ms_since(t0)
+      local ms = math.floor((now() - t0) * 1000 + 0.5)   -- (ms_since)
       if trigger then
         if status == "failed" then
           if not run.plan then run.state:notify(s.name); run.state:flush() end   -- still to run
@@ -514,15 +457,17 @@ local function apply_or_plan(run)
           detail = (detail and (detail .. "; ") or "") .. "on change: " .. trigger
         end
       end
-      note_change(run, s, status)
+      if status ~= "ok" then note_change(run, s, status) end
       if status == "failed" then
         batch.flush(run)   -- what the batch wrote is on disk before the failure is told
         fail_step(run, "step", s, i, ms, changes, failure)
         not_run(run, i + 1)
         return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
       end
-      run.counts[status] = run.counts[status] + 1
-      run.report:step(i, s, status, ms, detail, changes, run.bytes and { bytes = run.bytes } or nil)
+      counts[status] = counts[status] + 1
+      if shown or status ~= "ok" then
+        report:step(i, s, status, ms, detail, changes, run.bytes and { bytes = run.bytes } or nil)
+      end
     end
   end
   if run.plan then return finish(run, run.counts["would-change"] > 0 and EXIT.pending or EXIT.ok) end
@@ -572,7 +517,7 @@ function revert_step(run, s)
     elseif res.revert and next(saved) ~= nil then
       local ctx = new_ctx(run, s, saved)
       if run.plan then ctx.changes = changes end
-      local ok, a, b = call(res.revert, res, ctx)
+      local ok, a, b = changing(res.revert, res, ctx)
       if not ok or (a == nil and b ~= nil) then
         return nil, { resource = describe(res), reason = ok and tostring(b) or a }
       end
@@ -666,6 +611,7 @@ local function teardown(run)
     run.report:start({ name = recipe.name, steps = items }, "teardown", #items)
     for i, s in ipairs(items) do
       local t0 = core.now()
+      run.step_t0 = t0
       local status, detail, changes, failure, late
       if s.forget then   -- an orphan
         changes = {}
@@ -716,6 +662,7 @@ local function teardown(run)
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
     local t0 = core.now()
+    run.step_t0 = t0
     s.kind = s.kind or step_kind(s)
     if skip[s] then
       run.counts.skipped = run.counts.skipped + 1
@@ -740,7 +687,7 @@ local function teardown(run)
 end
 
 function M.main(o)
-  core.shield(true)   -- our own code from here on: only call() and the load lower it
+  core.shield(true)   -- our own code from here on: only calls.call (changing, run_check) and the load lower it
   local report = Report.new(o)
   if o.trace then report:trace_commands(require("provision.exec").show_argv) end   -- -vv: every command shown
   -- loading runs recipe code: it gets a step's deadline

@@ -94,6 +94,10 @@ function M.select(recipe, o)
   if o.from and not recipe.by_name[o.from] then return nil, ("--from: no step named '%s'"):format(o.from) end
   local all = #only == 0 and #tags == 0
   local run_it, started, partial = {}, o.from == nil, false
+  if all and started and next(dropped) == nil then   -- no selection: every step
+    for i = 1, #recipe.steps do run_it[i] = true end
+    return run_it, false
+  end
   for i, s in ipairs(recipe.steps) do
     if s.name == o.from then started = true end
     run_it[i] = started and (all or chosen[s] == true) and not dropped[s]

@@ -129,6 +129,59 @@ T.test("resource options are checked", function()
   T.ok(R.is(r))
   T.eq(R.is({}), false)
 end)
+-- the options check's fast path (core/options.c) vouches only for what the
+-- Lua check would take as it is, and gives the same table; for anything
+-- else it answers nil, and the Lua check says what is wrong or converts
+T.test("resource options: the C check takes right options only, as the Lua check makes them", function()
+  local spec = { path = { "string", path = true }, content = "secret", mode = "mode?", flag = "boolean?",
+                 names = { "strings?", path = true }, n = { "integer", default = 3 } }
+  local res = R.define { kind = "test.fast", options = spec, check = function() return true end }
+  res { path = "warm", content = "x" }   -- (the plan is made)
+  local plan = core.options_plan((function()
+    -- a plan of the same spec, as R.validate compiles it
+    local c = { known = {} }
+    for name, sp in pairs(spec) do
+      local t = type(sp) == "table" and sp[1] or sp
+      local optional = t:sub(-1) == "?"
+      c[#c + 1] = { name = name, type = optional and t:sub(1, -2) or t, optional = optional,
+                    checker = assert(R.checkers[optional and t:sub(1, -2) or t]),
+                    default = type(sp) == "table" and sp.default or nil, path = type(sp) == "table" and sp.path }
+      c.known[name] = true
+    end
+    return c
+  end)())
+  local good = {
+    { path = "a/b", content = "hello" },
+    { path = "/x", content = "", mode = "0640", flag = false, names = { "a", "b" }, n = 7 },
+    { path = "caf\xc3\xa9", content = "\0binary\xff", mode = "755", names = "one" },
+  }
+  for i, args in ipairs(good) do
+    local fast = core.check_options(plan, args)
+    T.eq(fast, (R.validate("test.fast", spec, args)), "good " .. i .. ": the same table")
+    T.eq(res(args).path, args.path, "good " .. i .. ": the constructor takes it")
+  end
+  local bad = {
+    { content = "x" },                                   -- missing path
+    { path = "", content = "x" },                        -- an empty path
+    { path = "a\0b", content = "x" },                    -- NUL in a string
+    { path = "caf\xe9", content = "x" },                  -- not UTF-8
+    { path = 5, content = "x" },                         -- a number for a string: the Lua check converts
+    { path = "a", content = "x", mode = 644 },           -- a number for a mode
+    { path = "a", content = "x", mode = "0999" },
+    { path = "a", content = "x", mode = "01777x" },
+    { path = "a", content = "x", flag = "yes" },
+    { path = "a", content = "x", colour = "red" },       -- unknown
+    { path = "a", content = "x", [1] = "b" },            -- positional
+    { path = "a", content = "x", names = { "a", "" } },  -- an empty item, through the Lua checker
+    { path = "a", content = "x", names = {} },           -- refused by its checker
+    setmetatable({ path = "a", content = "x" }, { __index = {} }),   -- a metatable: Lua's
+  }
+  for i, args in ipairs(bad) do T.eq(core.check_options(plan, args), nil, "bad " .. i .. ": left to the Lua check") end
+  T.eq(res { path = 5, content = "x" }.path, "5", "a number for a string: converted by the Lua check")
+  T.raises(function() res { path = "a", content = "x", mode = "0999" } end, "option 'mode' must be a file mode")
+  T.raises(function() res { path = "a", content = "x", names = { "a", "" } } end, "item 2 is an empty path")
+end)
+
 T.test("atomic write and read through core", function()
   local d = T.tmpdir()
   T.ok(core.write_atomic(d .. "/f", "data", tonumber("600", 8)))

@@ -25,17 +25,17 @@ Loader.__index = Loader
 -- than the source; a frame elsewhere is looked up by its source. The
 -- "file:line" strings are kept, one per line (a loop declares thousands
 -- of steps from one line).
+local frame = require("provision._core").frame   -- debug.getinfo(level, "fl") without its table
 function Loader:where()
   local chunks = self.chunks
   for level = 3, 50 do   -- 1 is this, 2 its caller: never a recipe's
-    local info = debug.getinfo(level, "fl")
-    if not info then break end
-    local src = chunks[info.func]
+    local func, line = frame(level)
+    if not func then break end
+    local src = chunks[func]
     if not src then
-      info = debug.getinfo(level, "Sl")
+      local info = debug.getinfo(level, "Sl")
       src = self.sources[info.source] and info.short_src
     end
-    local line = info.currentline
     if src and line > 0 then
       local lines = self.where_of[src]
       if not lines then lines = {}; self.where_of[src] = lines end
@@ -90,18 +90,20 @@ function Loader:check_name(kind, name)
 end
 
 -- a step body: resources in the array part, custom functions by name
+local Resource, is_resource, Undo = R.Resource, R.is, steps.Undo
 function Loader:parse_body(kind, name, body)
-  if type(body) ~= "table" or R.is(body) then
+  if type(body) ~= "table" or (getmetatable(body) ~= nil and is_resource(body)) then
     self:fail(("%s '%s': expected a table { resource, ... } after the name"):format(kind, name))
   end
   local named = false   -- a field other than the resources
   for k, v in next, body do
     if math.type(k) == "integer" then
-      if not R.is(v) then
+      local mt = getmetatable(v)   -- (R.is written out: a resource's metatable is its kind's definition)
+      if not (mt and type(v) == "table" and getmetatable(mt) == Resource) then
         self:fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ...")
           :format(kind, name, k, type(v)))
       end
-      if steps.is_undo(v) and kind ~= "teardown" then
+      if mt == Undo and kind ~= "teardown" then
         self:fail(("%s '%s': undo \"%s\" goes in teardown { ... } (in a %s it would undo at every apply)"):format(
           kind, name, v.step, kind))
       end

@@ -83,6 +83,7 @@ end
 
 function M.undo(step, where) return setmetatable({ step = step, where = where }, Undo) end
 function M.is_undo(res) return getmetatable(res) == Undo end
+M.Undo = Undo   -- (the loader compares a resource's metatable with it)
 
 -- kind(s): what a step is made of, as the report names it: its one
 -- resource's kind, or the kinds of its resources, each once ("a+b")

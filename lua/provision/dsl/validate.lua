@@ -225,7 +225,7 @@ local function shared(recipe, cwd)
   return each_owned(recipe, function(_, _, def, p)
     if def.absent or type(p) ~= "string" then return true end   -- (claims_of raises what it always did)
     local key
-    if clean_path(p) and p:byte(1) ~= 47 then
+    if clean_path(p, true) then   -- (relative)
       key = p
     else
       local abs = norm_path(p, cwd)
