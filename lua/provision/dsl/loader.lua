@@ -91,22 +91,32 @@ end
 
 -- a step body: resources in the array part, custom functions by name
 local Resource, is_resource, Undo = R.Resource, R.is, steps.Undo
+-- item k of a body, v: a resource (and an undo only in a teardown)
+local function check_item(self, kind, name, k, v)
+  local mt = getmetatable(v)   -- (R.is written out: a resource's metatable is its kind's definition)
+  if not (mt and type(v) == "table" and getmetatable(mt) == Resource) then
+    self:fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ...")
+      :format(kind, name, k, type(v)))
+  end
+  if mt == Undo and kind ~= "teardown" then
+    self:fail(("%s '%s': undo \"%s\" goes in teardown { ... } (in a %s it would undo at every apply)"):format(
+      kind, name, v.step, kind))
+  end
+end
+
 function Loader:parse_body(kind, name, body)
   if type(body) ~= "table" or (getmetatable(body) ~= nil and is_resource(body)) then
     self:fail(("%s '%s': expected a table { resource, ... } after the name"):format(kind, name))
   end
+  local one = body[1]
+  if one ~= nil and next(body, 1) == nil then   -- one resource and nothing else: the usual step
+    check_item(self, kind, name, 1, one)
+    return { one }
+  end
   local named = false   -- a field other than the resources
   for k, v in next, body do
     if math.type(k) == "integer" then
-      local mt = getmetatable(v)   -- (R.is written out: a resource's metatable is its kind's definition)
-      if not (mt and type(v) == "table" and getmetatable(mt) == Resource) then
-        self:fail(("%s '%s': item %d is not a resource (got %s); resources come from fs.*, http.*, compose.*, ...")
-          :format(kind, name, k, type(v)))
-      end
-      if mt == Undo and kind ~= "teardown" then
-        self:fail(("%s '%s': undo \"%s\" goes in teardown { ... } (in a %s it would undo at every apply)"):format(
-          kind, name, v.step, kind))
-      end
+      check_item(self, kind, name, k, v)
     else
       named = true
       local why = validate.body_field(kind, name, k, v)
