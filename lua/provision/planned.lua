@@ -46,6 +46,7 @@ local function under(run, a, b)
   if ra == rb then return (ra and b == ".") or under_abs(a, b) end
   return ra and under_abs(cwd_of(run), b)
 end
+M.under = under
 
 -- res's write at key k (a table: path, entry, sha256) | its write of name n
 local function write_of(run, res, k, n)
