@@ -86,6 +86,17 @@ static int sync_note(int fd, dev_t dev, const char *shown)
 
 long provision_sync_pending(void) { return sync_count; }
 
+void provision_sync_note_dir(int dirfd, const char *shown)
+{
+    struct stat st;
+    if (fstat(dirfd, &st) == 0)
+        for (int i = 0; i < sync_n; i++)
+            if (sync_fs[i].dev == st.st_dev) { sync_count++; return; }
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &st) == 0 && sync_note(fd, st.st_dev, shown) == 0) { close(fd); return; }
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
 int provision_sync_written(char *err, size_t errlen)
 {
     for (int i = 0; i < sync_n; i++) {

@@ -97,6 +97,11 @@ int provision_write_atomic_sync(int dfd, const char *name, const char *shown, co
 int provision_sync_written(char *err, size_t errlen);
 /* how many writes wait for provision_sync_written */
 long provision_sync_pending(void);
+/* a change made in the folder dirfd (a link, a folder made: no data of its
+ * own) left for the next provision_sync_written: its filesystem noted, or
+ * else (too many filesystems, the folder not readable) the folder fsync'd
+ * now */
+void provision_sync_note_dir(int dirfd, const char *shown);
 /* write all of data to fd (EINTR retried); 0, or -1 with errno */
 int provision_write_all(int fd, const void *data, size_t len);
 /* lcore.c: the string argument arg as a path: raises when it holds a NUL

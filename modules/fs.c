@@ -23,8 +23,9 @@
  *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
- *   mkdir(path [, mode=0755]) -> true, id | nil, msg, errno  (one level; exactly mode;
- *       id: the new folder's "device:inode")
+ *   mkdir(path [, mode=0755 [, later]]) -> true, id | nil, msg, errno  (one level; exactly mode;
+ *       id: the new folder's "device:inode"; later: on disk at core.sync_written,
+ *       as a write with sync "later" is: provision.batch)
  *   chmod(path, mode [, id]) / chown(path, owner, group [, id]) -> true | nil, msg, errno
  *       through a descriptor; a trusted link at the end is followed; a file
  *       with several hard links is refused (EMLINK); id ("device:inode"):
@@ -33,8 +34,9 @@
  *   uid_of(user) / gid_of(group) -> number | nil, msg     (a number is checked only for range)
  *   user_name(uid) / group_name(gid) -> name | nil
  *   readlink(path) -> target | nil, msg, errno
- *   symlink(target, path [, replace]) -> true | nil, msg, errno
- *       replace: made under a random name beside path, renamed over it
+ *   symlink(target, path [, replace [, later]]) -> true | nil, msg, errno
+ *       replace: made under a random name beside path, renamed over it;
+ *       later: as mkdir's
  *   remove(path) -> true | nil, msg, errno  (a file, a link or an empty folder)
  *   remove_tree(path) -> true | nil, msg, errno   (recursive; never follows
  *       a link; a missing path is not an error; stops at SIGINT/SIGTERM;
@@ -335,6 +337,7 @@ static int fs_mkdir(lua_State *L)
     struct stat st;
     char id[64] = "";
     if (r == 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) tree_identity(&st, id, sizeof id);
+    if (r == 0 && lua_toboolean(L, 3)) provision_sync_note_dir(dfd, path);   /* later: on disk at sync_written */
     close(dfd);
     if (r < 0) return fs_failmsg(L, err, e);
     lua_pushboolean(L, 1);
@@ -475,6 +478,7 @@ static int fs_symlink(lua_State *L)
             unlinkat(dfd, tmp, 0);
         }
     }
+    if (!e && lua_toboolean(L, 4)) provision_sync_note_dir(dfd, path);   /* later: on disk at sync_written */
     close(dfd);
     return e ? fs_fail(L, path, e) : fs_ok(L);
 }

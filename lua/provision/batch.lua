@@ -4,15 +4,21 @@
 -- run.step_unsynced, run.unsynced, run.flush_error).
 --
 -- A step whose resources all say sync_later (fs.file, fs.template,
--- fs.env_file: whole files, a temp file and a rename each; resource.lua)
--- writes its files with no fsync: core.write_atomic's sync "later" for a
--- new file, "data" for one that replaces content (that content fsync'd
--- before the rename: after a power failure the name holds the old content
--- or the new, whole). Its line in the journal is held back: the journal has
--- the write's intent already (R.write_intent, through ctx:checkpoint and
--- checkpoint below: appended alone, at once, before the file exists), so a
--- run killed before the batch is flushed leaves files the next run and
--- teardown know as the step's (R.settle_pending). The batch is flushed
+-- fs.env_file: whole files, a temp file and a rename each; fs.symlink and
+-- fs.directory: a link, folders; resource.lua) writes its files with no
+-- fsync: core.write_atomic's sync "later" for a new file, "data" for one
+-- that replaces content (that content fsync'd before the rename: after a
+-- power failure the name holds the old content or the new, whole); its
+-- links and folders with their filesystem noted for the same syncfs
+-- (C.symlink's and C.mkdir's "later"). Its line in the journal is held
+-- back: the journal has the intent already (R.write_intent, a link's or
+-- folders' pending, through ctx:checkpoint and checkpoint below: appended
+-- alone, at once, before the file, link or folder exists), so a run killed
+-- before the batch is flushed leaves files, links and folders the next run
+-- and teardown know as the step's (R.settle_pending, fs/link.lua's and
+-- fs/folders.lua's settle: only while they are the running user's). A
+-- mixed recipe (files in folders, links beside them) is one batch, not a
+-- syncfs per run of files (issue 19). The batch is flushed
 -- (State:flush: one syncfs per filesystem written, then the held lines
 -- appended; a record never reaches the disk before what it records):
 --   - once it holds STEPS steps or is SECONDS old (what a power failure
@@ -34,8 +40,9 @@ M.STEPS, M.SECONDS = 1000, 1.0
 -- does step s join the batch (every resource sync_later; never in plan)?
 -- (kept in s.sync_later, which new_ctx passes on as ctx.sync_later)
 local function joins(run, s)
+  if run.plan then return false end   -- (nothing noted in a plan's steps: each kept field costs)
   if s.sync_later == nil then
-    local all = not run.plan
+    local all = true
     for _, r in ipairs(s.resources) do
       if not r.sync_later then all = false; break end
     end
@@ -61,6 +68,7 @@ end
 -- before_step(run, s) -> true | false (the batch could not be flushed:
 -- stop, finish says why): before step s runs
 function M.before_step(run, s)
+  if run.plan then return true end
   if run.held and not joins(run, s) and not M.flush(run) then return false end
   joins(run, s)
   if run.state then run.step_others, run.step_unsynced = run.state.others, core.unsynced() end

@@ -137,14 +137,47 @@ local function range(start, count)
   return ("%d,%d"):format(start, count)
 end
 
+-- one side empty (a new file's diff: every line added): one hunk of the
+-- other's lines, with no edit script
+local function one_sided(out, text, op)
+  local lines, n = split(text)
+  out[3] = op == "+" and ("@@ -0,0 +%s @@"):format(range(1, n)) or ("@@ -%s +0,0 @@"):format(range(1, n))
+  local o = 3
+  for i = 1, n do
+    local line = lines[i]
+    if i == n and line:sub(-#NOEOL) == NOEOL then
+      out[o + 1], out[o + 2] = op .. line:sub(1, -#NOEOL - 1), "\\ No newline at end of file"
+      o = o + 2
+    else
+      out[o + 1] = op .. line
+      o = o + 1
+    end
+  end
+end
+
+-- at most max lines: the rest counted on the last
+local function cut(out, max)
+  if max and #out > max then
+    local more = #out - max
+    for k = #out, max + 1, -1 do out[k] = nil end
+    out[#out + 1] = ("... (%d more diff lines)"):format(more)
+  end
+  return out
+end
+
 function M.unified(old, new, opts)
   opts = opts or {}
+  old, new = old or "", new or ""
   if old == new then return {} end
   local context = opts.context or 3
-  local a = split(old or "")
-  local b = split(new or "")
-  local es = edits(a, b)
   local out = { "--- " .. (opts.from or "a"), "+++ " .. (opts.to or "b") }
+  if old == "" or new == "" then
+    one_sided(out, old == "" and new or old, old == "" and "+" or "-")
+    return cut(out, opts.max_lines)
+  end
+  local a = split(old)
+  local b = split(new)
+  local es = edits(a, b)
   local i, n = 1, #es
   -- line numbers at each edit index
   local oa, ob = {}, {}
@@ -187,13 +220,7 @@ function M.unified(old, new, opts)
     end
     i = last + 1
   end
-  local max = opts.max_lines
-  if max and #out > max then
-    local more = #out - max
-    for k = #out, max + 1, -1 do out[k] = nil end
-    out[#out + 1] = ("... (%d more diff lines)"):format(more)
-  end
-  return out
+  return cut(out, opts.max_lines)
 end
 
 return M

@@ -105,7 +105,7 @@ end
 Report.human_bytes = human_bytes
 
 function Report:start(recipe, verb, nsteps)
-  self.nsteps = nsteps
+  self.nsteps, self.step_fmt = nsteps, nil
   self.t0 = core.now()
   local width = 10   -- the longest name's, up to 36
   for _, s in ipairs(recipe.steps) do
@@ -155,11 +155,19 @@ function Report:step(i, s, status, ms, detail, changes, extra)
   -- a step the command line left out is not shown (-v shows it); one that
   -- waits for a change (on_change) is, saying for what
   if status == "skipped" and not self.verbose and not detail then return end
-  local label = status == "failed" and "FAILED" or status
-  local width = #tostring(self.nsteps) * 2 + 3
-  local idx = ("[%d/%d]"):format(i, self.nsteps)
-  local line = ("%-" .. width .. "s %-" .. self.name_width .. "s %s %6s%s\n"):format(
-    idx, s.name, self:paint(status, ("%-12s"):format(label)), fmt_ms(ms),
+  -- (the line's format and its painted labels made once a run: a plan of
+  -- 142,000 steps writes 142,000 lines)
+  local fmt = self.step_fmt
+  if not fmt then
+    fmt = ("%%-%ds %%-%ds %%s %%6s%%s\n"):format(#tostring(self.nsteps) * 2 + 3, self.name_width)
+    self.step_fmt, self.labels = fmt, {}
+  end
+  local label = self.labels[status]
+  if not label then
+    label = self:paint(status, ("%-12s"):format(status == "failed" and "FAILED" or status))
+    self.labels[status] = label
+  end
+  local line = fmt:format(("[%d/%d]"):format(i, self.nsteps), s.name, label, fmt_ms(ms),
     detail and detail ~= "" and ("  " .. detail) or "")
   -- (a plan of teardown: also what an ok step would leave, and why)
   if changes and (status == "would-change" or self.verbose and status ~= "ok" or self.plan and #changes > 0)
@@ -173,6 +181,10 @@ end
 -- the change lines, indented (and painted), after `first` (the step's
 -- line): one write, one flush (a plan of 142,000 new files: 2 a step)
 function Report:changes(lines, first)
+  if not self.color and #lines > 0 then   -- (one concat: no line is painted)
+    self:write(first .. "      " .. table.concat(lines, "\n      ") .. "\n")
+    return
+  end
   local buf = { first }
   for _, l in ipairs(lines) do
     local c = l:sub(1, 1)

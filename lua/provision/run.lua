@@ -14,6 +14,7 @@ local R = require "provision.resource"
 local selection = require "provision.selection"
 local step_kind = require("provision.dsl.steps").kind
 local batch = require "provision.batch"
+local planned = require "provision.planned"   -- plan: what the steps before would write
 
 local M = {}
 
@@ -67,10 +68,8 @@ end
 function Ctx:spin(label) self.run.report:spin(label or self.step.name, self.t0) end
 function Ctx.interrupted() return (core.interrupted()) end
 function Ctx:planned(path)
-  local run = self.run
-  if not run.plan or not run.plan_writes then return nil end
-  run.cwd = run.cwd or core.cwd() or "/"
-  return run.plan_written[R.norm_path(path, run.cwd)]   -- the last write's (plan_note_writes)
+  if not self.run.plan or not self.run.plan_writes then return nil end
+  return planned.lookup(self.run, path)   -- the last write's
 end
 -- in plan: would a step before this one change something (and so perhaps
 -- make what this one's check finds missing: a user, a folder)?
@@ -190,57 +189,6 @@ end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
--- plan runs no apply, so a check reading what an earlier step would write
--- answers about the old content (compose.up and the .env a step before it
--- rewrites; archive.create and a file in its src). run.plan_writes holds
--- the paths of the resources that would change; a later resource whose
--- reads overlap one would change too. Paths compare absolute and
--- normalized (R.norm_path).
-local norm_path = R.norm_path
-
-local function under(a, b) return a == b or b == "/" or a:sub(1, #b + 1) == b .. "/" end
-
--- an entry of run.plan_writes: { path, shown, step, entry, sha256, name }
--- by position (false: none), not by name: 136 bytes, not 312 (a plan of
--- 142,000 new files keeps one each)
-local W_PATH, W_SHOWN, W_STEP, W_ENTRY, W_SHA256, W_NAME = 1, 2, 3, 4, 5, 6
-
-local function plan_note_writes(run, s, res)
-  if not res.writes then return end
-  run.cwd = run.cwd or core.cwd() or "/"
-  for _, p in ipairs(res:writes()) do
-    if type(p) == "table" and p.name then   -- not a path: an image
-      table.insert(run.plan_writes, { false, p.name, s.name, false, false, p.name })
-    else
-      local entry = type(p) == "table" and p.entry == true
-      local sum = type(p) == "table" and p.sha256 or false
-      if type(p) == "table" then p = p.path end
-      local np = norm_path(p, run.cwd)
-      table.insert(run.plan_writes, { np, p, s.name, entry, sum, false })
-      run.plan_written[np] = sum   -- for Ctx:planned: one lookup, not a walk of plan_writes
-    end
-  end
-end
-
-local function plan_input_changes(run, res, ctx)
-  if not res.reads or #run.plan_writes == 0 then return nil end
-  run.cwd = run.cwd or core.cwd() or "/"
-  for _, r in ipairs(res:reads(ctx)) do
-    local name = type(r) == "table" and r.name
-    local seen = type(r) == "table" and r.sha256   -- the content the check last saw there
-    if type(r) == "table" then r = r.path end
-    local rp = not name and norm_path(r, run.cwd)
-    for _, w in ipairs(run.plan_writes) do
-      local wp = w[W_PATH]
-      if name and w[W_NAME] == name
-         or rp and wp and (under(wp, rp) or (not w[W_ENTRY] and under(rp, wp)))
-            and not (seen and w[W_SHA256] == seen and wp == rp) then
-        return { ("%s would change first (step '%s')"):format(w[W_SHOWN], w[W_STEP]) }
-      end
-    end
-  end
-end
-
 -- run one step (apply or plan) -> status, detail, changes, failure{resource, reason}
 local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 local function run_step(run, s)
@@ -258,7 +206,7 @@ local function run_step(run, s)
     -- an input an earlier step would write: a change to come, also when the
     -- check could not read it yet (an archive a step before downloads)
     if ok ~= false and run.plan and res.apply and not s.preflight then
-      local dep = plan_input_changes(run, res, ctx)
+      local dep = planned.input_changes(run, res, ctx)
       if dep then ok, changes = false, dep end
     end
     if ok == nil then
@@ -272,7 +220,7 @@ local function run_step(run, s)
         return "failed", nil, changes_all, { resource = describe(res), reason = table.concat(changes, "\n") }, saved
       elseif run.plan then
         status = "would-change"
-        plan_note_writes(run, s, res)
+        planned.note(run, res)
       else
         local aok, a, b = changing(res.apply, res, ctx)
         run.dirty_step = true
@@ -389,10 +337,11 @@ end
 -- after step s ends with status: the steps watching it are noted (in the
 -- state, at once: a run stopped before them still runs them next time)
 local function note_change(run, s, status)
-  if status ~= "changed" and status ~= "would-change" then return end
+  local watchers = run.watchers[s.name]   -- (only a watched step's: a plan of 142,000 keeps none)
+  if not watchers or status ~= "changed" and status ~= "would-change" then return end
   run.changed[s.name] = true
   if run.plan or not run.state then return end
-  for _, w in ipairs(run.watchers[s.name] or {}) do run.state:notify(w) end
+  for _, w in ipairs(watchers) do run.state:notify(w) end
 end
 
 local function apply_or_plan(run)

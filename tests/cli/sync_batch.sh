@@ -1,9 +1,10 @@
 #!/bin/bash
 # The first apply's batch (issue 19): fs.file, fs.template and fs.env_file
-# steps write their files with no fsync each; one syncfs per filesystem
-# written puts a batch of them on disk, and only then are their records
-# appended to the journal (each write's intent is in the journal before
-# the file is). Checked here: the order under strace (the intent before
+# steps write their files with no fsync each, fs.symlink and fs.directory
+# make their links and folders; one syncfs per filesystem written puts a
+# batch of them on disk, and only then are their records appended to the
+# journal (each write's, link's and folder's intent is in the journal
+# before the file, link or folder is). Checked here: the order under strace (the intent before
 # the rename, a syncfs between the rename and the record, no fsync per
 # file); the batch on disk and journaled before a step of another kind
 # runs and before a failure is told; a run killed in the middle of a batch
@@ -80,6 +81,77 @@ PY
     rm -rf d "$ST" sb.lua
 else
     fail "the order under strace" "needs strace and python3"
+fi
+
+# ---- folders and links join the batch: a mixed recipe, a few syncfs ----
+# 20 folders, each with 10 files and a link: the links and folders do not
+# flush the batch (before, each did: a syncfs per run of files); each
+# link's and folder's intent is journaled before it is made, its record
+# after a syncfs that follows it
+if command -v strace > /dev/null && command -v python3 > /dev/null; then
+    {
+        echo 'recipe { name = "mx" }'
+        echo 'for d = 1, 20 do'
+        echo '  step("d" .. d) { fs.directory { path = "m/" .. d } }'
+        echo '  for i = 1, 10 do step(d .. "f" .. i) { fs.file { path = "m/" .. d .. "/" .. i, content = "x" } } end'
+        echo '  step("l" .. d) { fs.symlink { path = "m/" .. d .. "/l", target = "1" } }'
+        echo 'end'
+    } > mx.lua
+    strace -f -qq -s 1000000 -e trace=openat,write,renameat,renameat2,mkdirat,symlinkat,syncfs \
+        -o "$SANDBOX/trace" "$P" mx.lua > /dev/null 2>&1
+    rc=$?
+    expect "a mixed recipe of 20 folders, 200 files, 20 links under strace: applied (exit 0)" \
+        eval '[ $rc = 0 ] && [ "$(ls m/*/ | grep -c .)" -ge 220 ] && [ -L m/20/l ]'
+    report=$(python3 - "$SANDBOX/trace" <<'PY'
+import re, sys
+lines = open(sys.argv[1], errors="replace").read().split("\n")
+jfd, made, intent, recorded, syncs, problems = None, {}, set(), 0, [], []
+for i, l in enumerate(lines):
+    l = re.sub(r"^\d+ +", "", l)
+    m = re.match(r'openat\(\d+, "mx\.journal", .*\) = (\d+)$', l)
+    if m:
+        jfd = m.group(1)
+        continue
+    if l.startswith("syncfs("):
+        syncs.append(i)
+    m = re.match(r'mkdirat\(\d+, "(\d+)", .*\)\s+= 0$', l)
+    if m:
+        made["d" + m.group(1)] = i
+        if "d" + m.group(1) not in intent:
+            problems.append("m/%s made before its intent was journaled" % m.group(1))
+    m = re.match(r'renameat2?\(\d+, "l\.provision\.[A-Za-z0-9]+", \d+, "l"', l)
+    if m:
+        n = "l%d" % (len([k for k in made if k.startswith("l")]) + 1)
+        made[n] = i
+        if n not in intent:
+            problems.append("%s made before its intent was journaled" % n)
+    if jfd and l.startswith("write(%s, " % jfd):
+        for n, v in re.findall(r'\{\\"set\\":\\"([dl]\d+)\\",\\"value\\":(.*?)\}\\n', l):
+            if '\\"pending\\":' in v:
+                intent.add(n)
+            elif '\\"created\\":[{' in v:
+                recorded += 1
+                if n not in made:
+                    problems.append("%s recorded before it was made" % n)
+                elif not any(made[n] < s < i for s in syncs):
+                    problems.append("%s recorded with no syncfs since it was made" % n)
+print("made=%d intents=%d recorded=%d syncfs=%d problems=%d first=%s" % (
+    len(made), len(intent), recorded, len(syncs), len(problems), (problems + [""])[0]))
+PY
+)
+    echo "# $report"
+    expect "strace: every folder's and link's intent journaled before it is made, its record after a syncfs that follows it ($report)" \
+        eval 'has "$report" "made=40 intents=40 recorded=40" && has "$report" "problems=0"'
+    nsync=$(printf '%s' "$report" | sed -E 's/.*syncfs=([0-9]+).*/\1/')
+    expect "strace: a few syncfs for 260 steps of three kinds ($nsync; before, a flush per link and folder: 20)" \
+        eval '[ "$nsync" -ge 1 ] && [ "$nsync" -le 8 ]'
+    run "$P" mx.lua
+    expect "the mixed recipe's re-run is a no-op" eval '[ $RC = 0 ] && has "$OUT" "changed=0"'
+    run "$P" teardown mx.lua
+    expect "teardown of the mixed recipe removes every folder, file and link" eval '[ $RC = 0 ] && [ ! -e m ]'
+    rm -rf m "$ST" mx.lua
+else
+    fail "folders and links in the batch" "needs strace and python3"
 fi
 
 # ---- the batch is on disk and journaled before a step of another kind ----
@@ -262,3 +334,68 @@ R
 else
     fail "another user after a killed batch" "needs root and setpriv (util-linux)"
 fi
+
+# ---- SIGKILL in the middle of a batch of folders, files and links ----
+# The intents of the folders (d/sub/deep and d/sub, made by one step) and
+# the links are journaled, not their records: teardown removes what the
+# killed run made and nothing else; an apply after it converges and records
+# them. As nobody: a link of theirs with the same target in place of one
+# begun, a folder of theirs in place of the one begun: left alone.
+cat > killfl.lua <<'R'
+recipe { name = "killfl" }
+local tkill = require "tkill"
+step "dir" { fs.directory { path = "d/sub/deep" } }
+for i = 1, 5 do step("f" .. i) { fs.file { path = "d/sub/deep/" .. i, content = "x" } } end
+for i = 1, 3 do step("l" .. i) { fs.symlink { path = "d/l" .. i, target = "sub/deep/" .. i } } end
+step "boom" { tkill.kill { armed = "armed" } }
+step "l9" { fs.symlink { path = "d/l9", target = "sub" } }
+R
+for then in teardown apply; do
+    rm -rf d "$ST" armed
+    mkdir d && printf 'mine' > d/mine && touch armed
+    { "$P" killfl.lua > /dev/null 2>&1; } 2> /dev/null
+    rc=$?
+    recorded=$(grep -c '"created":\[{' "$ST/killfl.journal" 2>/dev/null)
+    intents=$(grep -c '"pending":{' "$ST/killfl.journal" 2>/dev/null)
+    expect "folders and links killed mid-batch ($then next): exit 137, made, 9 intents journaled ($intents), no record ($recorded)" \
+        eval '[ $rc = 137 ] && [ -L d/l3 ] && [ -f d/sub/deep/5 ] && [ "$intents" = 9 ] && [ "$recorded" = 0 ] && state_valid'
+    if [ $then = apply ]; then
+        run "$P" killfl.lua
+        expect "folders and links killed mid-batch, then apply: converges" eval '[ $RC = 0 ] && [ -L d/l9 ]'
+        run "$P" killfl.lua
+        expect "folders and links killed mid-batch, then apply: the next run is a no-op" eval '[ $RC = 0 ] && has "$OUT" "changed=0"'
+    fi
+    run "$P" teardown killfl.lua
+    expect "folders and links killed mid-batch, then $then: teardown removes the folders, files and links made ($(ls -A d | tr '\n' ' '))" \
+        eval '[ $RC = 0 ] && [ "$(ls -A d)" = mine ]'
+done
+rm -rf d "$ST" armed
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+    NB() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    chmod 0711 "$SANDBOX"
+    mkdir -m 0777 d && touch armed
+    { "$P" killfl.lua > /dev/null 2>&1; } 2> /dev/null
+    rc=$?
+    # nobody: their own link to the same target over l1; d/sub moved away
+    # (d is theirs to write in) and a folder of theirs in its place
+    NB sh -c "cd '$SANDBOX/d' && ln -s sub/deep/1 n1 && mv -f n1 l1 && mv sub moved && mkdir -p sub/deep"
+    expect "hostile, after the kill: nobody's link and folders in place of root's (rc $rc)" \
+        eval '[ $rc = 137 ] && [ "$(stat -c %U d/l1)" = nobody ] && [ "$(stat -c %U d/sub/deep)" = nobody ]'
+    run "$P" teardown killfl.lua
+    expect "hostile: teardown leaves nobody's link and folders, removes root's links l2 and l3 ($(ls -A d | tr '\n' ' '))" \
+        eval '[ $RC = 0 ] && [ "$(ls -A d | sort | tr "\n" " ")" = "l1 moved sub " ] && [ -d d/sub/deep ] && [ "$(stat -c %U d/l1)" = nobody ]'
+    rm -rf d "$ST" armed
+    # recorded (a whole run): nobody's link with the same target in place
+    # of root's l2 is theirs, not removed
+    mkdir -m 0777 d
+    run "$P" killfl.lua
+    NB sh -c "cd '$SANDBOX/d' && ln -s sub/deep/2 n2 && mv -f n2 l2"
+    run "$P" teardown killfl.lua
+    expect "hostile: a recorded link replaced by nobody's with the same target: teardown leaves theirs ($(ls -A d | tr '\n' ' '))" \
+        eval '[ $RC = 0 ] && [ "$(ls -A d)" = l2 ] && [ "$(stat -c %U d/l2)" = nobody ]'
+    rm -rf d "$ST"
+    chmod 0700 "$SANDBOX"
+else
+    fail "another user after a killed batch of folders and links" "needs root and setpriv (util-linux)"
+fi
+rm -f killfl.lua

@@ -6,7 +6,7 @@
 -- A module's name is its first part under provision. (provision.compose.cli
 -- belongs to compose). Its layer:
 --   C        provision._NAME (modules/*.c, core/)
---   runner   cli, run, batch, dsl, state, env, fleet: may require anything
+--   runner   cli, run, batch, planned, dsl, state, env, fleet: may require anything
 --   resource a module some file of which calls R.define (fs, http, ...)
 --   library  any other (json, yaml, envfile, diff, secret, report, ...)
 -- A file of a resource module that defines no resource (docker.api: the
@@ -17,7 +17,7 @@
 -- may require libraries and C modules only (not resource, not a resource
 -- module, not the runner).
 local root = assert(arg[1], "usage: imports.lua lua/provision")
-local RUNNER = { cli = true, run = true, batch = true, dsl = true, state = true, env = true, fleet = true }
+local RUNNER = { cli = true, run = true, batch = true, planned = true, dsl = true, state = true, env = true, fleet = true }
 
 local function files_under(dir)
   local p = assert(io.popen("find " .. dir .. " -name '*.lua' | sort"))

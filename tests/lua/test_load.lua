@@ -156,4 +156,66 @@ T.test("report: a step and its change lines are one write (one flush), as they r
   T.eq(#writes, 1)
 end)
 
+T.test("planned: a path's key and under give what the normalized paths give", function()
+  local planned = require "provision.planned"
+  local spell = { "a", "a/b", "./a", "a//b/", "a/../c", ".", "./", "..", "../x", "/", "/etc", "/etc/x" }
+  for _, cwd in ipairs { "/w/p", "/" } do
+    local run = { cwd = cwd }
+    local all = {}
+    for _, p in ipairs(spell) do all[#all + 1] = p end
+    all[#all + 1] = cwd; all[#all + 1] = cwd .. "/a/b"; all[#all + 1] = (cwd == "/" and "" or cwd) .. "/a"
+    local function long(a, b)
+      a, b = R.norm_path(a, cwd), R.norm_path(b, cwd)
+      return a == b or b == "/" or a:sub(1, #b + 1) == b .. "/"
+    end
+    for _, a in ipairs(all) do
+      for _, b in ipairs(all) do
+        local ka, kb = planned.key(run, a), planned.key(run, b)
+        T.eq(ka == kb, R.norm_path(a, cwd) == R.norm_path(b, cwd), ("%s: %s and %s: one key"):format(cwd, a, b))
+        T.eq(planned.under(run, ka, kb), long(a, b), ("%s: %s under %s"):format(cwd, a, b))
+      end
+    end
+  end
+end)
+
+-- a plan of n new files (fresh: every step would change), in process: the
+-- live heap when it ends, less the loaded recipe's -> bytes a step
+local function plan_keeps(n)
+  local Report = require "provision.report"
+  local dir = os.tmpname(); os.remove(dir)
+  assert(fs.mkdir(dir))
+  local f = assert(io.open(dir .. "/r.lua", "w"))
+  f:write(('recipe { name = "k" }\nstep "d" { fs.directory { path = "%s/s" } }\n'):format(dir))
+  for i = 1, n do f:write(('step("f%d") { fs.file { path = "%s/s/f%d", content = "a=%d\\n" } }\n'):format(i, dir, i, i)) end
+  f:close()
+  local dsl = require "provision.dsl"
+  local load0, summary0 = dsl.load, Report.summary
+  local loaded, ended
+  dsl.load = function(...)
+    local a, b = load0(...)
+    collectgarbage(); collectgarbage()
+    loaded = collectgarbage("count")
+    return a, b
+  end
+  Report.summary = function(self, ...)
+    collectgarbage(); collectgarbage()
+    ended = collectgarbage("count")   -- (and no summary line)
+  end
+  local o = assert(require("provision.cli").parse({ "plan", dir .. "/r.lua" }))
+  o.quiet = true
+  local ok, rc = pcall(require("provision.run").main, o)
+  dsl.load, Report.summary = load0, summary0
+  os.execute("rm -rf '" .. dir .. "'")
+  assert(ok, rc)
+  return (ended - loaded) * 1024 / n, rc
+end
+
+T.test("plan keeps little a step: the writes a later reader may ask about, not their digests and change lines", function()
+  local bytes, rc = plan_keeps(20000)
+  T.eq(rc, 3, "plan's exit code: changes to make")
+  -- (a key the resource holds already and the resource: two slots of a
+  -- list, one of a map; it was 530 bytes)
+  assert(bytes < 120, ("%.0f bytes a step"):format(bytes))
+end)
+
 os.exit(T.done())

@@ -239,7 +239,8 @@ function B.mkdirs(path, mode, ctx)
   local todo, cur = {}, path:gsub("/+$", "")
   if cur == "" then cur = "/" end
   while true do
-    local ok, err, code = C.mkdir(cur, #todo == 0 and mode or B.DIR_MODE)
+    local later = ctx and ctx.sync_later   -- (in the runner's batch: on disk at its sync)
+    local ok, err, code = C.mkdir(cur, #todo == 0 and mode or B.DIR_MODE, later)
     if ok then
       todo[#todo + 1] = { cur, err }   -- err: the new folder's id
       break
@@ -259,7 +260,7 @@ function B.mkdirs(path, mode, ctx)
   for i = #todo, 1, -1 do
     local p, id = todo[i][1], todo[i][2]
     if not id then
-      local ok, err, code = C.mkdir(p, i == 1 and mode or B.DIR_MODE)
+      local ok, err, code = C.mkdir(p, i == 1 and mode or B.DIR_MODE, ctx and ctx.sync_later)
       if not ok and code ~= EEXIST then return nil, err end   -- EEXIST: raced
       id = ok and err or nil
     end

@@ -29,26 +29,76 @@ local function directory_check(self, ctx)
   return false, changes
 end
 
+-- The folders' intent (as a file's write has one: R.write_intent): before
+-- any is made, ctx.state.pending = { folders = the missing ones, innermost
+-- first, uid = their owner when the recipe names one } goes into the
+-- journal (ctx:checkpoint), so that a run killed before their records are
+-- journaled (in the runner's batch: until the batch's sync) leaves nothing
+-- teardown cannot find. settle: each such folder still there, of the
+-- running user's (or that owner's), not recorded yet, is recorded (apply:
+-- outermost first, as B.mkdirs records them) or removed while empty
+-- (teardown: reverting). The folders removed.
+local function settle(ctx, reverting)
+  local pd = ctx.state and ctx.state.pending
+  if type(pd) ~= "table" then return {} end
+  ctx.state.pending = nil
+  local list, removed = type(pd.folders) == "table" and pd.folders or {}, {}
+  local euid = C.euid()
+  local uid = math.type(pd.uid) == "integer" and pd.uid or euid
+  for i = reverting and 1 or #list, reverting and #list or 1, reverting and 1 or -1 do
+    local p = list[i]
+    local st = type(p) == "string" and not R.find_created(ctx, p) and C.lstat(p)
+    if st and st.type == "directory" and (st.uid == euid or st.uid == uid) then
+      if not reverting then R.record(ctx, { type = "directory", path = p, id = st.id })
+      elseif C.remove_if(p, { type = "directory", id = st.id }) == true then removed[#removed + 1] = p .. "/" end
+    end
+  end
+  return removed
+end
+
+-- the folders missing on the way to p, innermost first, into out
+local function missing(p, out)
+  local cur = p:gsub("/+$", "")
+  while cur ~= "" and cur ~= "." and cur ~= "/" do
+    local st, _, code = C.lstat(cur)
+    if st or (code ~= B.ENOENT and code ~= 20) then break end   -- (20: ENOTDIR)
+    out[#out + 1] = cur
+    cur = B.parent_of(cur)
+  end
+  return out
+end
+
 local function directory_apply(self, ctx)
-  local made = 0
-  for _, p in ipairs(self.path) do
+  settle(ctx, false)   -- what a killed run of this step left
+  local made, sts, todo = 0, {}, {}
+  for i, p in ipairs(self.path) do
     local st, err = probe(p, true)
     if st == nil then return nil, err end
     if st and st.type ~= "directory" then
       return nil, p .. ": exists and is a " .. st.type .. ", not a folder"
     end
-    if not st then
+    sts[i] = st
+    if not st then missing(p, todo) end
+  end
+  if #todo > 0 then   -- the intent, journaled before any folder is made (settle)
+    ctx.state.pending = { folders = todo, uid = self.owner and B.wanted_uid(self) or nil }
+    if ctx.checkpoint then ctx:checkpoint() end
+  end
+  for i, p in ipairs(self.path) do
+    local st = sts[i]
+    if not st then   -- (in the runner's batch, ctx.sync_later: on disk at the batch's sync)
       local list, merr = B.mkdirs(p, self.mode or DIR_MODE, ctx)
-      if not list then return nil, merr end
+      if not list then ctx.state.pending = nil; return nil, merr end
       made = made + #list
       for _, d in ipairs(list) do log(ctx, "created " .. d .. "/") end
     end
     -- a folder just made has its mode already; an owner it needs still
     if st or self.owner or self.group then
       local ok, aerr = B.set_attrs(self, p, st or nil)
-      if not ok then return nil, aerr end
+      if not ok then ctx.state.pending = nil; return nil, aerr end
     end
   end
+  ctx.state.pending = nil
   if made > 0 and ctx.detail then ctx:detail(("%d folder%s created"):format(made, made == 1 and "" or "s")) end
   return true
 end
@@ -60,8 +110,10 @@ end
 -- would do, removing nothing.
 local REMOVED, LEFT = { "removed", "would remove" }, { "left", "would leave" }
 local function directory_revert(self, ctx)
+  local removed = not ctx.plan and settle(ctx, true) or {}
   local created = (ctx.state and ctx.state.created) or {}
-  local removed, left, why_left = {}, {}, nil
+  local left, why_left = {}, nil
+  for _, p in ipairs(removed) do B.said_removed(ctx, p) end
   for i = #created, 1, -1 do
     local e = created[i]
     if e.type == "directory" and type(e.path) == "string" then
@@ -124,6 +176,7 @@ D.directory = R.define {
   describe = function(self) return B.describe_paths("directory", self.path) end,
   check = directory_check,
   apply = directory_apply,
+  sync_later = true,    -- made with no sync: on disk at the batch's (run.lua, provision.batch)
   state_revert = true,
   plan_revert = true,   -- revert with ctx.plan: what it would do, nothing done
   revert = directory_revert,
