@@ -345,7 +345,12 @@ int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, 
     view.hdrs.len = p->headers.len;
     http_push_headers(L, &view);
     lua_setfield(L, -2, "headers");
-    http_push_url_shown(L, url);
+    if (*target == '/') {
+        http_push_url_shown(L, url);
+    } else {   /* "http://h:p" or "http://h:p?q": libcurl's effective URL has the "/" */
+        lua_pushfstring(L, "%s/%s", lua_pushlstring(L, url, (size_t)(target - url)), target);
+        lua_remove(L, -2);
+    }
     lua_setfield(L, -2, "url");
     lua_pushnumber(L, provision_now() - t0);
     lua_setfield(L, -2, "seconds");
