@@ -2,9 +2,13 @@
  * half (lua/provision/http.lua: http.file, http.expect, http.request) builds
  * its policy on: retries, backoff, validators, resume, checksums.
  *
- *   h = http.new()                       a curl easy handle (reused: keeps
- *                                        connections alive); h:close(), <close>.
- *                                        The first loads libcurl (lazylib.h)
+ *   h = http.new()                       a handle (reused: keeps connections
+ *                                        alive); h:close(), <close>. Its curl
+ *                                        easy handle is made, and libcurl
+ *                                        loaded (lazylib.h), at the first
+ *                                        request that needs it: a plain
+ *                                        http:// request to this machine goes
+ *                                        through core/uhttp.c (plain.c)
  *   http.curl_version()                  libcurl's version line (loads it)
  *   h:request{ url, method=, headers=, body=, user=, password=, timeout=,
  *              connect_timeout=, ca_file=, insecure=, max_redirects=,
@@ -56,8 +60,8 @@
  * string.
  *
  * The files of the module (http.h): this one (the module, handles,
- * options, a transfer and its failures, request), response.c, redirect.c,
- * download.c, sink.c. */
+ * options, a transfer and its failures, request), plain.c, response.c,
+ * redirect.c, download.c, sink.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

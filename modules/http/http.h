@@ -1,5 +1,6 @@
 /* http.h: what the files of the http module share (http.c: the module,
- * handles, options, a transfer and its failures, requests; response.c: the
+ * handles, options, a transfer and its failures, requests; plain.c: a
+ * plain http:// request to this machine without libcurl; response.c: the
  * curl callbacks, what is kept of a reply and its headers; redirect.c:
  * which redirects are followed and what each hop sends; download.c:
  * downloads into a part file; sink.c: where a download's body goes). */
