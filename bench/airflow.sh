@@ -89,8 +89,8 @@ echo "Airflow $VERSION, $COMPOSE $($COMPOSE version --short 2>/dev/null || true)
 echo "start to healthy by hand (init, up -d, healthchecks):       $hand ms"
 echo "provision first apply (the same, plus the endpoint checks): $first ms ($(awk -v a="$first" -v b="$hand" 'BEGIN { printf "%.2f", a / b }')x by hand)"
 echo "no-op re-run, stack up, median of $RUNS: $(median apply recipes/airflow-quickstart.lua)"
-strace -f -qq -e trace=execve -o "$work/strace" "$P" recipes/airflow-quickstart.lua $V -q > /dev/null 2>&1
-echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 ))"
+strace -f -qq -e trace=execve,open,openat -o "$work/strace" "$P" recipes/airflow-quickstart.lua $V -q > /dev/null 2>&1
+echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 )); libcurl opened: $(grep -E 'open(at)?\(.*libcurl[^"]*\.so' "$work/strace" | grep -vc ENOENT)"
 # where a no-op's time goes: the endpoint checks wait on the stand-ins'
 # HTTP (a shell script per request under busybox nc: tens of ms, where
 # Airflow answers in a few), the rest is provision's own

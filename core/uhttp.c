@@ -1,5 +1,5 @@
-/* uhttp.c: a small HTTP/1.1 client over a unix socket (what and why:
- * uhttp.h). The reply parser first, then the connection. */
+/* uhttp.c: a small HTTP/1.1 client over a unix socket or TCP (what and
+ * why: uhttp.h). The reply parser first, then the connection. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -126,6 +129,7 @@ static int not_http(uhttp_parser *p)
 {
     char shown[200];
     show_bytes(p->first, p->nfirst, sizeof p->first, shown, sizeof shown);
+    p->why = UHW_NOT_HTTP;
     return fail(p, "the reply is not HTTP: it starts \"%s\"", shown);
 }
 
@@ -231,7 +235,17 @@ static int headers_done(uhttp_parser *p)
         p->state = UH_STATUS;
         return 0;
     }
-    if (p->head || p->status == 204 || p->status == 304) { p->state = UH_DONE; return 0; }
+    if (p->head || p->status == 204 || p->status == 304
+        || (p->have_length && p->length == 0 && !p->chunked && !p->other_coding)) {
+        p->state = UH_DONE;
+        return 0;
+    }
+    if (p->stop_at_body) {   /* the caller wants the headers only: the body is left unread */
+        p->stopped = 1;
+        p->conn_close = 1;
+        p->state = UH_DONE;
+        return 0;
+    }
     if (p->other_coding) {   /* a coding it cannot undo: the body runs to the end of the connection */
         p->conn_close = 1;
         p->state = UH_BODY_EOF;
@@ -243,11 +257,11 @@ static int headers_done(uhttp_parser *p)
         return 0;
     }
     if (p->have_length) {
-        if (p->max_body && p->length > p->max_body)
+        if (p->max_body && p->length > p->max_body && !p->truncate)
             return fail(p, "the reply's body is %llu bytes (Content-Length), over the %zu allowed",
                         (unsigned long long)p->length, p->max_body);
-        if (p->length == 0) { p->state = UH_DONE; return 0; }
-        if (p->length < (64u << 20) && buf_reserve(&p->body, (size_t)p->length) < 0) {
+        uint64_t want = p->max_body && p->length > p->max_body ? p->max_body : p->length;
+        if (want < (64u << 20) && buf_reserve(&p->body, (size_t)want) < 0) {
             p->oom = 1;
             return fail(p, "out of memory");
         }
@@ -271,7 +285,7 @@ static int chunk_size(uhttp_parser *p, const char *s, size_t n)
     while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
     if (i == 0 || (j < n && s[j] != ';')) return fail_line(p, "the reply has a bad chunk size line", s, n);
     if (x == 0) { p->state = UH_TRAILER; return 0; }
-    if (p->max_body && x > p->max_body - p->body.len)
+    if (p->max_body && x > p->max_body - p->body.len && !p->truncate)
         return fail(p, "the reply's body is over the %zu bytes allowed", p->max_body);
     p->length = x;
     p->state = UH_CHUNK_DATA;
@@ -299,7 +313,11 @@ static int line_done(uhttp_parser *p, const char *s, size_t n)
 
 static int body_add(uhttp_parser *p, const char *s, size_t n)
 {
-    if (p->max_body && n > p->max_body - p->body.len)
+    if (p->max_body && n > p->max_body - p->body.len && p->truncate) {   /* kept to max_body, the rest dropped */
+        p->truncated = 1;
+        n = p->max_body - p->body.len;
+        if (n == 0) return 0;
+    } else if (p->max_body && n > p->max_body - p->body.len)
         return fail(p, "the reply's body is over the %zu bytes allowed", p->max_body);
     if (buf_add(&p->body, s, n) < 0) { p->oom = 1; return fail(p, "out of memory"); }
     return 0;
@@ -322,8 +340,14 @@ int uhttp_parse(uhttp_parser *p, const char *d, size_t n, size_t *used)
             size_t take = nl ? (size_t)(nl - (d + i)) + 1 : n - i;
             int in_head = p->state == UH_STATUS || p->state == UH_HEADER || p->state == UH_TRAILER;
             if (in_head) {
-                if (take > UHTTP_MAX_HEAD - p->head_bytes)
+                if (take > UHTTP_MAX_HEAD - p->head_bytes) {
+                    p->why = UHW_HEAD;
                     return *used = i, fail(p, "the reply's headers are over %d KiB", UHTTP_MAX_HEAD / 1024);
+                }
+                if (p->max_line && p->line.len + take > p->max_line + 2) {   /* + its CR LF */
+                    p->why = UHW_LINE;
+                    return *used = i, fail(p, "the reply has a header line over %zu KiB", p->max_line / 1024);
+                }
                 p->head_bytes += take;
             } else if (p->line.len + take > LINE_MAX_CHUNK) {
                 return *used = i, fail(p, "the reply has a chunk size line over %d bytes", LINE_MAX_CHUNK);
@@ -376,14 +400,18 @@ int uhttp_parse_eof(uhttp_parser *p)
     case UH_BODY_EOF: p->state = UH_DONE; return 1;
     case UH_FAILED: return -1;
     case UH_STATUS:
+        p->why = UHW_CUT;
         if (p->fed == 0) return fail(p, "the connection was closed before any reply came");
         /* fall through */
     case UH_HEADER:
+        p->why = UHW_CUT;
         return fail(p, "the connection was closed in the middle of the reply's headers (%zu bytes came)", p->fed);
     case UH_BODY_LEN:
+        p->why = UHW_CUT;
         return fail(p, "the connection was closed after %zu of the %llu bytes of the reply's body", p->body.len,
                     (unsigned long long)(p->body.len + p->length));
     default:
+        p->why = UHW_CUT;
         return fail(p, "the connection was closed in the middle of the reply's chunked body (%zu bytes of it came)",
                     p->body.len);
     }
@@ -398,8 +426,55 @@ int uhttp_reusable(const uhttp_parser *p)
 
 void uhttp_conn_init(uhttp_conn *c, const char *path)
 {
+    memset(c, 0, sizeof *c);
     c->fd = -1;
     snprintf(c->path, sizeof c->path, "%s", path);
+}
+
+/* host as addresses to try: "localhost" is 127.0.0.1 then ::1 (as curl
+ * has it, without a resolver); else one IP literal. How many (0: none) */
+static int tcp_addrs(const char *host, unsigned port, struct sockaddr_storage *out, socklen_t *lens)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&out[0];
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out[0];
+    memset(out, 0, 2 * sizeof *out);
+    if (strcasecmp(host, "localhost") == 0) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        lens[0] = sizeof *a4;
+        a6 = (struct sockaddr_in6 *)&out[1];
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        a6->sin6_addr = in6addr_loopback;
+        lens[1] = sizeof *a6;
+        return 2;
+    }
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        lens[0] = sizeof *a4;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        lens[0] = sizeof *a6;
+        return 1;
+    }
+    return 0;
+}
+
+int uhttp_conn_init_tcp(uhttp_conn *c, const char *host, unsigned port)
+{
+    struct sockaddr_storage a[2];
+    socklen_t l[2];
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    if (port == 0 || port > 65535 || strlen(host) >= sizeof c->host || tcp_addrs(host, port, a, l) == 0) return -1;
+    snprintf(c->host, sizeof c->host, "%s", host);
+    c->port = port;
+    return 0;
 }
 
 void uhttp_conn_close(uhttp_conn *c)
@@ -426,6 +501,45 @@ static int wait_fd(int fd, short events, double deadline, short *got)
         if (r > 0) { *got = pf.revents; return 1; }
         if (r < 0 && errno != EINTR) { *got = POLLERR; return 1; }
     }
+}
+
+/* one TCP address: connected (UHTTP_OK), or why not */
+static int connect_one(uhttp_conn *c, const struct sockaddr *a, socklen_t alen, double cend, int *errnum)
+{
+    int fd = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) { *errnum = errno; return UHTTP_CONNECT; }
+    int r;
+    do r = connect(fd, a, alen); while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EINPROGRESS) { *errnum = errno; close(fd); return UHTTP_CONNECT; }
+    if (r < 0) {
+        short ev = 0;
+        int w = wait_fd(fd, POLLOUT, cend, &ev);
+        if (w < 0) { close(fd); return -w; }
+        int e = 0;
+        socklen_t el = sizeof e;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0) e = errno;
+        if (e) { *errnum = e; close(fd); return UHTTP_CONNECT; }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    return UHTTP_OK;
+}
+
+static int connect_tcp(uhttp_conn *c, double connect_timeout, double deadline, int *errnum)
+{
+    struct sockaddr_storage a[2];
+    socklen_t l[2];
+    int n = tcp_addrs(c->host, c->port, a, l);
+    if (n == 0) { *errnum = EINVAL; return UHTTP_CONNECT; }
+    double cend = provision_now() + (connect_timeout > 0 ? connect_timeout : 5);
+    if (deadline > 0 && deadline < cend) cend = deadline;
+    int r = UHTTP_CONNECT;
+    for (int i = 0; i < n; i++) {   /* the next address only after a refusal, not a timeout */
+        r = connect_one(c, (struct sockaddr *)&a[i], l[i], cend, errnum);
+        if (r != UHTTP_CONNECT) break;
+    }
+    return r;
 }
 
 static int connect_unix(uhttp_conn *c, double connect_timeout, double deadline, int *errnum)
@@ -513,12 +627,17 @@ static int send_request(xchg *x, const uhttp_request *rq)
     /* Content-Length: with a body, or for a method that has one, empty */
     int cl = with_body || strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PUT") == 0
              || strcmp(rq->method, "PATCH") == 0;
+    const char *host = rq->host ? rq->host : "localhost";
     if (buf_add(&b, rq->method, strlen(rq->method)) < 0 || buf_add(&b, " ", 1) < 0
-        || buf_add(&b, rq->target, strlen(rq->target)) < 0 || buf_add(&b, " HTTP/1.1\r\nHost: ", 17) < 0
-        || buf_add(&b, rq->host ? rq->host : "localhost", strlen(rq->host ? rq->host : "localhost")) < 0)
+        || buf_add(&b, rq->target, strlen(rq->target)) < 0 || buf_add(&b, " HTTP/1.1\r\n", 11) < 0)
         goto out;
-    snprintf(line, sizeof line, "\r\nUser-Agent: %.100s\r\n", rq->user_agent ? rq->user_agent : "provision");
-    if (buf_add(&b, line, strlen(line)) < 0) goto out;
+    if (*host && (buf_add(&b, "Host: ", 6) < 0 || buf_add(&b, host, strlen(host)) < 0 || buf_add(&b, "\r\n", 2) < 0))
+        goto out;
+    if (!rq->user_agent || *rq->user_agent) {
+        snprintf(line, sizeof line, "User-Agent: %.100s\r\n", rq->user_agent ? rq->user_agent : "provision");
+        if (buf_add(&b, line, strlen(line)) < 0) goto out;
+    }
+    if (rq->headers && buf_add(&b, rq->headers, strlen(rq->headers)) < 0) goto out;
     if (with_body && rq->content_type) {
         if (buf_add(&b, "Content-Type: ", 14) < 0 || buf_add(&b, rq->content_type, strlen(rq->content_type)) < 0
             || buf_add(&b, "\r\n", 2) < 0)
@@ -604,10 +723,14 @@ int uhttp_exchange(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char
             else reused = 1;
         }
         if (c->fd < 0) {
-            int r = connect_unix(c, rq->connect_timeout, deadline, errnum);
+            int r = c->path[0] ? connect_unix(c, rq->connect_timeout, deadline, errnum)
+                               : connect_tcp(c, rq->connect_timeout, deadline, errnum);
             if (r != UHTTP_OK) return r;
         }
         uhttp_parser_reset(p, head, rq->max_body);
+        p->truncate = rq->truncate;
+        p->stop_at_body = rq->headers_only;
+        p->max_line = rq->max_line;
         xchg x = { .c = c, .p = p, .deadline = deadline, .err = err, .errlen = errlen, .errnum = errnum };
         int r = send_request(&x, rq);
         if (r == UHTTP_OK) r = read_reply(&x);

@@ -1,6 +1,9 @@
 /* uhttp.h: a small HTTP/1.1 client over a unix socket, for the Docker
  * Engine API (modules/docker.c): no libcurl in a run that only talks to
- * the local engine (or to one behind an ssh-forwarded socket).
+ * the local engine (or to one behind an ssh-forwarded socket); and over
+ * TCP to an address given as an IP literal or "localhost" (127.0.0.1,
+ * then ::1), for the http module's plain http:// requests
+ * (modules/http/plain.c): no libcurl for a check against a local service.
  *
  * What it speaks: one request at a time on one connection, kept alive
  * between requests (HTTP/1.1, unless the reply says "Connection: close" or
@@ -40,6 +43,8 @@ enum uhttp_state {
     UH_BODY_EOF, UH_DONE, UH_FAILED
 };
 
+enum uhttp_why { UHW_OTHER, UHW_NOT_HTTP, UHW_LINE, UHW_HEAD, UHW_CUT };
+
 typedef struct uhttp_parser {
     enum uhttp_state state;
     int head;              /* the request was HEAD: no body whatever the headers say */
@@ -54,6 +59,12 @@ typedef struct uhttp_parser {
     uhttp_buf headers;     /* the final reply's header lines, "Name: value\r\n" each */
     uhttp_buf body;
     int oom;
+    int truncate;          /* a body over max_body is cut there (truncated), the rest read and dropped */
+    int truncated;
+    int stop_at_body;      /* the reply is whole once its headers are (stopped: a body was left unread) */
+    int stopped;
+    size_t max_line;       /* the longest header line (0: only UHTTP_MAX_HEAD) */
+    int why;               /* what failed: enum uhttp_why */
     char first[48];        /* the reply's first bytes, for a "not HTTP" message */
     size_t nfirst;
     char err[UHTTP_ERR];
@@ -79,13 +90,16 @@ int uhttp_reusable(const uhttp_parser *p);
 
 typedef struct uhttp_conn {
     int fd;                /* -1: none open */
-    char path[108];        /* the socket */
+    char path[108];        /* the socket; "" for TCP */
+    char host[64];         /* TCP: an IPv4 or IPv6 literal (without []), or "localhost" */
+    unsigned port;
 } uhttp_conn;
 
 typedef struct uhttp_request {
     const char *method, *target;  /* "GET", "/containers/json?all=1" */
-    const char *host;             /* the Host header (default "localhost") */
-    const char *user_agent;       /* default "provision" */
+    const char *host;             /* the Host header (default "localhost"; "": none) */
+    const char *user_agent;       /* default "provision" ("": none) */
+    const char *headers;          /* more header lines, each ending in \r\n (or NULL) */
     const char *content_type;     /* sent with a body */
     const char *body;             /* a body in memory (body_len bytes), or */
     size_t body_len;
@@ -93,11 +107,14 @@ typedef struct uhttp_request {
     double timeout;               /* the whole exchange, seconds (<= 0: none) */
     double connect_timeout;       /* seconds (<= 0: 5) */
     size_t max_body;              /* the most the reply's body may be (0: no limit) */
+    int truncate;                 /* a longer body is cut at max_body, not refused */
+    int headers_only;             /* stop at the reply's headers (the connection is closed after) */
+    size_t max_line;              /* the longest header line the reply may have (0: no limit but the head's) */
 } uhttp_request;
 
 enum uhttp_fail {
     UHTTP_OK = 0,
-    UHTTP_CONNECT,      /* could not connect: *errnum */
+    UHTTP_CONNECT,      /* could not connect: *errnum (TCP: err says to what) */
     UHTTP_TIMEOUT,
     UHTTP_INTERRUPTED,
     UHTTP_IO,           /* sending or receiving failed, or the engine closed without a reply: err */
@@ -107,6 +124,8 @@ enum uhttp_fail {
 };
 
 void uhttp_conn_init(uhttp_conn *c, const char *path);
+/* TCP to host (an IP literal, or "localhost") and port; -1 when host is none of these */
+int uhttp_conn_init_tcp(uhttp_conn *c, const char *host, unsigned port);
 void uhttp_conn_close(uhttp_conn *c);
 /* send rq and read the whole reply into p (uhttp_parser_reset here);
  * UHTTP_OK, or one of uhttp_fail with err (and *errnum where it says) */

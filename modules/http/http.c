@@ -2,9 +2,13 @@
  * half (lua/provision/http.lua: http.file, http.expect, http.request) builds
  * its policy on: retries, backoff, validators, resume, checksums.
  *
- *   h = http.new()                       a curl easy handle (reused: keeps
- *                                        connections alive); h:close(), <close>.
- *                                        The first loads libcurl (lazylib.h)
+ *   h = http.new()                       a handle (reused: keeps connections
+ *                                        alive); h:close(), <close>. Its curl
+ *                                        easy handle is made, and libcurl
+ *                                        loaded (lazylib.h), at the first
+ *                                        request that needs it: a plain
+ *                                        http:// request to this machine goes
+ *                                        through core/uhttp.c (plain.c)
  *   http.curl_version()                  libcurl's version line (loads it)
  *   h:request{ url, method=, headers=, body=, user=, password=, timeout=,
  *              connect_timeout=, ca_file=, insecure=, max_redirects=,
@@ -56,8 +60,8 @@
  * string.
  *
  * The files of the module (http.h): this one (the module, handles,
- * options, a transfer and its failures, request), response.c, redirect.c,
- * download.c, sink.c. */
+ * options, a transfer and its failures, request), plain.c, response.c,
+ * redirect.c, download.c, sink.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -74,7 +78,6 @@
 
 #define HANDLE_MT "provision.http"
 #define XFER_MT "provision.http.xfer"
-#define DEFAULT_MAX_BODY (64 * 1024 * 1024)
 
 /* idempotent: the end of a transfer, and __gc */
 void http_xfer_release(http_xfer *x)
@@ -116,27 +119,39 @@ static int handle_close(lua_State *L)
 {
     http_handle *h = luaL_checkudata(L, 1, HANDLE_MT);
     if (h->curl) { curl_easy_cleanup(h->curl); h->curl = NULL; }
+    http_plain_close(&h->plain);
+    h->closed = 1;
     return 0;
 }
 
 static int http_new(lua_State *L)
 {
-    char err[256];
-    /* libcurl is loaded here, at the first handle, not when the module is
-     * required: a run whose downloads are all in place never loads it */
-    if (provision_curl_ready(err, sizeof err) < 0) return luaL_error(L, "%s", err);
     http_handle *h = lua_newuserdatauv(L, sizeof *h, 0);
-    h->curl = NULL;
+    memset(h, 0, sizeof *h);
     luaL_setmetatable(L, HANDLE_MT);
-    h->curl = curl_easy_init();
-    if (!h->curl) return luaL_error(L, "http.new: curl_easy_init failed");
     return 1;
 }
 
-http_handle *http_handle_check(lua_State *L)
+static http_handle *open_handle(lua_State *L)
 {
     http_handle *h = luaL_checkudata(L, 1, HANDLE_MT);
-    if (!h->curl) luaL_argerror(L, 1, "the handle is closed");
+    if (h->closed) luaL_argerror(L, 1, "the handle is closed");
+    return h;
+}
+
+/* libcurl is loaded here, at the first request that needs it, not when
+ * the module is required or a handle made: a run whose downloads are all
+ * in place, and whose requests are plain http:// to this machine
+ * (plain.c), never loads it */
+http_handle *http_handle_check(lua_State *L)
+{
+    http_handle *h = open_handle(L);
+    if (!h->curl) {
+        char err[256];
+        if (provision_curl_ready(err, sizeof err) < 0) luaL_error(L, "%s", err);
+        h->curl = curl_easy_init();
+        if (!h->curl) luaL_error(L, "http: curl_easy_init failed");
+    }
     return h;
 }
 
@@ -192,7 +207,7 @@ int http_slist_add(struct curl_slist **list, const char *line)
 int http_add_header(http_xfer *x, const char *line) { return http_slist_add(&x->own_headers, line); }
 
 /* headers = { ["Name"] = "value", ... } or { "Name: value", ... } */
-static void opt_headers(lua_State *L, int t, http_xfer *x)
+void http_opt_headers(lua_State *L, int t, int (*add)(void *ud, const char *line), void *ud)
 {
     STACK_ENTER(L);
     lua_getfield(L, t, "headers");
@@ -213,11 +228,17 @@ static void opt_headers(lua_State *L, int t, http_xfer *x)
         }
         if (strpbrk(lua_tostring(L, -1), "\r\n"))
             luaL_error(L, "http: a header may not hold a line break");
-        if (http_slist_add(&x->user_headers, lua_tostring(L, -1)) < 0) luaL_error(L, "http: out of memory");
+        if (add(ud, lua_tostring(L, -1)) < 0) luaL_error(L, "http: out of memory");
         lua_pop(L, 2);                          /* ... headers k */
     }
     lua_pop(L, 1);
     STACK_LEAVE(L, 0);
+}
+
+static int add_user_header(void *ud, const char *line)
+{
+    http_xfer *x = ud;
+    return http_slist_add(&x->user_headers, line);
 }
 
 void http_opt_header_value(lua_State *L, int t, http_xfer *x, const char *k, const char *name)
@@ -276,7 +297,7 @@ void http_setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_tim
             curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(timeout < 1 ? 1 : timeout));
         }
     }
-    opt_headers(L, t, x);
+    http_opt_headers(L, t, add_user_header, x);
 #if LIBCURL_VERSION_NUM >= 0x074000
     /* a reply that is not HTTP reaches http_on_body, which shows its first
      * bytes, rather than libcurl's "Received HTTP/0.9 when not allowed" */
@@ -292,9 +313,11 @@ void http_setup(lua_State *L, http_handle *h, http_xfer *x, int t, int total_tim
 }
 
 /* curl_easy_perform, and the redirects after it */
-CURLcode http_perform(http_xfer *x)
+CURLcode http_perform(http_xfer *x) { return http_perform_from(x, 0); }
+
+CURLcode http_perform_from(http_xfer *x, int hops)
 {
-    for (int hops = 0;; hops++) {
+    for (;; hops++) {
         if (http_set_request_headers(x) < 0) { http_set_abort(x, AB_WRITE, "out of memory"); return CURLE_OUT_OF_MEMORY; }
         x->got_status = 0;
         CURLcode rc = curl_easy_perform(x->curl);
@@ -393,16 +416,28 @@ void http_push_common(lua_State *L, http_xfer *x, double t0)
 
 static int http_request(lua_State *L)
 {
-    http_handle *h = http_handle_check(L);
+    http_handle *h = open_handle(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
+    /* a plain http:// request to this machine: without libcurl (plain.c) */
+    http_buf next = { 0 };
+    long redirect_status = 0;
+    int n = http_plain_request(L, &h->plain, 2, &next, &redirect_status);
+    if (n > 0) return n;
+    const char *loc = NULL;   /* its redirect: libcurl follows it, from the next hop on */
+    if (n < 0) {
+        lua_pushlstring(L, next.p, next.len);             /* h opts loc */
+        http_buf_free(&next);
+        loc = lua_tostring(L, -1);
+    }
+    h = http_handle_check(L);
     http_xfer *x = http_xfer_new(L);                      /* h opts xfer */
     http_setup(L, h, x, 2, 1);
     STACK_ENTER(L);
     CURL *c = h->curl;
     const char *method = http_opt_string(L, 2, "method");
     if (!method) method = "GET";
-    x->max_body = (size_t)http_opt_number(L, 2, "max_body", DEFAULT_MAX_BODY);
+    x->max_body = (size_t)http_opt_number(L, 2, "max_body", HTTP_DEFAULT_MAX_BODY);
     x->headers_only = http_opt_bool(L, 2, "headers_only");
     http_opt_header_value(L, 2, x, "if_none_match", "If-None-Match");
     http_opt_header_value(L, 2, x, "if_modified_since", "If-Modified-Since");
@@ -423,7 +458,17 @@ static int http_request(lua_State *L)
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     double t0 = provision_now();
-    CURLcode rc = http_perform(x);
+    CURLcode rc;
+    if (loc) {
+        lua_getfield(L, 2, "url");
+        const char *sent = strcasecmp(method, "HEAD") == 0 ? "HEAD"
+                         : strcasecmp(method, "GET") == 0 && !body ? "GET" : method;
+        int f = http_follow(x, 0, redirect_status, loc, lua_tostring(L, -1), sent);
+        lua_pop(L, 1);
+        rc = f < 0 ? CURLE_ABORTED_BY_CALLBACK : http_perform_from(x, 1);
+    } else {
+        rc = http_perform(x);
+    }
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK && !(x->stopped && rc == CURLE_WRITE_ERROR)) {
         if (provision_interrupted()) http_set_abort(x, AB_INTERRUPTED, "interrupted");

@@ -1,5 +1,6 @@
 /* http.h: what the files of the http module share (http.c: the module,
- * handles, options, a transfer and its failures, requests; response.c: the
+ * handles, options, a transfer and its failures, requests; plain.c: a
+ * plain http:// request to this machine without libcurl; response.c: the
  * curl callbacks, what is kept of a reply and its headers; redirect.c:
  * which redirects are followed and what each hop sends; download.c:
  * downloads into a part file; sink.c: where a download's body goes). */
@@ -13,6 +14,7 @@
 #include <curl/curl.h>
 #include "core.h"
 #include "digest.h"
+#include "uhttp.h"
 
 /* the sink's ring (sink.c) */
 #ifndef SLOT_SIZE
@@ -24,7 +26,14 @@
 #define DIO_ALIGN 4096
 #define SLOT_MAX_WAIT 1.0   /* seconds a partly filled slot may wait (on_progress) */
 
-typedef struct { CURL *curl; } http_handle;
+#define HTTP_DEFAULT_MAX_BODY (64 * 1024 * 1024)
+
+/* plain.c: the connection plain http:// requests keep between requests */
+typedef struct { int ready; uhttp_conn conn; uhttp_parser reply; } http_plain;
+
+/* a handle: libcurl's easy handle, made at the first request that needs
+ * it (NULL until then), and the plain path's connection */
+typedef struct { CURL *curl; int closed; http_plain plain; } http_handle;
 
 typedef struct { char *p; size_t len, cap; } http_buf;
 
@@ -108,6 +117,22 @@ CURLcode http_perform(http_xfer *x);
 int http_push_failure(lua_State *L, http_xfer *x, CURLcode rc, const char *errbuf);
 /* status, headers, url, seconds into the table on top */
 void http_push_common(lua_State *L, http_xfer *x, double t0);
+
+/* the caller's headers = { ... } of the options at t, one "Name: value"
+ * (or "Name;": empty) line at a time to add (raises on a bad one) */
+void http_opt_headers(lua_State *L, int t, int (*add)(void *ud, const char *line), void *ud);
+
+/* plain.c: h:request{...} at t without libcurl, when it can be (plain.c
+ * says when): 1 (the result pushed) or 3 (nil, message, kind); 0: not
+ * for this path (nothing sent, nothing pushed); -1: the reply is a
+ * redirect (status) to the absolute URL in redirect, for libcurl to follow */
+int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, long *status);
+void http_plain_close(http_plain *pl);
+/* redirect.c: follow a redirect (status, to the absolute URL loc) from
+ * the reply to cur, of method: as http_next_hop */
+int http_follow(http_xfer *x, int hops, long status, const char *loc, const char *cur, const char *method);
+/* curl_easy_perform and the redirects after it, from hop hops on */
+CURLcode http_perform_from(http_xfer *x, int hops);
 
 /* download.c: h:download{...} */
 int http_download(lua_State *L);

@@ -115,10 +115,18 @@ int http_next_hop(http_xfer *x, int hops)
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
     if (!http_is_redirect(status)) return 0;
-    char *loc = NULL, *cur = NULL;
+    char *loc = NULL, *cur = NULL, *method = NULL;
     curl_easy_getinfo(x->curl, CURLINFO_REDIRECT_URL, &loc);
     if (!loc) return 0;
     curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &cur);
+    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
+    return http_follow(x, hops, status, loc, cur, method);
+}
+
+/* the redirect status to loc from the reply to cur, of method: as above
+ * (also for a first hop made without libcurl: plain.c) */
+int http_follow(http_xfer *x, int hops, long status, const char *loc, const char *cur, const char *method)
+{
     char msg[512], shown[320];
     url_shown(loc, shown, sizeof shown);
     if (hops >= x->max_redirects) {
@@ -149,14 +157,12 @@ int http_next_hop(http_xfer *x, int hops)
             curl_easy_setopt(x->curl, CURLOPT_PASSWORD, (char *)NULL);
         }
     }
-    char *next = strdup(loc);   /* loc is curl's, valid until the next perform */
+    char *next = strdup(loc);   /* loc may be curl's, valid until the next perform */
     if (!next) { http_set_abort(x, AB_WRITE, "out of memory"); return -1; }
     free(x->next_url);
     x->next_url = next;
     /* a GET or a HEAD stays what it is; another method (PUT, DELETE) keeps
      * its method and body through a 301/302, as only a POST turns into a GET */
-    char *method = NULL;
-    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_METHOD, &method);
     if (method && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0
         && (status == 303 || ((status == 301 || status == 302) && strcmp(method, "POST") == 0))) {
         curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);

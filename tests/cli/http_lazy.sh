@@ -5,8 +5,12 @@
 #     socket, loads no libcurl (/proc/self/maps at the end of a --script);
 #     http.curl_version() does;
 #   - an http.file recipe: the download loads libcurl; the no-op, whose
-#     file's stamp and digest hold, opens no libcurl*.so (strace); an
-#     http.expect does (by design);
+#     file's stamp and digest hold, opens no libcurl*.so (strace);
+#   - plain http:// requests to this machine go through provision's own
+#     client (modules/http/plain.c): an http.expect, an unpinned
+#     http.file's no-op (its conditional GET: one request, a 304), a
+#     POST, Basic auth and a redirect's first hop open no libcurl; https://,
+#     a name to resolve and a proxy in the environment still load it;
 #   - a file pinned with sha256 that was there before the first run (a
 #     user's): the first run reads it once and records its stamp, the next
 #     ones read nothing (strace: no open of it for reading), a changed
@@ -24,6 +28,11 @@ fi
 # libcurl*.so opened by a run (and the programs it starts)
 curl_opens() { grep -E 'open(at2?)?\(.*libcurl[^"]*\.so' "$1" | grep -vc ENOENT; }
 loaded() { [ $LINKED = 1 ] || [ "$(curl_opens "$1")" -ge 1 ]; }   # a request loaded libcurl
+traced() { # TRACE COMMAND...: run it under strace (opens into TRACE): RC, OUT
+    t=$1; shift
+    strace -f -qq -e trace=open,openat,openat2 -o "$t" "$@" > "$t.out" 2>&1
+    RC=$?; OUT=$(cat "$t.out"); ERR=""
+}
 
 cat > maps.lua <<'L'
 local http = require "provision.http"
@@ -68,9 +77,44 @@ cat > ex.lua <<R
 recipe { name = "lazy-expect" }
 step "up" { http.expect { url = "$BASE/file/x?size=3" } }
 R
-strace -f -qq -e trace=open,openat,openat2 -o trace3 "$P" ex.lua > out3 2>&1
-RC=$?; OUT=$(cat out3); ERR=""
-expect "http.expect: a request, libcurl loaded" eval '[ $RC -eq 0 ] && loaded trace3'
+traced trace3 "$P" ex.lua
+expect "http.expect to 127.0.0.1: the request made, no libcurl opened" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "ok=1" && [ "$(curl_opens trace3)" = 0 ]'
+cat > ex2.lua <<R
+recipe { name = "lazy-expect-more" }
+step "post" { check = function()
+  local r = assert(http.request { method = "POST", url = "$BASE/echo", body = "{}" })
+  return r.status == 200 and r.json.method == "POST" and r.json.body == "{}"
+end }
+step "auth" { http.expect { url = "$BASE/auth", user = "user", password = "password", json = { user = "user" } } }
+step "via redirect" { http.expect { url = "$BASE/redirect?n=1&to=/json", json = { ok = true } } }
+R
+traced trace4 "$P" ex2.lua
+expect "a POST, Basic auth: no libcurl; the redirect's next hop: libcurl ($(curl_opens trace4) opens)" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "ok=3" && loaded trace4'
+head -n 6 ex2.lua > ex3.lua
+traced trace5 "$P" ex3.lua
+expect "a POST and Basic auth alone: no libcurl opened" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "ok=2" && [ "$(curl_opens trace5)" = 0 ]'
+cat > ex4.lua <<R
+recipe { name = "lazy-expect-https" }
+step "up" { http.expect { url = "https://127.0.0.1:1/", within = "0s" } }
+R
+traced trace6 "$P" ex4.lua
+expect "https://: libcurl's, as before (loaded; refused)" eval '[ $RC -eq 1 ] && loaded trace6 && has "$OUT" "onnect"'
+traced trace7 env http_proxy="$BASE" "$P" ex.lua
+expect "http_proxy set: libcurl's, as before (it goes through the proxy)" eval '[ $RC -eq 0 ] && loaded trace7'
+# an unpinned download: its no-op asks the server (a conditional GET, a 304)
+cat > cond.lua <<R
+recipe { name = "lazy-conditional" }
+step "file" { http.file { url = "$BASE/file/cond?size=2000", dest = "cond.bin" } }
+R
+run "$P" cond.lua
+expect "unpinned http.file: downloaded" eval '[ $RC -eq 0 ] && has "$OUT" "changed=1"'
+httpd_reset
+traced trace8 "$P" cond.lua
+expect "unpinned http.file's no-op: one conditional GET, no libcurl opened" \
+    eval '[ $RC -eq 0 ] && has "$OUT" "ok=1 changed=0" && [ "$(httpd_count)" = 1 ] && [ "$(curl_opens trace8)" = 0 ]'
 
 # ---- a pinned file that was there before the first run
 head -c 3000000 /dev/urandom > mine.bin

@@ -9,17 +9,25 @@
  *     long, cut short); and thousands of random mutations and truncations
  *     of the good ones never crash it (run under the sanitizers by
  *     tests/ci-extra.sh) and either parse or say why;
- *   - the connection, against a scripted server on a unix socket (a
- *     thread): one connection kept for several requests, a connection the
- *     server closed while idle, or at the request, replaced without the
- *     caller seeing it, a file body streamed whole, an early reply to a
- *     body not read, a timeout, a socket nobody listens on. */
+ *   - what the http module's plain path asks of the parser (issue 19):
+ *     a body cut at max_body (truncate), the headers only (stop_at_body),
+ *     a header line over max_line, and what failed (why), at every split;
+ *   - the connection, against a scripted server (a thread) on a unix
+ *     socket and again over TCP on 127.0.0.1 (and "localhost"): one
+ *     connection kept for several requests, a connection the server
+ *     closed while idle, or at the request, replaced without the caller
+ *     seeing it, a file body streamed whole, an early reply to a body not
+ *     read, a timeout, a reply that is not HTTP, a socket nobody listens
+ *     on (a port nobody listens on: refused), the request head as sent
+ *     (Host and User-Agent left out when "", more header lines). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,8 +36,9 @@
 #include "uhttp.h"
 
 static int failures;
-#define CHECK(name, cond) do { if (cond) printf("PASS %s\n", name); \
-    else { printf("FAIL %s: %s (line %d)\n", name, #cond, __LINE__); failures++; } } while (0)
+static int tcp;   /* the connection tests: over TCP (1, their names marked) or a unix socket (0) */
+#define CHECK(name, cond) do { if (cond) printf("PASS %s%s\n", name, tcp ? " [tcp]" : ""); \
+    else { printf("FAIL %s%s: %s (line %d)\n", name, tcp ? " [tcp]" : "", #cond, __LINE__); failures++; } } while (0)
 
 static unsigned long long rng = 88172645463325252ULL;
 static unsigned rnd(unsigned n)
@@ -47,7 +56,12 @@ typedef struct result {
     int reusable;
     char err[UHTTP_ERR];
     size_t leftover;
+    int truncated, stopped, why;
 } result;
+
+/* the parser's options for the plain path, set on every parser run() makes */
+static int opt_truncate, opt_stop;
+static size_t opt_max_line;
 
 /* feed s in the pieces cuts[] says (sorted offsets), then EOF when eof */
 static void run(const char *s, size_t n, const size_t *cuts, size_t ncuts, int head, size_t max_body, int eof,
@@ -55,6 +69,9 @@ static void run(const char *s, size_t n, const size_t *cuts, size_t ncuts, int h
 {
     uhttp_parser p;
     uhttp_parser_init(&p, head, max_body);
+    p.truncate = opt_truncate;
+    p.stop_at_body = opt_stop;
+    p.max_line = opt_max_line;
     memset(r, 0, sizeof *r);
     size_t at = 0;
     int rc = 0;
@@ -73,6 +90,9 @@ static void run(const char *s, size_t n, const size_t *cuts, size_t ncuts, int h
     snprintf(r->headers, sizeof r->headers, "%s", p.headers.p ? p.headers.p : "");
     r->reusable = rc == 1 && uhttp_reusable(&p);
     snprintf(r->err, sizeof r->err, "%s", p.err);
+    r->truncated = p.truncated;
+    r->stopped = p.stopped;
+    r->why = p.why;
     uhttp_parser_free(&p);
 }
 
@@ -322,10 +342,77 @@ static void test_mutations(void)
     CHECK("parse: 20000 random mutations and cuts: each whole or refused with a reason, no crash", ok);
 }
 
+/* ---- the plain path's options: each at every split in two, and byte by byte */
+
+typedef struct opt_case {
+    const char *name, *text;
+    int truncate, stop;
+    size_t max_body, max_line;
+    int rc, status, truncated, stopped, reusable, why;
+    const char *body;
+} opt_case;
+
+static const opt_case OPTS[] = {
+    { "truncate: Content-Length over max_body: cut, the rest read", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
+      1, 0, 4, 0, 1, 200, 1, 0, 1, UHW_OTHER, "0123" },
+    { "truncate: chunked over max_body: cut, the rest read",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n",
+      1, 0, 7, 0, 1, 200, 1, 0, 1, UHW_OTHER, "0123456" },
+    { "truncate: a body that fits is whole", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+      1, 0, 3, 0, 1, 200, 0, 0, 1, UHW_OTHER, "abc" },
+    { "no truncate: over max_body is refused", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
+      0, 0, 4, 0, -1, 200, 0, 0, 0, UHW_OTHER, "" },
+    { "headers only: stopped at the body, the connection not kept", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
+      0, 1, 0, 0, 1, 200, 0, 1, 0, UHW_OTHER, "" },
+    { "headers only: a 304 has no body to stop at", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+      0, 1, 0, 0, 1, 304, 0, 0, 1, UHW_OTHER, "" },
+    { "headers only: Content-Length 0 is whole", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      0, 1, 0, 0, 1, 200, 0, 0, 1, UHW_OTHER, "" },
+    { "headers only: after an interim 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      0, 1, 0, 0, 1, 200, 0, 1, 0, UHW_OTHER, "" },
+    { "max_line: a header line over it is refused, said so", "HTTP/1.1 200 OK\r\nX-Long: 0123456789012345678901234567890123456789\r\nContent-Length: 0\r\n\r\n",
+      0, 0, 0, 32, -1, 200, 0, 0, 0, UHW_LINE, "" },
+    { "max_line: lines up to it pass", "HTTP/1.1 200 OK\r\nX-Long: 0123456789012345678901\r\nContent-Length: 1\r\n\r\nz",
+      0, 0, 0, 32, 1, 200, 0, 0, 1, UHW_OTHER, "z" },
+    { "why: not HTTP", "SSH-2.0-OpenSSH_9.6\r\n", 0, 0, 0, 0, -1, 0, 0, 0, 0, UHW_NOT_HTTP, "" },
+    { "why: cut short in the body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123",
+      0, 0, 0, 0, -1, 200, 0, 0, 0, UHW_CUT, "0123" },
+    { "why: cut short in the headers", "HTTP/1.1 200 OK\r\nContent-Le", 0, 0, 0, 0, -1, 200, 0, 0, 0, UHW_CUT, "" },
+};
+
+static void test_options(void)
+{
+    char name[160];
+    for (size_t i = 0; i < sizeof OPTS / sizeof OPTS[0]; i++) {
+        const opt_case *o = &OPTS[i];
+        size_t n = strlen(o->text);
+        opt_truncate = o->truncate; opt_stop = o->stop; opt_max_line = o->max_line;
+        int ok = 1;
+        result r;
+        for (size_t cut = 0; cut <= n + 1 && ok; cut++) {   /* cut n + 1: byte by byte */
+            size_t cuts[1024], nc = 0;
+            if (cut <= n) cuts[nc++] = cut;
+            else for (size_t k = 1; k < n && nc < 1024; k++) cuts[nc++] = k;
+            run(o->text, n, cuts, nc, 0, o->max_body, 1, &r);
+            ok = r.rc == o->rc && (o->rc == 1 ? r.status == o->status : 1) && r.truncated == o->truncated
+                 && r.stopped == o->stopped && r.reusable == o->reusable && r.why == o->why
+                 && r.blen == strlen(o->body) && memcmp(r.body, o->body, r.blen) == 0;
+            if (!ok) printf("    split %zu: rc %d status %d truncated %d stopped %d reusable %d why %d body %.*s err %s\n",
+                            cut, r.rc, r.status, r.truncated, r.stopped, r.reusable, r.why, (int)r.blen, r.body, r.err);
+        }
+        snprintf(name, sizeof name, "options: %s", o->name);
+        CHECK(name, ok);
+    }
+    opt_truncate = opt_stop = 0;
+    opt_max_line = 0;
+}
+
 /* ---- the connection, against a scripted server */
 
 typedef struct server {
-    char path[108];
+    char path[108];      /* "": TCP on 127.0.0.1, port */
+    int port;
+    char head[4096];     /* the last request's head */
     int lfd;
     int script;          /* which behaviour */
     int accepts;         /* connections accepted */
@@ -336,7 +423,7 @@ typedef struct server {
 
 /* read one request head (to the empty line) and its body by
  * Content-Length: 1, or 0 at EOF */
-static int read_request(int fd, size_t *body)
+static int read_request(int fd, size_t *body, char *head)
 {
     char b[65536];
     size_t n = 0;
@@ -348,6 +435,7 @@ static int read_request(int fd, size_t *body)
         if (n == sizeof b) return 0;
     }
     b[n] = 0;
+    if (head) { size_t k = n < 4095 ? n : 4095; memcpy(head, b, k); head[k] = 0; }
     size_t len = 0;
     char *cl = strcasestr(b, "Content-Length: ");
     if (cl) len = strtoul(cl + 16, NULL, 10);
@@ -373,21 +461,21 @@ static void *serve(void *arg)
         size_t body = 0;
         switch (sv->script) {
         case 0:   /* keep-alive: answer every request on the connection */
-            while (read_request(fd, &body)) {
+            while (read_request(fd, &body, sv->head)) {
                 sv->requests++;
                 sv->body_bytes = body;
                 say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             }
             break;
         case 1:   /* one request per connection, closed after it without saying so */
-            if (read_request(fd, &body)) { sv->requests++; say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); }
+            if (read_request(fd, &body, sv->head)) { sv->requests++; say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); }
             break;
         case 2:   /* the first connection: one answer, then the next request is read and dropped */
             if (sv->accepts == 1) {
-                if (read_request(fd, &body)) { sv->requests++; say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); }
-                if (read_request(fd, &body)) sv->requests++;
+                if (read_request(fd, &body, sv->head)) { sv->requests++; say(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); }
+                if (read_request(fd, &body, sv->head)) sv->requests++;
             } else {
-                while (read_request(fd, &body)) {
+                while (read_request(fd, &body, sv->head)) {
                     sv->requests++;
                     say(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nagain\r\n0\r\n\r\n");
                 }
@@ -405,7 +493,7 @@ static void *serve(void *arg)
             break;
         }
         case 4:   /* says nothing: the client's timeout */
-            read_request(fd, &body);
+            read_request(fd, &body, sv->head);
             sv->requests++;
             sleep(1);
             break;
@@ -418,12 +506,31 @@ static void *serve(void *arg)
     }
 }
 
+/* a TCP socket on 127.0.0.1, bound to a port of the kernel's choice */
+static int tcp_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t l = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 static int server_start(server *sv, int script)
 {
     memset(sv, 0, sizeof *sv);
+    sv->script = script;
+    if (tcp) {
+        sv->lfd = tcp_listener(&sv->port);
+        if (sv->lfd < 0 || listen(sv->lfd, 8) < 0) return -1;
+        return pthread_create(&sv->th, NULL, serve, sv);
+    }
     snprintf(sv->path, sizeof sv->path, "/tmp/provision-uhttp-%d-%d.sock", (int)getpid(), script);
     unlink(sv->path);
-    sv->script = script;
     sv->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     strcpy(a.sun_path, sv->path);
@@ -431,12 +538,19 @@ static int server_start(server *sv, int script)
     return pthread_create(&sv->th, NULL, serve, sv);
 }
 
+/* a connection to sv's server */
+static void conn_to(uhttp_conn *c, const server *sv)
+{
+    if (tcp) uhttp_conn_init_tcp(c, "127.0.0.1", (unsigned)sv->port);
+    else uhttp_conn_init(c, sv->path);
+}
+
 static void server_stop(server *sv)
 {
     shutdown(sv->lfd, SHUT_RDWR);   /* its accept fails: the thread returns */
     pthread_join(sv->th, NULL);
     close(sv->lfd);
-    unlink(sv->path);
+    if (!tcp) unlink(sv->path);
 }
 
 static int get(uhttp_conn *c, uhttp_parser *p, const char *method, double timeout, char *err, int *eno)
@@ -455,7 +569,7 @@ static void test_connection(void)
     uhttp_parser_init(&p, 0, 0);
 
     if (server_start(&sv, 0) < 0) { CHECK("server", 0); return; }
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     int ok = 1;
     for (int i = 0; i < 5; i++)
         ok = ok && get(&c, &p, "GET", 5, err, &eno) == UHTTP_OK && p.status == 200 && strcmp(p.body.p, "ok") == 0;
@@ -489,7 +603,7 @@ static void test_connection(void)
 
     /* the server closes each connection after one reply, without saying so */
     server_start(&sv, 1);
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     ok = 1;
     for (int i = 0; i < 3; i++) {
         ok = ok && get(&c, &p, "GET", 5, err, &eno) == UHTTP_OK && p.status == 200;
@@ -501,7 +615,7 @@ static void test_connection(void)
 
     /* the server reads the second request and closes without a reply: sent again on a new connection */
     server_start(&sv, 2);
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     int r1 = get(&c, &p, "GET", 5, err, &eno);
     int r2 = get(&c, &p, "GET", 5, err, &eno);
     CHECK("connection: a kept one that drops the request: sent once more on a new one",
@@ -511,7 +625,7 @@ static void test_connection(void)
 
     /* an early reply to a body it does not read */
     server_start(&sv, 3);
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     static char big[8 << 20];
     uhttp_request up = { .method = "POST", .target = "/big", .body = big, .body_len = sizeof big, .body_fd = -1,
                          .timeout = 10 };
@@ -523,7 +637,7 @@ static void test_connection(void)
 
     /* no answer: the timeout */
     server_start(&sv, 4);
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     double t0 = provision_now();
     r = get(&c, &p, "GET", 0.3, err, &eno);
     double took = provision_now() - t0;
@@ -532,15 +646,61 @@ static void test_connection(void)
 
     /* not HTTP */
     server_start(&sv, 5);
-    uhttp_conn_init(&c, sv.path);
+    conn_to(&c, &sv);
     r = get(&c, &p, "GET", 5, err, &eno);
     CHECK("connection: a reply that is not HTTP", r == UHTTP_PROTOCOL && strstr(err, "the reply is not HTTP: it starts \"SSH-2.0-"));
     server_stop(&sv);
 
     /* nobody there */
-    uhttp_conn_init(&c, "/nonexistent/docker.sock");
-    r = get(&c, &p, "GET", 5, err, &eno);
-    CHECK("connection: no socket: connect's errno", r == UHTTP_CONNECT && eno == ENOENT);
+    if (tcp) {
+        int port = 0, lfd = tcp_listener(&port);   /* bound, not listening: refused */
+        uhttp_conn_init_tcp(&c, "127.0.0.1", (unsigned)port);
+        r = get(&c, &p, "GET", 5, err, &eno);
+        CHECK("connection: a port nobody listens on: refused", r == UHTTP_CONNECT && eno == ECONNREFUSED);
+        uhttp_conn_init_tcp(&c, "localhost", (unsigned)port);
+        r = get(&c, &p, "GET", 5, err, &eno);
+        CHECK("connection: localhost, nobody on 127.0.0.1 nor ::1: refused",
+              r == UHTTP_CONNECT && (eno == ECONNREFUSED || eno == EADDRNOTAVAIL || eno == ENETUNREACH));
+        close(lfd);
+    } else {
+        uhttp_conn_init(&c, "/nonexistent/docker.sock");
+        r = get(&c, &p, "GET", 5, err, &eno);
+        CHECK("connection: no socket: connect's errno", r == UHTTP_CONNECT && eno == ENOENT);
+    }
+    uhttp_parser_free(&p);
+}
+
+/* TCP only: localhost, the request head as sent, what is not an address */
+static void test_tcp(void)
+{
+    server sv;
+    uhttp_conn c;
+    uhttp_parser p;
+    char err[UHTTP_ERR + 64];
+    int eno = 0;
+    uhttp_parser_init(&p, 0, 0);
+    if (server_start(&sv, 0) < 0) { CHECK("tcp server", 0); return; }
+    CHECK("tcp: localhost is an address", uhttp_conn_init_tcp(&c, "localhost", (unsigned)sv.port) == 0);
+    int r = get(&c, &p, "GET", 5, err, &eno);
+    CHECK("tcp: localhost reaches 127.0.0.1", r == UHTTP_OK && p.status == 200 && strcmp(p.body.p, "ok") == 0);
+    uhttp_request rq = { .method = "GET", .target = "/x?y=1", .host = "", .user_agent = "",
+                         .headers = "Accept: */*\r\nX-One: 1\r\n", .body_fd = -1, .timeout = 5 };
+    r = uhttp_exchange(&c, &rq, &p, err, sizeof err, &eno);
+    CHECK("tcp: the head as asked: no Host, no User-Agent, the lines given",
+          r == UHTTP_OK && strcmp(sv.head, "GET /x?y=1 HTTP/1.1\r\nAccept: */*\r\nX-One: 1\r\n\r\n") == 0);
+    rq.host = "127.0.0.1:8080";
+    rq.user_agent = NULL;
+    rq.headers = NULL;
+    r = uhttp_exchange(&c, &rq, &p, err, sizeof err, &eno);
+    CHECK("tcp: the head by default: Host, User-Agent",
+          r == UHTTP_OK && strcmp(sv.head, "GET /x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: provision\r\n\r\n") == 0);
+    CHECK("tcp: one connection for the three", sv.accepts == 1 && sv.requests == 3);
+    uhttp_conn_close(&c);
+    server_stop(&sv);
+    CHECK("tcp: a name is not an address, nor a port 0 or over 65535",
+          uhttp_conn_init_tcp(&c, "example.org", 80) < 0 && uhttp_conn_init_tcp(&c, "127.0.0.1", 0) < 0
+          && uhttp_conn_init_tcp(&c, "127.0.0.1", 65536) < 0 && uhttp_conn_init_tcp(&c, "::1", 80) == 0
+          && uhttp_conn_init_tcp(&c, "1.2.3", 80) < 0);
     uhttp_parser_free(&p);
 }
 
@@ -549,6 +709,10 @@ int main(void)
     test_good();
     test_bad();
     test_mutations();
+    test_options();
     test_connection();
+    tcp = 1;
+    test_connection();
+    test_tcp();
     return failures ? 1 : 0;
 }
