@@ -6,7 +6,8 @@
  * apart), each class with a list of the blocks freed, no header and no
  * search. Bigger blocks, and every block once the region is used up, are
  * malloc's. The region is reserved once (MAP_NORESERVE: pages are the
- * kernel's until touched) and never given back before exit.
+ * kernel's until touched; not under strict overcommit, which would count
+ * it whole, and again in each fork) and never given back before exit.
  *
  * Not used where leaks are looked for (sanitizer builds, and
  * PROVISION_FREE_AT_EXIT=1: the valgrind tier): core/main.c keeps Lua's
@@ -14,7 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "core.h"
 
 #define SMALL_MAX 256
@@ -25,8 +28,21 @@ static char *base, *next, *end;
 static void *freed[CLASSES + 1];   /* by class: (size + 15) / 16 */
 static int keep_all;               /* at exit: frees do nothing */
 
+/* strict overcommit (vm.overcommit_memory 2) counts the whole region at
+ * once, and again in every fork's child: there, malloc's */
+static int strict_overcommit(void)
+{
+    char c = 0;
+    int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, &c, 1);
+    close(fd);
+    return n == 1 && c == '2';
+}
+
 int provision_alloc_init(void)
 {
+    if (strict_overcommit()) return 0;
     void *p = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return 0;
     base = next = p;

@@ -23,6 +23,9 @@ step "custom" {
 }
 EOF2
 echo old > old.conf
+# (the listings are kept outside the folder listed: a file made in it would
+# move the folder's own mtime, which the listing holds, by a second now and then)
+LST=$(mktemp -d); cleanup_add "rm -rf '$LST'"
 listing() { # every path with its type, mode, size, mtime and content digest (the state's too)
     find . \( -name 'listing.*' -o -name .out -o -name .err \) -prune -o -print0 | sort -z | xargs -0 stat -c '%n %F %a %s %Y'
     find . -type f ! -name .out ! -name .err ! -name 'listing.*' -print0 | sort -z | xargs -0 sha256sum
@@ -34,11 +37,11 @@ expect "nothing applied yet: nothing to undo, exit 0, no state folder made" \
 
 run "$P" r.lua
 echo edited >> www/app.conf
-listing > listing.before
+listing > "$LST/before"
 run "$P" plan --teardown r.lua
-listing > listing.after
+listing > "$LST/after"
 expect "exit 3: teardown would change something" test "$RC" = 3
-expect "nothing changed: files, state and lock as they were" cmp -s listing.before listing.after
+expect "nothing changed: files, state and lock as they were" cmp -s "$LST/before" "$LST/after"
 expect "text: said as a plan of teardown" has "$OUT" "(plan of teardown: nothing is changed)"
 expect "what it would remove: the link, the file, the empty folder" \
     eval 'has "$OUT" "link .*would-change .*would remove \./www/current" && has "$OUT" "      - \./www/index.html" && has "$OUT" "      - \./www/static/"'
@@ -59,12 +62,12 @@ no_ms() { printf '%s\n' "$1" | sed -E 's/[0-9.]+m?s\b//g'; }
 expect "teardown --plan: the same plan" eval '[ "$(no_ms "$alias_out")" = "$(no_ms "$OUT")" ] && has "$OUT" "would-change=5"'
 
 run "$P" plan --teardown r.lua --json
-listing > listing.after
+listing > "$LST/after"
 expect "--json: exit 3, only events, each step's status and changes" \
     eval '[ $RC = 3 ] && ! printf "%s\n" "$OUT" | grep -qv "^{\"event\":" && has "$OUT" "\"name\":\"link\",\"kind\":\"fs.symlink\",\"status\":\"would-change\"" && has "$OUT" "\"changes\":\[\"- \./www/current\"\]"'
 expect "--json: start and summary say plan, the summary would-change" \
     eval 'has "$OUT" "{\"event\":\"start\",\"recipe\":\"plan-teardown\",\"steps\":6,\"plan\":true,\"verb\":\"teardown\"}" && has "$OUT" "\"would-change\":5,.*\"plan\":true,\"verb\":\"teardown\""'
-expect "--json: nothing changed either" cmp -s listing.before listing.after
+expect "--json: nothing changed either" cmp -s "$LST/before" "$LST/after"
 
 plan_out=$(printf '%s\n' "$OUT")
 run "$P" teardown r.lua
@@ -83,14 +86,14 @@ teardown { fs.absent "./site" }
 EOF2
 run "$P" b.lua
 sed 's/step "page"/step "page renamed"/' b.lua > b2.lua && mv b2.lua b.lua
-listing > listing.before
+listing > "$LST/before"
 run "$P" plan --teardown b.lua
-listing > listing.after
+listing > "$LST/after"
 expect "a teardown block: its resources' plan (what fs.absent would remove)" \
     eval '[ $RC = 3 ] && has "$OUT" "absent \./site .*would-change" && has "$OUT" "- \./site (folder, 1 entry)"'
 expect "a step no longer in the recipe: what its revert would do, and why" \
     eval 'has "$OUT" "page .*would-change .*would revert what it made (the step is no longer in the recipe)" && has "$OUT" "      - \./site/page.html"'
-expect "a teardown block: nothing changed" cmp -s listing.before listing.after
+expect "a teardown block: nothing changed" cmp -s "$LST/before" "$LST/after"
 
 run "$P" apply --teardown r.lua
 expect "--teardown goes with plan only (exit 2)" eval '[ $RC = 2 ] && has "$ERR" "--teardown goes with plan"'

@@ -42,14 +42,20 @@ opened=$(grep -v -E 'ld\.so\.cache|/libc\.so\.6|/libm\.so\.6|ENOENT|\+\+\+ exite
 expect "--version opens nothing but the C library (no libcurl, OpenSSL or config loaded)" \
     eval '[ -s "$SANDBOX/trace" ] && [ -z "$opened" ]'
 [ -n "$opened" ] && echo "    opened: $opened"
-# the median of 21 runs (fork and exec included) under 5 ms
-times=""
+# the median of 21 runs (fork and exec included) under 5 ms, or, on a
+# machine where starting any process is slow, within twice what /bin/true
+# takes there, plus 2 ms (the two run alternately)
+times="" base=""
 for _ in $(seq 21); do
     t0=${EPOCHREALTIME/./}; "$S" --version > /dev/null; t1=${EPOCHREALTIME/./}
     times="$times $((t1 - t0))"
+    t0=${EPOCHREALTIME/./}; /bin/true; t1=${EPOCHREALTIME/./}
+    base="$base $((t1 - t0))"
 done
 median=$(printf '%s\n' $times | sort -n | sed -n 11p)
-expect "--version: median ${median} us < 5 ms" eval '[ "$median" -lt 5000 ]'
+true_median=$(printf '%s\n' $base | sort -n | sed -n 11p)
+expect "--version: median ${median} us < 5 ms (or < 2 x /bin/true's ${true_median} us + 2 ms)" \
+    eval '[ "$median" -lt 5000 ] || [ "$median" -lt $((2 * true_median + 2000)) ]'
 
 # ---- the libraries inside
 cat > libs.lua <<'L'
