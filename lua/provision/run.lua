@@ -397,7 +397,7 @@ local function apply_or_plan(run)
           if status ~= "failed" then status, failure = "failed", { resource = "state", reason = err } end
         end
       end
-      local ms = math.floor((now() - t0) * 1000 + 0.5)   -- (ms_since)
+      local ms = ms_since(t0)
       if trigger then
         if status == "failed" then
           if not run.plan then run.state:notify(s.name); run.state:flush() end   -- still to run

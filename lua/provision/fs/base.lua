@@ -14,7 +14,7 @@ B.MASK = "********"
 
 -- the errno values the C side gives as the third result
 local ENOENT, EEXIST, ENOTDIR = 2, 17, 20
-B.ENOENT, B.EEXIST, B.ENOTDIR, B.ELOOP = ENOENT, EEXIST, ENOTDIR, 40
+B.ENOENT, B.EEXIST, B.ELOOP = ENOENT, EEXIST, 40
 
 local function octal(m) return ("%04o"):format(m) end
 B.octal = octal

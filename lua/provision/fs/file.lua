@@ -139,17 +139,13 @@ function F.would(self, ctx, changes, new)
   return false, changes
 end
 
-local ENOENT, ENOTDIR = B.ENOENT, B.ENOTDIR
 local holds = C.holds
 function F.check(self, ctx, content, display, mask_old)
   -- the usual re-run: our file, its content and mode as they are to be
   -- (no owner or group named): nothing to word, no table made
   if not (self.owner or self.group) and holds(self.path, content, self.mode or -1, EUID) then return true end
-  local st, err, code = C.probe(self.path, content)   -- (B.probe's, written out)
-  if not st then
-    if code ~= ENOENT and code ~= ENOTDIR then return nil, err end
-    st = false
-  end
+  local st, err = B.probe(self.path, false, content)
+  if st == nil then return nil, err end
   local changes = {}
   if type(display) == "function" then display = (st == false or not st.same) and display(content) or nil end
   if not st then
