@@ -32,6 +32,34 @@ static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
     return -1;
 }
 
+/* strerror(e), looked up once an errno: provision never sets a locale, so
+ * each message stays the C library's constant string */
+static const char *why(int e)
+{
+    static const char *seen[134];
+    if (e <= 0 || e >= (int)(sizeof seen / sizeof *seen)) return strerror(e);
+    if (!seen[e]) seen[e] = strerror(e);
+    return seen[e];
+}
+
+/* "path: strerror(e)", the usual failure, without printf: a plan of
+ * 142,000 new files fails three walks a file */
+static int fail_path(char *err, size_t errlen, int e, const char *path)
+{
+    if (errlen) {
+        const char *w = why(e);
+        size_t pl = strlen(path), wl = strlen(w), at = 0;
+        if (pl > errlen - 1) pl = errlen - 1;
+        memcpy(err, path, pl); at = pl;
+        if (at + 2 < errlen) { memcpy(err + at, ": ", 2); at += 2; }
+        if (wl > errlen - 1 - at) wl = errlen - 1 - at;
+        memcpy(err + at, w, wl); at += wl;
+        err[at] = '\0';
+    }
+    errno = e;
+    return -1;
+}
+
 int tree_trusted_uid(uid_t uid)
 {
     static uid_t me = (uid_t)-1;
@@ -88,10 +116,10 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
 {
     char todo[PATH_MAX], next_todo[PATH_MAX], walked[PATH_MAX];
     size_t plen = strlen(path);
-    if (plen >= sizeof todo) return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+    if (plen >= sizeof todo) return fail_path(err, errlen, ENAMETOOLONG, path);
     memcpy(todo, path, plen + 1);
     int fd = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, errno, "%s: %s", path[0] == '/' ? "/" : ".", strerror(errno));
+    if (fd < 0) return fail(err, errlen, errno, "%s: %s", path[0] == '/' ? "/" : ".", why(errno));
     snprintf(walked, sizeof walked, "%s", path[0] == '/' ? "" : ".");
     int hops = 0;
     const char *p = todo;
@@ -107,7 +135,7 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
         }
         if (n > NAME_MAX) {
             close(fd);
-            return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+            return fail_path(err, errlen, ENAMETOOLONG, path);
         }
         char comp[NAME_MAX + 1];
         memcpy(comp, p, n);
@@ -122,14 +150,14 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
             int e = errno;
             if (e == ENOENT && last) { memcpy(name, comp, n + 1); return fd; }
             close(fd);
-            if (e == ENOENT || e == ENOTDIR) return fail(err, errlen, e, "%s: %s", path, strerror(e));
-            return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e));
+            if (e == ENOENT || e == ENOTDIR) return fail_path(err, errlen, e, path);
+            return fail(err, errlen, e, "%s/%s: %s", walked, comp, why(e));
         }
         struct stat st;
         if (fstat(nfd, &st) < 0) {
             int e = errno;
             close(nfd); close(fd);
-            return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e));
+            return fail(err, errlen, e, "%s/%s: %s", walked, comp, why(e));
         }
         if (S_ISLNK(st.st_mode)) {
             if (!tree_trusted_uid(st.st_uid)) {
@@ -152,23 +180,23 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
             ssize_t tl = readlinkat(nfd, "", target, sizeof target - 1);
             int e = errno;
             close(nfd);
-            if (tl < 0) { close(fd); return fail(err, errlen, e, "%s/%s: %s", walked, comp, strerror(e)); }
+            if (tl < 0) { close(fd); return fail(err, errlen, e, "%s/%s: %s", walked, comp, why(e)); }
             target[tl] = '\0';
             if (++hops > MAX_HOPS) {
                 close(fd);
-                return fail(err, errlen, ELOOP, "%s: %s", path, strerror(ELOOP));
+                return fail_path(err, errlen, ELOOP, path);
             }
             int w = snprintf(next_todo, sizeof next_todo, "%s%s%s", target, *next ? "/" : "", next);
             if (w < 0 || (size_t)w >= sizeof next_todo) {
                 close(fd);
-                return fail(err, errlen, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+                return fail_path(err, errlen, ENAMETOOLONG, path);
             }
             memcpy(todo, next_todo, (size_t)w + 1);
             p = todo;
             if (target[0] == '/') {
                 close(fd);
                 fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0) return fail(err, errlen, errno, "/: %s", strerror(errno));
+                if (fd < 0) return fail(err, errlen, errno, "/: %s", why(errno));
                 walked[0] = '\0';
             }
             continue;
@@ -180,7 +208,7 @@ static int slow_walk(const char *path, int follow_last, char name[NAME_MAX + 1],
         }
         if (!S_ISDIR(st.st_mode)) {
             close(nfd); close(fd);
-            return fail(err, errlen, ENOTDIR, "%s: %s", path, strerror(ENOTDIR));
+            return fail_path(err, errlen, ENOTDIR, path);
         }
         close(fd);
         fd = nfd;
@@ -208,9 +236,9 @@ int tree_walk(const char *path, int follow_last, char name[NAME_MAX + 1], char *
             if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode)) return fd;
             close(fd);   /* a link at the end: the slow walk follows it, if trusted */
         } else if (errno == ENOENT || errno == ENOTDIR) {
-            return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+            return fail_path(err, errlen, errno, path);
         } else if (errno != ELOOP && errno != ENOSYS && errno != EXDEV && errno != EAGAIN) {
-            return fail(err, errlen, errno, "%s: %s", dir, strerror(errno));
+            return fail_path(err, errlen, errno, dir);
         }
     }
     return slow_walk(path, follow_last, name, err, errlen);
@@ -283,8 +311,8 @@ int tree_open(const char *path, int flags, int follow_last, char *err, size_t er
 {
     int ffd = open_fast(path, flags, follow_last);
     if (ffd >= 0) return ffd;
-    if (errno == ENOENT || errno == ENOTDIR) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
-    if (errno != ELOOP && errno != ENOSYS) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+    if (errno == ENOENT || errno == ENOTDIR) return fail_path(err, errlen, errno, path);
+    if (errno != ELOOP && errno != ENOSYS) return fail_path(err, errlen, errno, path);
     char name[NAME_MAX + 1];
     for (int tries = 0; tries < 2; tries++) {
         int dfd = tree_walk(path, follow_last, name, err, errlen);
@@ -300,7 +328,7 @@ int tree_open(const char *path, int flags, int follow_last, char *err, size_t er
             e = ELOOP;
         }
         /* a link put there since the walk looked: walk again, once */
-        if (e != ELOOP || !follow_last) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+        if (e != ELOOP || !follow_last) return fail_path(err, errlen, e, path);
     }
     return fail(err, errlen, ELOOP, "%s: changed while being opened (a link put in its place)", path);
 }
@@ -313,9 +341,9 @@ int tree_open_regular(const char *path, char *err, size_t errlen)
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         int e = errno;
         close(fd);
-        if (S_ISDIR(st.st_mode)) return fail(err, errlen, EISDIR, "%s: %s", path, strerror(EISDIR));
+        if (S_ISDIR(st.st_mode)) return fail_path(err, errlen, EISDIR, path);
         if (!S_ISREG(st.st_mode)) return fail(err, errlen, EINVAL, "%s: not a regular file", path);
-        return fail(err, errlen, e, "%s: %s", path, strerror(e));
+        return fail_path(err, errlen, e, path);
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -328,18 +356,18 @@ int tree_stat(const char *path, int follow_last, struct stat *st, char *err, siz
     if (ffd >= 0) {
         int r = fstat(ffd, st), e = errno;
         close(ffd);
-        if (r < 0) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+        if (r < 0) return fail_path(err, errlen, e, path);
         return 0;
     }
-    if (errno == ENOENT || errno == ENOTDIR) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
-    if (errno != ELOOP && errno != ENOSYS) return fail(err, errlen, errno, "%s: %s", path, strerror(errno));
+    if (errno == ENOENT || errno == ENOTDIR) return fail_path(err, errlen, errno, path);
+    if (errno != ELOOP && errno != ENOSYS) return fail_path(err, errlen, errno, path);
     char name[NAME_MAX + 1];
     int dfd = tree_walk(path, follow_last, name, err, errlen);
     if (dfd < 0) return -1;
     int r = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW);
     int e = errno;
     close(dfd);
-    if (r < 0) return fail(err, errlen, e, "%s: %s", path, strerror(e));
+    if (r < 0) return fail_path(err, errlen, e, path);
     if (follow_last && S_ISLNK(st->st_mode))   /* put there since the walk */
         return fail(err, errlen, ELOOP, "%s: changed while being read (a link put in its place)", path);
     return 0;
@@ -362,7 +390,7 @@ int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, 
 {
     tree_forget_folders();
     int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+    if (fd < 0) return fail_path(err, errlen, errno, shown);
     struct stat st;
     int rc = 0, e = 0;
     if (fstat(fd, &st) < 0) { e = errno; goto out; }
@@ -412,7 +440,7 @@ int tree_set_attrs_at(int dirfd, const char *name, const char *shown, long uid, 
     }
 out:
     close(fd);
-    if (e && !rc) { rc = -1; snprintf(err, errlen, "%s: %s", shown, strerror(e)); }
+    if (e && !rc) { rc = -1; snprintf(err, errlen, "%s: %s", shown, why(e)); }
     errno = e;
     return rc;
 }
@@ -420,7 +448,7 @@ out:
 int tree_mkdir_at(int dirfd, const char *name, const char *shown, int mode, char *err, size_t errlen)
 {
     tree_forget_folders();
-    if (mkdirat(dirfd, name, (mode_t)(mode & 0777)) < 0) return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+    if (mkdirat(dirfd, name, (mode_t)(mode & 0777)) < 0) return fail_path(err, errlen, errno, shown);
     /* the umask filtered it: say exactly what was asked, on the new folder */
     return tree_set_attrs_at(dirfd, name, shown, -1, -1, mode, NULL, err, errlen);
 }
@@ -447,7 +475,7 @@ int tree_mkdirs(const char *path, int mode, char *err, size_t errlen)
             if (dfd >= 0) close(dfd);
             if (r < 0) { rc = -1; break; }
         } else if (!S_ISDIR(st.st_mode)) {
-            rc = fail(err, errlen, ENOTDIR, "%s: %s", p, strerror(ENOTDIR));
+            rc = fail_path(err, errlen, ENOTDIR, p);
             break;
         }
         *s = c;
@@ -544,11 +572,11 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT) return 0;
-        return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+        return fail(err, errlen, errno, "%s: %s", shown->p, why(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
         if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-            return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+            return fail(err, errlen, errno, "%s: %s", shown->p, why(errno));
         return 0;
     }
     if (!(flags & TREE_OURS) && guard_tree(dirfd, &st, shown->p, err, errlen) < 0) return -1;
@@ -564,7 +592,7 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
             close(pfd);
         }
     }
-    if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+    if (fd < 0) return fail(err, errlen, errno, "%s: %s", shown->p, why(errno));
     if ((st.st_mode & 0300) != 0300)   /* to unlink its entries */
         tree_chmod_fd(fd, (st.st_mode & 07777) | 0700);
     char **names = NULL;
@@ -572,7 +600,7 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
     if (tree_names(fd, 0, &names, &nnames) < 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, e, "%s: %s", shown->p, strerror(e));
+        return fail(err, errlen, e, "%s: %s", shown->p, why(e));
     }
     int rc = 0;
     size_t len = shown->len;
@@ -589,7 +617,7 @@ static int remove_walk(int dirfd, const char *name, path_text *shown, int depth,
     tree_free_names(names, nnames);
     close(fd);
     if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        rc = fail(err, errlen, errno, "%s: %s", shown->p, strerror(errno));
+        rc = fail(err, errlen, errno, "%s: %s", shown->p, why(errno));
     return rc;
 }
 
@@ -602,10 +630,10 @@ int tree_remove_at(int dirfd, const char *name, const char *shown, int flags, ch
         struct stat st;
         if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT) return 0;
-            return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+            return fail_path(err, errlen, errno, shown);
         }
         if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
-            return fail(err, errlen, errno, "%s: %s", shown, strerror(errno));
+            return fail_path(err, errlen, errno, shown);
         return 0;
     }
     /* a descriptor per level: as deep as the descriptor limit allows */
@@ -687,7 +715,7 @@ int tree_create_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX 
         temp_name(prefix, out);
         int fd = openat(dirfd, out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
         if (fd >= 0) return fd;
-        if (errno != EEXIST) return fail(err, errlen, errno, "%s: %s", out, strerror(errno));
+        if (errno != EEXIST) return fail_path(err, errlen, errno, out);
     }
     return fail(err, errlen, EEXIST, "%s: cannot find a free temporary name", prefix);
 }
@@ -698,7 +726,7 @@ int tree_mkdir_temp(int dirfd, const char *prefix, int mode, char out[NAME_MAX +
     for (int tries = 0; tries < 100; tries++) {
         temp_name(prefix, out);
         if (mkdirat(dirfd, out, (mode_t)mode) == 0) return 0;
-        if (errno != EEXIST) return fail(err, errlen, errno, "%s: %s", out, strerror(errno));
+        if (errno != EEXIST) return fail_path(err, errlen, errno, out);
     }
     return fail(err, errlen, EEXIST, "%s: cannot find a free temporary name", prefix);
 }

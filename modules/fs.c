@@ -17,9 +17,10 @@
  *       walk: what a file's check needs) | nil, msg, errno
  *   probe(path, content) -> the same with .same (the file holds content)
  *       instead of .sha256, and no .id
- *   holds(path, content, mode, uid) -> boolean: path is a regular file of
- *       uid's with one name, exactly content and mode (-1: any mode); the
- *       same walk and reads as probe's, no table
+ *   holds(path, content, mode, uid) -> boolean, absent: path is a regular
+ *       file of uid's with one name, exactly content and mode (-1: any
+ *       mode); the same walk and reads as probe's, no table. absent: true
+ *       when nothing is there (where probe would say ENOENT or ENOTDIR)
  *   exists(path) -> boolean [, msg]          (lstat: a dangling link exists;
  *                                             false, msg when it cannot tell)
  *   dir_id(path) -> "device:inode" of the folder holding path | nil, msg, errno
@@ -244,7 +245,8 @@ static int fs_probe(lua_State *L)
 /* holds(path, content, mode, uid) -> true when path is a regular file of
  * uid's with one name, exactly content, and mode (-1: any): a re-run's
  * fs.file check in one call, with no table; false for anything else (the
- * full check, probe's, then says what differs or what is wrong) */
+ * full check, probe's, then says what differs or what is wrong), and then
+ * true beside it when nothing is there (a new file: no probe needed) */
 static int fs_holds(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
@@ -255,7 +257,8 @@ static int fs_holds(lua_State *L)
     int e = look(path, want, wantn, &lk);
     lua_pushboolean(L, !e && lk.same == 1 && lk.st.st_nlink == 1 && (lua_Integer)lk.st.st_uid == uid
                        && (mode < 0 || (lua_Integer)(lk.st.st_mode & 07777) == mode));
-    return 1;
+    lua_pushboolean(L, e == ENOENT || e == ENOTDIR);
+    return 2;
 }
 
 static int fs_stat(lua_State *L) { return fs_pushstat(L, 1); }

@@ -3,6 +3,8 @@
 --
 --   diff.unified(old, new [, { context = 3, from = "a/path", to = "b/path",
 --                             max_lines = 200 }]) -> { lines } ({} when equal)
+--   diff.added(out, text, to [, max_lines]) -> out: unified("", text) from
+--                             /dev/null to `to`, appended to the list out
 --   diff.edits(a, b) -> { {op, line}, ... }   op: " " same, "-" removed, "+" added
 --
 -- Myers' O(ND) algorithm on interned lines, after stripping the common head
@@ -138,11 +140,12 @@ local function range(start, count)
 end
 
 -- one side empty (a new file's diff: every line added): one hunk of the
--- other's lines, with no edit script
-local function one_sided(out, text, op)
+-- other's lines, with no edit script, from out[base + 1] (its two header
+-- lines are out[base - 1] and out[base])
+local function one_sided(out, base, text, op)
   local lines, n = split(text)
-  out[3] = op == "+" and ("@@ -0,0 +%s @@"):format(range(1, n)) or ("@@ -%s +0,0 @@"):format(range(1, n))
-  local o = 3
+  local o = base + 1
+  out[o] = op == "+" and "@@ -0,0 +" .. range(1, n) .. " @@" or "@@ -" .. range(1, n) .. " +0,0 @@"
   for i = 1, n do
     local line = lines[i]
     if i == n and line:sub(-#NOEOL) == NOEOL then
@@ -155,14 +158,26 @@ local function one_sided(out, text, op)
   end
 end
 
--- at most max lines: the rest counted on the last
-local function cut(out, max)
-  if max and #out > max then
-    local more = #out - max
-    for k = #out, max + 1, -1 do out[k] = nil end
+-- at most max lines after out[base]: the rest counted on the last
+local function cut(out, max, base)
+  base = base or 0
+  if max and #out - base > max then
+    local more = #out - base - max
+    for k = #out, base + max + 1, -1 do out[k] = nil end
     out[#out + 1] = ("... (%d more diff lines)"):format(more)
   end
   return out
+end
+
+-- diff.added(out, text, to, max_lines): a new file's diff (from /dev/null,
+-- every line added) appended to the list out, no table of its own: what a
+-- plan shows for each file it would create
+function M.added(out, text, to, max_lines)
+  if text == "" then return out end
+  local base = #out
+  out[base + 1], out[base + 2] = "--- /dev/null", "+++ " .. to
+  one_sided(out, base + 2, text, "+")
+  return cut(out, max_lines, base)
 end
 
 function M.unified(old, new, opts)
@@ -172,7 +187,7 @@ function M.unified(old, new, opts)
   local context = opts.context or 3
   local out = { "--- " .. (opts.from or "a"), "+++ " .. (opts.to or "b") }
   if old == "" or new == "" then
-    one_sided(out, old == "" and new or old, old == "" and "+" or "-")
+    one_sided(out, 2, old == "" and new or old, old == "" and "+" or "-")
     return cut(out, opts.max_lines)
   end
   local a = split(old)

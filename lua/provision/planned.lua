@@ -69,7 +69,7 @@ end
 function M.note(run, res)
   if not res.writes then return end
   local pw, pn = run.plan_writes, run.plan_written
-  for _, p in ipairs(res:writes()) do
+  for _, p in ipairs(res:writes(true)) do
     local n = #pw
     if type(p) == "table" and p.name then   -- not a path: an image
       pw[n + 1], pw[n + 2] = false, res

@@ -86,8 +86,13 @@ function Report:err(s)
   io.stderr:flush()
 end
 
+local MS = {}   -- "0ms" .. "999ms", each made once (a line a step)
 local function fmt_ms(ms)
-  if ms < 1000 then return ("%dms"):format(ms) end
+  if ms < 1000 then
+    local t = MS[ms]
+    if not t then t = ("%dms"):format(ms); MS[ms] = t end
+    return t
+  end
   if ms < 60000 then return ("%.1fs"):format(ms / 1000) end
   return ("%dm%02ds"):format(ms // 60000, (ms % 60000) // 1000)
 end
@@ -105,7 +110,7 @@ end
 Report.human_bytes = human_bytes
 
 function Report:start(recipe, verb, nsteps)
-  self.nsteps, self.step_fmt = nsteps, nil
+  self.nsteps, self.of_n = nsteps, nil
   self.t0 = core.now()
   local width = 10   -- the longest name's, up to 36
   for _, s in ipairs(recipe.steps) do
@@ -134,6 +139,14 @@ function Report:check(c, status, ms, detail)
   end
 end
 
+-- s, with spaces after it up to width bytes (string.format's %-Ns)
+local SPACES = (" "):rep(64)
+local function pad(s, width)
+  local n = width - #s
+  if n <= 0 then return s end
+  return s .. (n <= 64 and SPACES:sub(1, n) or (" "):rep(n))
+end
+
 -- does a step that ends with status get a line (or an event)?
 function Report:shows_step(status) return self.json or not self.quiet or status == "failed" end
 
@@ -155,20 +168,23 @@ function Report:step(i, s, status, ms, detail, changes, extra)
   -- a step the command line left out is not shown (-v shows it); one that
   -- waits for a change (on_change) is, saying for what
   if status == "skipped" and not self.verbose and not detail then return end
-  -- (the line's format and its painted labels made once a run: a plan of
-  -- 142,000 steps writes 142,000 lines)
-  local fmt = self.step_fmt
-  if not fmt then
-    fmt = ("%%-%ds %%-%ds %%s %%6s%%s\n"):format(#tostring(self.nsteps) * 2 + 3, self.name_width)
-    self.step_fmt, self.labels = fmt, {}
+  -- (the line's parts that do not change and its painted labels made once
+  -- a run, the rest joined without string.format: a plan of 142,000 steps
+  -- writes 142,000 lines)
+  local of_n = self.of_n
+  if not of_n then
+    of_n = "/" .. self.nsteps .. "]"
+    self.of_n, self.labels = of_n, {}
   end
   local label = self.labels[status]
   if not label then
     label = self:paint(status, ("%-12s"):format(status == "failed" and "FAILED" or status))
     self.labels[status] = label
   end
-  local line = fmt:format(("[%d/%d]"):format(i, self.nsteps), s.name, label, fmt_ms(ms),
-    detail and detail ~= "" and ("  " .. detail) or "")
+  local took = fmt_ms(ms)
+  local line = pad("[" .. i .. of_n, #of_n * 2 - 1) .. " " .. pad(s.name, self.name_width) .. " " .. label .. " "
+    .. (#took < 6 and SPACES:sub(1, 6 - #took) .. took or took)
+    .. (detail and detail ~= "" and ("  " .. detail) or "") .. "\n"
   -- (a plan of teardown: also what an ok step would leave, and why)
   if changes and (status == "would-change" or self.verbose and status ~= "ok" or self.plan and #changes > 0)
      and not (#changes == 1 and changes[1] == detail) then   -- said once already

@@ -77,6 +77,9 @@
 --   { path = p, sha256 = h } what content the check last saw there
 --   (reads(self, ctx): from ctx.state): the same content put back (a file
 --   edited by hand, restored by its step) is no change for that reader.
+--   writes(self, true): only the paths are wanted (the plan's note of every
+--   step that would change); a sha256 may be left out, as fs.file's is (no
+--   digest of 142,000 contents that no reader asks for).
 -- After apply the runner checks again, and a check that still says false
 -- fails the step ("still not in the desired state after apply"). A resource
 -- whose check cannot turn true by applying it (a command with no guard:

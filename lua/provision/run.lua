@@ -213,8 +213,11 @@ local function run_step(run, s)
       return "failed", nil, changes_all, { resource = describe(res), reason = changes }, saved
     end
     if not ok then
-      if changes_all == NONE then changes_all = {} end
-      for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
+      -- (one resource's list is the step's, not copied; the runner only reads it)
+      if changes_all == NONE then changes_all = #resources == 1 and changes or {} end
+      if changes_all ~= changes then
+        for _, l in ipairs(changes) do changes_all[#changes_all + 1] = l end
+      end
       if s.preflight or not res.apply then
         -- a preflight check, or a check-only resource: nothing to apply
         return "failed", nil, changes_all, { resource = describe(res), reason = table.concat(changes, "\n") }, saved
@@ -247,7 +250,7 @@ local function run_step(run, s)
       detail = #s.resources == 1 and run.report:shows_step(status) and describe(s.resources[1]) or nil
     else
       detail = changes_all[1]
-      if #changes_all > 1 then detail = detail .. (" (+%d more)"):format(#changes_all - 1) end
+      if #changes_all > 1 then detail = detail .. " (+" .. (#changes_all - 1) .. " more)" end
     end
   end
   return status, detail, changes_all, nil, saved

@@ -132,4 +132,15 @@ T.test("max_lines cuts a long diff and says how much is left", function()
   T.eq(d[11], "... (43 more diff lines)")
 end)
 
+T.test("added: a new file's diff appended to a list, as unified from /dev/null makes it", function()
+  for _, text in ipairs { "a\n", "a\nb\n", "no newline", "a\n\nb", ("x\n"):rep(50) } do
+    local want = D.unified("", text, { from = "/dev/null", to = "p/f", max_lines = 10 })
+    local got = D.added({ "+ p/f (a line before)" }, text, "p/f", 10)
+    T.eq(got[1], "+ p/f (a line before)", "what was in the list stays first")
+    T.eq({ table.unpack(got, 2) }, want, ("%q"):format(text:sub(1, 12)))
+  end
+  T.eq(D.added({ "x" }, "", "p/f", 10), { "x" }, "empty content: no diff lines")
+  T.eq(D.added({}, "a\n", "p/f"), D.unified("", "a\n", { from = "/dev/null", to = "p/f" }), "no max_lines")
+end)
+
 os.exit(T.done())

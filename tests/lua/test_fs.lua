@@ -128,6 +128,13 @@ T.test("primitives: holds(path, content, mode, uid): a re-run's check in one cal
   T.eq(C.holds(d .. "/none", "hello", -1, uid), false, "nothing there")
   T.eq(C.holds(d .. "/no/such", "hello", -1, uid), false, "no such folder")
   T.eq(C.holds(d, "hello", -1, uid), false, "a folder")
+  -- the second answer: nothing there (a new file's check needs no probe)
+  T.eq(select(2, C.holds(d .. "/none", "hello", -1, uid)), true, "absent: nothing there")
+  T.eq(select(2, C.holds(d .. "/no/such", "hello", -1, uid)), true, "absent: no such folder")
+  T.eq(select(2, C.holds(d .. "/f/x", "hello", -1, uid)), true, "absent: a file on the way (ENOTDIR)")
+  T.eq(select(2, C.holds(d .. "/f", "hellp", -1, uid)), false, "not absent: a file of other content")
+  T.eq(select(2, C.holds(d .. "/l", "hello", -1, uid)), false, "not absent: a link")
+  T.eq(select(2, C.holds(d, "hello", -1, uid)), false, "not absent: a folder")
 end)
 
 T.test("primitives: probe opens first: a FIFO does not wait, a socket, a file it cannot open", function()

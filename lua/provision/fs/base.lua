@@ -16,7 +16,12 @@ B.MASK = "********"
 local ENOENT, EEXIST, ENOTDIR = 2, 17, 20
 B.ENOENT, B.EEXIST, B.ELOOP = ENOENT, EEXIST, 40
 
-local function octal(m) return ("%04o"):format(m) end
+local OCTAL = {}   -- (each mode worded once: a plan of many files words a few modes)
+local function octal(m)
+  local t = OCTAL[m]
+  if not t then t = ("%04o"):format(m); OCTAL[m] = t end
+  return t
+end
 B.octal = octal
 
 -- the folder holding p: "." for a bare name, "/" for a name at the root
@@ -101,10 +106,11 @@ function B.blockers(self, ctx, path, new)
   -- the usual case in one walk: the folder is there, on a filesystem that
   -- can be written (readonly() walks to path's folder and asks its
   -- filesystem); else, as it always was, what is at the folder's path
-  local ro = C.readonly(path)
+  local ro, _, rcode = C.readonly(path)
   if ro == true then return ("%s: the filesystem of %s is read-only"):format(path, parent_of(path)) end
   local parent = parent_of(path)
-  local pst = ro == nil and C.stat(parent)
+  -- (the walk to the folder found no such folder: no second walk to say so)
+  local pst = ro == nil and rcode ~= ENOENT and C.stat(parent)
   if ro == nil and not pst and new and not (ctx and ctx.planned and ctx:planned(parent) ~= nil) then
     missing[#missing + 1] = ("its folder %s does not exist (add an fs.directory step before this one)"):format(parent)
   elseif pst and pst.type == "directory" and C.readonly(path) then

@@ -93,11 +93,8 @@ local function new_file_changes(self, content, display, out)
   elseif is_binary(content) then
     out[#out + 1] = ("+ %s (binary, %s, mode %s)"):format(self.path, summary(content), octal(mode))
   else
-    out[#out + 1] = ("+ %s (%d bytes, mode %s)"):format(self.path, #content, octal(mode))
-    if #content <= DIFF_MAX_BYTES then
-      local lines = diff.unified("", display, { from = "/dev/null", to = self.path, max_lines = DIFF_MAX_LINES })
-      for _, l in ipairs(lines) do out[#out + 1] = l end
-    end
+    out[#out + 1] = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
+    if #content <= DIFF_MAX_BYTES then diff.added(out, display, self.path, DIFF_MAX_LINES) end
   end
   return out
 end
@@ -143,8 +140,13 @@ local holds = C.holds
 function F.check(self, ctx, content, display, mask_old)
   -- the usual re-run: our file, its content and mode as they are to be
   -- (no owner or group named): nothing to word, no table made
-  if not (self.owner or self.group) and holds(self.path, content, self.mode or -1, EUID) then return true end
-  local st, err = B.probe(self.path, false, content)
+  local st, err = true, nil
+  if not (self.owner or self.group) then
+    local same, absent = holds(self.path, content, self.mode or -1, EUID)
+    if same then return true end
+    if absent then st = false end   -- (plan's new file: no second walk to find nothing)
+  end
+  if st then st, err = B.probe(self.path, false, content) end
   if st == nil then return nil, err end
   local changes = {}
   if type(display) == "function" then display = (st == false or not st.same) and display(content) or nil end
@@ -251,9 +253,11 @@ function F.revert(self, ctx)
 end
 
 -- writes for plan: the file, and the digest of the content apply would
--- leave there (a reader that last saw that content sees no change)
+-- leave there (a reader that last saw that content sees no change); the
+-- path alone when that is all that is asked (paths_only: the plan's note)
 function F.content_writes(content_of)
-  return function(self)
+  return function(self, paths_only)
+    if paths_only then return { self.path } end
     return { { path = self.path, sha256 = C.sha256_string(content_of(self)) } }
   end
 end

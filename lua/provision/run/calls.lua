@@ -26,6 +26,13 @@ end
 local function normalize_changes(c)
   if c == nil then return {} end
   if type(c) == "table" then
+    -- (a list of strings, as checks return: itself, not a copy)
+    local n = 0
+    for i, l in ipairs(c) do
+      if type(l) ~= "string" then n = -1; break end
+      n = i
+    end
+    if n == #c then return c end
     local out = {}
     for i, l in ipairs(c) do out[i] = tostring(l) end
     return out
