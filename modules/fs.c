@@ -52,7 +52,7 @@
  *       left: a file of ours; a folder with all under it only when id, its
  *       "device:inode" recorded when it was made, says it is that very one,
  *       else only when empty)
- *   remove_if(path, { type=, dir=, id=, sha256= | xxh128=, target= })
+ *   remove_if(path, { type=, dir=, id=, uid=, sha256= | xxh128=, target= })
  *       -> true | false, why | nil, msg, errno: what a record says was made,
  *       removed only while it is what was made, through one descriptor of
  *       its folder (teardown)
@@ -568,9 +568,11 @@ static int fs_remove_own(lua_State *L)
  * what a record says was made, only while it is what was made, all through
  * one descriptor of its folder (a folder swapped in between the check and
  * the removal cannot be reached). expect: { type = "file" | "directory" |
- * "link", dir = folder id, id = its own id, sha256 = | xxh128 = (a file's
- * digest), target = (a link's) }. false: left (gone, changed, not empty,
- * replaced), with why. */
+ * "link", dir = folder id, id = its own id, uid = the owner it was given
+ * (a file: another user's file in its place, even with the same content,
+ * is theirs), sha256 = | xxh128 = (a file's digest), target = (a link's) }.
+ * false: left (gone, changed, not empty, replaced, another user's), with
+ * why. */
 static int fs_remove_if(lua_State *L)
 {
     tree_forget_folders();
@@ -588,6 +590,8 @@ static int fs_remove_if(lua_State *L)
     const char *xxh = luaL_optstring(L, -1, NULL);
     lua_getfield(L, 2, "target");
     const char *target = luaL_optstring(L, -1, NULL);   /* all borrowed: the table keeps them */
+    lua_getfield(L, 2, "uid");
+    lua_Integer want_uid = luaL_optinteger(L, -1, -1);
     char name[NAME_MAX + 1], err[TREE_ERR], id[64];
     const char *why = NULL;
     int dfd = tree_walk(path, 0, name, err, sizeof err);
@@ -618,6 +622,7 @@ static int fs_remove_if(lua_State *L)
         if (unlinkat(dfd, name, 0) < 0) { int e = errno; close(dfd); return fs_fail(L, path, e); }
     } else {
         if (!S_ISREG(st.st_mode)) { why = "not a file now"; goto left; }
+        if (want_uid >= 0 && (lua_Integer)st.st_uid != want_uid) { why = "another user's file now"; goto left; }
         int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         struct stat fst;
         char hx[DIGEST_HEX_MAX] = "";
@@ -629,7 +634,8 @@ static int fs_remove_if(lua_State *L)
         if ((sha || xxh) && strcmp(hx, xxh ? xxh : sha) != 0) { why = "changed since it was written"; goto left; }
         /* still that very file under that name, in that very folder */
         struct stat now;
-        if (fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        if (fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino
+            || now.st_uid != st.st_uid) {
             why = "replaced while being checked";
             goto left;
         }

@@ -45,7 +45,8 @@
 --   library call can answer, and run during plan as they do during apply.
 -- apply(self, ctx) -> anything | nil, message (or raise) to fail.
 --   Record what you create with ctx:created{ type = "file", path = p, sha256 = h }
---   so teardown removes exactly that; keep anything else for the next run in
+--   (and uid = the owner it was given: another user's file in its place is
+--   then left) so teardown removes exactly that; keep anything else for the next run in
 --   ctx.state (a plain table saved as JSON: strings, numbers, booleans, tables).
 -- revert(self, ctx) -> anything | nil, message. ctx.state is what the last
 --   apply left; undo only what ctx.state.created lists. false: there was
@@ -515,7 +516,7 @@ function R.record(ctx, entry)
   end
 end
 
--- R.record_written(ctx, path, digest, existed, kind): a whole file written
+-- R.record_written(ctx, path, digest, existed, kind, uid): a whole file written
 -- at path (fs.file and its kin, http.file, archive.create), with this
 -- digest (kind: "sha256", the default, or "xxh128"). A new one is the
 -- step's own; one it created on an earlier run stays its own, with the new
@@ -524,15 +525,16 @@ end
 -- renamed or removed since, a resource replaced): this one takes it over
 -- (ctx:adopt), so that teardown removes it rather than find it "changed
 -- since it was written".
-function R.record_written(ctx, path, digest, existed, kind)
+function R.record_written(ctx, path, digest, existed, kind, uid)
   kind = kind or "sha256"
   local e = find_created(ctx, path)
   if e then
     e.sha256, e.xxh128 = nil, nil
     e[kind] = digest
     e.dir = FS.dir_id(path) or e.dir
+    e.uid = uid
   elseif not existed or ctx.adopt and ctx:adopt(path) then
-    ctx:created { type = "file", path = path, [kind] = digest, dir = FS.dir_id(path) }
+    ctx:created { type = "file", path = path, [kind] = digest, dir = FS.dir_id(path), uid = uid }
   end
 end
 
@@ -591,9 +593,9 @@ function R.settle_pending(ctx, reverting)
     return 0
   end
   if reverting then   -- (checked again and removed through one descriptor of its folder)
-    return FS.remove_if(pd.path, { type = "file", sha256 = pd.sha256, dir = pd.dir }) == true and 1 or 0
+    return FS.remove_if(pd.path, { type = "file", sha256 = pd.sha256, dir = pd.dir, uid = uid }) == true and 1 or 0
   end
-  R.record(ctx, { type = "file", path = pd.path, sha256 = pd.sha256, dir = pd.dir })
+  R.record(ctx, { type = "file", path = pd.path, sha256 = pd.sha256, dir = pd.dir, uid = uid })
   return 0
 end
 
@@ -610,7 +612,9 @@ function R.revert_created_files(self, ctx)
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" and type(e.path) == "string" then
       -- checked and removed through one descriptor of its folder
-      local expect = { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil, xxh128 = e.xxh128 }
+      -- (uid: a record made before owners were recorded has none: not checked)
+      local expect = { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil, xxh128 = e.xxh128,
+                       uid = math.type(e.uid) == "integer" and e.uid or nil }
       local ok, why, code
       if B then ok, why, code = B.would_remove(ctx, e.path, expect) else ok, why, code = FS.remove_if(e.path, expect) end
       if ok then

@@ -239,6 +239,23 @@ step "unpack" { archive.extract { src = "$SHARED/r/app.tar", dest = "$SANDBOX/fi
 R
 run timeout 10 "$P" r6.lua
 expect "a FIFO as an archive: 'not a regular file', at once" eval '[ $RC = 1 ] && has "$OUT" "not a regular file"'
+# root's file in nobody's folder, which nobody replaced with a file of their
+# own holding the same content: teardown leaves nobody's file (the record
+# says whose the file was); plan --teardown says it would
+NB sh -c "mkdir -m 0755 '$SHARED/own'"
+cat > r7.lua <<R
+recipe { name = "r7" }
+step "conf" { fs.file { path = "$SHARED/own/app.conf", content = "port=1\n" } }
+R
+run "$P" r7.lua
+expect "a file of root's in nobody's folder" eval '[ $RC = 0 ] && [ "$(stat -c %U "$SHARED/own/app.conf")" = root ]'
+NB sh -c "cd '$SHARED/own' && rm -f app.conf && printf 'port=1\n' > app.conf"
+run "$P" plan --teardown r7.lua
+expect "plan --teardown: nobody's file of the same content would be left" \
+    eval '[ $RC = 0 ] && has "$OUT" "another user'"'"'s file now" && [ -e "$SHARED/own/app.conf" ]'
+run "$P" teardown r7.lua
+expect "teardown: nobody's file of the same content is left, and it says so" \
+    eval '[ $RC = 0 ] && has "$OUT" "another user'"'"'s file now" && [ "$(stat -c %U "$SHARED/own/app.conf")" = nobody ]'
 # a part file swapped for another file of root's (renamed by nobody in their
 # folder) between a killed run and the next: never resumed from
 . "$ROOT/tests/fixtures/faults/lib.sh"

@@ -336,7 +336,8 @@ T.test("fs.file: create with diff, re-check ok, change shows a unified diff, rev
   T.eq(r:check(ctx), true)
   T.eq(fs.read(p), "a=1\nb=2\n")
   T.eq(fs.stat(p).mode, tonumber("640", 8))
-  T.eq(ctx.state.created[1], { type = "file", path = p, sha256 = fs.sha256_string("a=1\nb=2\n"), dir = fs.stat(d).id })
+  T.eq(ctx.state.created[1], { type = "file", path = p, sha256 = fs.sha256_string("a=1\nb=2\n"), dir = fs.stat(d).id,
+                               uid = C.euid() })   -- (whose it is: another user's file in its place is left)
   -- a new content: a diff
   local r2 = fs.file { path = p, content = "a=1\nb=3\n" }
   ok, changes = r2:check(ctx)

@@ -210,6 +210,7 @@ function B.would_remove(ctx, path, expect)
     end
   else
     if st.type ~= "file" then return false, "not a file now" end
+    if expect.uid and st.uid ~= expect.uid then return false, "another user's file now" end
     local want = expect.xxh128 or expect.sha256
     if want then
       local h, herr, hcode = (expect.xxh128 and C.xxh128 or C.sha256)(path)

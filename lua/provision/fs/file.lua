@@ -201,13 +201,13 @@ local function write_file(self, ctx, content, hash, st, was_link, replace)
   if was_link then   -- not ours to remove at teardown: the link was there before
     log(ctx, ("replaced the link %s with a file (%d bytes)"):format(self.path, #content))
   elseif replace then   -- another user's file, or one with other names: ours now
-    R.record_written(ctx, self.path, hash, false)
+    R.record_written(ctx, self.path, hash, false, nil, uid or EUID)
     log(ctx, ("replaced %s with a file of ours (%d bytes)"):format(self.path, #content))
   elseif not st then
-    R.record(ctx, { type = "file", path = self.path, sha256 = hash, dir = dir })
+    R.record(ctx, { type = "file", path = self.path, sha256 = hash, dir = dir, uid = uid or EUID })
     log(ctx, ("wrote %s (%d bytes)"):format(self.path, #content))
   else
-    R.record_written(ctx, self.path, hash, true)
+    R.record_written(ctx, self.path, hash, true, nil, uid or EUID)
     log(ctx, ("rewrote %s (%d bytes)"):format(self.path, #content))
   end
   return true
