@@ -21,8 +21,8 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Wformat=2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-# libcurl and libarchive are opened at first use (core/lazylib.h): not linked
-PKG_LIBS   := $(shell pkg-config --libs lua5.4 yaml-0.1 jansson libcrypto)
+# libcurl, libarchive and libcrypto are opened at first use (core/lazylib.h): not linked
+PKG_LIBS   := $(shell pkg-config --libs lua5.4 yaml-0.1 jansson)
 
 ifdef STATIC
 # make static (a sub-make with STATIC=1): ./provision-static, for hosts that

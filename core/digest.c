@@ -26,6 +26,7 @@
 #include <openssl/sha.h>
 #include "core.h"
 #include "digest.h"
+#include "lazy_crypto.h"   /* libcrypto: loaded at the first SHA-256 (lazylib.h) */
 #include "tree.h"
 
 int provision_digest_kind(const char *name)
@@ -37,6 +38,14 @@ int provision_digest_kind(const char *name)
 
 const char *provision_digest_name(int kind) { return kind == DIGEST_XXH128 ? "xxh128" : "sha256"; }
 
+/* why libcrypto could not be loaded (ELIBACC's message) */
+static char crypto_err[256];
+
+const char *provision_digest_strerror(int e)
+{
+    return e == ELIBACC && crypto_err[0] ? crypto_err : strerror(e);
+}
+
 int provision_digest_init(provision_digest *d, int kind)
 {
     memset(d, 0, sizeof *d);
@@ -45,6 +54,7 @@ int provision_digest_init(provision_digest *d, int kind)
         d->xx = XXH3_createState();
         return d->xx && XXH3_128bits_reset(d->xx) == XXH_OK ? 0 : ENOMEM;
     }
+    if (provision_load_crypto(crypto_err, sizeof crypto_err) < 0) return ELIBACC;
     d->md = malloc(sizeof(SHA256_CTX));
     return d->md && SHA256_Init(d->md) ? 0 : ENOMEM;
 }

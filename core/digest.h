@@ -15,8 +15,11 @@ typedef struct { int kind; void *md; void *xx; } provision_digest;
 /* "sha256" / "xxh128" -> the kind, or -1 */
 int provision_digest_kind(const char *name);
 const char *provision_digest_name(int kind);
-/* 0, or ENOMEM; provision_digest_free in any case */
+/* 0, or ENOMEM, or ELIBACC (SHA-256: libcrypto could not be loaded);
+ * provision_digest_free in any case */
 int provision_digest_init(provision_digest *d, int kind);
+/* e's message: ELIBACC's names the library and why */
+const char *provision_digest_strerror(int e);
 void provision_digest_update(provision_digest *d, const void *p, size_t n);
 /* the digest in lowercase hex; once, then only free */
 void provision_digest_hex(provision_digest *d, char out[DIGEST_HEX_MAX]);

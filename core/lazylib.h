@@ -1,23 +1,27 @@
-/* lazylib.h: libcurl and libarchive, loaded at first use.
+/* lazylib.h: libcurl, libarchive and libcrypto, loaded at first use.
  *
  * Linking them outright costs every run ~5 ms before main(): libcurl brings
  * GnuTLS, Kerberos, LDAP, p11-kit and their constructors, libarchive brings
- * libxml2 and ICU. Most runs (--version, a recipe of fs steps, a no-op
- * re-run that touches no network) need neither. So the modules that use them
+ * libxml2 and ICU; libcrypto alone is 2.5 M instructions of the dynamic
+ * linker (3,500 symbol relocations: 80 % of what `provision --version`
+ * cost), for the three SHA256_* functions core/digest.c calls. Most runs
+ * (--version, a recipe of fs steps, a no-op re-run that touches no network
+ * and hashes nothing) need none of them. So the modules that use them
  * (http.c, docker.c use libcurl; archive.c uses libarchive) call through the
  * tables below, which provision_load_curl() / provision_load_archive() fill
- * with dlopen/dlsym the first time one is needed: libarchive when the
+ * with dlopen/dlsym the first time one is needed: libcrypto at the first
+ * SHA-256 (provision_digest_init); libarchive when the
  * archive module is opened; libcurl at the first request that goes through
  * it (provision_curl_ready: http.new, a tcp:// Docker engine), not when
  * provision._http or provision._docker is required, so that a recipe whose
  * http.file is in place, or whose Docker engine is the local socket
  * (core/uhttp.c), never loads it.
  *
- * A module includes lazy_curl.h or lazy_archive.h after the library's own
+ * A module includes lazy_curl.h, lazy_archive.h or lazy_crypto.h after the library's own
  * header: those turn each call (curl_easy_init(...)) into a call through the
  * table, so the module's code reads as plain libcurl/libarchive code.
  *
- * In the static build (make static, -DPROVISION_STATIC) both libraries are
+ * In the static build (make static, -DPROVISION_STATIC) the libraries are
  * linked in and the tables hold their functions from the start: no dlopen,
  * and still no initialisation before the first module that needs one. */
 #ifndef PROVISION_LAZYLIB_H
@@ -26,9 +30,19 @@
 #include <curl/curl.h>
 #include <archive.h>
 #include <archive_entry.h>
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED   /* SHA256_*: deprecated for EVP, which is what costs (digest.c) */
+#endif
+#include <openssl/sha.h>
 
 #define PROVISION_CURL_SONAME "libcurl.so.4"
 #define PROVISION_ARCHIVE_SONAME "libarchive.so.13"
+#define PROVISION_CRYPTO_SONAME "libcrypto.so.3"
+
+#define PROVISION_CRYPTO_FUNCS(X) \
+    X(SHA256_Final) \
+    X(SHA256_Init) \
+    X(SHA256_Update)
 
 #define PROVISION_CURL_FUNCS(X) \
     X(curl_easy_cleanup) \
@@ -105,10 +119,12 @@
 #define PROVISION_LAZY_MEMBER(f) __typeof__(&f) f;
 struct provision_curl_api { PROVISION_CURL_FUNCS(PROVISION_LAZY_MEMBER) };
 struct provision_archive_api { PROVISION_ARCHIVE_FUNCS(PROVISION_LAZY_MEMBER) };
+struct provision_crypto_api { PROVISION_CRYPTO_FUNCS(PROVISION_LAZY_MEMBER) };
 #undef PROVISION_LAZY_MEMBER
 
 extern struct provision_curl_api provision_curl_api;
 extern struct provision_archive_api provision_archive_api;
+extern struct provision_crypto_api provision_crypto_api;
 
 /* 0, or -1 with the reason in err (the library is missing or too old). */
 int provision_load_curl(char *err, size_t errlen);
@@ -116,5 +132,6 @@ int provision_load_curl(char *err, size_t errlen);
  * needs it (http.new, a tcp:// Docker engine): 0, or -1 with err */
 int provision_curl_ready(char *err, size_t errlen);
 int provision_load_archive(char *err, size_t errlen);
+int provision_load_crypto(char *err, size_t errlen);
 
 #endif

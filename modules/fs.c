@@ -80,7 +80,8 @@
 #include "tree.h"
 
 /* nil, "path: why", errno: the operational-failure convention */
-static int fs_fail(lua_State *L, const char *path, int e) { return provision_fail(L, e, "%s: %s", path, strerror(e)); }
+/* (provision_digest_strerror: strerror's, but ELIBACC names libcrypto and why it could not be loaded) */
+static int fs_fail(lua_State *L, const char *path, int e) { return provision_fail(L, e, "%s: %s", path, provision_digest_strerror(e)); }
 
 /* the same with tree.c's message */
 static int fs_failmsg(lua_State *L, const char *msg, int e) { return provision_fail(L, e, "%s", msg); }
@@ -696,7 +697,7 @@ static int fs_digest_string(lua_State *L, int kind)
         provision_digest_hex(&d, hx);
     }
     provision_digest_free(&d);
-    if (e) return luaL_error(L, "%s: out of memory or libcrypto failed", provision_digest_name(kind));
+    if (e) return luaL_error(L, "%s: %s", provision_digest_name(kind), provision_digest_strerror(e));
     lua_pushstring(L, hx);
     return 1;
 }
