@@ -87,8 +87,16 @@ expect "init created after db ran healthy ($init_made > $db_run)" later "$init_m
 expect "web created after init completed ($web_made > $init_done)" later "$web_made" "$init_done"
 expect "init is a job that completed" test "$(svc_field init '{{if .Spec.Mode.ReplicatedJob}}job{{end}}')" = job
 db_node=$(docker service ps --filter desired-state=running --format '{{.Node}}' "${ST}_db")
-dbc=$(docker ps -q --filter "label=com.docker.swarm.service.name=${ST}_db"; n2 ps -q --filter "label=com.docker.swarm.service.name=${ST}_db")
-h=$( (docker inspect -f '{{.State.Health.Status}}' $dbc || n2 inspect -f '{{.State.Health.Status}}' $dbc) 2>/dev/null | head -1)
+# db's container is where the scheduler put it, node 1 or node 2 (and its
+# named volume with it): asked of that node's engine
+dbf="label=com.docker.swarm.service.name=${ST}_db"
+if [ -n "$(docker ps -q --filter "$dbf")" ]; then
+    h=$(docker inspect -f '{{.State.Health.Status}}' $(docker ps -q --filter "$dbf") 2>/dev/null | head -1)
+    db_engine=unix:///var/run/docker.sock
+else
+    h=$(n2 inspect -f '{{.State.Health.Status}}' $(n2 ps -q --filter "$dbf") 2>/dev/null | head -1)
+    db_engine=$NODE2_HOST
+fi
 expect "db's container is healthy (on $db_node)" test "$h" = healthy
 run docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' "${ST}_worker"
 expect "worker: 2 tasks running, one on each node" eval '[ "$(printf "%s\n" "$OUT" | grep -c " Running")" = 2 ] \
@@ -196,8 +204,8 @@ run "$P" teardown "$RB" $VB
 expect "teardown of the failed stack" test "$RC" = 0
 
 run "$P" plan --teardown "$R" $V
-expect "plan --teardown: exit 3, the services, networks and the volume on node 1 (purge) named" \
-    eval '[ $RC = 3 ] && has "$OUT" "- service ${ST}_web" && has "$OUT" "- network ${ST}_" && has "$OUT" "- volume $vol on unix:///var/run/docker.sock"'
+expect "plan --teardown: exit 3, the services, networks and the volume on db's node (purge) named" \
+    eval '[ $RC = 3 ] && has "$OUT" "- service ${ST}_web" && has "$OUT" "- network ${ST}_" && has "$OUT" "- volume $vol on $db_engine"'
 expect "... and changed nothing: the services are there" test -n "$(docker service ls -q --filter "label=com.docker.stack.namespace=$ST")"
 run "$P" teardown "$R" $V
 expect "teardown: rc 0" test "$RC" = 0
