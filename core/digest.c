@@ -103,13 +103,58 @@ void provision_stamp(const struct stat *st, char *out, size_t n)
              (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
+/* out: the hex of the SHA-256 of p, computed here (sha256.c) */
+static void sha256_hex(const void *p, size_t n, char out[DIGEST_HEX_MAX])
+{
+    unsigned char b[32];
+    provision_sha256_mem(p, n, b);
+    to_hex(b, sizeof b, out);
+}
+
+int provision_digest_mem(const void *p, size_t n, int kind, char out[DIGEST_HEX_MAX])
+{
+    if (kind == DIGEST_SHA256 && n <= SHA256_SMALL) {
+        sha256_hex(p, n, out);
+        return 0;
+    }
+    provision_digest d;
+    int e = provision_digest_init(&d, kind);
+    if (!e) {
+        provision_digest_update(&d, p, n);
+        provision_digest_hex(&d, out);
+    }
+    provision_digest_free(&d);
+    return e;
+}
+
 int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX_MAX])
 {
     enum { BLOCK = 1 << 17 };
     char *buf = malloc(BLOCK);
+    if (!buf) return ENOMEM;
+    /* SHA-256: the first SHA256_SMALL bytes read first; a file that ends
+     * there is hashed here, without libcrypto (sha256.c) */
+    size_t have = 0;
+    int e = 0;
+    while (kind == DIGEST_SHA256 && have <= SHA256_SMALL) {
+        ssize_t r = read(fd, buf + have, BLOCK - have);
+        if (r < 0) {
+            if (errno != EINTR) e = errno;
+            else if (interruptible && provision_interrupted()) e = EINTR;
+            if (e) break;
+            continue;
+        }
+        if (r == 0) {
+            sha256_hex(buf, have, out);
+            free(buf);
+            return 0;
+        }
+        have += (size_t)r;
+    }
     provision_digest d;
-    int e = provision_digest_init(&d, kind);
-    if (!buf) e = ENOMEM;
+    int ie = provision_digest_init(&d, kind);
+    if (!e) e = ie;
+    if (!e && have) provision_digest_update(&d, buf, have);
     while (!e) {
         ssize_t r = read(fd, buf, BLOCK);
         if (r < 0) { if (errno != EINTR) e = errno; continue; }

@@ -24,6 +24,13 @@ void provision_digest_update(provision_digest *d, const void *p, size_t n);
 /* the digest in lowercase hex; once, then only free */
 void provision_digest_hex(provision_digest *d, char out[DIGEST_HEX_MAX]);
 void provision_digest_free(provision_digest *d);
+/* SHA-256 computed in plain C (sha256.c), without libcrypto: used for
+ * strings and files of up to SHA256_SMALL bytes, where opening libcrypto
+ * would cost far more than the hashing */
+#define SHA256_SMALL (64 * 1024)
+void provision_sha256_mem(const void *p, size_t n, unsigned char out[32]);
+/* the digest of n bytes at p: 0, or as provision_digest_init */
+int provision_digest_mem(const void *p, size_t n, int kind, char out[DIGEST_HEX_MAX]);
 /* the digest of what is left to read of fd (not closed), in large blocks;
  * interruptible: stop with EINTR when the run is interrupted. 0 or an errno. */
 int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX_MAX]);

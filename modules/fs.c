@@ -689,14 +689,8 @@ static int fs_digest_string(lua_State *L, int kind)
     luaL_argcheck(L, j >= i - 1 && j <= (lua_Integer)len, 3, "out of the text");
     s += i - 1;
     len = (size_t)(j - i + 1);
-    provision_digest d;
     char hx[DIGEST_HEX_MAX];
-    int e = provision_digest_init(&d, kind);
-    if (!e) {
-        provision_digest_update(&d, s, len);
-        provision_digest_hex(&d, hx);
-    }
-    provision_digest_free(&d);
+    int e = provision_digest_mem(s, len, kind, hx);
     if (e) return luaL_error(L, "%s: %s", provision_digest_name(kind), provision_digest_strerror(e));
     lua_pushstring(L, hx);
     return 1;
