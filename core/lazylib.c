@@ -28,59 +28,56 @@ struct provision_curl_api provision_curl_api;
 struct provision_archive_api provision_archive_api;
 struct provision_crypto_api provision_crypto_api;
 
-#define LOAD(api, f) \
-    if (!(api.f = (__typeof__(api.f))dlsym(h, #f))) { \
-        snprintf(err, errlen, "%s: no symbol %s", soname, #f); \
-        return -1; \
-    }
+/* a function's name and where its address goes */
+struct slot { const char *name; void **at; };
 
-static void *open_lib(const char *soname, char *err, size_t errlen)
+/* dlopen soname once and fill every slot, or say which symbol is missing
+ * (the table is used only once *loaded is set: all of it, or none) */
+static int load(const char *soname, int *loaded, const struct slot *slots, size_t n, char *err, size_t errlen)
 {
+    if (*loaded) return 0;
     void *h = dlopen(soname, RTLD_NOW | RTLD_GLOBAL);
-    if (!h) snprintf(err, errlen, "cannot load %s: %s", soname, dlerror());
-    return h;
+    if (!h) {
+        snprintf(err, errlen, "cannot load %s: %s", soname, dlerror());
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(*slots[i].at = dlsym(h, slots[i].name))) {   /* (dlsym's way to a function pointer) */
+            snprintf(err, errlen, "%s: no symbol %s", soname, slots[i].name);
+            return -1;
+        }
+    }
+    *loaded = 1;
+    return 0;
 }
+
+#define X(f) { #f, (void **)&provision_curl_api.f },
+static const struct slot curl_slots[] = { PROVISION_CURL_FUNCS(X) };
+#undef X
+#define X(f) { #f, (void **)&provision_archive_api.f },
+static const struct slot archive_slots[] = { PROVISION_ARCHIVE_FUNCS(X) };
+#undef X
+#define X(f) { #f, (void **)&provision_crypto_api.f },
+static const struct slot crypto_slots[] = { PROVISION_CRYPTO_FUNCS(X) };
+#undef X
+#define COUNT(a) (sizeof a / sizeof *a)
 
 int provision_load_curl(char *err, size_t errlen)
 {
     static int loaded;
-    const char *soname = PROVISION_CURL_SONAME;
-    if (loaded) return 0;
-    void *h = open_lib(soname, err, errlen);
-    if (!h) return -1;
-#define X(f) LOAD(provision_curl_api, f)
-    PROVISION_CURL_FUNCS(X)
-#undef X
-    loaded = 1;
-    return 0;
+    return load(PROVISION_CURL_SONAME, &loaded, curl_slots, COUNT(curl_slots), err, errlen);
 }
 
 int provision_load_archive(char *err, size_t errlen)
 {
     static int loaded;
-    const char *soname = PROVISION_ARCHIVE_SONAME;
-    if (loaded) return 0;
-    void *h = open_lib(soname, err, errlen);
-    if (!h) return -1;
-#define X(f) LOAD(provision_archive_api, f)
-    PROVISION_ARCHIVE_FUNCS(X)
-#undef X
-    loaded = 1;
-    return 0;
+    return load(PROVISION_ARCHIVE_SONAME, &loaded, archive_slots, COUNT(archive_slots), err, errlen);
 }
 
 int provision_load_crypto(char *err, size_t errlen)
 {
     static int loaded;
-    const char *soname = PROVISION_CRYPTO_SONAME;
-    if (loaded) return 0;
-    void *h = open_lib(soname, err, errlen);
-    if (!h) return -1;
-#define X(f) LOAD(provision_crypto_api, f)
-    PROVISION_CRYPTO_FUNCS(X)
-#undef X
-    loaded = 1;
-    return 0;
+    return load(PROVISION_CRYPTO_SONAME, &loaded, crypto_slots, COUNT(crypto_slots), err, errlen);
 }
 
 #endif
