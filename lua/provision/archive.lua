@@ -263,7 +263,7 @@ M.create = R.define {
     local st = ctx.state
     st.tree, st.format, st.owner, st.mtime = tree, self.format, self.owner, self.mtime
     st.sha256 = FS.sha256(self.dest)
-    R.record_written(ctx, self.dest, st.sha256, existed)
+    R.record_written(ctx, self.dest, st.sha256, existed, nil, FS.euid())   -- (ours: another user's in its place stays)
     ctx:detail(("%d entr%s, %s"):format(res.entries, res.entries == 1 and "y" or "ies", R.human_bytes(res.bytes)))
     return res
   end,

@@ -547,7 +547,7 @@ M.file = R.define {
       -- downloaded anew (another url, a change upstream), a file this step
       -- created is still its own: teardown must know the new digest
       local kind = res.sha256 and "sha256" or "xxh128"
-      R.record_written(ctx, self.dest, res[kind], existed, kind)
+      R.record_written(ctx, self.dest, res[kind], existed, kind, FS.euid())   -- (ours: another user's in its place stays)
       st.url, st.sha256, st.xxh128, st.size = url_key(self.url), res.sha256, res.xxh128, res.size
       st.etag, st.last_modified = res.etag, res.last_modified
       st.stamp = FS.stamp(self.dest)

@@ -243,19 +243,26 @@ expect "a FIFO as an archive: 'not a regular file', at once" eval '[ $RC = 1 ] &
 # own holding the same content: teardown leaves nobody's file (the record
 # says whose the file was); plan --teardown says it would
 NB sh -c "mkdir -m 0755 '$SHARED/own'"
+# (the same of a download, pinned and not, and of an archive made)
+mkdir -m 0755 "$SANDBOX/pack" && echo packed > "$SANDBOX/pack/a.txt"
 cat > r7.lua <<R
 recipe { name = "r7" }
 step "conf" { fs.file { path = "$SHARED/own/app.conf", content = "port=1\n" } }
+step "tool" { http.file { url = "$BASE/file/bin?size=2000", dest = "$SHARED/own/tool", sha256 = "$BIN_SUM" } }
+step "data" { http.file { url = "$BASE/file/data?size=3000", dest = "$SHARED/own/data" } }
+step "pack" { archive.create { src = "$SANDBOX/pack", dest = "$SHARED/own/pack.tar" } }
 R
 run "$P" r7.lua
-expect "a file of root's in nobody's folder" eval '[ $RC = 0 ] && [ "$(stat -c %U "$SHARED/own/app.conf")" = root ]'
-NB sh -c "cd '$SHARED/own' && rm -f app.conf && printf 'port=1\n' > app.conf"
+expect "files of root's in nobody's folder: a file, two downloads, an archive" \
+    eval '[ $RC = 0 ] && [ "$(stat -c %U "$SHARED/own/app.conf" "$SHARED/own/tool" "$SHARED/own/data" "$SHARED/own/pack.tar" | sort -u)" = root ]'
+NB sh -c "cd '$SHARED/own' && for f in app.conf tool data pack.tar; do cat \$f > \$f.copy && rm -f \$f && mv \$f.copy \$f; done"
 run "$P" plan --teardown r7.lua
-expect "plan --teardown: nobody's file of the same content would be left" \
-    eval '[ $RC = 0 ] && has "$OUT" "another user'"'"'s file now" && [ -e "$SHARED/own/app.conf" ]'
+expect "plan --teardown: nobody's files of the same content would be left" \
+    eval '[ $RC = 0 ] && [ "$(grep -c "left, another user'"'"'s file now" <<< "$OUT")" = 4 ] && [ -e "$SHARED/own/app.conf" ]'
 run "$P" teardown r7.lua
-expect "teardown: nobody's file of the same content is left, and it says so" \
-    eval '[ $RC = 0 ] && has "$OUT" "another user'"'"'s file now" && [ "$(stat -c %U "$SHARED/own/app.conf")" = nobody ]'
+expect "teardown: nobody's files of the same content are left, and it says so" \
+    eval '[ $RC = 0 ] && [ "$(grep -c "another user'"'"'s file now" <<< "$OUT")" = 4 ] \
+          && [ "$(stat -c %U "$SHARED/own/app.conf" "$SHARED/own/tool" "$SHARED/own/data" "$SHARED/own/pack.tar" | sort -u)" = nobody ]'
 # a part file swapped for another file of root's (renamed by nobody in their
 # folder) between a killed run and the next: never resumed from
 . "$ROOT/tests/fixtures/faults/lib.sh"
