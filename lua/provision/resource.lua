@@ -571,12 +571,16 @@ R.folder_of = folder_of
 -- rewriting keeps its record, with the new digest when the write landed
 -- (a run killed in the middle of the runner's batch: the write is done,
 -- its record not journaled yet). The number of files removed.
+-- A plan of teardown (ctx.plan, reverting) changes nothing: the number it
+-- would remove, and { [record] = digest } for a record whose digest the
+-- landed write would have replaced.
 function R.settle_pending(ctx, reverting)
   local pd = ctx.state and ctx.state.pending
+  local plan = ctx.plan and reverting
   if type(pd) ~= "table" then return 0 end
-  ctx.state.pending = nil
+  if not plan then ctx.state.pending = nil end
   if type(pd.path) ~= "string" then return 0 end
-  if type(pd.temp) == "string" and pd.temp ~= "" and not pd.temp:find("/", 1, true) then
+  if not plan and type(pd.temp) == "string" and pd.temp ~= "" and not pd.temp:find("/", 1, true) then
     FS.remove_own(folder_of(pd.path) .. "/" .. pd.temp)
   end
   if type(pd.sha256) ~= "string" then return 0 end
@@ -589,11 +593,18 @@ function R.settle_pending(ctx, reverting)
     return 0
   end
   if mine then   -- (revert_created_files removes it, by this record)
+    if plan then return 0, { [mine] = pd.sha256 } end
     mine.sha256, mine.xxh128 = pd.sha256, nil
     return 0
   end
+  local expect = { type = "file", sha256 = pd.sha256, dir = pd.dir, uid = uid }
+  if plan then
+    if require("provision.fs.base").would_remove(ctx, pd.path, expect) ~= true then return 0 end
+    if ctx.log then ctx:log("- " .. pd.path) end
+    return 1
+  end
   if reverting then   -- (checked again and removed through one descriptor of its folder)
-    return FS.remove_if(pd.path, { type = "file", sha256 = pd.sha256, dir = pd.dir, uid = uid }) == true and 1 or 0
+    return FS.remove_if(pd.path, expect) == true and 1 or 0
   end
   R.record(ctx, { type = "file", path = pd.path, sha256 = pd.sha256, dir = pd.dir, uid = uid })
   return 0
@@ -608,13 +619,14 @@ end
 function R.revert_created_files(self, ctx)
   -- ctx.plan (a plan of teardown): what it would do, nothing removed
   local B = ctx.plan and require "provision.fs.base"
-  local removed = not ctx.plan and R.settle_pending(ctx, true) or 0
+  local removed, landed = R.settle_pending(ctx, true)
+  landed = landed or {}
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
     if e.type == "file" and type(e.path) == "string" then
       -- checked and removed through one descriptor of its folder
       -- (uid: a record made before owners were recorded has none: not checked)
-      local expect = { type = "file", dir = e.dir, sha256 = not e.xxh128 and e.sha256 or nil, xxh128 = e.xxh128,
-                       uid = math.type(e.uid) == "integer" and e.uid or nil }
+      local expect = { type = "file", dir = e.dir, sha256 = landed[e] or not e.xxh128 and e.sha256 or nil,
+                       xxh128 = not landed[e] and e.xxh128 or nil, uid = math.type(e.uid) == "integer" and e.uid or nil }
       local ok, why, code
       if B then ok, why, code = B.would_remove(ctx, e.path, expect) else ok, why, code = FS.remove_if(e.path, expect) end
       if ok then

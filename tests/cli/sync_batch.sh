@@ -260,9 +260,17 @@ for then in teardown apply; do
         run "$P" kill.lua
         expect "killed mid-batch, then apply: the next run is a no-op" eval '[ $RC = 0 ] && has "$OUT" "changed=0"'
     fi
+    before=$(ls d | sort | tr '\n' ' ')
+    run "$P" plan --teardown kill.lua
+    would=$(grep -E '^ +- ' <<< "$OUT" | sed 's|.*/||' | sort | tr '\n' ' ')
+    expect "killed mid-batch, then $then: plan --teardown removes nothing" \
+        eval '[ $RC = 3 ] && [ "$(ls d | sort | tr "\n" " ")" = "$before" ] \
+              && { [ $then = apply ] || [ "$(grep -c "\"pending\":{" "$ST/killed.journal")" = 20 ]; }'
     run "$P" teardown kill.lua
     expect "killed mid-batch, then $then: teardown removes exactly what the runs created ($(ls d | tr '\n' ' '))" \
         eval '[ $RC = 0 ] && left_ok'
+    gone=$(comm -23 <(tr ' ' '\n' <<< "$before" | grep .) <(ls d | sort) | tr '\n' ' ')
+    expect "killed mid-batch, then $then: plan --teardown named just those ($would)" eval '[ "$would" = "$gone" ]'
     run "$P" teardown kill.lua
     expect "killed mid-batch, then $then: a second teardown has nothing left to do" \
         eval '[ $RC = 0 ] && left_ok'
