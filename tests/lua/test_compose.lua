@@ -179,42 +179,6 @@ T.test("up's inputs: the files COMPOSE_FILE in .env lists", function()
   T.ok(has(compose.run_once { project_dir = d, service = "b" }:reads(), d .. "/extra.yml"), "run_once reads extra.yml")
 end)
 
-T.test("the digests up and run_once record: a file still at its recorded stamp is not read again", function()
-  local model = require "provision.compose.project"
-  local FS = require "provision._fs"
-  local d = T.tmpdir()
-  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}}\n", 420))
-  local p = assert(compose.load_project { project_dir = d })
-  local h = assert(model.hashes(p))
-  T.eq(h.compose, FS.sha256(d .. "/docker-compose.yml"))
-  T.eq(h.env, "none")
-  T.match(h.stamps.compose, "^" .. pat(d) .. "/docker%-compose%.yml %d+:")
-  T.eq(h.stamps.env, d .. "/.env none")
-  -- the record's digests stand while the stamps hold: a made-up digest
-  -- comes back, so the files were not read
-  local rec = { compose = "C", env = "none", stamps = h.stamps }
-  T.eq(model.hashes(p, rec).compose, "C")
-  -- .env appears: its part is hashed, the compose file's still trusted
-  assert(core.write_atomic(d .. "/.env", "X=1\n", 384))
-  p = assert(compose.load_project { project_dir = d })
-  local h2 = assert(model.hashes(p, rec))
-  T.eq(h2.compose, "C")
-  T.eq(h2.env, FS.sha256(d .. "/.env"))
-  -- the same content written anew (another inode, ctime): read again
-  assert(core.write_atomic(d .. "/docker-compose.yml", "services: {a: {image: x}}\n", 420))
-  T.eq(model.hashes(p, rec).compose, h.compose)
-  -- an override that came, then went: the list of files is in the stamps
-  rec = assert(model.hashes(p))
-  assert(core.write_atomic(d .. "/docker-compose.override.yml", "services: {a: {image: y}}\n", 420))
-  local p2 = assert(compose.load_project { project_dir = d })
-  local h3 = assert(model.hashes(p2, rec))
-  T.ok(h3.compose ~= rec.compose, "the override is in the digest")
-  assert(os.remove(d .. "/docker-compose.override.yml"))
-  T.eq(model.hashes(p, { compose = "C", env = rec.env, stamps = h3.stamps }).compose, h.compose)
-  -- a record without stamps (a state from before): hashed
-  T.eq(model.hashes(p, { compose = "C", env = "E" }).compose, h.compose)
-end)
-
 T.test("interpolation: ${VAR}, defaults, required, $$", function()
   local env = { A = "a", EMPTY = "" }
   local function i(s) return assert(compose.interpolate(s, env)) end
@@ -425,27 +389,6 @@ T.test("up (healthy), no-op check without spawning, .env change, run_once, down"
   T.eq(ok2, false); T.eq(ch2, { ".env changed since the last apply" })
   T.ok(up:apply(ctx))
   T.eq(up:check(ctx), true)
-
-  -- the stamps the apply recorded: a state from before them (none) or a
-  -- file touched has them recorded by the check (journaled at once), not
-  -- by plan's check; a file changed is no "ok" from an old stamp
-  local stamps = ctx.state.applied.stamps
-  T.match(stamps.env, "^" .. pat(dir) .. "/%.env %d+:")
-  ctx.state.applied.stamps = nil
-  ctx.plan = true
-  T.eq(up:check(ctx), true)
-  T.eq(ctx.state.applied.stamps, nil, "plan records nothing")
-  ctx.plan = nil
-  local saved = 0
-  ctx.checkpoint = function() saved = saved + 1 end
-  T.eq(up:check(ctx), true)
-  T.eq(ctx.state.applied.stamps, stamps); T.eq(saved, 1)
-  T.eq(up:check(ctx), true); T.eq(saved, 1, "recorded once")
-  assert(core.write_atomic(dir .. "/.env", "X=3\n", 384))
-  T.eq(select(2, up:check(ctx)), { ".env changed since the last apply" })
-  T.eq(saved, 1, "a change is not recorded")
-  assert(core.write_atomic(dir .. "/.env", "X=2\n", 384))
-  ctx.checkpoint = nil
 
   -- run_once on the init service
   local ro = compose.run_once { project_dir = dir, service = "init" }

@@ -63,27 +63,13 @@ local function engine_ok(self)
 end
 
 -- what up and run_once start from: the project and the hashes of its files
--- (what the state records at apply; rec: the record of the last apply,
--- whose digests stand for files still at their recorded stamps: a check
--- gives it, an apply does not); nil, message, missing on failure
-local function project_and_hashes(self, rec)
+-- (what the state records at apply); nil, message, missing on failure
+local function project_and_hashes(self)
   local project, err, missing = model.load_project(self)
   if not project then return nil, err, missing end
-  local hashes, herr = model.hashes(project, rec)
+  local hashes, herr = model.hashes(project)
   if not hashes then return nil, herr end
   return project, hashes
-end
-
--- a check that found the files as the last apply left them, at other
--- stamps (a state from before stamps were kept; a file touched, copied
--- back), records the stamps now (the journal at once, as http.file does),
--- so that the next run trusts them and reads nothing. Not in plan.
-local function adopt_stamps(ctx, rec, hashes)
-  if ctx.plan or type(rec) ~= "table" or rec.compose ~= hashes.compose or rec.env ~= hashes.env then return end
-  local old = type(rec.stamps) == "table" and rec.stamps or {}
-  if old.compose == hashes.stamps.compose and old.env == hashes.stamps.env then return end
-  rec.stamps = hashes.stamps
-  if ctx.checkpoint then ctx:checkpoint() end
 end
 
 -- in plan: a file a step before would put back as the last apply saw it
@@ -254,9 +240,8 @@ M.up = R.define {
   end,
   check = function(self, ctx)
     local E, A = on(self)
-    local project, hashes, missing = project_and_hashes(self, ctx.state.applied)   -- hashes: the message on failure
+    local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
-    adopt_stamps(ctx, ctx.state.applied, hashes)
     hashes = planned_hashes(ctx, project, hashes, ctx.state.applied)
     local services = model.expected_services(project, self.services)
     local changes = hash_changes(ctx.state.applied, hashes)
@@ -364,9 +349,8 @@ M.run_once = R.define {
   end,
   check = function(self, ctx)
     local E = engine.on(self.engine)
-    local project, hashes, missing = project_and_hashes(self, ctx.state.ran)   -- hashes: the message on failure
+    local project, hashes, missing = project_and_hashes(self)   -- hashes: the message on failure
     if not project then return check_failed(hashes, missing) end
-    adopt_stamps(ctx, ctx.state.ran, hashes)
     hashes = planned_hashes(ctx, project, hashes, ctx.state.ran)
     if not project.services[self.service] then
       return nil, ("no service %s in %s"):format(self.service, project.file)

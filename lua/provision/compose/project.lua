@@ -370,26 +370,9 @@ function M.declared_volumes(project)
   return out
 end
 
--- the digests up and run_once record: { compose =, env =, stamps = } (.env:
--- "none" when there is none). stamps: each part's files' fs.stamp (device,
--- inode, size, mtime, ctime), taken before they were read; a part whose
--- stamps are still those of rec (the record of the last apply) takes its
--- digest from rec and reads nothing, as http.file trusts a stamp: a
--- no-op neither hashes the compose file nor loads libcrypto.
-local function stamps_of(paths)
-  local out = {}
-  for i, p in ipairs(paths) do
-    local s, err, code = FS.stamp(p)
-    if not s then
-      if code ~= ENOENT then return nil, err end
-      s = "none"
-    end
-    out[i] = p .. " " .. s
-  end
-  return table.concat(out, "\n")
-end
-
-local function compose_digest(project)
+-- the digests up and run_once record: { compose =, env = } (.env: "none"
+-- when there is none)
+function M.hashes(project)
   local h1, e1 = digest(project.file)
   if h1 == nil then return nil, e1 end
   if #project.files > 1 then   -- one file: its digest alone, as states before overrides were read
@@ -401,29 +384,9 @@ local function compose_digest(project)
     end
     h1 = FS.sha256_string(table.concat(parts, "\n"))
   end
-  return h1
-end
-
-function M.hashes(project, rec)
-  local known = type(rec) == "table" and type(rec.stamps) == "table" and rec.stamps or {}
-  local cs, cerr = stamps_of(project.files)
-  if not cs then return nil, cerr end
-  local es, eerr = stamps_of({ project.env_file })
-  if not es then return nil, eerr end
-  local h1, h2
-  if cs == known.compose and type(rec.compose) == "string" then h1 = rec.compose
-  else
-    local e
-    h1, e = compose_digest(project)
-    if h1 == nil then return nil, e end
-  end
-  if es == known.env and type(rec.env) == "string" then h2 = rec.env
-  else
-    local e
-    h2, e = digest(project.env_file)
-    if h2 == nil then return nil, e end
-  end
-  return { compose = h1, env = h2 or "none", stamps = { compose = cs, env = es } }
+  local h2, e2 = digest(project.env_file)
+  if h2 == nil then return nil, e2 end
+  return { compose = h1, env = h2 or "none" }
 end
 
 -- the files up and run_once compare with the last apply: .env and the
