@@ -52,11 +52,13 @@ on h4 'find / -xdev -name "lib*.so*"'
 expect "h4 has none of provision's libraries (Lua, libyaml, jansson, libcurl, libarchive)" \
     eval '[ $RC = 0 ] && has "$OUT" "libc.so.6" && ! printf "%s" "$OUT" | grep -qE "liblua|libyaml|libjansson|libcurl|libarchive"'
 on h4 /root/provision --version
-if ldd "$P" 2>/dev/null | grep -q liblua; then
-    expect "h4 (no --libs-of) can't run a dynamically linked provision" \
+# (./provision links Lua, libyaml and jansson in: it needs only libc and
+# libm, which h4 has; the sanitizer build needs libasan, which it has not)
+if ldd "$P" 2>/dev/null | grep -vE 'linux-vdso|ld-linux|lib[cm]\.so' | grep -q '=>'; then
+    expect "h4 (no --libs-of) can't run a provision that needs libraries it has not" \
         eval '[ $RC != 0 ] && has "$ERR" "error while loading shared libraries"'
 else
-    expect "h4 (no --libs-of) runs the static provision" eval '[ $RC = 0 ] && [ "$OUT" = "$("$P" --version)" ]'
+    expect "h4 (no --libs-of) runs a provision that needs only the C library" eval '[ $RC = 0 ] && [ "$OUT" = "$("$P" --version)" ]'
 fi
 
 # a stopped host: ssh's own reason at once; started again, its files kept
