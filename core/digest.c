@@ -132,11 +132,16 @@ int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX
     enum { BLOCK = 1 << 17 };
     char *buf = malloc(BLOCK);
     if (!buf) return ENOMEM;
-    /* SHA-256: the first SHA256_SMALL bytes read first; a file that ends
-     * there is hashed here, without libcrypto (sha256.c) */
+    /* One loop reads the file. SHA-256 keeps what it reads in buf while
+     * the file is no longer than SHA256_SMALL: a file that ends there is
+     * hashed here, without libcrypto (sha256.c); past it, and for xxh128
+     * from the first block, the digest is started and fed block by block.
+     * A read that fails (or is interrupted) starts nothing: no libcrypto
+     * is loaded for a file that could not be read. */
+    provision_digest d;
+    int started = 0, e = 0;   /* started: provision_digest_init was called (d is then freed) */
     size_t have = 0;
-    int e = 0;
-    while (kind == DIGEST_SHA256 && have <= SHA256_SMALL) {
+    for (;;) {
         ssize_t r = read(fd, buf + have, BLOCK - have);
         if (r < 0) {
             if (errno != EINTR) e = errno;
@@ -144,26 +149,27 @@ int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX
             if (e) break;
             continue;
         }
-        if (r == 0) {
-            sha256_hex(buf, have, out);
-            free(buf);
-            return 0;
-        }
-        have += (size_t)r;
-    }
-    provision_digest d;
-    int ie = provision_digest_init(&d, kind);
-    if (!e) e = ie;
-    if (!e && have) provision_digest_update(&d, buf, have);
-    while (!e) {
-        ssize_t r = read(fd, buf, BLOCK);
-        if (r < 0) { if (errno != EINTR) e = errno; continue; }
         if (r == 0) break;
-        provision_digest_update(&d, buf, (size_t)r);
-        if (interruptible && provision_interrupted()) e = EINTR;
+        have += (size_t)r;
+        if (!started && kind == DIGEST_SHA256 && have <= SHA256_SMALL) continue;
+        if (!started) {
+            started = 1;
+            if ((e = provision_digest_init(&d, kind)) != 0) break;
+        }
+        provision_digest_update(&d, buf, have);
+        have = 0;
+        if (interruptible && provision_interrupted()) { e = EINTR; break; }
     }
-    if (!e) provision_digest_hex(&d, out);
-    provision_digest_free(&d);
+    if (!e && !started && kind == DIGEST_SHA256) {
+        sha256_hex(buf, have, out);
+    } else if (!e) {
+        if (!started) {   /* an empty file's xxh128 */
+            started = 1;
+            e = provision_digest_init(&d, kind);
+        }
+        if (!e) provision_digest_hex(&d, out);
+    }
+    if (started) provision_digest_free(&d);
     free(buf);
     return e;
 }

@@ -2,11 +2,15 @@
  * the plain-C SHA-256 against FIPS 180-4's examples and against libcrypto
  * (provision_digest_init, loaded as a run loads it) at every length from 0
  * to 300 bytes and around each block and size limit; provision_digest_mem
- * and provision_digest_fd on both sides of SHA256_SMALL. */
+ * and provision_digest_fd on both sides of SHA256_SMALL, from a file and
+ * from a pipe that gives it a few KiB a read; a read that fails loads no
+ * libcrypto. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include "digest.h"
 
 static int failures, passes;
@@ -51,8 +55,58 @@ static void fd_hex(const unsigned char *p, size_t n, char out[DIGEST_HEX_MAX])
     close(fd);
 }
 
+/* the digest (kind) of the n bytes at p as provision_digest_fd reads them
+ * from a pipe, written by a child CHUNK bytes at a time: many short reads */
+static void pipe_hex(const unsigned char *p, size_t n, int kind, char out[DIGEST_HEX_MAX])
+{
+    enum { CHUNK = 7777 };
+    int fds[2];
+    out[0] = '\0';
+    if (pipe(fds) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (size_t at = 0; at < n;) {
+            size_t k = n - at < CHUNK ? n - at : CHUNK;
+            ssize_t w = write(fds[1], p + at, k);
+            if (w <= 0) _exit(1);
+            at += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    if (pid > 0 && provision_digest_fd(fds[0], kind, 0, out) != 0) out[0] = '\0';
+    close(fds[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+}
+
+static int crypto_mapped(void)
+{
+    char line[512];
+    int found = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) found |= strstr(line, "libcrypto") != NULL;
+    fclose(f);
+    return found;
+}
+
 int main(void)
 {
+    /* first, before anything loads libcrypto: a read that fails (a
+     * folder's descriptor) is an error, and loads none */
+    {
+        char out[DIGEST_HEX_MAX];
+        int dfd = open("/", O_RDONLY | O_DIRECTORY);
+        int e = dfd < 0 ? -1 : provision_digest_fd(dfd, DIGEST_SHA256, 0, out);
+        if (dfd >= 0) close(dfd);
+        char what[64];
+        snprintf(what, sizeof what, "%d", e);
+        check("digest_fd of a folder: EISDIR", what, "21");
+        snprintf(what, sizeof what, "%d", crypto_mapped());
+        check("... and no libcrypto loaded for it", what, "0");
+    }
+
     char got[DIGEST_HEX_MAX], want[DIGEST_HEX_MAX], what[64];
     /* FIPS 180-4 / NIST's examples */
     builtin_hex("", 0, got);
@@ -87,6 +141,15 @@ int main(void)
             snprintf(what, sizeof what, "digest_fd, %zu bytes", len);
             fd_hex(buf, len, got);
             check(what, got, want);
+            snprintf(what, sizeof what, "digest_fd from a pipe, %zu bytes", len);
+            pipe_hex(buf, len, DIGEST_SHA256, got);
+            check(what, got, want);
+            /* xxh128: the same read loop, the digest started at once */
+            char xmem[DIGEST_HEX_MAX];
+            if (provision_digest_mem(buf, len, DIGEST_XXH128, xmem) != 0) xmem[0] = '\0';
+            snprintf(what, sizeof what, "xxh128 digest_fd from a pipe, %zu bytes", len);
+            pipe_hex(buf, len, DIGEST_XXH128, got);
+            check(what, got, xmem);
         }
     }
     free(buf);
