@@ -218,4 +218,37 @@ T.test("plan keeps little a step: the writes a later reader may ask about, not t
   assert(bytes < 120, ("%.0f bytes a step"):format(bytes))
 end)
 
+-- dsl.load of a recipe written to a new folder -> the recipe, and the
+-- collector's mode once it is loaded (collectgarbage answers with the mode
+-- it leaves; Lua's own defaults are put back)
+local function mode_after_load(src)
+  local dir = os.tmpname(); os.remove(dir)
+  assert(fs.mkdir(dir))
+  local f = assert(io.open(dir .. "/r.lua", "w"))
+  f:write(src)
+  f:close()
+  collectgarbage(); collectgarbage("incremental", 200, 100, 13)
+  local recipe, err = require("provision.dsl").load(dir .. "/r.lua", {})
+  local mode = collectgarbage("incremental", 200, 100, 13)
+  os.execute("rm -rf '" .. dir .. "'")
+  return assert(recipe, err), mode
+end
+
+T.test("a recipe whose tables pass 64 MiB as it loads turns the collector generational; a small one leaves it", function()
+  local big, mode = mode_after_load([[
+recipe { name = "big" }
+step "d" { fs.directory { path = "s" } }
+local pad = ("x"):rep(100)
+for i = 1, 120000 do step("f" .. i) { fs.file { path = "s/f" .. i, content = pad .. i .. "\n" } } end
+]])
+  T.eq(#big.steps, 120001, "every step loaded")
+  T.eq(mode, "generational", "the big recipe: generational")
+  T.eq(big.steps[120001].resources[1].content, ("x"):rep(100) .. "120000\n", "the last step's content")
+  big = nil
+  local small
+  small, mode = mode_after_load('recipe { name = "small" }\nstep "f" { fs.file { path = "f", content = "x" } }\n')
+  T.eq(#small.steps, 1, "the small recipe loaded")
+  T.eq(mode, "incremental", "a small recipe: Lua's incremental collector")
+end)
+
 os.exit(T.done())
