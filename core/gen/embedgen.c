@@ -19,6 +19,7 @@ struct buf { unsigned char *p; size_t n, cap; };
 
 static void put(struct buf *b, const void *p, size_t n)
 {
+    if (n == 0) return;   /* (p may be NULL then: memcpy's arguments must not be) */
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2;
         b->p = realloc(b->p, b->cap);
@@ -167,9 +168,11 @@ int main(int argc, char **argv)
         lua_dump(L, collect, &dump, 0);
         lua_pop(L, 1);
         /* what is embedded must load: checked here, at build time */
+        /* (no_names failing leaves the stack empty: the message is loadbuffer's only) */
         if (no_names(&dump, &out) < 0 || luaL_loadbufferx(L, (const char *)out.p, out.n, chunkname, "b") != LUA_OK) {
+            const char *why = lua_gettop(L) > 0 && lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
             fprintf(stderr, "embedgen: %s: the bytecode without names does not load%s%s\n", argv[i],
-                    lua_isstring(L, -1) ? ": " : "", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+                    why ? ": " : "", why ? why : "");
             return 1;
         }
         lua_pop(L, 1);
