@@ -564,6 +564,55 @@ function R.written(ctx) ctx.state.pending = nil end
 local function folder_of(p) return (p:gsub("/+$", "")):match("^(.*)/[^/]*$") or "." end
 R.folder_of = folder_of
 
+-- R.would_remove(ctx, path, expect) -> true | false, why | nil, msg, errno:
+-- what C.remove_if(path, expect) would answer, removing nothing (a plan of
+-- teardown). What a revert before this one in the same plan would remove
+-- (ctx:plan_removed) counts as gone: a folder whose files would all go
+-- first would be empty by then.
+local function gone_in_plan(ctx, p) return ctx.plan_removed ~= nil and ctx:plan_removed(p) end
+function R.would_remove(ctx, path, expect)
+  local st, err, code = FS.lstat(path)
+  if not st then
+    if code == 2 or code == 20 then return false, "gone already" end   -- ENOENT, ENOTDIR
+    return nil, err, code
+  end
+  if gone_in_plan(ctx, path) then return false, "gone already" end
+  if expect.dir and FS.dir_id(path) ~= expect.dir then
+    return false, "its folder is not the one it was written in (moved or replaced since)"
+  end
+  if expect.id and st.id ~= expect.id then return false, "not the one made (replaced since)" end
+  local t = expect.type or "file"
+  if t == "directory" then
+    if st.type ~= "directory" then return false, "not a folder now" end
+    local n = 0
+    for _, name in ipairs(FS.listdir(path) or {}) do
+      if not gone_in_plan(ctx, path .. "/" .. name) then n = n + 1 end
+    end
+    if n > 0 then return false, ("not empty (%d entr%s)"):format(n, n == 1 and "y" or "ies") end
+  elseif t == "link" then
+    if st.type ~= "link" or (expect.target and FS.readlink(path) ~= expect.target) then
+      return false, "changed since it was made"
+    end
+  else
+    if st.type ~= "file" then return false, "not a file now" end
+    if expect.uid and st.uid ~= expect.uid then return false, "another user's file now" end
+    local want = expect.xxh128 or expect.sha256
+    if want then
+      local h, herr, hcode = (expect.xxh128 and FS.xxh128 or FS.sha256)(path)
+      if not h then return nil, herr, hcode end
+      if h ~= want then return false, "changed since it was written" end
+    end
+  end
+  if ctx.plan_remove then ctx:plan_remove(path) end
+  return true
+end
+
+-- R.remove_if(ctx, path, expect): C.remove_if, or in a plan what it would do
+function R.remove_if(ctx, path, expect)
+  if ctx.plan then return R.would_remove(ctx, path, expect) end
+  return FS.remove_if(path, expect)
+end
+
 -- what a write that a run killed midway left (R.write_intent): its temp
 -- file goes; the file itself, when the write landed (its digest is the
 -- one intended, in the folder intended), is recorded (apply) or removed
@@ -599,7 +648,7 @@ function R.settle_pending(ctx, reverting)
   end
   local expect = { type = "file", sha256 = pd.sha256, dir = pd.dir, uid = uid }
   if plan then
-    if require("provision.fs.base").would_remove(ctx, pd.path, expect) ~= true then return 0 end
+    if R.would_remove(ctx, pd.path, expect) ~= true then return 0 end
     if ctx.log then ctx:log("- " .. pd.path) end
     return 1
   end
@@ -618,7 +667,7 @@ end
 -- detail saying why.
 function R.revert_created_files(self, ctx)
   -- ctx.plan (a plan of teardown): what it would do, nothing removed
-  local B = ctx.plan and require "provision.fs.base"
+  local plan = ctx.plan
   local removed, landed = R.settle_pending(ctx, true)
   landed = landed or {}
   for _, e in ipairs((ctx.state and ctx.state.created) or {}) do
@@ -627,18 +676,17 @@ function R.revert_created_files(self, ctx)
       -- (uid: a record made before owners were recorded has none: not checked)
       local expect = { type = "file", dir = e.dir, sha256 = landed[e] or not e.xxh128 and e.sha256 or nil,
                        xxh128 = not landed[e] and e.xxh128 or nil, uid = math.type(e.uid) == "integer" and e.uid or nil }
-      local ok, why, code
-      if B then ok, why, code = B.would_remove(ctx, e.path, expect) else ok, why, code = FS.remove_if(e.path, expect) end
+      local ok, why, code = R.remove_if(ctx, e.path, expect)
       if ok then
         removed = removed + 1
-        log(ctx, (B and "- " or "removed ") .. e.path)
+        log(ctx, (plan and "- " or "removed ") .. e.path)
       elseif ok == nil and code ~= 40 then   -- ELOOP: a link of another user's on the way: left
         return nil, why
       elseif why == "gone already" then
         if ctx.detail then ctx:detail(e.path .. " is gone already") end
       else
-        log(ctx, B and ("= %s: left, %s"):format(e.path, why) or ("left " .. e.path .. ": " .. why))
-        if ctx.detail then ctx:detail((B and "would leave " or "left ") .. e.path .. ": " .. why) end
+        log(ctx, plan and ("= %s: left, %s"):format(e.path, why) or ("left " .. e.path .. ": " .. why))
+        if ctx.detail then ctx:detail((plan and "would leave " or "left ") .. e.path .. ": " .. why) end
       end
     end
   end

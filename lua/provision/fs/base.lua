@@ -179,54 +179,9 @@ end
 function B.said_removed(ctx, p) B.log(ctx, ctx.plan and ("- " .. p) or ("removed " .. p)) end
 function B.said_left(ctx, p, why) B.log(ctx, ctx.plan and ("= %s: left, %s"):format(p, why) or ("left %s: %s"):format(p, why)) end
 
--- B.would_remove(ctx, path, expect) -> true | false, why | nil, msg, errno:
--- what C.remove_if(path, expect) would answer, removing nothing (a plan of
--- teardown). What a revert before this one in the same plan would remove
--- (ctx:plan_removed) counts as gone: a folder whose files would all go
--- first would be empty by then.
-local function gone_in_plan(ctx, p) return ctx.plan_removed ~= nil and ctx:plan_removed(p) end
-function B.would_remove(ctx, path, expect)
-  local st, err, code = C.lstat(path)
-  if not st then
-    if code == ENOENT or code == ENOTDIR then return false, "gone already" end
-    return nil, err, code
-  end
-  if gone_in_plan(ctx, path) then return false, "gone already" end
-  if expect.dir and C.dir_id(path) ~= expect.dir then
-    return false, "its folder is not the one it was written in (moved or replaced since)"
-  end
-  if expect.id and st.id ~= expect.id then return false, "not the one made (replaced since)" end
-  local t = expect.type or "file"
-  if t == "directory" then
-    if st.type ~= "directory" then return false, "not a folder now" end
-    local n = 0
-    for _, name in ipairs(C.listdir(path) or {}) do
-      if not gone_in_plan(ctx, path .. "/" .. name) then n = n + 1 end
-    end
-    if n > 0 then return false, ("not empty (%d entr%s)"):format(n, n == 1 and "y" or "ies") end
-  elseif t == "link" then
-    if st.type ~= "link" or (expect.target and C.readlink(path) ~= expect.target) then
-      return false, "changed since it was made"
-    end
-  else
-    if st.type ~= "file" then return false, "not a file now" end
-    if expect.uid and st.uid ~= expect.uid then return false, "another user's file now" end
-    local want = expect.xxh128 or expect.sha256
-    if want then
-      local h, herr, hcode = (expect.xxh128 and C.xxh128 or C.sha256)(path)
-      if not h then return nil, herr, hcode end
-      if h ~= want then return false, "changed since it was written" end
-    end
-  end
-  if ctx.plan_remove then ctx:plan_remove(path) end
-  return true
-end
-
--- B.remove_if(ctx, path, expect): C.remove_if, or in a plan what it would do
-function B.remove_if(ctx, path, expect)
-  if ctx.plan then return B.would_remove(ctx, path, expect) end
-  return C.remove_if(path, expect)
-end
+-- what C.remove_if would do, and doing it: resource.lua's (every kind that
+-- reverts what it made shares them)
+B.would_remove, B.remove_if = R.would_remove, R.remove_if
 
 -- the detail of what a revert did: "removed ./www/", "removed 3 folders:
 -- ./a/, ./b/ (+1 more)"; verbs: { done, planned } ("removed", "would
