@@ -247,7 +247,10 @@ static int fs_probe(lua_State *L)
  * uid's with one name, exactly content, and mode (-1: any): a re-run's
  * fs.file check in one call, with no table; false for anything else (the
  * full check, probe's, then says what differs or what is wrong), and then
- * true beside it when nothing is there (a new file: no probe needed) */
+ * true beside it when nothing is there (a new file: no probe needed), and
+ * a third true when not even its folder is (the walk to it found no such
+ * folder: a plan's new file in a new folder, which need not be walked to
+ * again to learn that) */
 static int fs_holds(lua_State *L)
 {
     const char *path = provision_checkpath(L, 1);
@@ -259,7 +262,8 @@ static int fs_holds(lua_State *L)
     lua_pushboolean(L, !e && lk.same == 1 && lk.st.st_nlink == 1 && (lua_Integer)lk.st.st_uid == uid
                        && (mode < 0 || (lua_Integer)(lk.st.st_mode & 07777) == mode));
     lua_pushboolean(L, e == ENOENT || e == ENOTDIR);
-    return 2;
+    lua_pushboolean(L, lk.walk_failed && e == ENOENT);
+    return 3;
 }
 
 static int fs_stat(lua_State *L) { return fs_pushstat(L, 1); }

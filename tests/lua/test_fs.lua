@@ -135,6 +135,12 @@ T.test("primitives: holds(path, content, mode, uid): a re-run's check in one cal
   T.eq(select(2, C.holds(d .. "/f", "hellp", -1, uid)), false, "not absent: a file of other content")
   T.eq(select(2, C.holds(d .. "/l", "hello", -1, uid)), false, "not absent: a link")
   T.eq(select(2, C.holds(d, "hello", -1, uid)), false, "not absent: a folder")
+  -- the third: not even the folder (B.blockers then walks to it no more)
+  T.eq(select(3, C.holds(d .. "/no/such", "hello", -1, uid)), true, "no folder: no such folder")
+  T.eq(select(3, C.holds(d .. "/no/deeper/such", "hello", -1, uid)), true, "no folder: none on the way")
+  T.eq(select(3, C.holds(d .. "/none", "hello", -1, uid)), false, "the folder is there, the file is not")
+  T.eq(select(3, C.holds(d .. "/f/x", "hello", -1, uid)), false, "a file on the way (ENOTDIR): not said")
+  T.eq(select(3, C.holds(d .. "/f", "hellp", -1, uid)), false, "a file there")
 end)
 
 T.test("primitives: probe opens first: a FIFO does not wait, a socket, a file it cannot open", function()

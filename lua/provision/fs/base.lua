@@ -98,25 +98,32 @@ end
 -- (new: the file is not there yet) its folder does not, and no step before
 -- would change anything in plan (in apply the steps before have run).
 -- soft (a note for the change lines): those missing, with a step before
--- that would change something and may make them.
-function B.blockers(self, ctx, path, new)
-  local missing = {}
-  if self.owner and resolve(self.owner) == nil then missing[#missing + 1] = "no such user " .. self.owner end
-  if self.group and resolve(self.group, true) == nil then missing[#missing + 1] = "no such group " .. self.group end
+-- that would change something and may make them. no_folder: the check
+-- walked to the folder already and found none (C.holds says so): it is not
+-- walked to again.
+function B.blockers(self, ctx, path, new, no_folder)
+  local missing   -- (made only when something is: a plan of many new files makes none)
+  if self.owner and resolve(self.owner) == nil then missing = { "no such user " .. self.owner } end
+  if self.group and resolve(self.group, true) == nil then
+    missing = missing or {}
+    missing[#missing + 1] = "no such group " .. self.group
+  end
   -- the usual case in one walk: the folder is there, on a filesystem that
   -- can be written (readonly() walks to path's folder and asks its
   -- filesystem); else, as it always was, what is at the folder's path
-  local ro, _, rcode = C.readonly(path)
+  local ro, rcode, _
+  if no_folder then rcode = ENOENT else ro, _, rcode = C.readonly(path) end
   if ro == true then return ("%s: the filesystem of %s is read-only"):format(path, parent_of(path)) end
   local parent = parent_of(path)
   -- (the walk to the folder found no such folder: no second walk to say so)
   local pst = ro == nil and rcode ~= ENOENT and C.stat(parent)
   if ro == nil and not pst and new and not (ctx and ctx.planned and ctx:planned(parent) ~= nil) then
+    missing = missing or {}
     missing[#missing + 1] = ("its folder %s does not exist (add an fs.directory step before this one)"):format(parent)
   elseif pst and pst.type == "directory" and C.readonly(path) then
     return ("%s: the filesystem of %s is read-only"):format(path, parent)
   end
-  if #missing == 0 then return nil end
+  if not missing then return nil end
   local why = ("%s: %s"):format(path, table.concat(missing, "; "))
   if ctx and ctx.plan and ctx.earlier_change and ctx:earlier_change() then
     return nil, "  (" .. why .. ": a step before this one may make it)"

@@ -129,8 +129,8 @@ F.BACKUP_NOTE = "  (backup = true: the old content is kept beside it)"
 -- it, called only when there is a change to show (a no-op words nothing)
 -- the check's answer when it has changes: a failure when apply could not
 -- make them (B.blockers), else the changes with any note
-function F.would(self, ctx, changes, new)
-  local hard, soft = B.blockers(self, ctx, self.path, new)
+function F.would(self, ctx, changes, new, no_folder)
+  local hard, soft = B.blockers(self, ctx, self.path, new, no_folder)
   if hard then return nil, hard end
   if soft then changes[#changes + 1] = soft end
   return false, changes
@@ -140,9 +140,10 @@ local holds = C.holds
 function F.check(self, ctx, content, display, mask_old)
   -- the usual re-run: our file, its content and mode as they are to be
   -- (no owner or group named): nothing to word, no table made
-  local st, err = true, nil
+  local st, err, no_folder = true, nil, nil
   if not (self.owner or self.group) then
-    local same, absent = holds(self.path, content, self.mode or -1, EUID)
+    local same, absent
+    same, absent, no_folder = holds(self.path, content, self.mode or -1, EUID)
     if same then return true end
     if absent then st = false end   -- (plan's new file: no second walk to find nothing)
   end
@@ -155,7 +156,7 @@ function F.check(self, ctx, content, display, mask_old)
     -- (what it would find, were something put there since, is replaced
     -- by the rename as it would be a moment later)
     if ctx then ctx.nothing_at = self.path end
-    return F.would(self, ctx, new_file_changes(self, content, display, changes), true)
+    return F.would(self, ctx, new_file_changes(self, content, display, changes), true, no_folder)
   end
   local replace = replace_changes(self, st)
   if replace then return false, replace end
