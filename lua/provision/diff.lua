@@ -171,12 +171,32 @@ end
 
 -- diff.added(out, text, to, max_lines): a new file's diff (from /dev/null,
 -- every line added) appended to the list out, no table of its own: what a
--- plan shows for each file it would create
+-- plan shows for each file it would create. The lines as one_sided words
+-- them, in one pass over text (no list of its lines first, no marker): a
+-- plan of 142,000 new files makes this 142,000 times.
+local find, sub = string.find, string.sub
+local RANGE = {}   -- range(1, n) for n < 256, each made once
 function M.added(out, text, to, max_lines)
   if text == "" then return out end
   local base = #out
   out[base + 1], out[base + 2] = "--- /dev/null", "+++ " .. to
-  one_sided(out, base + 2, text, "+")
+  local o, n, pos, len = base + 3, 0, 1, #text
+  while pos <= len do
+    local nl = find(text, "\n", pos, true)
+    o, n = o + 1, n + 1
+    if not nl then
+      out[o], out[o + 1] = "+" .. sub(text, pos), "\\ No newline at end of file"
+      break
+    end
+    out[o] = "+" .. sub(text, pos, nl - 1)
+    pos = nl + 1
+  end
+  local r = RANGE[n]
+  if not r then
+    r = range(1, n)
+    if n < 256 then RANGE[n] = r end
+  end
+  out[base + 3] = "@@ -0,0 +" .. r .. " @@"
   return cut(out, max_lines, base)
 end
 

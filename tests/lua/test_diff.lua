@@ -133,14 +133,19 @@ T.test("max_lines cuts a long diff and says how much is left", function()
 end)
 
 T.test("added: a new file's diff appended to a list, as unified from /dev/null makes it", function()
-  for _, text in ipairs { "a\n", "a\nb\n", "no newline", "a\n\nb", ("x\n"):rep(50) } do
+  local texts = { "a\n", "a\nb\n", "no newline", "a\n\nb", ("x\n"):rep(50), "\n", "\n\n", "x", "a\nb",
+                  ("x\n"):rep(9) .. "y", ("x\n"):rep(10) .. "y", ("l\n"):rep(300), " \n\t\n" }
+  for _, text in ipairs(texts) do
     local want = D.unified("", text, { from = "/dev/null", to = "p/f", max_lines = 10 })
     local got = D.added({ "+ p/f (a line before)" }, text, "p/f", 10)
     T.eq(got[1], "+ p/f (a line before)", "what was in the list stays first")
     T.eq({ table.unpack(got, 2) }, want, ("%q"):format(text:sub(1, 12)))
   end
   T.eq(D.added({ "x" }, "", "p/f", 10), { "x" }, "empty content: no diff lines")
-  T.eq(D.added({}, "a\n", "p/f"), D.unified("", "a\n", { from = "/dev/null", to = "p/f" }), "no max_lines")
+  for _, text in ipairs(texts) do
+    T.eq(D.added({}, text, "p/f"), D.unified("", text, { from = "/dev/null", to = "p/f" }),
+      ("no max_lines: %q"):format(text:sub(1, 12)))
+  end
 end)
 
 os.exit(T.done())
