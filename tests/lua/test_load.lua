@@ -117,7 +117,7 @@ T.test("path conflicts: the first claim, then the agreeing ones; an absence over
   T.eq(validate.path_conflict(recipe({ fs.absent "w" }, { fs.absent "w/x" })), nil)
 end)
 
-T.test("a step of one resource is 4 fields (its kind filled in); tags and on_change only when given", function()
+T.test("a step of one resource is 4 fields (its kind filled in) and its own list of resources; tags and on_change only when given", function()
   local dir = T.tmpdir()
   local f = io.open(dir .. "/r.lua", "w")
   f:write('recipe { name = "shape" }\n',
@@ -128,9 +128,18 @@ T.test("a step of one resource is 4 fields (its kind filled in); tags and on_cha
   local recipe = assert(require("provision.dsl").load(dir .. "/r.lua", {}))
   local a, b, c = recipe.steps[1], recipe.steps[2], recipe.steps[3]
   local keys = {}
-  for k in pairs(a) do keys[#keys + 1] = k end
+  for k in pairs(a) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
-  T.eq(table.concat(keys, " "), "kind name resources where")
+  T.eq(table.concat(keys, " "), "1 kind name resources where")
+  T.eq(rawequal(a.resources, a), true, "one resource: the step is the list")
+  T.eq(#a.resources, 1)
+  T.eq(a.resources[1].path, "d/a")
+  local n = 0
+  for i, r in ipairs(a.resources) do n = n + 1; T.eq(r, a[i]) end
+  T.eq(n, 1, "ipairs: the one resource")
+  T.eq(rawequal(b.resources, b), false, "two resources: a list of their own")
+  T.eq(#b.resources, 2)
+  T.eq(b[1], nil)
   T.eq(a.kind, "fs.file")
   T.eq(a.where, dir .. "/r.lua:2")
   T.eq(b.kind, nil, "two resources: the runner joins their kinds")

@@ -72,10 +72,18 @@ end
 -- or {}`), and kind, the runner's "fs.file" or "a+b", is filled in here
 -- for a step of one resource: the usual step is a table of 4 fields, not 5
 -- (Lua sizes a table's fields by powers of 2: 128 bytes a step less, 142,000
--- steps: 18 MB)
+-- steps: 18 MB). A step of one resource is its own list of resources: the
+-- resource is s[1] and s.resources is s (#, ipairs and [i] read it as the
+-- list they read), not a table of its own (56 bytes a step less, and one
+-- object fewer for the collector to trace: a 142,000-step recipe, 8 MB)
 function M.step(name, resources, where, body)
-  local kind = resources[2] == nil and resources[1].kind or nil
-  local s = { name = name, resources = resources, where = where, kind = kind }
+  local s
+  if resources[2] == nil and resources[1] ~= nil then
+    s = { resources[1], name = name, resources = false, where = where, kind = resources[1].kind }
+    s.resources = s
+  else
+    s = { name = name, resources = resources, where = where }
+  end
   if body.tags ~= nil then s.tags = M.tags(body.tags) end
   if body.on_change then s.on_change = M.tags(body.on_change) end
   return s
