@@ -329,6 +329,16 @@ static int core_clean_path(lua_State *L)
     return 1;
 }
 
+/* map(n) -> a new table with room for n keys (lua_createtable): a map of
+ * one key a step (the loader's check that no two steps own one path) is
+ * filled without being rehashed at each power of 2 on the way */
+static int core_map(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_createtable(L, 0, n < 0 ? 0 : n > (1 << 26) ? 1 << 26 : (int)n);
+    return 1;
+}
+
 static int core_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 
 /* cwd() -> the working folder | nil, message */
@@ -353,6 +363,7 @@ static const luaL_Reg core_funcs[] = {
     { "interrupt_on_stdin_eof", core_interrupt_on_stdin_eof },
     { "interrupted", core_interrupted },
     { "isatty", core_isatty },
+    { "map", core_map },
     { "mkdirs", core_mkdirs },
     { "now", core_now },
     { "read_file", core_read_file },

@@ -245,4 +245,17 @@ print("done")
   T.match(out, "^done\n")
 end)
 
+T.test("map(n): an empty table with room for n keys; n checked", function()
+  for _, n in ipairs { 0, 1, 1000, -5 } do
+    local m = core.map(n)
+    T.eq(next(m), nil, "empty: " .. n)
+    for i = 1, 2000 do m["k" .. i] = i end
+    local c = 0
+    for _ in pairs(m) do c = c + 1 end
+    T.eq(c, 2000, "fills as any table: " .. n)
+  end
+  T.eq(pcall(core.map, "x"), false, "not a number: an error")
+  T.eq(pcall(core.map, 1.5), false, "not an integer: an error")
+end)
+
 os.exit(T.done())

@@ -219,7 +219,7 @@ end
 -- a path's key is its normalized form, relative when under cwd ("." for
 -- cwd itself), so that two spellings of one path share a key.
 local function shared(recipe, cwd)
-  local seen = {}
+  local seen = core.map(#recipe.steps)   -- (room for a path a step: no rehash on the way)
   local norm_path, clean_path = R.norm_path, R.clean_path
   local under = cwd == "/" and "/" or cwd .. "/"
   return each_owned(recipe, function(_, _, def, p)
