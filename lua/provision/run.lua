@@ -661,8 +661,11 @@ function M.main(o)
   end
 
   -- o.plan: teardown --plan (or plan --teardown): a plan of the teardown
-  local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = o.verb == "plan" or o.plan == true,
-                selected = selected, partial = partial, counts = new_counts(), plan_writes = {}, plan_written = {} }
+  local plan = o.verb == "plan" or o.plan == true
+  local run = { o = o, verb = o.verb, recipe = recipe, report = report, plan = plan,
+                selected = selected, partial = partial, counts = new_counts(), plan_writes = {},
+                -- (a plan notes a path a step: room for them, not a rehash at each power of 2)
+                plan_written = plan and core.map(#recipe.steps) or {} }
   local dir = State.default_dir(o)
   -- a teardown with nothing recorded and no teardown block of its own has
   -- nothing to do: it reports that and writes nothing, not even the folder
