@@ -104,14 +104,18 @@ local function check_item(self, kind, name, k, v)
   end
 end
 
-function Loader:parse_body(kind, name, body)
+-- parse_body(kind, name, body [, borrow]) -> the list of body's resources.
+-- borrow: the caller keeps no list of one resource (steps.step makes the
+-- step its own list): the usual body, one resource and nothing else, is
+-- given back as it is, not copied (a table less a step)
+function Loader:parse_body(kind, name, body, borrow)
   if type(body) ~= "table" or (getmetatable(body) ~= nil and is_resource(body)) then
     self:fail(("%s '%s': expected a table { resource, ... } after the name"):format(kind, name))
   end
   local one = body[1]
   if one ~= nil and next(body, 1) == nil then   -- one resource and nothing else: the usual step
     check_item(self, kind, name, 1, one)
-    return { one }
+    return borrow and body or { one }
   end
   local named = false   -- a field other than the resources
   for k, v in next, body do
@@ -314,7 +318,7 @@ function Loader:decl_step(name)
   self:check_name("step", name)
   local where = self:where()
   return function(body)
-    local resources = self:parse_body("step", name, body)
+    local resources = self:parse_body("step", name, body, true)
     local recipe = self.recipe
     local prev = recipe.by_name[name]
     if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
@@ -405,7 +409,7 @@ function Loader:decl_replace_step(name)
   local where = self:where()
   local prev = self.recipe.steps[i]
   return function(body)
-    local resources = self:parse_body("step", name, body)
+    local resources = self:parse_body("step", name, body, true)
     local anchor = type(body) == "table" and (body.before and "before" or body.after and "after")
     if anchor then   -- it was ignored, silently
       self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
