@@ -233,9 +233,12 @@ static int request_unix(lua_State *L, docker_client *c, const docker_req *r)
     else if (rc == UHTTP_CONNECT)
         docker_explain_unix(c, eno, msg, sizeof msg);
     else if (rc == UHTTP_TIMEOUT)
-        snprintf(msg, sizeof msg, "docker %s %s: no answer within %gs", method, path, rq.timeout);
+        snprintf(msg, sizeof msg, "docker %s %s: no answer within %gs (the engine at %.300s)", method, path,
+                 rq.timeout, c->socket_path);
     else if (rc == UHTTP_NOMEM)
         snprintf(msg, sizeof msg, "docker %s %s: out of memory", method, path);
+    else if (rc == UHTTP_IO)   /* (the connection failed mid-request: the engine stopped, say; which one) */
+        snprintf(msg, sizeof msg, "docker %s %s: %s (the engine at %.300s)", method, path, err, c->socket_path);
     else
         snprintf(msg, sizeof msg, "docker %s %s: %s", method, path, err);
     lua_pushnil(L);

@@ -85,9 +85,10 @@ static void tcp_explain(const docker_client *c, CURLcode rc, const char *method,
         snprintf(out, outlen, "TLS to %.100s failed (is it a TLS endpoint that accepts %.120s?): %.200s",
                  c->host, c->cert, c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc));
     else if (rc == CURLE_OPERATION_TIMEDOUT)
-        snprintf(out, outlen, "docker %s %s: no answer within %gs", method, path, timeout);
+        snprintf(out, outlen, "docker %s %s: no answer within %gs (the engine at %.200s)", method, path, timeout,
+                 c->host);
     else
-        snprintf(out, outlen, "docker %s %s: %s", method, path, curl_easy_strerror(rc));
+        snprintf(out, outlen, "docker %s %s: %s (the engine at %.200s)", method, path, curl_easy_strerror(rc), c->host);
 }
 
 /* the TLS files of opts table t into c (each must be readable by us):

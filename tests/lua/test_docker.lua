@@ -145,9 +145,12 @@ T.test("a socket that is not quite an engine: each reply said as it is, one conn
   T.eq({ c:request("GET", "/badchunk") }, { nil, 'docker GET /badchunk: the reply has a bad chunk size line: "zz"' })
   T.eq({ c:request("GET", "/big", { max_body = 4096 }) },
     { nil, "docker GET /big: the reply's body is 5000 bytes (Content-Length), over the 4096 allowed" })
-  T.eq({ c:request("GET", "/close") }, { nil, "docker GET /close: the connection was closed before any reply came" })
+  -- (a connection that fails, or an engine that does not answer: the message names the engine)
+  T.eq({ c:request("GET", "/close") },
+    { nil, "docker GET /close: the connection was closed before any reply came (the engine at " .. sock .. ")" })
   local t0 = core.now()
-  T.eq({ c:request("GET", "/slow", { timeout = 0.3 }) }, { nil, "docker GET /slow: no answer within 0.3s" })
+  T.eq({ c:request("GET", "/slow", { timeout = 0.3 }) },
+    { nil, "docker GET /slow: no answer within 0.3s (the engine at " .. sock .. ")" })
   T.ok(core.now() - t0 < 1.5, "the timeout kept")
   T.eq({ c:request("GET", "/ok") }, { 200, "ok" }, "a new connection after each failure")
   local _, ferr, fcode = c:request("POST", "/echo", { file = dir .. "/none.tar" })
