@@ -130,6 +130,8 @@ int provision_digest_mem(const void *p, size_t n, int kind, char out[DIGEST_HEX_
 int provision_digest_fd(int fd, int kind, int interruptible, char out[DIGEST_HEX_MAX])
 {
     enum { BLOCK = 1 << 17 };
+    /* (a SHA-256 kept whole in buf has room for one more read) */
+    _Static_assert(SHA256_SMALL < BLOCK, "SHA256_SMALL must be below digest_fd's block");
     char *buf = malloc(BLOCK);
     if (!buf) return ENOMEM;
     /* One loop reads the file. SHA-256 keeps what it reads in buf while

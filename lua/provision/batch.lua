@@ -38,7 +38,7 @@ local M = {}
 M.STEPS, M.SECONDS = 1000, 1.0
 
 -- does step s join the batch (every resource sync_later; never in plan)?
--- (kept in s.sync_later, which new_ctx passes on as ctx.sync_later)
+-- (kept in s.sync_later, which a step's ctx gives as ctx.sync_later)
 local function joins(run, s)
   if run.plan then return false end   -- (nothing noted in a plan's steps: each kept field costs)
   if s.sync_later == nil then

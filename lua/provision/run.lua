@@ -160,13 +160,6 @@ for name, fn in pairs(Ctx) do
   if type(fn) == "function" then Ctx[name] = function(...) return core.shielded(fn, ...) end end
 end
 
-local function new_ctx(run, step, saved)
-  return setmetatable({
-    run = run, step = step, state = saved or {}, plan = run.plan, verbose = run.o.verbose,
-    json = run.o.json, timeout = run.o.timeout, t0 = core.now(), sync_later = step.sync_later,
-  }, Ctx)
-end
-
 -- a step's ctx: its .state is saved[i]'s, fetched when first read, and
 -- what is the run's or the step's (.plan, .sync_later, .t0, ...) read from
 -- them (a table of 4 fields: a 10,000-step no-op makes 10,000)
@@ -185,6 +178,13 @@ local LazyCtx = { __index = function(ctx, k)
 end }
 local function step_ctx(run, step, i, sv)
   return setmetatable({ run = run, step = step, index = i, saved = sv }, LazyCtx)
+end
+-- a revert's ctx: a step's, with the state given (saved: what the state
+-- file recorded of the resource, or an orphan's record)
+local function revert_ctx(run, step, saved)
+  local ctx = step_ctx(run, step)
+  rawset(ctx, "state", saved or {})
+  return ctx
 end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
@@ -467,7 +467,7 @@ function revert_step(run, s)
         :format(describe(res), res.kind)
       changes[#changes + 1] = "? " .. describe(res) .. ": would revert what it recorded (not previewed)"
     elseif res.revert and next(saved) ~= nil then
-      local ctx = new_ctx(run, s, saved)
+      local ctx = revert_ctx(run, s, saved)
       if run.plan then ctx.changes = changes end
       local ok, a, b = changing(res.revert, res, ctx)
       if not ok or (a == nil and b ~= nil) then

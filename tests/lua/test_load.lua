@@ -117,7 +117,7 @@ T.test("path conflicts: the first claim, then the agreeing ones; an absence over
   T.eq(validate.path_conflict(recipe({ fs.absent "w" }, { fs.absent "w/x" })), nil)
 end)
 
-T.test("a step of one resource is 4 fields (its kind filled in) and its own list of resources; tags and on_change only when given", function()
+T.test("a step of one resource is 4 named fields (its kind filled in) and its own list of resources at [1]; tags and on_change only when given", function()
   local dir = T.tmpdir()
   local f = io.open(dir .. "/r.lua", "w")
   f:write('recipe { name = "shape" }\n',

@@ -358,6 +358,10 @@ function Loader:big_recipe()
     self.big = true
     collectgarbage("incremental", BIG_PAUSE)   -- (the pause is kept in generational mode)
     collectgarbage("generational", GEN_MINOR, GEN_MAJOR)
+    -- Lua 5.4.4 (Debian 12's) sets no target for the first minor collection
+    -- when it enters generational mode (fixed in 5.4.5): one young step
+    -- does, from there on the collector times itself
+    collectgarbage("step", 0)
   end
 end
 

@@ -70,7 +70,7 @@ end
 -- resources, where, kind, tags, on_change } (body: its tags and on_change,
 -- checked). tags and on_change are absent when none (readers say `s.tags
 -- or {}`), and kind, the runner's "fs.file" or "a+b", is filled in here
--- for a step of one resource: the usual step is a table of 4 fields, not 5
+-- for a step of one resource: the usual step has 4 named fields, not 5
 -- (Lua sizes a table's fields by powers of 2: 128 bytes a step less, 142,000
 -- steps: 18 MB). A step of one resource is its own list of resources: the
 -- resource is s[1] and s.resources is s (#, ipairs and [i] read it as the

@@ -91,7 +91,7 @@ function B.attr_changes(self, st, label, out)
   return out
 end
 
--- blockers(self, ctx, path, new) -> hard, soft: what makes a write of path
+-- blockers(self, ctx, path, new [, no_folder]) -> hard, soft: what makes a write of path
 -- fail that a check can see, so that plan says so rather than promise a
 -- change apply cannot make. hard (a message: the check fails): the folder
 -- is on a read-only filesystem; or the owner or group does not exist, or
