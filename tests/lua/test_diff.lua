@@ -145,6 +145,9 @@ T.test("added: a new file's diff appended to a list, as unified from /dev/null m
   for _, text in ipairs(texts) do
     T.eq(D.added({}, text, "p/f"), D.unified("", text, { from = "/dev/null", to = "p/f" }),
       ("no max_lines: %q"):format(text:sub(1, 12)))
+    -- (both come from one_sided: each side checked by applying it, as GNU patch would)
+    T.eq(patch("", D.added({}, text, "p/f")), text, ("added applies: %q"):format(text:sub(1, 12)))
+    T.eq(patch(text, D.unified(text, "")), "", ("all removed applies: %q"):format(text:sub(1, 12)))
   end
 end)
 
