@@ -60,7 +60,8 @@
 --   R.write_intent, with core.write_atomic's sync "later" (or "data") when
 --   ctx.sync_later, and nothing outside the process acts on them: a step of
 --   such resources joins the runner's batch (one syncfs for many files;
---   provision.batch says when it is flushed). fs.file, fs.template, fs.env_file;
+--   provision.batch says when it is flushed), and its step line may wait in
+--   stdout's buffer (report.lua). fs.file, fs.template, fs.env_file;
 --   fs.symlink and fs.directory too (a link, folders: an intent in
 --   ctx.state.pending journaled first, made with C.symlink's/C.mkdir's later).
 -- writes(self) -> { path, ... }: what apply writes; reads(self) -> { path,

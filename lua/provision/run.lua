@@ -382,6 +382,7 @@ local function apply_or_plan(run)
     else
       -- (the batch on disk before a step of another kind; else finish says why)
       if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
+      report:before(s)   -- (the lines held before it out first, unless s writes files only)
       local t0 = now()
       run.step_t0, run.dirty_step = t0, false
       local late, status, detail, changes, failure, saved = timed(timeout, "step", s.name, run_step, run, s)
@@ -562,6 +563,7 @@ local function teardown(run)
     end
     run.report:start({ name = recipe.name, steps = items }, "teardown", #items)
     for i, s in ipairs(items) do
+      run.report:before(s)
       local t0 = core.now()
       run.step_t0 = t0
       local status, detail, changes, failure, late
@@ -621,6 +623,7 @@ local function teardown(run)
       run.report:step(n, s, "skipped", 0)
       goto next
     end
+    run.report:before(s)
     local late, status, detail, changes = timed(run.o.timeout, "step", s.name, revert_step, run, s)
     if not status then
       if late then detail.reason = timed_out_after(run.o.timeout) end
