@@ -407,6 +407,7 @@ int luaopen_provision_core(lua_State *L)
     luaL_newlib(L, core_funcs);                 /* _core */
     provision_open_statedir(L);
     provision_open_options(L);
+    provision_open_report(L);
     lua_pushstring(L, PROVISION_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */

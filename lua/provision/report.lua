@@ -76,14 +76,17 @@ function Report:flush()
   self.since = nil
 end
 
--- a step's line or event, which may wait (HOLD above)
-local function held(self, ...)
-  local out = self.out
-  out:write(...)
-  if not self.hold then return out:flush() end
+-- after a step's line or event was written: it may wait (HOLD above)
+local function written(self)
+  if not self.hold then return self.out:flush() end
   local now, since = core.now(), self.since
   if not since then self.since = now
   elseif now - since >= HOLD then self:flush() end
+end
+
+local function held(self, ...)
+  self.out:write(...)
+  return written(self)
 end
 
 -- a step's lines (Report:write's, held)
@@ -238,12 +241,18 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     self.labels[status] = label
   end
   local took = fmt_ms(ms)
+  -- (a plan of teardown: also what an ok step would leave, and why)
+  local show = changes and (status == "would-change" or self.verbose and status ~= "ok" or self.plan and #changes > 0)
+     and not (#changes == 1 and changes[1] == detail)   -- said once already
+  if not self.color and not secret.any() then   -- (nothing to paint or mask: written in C)
+    self:clear_live()
+    core.step_line(self.out, i, of_n, s.name, self.name_width, label, took, detail or nil, show and changes or nil)
+    return written(self)
+  end
   local line = pad("[" .. i .. of_n, #of_n * 2 - 1) .. " " .. pad(s.name, self.name_width) .. " " .. label .. " "
     .. (#took < 6 and SPACES:sub(1, 6 - #took) .. took or took)
     .. (detail and detail ~= "" and ("  " .. detail) or "") .. "\n"
-  -- (a plan of teardown: also what an ok step would leave, and why)
-  if changes and (status == "would-change" or self.verbose and status ~= "ok" or self.plan and #changes > 0)
-     and not (#changes == 1 and changes[1] == detail) then   -- said once already
+  if show then
     self:changes(changes, line)
   else
     self:step_lines(line)
