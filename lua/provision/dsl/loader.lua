@@ -645,6 +645,7 @@ end
 
 -- run() -> true | nil, "file:line: message"
 function Loader:run()
+  collectgarbage("incremental", 200)   -- Lua's pause again (core/main.c: 1000 while the modules load)
   local ok, err = xpcall(self.load_file, function(e)
     if type(e) == "table" and e.msg then return e end
     -- a plain error: Lua already prefixed file:line when it was raised from
