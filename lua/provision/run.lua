@@ -14,7 +14,10 @@ local R = require "provision.resource"
 local selection = require "provision.selection"
 local step_kind = require("provision.dsl.steps").kind
 local batch = require "provision.batch"
-local planned = require "provision.planned"   -- plan: what the steps before would write
+-- provision.planned (plan: what the steps before would write) loads when a
+-- plan first needs it (every module loaded costs each run its start)
+local planned_m
+local function planned() planned_m = planned_m or require "provision.planned"; return planned_m end
 
 local M = {}
 
@@ -69,7 +72,7 @@ function Ctx:spin(label) self.run.report:spin(label or self.step.name, self.t0) 
 function Ctx.interrupted() return (core.interrupted()) end
 function Ctx:planned(path)
   if not self.run.plan or not self.run.plan_writes then return nil end
-  return planned.lookup(self.run, path)   -- the last write's
+  return planned().lookup(self.run, path)   -- the last write's
 end
 -- in plan: would a step before this one change something (and so perhaps
 -- make what this one's check finds missing: a user, a folder)?
@@ -206,7 +209,7 @@ local function run_step(run, s)
     -- an input an earlier step would write: a change to come, also when the
     -- check could not read it yet (an archive a step before downloads)
     if ok ~= false and run.plan and res.apply and not s.preflight then
-      local dep = planned.input_changes(run, res, ctx)
+      local dep = planned().input_changes(run, res, ctx)
       if dep then ok, changes = false, dep end
     end
     if ok == nil then
@@ -223,7 +226,7 @@ local function run_step(run, s)
         return "failed", nil, changes_all, { resource = describe(res), reason = table.concat(changes, "\n") }, saved
       elseif run.plan then
         status = "would-change"
-        planned.note(run, res)
+        planned().note(run, res)
       else
         local aok, a, b = changing(res.apply, res, ctx)
         run.dirty_step = true

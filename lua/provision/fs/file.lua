@@ -4,9 +4,13 @@
 local C = require "provision._fs"
 local R = require "provision.resource"
 local core = require "provision._core"
-local diff = require "provision.diff"
 local B = require "provision.fs.base"
-local backup = require "provision.fs.backup"
+-- provision.diff and provision.fs.backup load when first used: a no-op
+-- shows no diff and writes no file, and every module loaded costs each
+-- run its start (issue 19)
+local diff_m, backup_m
+local function diff() diff_m = diff_m or require "provision.diff"; return diff_m end
+local function backup() backup_m = backup_m or require "provision.fs.backup"; return backup_m end
 
 local F = {}
 
@@ -77,7 +81,7 @@ local function content_changes(path, content, display, out, mask_old, saved)
     return out
   end
   local shown_old = shown_old_text(old, content, saved, mask_old)
-  local lines = diff.unified(shown_old, display, { from = path, to = path, max_lines = DIFF_MAX_LINES })
+  local lines = diff().unified(shown_old, display, { from = path, to = path, max_lines = DIFF_MAX_LINES })
   if #lines == 0 then
     out[#out + 1] = "~ content changed (secret value)"
   else
@@ -94,7 +98,7 @@ local function new_file_changes(self, content, display, out)
     out[#out + 1] = ("+ %s (binary, %s, mode %s)"):format(self.path, summary(content), octal(mode))
   else
     out[#out + 1] = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
-    if #content <= DIFF_MAX_BYTES then diff.added(out, display, self.path, DIFF_MAX_LINES) end
+    if #content <= DIFF_MAX_BYTES then diff().added(out, display, self.path, DIFF_MAX_LINES) end
   end
   return out
 end
@@ -232,12 +236,12 @@ function F.apply(self, ctx, content, secret)
   local hash = C.sha256_string(content)
   if st and st.sha256 == hash then return B.set_attrs(self, self.path, st) end
   if self.backup and st then
-    local bok, berr = backup.keep(self.path, st, ctx)
+    local bok, berr = backup().keep(self.path, st, ctx)
     if not bok then return nil, berr end
   end
   local ok, werr = write_file(self, ctx, content, hash, st, was_link, replace)
   if not ok then return nil, werr end
-  backup.wrote(ctx, hash)
+  backup().wrote(ctx, hash)
   ctx.state.secret = secret == true or nil
   ctx.state.secret_lines = type(secret) == "table" and #secret > 0 and secret or nil
   if ctx.detail then ctx:detail(("%d bytes"):format(#content)) end
@@ -246,7 +250,7 @@ end
 
 -- revert: a backup put back (backup = true), then the files it created removed
 function F.revert(self, ctx)
-  local put, err = backup.restore(ctx)
+  local put, err = backup().restore(ctx)
   if put == nil then return nil, err end
   local removed, rerr = R.revert_created_files(self, ctx)
   if removed == nil then return nil, rerr end
