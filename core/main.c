@@ -99,6 +99,7 @@ int main(int argc, char **argv)
     lua_pushlightuserdata(L, argv);
     int status = lua_pcall(L, 2, 1, 1);
     int code;
+    fflush(stdout);   /* the step lines held (report.lua) before any error on stderr */
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (provision_interrupted()) {
@@ -111,7 +112,6 @@ int main(int argc, char **argv)
     } else {
         code = (int)lua_tointeger(L, -1);
     }
-    fflush(stdout);
     close_state(L);
     return code;
 }
