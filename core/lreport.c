@@ -17,6 +17,7 @@
  * caller keeps the paths this cannot take (colour, secrets to mask). A
  * write error is left to the stream (as file:write's result is left). */
 #include <stdio.h>
+#include <stdlib.h>
 #include "core.h"
 
 static void spaces(FILE *f, long n)
@@ -75,8 +76,27 @@ static int core_step_line(lua_State *L)
     return 0;
 }
 
+/* buffer_stdout(size): stdout fully buffered in size bytes, its buffer
+ * flushed first. (Lua's file:setvbuf cannot: glibc takes no size without a
+ * buffer of the caller's, and gives a pipe 4 KiB: a plan of 142,000 files,
+ * 25 MB of lines, was 6,000 writes and as many wake-ups of the reader.)
+ * Once a process: the buffer is never freed (stdout lives to exit). */
+static int core_buffer_stdout(lua_State *L)
+{
+    static char *buf;
+    lua_Integer size = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, size >= 1024 && size <= (1 << 24), 1, "a size from 1 KiB to 16 MiB");
+    if (buf) return 0;
+    fflush(stdout);
+    buf = malloc((size_t)size);
+    if (buf && setvbuf(stdout, buf, _IOFBF, (size_t)size) != 0) { free(buf); buf = NULL; }
+    return 0;
+}
+
 void provision_open_report(lua_State *L)
 {
     lua_pushcfunction(L, core_step_line);
     lua_setfield(L, -2, "step_line");
+    lua_pushcfunction(L, core_buffer_stdout);
+    lua_setfield(L, -2, "buffer_stdout");
 }
