@@ -19,6 +19,18 @@
 
 static int core_now(lua_State *L) { lua_pushnumber(L, provision_now()); return 1; }
 
+/* gc_settle(): Lua's pause of 200 % again, after the 1000 % that
+ * core/main.c sets while provision's own modules load. A new pause counts
+ * from the end of the cycle under way, which began at ten times what was
+ * live then: a heap past 16 MiB already (--remote reads its bundle first)
+ * is collected now, so that the next cycle comes at twice what lives. */
+static int core_gc_settle(lua_State *L)
+{
+    lua_gc(L, LUA_GCINC, 200, 0, 0);
+    if (lua_gc(L, LUA_GCCOUNT) > 16 * 1024) lua_gc(L, LUA_GCCOLLECT);
+    return 0;
+}
+
 static int core_time(lua_State *L)
 {
     struct timespec ts;
@@ -163,19 +175,43 @@ static int core_write(lua_State *L)
     return 1;
 }
 
-/* claim_stdout() -> fd: a private descriptor for what was stdout, which
- * from now on is stderr. With --json, stdout must hold the events alone:
- * print() in a custom step, and any child process that inherits fd 1, end
- * up on stderr instead. */
+/* the io library's close for the file claim_stdout makes */
+static int claimed_close(lua_State *L)
+{
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+}
+
+/* claim_stdout() -> file: an io library file on a private descriptor for
+ * what was stdout, which from now on is stderr. With --json, stdout must
+ * hold the events alone: print() in a custom step, and any child process
+ * that inherits fd 1, end up on stderr instead. The file is stdio's, with
+ * a 64 KiB buffer (report.lua holds step events there, as it holds text
+ * lines in stdout's), so that exit() flushes it, os.exit in recipe code
+ * too. Its buffer is never freed: the file lives to exit. */
 static int core_claim_stdout(lua_State *L)
 {
     fflush(stdout);
+    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+    p->closef = NULL;   /* (closed, until it is open) */
+    luaL_setmetatable(L, LUA_FILEHANDLE);
     int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
     if (fd < 0 || dup2(2, 1) < 0) {
         if (fd >= 0) close(fd);
         return luaL_fileresult(L, 0, "stdout");
     }
-    lua_pushinteger(L, fd);
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return luaL_fileresult(L, 0, "stdout");
+    }
+    enum { SIZE = 1 << 16 };
+    char *buf = malloc(SIZE);
+    if (buf && setvbuf(f, buf, _IOFBF, SIZE) != 0) free(buf);
+    p->f = f;
+    p->closef = claimed_close;
     return 1;
 }
 
@@ -357,6 +393,7 @@ static const luaL_Reg core_funcs[] = {
     { "deadline", core_deadline },
     { "duration", core_duration },
     { "exposed", core_exposed },
+    { "gc_settle", core_gc_settle },
     { "frame", core_frame },
     { "getpid", core_getpid },
     { "guard", core_guard },

@@ -90,7 +90,8 @@ int main(int argc, char **argv)
      * stays), collecting is wasted work: Lua's pause of 200 % starts a
      * cycle at every doubling from the first kilobytes. 1000 % until the
      * recipe loads (Loader:run, and --script before its chunk, put Lua's
-     * 200 back): a 10-step no-op 5.86 -> 5.40 M instructions, the same peak. */
+     * 200 back: core.gc_settle): a 10-step no-op 5.86 -> 5.40 M
+     * instructions, the same peak. */
     lua_gc(L, LUA_GCINC, 1000, 0, 0);
     provision_signals_install(L);
     lua_pushcfunction(L, msghandler);

@@ -55,6 +55,7 @@ end
 -- in run.flush_error for finish; run.unsynced: the steps it held)
 function M.flush(run)
   if not run.held then return true end
+  run.report:flush()   -- (the step lines held, out before a sync that may take a while)
   local ok, err = run.state:flush()
   if not ok then
     run.unsynced = run.unsynced or {}

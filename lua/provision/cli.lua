@@ -212,7 +212,7 @@ local function run_script(o)
     return EXIT.usage
   end
   env.arg = o.script_args
-  collectgarbage("incremental", 200)   -- Lua's pause again (core/main.c: 1000 while the modules load)
+  core.gc_settle()   -- Lua's pause again (core/main.c: 1000 % while the modules load)
   local ok, res = xpcall(chunk, debug.traceback, table.unpack(o.script_args))
   io.stdout:flush()
   if not ok then

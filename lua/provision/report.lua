@@ -12,7 +12,7 @@ Report.__index = Report
 
 local COLORS = { ok = "32", changed = "33", ["would-change"] = "33", failed = "1;31", skipped = "2", dim = "2", bold = "1" }
 
-local json_fd   -- stdout's descriptor once --json has claimed it
+local json_out   -- what was stdout, once --json has claimed it (a file)
 
 -- Step lines (and --json's step events) wait in stdout's buffer when stdout
 -- is not a terminal (a pipe, a file, a fleet's ssh), so that a plan of
@@ -44,16 +44,8 @@ function Report.new(o)
   if o.json then
     -- the events get stdout to themselves: anything else written there
     -- (print in a custom step, a child process) goes to stderr
-    json_fd = json_fd or core.claim_stdout()   -- once per process
-    if json_fd then
-      local buf = {}
-      self.out = {
-        write = function(_, ...) for _, v in ipairs({ ... }) do buf[#buf + 1] = v end end,
-        flush = function()
-          if #buf > 0 then core.write(json_fd, table.concat(buf)); buf = {} end
-        end,
-      }
-    end
+    json_out = json_out or core.claim_stdout()   -- once per process
+    if json_out then self.out = json_out end
   end
   self.last_draw = 0
   self.drawn = false

@@ -384,8 +384,8 @@ local function apply_or_plan(run)
       run.report:step(i, s, "skipped", 0, ("runs when %s changes; none did"):format(table.concat(s.on_change, " or ")))
     else
       -- (the batch on disk before a step of another kind; else finish says why)
-      if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
       report:before(s)   -- (the lines held before it out first, unless s writes files only)
+      if not batch.before_step(run, s) then not_run(run, i); return finish(run, EXIT.failed) end
       local t0 = now()
       run.step_t0, run.dirty_step = t0, false
       local late, status, detail, changes, failure, saved = timed(timeout, "step", s.name, run_step, run, s)

@@ -142,3 +142,40 @@ rc=$?
 order=$(grep -n -e 'f2 *changed' -e '^error:' -e 'failed=1' "$SANDBOX/err.out" | cut -d: -f1 | tr '\n' ' ')
 expect "2>&1: the step lines, then the error, then the summary ($order)" \
     eval '[ $rc = 1 ] && [ "$(echo $order | tr " " "\n" | sort -n | tr "\n" " ")" = "$order" ] && [ "$(echo $order | wc -w)" = 3 ]'
+
+# ---- os.exit in a step of whole files ----
+# a plugin kind of the batch (sync_later) whose check ends the process
+# with os.exit: the lines and events held for the steps before it are out
+# (stdio's buffers, which exit() flushes: --json's file too)
+cat > modules/texit.lua <<'L'
+local R = require "provision.resource"
+local M = {}
+M.step = R.define {
+  kind = "texit.step",
+  options = {},
+  describe = function() return "exit" end,
+  check = function() os.exit(7) end,
+  apply = function() return true end,
+  sync_later = true,
+}
+return M
+L
+cat > exit.lua <<'R'
+recipe { name = "exit" }
+local texit = require "texit"
+step "x1" { fs.file { path = "x1", content = "x" } }
+step "x2" { fs.file { path = "x2", content = "x" } }
+step "bye" { texit.step {} }
+R
+for flag in "" --json; do
+    rm -f x1 x2
+    "$P" exit.lua $flag > "$SANDBOX/exit.out" 2> "$SANDBOX/exit.err"
+    rc=$?
+    if [ -z "$flag" ]; then
+        expect "os.exit in a file step: exit 7, the two lines before it out" \
+            eval '[ $rc = 7 ] && grep -q "x1 *changed" "$SANDBOX/exit.out" && grep -q "x2 *changed" "$SANDBOX/exit.out"'
+    else
+        expect "os.exit in a file step, --json: exit 7, the two events before it out" \
+            eval '[ $rc = 7 ] && [ "$(grep -c "\"event\":\"step\"" "$SANDBOX/exit.out")" = 2 ]'
+    fi
+done

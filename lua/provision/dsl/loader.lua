@@ -25,7 +25,8 @@ Loader.__index = Loader
 -- than the source; a frame elsewhere is looked up by its source. The
 -- "file:line" strings are kept, one per line (a loop declares thousands
 -- of steps from one line).
-local frame = require("provision._core").frame   -- debug.getinfo(level, "fl") without its table
+local core = require "provision._core"
+local frame = core.frame   -- debug.getinfo(level, "fl") without its table
 function Loader:where()
   local chunks = self.chunks
   for level = 3, 50 do   -- 1 is this, 2 its caller: never a recipe's
@@ -645,7 +646,7 @@ end
 
 -- run() -> true | nil, "file:line: message"
 function Loader:run()
-  collectgarbage("incremental", 200)   -- Lua's pause again (core/main.c: 1000 while the modules load)
+  core.gc_settle()   -- Lua's pause again (core/main.c: 1000 % while the modules load)
   local ok, err = xpcall(self.load_file, function(e)
     if type(e) == "table" and e.msg then return e end
     -- a plain error: Lua already prefixed file:line when it was raised from
