@@ -14,8 +14,8 @@ function M.main(recipe, report)
       report:event { event = "check", name = c.name, kind = step_kind(c), status = "listed" }
     end
     for i, s in ipairs(recipe.steps) do
-      report:event { event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0,
-                     tags = #(s.tags or {}) > 0 and s.tags or nil }
+      report:event({ event = "step", index = i, name = s.name, kind = step_kind(s), status = "listed", ms = 0,
+                     tags = #(s.tags or {}) > 0 and s.tags or nil }, true)   -- (held: report.lua)
     end
     for _, k in ipairs(recipe.var_order) do
       local v = recipe.vars[k]
