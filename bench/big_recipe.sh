@@ -15,6 +15,8 @@
 #   PROVISION_OLD=/path/to/provision   the build before, paired: old and new
 #                 alternate at each measure
 #   KEEP=1        keep the work folder (its path is printed)
+#   PIPE=1        plan's output through a pipe (`| cat`), as a terminal
+#                 pager or a CI log reads it, not into a file
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=${PROVISION:-$ROOT/provision}
@@ -87,7 +89,11 @@ for n in $sizes; do
         for b in "${!bins[@]}"; do
             rm -rf s[0-9]* .provision
             L[$b]+="$(timed list.out "${bins[$b]}" list r.lua)"$'\n'
-            PL[$b]+="$(timed plan.out "${bins[$b]}" plan r.lua)"$'\n'
+            if [ "${PIPE:-0}" = 1 ]; then
+                PL[$b]+="$(timed /dev/null sh -c '"$0" plan r.lua 2>&1 | cat > plan.out' "${bins[$b]}")"$'\n'
+            else
+                PL[$b]+="$(timed plan.out "${bins[$b]}" plan r.lua)"$'\n'
+            fi
         done
     done
     grep -q "would-change=$n " plan.out || { echo "bench/big_recipe.sh: plan did not say every step would change:" >&2; tail -n 3 plan.out >&2; exit 1; }

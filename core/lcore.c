@@ -175,11 +175,17 @@ static int core_write(lua_State *L)
     return 1;
 }
 
-/* the io library's close for the file claim_stdout makes */
+static char *claimed_buf;   /* the buffer of claim_stdout's file */
+
+/* the io library's close for the file claim_stdout makes (and its
+ * buffer, which fclose leaves: it is ours) */
 static int claimed_close(lua_State *L)
 {
     luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+    int ok = fclose(p->f) == 0;
+    free(claimed_buf);
+    claimed_buf = NULL;
+    return luaL_fileresult(L, ok, NULL);
 }
 
 /* claim_stdout() -> file: an io library file on a private descriptor for
@@ -188,7 +194,7 @@ static int claimed_close(lua_State *L)
  * that inherits fd 1, end up on stderr instead. The file is stdio's, with
  * a 64 KiB buffer (report.lua holds step events there, as it holds text
  * lines in stdout's), so that exit() flushes it, os.exit in recipe code
- * too. Its buffer is never freed: the file lives to exit. */
+ * too. Once a process (report.lua keeps it). */
 static int core_claim_stdout(lua_State *L)
 {
     fflush(stdout);
@@ -208,8 +214,10 @@ static int core_claim_stdout(lua_State *L)
         return luaL_fileresult(L, 0, "stdout");
     }
     enum { SIZE = 1 << 16 };
-    char *buf = malloc(SIZE);
-    if (buf && setvbuf(f, buf, _IOFBF, SIZE) != 0) free(buf);
+    if (!claimed_buf && (claimed_buf = malloc(SIZE)) && setvbuf(f, claimed_buf, _IOFBF, SIZE) != 0) {
+        free(claimed_buf);
+        claimed_buf = NULL;
+    }
     p->f = f;
     p->closef = claimed_close;
     return 1;
