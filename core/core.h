@@ -189,7 +189,8 @@ int provision_procs_run(provision_procs_job *jobs, size_t n, const provision_pro
 int luaopen_provision_core(lua_State *L);
 /* lstate.c: the state folder's functions, into the _core table on the stack */
 void provision_open_statedir(lua_State *L);
-/* lreport.c: core.step_line, report.lua's step line written in C */
+/* lreport.c: core.step_line (report.lua's step line written in C),
+ * core.buffer_stdout and core.claim_stdout */
 void provision_open_report(lua_State *L);
 
 /* alloc.c: the Lua state's allocator, small blocks by size class:

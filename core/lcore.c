@@ -164,65 +164,6 @@ static int core_term_width(lua_State *L)
     return 1;
 }
 
-/* write(fd, s): unbuffered, whole string */
-static int core_write(lua_State *L)
-{
-    int fd = (int)luaL_checkinteger(L, 1);
-    size_t len;
-    const char *s = luaL_checklstring(L, 2, &len);
-    if (provision_write_all(fd, s, len) < 0) return luaL_fileresult(L, 0, NULL);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static char *claimed_buf;   /* the buffer of claim_stdout's file */
-
-/* the io library's close for the file claim_stdout makes (and its
- * buffer, which fclose leaves: it is ours) */
-static int claimed_close(lua_State *L)
-{
-    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
-    int ok = fclose(p->f) == 0;
-    free(claimed_buf);
-    claimed_buf = NULL;
-    return luaL_fileresult(L, ok, NULL);
-}
-
-/* claim_stdout() -> file: an io library file on a private descriptor for
- * what was stdout, which from now on is stderr. With --json, stdout must
- * hold the events alone: print() in a custom step, and any child process
- * that inherits fd 1, end up on stderr instead. The file is stdio's, with
- * a 64 KiB buffer (report.lua holds step events there, as it holds text
- * lines in stdout's), so that exit() flushes it, os.exit in recipe code
- * too. Once a process (report.lua keeps it). */
-static int core_claim_stdout(lua_State *L)
-{
-    fflush(stdout);
-    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
-    p->closef = NULL;   /* (closed, until it is open) */
-    luaL_setmetatable(L, LUA_FILEHANDLE);
-    int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0 || dup2(2, 1) < 0) {
-        if (fd >= 0) close(fd);
-        return luaL_fileresult(L, 0, "stdout");
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return luaL_fileresult(L, 0, "stdout");
-    }
-    enum { SIZE = 1 << 16 };
-    if (!claimed_buf && (claimed_buf = malloc(SIZE)) && setvbuf(f, claimed_buf, _IOFBF, SIZE) != 0) {
-        free(claimed_buf);
-        claimed_buf = NULL;
-    }
-    p->f = f;
-    p->closef = claimed_close;
-    return 1;
-}
-
 const char *provision_checkpath(lua_State *L, int arg)
 {
     size_t len;
@@ -421,8 +362,6 @@ static const luaL_Reg core_funcs[] = {
     { "time", core_time },
     { "timed_out", core_timed_out },
     { "unsynced", core_unsynced },
-    { "write", core_write },
-    { "claim_stdout", core_claim_stdout },
     { "write_atomic", core_write_atomic },
     { NULL, NULL }
 };

@@ -1,4 +1,5 @@
-/* lreport.c: report.lua's hot path, the step line.
+/* lreport.c: what report.lua writes through: the step line (its hot
+ * path), stdout's buffer, and --json's claim on stdout.
  *
  *   _core.step_line(file, i, of_n, name, name_width, label, took, detail, changes)
  *
@@ -16,8 +17,11 @@
  * and built in Lua each was a dozen strings to intern and collect. The
  * caller keeps the paths this cannot take (colour, secrets to mask). A
  * write error is left to the stream (as file:write's result is left). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "core.h"
 
 static void spaces(FILE *f, long n)
@@ -76,21 +80,74 @@ static int core_step_line(lua_State *L)
     return 0;
 }
 
-/* buffer_stdout(size): stdout fully buffered in size bytes, its buffer
- * flushed first. (Lua's file:setvbuf cannot: glibc takes no size without a
- * buffer of the caller's, and gives a pipe 4 KiB: a plan of 142,000 files,
- * 25 MB of lines, was 6,000 writes and as many wake-ups of the reader.)
- * Once a process: the buffer is never freed (stdout lives to exit). */
+/* Output held by report.lua sits in a stdio buffer of BUFFER bytes, given
+ * by us: glibc gives a pipe or a file 4 KiB, and takes no size without a
+ * buffer of the caller's (so Lua's file:setvbuf cannot set one). A plan of
+ * 142,000 files, 25 MB of lines, was 6,000 writes and as many wake-ups of
+ * the reader. */
+enum { BUFFER = 1 << 16 };
+
+/* f fully buffered in a buffer of ours, kept in *buf (NULL: none given,
+ * stdio's own stays) */
+static void own_buffer(FILE *f, char **buf)
+{
+    if (*buf || !(*buf = malloc(BUFFER))) return;
+    if (setvbuf(f, *buf, _IOFBF, BUFFER) != 0) { free(*buf); *buf = NULL; }
+}
+
+/* buffer_stdout(): stdout's buffer, flushed first, becomes ours. Once a
+ * process: never freed (stdout lives to exit). */
 static int core_buffer_stdout(lua_State *L)
 {
     static char *buf;
-    lua_Integer size = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, size >= 1024 && size <= (1 << 24), 1, "a size from 1 KiB to 16 MiB");
-    if (buf) return 0;
-    fflush(stdout);
-    buf = malloc((size_t)size);
-    if (buf && setvbuf(stdout, buf, _IOFBF, (size_t)size) != 0) { free(buf); buf = NULL; }
+    (void)L;
+    if (!buf) fflush(stdout);
+    own_buffer(stdout, &buf);
     return 0;
+}
+
+static char *claimed_buf;   /* the buffer of claim_stdout's file */
+
+/* the io library's close for the file claim_stdout makes (and its
+ * buffer, which fclose leaves: it is ours) */
+static int claimed_close(lua_State *L)
+{
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    int ok = fclose(p->f) == 0;
+    free(claimed_buf);
+    claimed_buf = NULL;
+    return luaL_fileresult(L, ok, NULL);
+}
+
+/* claim_stdout() -> file: an io library file on a private descriptor for
+ * what was stdout, which from now on is stderr. With --json, stdout must
+ * hold the events alone: print() in a custom step, and any child process
+ * that inherits fd 1, end up on stderr instead. The file is stdio's, with
+ * a buffer of ours (report.lua holds step events there, as it holds text
+ * lines in stdout's), so that exit() flushes it, os.exit in recipe code
+ * too. Once a process (report.lua keeps it). */
+static int core_claim_stdout(lua_State *L)
+{
+    fflush(stdout);
+    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
+    p->closef = NULL;   /* (closed, until it is open) */
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0 || dup2(2, 1) < 0) {
+        if (fd >= 0) close(fd);
+        return luaL_fileresult(L, 0, "stdout");
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return luaL_fileresult(L, 0, "stdout");
+    }
+    own_buffer(f, &claimed_buf);
+    p->f = f;
+    p->closef = claimed_close;
+    return 1;
 }
 
 void provision_open_report(lua_State *L)
@@ -99,4 +156,6 @@ void provision_open_report(lua_State *L)
     lua_setfield(L, -2, "step_line");
     lua_pushcfunction(L, core_buffer_stdout);
     lua_setfield(L, -2, "buffer_stdout");
+    lua_pushcfunction(L, core_claim_stdout);
+    lua_setfield(L, -2, "claim_stdout");
 }

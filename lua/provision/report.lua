@@ -39,7 +39,7 @@ function Report.new(o)
   self.live = self.tty and not o.json and not o.quiet   -- bars and spinners
   self.out = io.stdout
   self.hold = not self.tty   -- step lines may wait (HOLD)
-  if self.hold and not o.json then core.buffer_stdout(65536) end   -- (lreport.c says why)
+  if self.hold and not o.json then core.buffer_stdout() end   -- (lreport.c says why)
   self.since = nil           -- when the first line held was written
   if o.json then
     -- the events get stdout to themselves: anything else written there
