@@ -1,13 +1,22 @@
 /* alloc.c: the Lua state's allocator. A recipe's run makes and drops
  * hundreds of thousands of small objects (a 10,000-step no-op: some 40 a
  * step, tables, strings, closures of 16 to 256 bytes), and Lua tells the
- * allocator each block's size when it frees it: so blocks of up to 256
- * bytes come from one region of address space, by size class (16 bytes
- * apart), each class with a list of the blocks freed, no header and no
- * search. Bigger blocks, and every block once the region is used up, are
- * malloc's. The region is reserved once (MAP_NORESERVE: pages are the
- * kernel's until touched; not under strict overcommit, which would count
- * it whole, and again in each fork) and never given back before exit.
+ * allocator each block's size when it frees it: so blocks of up to 32 KiB
+ * come from one region of address space, by size class, each class with a
+ * list of the blocks freed, no header and no search. Classes are 16 bytes
+ * apart up to 256, then 4 to each doubling (320, 384, 448, 512, 640, ...):
+ * a table's parts (16 or 24 bytes an entry, by powers of two) fit one
+ * exactly or nearly. Bigger blocks, and every block once the region is
+ * used up, are malloc's. The region is reserved once (MAP_NORESERVE: pages
+ * are the kernel's until touched; not under strict overcommit, which would
+ * count it whole, and again in each fork) and never given back before exit.
+ *
+ * The blocks of 256 bytes to 32 KiB (the bytecode's arrays as provision's
+ * modules load, the tables' parts) were malloc's until issue 19: on this
+ * project's VM a page fault costs some 10 us, and malloc's heap grew by 4
+ * KiB pages (36 faults of a 10-step no-op's 133), where the region has 2
+ * MiB ones; a plan of 142,000 steps, paired: 4.72 -> 4.22 s, peak 129 ->
+ * 135 MiB (bench/README.md).
  *
  * Not used where leaks are looked for (sanitizer builds, and
  * PROVISION_FREE_AT_EXIT=1: the valgrind tier): core/main.c keeps Lua's
@@ -21,12 +30,28 @@
 #include "core.h"
 
 #define SMALL_MAX 256
-#define CLASSES (SMALL_MAX / 16)
+#define SMALL_CLASSES (SMALL_MAX / 16)
+#define BLOCK_MAX 32768                        /* past it, malloc's */
+#define CLASSES (SMALL_CLASSES + 1 + 4 * 7)    /* 4 to each doubling from 256 to 32768 */
 #define REGION ((size_t)1 << 30)   /* 1 GiB of address space, a 142,000-step recipe uses ~0.3 */
 
 static char *base, *next, *end;
-static void *freed[CLASSES + 1];   /* by class: (size + 15) / 16 */
+static void *freed[CLASSES];       /* by class */
 static int keep_all;               /* at exit: frees do nothing */
+
+/* the class of a block of n bytes (0 < n <= BLOCK_MAX), and its size */
+static inline size_t class_of(size_t n, size_t *size)
+{
+    if (n <= SMALL_MAX) {
+        size_t c = (n + 15) >> 4;
+        *size = c << 4;
+        return c;
+    }
+    unsigned lg = 63 - (unsigned)__builtin_clzl(n - 1);   /* 8 .. 14: 2^lg < n <= 2^(lg+1) */
+    size_t k = (n - 1) >> (lg - 2);                      /* 4 .. 7: the quarter it falls in */
+    *size = (k + 1) << (lg - 2);
+    return SMALL_CLASSES + 1 + (lg - 8) * 4 + (k - 4);
+}
 
 /* strict overcommit (vm.overcommit_memory 2) counts the whole region at
  * once, and again in every fork's child: there, malloc's */
@@ -55,18 +80,18 @@ void provision_alloc_exit(void) { keep_all = 1; }
 
 static inline int ours(const void *p) { return (const char *)p >= base && (const char *)p < end; }
 
-static void *small_get(size_t n)
+static void *get(size_t n)
 {
-    size_t c = (n + 15) >> 4;
+    if (n > BLOCK_MAX) return malloc(n);
+    size_t size, c = class_of(n, &size);
     void *p = freed[c];
     if (p) {
         freed[c] = *(void **)p;
         return p;
     }
-    size_t sz = c << 4;
-    if ((size_t)(end - next) < sz) return malloc(n);   /* the region used up */
+    if ((size_t)(end - next) < size) return malloc(n);   /* the region used up */
     p = next;
-    next += sz;
+    next += size;
     return p;
 }
 
@@ -74,9 +99,16 @@ static void release(void *p, size_t n)
 {
     if (keep_all) return;
     if (!ours(p)) { free(p); return; }
-    size_t c = (n + 15) >> 4;
+    size_t size, c = class_of(n, &size);
     *(void **)p = freed[c];
     freed[c] = p;
+}
+
+/* one class, so the block already fits */
+static int same_class(size_t a, size_t b)
+{
+    size_t size;
+    return class_of(a, &size) == class_of(b, &size);
 }
 
 void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -86,10 +118,10 @@ void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         if (ptr) release(ptr, osize);
         return NULL;
     }
-    if (!ptr) return nsize <= SMALL_MAX ? small_get(nsize) : malloc(nsize);   /* (osize: the type) */
-    if (!ours(ptr) && nsize > SMALL_MAX) return realloc(ptr, nsize);
-    if (ours(ptr) && nsize <= SMALL_MAX && (nsize + 15) >> 4 == (osize + 15) >> 4) return ptr;
-    void *np = nsize <= SMALL_MAX ? small_get(nsize) : malloc(nsize);
+    if (!ptr) return get(nsize);   /* (osize: the type) */
+    if (!ours(ptr) && nsize > BLOCK_MAX) return realloc(ptr, nsize);
+    if (ours(ptr) && nsize <= BLOCK_MAX && same_class(osize, nsize)) return ptr;
+    void *np = get(nsize);
     if (!np) return NULL;   /* Lua keeps ptr as it was */
     memcpy(np, ptr, osize < nsize ? osize : nsize);
     release(ptr, osize);

@@ -3,6 +3,7 @@
  * filled with its own pattern and checked at every step against what it
  * must hold (a block handed out twice, a copy cut short, a free list that
  * loses or repeats a block would show); then a real Lua state runs on it. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,13 @@ static int intact(int i)
     return 1;
 }
 
-/* a size as Lua asks for them: mostly small, some past the small classes */
+/* a size as Lua asks for them: mostly small, some past the small classes,
+ * a few past the classes (malloc's) */
 static size_t some_size(void)
 {
     unsigned r = (unsigned)rand();
     if (r % 10 == 0) return 257 + r % 5000;
+    if (r % 10 == 1) return 257 + r % 40000;
     return 1 + r % 256;
 }
 
@@ -50,7 +53,7 @@ int main(void)
         if (!blk[i]) {
             len[i] = some_size();
             blk[i] = provision_alloc(NULL, NULL, 5 /* a type tag, as Lua passes */, len[i]);
-            if (!blk[i]) { ok = 0; break; }
+            if (!blk[i] || (uintptr_t)blk[i] % 16) { ok = 0; break; }
             fill(i);
         } else if (op == 0) {
             ok = intact(i);
@@ -60,7 +63,7 @@ int main(void)
             ok = intact(i);
             size_t n = some_size(), keep = n < len[i] ? n : len[i];
             unsigned char *p = provision_alloc(NULL, blk[i], len[i], n);
-            if (!p) { ok = 0; break; }
+            if (!p || (uintptr_t)p % 16) { ok = 0; break; }
             for (size_t k = 0; k < keep && ok; k++) ok = p[k] == (unsigned char)(i * 31 + k);
             blk[i] = p;
             len[i] = n;
@@ -70,7 +73,7 @@ int main(void)
         if (round % 20000 == 0)
             for (int j = 0; j < SLOTS && ok; j++) if (blk[j]) ok = intact(j);
     }
-    check(ok, "200,000 random makes, grows, shrinks and frees keep every block's bytes");
+    check(ok, "200,000 random makes, grows, shrinks and frees keep every block's bytes, 16-aligned");
     for (int j = 0; j < SLOTS; j++) if (blk[j]) provision_alloc(NULL, blk[j], len[j], 0);
 
     /* a Lua state on it: tables, strings and closures made and collected */
@@ -86,6 +89,16 @@ int main(void)
         "return s");
     check(rc == LUA_OK && lua_tointeger(L, -1) == 5000, "a Lua state runs on it (200,000 tables made, 5,000 kept)");
     lua_close(L);   /* every block given back: malloc's to malloc (a leak checker sees none left) */
+
+    /* the classes past 256 bytes: 4 to each doubling */
+    void *m = provision_alloc(NULL, NULL, 5, 1000);
+    check(provision_alloc(NULL, m, 1000, 1024) == m, "1000 -> 1024 bytes: the same class (897-1024), the block stays");
+    void *m2 = provision_alloc(NULL, m, 1024, 1025);
+    check(m2 != m, "1024 -> 1025 bytes: the next class, another block");
+    void *m3 = provision_alloc(NULL, NULL, 5, 900);
+    check(m3 == m, "the block freed by the move is handed out again for 900 bytes");
+    provision_alloc(NULL, m2, 1025, 0);
+    provision_alloc(NULL, m3, 900, 0);
 
     /* after alloc_exit a free does nothing: the block freed is not handed out again */
     void *a = provision_alloc(NULL, NULL, 5, 40);
