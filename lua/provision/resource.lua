@@ -132,6 +132,7 @@ local core = require "provision._core"
 local FS = require "provision._fs"
 local json = require "provision.json"
 local secret = require "provision.secret"
+local lazy = require "provision.lazy"
 
 local R = {}
 R.reveal = secret.reveal
@@ -407,8 +408,17 @@ Resource.__index = Resource
 R.Resource = Resource
 
 -- every definition by its kind (teardown looks up the revert of a step the
--- recipe no longer has)
-R.kinds = {}
+-- recipe no longer has). A kind its module defines in a part loaded on
+-- first use (R.later) is there too: looking it up loads the part, as
+-- listing R.kinds with pairs loads them all.
+local later = {}
+R.kinds = lazy.fields({}, later)
+
+-- R.later(kind, module): kind is defined by module, required when the kind
+-- is first looked up
+function R.later(kind, module)
+  later[kind] = function() require(module); return rawget(R.kinds, kind) end
+end
 
 -- R.define(def) -> constructor(args) -> resource
 function R.define(def)

@@ -30,7 +30,7 @@
 local C = require "provision._fs"
 local R = require "provision.resource"
 local core = require "provision._core"
-local envfmt = require "provision.envfile"
+local lazy = require "provision.lazy"
 local B = require "provision.fs.base"
 
 local M = {}
@@ -59,23 +59,29 @@ M.chmod = function(path, mode)
 end
 M.mkdirs = function(path, mode) return B.mkdirs(path, mode_arg("fs.mkdirs", mode) or B.DIR_MODE) end
 M.octal = B.octal
-M.envfile = envfmt
-
-local folders = require "provision.fs.folders"
-M.directory = folders.directory
-M.absent = folders.absent
 M.file = require("provision.fs.file").file
-local template = require "provision.fs.template"
-M.template = template.template
-M.render = template.render
-M.env_file = require("provision.fs.env_file").env_file
 
 -- fs.symlink { path =, target = } is the resource; fs.symlink(target, path)
 -- the primitive
-local symlink_res = require("provision.fs.link").symlink
 M.symlink = function(a, ...)
-  if type(a) == "table" then return symlink_res(a) end
+  if type(a) == "table" then return require("provision.fs.link").symlink(a) end
   return C.symlink(a, ...)
 end
+
+-- The other parts load when a recipe first uses them (provision.lazy): a
+-- no-op of fs.file steps loads none of them, 24 KB of bytecode fewer.
+lazy.fields(M, {
+  directory = lazy.part("provision.fs.folders", "directory"),
+  absent = lazy.part("provision.fs.folders", "absent"),
+  template = lazy.part("provision.fs.template", "template"),
+  render = lazy.part("provision.fs.template", "render"),
+  env_file = lazy.part("provision.fs.env_file", "env_file"),
+  envfile = function() return require "provision.envfile" end,
+})
+R.later("fs.directory", "provision.fs.folders")
+R.later("fs.absent", "provision.fs.folders")
+R.later("fs.template", "provision.fs.template")
+R.later("fs.env_file", "provision.fs.env_file")
+R.later("fs.symlink", "provision.fs.link")
 
 return M
