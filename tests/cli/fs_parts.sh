@@ -10,7 +10,8 @@
 #     package.loaded, after the run has loaded what it needs);
 #   - steps of every lazy kind apply; once the recipe drops them, teardown
 #     (of a recipe of one fs.file step) still reverts their files, link, env
-#     file and folder: their kinds are known only from the state.
+#     file and folder: their kinds are known only from the state; so does
+#     the teardown of a recipe with no fs step left at all.
 . "$ROOT/tests/lib.sh"
 
 cat > parts.lua <<'L'
@@ -84,3 +85,18 @@ expect "dropped from the recipe, they stay (until teardown)" \
 run "$P" teardown all.lua
 expect "teardown reverts the dropped steps too (their kinds known only from the state), and the file" \
     eval '[ $RC -eq 0 ] && [ ! -e w/sub ] && [ ! -e w/keep ] && has "$OUT" "changed=5"'
+
+# a recipe that no longer uses fs at all: teardown finds the kinds of the
+# state's steps from their names alone (provision.fs loaded by the kind's
+# prefix, then the part by the kind)
+cat > none.lua <<'L'
+recipe { name = "none" }
+step "dir" { fs.directory { path = "n/sub" } }
+step "tpl" { fs.template { path = "n/sub/t", template = "x=${x}\n", vars = { x = "1" } } }
+L
+run "$P" none.lua
+expect "fs.directory and fs.template apply" eval '[ $RC -eq 0 ] && [ -f n/sub/t ]'
+echo 'recipe { name = "none" }' > none.lua
+run "$P" teardown none.lua
+expect "the recipe has no fs step left: teardown still reverts the template and removes the folders" \
+    eval '[ $RC -eq 0 ] && [ ! -e n ] && has "$OUT" "changed=2"'
