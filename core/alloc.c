@@ -11,8 +11,9 @@
  * are the kernel's until touched; not under strict overcommit, which would
  * count it whole, and again in each fork) and never given back before exit.
  *
- * The blocks of 256 bytes to 32 KiB (the bytecode's arrays as provision's
- * modules load, the tables' parts) were malloc's until issue 19: on this
+ * Long strings stay malloc's (provision_alloc says why). The blocks of
+ * 256 bytes to 32 KiB (the bytecode's arrays as provision's modules load,
+ * the tables' parts) were malloc's until issue 19: on this
  * project's VM a page fault costs some 10 us, and malloc's heap grew by 4
  * KiB pages (36 faults of a 10-step no-op's 133), where the region has 2
  * MiB ones; a plan of 142,000 steps, paired: 4.72 -> 4.22 s, peak 129 ->
@@ -78,6 +79,8 @@ int provision_alloc_init(void)
 
 void provision_alloc_exit(void) { keep_all = 1; }
 
+size_t provision_alloc_used(void) { return (size_t)(next - base); }
+
 static inline int ours(const void *p) { return (const char *)p >= base && (const char *)p < end; }
 
 static void *get(size_t n)
@@ -118,7 +121,13 @@ void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         if (ptr) release(ptr, osize);
         return NULL;
     }
-    if (!ptr) return get(nsize);   /* (osize: the type) */
+    /* a new block: osize is the type of the object it is for. A long
+     * string (a file's content, a body, a command's output) never grows
+     * and seldom lives long: malloc's, whose freed memory serves any size
+     * again; a class's free list serves only its class, so a run that
+     * made and dropped 16 MiB of strings of each class would keep them
+     * all (tests/unit/alloc.c) */
+    if (!ptr) return osize == LUA_TSTRING && nsize > SMALL_MAX ? malloc(nsize) : get(nsize);
     if (!ours(ptr) && nsize > BLOCK_MAX) return realloc(ptr, nsize);
     if (ours(ptr) && nsize <= BLOCK_MAX && same_class(osize, nsize)) return ptr;
     void *np = get(nsize);

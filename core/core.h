@@ -193,11 +193,12 @@ void provision_open_statedir(lua_State *L);
  * core.buffer_stdout and core.claim_stdout */
 void provision_open_report(lua_State *L);
 
-/* alloc.c: the Lua state's allocator, small blocks by size class:
+/* alloc.c: the Lua state's allocator, blocks of up to 32 KiB by size class:
  * init reserves its region (0: it could not, keep Lua's), exit makes
  * every free a no-op (the kernel takes the heap at exit) */
 int provision_alloc_init(void);
 void provision_alloc_exit(void);
+size_t provision_alloc_used(void);   /* the region's bytes handed out so far */
 void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* options.c: core.options_plan and core.check_options, the fast path of a

@@ -90,6 +90,27 @@ int main(void)
     check(rc == LUA_OK && lua_tointeger(L, -1) == 5000, "a Lua state runs on it (200,000 tables made, 5,000 kept)");
     lua_close(L);   /* every block given back: malloc's to malloc (a leak checker sees none left) */
 
+    /* long strings are malloc's: 16 MiB of strings of each class from 320
+     * bytes to 32 KiB, made and dropped in turn, would otherwise sit in
+     * 28 free lists, each serving only its class (448 MiB kept) */
+    L = luaL_newstate();
+    lua_setallocf(L, provision_alloc, NULL);
+    luaL_openlibs(L);
+    size_t used = provision_alloc_used();
+    rc = luaL_dostring(L,
+        "for lg = 8, 14 do for k = 5, 8 do\n"
+        "  local size = k << (lg - 2)\n"
+        "  local t = {}\n"
+        "  for i = 1, (16 << 20) // size do t[i] = string.rep(string.char(65 + i % 26), size - 32) .. i end\n"
+        "  t = nil; collectgarbage()\n"
+        "end end\n"
+        "return true");
+    size_t grew = provision_alloc_used() - used;
+    check(rc == LUA_OK, "a Lua state makes and drops 16 MiB of long strings of each class past 256 bytes");
+    printf("    (the region grew by %zu KiB)\n", grew >> 10);
+    check(grew < ((size_t)16 << 20), "... and the region grows by less than 16 MiB for them (they are malloc's)");
+    lua_close(L);
+
     /* the classes past 256 bytes: 4 to each doubling */
     void *m = provision_alloc(NULL, NULL, 5, 1000);
     check(provision_alloc(NULL, m, 1000, 1024) == m, "1000 -> 1024 bytes: the same class (897-1024), the block stays");
