@@ -20,7 +20,13 @@ function M.fields(t, loaders)
       return v
     end,
     __pairs = function(tt)
-      for k in pairs(loaders) do local _ = tt[k] end
+      -- (each loader once; the keys first: a part loaded may add loaders)
+      local tried = {}
+      repeat
+        local keys = {}
+        for k in pairs(loaders) do if not tried[k] then keys[#keys + 1] = k end end
+        for _, k in ipairs(keys) do tried[k] = true; local _ = tt[k] end
+      until #keys == 0
       return next, tt, nil
     end,
   })

@@ -100,3 +100,21 @@ echo 'recipe { name = "none" }' > none.lua
 run "$P" teardown none.lua
 expect "the recipe has no fs step left: teardown still reverts the template and removes the folders" \
     eval '[ $RC -eq 0 ] && [ ! -e n ] && has "$OUT" "changed=2"'
+
+# provision.lazy itself: pairs() calls every loader once, those a loader
+# adds while it runs too; a loader that gives nil leaves no field (and
+# pairs still ends)
+cat > lazy.lua <<'L'
+local lazy = require "provision.lazy"
+local loaders, calls = {}, 0
+loaders.a = function() calls = calls + 1; loaders.b = function() return "B" end; return "A" end
+loaders.n = function() calls = calls + 1; return nil end
+local t = lazy.fields({ x = "X" }, loaders)
+local keys = {}
+for k, v in pairs(t) do keys[#keys + 1] = k .. "=" .. v end
+table.sort(keys)
+print(table.concat(keys, " ") .. "; calls " .. calls .. "; t.n " .. tostring(t.n) .. "; t.z " .. tostring(t.z))
+L
+run "$P" --script lazy.lua
+expect "lazy.fields: pairs calls each loader once, one a loader added too; nil stays nil" \
+    has "$OUT" "^a=A b=B x=X; calls 2; t.n nil; t.z nil$"
