@@ -12,12 +12,12 @@
  * count it whole, and again in each fork) and never given back before exit.
  *
  * Long strings stay malloc's (provision_alloc says why). The blocks of
- * 256 bytes to 32 KiB (the bytecode's arrays as provision's modules load,
- * the tables' parts) were malloc's until issue 19: on this
- * project's VM a page fault costs some 10 us, and malloc's heap grew by 4
- * KiB pages (36 faults of a 10-step no-op's 133), where the region has 2
- * MiB ones; a plan of 142,000 steps, paired: 4.72 -> 4.22 s, peak 129 ->
- * 135 MiB (bench/README.md).
+ * 257 bytes to 32 KiB (the bytecode's arrays as provision's modules load,
+ * the tables' parts) were malloc's until issue 19: on this project's VM a
+ * page fault costs some 10 us (bench/pagefault.c), and malloc's heap grew
+ * by 4 KiB pages, where the region has 2 MiB ones: a 10-step no-op 136 ->
+ * 96 faults, 6.30 -> 5.48 ms paired; a plan of 142,000 steps unchanged
+ * beyond the noise, its peak 129 -> 135 MiB (bench/README.md).
  *
  * Not used where leaks are looked for (sanitizer builds, and
  * PROVISION_FREE_AT_EXIT=1: the valgrind tier): core/main.c keeps Lua's
