@@ -132,6 +132,71 @@ local function teardown_code(run)
   return run.plan and run.counts["would-change"] > 0 and EXIT.pending or EXIT.ok
 end
 
+-- the folders an orphan made (what its records say they created), as
+-- absolute paths
+local function made_folders(item, cwd)
+  local out = {}
+  for i = 1, #item.resources do
+    local created = type(item.saved[i]) == "table" and item.saved[i].created
+    for _, e in ipairs(type(created) == "table" and created or {}) do
+      if type(e) == "table" and e.type == "directory" and type(e.path) == "string" then
+        out[#out + 1] = R.norm_path(e.path, cwd)
+      end
+    end
+  end
+  return out
+end
+
+-- does step s own a path inside one of folders
+local function owns_inside(s, folders, cwd)
+  for _, res in ipairs(s.resources) do
+    local def = R.kinds[res.kind]
+    local v = def and def.owns and res[def.owns]
+    for _, p in ipairs(type(v) == "table" and v or { v }) do
+      if type(p) == "string" then
+        local np = R.norm_path(p, cwd)
+        for _, f in ipairs(folders) do
+          if np:sub(1, #f + 1) == f .. "/" then return true end
+        end
+      end
+    end
+  end
+  return false
+end
+
+-- The walk of a teardown without a block: the orphans (the steps the
+-- recipe dropped, the resources it replaced) first, newest first, as what
+-- they made may sit in the recipe's own folders; then the recipe's steps,
+-- newest first. An orphan that made a folder a step of the recipe still
+-- puts something in goes right after the last such step instead: what the
+-- step made is gone by then, and the folder empty (a dropped fs.directory
+-- step with a kept fs.file inside was left "not empty" otherwise)
+local function orphans_first(orphans, steps)
+  local cwd = core.cwd() or "/"
+  local first, after = {}, {}
+  for _, o in ipairs(orphans) do
+    local folders = made_folders(o, cwd)
+    local last
+    if #folders > 0 then
+      for _, s in ipairs(steps) do
+        if owns_inside(s, folders, cwd) then last = s end
+      end
+    end
+    if last then
+      after[last] = after[last] or {}
+      table.insert(after[last], o)
+    else
+      first[#first + 1] = o
+    end
+  end
+  local out = first
+  for _, s in ipairs(steps) do
+    out[#out + 1] = s
+    for _, o in ipairs(after[s] or {}) do out[#out + 1] = o end
+  end
+  return out
+end
+
 -- teardown, or with run.plan its plan (teardown --plan, plan --teardown):
 -- the same walk, every check and revert answering what it would do, and
 -- nothing changed, not the state (opened read-only, no lock taken)
@@ -196,8 +261,7 @@ function M.teardown(run)
   -- resources the steps have dropped or replaced. With --only or --from,
   -- just the selected steps (and what they dropped or replaced)
   local partial = run.partial
-  local steps = partial and {} or M.orphan_steps(run)
-  local skip = {}
+  local steps, skip = {}, {}
   for i = #recipe.steps, 1, -1 do
     local s = recipe.steps[i]
     if not run.selected[i] then skip[s] = true
@@ -206,6 +270,7 @@ function M.teardown(run)
     end
     steps[#steps + 1] = s
   end
+  if not partial then steps = orphans_first(M.orphan_steps(run), steps) end
   run.report:start({ name = recipe.name, steps = steps }, "teardown", #steps)
   for n, s in ipairs(steps) do
     local t0 = core.now()
