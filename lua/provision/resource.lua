@@ -729,6 +729,33 @@ function R.norm_path(p, cwd)
   return "/" .. table.concat(parts, "/")
 end
 
+-- R.each_owned(steps, visit): visit(s, res, def, p) for every path p a
+-- resource res of step s (of the list steps) owns (def: its kind's
+-- definition, whose `owns` names the option holding one path or a list),
+-- in order, until visit returns something: that
+function R.each_owned(steps, visit)
+  local kinds = R.kinds
+  for i = 1, #steps do
+    local s = steps[i]
+    local resources = s.resources
+    for r = 1, #resources do
+      local res = resources[r]
+      local def = kinds[res.kind]
+      local field = def and def.owns
+      local v = field and res[field]
+      if type(v) == "table" then
+        for _, p in ipairs(v) do
+          local out = visit(s, res, def, p)
+          if out ~= nil then return out end
+        end
+      elseif v ~= nil then
+        local out = visit(s, res, def, v)
+        if out ~= nil then return out end
+      end
+    end
+  end
+end
+
 -- R.check_keys(fname, t, allowed [, skip]): raise, at the line that called
 -- fname, when t holds a key not in allowed (skip(k) true: a key allowed
 -- anyway, such as an argv index), naming it and the valid ones

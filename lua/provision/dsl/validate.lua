@@ -134,31 +134,6 @@ local function both_own(s, res, p, prev)
     :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
 end
 
--- each_owned(recipe, visit): visit(s, res, def, p) for every path p a
--- resource res of step s owns (def: its kind's definition), in recipe
--- order, until visit returns something: that
-local function each_owned(recipe, visit)
-  local kinds = R.kinds
-  for _, s in ipairs(recipe.steps) do
-    local resources = s.resources
-    for r = 1, #resources do
-      local res = resources[r]
-      local def = kinds[res.kind]
-      local field = def and def.owns
-      local v = field and res[field]
-      if type(v) == "table" then
-        for _, p in ipairs(v) do
-          local out = visit(s, res, def, p)
-          if out ~= nil then return out end
-        end
-      elseif v ~= nil then
-        local out = visit(s, res, def, v)
-        if out ~= nil then return out end
-      end
-    end
-  end
-end
-
 -- one pass over every path claimed, in recipe order: claims = {
 -- [normalized path] = the first claim { kind, res, step, path } }, more =
 -- { [normalized path] = { the claims after the first } } (kinds that
@@ -167,7 +142,7 @@ end
 local function claims_of(recipe, cwd)
   local claims, more, absences = {}, {}, {}
   local norm_path = R.norm_path
-  local err = each_owned(recipe, function(s, res, def, p)
+  local err = R.each_owned(recipe.steps, function(s, res, def, p)
     local key = norm_path(p, cwd)
     local claim = { kind = res.kind, res = res, step = s, path = p }
     local first = claims[key]
@@ -222,7 +197,7 @@ local function shared(recipe, cwd)
   local seen = core.map(#recipe.steps)   -- (room for a path a step: no rehash on the way)
   local norm_path, clean_path = R.norm_path, R.clean_path
   local under = cwd == "/" and "/" or cwd .. "/"
-  return each_owned(recipe, function(_, _, def, p)
+  return R.each_owned(recipe.steps, function(_, _, def, p)
     if def.absent or type(p) ~= "string" then return true end   -- (claims_of raises what it always did)
     local key
     if clean_path(p, true) then   -- (relative)

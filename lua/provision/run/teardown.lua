@@ -149,19 +149,13 @@ end
 
 -- does step s own a path inside one of folders
 local function owns_inside(s, folders, cwd)
-  for _, res in ipairs(s.resources) do
-    local def = R.kinds[res.kind]
-    local v = def and def.owns and res[def.owns]
-    for _, p in ipairs(type(v) == "table" and v or { v }) do
-      if type(p) == "string" then
-        local np = R.norm_path(p, cwd)
-        for _, f in ipairs(folders) do
-          if np:sub(1, #f + 1) == f .. "/" then return true end
-        end
-      end
+  return R.each_owned({ s }, function(_, _, _, p)
+    if type(p) ~= "string" then return end
+    local np = R.norm_path(p, cwd)
+    for _, f in ipairs(folders) do
+      if np:sub(1, #f + 1) == f .. "/" then return true end
     end
-  end
-  return false
+  end) == true
 end
 
 -- The walk of a teardown without a block: the orphans (the steps the
