@@ -116,18 +116,42 @@ local function as_text(v)
   return out
 end
 
+-- v's JSON: the usual value, all text already, is encoded as it is (no
+-- walk of it first: a step's event is ~10 values); one encode refuses (text
+-- that is not UTF-8, rare) is made text first, and encoded again, which
+-- raises what it raised before if that was not why
+local encode = json.encode
+local function encode_text(v)
+  local ok, out = pcall(encode, v)
+  if ok then return out end
+  return encode(as_text(v))
+end
+
+-- (each known key, encoded once: '"name":')
+local KEY = {}
+for i, k in ipairs(ORDER) do KEY[i] = json.encode(k) .. ":" end
+
 function Report:event(t, step)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    local ra, rb = RANK[a] or 100, RANK[b] or 100
-    if ra ~= rb then return ra < rb end
-    return a < b
-  end)
-  local parts = {}
-  for i, k in ipairs(keys) do parts[i] = json.encode(as_text(k)) .. ":" .. json.encode(as_text(t[k])) end
-  if step then return held(self, "{", table.concat(parts, ","), "}\n") end
-  self.out:write("{", table.concat(parts, ","), "}\n")
+  -- the keys of ORDER in its order, then any others sorted; joined as
+  -- they come (an event a step with --json: no list of parts, no sort
+  -- with a comparator)
+  local text = "{"
+  for i = 1, #ORDER do
+    local v = t[ORDER[i]]
+    if v ~= nil then text = (#text > 1 and text .. "," or text) .. KEY[i] .. encode_text(v) end
+  end
+  local others
+  for k in next, t do
+    if not RANK[k] then others = others or {}; others[#others + 1] = k end
+  end
+  if others then
+    table.sort(others)
+    for _, k in ipairs(others) do
+      text = (#text > 1 and text .. "," or text) .. encode_text(k) .. ":" .. encode_text(t[k])
+    end
+  end
+  if step then return held(self, text, "}\n") end
+  self.out:write(text, "}\n")
   self:flush()
 end
 
@@ -208,9 +232,12 @@ function Report:step(i, s, status, ms, detail, changes, extra)
     local ev = { event = "step", index = i, name = s.name, kind = s.kind, status = status, ms = ms,
                  detail = detail and secret.mask(detail) or nil }
     if changes and #changes > 0 then
-      local masked = {}
-      for k, l in ipairs(changes) do masked[k] = secret.mask(l) end
-      ev.changes = json.array(masked)
+      if secret.any() then
+        local masked = {}
+        for k, l in ipairs(changes) do masked[k] = secret.mask(l) end
+        changes = masked
+      end
+      ev.changes = changes   -- (a list of one or more: an array in JSON, not copied to be marked one)
     end
     if extra then for k, v in pairs(extra) do ev[k] = v end end
     self:event(ev, true)

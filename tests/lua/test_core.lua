@@ -258,4 +258,93 @@ T.test("map(n): an empty table with room for n keys; n checked", function()
   T.eq(pcall(core.map, 1.5), false, "not an integer: an error")
 end)
 
+-- json.encode's fast path (modules/json/write.c) against jansson's, which
+-- a number among the keys forces (the fast path gives the whole value up
+-- to jansson then): the value under "v" must read the same either way
+local function by_jansson(v) return (json.encode({ v = v, [7] = 0 }):match('^{"7":0,"v":(.*)}$')) end
+local function same_both_ways(v, what)
+  local fast, slow = json.encode(v), by_jansson(v)
+  if fast ~= slow then T.eq(fast, slow, what) end
+end
+math.randomseed(7)
+local function random_text(max)
+  local t = {}
+  for j = 1, math.random(0, max) do
+    local r = math.random(1, 10)
+    t[j] = r <= 2 and string.char(math.random(0, 31)) or r == 3 and "\u{e9}" or r == 4 and "\u{1F600}"
+      or string.char(math.random(32, 127))
+  end
+  return table.concat(t)
+end
+T.test("json.encode's fast path writes what jansson writes: every byte, UTF-8, random text, integers", function()
+  local cases = { "", "/", "a/b", "caf\u{e9}", "\u{2028}\u{1F600}", "\0", "a\0b", "\127", "\"\\\"", "x\r\n\t\b\f" }
+  for b = 0, 127 do cases[#cases + 1] = string.char(b) end
+  for _ = 1, 500 do cases[#cases + 1] = random_text(40) end
+  for _, s in ipairs(cases) do
+    same_both_ways(s, ("the string %q"):format(s))
+    T.eq(json.decode(json.encode(s)), s)
+  end
+  for _, n in ipairs({ 0, 1, -1, 42, math.maxinteger, math.mininteger, true, false }) do
+    same_both_ways(n, tostring(n))
+  end
+  T.eq(json.encode(nil), "null")
+  T.eq(json.encode(json.array { "a", 1, true, "\"q\"\n", "caf\u{e9}" }), '["a",1,true,"\\"q\\"\\n","caf\u{e9}"]')
+end)
+T.test("json.encode's fast path: reals as jansson writes them (%.17g, '.0' added, the exponent trimmed)", function()
+  local reals = { 0.5, -0.0, 0.1, 1 / 3, 2 ^ 53, 2.0 ^ 63, 1e20, 1e-5, 1e-300, 5e-324, 1.7976931348623157e308,
+                  1796562619.1784611, -123.0, 100.0 }
+  for _ = 1, 2000 do
+    reals[#reals + 1] = (math.random() - 0.5) * 10.0 ^ math.random(-40, 40)
+  end
+  for _, d in ipairs(reals) do same_both_ways(d, ("%.17g"):format(d)) end
+  T.eq(json.encode(1e20), "1e20"); T.eq(json.encode(1e-5), "1.0000000000000001e-5"); T.eq(json.encode(-0.0), "-0.0")
+end)
+T.test("json.encode's fast path: objects (keys sorted by their bytes), arrays, nesting, as jansson writes them", function()
+  for round = 1, 300 do
+    local function make(depth)
+      local r = math.random(1, depth > 4 and 3 or 6)
+      if r == 1 then return random_text(12) end
+      if r == 2 then return math.random(1, 3) == 1 and math.random() or math.random(-1000, 1000) end
+      if r == 3 then return ({ true, false, json.null })[math.random(1, 3)] end
+      if r == 4 then
+        local a = {}
+        for i = 1, math.random(0, 4) do a[i] = make(depth + 1) end
+        return math.random(1, 2) == 1 and json.array(a) or a
+      end
+      local o = {}
+      for _ = 1, math.random(0, 6) do
+        local k = ({ "a", "ab", "b", "B", "a\1", "caf\u{e9}", "_", "z" })[math.random(1, 8)]
+        o[math.random(1, 3) == 1 and random_text(6):gsub("%z", "") or k] = make(depth + 1)
+      end
+      return o
+    end
+    local v = make(0)
+    same_both_ways(v, "round " .. round)
+  end
+  same_both_ways({}, "an empty table: an object")
+  same_both_ways(json.array {}, "an empty array")
+  T.eq(json.encode({ b = 1, a = { c = json.array {}, ["a\1"] = "x" }, ab = false }),
+    '{"a":{"a\\u0001":"x","c":[]},"ab":false,"b":1}')
+end)
+T.test("json.encode's fast path: what it does not take goes jansson's way (errors, pretty, NUL in keys)", function()
+  T.raises(function() json.encode("caf\xe9") end, "not valid UTF%-8")
+  T.raises(function() json.encode(json.array { "ok", "caf\xe9" }) end, "not valid UTF%-8 at %[2%]")
+  T.raises(function() json.encode({ a = { b = { "x", print } } }) end, "cannot encode a function at a%.b%[2%]")
+  T.raises(function() json.encode({ a = 0 / 0 }) end, "cannot encode")
+  local deep = {}
+  local cur = deep
+  for _ = 1, 250 do cur.x = {}; cur = cur.x end
+  T.raises(function() json.encode(deep) end, "nesting too deep")
+  local cycle = {}
+  cycle.self = cycle
+  T.raises(function() json.encode(cycle) end, "nesting too deep")
+  T.eq(json.encode(json.array { "a", "b" }, { pretty = true }), '[\n  "a",\n  "b"\n]')
+  T.eq(json.encode({ b = 1, a = 2 }, { pretty = true }), '{\n  "a": 2,\n  "b": 1\n}')
+  T.eq(json.encode({ ["a\0b"] = 1 }), '{"a\\u0000b":1}')
+  T.eq(json.encode({ [1] = "x", ["2"] = "y" }), '{"1":"x","2":"y"}')
+  local c = secret.new("hunter22-long")
+  T.eq(json.encode(json.array { "x", c }), '["x","********"]')
+  T.eq(json.encode({ pw = c, n = { c } }), '{"n":["********"],"pw":"********"}')
+end)
+
 os.exit(T.done())

@@ -75,4 +75,18 @@ T.test("step_line refuses a change line that is not text", function()
   T.ok(not ok); T.match(err, "change line 2 is a table")
 end)
 
+T.test("--json events: DESIGN.md's keys in its order, any others after them sorted; text made UTF-8", function()
+  local f = io.tmpfile()
+  local r = Report.new { verb = "apply" }
+  r.json, r.color, r.hold, r.live, r.out = true, false, false, false, f
+  r:event({ zeta = 1, detail = "d", event = "step", alpha = { "caf\xe9", ok = true }, ms = 5, index = 2,
+            status = "ok", name = "n\"q", bytes = 10, ["would-change"] = 0 })
+  r:event({ event = "end", ok = 1, changed = 0 })
+  f:seek("set")
+  local text = f:read("a")
+  f:close()
+  T.eq(text, '{"event":"step","index":2,"name":"n\\"q","status":"ok","would-change":0,"ms":5,"detail":"d",'
+    .. '"alpha":{"1":"caf\u{fffd}","ok":true},"bytes":10,"zeta":1}\n{"event":"end","ok":1,"changed":0}\n')
+end)
+
 T.done()

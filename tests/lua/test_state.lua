@@ -1,5 +1,5 @@
 -- Lua tests of the state file's lazy reading (lua/provision/state.lua,
--- json.decode_lazy / decode_at in modules/json.c): a state file that is
+-- json.decode_lazy / decode_at in modules/json/read.c): a state file that is
 -- the very text save wrote (the digest it ends with holds) is read a step
 -- at a time; any other is read whole and checked, as before.
 local T = dofile "tests/lua/harness.lua"
