@@ -17,6 +17,8 @@
 #   KEEP=1        keep the work folder (its path is printed)
 #   PIPE=1        plan's output through a pipe (`| cat`), as a terminal
 #                 pager or a CI log reads it, not into a file
+#   JSON=1        plan, apply and no-op with --json (an event a step, as a
+#                 fleet's hosts run: fleet/remote.lua), not the text report
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=${PROVISION:-$ROOT/provision}
@@ -78,6 +80,12 @@ med() {
     awk -v s="$s" -v m="$m" 'BEGIN { printf "%.2f %.0f", s, m / 1024 }'
 }
 
+# the report: text (apply and no-op -q), or --json's events; said() finds
+# the summary's count of a status in OUT
+quiet=-q; plan_flag=""
+[ "${JSON:-0}" = 1 ] && { quiet=--json; plan_flag=--json; }
+said() { if [ "${JSON:-0}" = 1 ]; then grep -q "\"$2\":$3[,}]" "$1"; else grep -q "$2=$3 " "$1"; fi; }
+
 bins=("$P"); names=(new)
 [ -n "$OLD" ] && { bins=("$OLD" "$P"); names=(old new); }
 printf '%-4s %7s %7s %14s %14s %14s %14s\n' build steps MB "list s/MiB" "plan s/MiB" "apply s/MiB" "no-op s/MiB"
@@ -90,21 +98,21 @@ for n in $sizes; do
             rm -rf s[0-9]* .provision
             L[$b]+="$(timed list.out "${bins[$b]}" list r.lua)"$'\n'
             if [ "${PIPE:-0}" = 1 ]; then
-                PL[$b]+="$(timed /dev/null sh -c '"$0" plan r.lua 2>&1 | cat > plan.out' "${bins[$b]}")"$'\n'
+                PL[$b]+="$(timed /dev/null sh -c '"$0" plan $1 r.lua 2>&1 | cat > plan.out' "${bins[$b]}" "$plan_flag")"$'\n'
             else
-                PL[$b]+="$(timed plan.out "${bins[$b]}" plan r.lua)"$'\n'
+                PL[$b]+="$(timed plan.out "${bins[$b]}" plan $plan_flag r.lua)"$'\n'
             fi
         done
     done
-    grep -q "would-change=$n " plan.out || { echo "bench/big_recipe.sh: plan did not say every step would change:" >&2; tail -n 3 plan.out >&2; exit 1; }
+    said plan.out would-change "$n" || { echo "bench/big_recipe.sh: plan did not say every step would change:" >&2; tail -n 3 plan.out >&2; exit 1; }
     for b in "${!bins[@]}"; do
         A[$b]="- -"; NO[$b]="- -"
         if [ "$APPLY" = 1 ]; then
             rm -rf s[0-9]* .provision
-            A[$b]=$(timed apply.out "${bins[$b]}" -q r.lua)
-            grep -q "changed=$n " apply.out || { echo "bench/big_recipe.sh: the apply did not change every step:" >&2; tail -n 3 apply.out >&2; exit 1; }
-            NO[$b]=$(timed noop.out "${bins[$b]}" -q r.lua)
-            grep -q "changed=0 " noop.out || { echo "bench/big_recipe.sh: the re-run is not a no-op" >&2; exit 1; }
+            A[$b]=$(timed apply.out "${bins[$b]}" $quiet r.lua)
+            said apply.out changed "$n" || { echo "bench/big_recipe.sh: the apply did not change every step:" >&2; tail -n 3 apply.out >&2; exit 1; }
+            NO[$b]=$(timed noop.out "${bins[$b]}" $quiet r.lua)
+            said noop.out changed 0 || { echo "bench/big_recipe.sh: the re-run is not a no-op" >&2; exit 1; }
             A[$b]=$(med "${A[$b]}"); NO[$b]=$(med "${NO[$b]}")
         fi
     done
