@@ -128,9 +128,12 @@ static int cmp_keys(const void *a, const void *b)
 
 static int add_value(lua_State *L, writer *w, int idx, int depth, int pretty);
 
-/* what a __tostring gives (a secret: its mask) */
+/* what a __tostring gives (a secret: its mask). Not inside an object: the
+ * keys it is sorting are only held by their tables, and a __tostring may
+ * change a table and collect (jansson's path, which holds no key, then) */
 static int add_tostring(lua_State *L, writer *w, int idx)
 {
+    if (w->nkeys > 0) return 0;
     size_t len;
     const char *s = luaL_tolstring(L, idx, &len);   /* (may raise: the userdata frees) */
     int ok = add_string(L, w, s, len);
