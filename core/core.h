@@ -192,6 +192,7 @@ void provision_open_statedir(lua_State *L);
 /* lreport.c: core.step_line (report.lua's step line written in C),
  * core.buffer_stdout and core.claim_stdout */
 void provision_open_report(lua_State *L);
+void provision_open_diff(lua_State *L);
 
 /* alloc.c: the Lua state's allocator, blocks of up to 32 KiB by size class:
  * init reserves its region (0: it could not, keep Lua's), exit makes

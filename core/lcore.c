@@ -392,6 +392,7 @@ int luaopen_provision_core(lua_State *L)
     provision_open_statedir(L);
     provision_open_options(L);
     provision_open_report(L);
+    provision_open_diff(L);
     lua_pushstring(L, PROVISION_VERSION);
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LUA_RELEASE);   /* "Lua 5.4.4": _VERSION has no patch level */

@@ -3,8 +3,8 @@
 --
 --   diff.unified(old, new [, { context = 3, from = "a/path", to = "b/path",
 --                             max_lines = 200 }]) -> { lines } ({} when equal)
---   diff.added(out, text, to [, max_lines]) -> out: unified("", text) from
---                             /dev/null to `to`, appended to the list out
+--   diff.added(head, text, to [, max_lines]) -> { head, ... }: unified("",
+--                             text) from /dev/null to `to`, after the line head
 --   diff.edits(a, b) -> { {op, line}, ... }   op: " " same, "-" removed, "+" added
 --
 -- Myers' O(ND) algorithm on interned lines, after stripping the common head
@@ -139,11 +139,11 @@ local function range(start, count)
   return ("%d,%d"):format(start, count)
 end
 
--- one side empty (a new file's diff: every line added): one hunk of the
--- other's lines, with no edit script, from out[base + 1] (its two header
--- lines are out[base - 1] and out[base]). One pass over text: no list of
--- its lines first, no end-of-line marker looked for (a plan of 142,000 new
--- files makes this 142,000 times)
+-- one side empty (a file emptied, or an empty one filled: every line
+-- removed or added): one hunk of the other's lines, with no edit script,
+-- from out[base + 1] (its two header lines are out[base - 1] and
+-- out[base]). One pass over text: no list of its lines first, no
+-- end-of-line marker looked for. (A new file's diff is M.added's, in C.)
 local find, sub = string.find, string.sub
 local RANGE = {}   -- range(1, n) for n < 256, each made once
 local function one_sided(out, base, text, op)
@@ -177,16 +177,11 @@ local function cut(out, max, base)
   return out
 end
 
--- diff.added(out, text, to, max_lines): a new file's diff (from /dev/null,
--- every line added) appended to the list out, no table of its own: what a
--- plan shows for each file it would create
-function M.added(out, text, to, max_lines)
-  if text == "" then return out end
-  local base = #out
-  out[base + 1], out[base + 2] = "--- /dev/null", "+++ " .. to
-  one_sided(out, base + 2, text, "+")
-  return cut(out, max_lines, base)
-end
+-- diff.added(head, text, to, max_lines) -> { head, then a new file's diff
+-- (from /dev/null, every line added) }: what a plan shows for each file it
+-- would create (142,000 times in a plan of 142,000 new files: written in C,
+-- core/ldiff.c, each line one string in a list made at its size)
+M.added = require("provision._core").diff_added
 
 function M.unified(old, new, opts)
   opts = opts or {}

@@ -132,22 +132,52 @@ T.test("max_lines cuts a long diff and says how much is left", function()
   T.eq(d[11], "... (43 more diff lines)")
 end)
 
-T.test("added: a new file's diff appended to a list, as unified from /dev/null makes it", function()
+T.test("added: a head line, then a new file's diff, as unified from /dev/null makes it", function()
   local texts = { "a\n", "a\nb\n", "no newline", "a\n\nb", ("x\n"):rep(50), "\n", "\n\n", "x", "a\nb",
-                  ("x\n"):rep(9) .. "y", ("x\n"):rep(10) .. "y", ("l\n"):rep(300), " \n\t\n" }
+                  ("x\n"):rep(9) .. "y", ("x\n"):rep(10) .. "y", ("l\n"):rep(300), " \n\t\n",
+                  ("long"):rep(2000) .. "\nshort", "nul\0inside\n", "cr\r\nlf\n" }
   for _, text in ipairs(texts) do
     local want = D.unified("", text, { from = "/dev/null", to = "p/f", max_lines = 10 })
-    local got = D.added({ "+ p/f (a line before)" }, text, "p/f", 10)
-    T.eq(got[1], "+ p/f (a line before)", "what was in the list stays first")
+    local got = D.added("+ p/f (a line before)", text, "p/f", 10)
+    T.eq(got[1], "+ p/f (a line before)", "the head comes first")
     T.eq({ table.unpack(got, 2) }, want, ("%q"):format(text:sub(1, 12)))
   end
-  T.eq(D.added({ "x" }, "", "p/f", 10), { "x" }, "empty content: no diff lines")
+  T.eq(D.added("x", "", "p/f", 10), { "x" }, "empty content: no diff lines")
   for _, text in ipairs(texts) do
-    T.eq(D.added({}, text, "p/f"), D.unified("", text, { from = "/dev/null", to = "p/f" }),
+    local got = D.added("h", text, "p/f")
+    T.eq({ table.unpack(got, 2) }, D.unified("", text, { from = "/dev/null", to = "p/f" }),
       ("no max_lines: %q"):format(text:sub(1, 12)))
-    -- (both come from one_sided: each side checked by applying it, as GNU patch would)
-    T.eq(patch("", D.added({}, text, "p/f")), text, ("added applies: %q"):format(text:sub(1, 12)))
+    -- (each side checked by applying it, as GNU patch would)
+    T.eq(patch("", { table.unpack(got, 2) }), text, ("added applies: %q"):format(text:sub(1, 12)))
     T.eq(patch(text, D.unified(text, "")), "", ("all removed applies: %q"):format(text:sub(1, 12)))
+  end
+end)
+
+-- added is C (core/ldiff.c), unified's one-sided case Lua: random texts and
+-- every cut from none to past the end agree (a miscount of the lines, of
+-- the cut or of a last line without "\n" shows here)
+T.test("added: random texts and every max_lines agree with unified", function()
+  math.randomseed(19)
+  local pieces = { "a", "bb", "\n", "\n", "\n\n", " ", "\t", "\0", "\r", "\xc3\xa9", "line of text" }
+  for round = 1, 300 do
+    local t = {}
+    for i = 1, math.random(0, 40) do t[i] = pieces[math.random(#pieces)] end
+    local text = table.concat(t)
+    local to = round % 7 == 0 and ("dir/"):rep(20) .. "f" or "f" .. round
+    for _, max in ipairs({ 0, 1, 2, 3, 4, 5, 8, 13, 200, math.random(0, 50) }) do
+      local want = text == "" and {} or D.unified("", text, { from = "/dev/null", to = to, max_lines = max })
+      local got = D.added("head", text, to, max)
+      T.eq(got[1], "head")
+      T.eq({ table.unpack(got, 2) }, want, ("%q, max_lines %d"):format(text, max))
+    end
+  end
+end)
+
+T.test("added: bad arguments are errors, not a crash", function()
+  for _, args in ipairs({ { nil, "x", "p" }, { "h", nil, "p" }, { "h", "x", {} }, { "h", "x", "p", "many" } }) do
+    local ok, err = pcall(D.added, table.unpack(args, 1, 4))
+    T.eq(ok, false)
+    T.ok(tostring(err):find("bad argument"), tostring(err))
   end
 end)
 

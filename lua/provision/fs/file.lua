@@ -97,8 +97,9 @@ local function new_file_changes(self, content, display, out)
   elseif is_binary(content) then
     out[#out + 1] = ("+ %s (binary, %s, mode %s)"):format(self.path, summary(content), octal(mode))
   else
-    out[#out + 1] = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
-    if #content <= DIFF_MAX_BYTES then diff().added(out, display, self.path, DIFF_MAX_LINES) end
+    local head = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
+    if #content > DIFF_MAX_BYTES then out[#out + 1] = head; return out end
+    return diff().added(head, display, self.path, DIFF_MAX_LINES)   -- (a list of its own: out is empty)
   end
   return out
 end
