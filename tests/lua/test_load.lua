@@ -149,6 +149,40 @@ T.test("a step of one resource is 4 named fields (its kind filled in) and its ow
   T.eq(c.on_change, { "a" })
 end)
 
+-- step "name" gives the step's own table, callable until its body comes
+-- (no closure a step): what a recipe does with it works as a closure did
+T.test("step \"name\" is the step to be: called later, out of order, or twice; once declared it holds no loader", function()
+  local dir = T.tmpdir()
+  local function load(src)
+    local f = io.open(dir .. "/r.lua", "w")
+    f:write('recipe { name = "later" }\n', src)
+    f:close()
+    return require("provision.dsl").load(dir .. "/r.lua", {})
+  end
+  local recipe = assert(load('local a, b = step "a", step "b"\n'
+    .. 'b { fs.file { path = "d/b", content = "x" } }\n'
+    .. 'step "c" { fs.file { path = "d/c", content = "x" }, fs.directory "d/e" }\n'
+    .. 'a { fs.directory "d" }\n'))
+  local names, mt = {}, getmetatable(recipe.steps[1])
+  for i, s in ipairs(recipe.steps) do
+    names[i] = s.name
+    T.eq(getmetatable(s), mt, "declared: one metatable for every step")
+  end
+  T.eq(select(2, debug.getupvalue(mt.__call, 1)), _G, "its __call holds the globals (for error)")
+  T.eq(debug.getupvalue(mt.__call, 2), nil, "and nothing else: nothing of the loader's")
+  T.eq(table.concat(names, " "), "b c a", "each body goes to its own name, in the order the bodies come")
+  T.eq(recipe.by_name.a.where, dir .. "/r.lua:2", "where: the line of step \"a\", not of its body")
+  T.eq(recipe.by_name.a.resources[1].path, { "d" })
+  T.eq(recipe.by_name.b.resources[1].path, "d/b")
+  T.eq(recipe.by_name.c.kind, nil)
+  T.eq(recipe.by_name.c[1], nil, "two resources: nothing at [1]")
+  local _, err = load('local a = step "a"\na { fs.directory "d" }\na { fs.directory "e" }\n')
+  T.eq(err, dir .. "/r.lua:4: step 'a' is declared twice (first at " .. dir .. "/r.lua:2)")
+  _, err = load('step "a" (42)\n')
+  T.eq(err, dir .. "/r.lua:2: step 'a': expected a table { resource, ... } after the name")
+  T.eq(type(load('step "a"\n').by_name.a), "nil", "a name without a body declares nothing, as before")
+end)
+
 T.test("report: a step and its change lines are one write (one flush), as they read", function()
   local Report = require "provision.report"
   local writes = {}

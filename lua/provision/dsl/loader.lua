@@ -41,7 +41,7 @@ function Loader:where()
       local lines = self.where_of[src]
       if not lines then lines = {}; self.where_of[src] = lines end
       local w = lines[line]
-      if not w then w = src .. ":" .. line; lines[line] = w end
+      if not w then w = ("%s:%d"):format(src, line); lines[line] = w end   -- (no string of the number on its own)
       return w, level
     end
   end
@@ -315,30 +315,41 @@ function Loader:decl_secret(v)
   return secret.new(v)
 end
 
+-- step "name" -> the step, to be called with its body: its table (steps.new),
+-- callable until then (self.step_mt): a 142,000-step recipe made a closure
+-- and its three upvalues a step, garbage as soon as the body came. Once
+-- declared, a call again says so (DECLARED: it holds no loader, which the
+-- recipe's steps would keep alive, and the recipe's compiled code with it)
+local DECLARED = { __call = function(s)
+  error(("step '%s' is declared twice (first at %s)"):format(s.name, s.where), 2)
+end }
 function Loader:decl_step(name)
   self:check_name("step", name)
-  local where = self:where()
-  return function(body)
-    local resources = self:parse_body("step", name, body, true)
-    local recipe = self.recipe
-    local prev = recipe.by_name[name]
-    if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
-    local s = steps.step(name, resources, where, body)
-    if s.on_change then recipe.on_change_declared = true end
-    local anchor = body.before or body.after
-    if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
-    if anchor then
-      local i = self:step_index(anchor)
-      if not i then
-        self:fail(("step '%s': no step named '%s' to insert %s"):format(name, anchor, body.before and "before" or "after"))
-      end
-      table.insert(recipe.steps, body.before and i or i + 1, s)
-    else
-      recipe.steps[#recipe.steps + 1] = s
+  return setmetatable(steps.new(name, self:where()), self.step_mt)
+end
+
+-- step "name" { body }: the body of step s
+function Loader:step_body(s, body)
+  local name = s.name
+  local resources = self:parse_body("step", name, body, true)
+  local recipe = self.recipe
+  local prev = recipe.by_name[name]
+  if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
+  setmetatable(steps.step(s, resources, body), DECLARED)
+  if s.on_change then recipe.on_change_declared = true end
+  local anchor = body.before or body.after
+  if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
+  if anchor then
+    local i = self:step_index(anchor)
+    if not i then
+      self:fail(("step '%s': no step named '%s' to insert %s"):format(name, anchor, body.before and "before" or "after"))
     end
-    recipe.by_name[name] = s
-    if #recipe.steps % 4096 == 0 then self:big_recipe() end
+    table.insert(recipe.steps, body.before and i or i + 1, s)
+  else
+    recipe.steps[#recipe.steps + 1] = s
   end
+  recipe.by_name[name] = s
+  if #recipe.steps % 4096 == 0 then self:big_recipe() end
 end
 
 -- A recipe of tens of thousands of steps holds as many tables, which live
@@ -420,7 +431,7 @@ function Loader:decl_replace_step(name)
       self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
         .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
     end
-    local s = steps.step(name, resources, where, body)
+    local s = steps.step(steps.new(name, where), resources, body)
     if s.on_change then self.recipe.on_change_declared = true end
     self.recipe.steps[i] = s
     self.recipe.by_name[name] = s
@@ -608,6 +619,7 @@ function Loader.new(path, opts)
     local method = Loader["decl_" .. n]
     api[n] = function(a, b) return method(self, a, b) end   -- (each takes 2 at most; not vararg: cheaper)
   end
+  self.step_mt = { __call = function(s, body) return self:step_body(s, body) end }
   self.env = env.globals(api)
   -- a plugin's globals are the process's, but for its require
   self.plugin_env = setmetatable({ require = api.require }, { __index = _G, __newindex = _G })

@@ -66,23 +66,30 @@ function M.tags(v)
   return out
 end
 
--- step(name, resources, where, body) -> a step of the recipe: { name,
--- resources, where, kind, tags, on_change } (body: its tags and on_change,
--- checked). tags and on_change are absent when none (readers say `s.tags
--- or {}`), and kind, the runner's "fs.file" or "a+b", is filled in here
--- for a step of one resource: the usual step has 4 named fields, not 5
+-- new(name, where) -> a step of the recipe before its body: { name, where,
+-- resources = false, kind = false }, with room for its one resource at [1].
+-- step "name" makes it (dsl/loader.lua), and the body fills it in (step):
+-- the step's table is the one thing a declaration makes, no closure to
+-- hold the name and line until the body comes.
+function M.new(name, where)
+  return { false, name = name, resources = false, where = where, kind = false }
+end
+
+-- step(s, resources, body) -> s, a step of the recipe: { name, resources,
+-- where, kind, tags, on_change } (body: its tags and on_change, checked).
+-- tags and on_change are absent when none (readers say `s.tags or {}`),
+-- and kind, the runner's "fs.file" or "a+b", is filled in here for a step
+-- of one resource (nil else): the usual step has 4 named fields, not 5
 -- (Lua sizes a table's fields by powers of 2: 128 bytes a step less, 142,000
 -- steps: 18 MB). A step of one resource is its own list of resources: the
 -- resource is s[1] and s.resources is s (#, ipairs and [i] read it as the
 -- list they read), not a table of its own (56 bytes a step less, and one
 -- object fewer for the collector to trace: a 142,000-step recipe, 8 MB)
-function M.step(name, resources, where, body)
-  local s
+function M.step(s, resources, body)
   if resources[2] == nil and resources[1] ~= nil then
-    s = { resources[1], name = name, resources = false, where = where, kind = resources[1].kind }
-    s.resources = s
+    s[1], s.resources, s.kind = resources[1], s, resources[1].kind
   else
-    s = { name = name, resources = resources, where = where }
+    s[1], s.resources, s.kind = nil, resources, nil
   end
   if body.tags ~= nil then s.tags = M.tags(body.tags) end
   if body.on_change then s.on_change = M.tags(body.on_change) end
