@@ -106,7 +106,9 @@ leaks() {
 }
 
 lint() { sh tests/lint.sh; }
-fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
+# (NICE: a prefix for the run, set where it goes beside sanitize)
+fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} $NICE sh tests/fuzz/run.sh "$FUZZ_SECONDS"; }
+NICE=""
 
 # fuzz beside sanitize (above): started first, in the background; its
 # section then waits for it and gives its output and exit code
@@ -122,7 +124,7 @@ case " $sections " in *" sanitize "*) case " $sections " in *" fuzz "*)
         # the generated includes both builds read, made once here first: two
         # makes must not write them at the same time
         make -s build/lua_embed.inc build/modules.inc
-        ( t0=$(date +%s); nice -n 19 sh -c 'FUZZ_SEED=${FUZZ_SEED:-1} sh tests/fuzz/run.sh "$1"' fuzz "$FUZZ_SECONDS"
+        ( t0=$(date +%s); NICE="nice -n 19" fuzz
           rc=$?; echo $(( $(date +%s) - t0 )) > "$work/fuzz-beside.secs"; exit $rc ) \
             > "$work/fuzz-beside.out" 2>&1 &
         fuzz_pid=$! ;;

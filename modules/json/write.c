@@ -126,7 +126,7 @@ static int cmp_keys(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static int add_value(lua_State *L, writer *w, int idx, int depth, int pretty);
+static int add_value(lua_State *L, writer *w, int idx, int depth);
 
 /* what a __tostring gives (a secret: its mask). Not inside an object: the
  * keys it is sorting are only held by their tables, and a __tostring may
@@ -135,19 +135,19 @@ static int add_tostring(lua_State *L, writer *w, int idx)
 {
     if (w->nkeys > 0) return 0;
     size_t len;
-    const char *s = luaL_tolstring(L, idx, &len);   /* (may raise: the userdata frees) */
+    const char *s = luaL_tolstring(L, idx, &len);   /* (may raise: the text lives in userdata or on the C stack) */
     int ok = add_string(L, w, s, len);
     lua_pop(L, 1);
     return ok;
 }
 
-static int add_array(lua_State *L, writer *w, int idx, size_t n, int depth, int pretty)
+static int add_array(lua_State *L, writer *w, int idx, size_t n, int depth)
 {
     add_char(L, w, '[');
     for (size_t i = 1; i <= n; i++) {
         if (i > 1) add_char(L, w, ',');
         lua_rawgeti(L, idx, (lua_Integer)i);
-        int ok = add_value(L, w, lua_gettop(L), depth + 1, pretty);
+        int ok = add_value(L, w, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
         if (!ok) return 0;
     }
@@ -155,7 +155,7 @@ static int add_array(lua_State *L, writer *w, int idx, size_t n, int depth, int 
     return 1;
 }
 
-static int add_object(lua_State *L, writer *w, int idx, int depth, int pretty)
+static int add_object(lua_State *L, writer *w, int idx, int depth)
 {
     size_t base = w->nkeys;
     lua_pushnil(L);
@@ -192,7 +192,7 @@ static int add_object(lua_State *L, writer *w, int idx, int depth, int pretty)
         add_char(L, w, ':');
         lua_pushlstring(L, k.s, k.len);
         lua_rawget(L, idx);
-        ok = add_value(L, w, lua_gettop(L), depth + 1, pretty);
+        ok = add_value(L, w, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
     w->nkeys = base;
@@ -202,7 +202,7 @@ static int add_object(lua_State *L, writer *w, int idx, int depth, int pretty)
 
 /* the value at idx (absolute): 1 when written, 0 when jansson's path is
  * to take the whole value instead */
-static int add_value(lua_State *L, writer *w, int idx, int depth, int pretty)
+static int add_value(lua_State *L, writer *w, int idx, int depth)
 {
     if (depth > MAX_DEPTH) return 0;
     switch (lua_type(L, idx)) {
@@ -235,10 +235,9 @@ static int add_value(lua_State *L, writer *w, int idx, int depth, int pretty)
             lua_pop(L, 1);
             return add_tostring(L, w, idx);
         }
-        if (pretty) return 0;
         size_t n;
-        if (json_table_is_array(L, idx, &n)) return add_array(L, w, idx, n, depth, pretty);
-        return add_object(L, w, idx, depth, pretty);
+        if (json_table_is_array(L, idx, &n)) return add_array(L, w, idx, n, depth);
+        return add_object(L, w, idx, depth);
     }
     case LUA_TUSERDATA:
         if (luaL_getmetafield(L, idx, "__tostring") == LUA_TNIL) return 0;
@@ -251,6 +250,12 @@ static int add_value(lua_State *L, writer *w, int idx, int depth, int pretty)
 int json_encode_fast(lua_State *L, int pretty)
 {
     int top = lua_gettop(L);
+    /* pretty output of a table is jansson's (indented); anything else is
+     * the same text either way (a table with __tostring: its text) */
+    if (pretty && lua_type(L, 1) == LUA_TTABLE) {
+        if (luaL_getmetafield(L, 1, "__tostring") == LUA_TNIL) return 0;
+        lua_pop(L, 1);
+    }
     writer w;
     w.text = w.local_text; w.len = 0; w.cap = LOCAL_TEXT;
     w.keys = w.local_keys; w.nkeys = 0; w.kcap = LOCAL_KEYS;
@@ -258,7 +263,7 @@ int json_encode_fast(lua_State *L, int pretty)
     w.text_slot = lua_gettop(L);
     lua_pushnil(L);
     w.keys_slot = lua_gettop(L);
-    if (!add_value(L, &w, 1, 0, pretty)) { lua_settop(L, top); return 0; }
+    if (!add_value(L, &w, 1, 0)) { lua_settop(L, top); return 0; }
     lua_pushlstring(L, w.text, w.len);
     return 1;
 }
