@@ -26,15 +26,14 @@ end
 local function normalize_changes(c)
   if c == nil then return {} end
   if type(c) == "table" then
-    -- (a list of strings, as checks return: itself, not a copy)
-    local n = 0
-    for i, l in ipairs(c) do
-      if type(l) ~= "string" then n = -1; break end
-      n = i
-    end
-    if n == #c then return c end
+    -- (a list of strings, as checks return: itself, not a copy; a loop of
+    -- its own, not ipairs: a call less a line, in a plan of 142,000 steps
+    -- of 5 lines each)
+    local n, i = #c, 1
+    while i <= n and type(c[i]) == "string" do i = i + 1 end
+    if i > n then return c end
     local out = {}
-    for i, l in ipairs(c) do out[i] = tostring(l) end
+    for k, l in ipairs(c) do out[k] = tostring(l) end
     return out
   end
   local out = {}
