@@ -41,7 +41,7 @@ function Loader:where()
       local lines = self.where_of[src]
       if not lines then lines = {}; self.where_of[src] = lines end
       local w = lines[line]
-      if not w then w = ("%s:%d"):format(src, line); lines[line] = w end   -- (no string of the number on its own)
+      if not w then w = src .. ":" .. line; lines[line] = w end
       return w, level
     end
   end
