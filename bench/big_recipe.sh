@@ -19,6 +19,9 @@
 #                 pager or a CI log reads it, not into a file
 #   JSON=1        plan, apply and no-op with --json (an event a step, as a
 #                 fleet's hosts run: fleet/remote.lua), not the text report
+#   ENCODE=1      after each first apply: json.encode of the state it saved
+#                 (bench/encode_state.lua: the median of 5, CPU s, and the
+#                 rise of the peak RSS, MiB), a line a build after the table
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=${PROVISION:-$ROOT/provision}
@@ -92,7 +95,7 @@ printf '%-4s %7s %7s %14s %14s %14s %14s\n' build steps MB "list s/MiB" "plan s/
 for n in $sizes; do
     gen "$n" > r.lua
     mb=$(awk -v b="$(stat -c %s r.lua)" 'BEGIN { printf "%.1f", b / 1e6 }')
-    declare -A L=() PL=() A=() NO=()
+    declare -A L=() PL=() A=() NO=() EN=()
     for ((i = 0; i < RUNS; i++)); do
         for b in "${!bins[@]}"; do
             rm -rf s[0-9]* .provision
@@ -114,6 +117,7 @@ for n in $sizes; do
             NO[$b]=$(timed noop.out "${bins[$b]}" $quiet r.lua)
             said noop.out changed 0 || { echo "bench/big_recipe.sh: the re-run is not a no-op" >&2; exit 1; }
             A[$b]=$(med "${A[$b]}"); NO[$b]=$(med "${NO[$b]}")
+            [ "${ENCODE:-0}" = 1 ] && EN[$b]=$("${bins[$b]}" --script "$ROOT/bench/encode_state.lua" .provision/big.json)
         fi
     done
     for b in "${!bins[@]}"; do
@@ -123,6 +127,9 @@ for n in $sizes; do
             "$(med "${l[@]}" | tr ' ' /)" "$(med "${p[@]}" | tr ' ' /)" \
             "$(tr ' ' / <<< "${A[$b]}")" "$(tr ' ' / <<< "${NO[$b]}")"
     done
-    unset L PL A NO
+    for b in "${!bins[@]}"; do
+        [ -n "${EN[$b]:-}" ] && printf '%-4s %7s  state encode: %s s, peak RSS +%s MiB\n' "${names[$b]}" "$n" ${EN[$b]}
+    done
+    unset L PL A NO EN
 done
 rm -rf s[0-9]* .provision

@@ -19,6 +19,13 @@
  * 96 faults, 6.30 -> 5.48 ms paired; a plan of 142,000 steps unchanged
  * beyond the noise, its peak 129 -> 135 MiB (bench/README.md).
  *
+ * Blocks of 2 MiB and more (a big recipe's tables as they grow: its steps,
+ * their names, the string table, the parser's constants) are each a
+ * mapping of their own in 2 MiB pages (MADV_HUGEPAGE), grown in place by
+ * mremap and unmapped when freed: malloc mapped them in 4 KiB pages, and
+ * touched each page again at every doubling. A plan of 142,000 steps made
+ * 23,600 page faults, 61 % of them in luaH_resize (bench/README.md).
+ *
  * Not used where leaks are looked for (sanitizer builds, and
  * PROVISION_FREE_AT_EXIT=1: the valgrind tier): core/main.c keeps Lua's
  * own allocator there. */
@@ -83,8 +90,30 @@ size_t provision_alloc_used(void) { return (size_t)(next - base); }
 
 static inline int ours(const void *p) { return (const char *)p >= base && (const char *)p < end; }
 
+/* ---- blocks of HUGE bytes and more: a mapping each. A block outside the
+ * region is one of these exactly when its size is HUGE or more (Lua gives
+ * the size with every free and resize), malloc's otherwise. */
+#define HUGE ((size_t)2 << 20)
+static inline size_t huge_len(size_t n) { return (n + HUGE - 1) & ~(HUGE - 1); }
+static inline int is_huge(const void *p, size_t n) { return n >= HUGE && !ours(p); }
+
+static void *huge_get(size_t n)
+{
+    size_t len = huge_len(n);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    madvise(p, len, MADV_HUGEPAGE);
+    return p;
+}
+
+static void huge_release(void *p, size_t n)
+{
+    if (!keep_all) munmap(p, huge_len(n));
+}
+
 static void *get(size_t n)
 {
+    if (n >= HUGE) return huge_get(n);
     if (n > BLOCK_MAX) return malloc(n);
     size_t size, c = class_of(n, &size);
     void *p = freed[c];
@@ -101,6 +130,7 @@ static void *get(size_t n)
 static void release(void *p, size_t n)
 {
     if (keep_all) return;
+    if (is_huge(p, n)) { huge_release(p, n); return; }
     if (!ours(p)) { free(p); return; }
     size_t size, c = class_of(n, &size);
     *(void **)p = freed[c];
@@ -127,8 +157,13 @@ void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
      * again; a class's free list serves only its class, so a run that
      * made and dropped 16 MiB of strings of each class would keep them
      * all (tests/unit/alloc.c) */
-    if (!ptr) return osize == LUA_TSTRING && nsize > SMALL_MAX ? malloc(nsize) : get(nsize);
-    if (!ours(ptr) && nsize > BLOCK_MAX) return realloc(ptr, nsize);
+    if (!ptr) return osize == LUA_TSTRING && nsize > SMALL_MAX && nsize < HUGE ? malloc(nsize) : get(nsize);
+    if (is_huge(ptr, osize) && nsize >= HUGE) {   /* grown or shrunk in place, or moved by the kernel */
+        if (huge_len(osize) == huge_len(nsize)) return ptr;
+        void *np = mremap(ptr, huge_len(osize), huge_len(nsize), MREMAP_MAYMOVE);
+        return np == MAP_FAILED ? NULL : np;
+    }
+    if (!ours(ptr) && osize < HUGE && nsize > BLOCK_MAX && nsize < HUGE) return realloc(ptr, nsize);
     if (ours(ptr) && nsize <= BLOCK_MAX && same_class(osize, nsize)) return ptr;
     void *np = get(nsize);
     if (!np) return NULL;   /* Lua keeps ptr as it was */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include "core.h"
@@ -32,10 +33,12 @@ static int intact(int i)
 }
 
 /* a size as Lua asks for them: mostly small, some past the small classes,
- * a few past the classes (malloc's) */
+ * a few past the classes (malloc's), now and then one of 2 MiB or more (a
+ * mapping of its own), or just under */
 static size_t some_size(void)
 {
     unsigned r = (unsigned)rand();
+    if (r % 4000 == 0) return ((size_t)2 << 20) - 64 + r % ((size_t)5 << 20);
     if (r % 10 == 0) return 257 + r % 5000;
     if (r % 10 == 1) return 257 + r % 40000;
     return 1 + r % 256;
@@ -86,6 +89,12 @@ int main(void)
         "collectgarbage()\n"
         "local s = 0\n"
         "for _, v in ipairs(t) do assert(v[3]() == v[1] and v[2] == v[1] .. 'x'); s = s + 1 end\n"
+        "local big, names = {}, {}\n"   /* tables past 2 MiB as they grow, a 6 MiB string */
+        "for i = 1, 300000 do big[i] = i; names['k' .. i] = i end\n"
+        "local str = string.rep('ab', 3 << 20)\n"
+        "for i = 1, 300000, 997 do assert(big[i] == i and names['k' .. i] == i) end\n"
+        "assert(#str == 6 << 20 and str:sub(-2) == 'ab')\n"
+        "big, names, str = nil, nil, nil; collectgarbage()\n"
         "return s");
     check(rc == LUA_OK && lua_tointeger(L, -1) == 5000, "a Lua state runs on it (200,000 tables made, 5,000 kept)");
     lua_close(L);   /* every block given back: malloc's to malloc (a leak checker sees none left) */
@@ -120,6 +129,30 @@ int main(void)
     check(m3 == m, "the block freed by the move is handed out again for 900 bytes");
     provision_alloc(NULL, m2, 1025, 0);
     provision_alloc(NULL, m3, 900, 0);
+
+    /* blocks of 2 MiB and more: a mapping each, grown and shrunk with their
+     * bytes, unmapped when freed (msync on an address not mapped: ENOMEM) */
+    size_t mib = (size_t)1 << 20;
+    unsigned char *h = provision_alloc(NULL, NULL, 5, 3 * mib);
+    for (size_t k = 0; k < 3 * mib; k++) h[k] = (unsigned char)(k * 7);
+    unsigned char *h2 = provision_alloc(NULL, h, 3 * mib, 9 * mib);
+    int same = h2 != NULL;
+    for (size_t k = 0; k < 3 * mib && same; k++) same = h2[k] == (unsigned char)(k * 7);
+    h2[9 * mib - 1] = 1;
+    check(same, "3 -> 9 MiB: the bytes kept (mremap), the end writable");
+    unsigned char *h3 = provision_alloc(NULL, h2, 9 * mib, mib);
+    for (size_t k = 0; k < mib && h3; k++) same = same && h3[k] == (unsigned char)(k * 7);
+    check(same && h3 != h2 && msync((void *)((uintptr_t)h2 & ~(uintptr_t)4095), 4096, MS_ASYNC) != 0,
+          "9 -> 1 MiB: malloc's, the bytes kept, the mapping gone");
+    unsigned char *h4 = provision_alloc(NULL, h3, mib, 5 * mib);
+    for (size_t k = 0; k < mib && h4; k++) same = same && h4[k] == (unsigned char)(k * 7);
+    check(same && h4 != NULL, "1 -> 5 MiB: a mapping again, the bytes kept");
+    provision_alloc(NULL, h4, 5 * mib, 0);
+    check(msync(h4, 4096, MS_ASYNC) != 0, "freed: unmapped");
+    unsigned char *ls = provision_alloc(NULL, NULL, LUA_TSTRING, 4 * mib);   /* a long string that big: a mapping too */
+    memset(ls, 'x', 4 * mib);
+    provision_alloc(NULL, ls, 4 * mib, 0);
+    check(msync(ls, 4096, MS_ASYNC) != 0, "a long string of 4 MiB: a mapping, unmapped when freed");
 
     /* after alloc_exit a free does nothing: the block freed is not handed out again */
     void *a = provision_alloc(NULL, NULL, 5, 40);
