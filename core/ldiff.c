@@ -15,6 +15,7 @@
  * a list grown one power of 2 at a time: a plan of 142,000 new files made
  * ~0.5 s of those (bench/README.md). Here each line is one string, and the
  * list is made at its size. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include "core.h"
@@ -43,7 +44,8 @@ static int core_diff_added(lua_State *L)
     int noeol = text[len - 1] != '\n';
     lua_Integer total = 3 + lines + noeol;   /* ---, +++, @@, the lines */
     lua_Integer shown = total > max ? max : total;
-    lua_createtable(L, (int)(1 + shown + (total > max)), 0);
+    lua_Integer size = 1 + shown + (total > max);
+    lua_createtable(L, size < INT_MAX ? (int)size : 0, 0);   /* (past INT_MAX lines: grown as it goes) */
     int out = lua_gettop(L);
     lua_Integer o = 0;
     lua_pushvalue(L, 1);
