@@ -6,12 +6,12 @@
  * list of the blocks freed, no header and no search. Classes are 16 bytes
  * apart up to 256, then 4 to each doubling (320, 384, 448, 512, 640, ...):
  * a table's parts (16 or 24 bytes an entry, by powers of two) fit one
- * exactly or nearly. Bigger blocks, and every block once the region is
- * used up, are malloc's. The region is reserved once (MAP_NORESERVE: pages
+ * exactly or nearly. Bigger blocks up to 2 MiB, and every small block once
+ * the region is used up, are malloc's (from 2 MiB: below). The region is reserved once (MAP_NORESERVE: pages
  * are the kernel's until touched; not under strict overcommit, which would
  * count it whole, and again in each fork) and never given back before exit.
  *
- * Long strings stay malloc's (provision_alloc says why). The blocks of
+ * Long strings below 2 MiB stay malloc's (provision_alloc says why). The blocks of
  * 257 bytes to 32 KiB (the bytecode's arrays as provision's modules load,
  * the tables' parts) were malloc's until issue 19: on this project's VM a
  * page fault costs some 10 us (bench/pagefault.c), and malloc's heap grew
@@ -21,8 +21,9 @@
  *
  * Blocks of 2 MiB and more (a big recipe's tables as they grow: its steps,
  * their names, the string table, the parser's constants) are each a
- * mapping of their own in 2 MiB pages (MADV_HUGEPAGE), grown in place by
- * mremap and unmapped when freed: malloc mapped them in 4 KiB pages, and
+ * mapping of their own in 2 MiB pages (MADV_HUGEPAGE), resized by mremap
+ * (in place, or moved by the kernel, never copied) and unmapped when freed
+ * (a block is rounded up to 2 MiB: a 2 MiB + 1 string takes 4): malloc mapped them in 4 KiB pages, and
  * touched each page again at every doubling. A plan of 142,000 steps made
  * 23,600 page faults, 61 % of them in luaH_resize (bench/README.md).
  *
@@ -153,10 +154,10 @@ void *provision_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     /* a new block: osize is the type of the object it is for. A long
      * string (a file's content, a body, a command's output) never grows
-     * and seldom lives long: malloc's, whose freed memory serves any size
-     * again; a class's free list serves only its class, so a run that
-     * made and dropped 16 MiB of strings of each class would keep them
-     * all (tests/unit/alloc.c) */
+     * and seldom lives long: malloc's below 2 MiB, whose freed memory
+     * serves any size again; a class's free list serves only its class,
+     * so a run that made and dropped 16 MiB of strings of each class
+     * would keep them all (tests/unit/alloc.c). From 2 MiB, a mapping */
     if (!ptr) return osize == LUA_TSTRING && nsize > SMALL_MAX && nsize < HUGE ? malloc(nsize) : get(nsize);
     if (is_huge(ptr, osize) && nsize >= HUGE) {   /* grown or shrunk in place, or moved by the kernel */
         if (huge_len(osize) == huge_len(nsize)) return ptr;

@@ -178,6 +178,20 @@ T.test("step \"name\" is the step to be: called later, out of order, or twice; o
   T.eq(recipe.by_name.c[1], nil, "two resources: nothing at [1]")
   local _, err = load('local a = step "a"\na { fs.directory "d" }\na { fs.directory "e" }\n')
   T.eq(err, dir .. "/r.lua:4: step 'a' is declared twice (first at " .. dir .. "/r.lua:2)")
+  -- a long path: Lua shortens it ("...") in its own positions; said once
+  local deep = dir .. "/" .. ("a-folder-with-a-long-name/"):rep(4)
+  assert(os.execute("mkdir -p " .. deep))
+  local f = io.open(deep .. "r.lua", "w")
+  f:write('recipe { name = "deep" }\nlocal a = step "a"\na { fs.directory "d" }\na { fs.directory "e" }\n')
+  f:close()
+  _, err = require("provision.dsl").load(deep .. "r.lua", {})
+  T.eq(select(2, err:gsub("declared twice", "")), 1, err)
+  T.ok(err:find("^%.%.%.[^:]*r%.lua:4: step 'a' is declared twice %(first at %.%.%.[^:]*r%.lua:2%)$"), err)
+  -- a body refused inside the recipe's pcall leaves the step to be declared
+  local r2 = assert(load('local a = step "a"\n'
+    .. 'assert(not pcall(a, { fs.directory "d", before = "x", after = "y" }))\n'
+    .. 'a { fs.directory "d" }\n'))
+  T.eq(r2.by_name.a.resources[1].path, { "d" })
   _, err = load('step "a" (42)\n')
   T.eq(err, dir .. "/r.lua:2: step 'a': expected a table { resource, ... } after the name")
   T.eq(type(load('step "a"\n').by_name.a), "nil", "a name without a body declares nothing, as before")

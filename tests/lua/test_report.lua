@@ -89,4 +89,35 @@ T.test("--json events: DESIGN.md's keys in its order, any others after them sort
     .. '"alpha":{"1":"caf\u{fffd}","ok":true},"bytes":10,"zeta":1}\n{"event":"end","ok":1,"changed":0}\n')
 end)
 
+-- what a check's change lines become (provision.run.calls: run_check):
+-- a list of strings is itself, not a copy; anything else is made one
+T.test("run_check: a check's changes, as the report gets them", function()
+  local calls = require "provision.run.calls"
+  local function check_giving(a, b)
+    return { kind = "t.kind", describe = function() return "the thing" end, check = function() return a, b end }
+  end
+  local lines = { "a", "b" }
+  local ok, got = calls.run_check(check_giving(false, lines), {})
+  T.eq(ok, false)
+  T.eq(rawequal(got, lines), true, "a list of strings: itself")
+  local shapes = {
+    { { "a", 2, "c" }, { "a", "2", "c" } },
+    { { "a", nil, "c" }, { "a" } },
+    { { 1.5 }, { "1.5" } },
+    { { "a", "b", true }, { "a", "b", "true" } },
+    { "x\ny\n", { "x", "y" } },
+    { {}, { "the thing" } },
+    { nil, { "the thing" } },
+  }
+  for _, c in ipairs(shapes) do
+    ok, got = calls.run_check(check_giving(false, c[1]), {})
+    T.eq(ok, false)
+    T.eq(got, c[2])
+  end
+  T.eq(calls.run_check(check_giving(true), {}), true)
+  ok, got = calls.run_check(check_giving(nil, "broken"), {})
+  T.eq(ok, nil)
+  T.eq(got, "broken")
+end)
+
 T.done()

@@ -3,6 +3,7 @@
  * filled with its own pattern and checked at every step against what it
  * must hold (a block handed out twice, a copy cut short, a free list that
  * loses or repeats a block would show); then a real Lua state runs on it. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,17 @@ static void check(int ok, const char *what)
 {
     printf("%s %s\n", ok ? "PASS" : "FAIL", what);
     if (!ok) failures++;
+}
+
+/* p is the start of a mapping of its own: page-aligned and mapped */
+static int is_mapping(const void *p)
+{
+    return p && ((uintptr_t)p & 4095) == 0 && msync((void *)p, 4096, MS_ASYNC) == 0;
+}
+/* no longer mapped */
+static int gone(const void *p)
+{
+    return msync((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, MS_ASYNC) != 0 && errno == ENOMEM;
 }
 
 #define SLOTS 512
@@ -38,7 +50,7 @@ static int intact(int i)
 static size_t some_size(void)
 {
     unsigned r = (unsigned)rand();
-    if (r % 4000 == 0) return ((size_t)2 << 20) - 64 + r % ((size_t)5 << 20);
+    if (r % 4000 == 0) return ((size_t)2 << 20) - 64 + (unsigned)rand() % ((size_t)5 << 20);
     if (r % 10 == 0) return 257 + r % 5000;
     if (r % 10 == 1) return 257 + r % 40000;
     return 1 + r % 256;
@@ -130,29 +142,37 @@ int main(void)
     provision_alloc(NULL, m2, 1025, 0);
     provision_alloc(NULL, m3, 900, 0);
 
-    /* blocks of 2 MiB and more: a mapping each, grown and shrunk with their
-     * bytes, unmapped when freed (msync on an address not mapped: ENOMEM) */
+    /* blocks of 2 MiB and more: a mapping each (page-aligned and mapped,
+     * where malloc's big blocks sit 16 bytes past a page's start), grown
+     * and shrunk with their bytes, unmapped when freed (msync then: ENOMEM) */
     size_t mib = (size_t)1 << 20;
     unsigned char *h = provision_alloc(NULL, NULL, 5, 3 * mib);
+    check(is_mapping(h), "3 MiB: a mapping of its own");
     for (size_t k = 0; k < 3 * mib; k++) h[k] = (unsigned char)(k * 7);
     unsigned char *h2 = provision_alloc(NULL, h, 3 * mib, 9 * mib);
     int same = h2 != NULL;
     for (size_t k = 0; k < 3 * mib && same; k++) same = h2[k] == (unsigned char)(k * 7);
     h2[9 * mib - 1] = 1;
-    check(same, "3 -> 9 MiB: the bytes kept (mremap), the end writable");
+    check(same && is_mapping(h2), "3 -> 9 MiB: a mapping, the bytes kept (mremap), the end writable");
     unsigned char *h3 = provision_alloc(NULL, h2, 9 * mib, mib);
     for (size_t k = 0; k < mib && h3; k++) same = same && h3[k] == (unsigned char)(k * 7);
-    check(same && h3 != h2 && msync((void *)((uintptr_t)h2 & ~(uintptr_t)4095), 4096, MS_ASYNC) != 0,
-          "9 -> 1 MiB: malloc's, the bytes kept, the mapping gone");
+    check(same && h3 && !is_mapping(h3) && gone(h2), "9 -> 1 MiB: malloc's, the bytes kept, the mapping gone");
     unsigned char *h4 = provision_alloc(NULL, h3, mib, 5 * mib);
     for (size_t k = 0; k < mib && h4; k++) same = same && h4[k] == (unsigned char)(k * 7);
-    check(same && h4 != NULL, "1 -> 5 MiB: a mapping again, the bytes kept");
+    check(same && h4 && is_mapping(h4), "1 -> 5 MiB: a mapping again, the bytes kept");
     provision_alloc(NULL, h4, 5 * mib, 0);
-    check(msync(h4, 4096, MS_ASYNC) != 0, "freed: unmapped");
+    check(gone(h4), "freed: unmapped");
+    unsigned char *almost = provision_alloc(NULL, NULL, 5, 2 * mib - 1);
+    check(almost && !is_mapping(almost), "2 MiB less a byte: malloc's");
+    unsigned char *grown = provision_alloc(NULL, almost, 2 * mib - 1, 2 * mib);
+    check(grown && is_mapping(grown), "... one byte more, 2 MiB: a mapping");
+    provision_alloc(NULL, grown, 2 * mib, 0);
+    check(gone(grown), "... unmapped when freed");
     unsigned char *ls = provision_alloc(NULL, NULL, LUA_TSTRING, 4 * mib);   /* a long string that big: a mapping too */
+    check(is_mapping(ls), "a long string of 4 MiB: a mapping");
     memset(ls, 'x', 4 * mib);
     provision_alloc(NULL, ls, 4 * mib, 0);
-    check(msync(ls, 4096, MS_ASYNC) != 0, "a long string of 4 MiB: a mapping, unmapped when freed");
+    check(gone(ls), "... unmapped when freed");
 
     /* after alloc_exit a free does nothing: the block freed is not handed out again */
     void *a = provision_alloc(NULL, NULL, 5, 40);

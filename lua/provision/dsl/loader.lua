@@ -320,8 +320,11 @@ end
 -- and its three upvalues a step, garbage as soon as the body came. Once
 -- declared, a call again says so (DECLARED: it holds no loader, which the
 -- recipe's steps would keep alive, and the recipe's compiled code with it)
+-- (its error a table, as self:fail's: at the line that called it, said once)
 local DECLARED = { __call = function(s)
-  error(("step '%s' is declared twice (first at %s)"):format(s.name, s.where), 2)
+  local at = debug.getinfo(2, "Sl")
+  error({ where = at and at.currentline > 0 and (at.short_src .. ":" .. at.currentline) or "?",
+          msg = ("step '%s' is declared twice (first at %s)"):format(s.name, s.where) }, 0)
 end }
 function Loader:decl_step(name)
   self:check_name("step", name)
@@ -335,7 +338,7 @@ function Loader:step_body(s, body)
   local recipe = self.recipe
   local prev = recipe.by_name[name]
   if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
-  setmetatable(steps.step(s, resources, body), DECLARED)
+  steps.step(s, resources, body)
   if s.on_change then recipe.on_change_declared = true end
   local anchor = body.before or body.after
   if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
@@ -349,6 +352,7 @@ function Loader:step_body(s, body)
     recipe.steps[#recipe.steps + 1] = s
   end
   recipe.by_name[name] = s
+  setmetatable(s, DECLARED)   -- (last: a body that failed a check above left it callable)
   if #recipe.steps % 4096 == 0 then self:big_recipe() end
 end
 
