@@ -12,7 +12,8 @@ local State = require "provision.state"
 local secret = require "provision.secret"
 local R = require "provision.resource"
 local selection = require "provision.selection"
-local step_kind = require("provision.dsl.steps").kind
+local steps = require "provision.dsl.steps"
+local step_kind = steps.kind
 local batch = require "provision.batch"
 -- provision.planned (plan: what the steps before would write) loads when a
 -- plan first needs it (every module loaded costs each run its start)
@@ -306,7 +307,7 @@ local function fail_step(run, kind, s, i, ms, changes, failure)
   else
     run.report:step(i, s, "failed", ms, reason:match("^[^\n]*"), changes)
   end
-  run.report:failure(kind, s.name, s.where, failure.resource, reason)
+  run.report:failure(kind, s.name, steps.where(s.where), failure.resource, reason)
 end
 
 -- every preflight check runs, so that one run names every problem (a busy

@@ -19,33 +19,40 @@ local Loader = {}
 Loader.__index = Loader
 
 -- the first stack frame that belongs to a recipe file being loaded (its
--- line asked for only then: every step's declaration comes here)
+-- line asked for only then: every step's declaration comes here): its
+-- file's number (steps.file) and line, or nil. Level 1 is this, 2 at or
+-- where, 3 their caller (a decl_ method): never a recipe's.
 -- A frame of a recipe file's main chunk (the usual caller) is known by its
--- function (self.chunks: its short_src), which debug.getinfo gives faster
--- than the source; a frame elsewhere is looked up by its source. The
--- "file:line" strings are kept, one per line (a loop declares thousands
--- of steps from one line).
+-- function (self.chunks: its file's number), which core.frame gives faster
+-- than the source; a frame elsewhere is looked up by its source.
 local core = require "provision._core"
 local frame = core.frame   -- debug.getinfo(level, "fl") without its table
-function Loader:where()
+local function recipe_frame(self)
   local chunks = self.chunks
-  for level = 3, 50 do   -- 1 is this, 2 its caller: never a recipe's
+  for level = 4, 51 do
     local func, line = frame(level)
     if not func then break end
-    local src = chunks[func]
-    if not src then
+    local n = chunks[func]
+    if not n then
       local info = debug.getinfo(level, "Sl")
-      src = self.sources[info.source] and info.short_src
+      n = self.sources[info.source] and steps.file(info.short_src)
     end
-    if src and line > 0 then
-      local lines = self.where_of[src]
-      if not lines then lines = {}; self.where_of[src] = lines end
-      local w = lines[line]
-      if not w then w = src .. ":" .. line; lines[line] = w end
-      return w, level
-    end
+    if n and line > 0 then return n, line end
   end
-  return "?", 2
+end
+
+-- at() -> the recipe line, as a step keeps it (steps.where formats it), or "?"
+function Loader:at()
+  local n, line = recipe_frame(self)
+  if not n then return "?" end
+  return n << 32 | line
+end
+
+-- where() -> "file:line" of the recipe line, or "?"
+function Loader:where()
+  local n, line = recipe_frame(self)
+  if not n then return "?" end
+  return steps.where(n << 32 | line)
 end
 
 -- fail(msg): stop loading; dsl.load reports msg at the recipe's line
@@ -320,15 +327,12 @@ end
 -- and its three upvalues a step, garbage as soon as the body came. Once
 -- declared, a call again says so (DECLARED: it holds no loader, which the
 -- recipe's steps would keep alive, and the recipe's compiled code with it)
--- (its error a table, as self:fail's: at the line that called it, said once)
 local DECLARED = { __call = function(s)
-  local at = debug.getinfo(2, "Sl")
-  error({ where = at and at.currentline > 0 and (at.short_src .. ":" .. at.currentline) or "?",
-          msg = ("step '%s' is declared twice (first at %s)"):format(s.name, s.where) }, 0)
+  error(("step '%s' is declared twice (first at %s)"):format(s.name, steps.where(s.where)), 2)
 end }
 function Loader:decl_step(name)
   self:check_name("step", name)
-  return setmetatable(steps.new(name, self:where()), self.step_mt)
+  return setmetatable(steps.new(name, self:at()), self.step_mt)
 end
 
 -- step "name" { body }: the body of step s
@@ -337,7 +341,7 @@ function Loader:step_body(s, body)
   local resources = self:parse_body("step", name, body, true)
   local recipe = self.recipe
   local prev = recipe.by_name[name]
-  if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, prev.where)) end
+  if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, steps.where(prev.where))) end
   steps.step(s, resources, body)
   if s.on_change then recipe.on_change_declared = true end
   local anchor = body.before or body.after
@@ -426,14 +430,15 @@ function Loader:decl_replace_step(name)
   self:check_name("replace_step", name)
   local i = self:step_index(name)
   if not i then self:fail(("replace_step: no step named '%s'"):format(name)) end
-  local where = self:where()
+  local where = self:at()
   local prev = self.recipe.steps[i]
   return function(body)
     local resources = self:parse_body("step", name, body, true)
     local anchor = type(body) == "table" and (body.before and "before" or body.after and "after")
     if anchor then   -- it was ignored, silently
       self:fail(("replace_step '%s': %s = \"%s\" would be ignored: the step keeps its place (declared at %s); "
-        .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], prev.where, anchor))
+        .. "remove_step it and declare it again with %s = ..."):format(name, anchor, body[anchor], steps.where(prev.where),
+          anchor))
     end
     local s = steps.step(steps.new(name, where), resources, body)
     if s.on_change then self.recipe.on_change_declared = true end
@@ -529,6 +534,7 @@ function Loader:decl_import(rel, values)
   end
   for _, f in ipairs(sub.recipe.files) do table.insert(self.recipe.files, f) end
   for src in pairs(sub.sources) do self.sources[src] = true end
+  for src in pairs(sub.short_srcs) do self.short_srcs[src] = true end
   local out = { steps = {}, checks = {}, vars = {} }
   for _, st in ipairs(sub.recipe.steps) do out.steps[st.name] = body_of(st) end
   for _, c in ipairs(sub.recipe.checks) do out.checks[c.name] = body_of(c) end
@@ -604,8 +610,8 @@ function Loader.new(path, opts)
                files = {},     -- every file loaded: the recipe, its includes, its plugins
                on_change_declared = false },   -- a step with on_change (validate.on_change_targets)
     sources = {},          -- chunk sources of the recipe files being loaded
-    chunks = {},           -- their main functions: short_src (Loader:where)
-    where_of = {},         -- short_src -> line -> "file:line"
+    chunks = {},           -- their main functions: their files' numbers (steps.file)
+    short_srcs = {},       -- their short_src: Lua's "file:line" in an error (run)
     var_defaults = {},     -- include(path, overrides): new defaults
     depth = 0,
     loads = 0,             -- files loaded so far (an include of one file twice: two)
@@ -649,7 +655,8 @@ function Loader:load_file(p)
   end
   local info = debug.getinfo(chunk, "S")
   self.sources[info.source] = true
-  self.chunks[chunk] = info.short_src
+  self.chunks[chunk] = steps.file(info.short_src)
+  self.short_srcs[info.short_src] = true
   table.insert(self.recipe.files, p)
   local saved = self.current_dir
   self.current_dir = p:match("^(.*)/[^/]*$") or "."
@@ -669,11 +676,7 @@ function Loader:run()
     -- recipe code; otherwise, find the recipe line in the stack
     local msg = tostring(e)
     local src = msg:match("^([^:\n]+):%d+: ")
-    if src then
-      for s in pairs(self.sources) do
-        if s:sub(2) == src then return { msg = msg, where = "" } end
-      end
-    end
+    if src and self.short_srcs[src] then return { msg = msg, where = "" } end
     return { msg = msg, where = self:where() }
   end, self, self.path)
   if ok then return true end

@@ -8,6 +8,7 @@ local json = require "provision.json"
 local R = require "provision.resource"
 local secret = require "provision.secret"
 local steps = require "provision.dsl.steps"
+local where = steps.where   -- (a step's where: steps.lua)
 
 local M = {}
 
@@ -131,7 +132,7 @@ end
 local function both_own(s, res, p, prev)
   return ("%s: %s of step '%s' and %s of step '%s' (%s) both own %s: each run would undo "
     .. "the other's work; keep one")
-    :format(s.where, res.kind, s.name, prev.kind, prev.step.name, prev.step.where, p)
+    :format(where(s.where), res.kind, s.name, prev.kind, prev.step.name, where(prev.step.where), p)
 end
 
 -- one pass over every path claimed, in recipe order: claims = {
@@ -225,8 +226,8 @@ function M.path_conflict(recipe)
     local inside = inside_of[a.key]
     if inside then
       return ("%s: %s of step '%s' removes %s, where %s of step '%s' (%s) writes %s: each run "
-        .. "would undo the other's work; keep one"):format(a.step.where, a.res.kind, a.step.name, a.path,
-        inside.kind, inside.step.name, inside.step.where, inside.path)
+        .. "would undo the other's work; keep one"):format(where(a.step.where), a.res.kind, a.step.name, a.path,
+        inside.kind, inside.step.name, where(inside.step.where), inside.path)
     end
   end
 end
@@ -269,15 +270,15 @@ function M.on_change_targets(recipe)
     end
     for _, n in ipairs(watched or NONE) do
       if n == s.name then
-        return ("%s: step '%s': on_change names the step itself"):format(s.where, s.name)
+        return ("%s: step '%s': on_change names the step itself"):format(where(s.where), s.name)
       elseif not index[n] then
         local names = {}
         for _, st in ipairs(recipe.steps) do names[#names + 1] = st.name end
-        return ("%s: step '%s': on_change: no step named '%s' (steps: %s)"):format(s.where, s.name, n,
+        return ("%s: step '%s': on_change: no step named '%s' (steps: %s)"):format(where(s.where), s.name, n,
           table.concat(names, ", "))
       elseif index[n] > i then
         return ("%s: step '%s': on_change names '%s', which runs after it: a step that runs on a change goes "
-          .. "after the steps it watches"):format(s.where, s.name, n)
+          .. "after the steps it watches"):format(where(s.where), s.name, n)
       end
     end
   end
