@@ -16,16 +16,15 @@
  * ~0.5 s of those (bench/README.md). Here each line is one string, and the
  * list is made at its size. */
 #include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include "core.h"
 
 static int core_diff_added(lua_State *L)
 {
-    size_t len, to_len;
+    size_t len;
     luaL_checkstring(L, 1);
     const char *text = luaL_checklstring(L, 2, &len);
-    const char *to = luaL_checklstring(L, 3, &to_len);
+    luaL_checkstring(L, 3);
     lua_Integer max = luaL_optinteger(L, 4, LUA_MAXINTEGER);
     if (max < 0) max = 0;
     if (len == 0) {
@@ -47,29 +46,26 @@ static int core_diff_added(lua_State *L)
     lua_Integer size = 1 + shown + (total > max);
     lua_createtable(L, size < INT_MAX ? (int)size : 0, 0);   /* (past INT_MAX lines: grown as it goes) */
     int out = lua_gettop(L);
-    lua_Integer o = 0;
+    lua_Integer o = 0, last = 1 + shown;   /* lines in out; the index of the last one shown */
     lua_pushvalue(L, 1);
     lua_rawseti(L, out, ++o);
-
-    luaL_Buffer b;
-    const char *heads[3];
-    char range[64];
-    if (lines == 1) snprintf(range, sizeof range, "@@ -0,0 +1 @@");
-    else snprintf(range, sizeof range, "@@ -0,0 +1," LUA_INTEGER_FMT " @@", (LUAI_UACINT)lines);
-    heads[0] = "--- /dev/null";
-    heads[1] = NULL;   /* "+++ " to */
-    heads[2] = range;
-    for (int h = 0; h < 3 && o - 1 < shown; h++) {
-        if (heads[h]) lua_pushstring(L, heads[h]);
-        else {
-            luaL_buffinit(L, &b);
-            luaL_addlstring(&b, "+++ ", 4);
-            luaL_addlstring(&b, to, to_len);
-            luaL_pushresult(&b);
-        }
+    if (o < last) {
+        lua_pushliteral(L, "--- /dev/null");
         lua_rawseti(L, out, ++o);
     }
-    for (const char *p = text, *e = text + len; p < e && o - 1 < shown;) {
+    if (o < last) {
+        lua_pushliteral(L, "+++ ");
+        lua_pushvalue(L, 3);
+        lua_concat(L, 2);
+        lua_rawseti(L, out, ++o);
+    }
+    if (o < last) {
+        if (lines == 1) lua_pushliteral(L, "@@ -0,0 +1 @@");
+        else lua_pushfstring(L, "@@ -0,0 +1,%I @@", (LUAI_UACINT)lines);
+        lua_rawseti(L, out, ++o);
+    }
+    luaL_Buffer b;
+    for (const char *p = text, *e = text + len; p < e && o < last;) {
         const char *nl = memchr(p, '\n', (size_t)(e - p));
         const char *end = nl ? nl : e;
         luaL_buffinit(L, &b);
@@ -79,7 +75,7 @@ static int core_diff_added(lua_State *L)
         lua_rawseti(L, out, ++o);
         p = nl ? nl + 1 : e;
     }
-    if (noeol && o - 1 < shown) {
+    if (noeol && o < last) {
         lua_pushliteral(L, "\\ No newline at end of file");
         lua_rawseti(L, out, ++o);
     }
