@@ -90,18 +90,18 @@ local function content_changes(path, content, display, out, mask_old, saved)
   return out
 end
 
-local function new_file_changes(self, content, display, out)
+-- the change lines of a new file: its head line, then its content as diff
+-- lines when it may be shown (diff.added)
+local function new_file_changes(self, content, display)
   local mode = self.mode or FILE_MODE
   if display == nil then
-    out[#out + 1] = ("+ %s (%d bytes, mode %s, secret content)"):format(self.path, #content, octal(mode))
+    return { ("+ %s (%d bytes, mode %s, secret content)"):format(self.path, #content, octal(mode)) }
   elseif is_binary(content) then
-    out[#out + 1] = ("+ %s (binary, %s, mode %s)"):format(self.path, summary(content), octal(mode))
-  else
-    local head = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
-    if #content > DIFF_MAX_BYTES then out[#out + 1] = head; return out end
-    return diff().added(head, display, self.path, DIFF_MAX_LINES)   -- (a list of its own: out is empty)
+    return { ("+ %s (binary, %s, mode %s)"):format(self.path, summary(content), octal(mode)) }
   end
-  return out
+  local head = "+ " .. self.path .. " (" .. #content .. " bytes, mode " .. octal(mode) .. ")"
+  if #content > DIFF_MAX_BYTES then return { head } end
+  return diff().added(head, display, self.path, DIFF_MAX_LINES)
 end
 
 -- Where a file is wanted, what is there and is not a file of the recipe's
@@ -154,15 +154,15 @@ function F.check(self, ctx, content, display, mask_old)
   end
   if st then st, err = B.probe(self.path, false, content) end
   if st == nil then return nil, err end
-  local changes = {}
   if type(display) == "function" then display = (st == false or not st.same) and display(content) or nil end
   if not st then
     -- nothing there: apply, which follows at once, need not look again
     -- (what it would find, were something put there since, is replaced
     -- by the rename as it would be a moment later)
     if ctx then ctx.nothing_at = self.path end
-    return F.would(self, ctx, new_file_changes(self, content, display, changes), true, no_folder)
+    return F.would(self, ctx, new_file_changes(self, content, display), true, no_folder)
   end
+  local changes = {}
   local replace = replace_changes(self, st)
   if replace then return false, replace end
   if st.type ~= "file" then
