@@ -7,25 +7,28 @@
  * apart up to 256, then 4 to each doubling (320, 384, 448, 512, 640, ...):
  * a table's parts (16 or 24 bytes an entry, by powers of two) fit one
  * exactly or nearly. Bigger blocks up to 2 MiB, and every small block once
- * the region is used up, are malloc's (from 2 MiB: below). The region is reserved once (MAP_NORESERVE: pages
- * are the kernel's until touched; not under strict overcommit, which would
- * count it whole, and again in each fork) and never given back before exit.
+ * the region is used up, are malloc's (from 2 MiB: below). The region is
+ * reserved once (MAP_NORESERVE: pages are the kernel's until touched; not
+ * under strict overcommit, which would count it whole, and again in each
+ * fork) and never given back before exit.
  *
- * Long strings below 2 MiB stay malloc's (provision_alloc says why). The blocks of
- * 257 bytes to 32 KiB (the bytecode's arrays as provision's modules load,
- * the tables' parts) were malloc's until issue 19: on this project's VM a
- * page fault costs some 10 us (bench/pagefault.c), and malloc's heap grew
- * by 4 KiB pages, where the region has 2 MiB ones: a 10-step no-op 136 ->
- * 96 faults, 6.30 -> 5.48 ms paired; a plan of 142,000 steps unchanged
- * beyond the noise, its peak 129 -> 135 MiB (bench/README.md).
+ * Long strings below 2 MiB stay malloc's (provision_alloc says why). The
+ * blocks of 257 bytes to 32 KiB (the bytecode's arrays as provision's
+ * modules load, the tables' parts) were malloc's until issue 19: on this
+ * project's VM a page fault costs some 10 us (bench/pagefault.c), and
+ * malloc's heap grew by 4 KiB pages, where the region has 2 MiB ones: a
+ * 10-step no-op 136 -> 96 faults, 6.30 -> 5.48 ms paired; a plan of 142,000
+ * steps unchanged beyond the noise, its peak 129 -> 135 MiB
+ * (bench/README.md).
  *
  * Blocks of 2 MiB and more (a big recipe's tables as they grow: its steps,
  * their names, the string table, the parser's constants) are each a
  * mapping of their own in 2 MiB pages (MADV_HUGEPAGE), resized by mremap
  * (in place, or moved by the kernel, never copied) and unmapped when freed
- * (a block is rounded up to 2 MiB: a 2 MiB + 1 string takes 4): malloc mapped them in 4 KiB pages, and
- * touched each page again at every doubling. A plan of 142,000 steps made
- * 23,600 page faults, 61 % of them in luaH_resize (bench/README.md).
+ * (a block is rounded up to 2 MiB: a 2 MiB + 1 string takes 4). malloc
+ * mapped them in 4 KiB pages, and touched each page again at every
+ * doubling. A plan of 142,000 steps made 23,600 page faults, 61 % of them
+ * in luaH_resize (bench/README.md).
  *
  * Not used where leaks are looked for (sanitizer builds, and
  * PROVISION_FREE_AT_EXIT=1: the valgrind tier): core/main.c keeps Lua's
