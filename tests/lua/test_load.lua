@@ -202,6 +202,18 @@ T.test("step \"name\" is the step to be: called later, out of order, or twice; o
     .. 'assert(not pcall(a, { fs.directory "d", before = "x", after = "y" }))\n'
     .. 'a { fs.directory "d" }\n'))
   T.eq(r2.by_name.a.resources[1].path, { "d" })
+  -- ... and keeps nothing of it: not its tags, not its place
+  r2 = assert(load('step "b" { fs.directory "b" }\nlocal a = step "a"\n'
+    .. 'assert(not pcall(a, { fs.directory "d", tags = "web", on_change = "b", before = "nope" }))\n'
+    .. 'a { fs.directory "d" }\n'))
+  T.eq(r2.by_name.a.tags, nil, "the refused body's tags are not the step's")
+  T.eq(r2.by_name.a.on_change, nil)
+  T.eq(r2.on_change_declared, false)
+  T.eq(r2.steps[2], r2.by_name.a, "the step where its body puts it")
+  -- a field set on a step before its body: refused at its line (the body
+  -- gives them, checked), and nothing declared
+  _, err = load('local a = step "a"\na.tags = "web"\na { fs.directory "d" }\n')
+  T.eq(err, dir .. "/r.lua:3: step 'a': tags is given in its body (step \"a\" { ..., tags = ... }), not set on the step")
   _, err = load('step "a" (42)\n')
   T.eq(err, dir .. "/r.lua:2: step 'a': expected a table { resource, ... } after the name")
   T.eq(type(load('step "a"\n').by_name.a), "nil", "a name without a body declares nothing, as before")

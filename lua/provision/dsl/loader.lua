@@ -335,28 +335,30 @@ function Loader:decl_step(name)
   return setmetatable(steps.new(name, self:at()), self.step_mt)
 end
 
--- step "name" { body }: the body of step s
+-- step "name" { body }: the body of step s. Every check comes before s is
+-- written: a body refused inside the recipe's own pcall leaves s as it was,
+-- to be given its body again
 function Loader:step_body(s, body)
   local name = s.name
   local resources = self:parse_body("step", name, body, true)
   local recipe = self.recipe
   local prev = recipe.by_name[name]
   if prev then self:fail(("step '%s' is declared twice (first at %s)"):format(name, steps.where(prev.where))) end
-  steps.step(s, resources, body)
-  if s.on_change then recipe.on_change_declared = true end
   local anchor = body.before or body.after
   if body.before and body.after then self:fail(("step '%s': give before or after, not both"):format(name)) end
+  local at = #recipe.steps + 1
   if anchor then
     local i = self:step_index(anchor)
     if not i then
       self:fail(("step '%s': no step named '%s' to insert %s"):format(name, anchor, body.before and "before" or "after"))
     end
-    table.insert(recipe.steps, body.before and i or i + 1, s)
-  else
-    recipe.steps[#recipe.steps + 1] = s
+    at = body.before and i or i + 1
   end
+  setmetatable(s, DECLARED)   -- (before steps.step: self.step_mt refuses new fields)
+  steps.step(s, resources, body)
+  if s.on_change then recipe.on_change_declared = true end
+  if anchor then table.insert(recipe.steps, at, s) else recipe.steps[at] = s end
   recipe.by_name[name] = s
-  setmetatable(s, DECLARED)   -- (last: a body that failed a check above left it callable)
   if #recipe.steps % 4096 == 0 then self:big_recipe() end
 end
 
@@ -629,7 +631,13 @@ function Loader.new(path, opts)
     local method = Loader["decl_" .. n]
     api[n] = function(a, b) return method(self, a, b) end   -- (each takes 2 at most; not vararg: cheaper)
   end
-  self.step_mt = { __call = function(s, body) return self:step_body(s, body) end }
+  -- a step before its body: called with it; a field set on it is refused
+  -- (`local a = step "a"; a.tags = "web"`: its body gives them, checked)
+  self.step_mt = { __call = function(s, body) return self:step_body(s, body) end,
+                   __newindex = function(s, k)
+                     self:fail(("step '%s': %s is given in its body (step \"%s\" { ..., %s = ... }), not set on the step")
+                       :format(s.name, tostring(k), s.name, tostring(k)))
+                   end }
   self.env = env.globals(api)
   -- a plugin's globals are the process's, but for its require
   self.plugin_env = setmetatable({ require = api.require }, { __index = _G, __newindex = _G })
