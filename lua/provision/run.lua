@@ -367,10 +367,12 @@ local function apply_or_plan(run)
   -- on_change: a step's name -> the steps that watch it (made once: a run
   -- of many changed steps must not scan every step for each of them)
   run.changed, run.watchers = {}, {}
-  for _, w in ipairs(recipe.steps) do
-    for _, n in ipairs(w.on_change or {}) do
-      run.watchers[n] = run.watchers[n] or {}
-      table.insert(run.watchers[n], w.name)
+  if recipe.on_change_declared ~= false then   -- (false: the loader saw no step with on_change)
+    for _, w in ipairs(recipe.steps) do
+      for _, n in ipairs(w.on_change or {}) do
+        run.watchers[n] = run.watchers[n] or {}
+        table.insert(run.watchers[n], w.name)
+      end
     end
   end
   run.report:start(recipe, run.verb, #recipe.steps)

@@ -159,7 +159,7 @@ function F.check(self, ctx, content, display, mask_old)
     -- nothing there: apply, which follows at once, need not look again
     -- (what it would find, were something put there since, is replaced
     -- by the rename as it would be a moment later)
-    if ctx then ctx.nothing_at = self.path end
+    if ctx and not ctx.plan then ctx.nothing_at = self.path end   -- (a plan applies nothing)
     return F.would(self, ctx, new_file_changes(self, content, display), true, no_folder)
   end
   local changes = {}
