@@ -46,7 +46,7 @@ local function joins(run, s)
     for _, r in ipairs(s.resources) do
       if not r.sync_later then all = false; break end
     end
-    s.sync_later = all
+    rawset(s, "sync_later", all)   -- (a declared step refuses a new field: dsl/loader.lua)
   end
   return s.sync_later
 end

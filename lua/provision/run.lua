@@ -384,7 +384,7 @@ local function apply_or_plan(run)
   local selected, counts, report, timeout, now = run.selected, run.counts, run.report, run.o.timeout, core.now
   local shown = report.json or not report.quiet   -- does an ok step get a line (report:shows_step)
   for i, s in ipairs(recipe.steps) do
-    s.kind = s.kind or step_kind(s)
+    if not s.kind then rawset(s, "kind", step_kind(s)) end   -- (a declared step refuses a new field)
     if core.interrupted() then   -- between steps: stop before the next one
       not_run(run, i)
       return finish(run, EXIT.interrupted)

@@ -326,9 +326,13 @@ end
 -- callable until then (self.step_mt): a 142,000-step recipe made a closure
 -- and its three upvalues a step, garbage as soon as the body came. Once
 -- declared, a call again says so (DECLARED: it holds no loader, which the
--- recipe's steps would keep alive, and the recipe's compiled code with it)
+-- recipe's steps would keep alive, and the recipe's compiled code with it),
+-- and a new field set on it is refused (the runner sets its own by rawset)
 local DECLARED = { __call = function(s)
   error(("step '%s' is declared twice (first at %s)"):format(s.name, steps.where(s.where)), 2)
+end, __newindex = function(s, k)
+  error(("step '%s': %s is given in its body (step \"%s\" { ..., %s = ... }), not set on the step")
+    :format(s.name, tostring(k), s.name, tostring(k)), 2)
 end }
 function Loader:decl_step(name)
   self:check_name("step", name)
@@ -354,7 +358,7 @@ function Loader:step_body(s, body)
     end
     at = body.before and i or i + 1
   end
-  setmetatable(s, DECLARED)   -- (before steps.step: self.step_mt refuses new fields)
+  setmetatable(s, DECLARED)   -- (steps.step sets its fields by rawset)
   steps.step(s, resources, body)
   if s.on_change then recipe.on_change_declared = true end
   if anchor then table.insert(recipe.steps, at, s) else recipe.steps[at] = s end
@@ -683,8 +687,9 @@ function Loader:run()
     -- a plain error: Lua already prefixed file:line when it was raised from
     -- recipe code; otherwise, find the recipe line in the stack
     local msg = tostring(e)
-    local src = msg:match("^([^:\n]+):%d+: ")
-    if src and self.short_srcs[src] then return { msg = msg, where = "" } end
+    for at in msg:match("^[^\n]*"):gmatch("():%d+: ") do   -- (a folder's name may hold ':')
+      if self.short_srcs[msg:sub(1, at - 1)] then return { msg = msg, where = "" } end
+    end
     return { msg = msg, where = self:where() }
   end, self, self.path)
   if ok then return true end

@@ -84,8 +84,9 @@ function M.file(src)
   return n
 end
 function M.where(w)
-  if math.type(w) ~= "integer" then return w end
-  return file_names[w >> 32] .. ":" .. (w & 0xffffffff)
+  local file = math.type(w) == "integer" and file_names[w >> 32]
+  if not file then return tostring(w) end
+  return file .. ":" .. (w & 0xffffffff)
 end
 
 -- new(name, where) -> a step of the recipe before its body: { name, where,
@@ -113,8 +114,9 @@ function M.step(s, resources, body)
   else
     s[1], s.resources, s.kind = nil, resources, nil
   end
-  if body.tags ~= nil then s.tags = M.tags(body.tags) end
-  if body.on_change then s.on_change = M.tags(body.on_change) end
+  -- (rawset: a declared step refuses a new field, dsl/loader.lua)
+  if body.tags ~= nil then rawset(s, "tags", M.tags(body.tags)) end
+  if body.on_change then rawset(s, "on_change", M.tags(body.on_change)) end
   return s
 end
 

@@ -269,7 +269,7 @@ function M.teardown(run)
   for n, s in ipairs(steps) do
     local t0 = core.now()
     run.step_t0 = t0
-    s.kind = s.kind or step_kind(s)
+    if not s.kind then rawset(s, "kind", step_kind(s)) end   -- (as run.lua's loop)
     if skip[s] then
       run.counts.skipped = run.counts.skipped + 1
       run.report:step(n, s, "skipped", 0)
