@@ -19,8 +19,8 @@ local Loader = {}
 Loader.__index = Loader
 
 -- the first stack frame that belongs to a recipe file being loaded (its
--- line asked for only then: every step's declaration comes here): its
--- file's number (steps.file) and line, or nil. Level 1 is this, 2 at or
+-- line asked for only then: every step's declaration comes here), as a
+-- step keeps it: its file's number (steps.file) << 32 | its line; or "?". Level 1 is this, 2 at or
 -- where, 3 their caller (a decl_ method): never a recipe's.
 -- A frame of a recipe file's main chunk (the usual caller) is known by its
 -- function (self.chunks: its file's number), which core.frame gives faster
@@ -37,22 +37,20 @@ local function recipe_frame(self)
       local info = debug.getinfo(level, "Sl")
       n = self.sources[info.source] and steps.file(info.short_src)
     end
-    if n and line > 0 then return n, line end
+    if n and line > 0 then return n << 32 | line end
   end
+  return "?"
 end
 
--- at() -> the recipe line, as a step keeps it (steps.where formats it), or "?"
+-- at() -> the recipe line, as a step keeps it (steps.where formats it), or
+-- "?". (Not tail calls: recipe_frame counts this frame as level 2.)
 function Loader:at()
-  local n, line = recipe_frame(self)
-  if not n then return "?" end
-  return n << 32 | line
+  return (recipe_frame(self))
 end
 
 -- where() -> "file:line" of the recipe line, or "?"
 function Loader:where()
-  local n, line = recipe_frame(self)
-  if not n then return "?" end
-  return steps.where(n << 32 | line)
+  return (steps.where(recipe_frame(self)))
 end
 
 -- fail(msg): stop loading; dsl.load reports msg at the recipe's line
@@ -638,10 +636,7 @@ function Loader.new(path, opts)
   -- a step before its body: called with it; a field set on it is refused
   -- (`local a = step "a"; a.tags = "web"`: its body gives them, checked)
   self.step_mt = { __call = function(s, body) return self:step_body(s, body) end,
-                   __newindex = function(s, k)
-                     self:fail(("step '%s': %s is given in its body (step \"%s\" { ..., %s = ... }), not set on the step")
-                       :format(s.name, tostring(k), s.name, tostring(k)))
-                   end }
+                   __newindex = DECLARED.__newindex }
   self.env = env.globals(api)
   -- a plugin's globals are the process's, but for its require
   self.plugin_env = setmetatable({ require = api.require }, { __index = _G, __newindex = _G })
