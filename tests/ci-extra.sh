@@ -57,12 +57,13 @@ sanitize() {
     # Reports go to files, so none is lost inside a test's captured stderr.
     mkdir -p "$work/san" "$work/bin"
     asan="log_path=$work/san/asan:detect_leaks=1:abort_on_error=0"
+    ubsan="log_path=$work/san/ubsan:print_stacktrace=1:halt_on_error=1"
     # LeakSanitizer cannot work under ptrace: a test that runs the binary
     # under strace (to count execve calls) gets it without the leak check
     # (a wrapper first on PATH; everything else keeps it).
     real_strace=$(command -v strace || true)
     if [ -n "$real_strace" ]; then
-        printf '#!/bin/sh\nexec %s -E "ASAN_OPTIONS=%s:detect_leaks=0" "$@"\n' "$real_strace" "$asan" > "$work/bin/strace"
+        printf '#!/bin/sh\nexec %s -E "ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0" "$@"\n' "$real_strace" > "$work/bin/strace"
         chmod +x "$work/bin/strace"
     fi
     # The Airflow-sized stacks (tests/e2e/airflow_*: 9 of this run's 26
@@ -72,9 +73,10 @@ sanitize() {
     # the YAML of the real compose files, is this run's through
     # compose_stack, faults_compose, stack_deployed, swarm_module,
     # engine_remote, test_compose, test_yaml and test_stack_spec.
+    # (tests/run names each test's reports: SAN_LOG_DIR/<test>.asan.<pid>)
     PROVISION_TESTS_LEAVE=tests/e2e/airflow_ \
-    PATH="$work/bin:$PATH" ASAN_OPTIONS="$asan" \
-    UBSAN_OPTIONS="log_path=$work/san/ubsan:print_stacktrace=1:halt_on_error=1" \
+    PATH="$work/bin:$PATH" ASAN_OPTIONS="$asan" UBSAN_OPTIONS="$ubsan" \
+    SAN_LOG_DIR="$work/san" SAN_ASAN_OPTIONS="$asan" SAN_UBSAN_OPTIONS="$ubsan" \
     PROVISION_MATRIX=0 PROVISION="$ROOT/provision-san" UNIT_DIR="$ROOT/build/san/tests" sh tests/run > "$work/san-suite.out" 2>&1
     rc=$?
     # tests/run's own summary becomes the second-to-last line of this one
@@ -86,8 +88,12 @@ sanitize() {
     reports=$(ls "$work/san" 2>/dev/null)
     if [ -n "$reports" ]; then
         for r in "$work"/san/*; do
-            echo "FAIL sanitize/report: $(basename "$r"):"
-            sed 's/^/    /' "$r" | head -n 60
+            if [ -s "$r" ]; then
+                echo "FAIL sanitize/report: $(basename "$r"):"
+                sed 's/^/    /' "$r" | head -n 60
+            else   # the sanitizer opens its file as it begins a report
+                echo "FAIL sanitize/report: $(basename "$r") is empty: the process was killed as it began a report"
+            fi
             f=$((f + 1))
         done
     else
