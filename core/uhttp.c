@@ -707,6 +707,53 @@ static int read_reply(xchg *x)
     }
 }
 
+/* uhttp_send: the first half of an exchange, on a new connection: connect
+ * and send rq (its body in memory only). The reply waits in the socket
+ * for uhttp_receive. A request the engine began to answer before it was
+ * all sent, or that could not all be sent, is UHTTP_IO here: the caller
+ * asks again with uhttp_exchange, which reads such a reply. */
+int uhttp_send(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum)
+{
+    double deadline = rq->timeout > 0 ? provision_now() + rq->timeout : 0;
+    int dummy = 0;
+    if (!errnum) errnum = &dummy;
+    *errnum = 0;
+    err[0] = 0;
+    if (c->fd >= 0 || rq->body_fd >= 0) {
+        snprintf(err, errlen, "uhttp_send: a new connection and a body in memory only");
+        return UHTTP_IO;
+    }
+    int r = c->path[0] ? connect_unix(c, rq->connect_timeout, deadline, errnum)
+                       : connect_tcp(c, rq->connect_timeout, deadline, errnum);
+    if (r != UHTTP_OK) return r;
+    uhttp_parser_reset(p, strcmp(rq->method, "HEAD") == 0, rq->max_body);
+    p->truncate = rq->truncate;
+    p->stop_at_body = rq->headers_only;
+    p->max_line = rq->max_line;
+    xchg x = { .c = c, .p = p, .deadline = deadline, .err = err, .errlen = errlen, .errnum = errnum };
+    r = send_request(&x, rq);
+    if (r == UHTTP_OK && (x.early || x.send_errno)) {
+        snprintf(err, errlen, "the request was not all sent");
+        r = UHTTP_IO;
+    }
+    if (r != UHTTP_OK) uhttp_conn_close(c);
+    return r;
+}
+
+/* uhttp_receive: the second half: the whole reply to what uhttp_send sent
+ * into p, within timeout seconds from now (<= 0: none); the connection is
+ * closed after (it carried one request) */
+int uhttp_receive(uhttp_conn *c, uhttp_parser *p, double timeout, char *err, size_t errlen, int *errnum)
+{
+    int dummy = 0;
+    xchg x = { .c = c, .p = p, .deadline = timeout > 0 ? provision_now() + timeout : 0, .err = err,
+               .errlen = errlen, .errnum = errnum ? errnum : &dummy };
+    err[0] = 0;
+    int r = c->fd >= 0 ? read_reply(&x) : UHTTP_IO;
+    uhttp_conn_close(c);
+    return r;
+}
+
 int uhttp_exchange(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum)
 {
     double deadline = rq->timeout > 0 ? provision_now() + rq->timeout : 0;

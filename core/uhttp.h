@@ -130,5 +130,11 @@ void uhttp_conn_close(uhttp_conn *c);
 /* send rq and read the whole reply into p (uhttp_parser_reset here);
  * UHTTP_OK, or one of uhttp_fail with err (and *errnum where it says) */
 int uhttp_exchange(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum);
+/* the same in two halves, for a request sent now and its reply read later
+ * (an early request, modules/http/plain.c): uhttp_send connects (c has no
+ * connection) and sends rq, its body in memory; uhttp_receive reads the
+ * whole reply into p within timeout seconds, then closes the connection */
+int uhttp_send(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum);
+int uhttp_receive(uhttp_conn *c, uhttp_parser *p, double timeout, char *err, size_t errlen, int *errnum);
 
 #endif

@@ -38,6 +38,7 @@ local R = require "provision.resource"
 local core = require "provision._core"
 local json = require "provision.json"
 local secret = require "provision.secret"
+local lazy = require "provision.lazy"
 
 local M = {}
 M.curl_version = C.curl_version   -- a function: calling it loads libcurl
@@ -96,13 +97,6 @@ local function pinned_digest(self, ctx, st)
   return have
 end
 
--- a duration for a message: "8ms", "2s", "1.5s"
-local function seconds(n)
-  if n < 1 then return ("%dms"):format(math.floor(n * 1000 + 0.5)) end
-  if n == math.floor(n) then return ("%ds"):format(n) end
-  return ("%.1fs"):format(n)
-end
-
 local human_bytes = R.human_bytes
 M.human_bytes = human_bytes
 
@@ -140,6 +134,7 @@ M.status_text = status_text
 local function show_url(url)
   return R.mask((url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")))
 end
+M.show_url = show_url
 
 -- url with its scheme in lower case (schemes are case-insensitive, RFC 3986
 -- section 3.1: HTTP://x is http://x; the state and the redirect policy
@@ -150,6 +145,7 @@ local function web_url(url)
   if scheme ~= "http" and scheme ~= "https" then return nil end
   return scheme .. rest
 end
+M.web_url = web_url
 
 -- libcurl takes its proxy from the environment (http_proxy for http;
 -- https_proxy or HTTPS_PROXY for https; then all_proxy, ALL_PROXY; no_proxy
@@ -600,12 +596,14 @@ local REQUEST_OPTIONS = {
   timeout = true, connect_timeout = true, ca_file = true, insecure = true, max_redirects = true,
   max_body = true,
 }
-function M.request(opts)
+-- the options of http.request(opts) as the C module takes them (raises on
+-- misuse at level 3: the caller of http.request or http.begin)
+local function request_options(opts, what)
   if type(opts) == "string" then opts = { url = opts } end
   if type(opts) ~= "table" or type(opts.url) ~= "string" then
-    error("http.request: expected { url = ... }", 2)
+    error(what .. ": expected { url = ... }", 3)
   end
-  R.check_keys("http.request", opts, REQUEST_OPTIONS)
+  R.check_keys(what, opts, REQUEST_OPTIONS, nil, 4)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.url = web_url(o.url) or o.url   -- HTTP:// is http:// (libcurl refuses other schemes)
@@ -625,8 +623,11 @@ function M.request(opts)
   end
   o.headers = h
   o.method = o.method and o.method:upper() or (o.body and "POST" or "GET")
-  local res, err, kind = handle():request(o)
-  if not res then return nil, transport_error(o.method, opts.url, err), kind end
+  return o, opts
+end
+
+-- a reply's body decoded when it is JSON
+local function with_json(res)
   local ct = res.headers["content-type"] or ""
   if ct:find("json", 1, true) or res.body:match("^%s*[%[{]") then
     res.json = json.decode(res.body)
@@ -634,135 +635,45 @@ function M.request(opts)
   return res
 end
 
--- -------------------------------------------------------------- http.expect
-
--- contains(actual, expected): is expected a subset of actual? Objects: every
--- key expected must match; arrays: every expected item must match some
--- item; scalars: equal (numbers by value).
-local function contains(actual, expected, path)
-  path = path or "$"
-  if type(expected) ~= "table" and actual == expected then return true end
-  if type(expected) ~= "table" or type(actual) ~= "table" then
-    return false, ("%s is %s, want %s"):format(path, actual == nil and "missing" or json.encode(actual),
-      json.encode(expected))
-  end
-  if #expected > 0 then   -- an array: each item like one of actual's
-    for _, want in ipairs(expected) do
-      local found = false
-      for _, have in ipairs(actual) do
-        if contains(have, want) then found = true; break end
-      end
-      if not found then return false, ("%s has no item like %s"):format(path, json.encode(want)) end
-    end
-    return true
-  end
-  for k, want in pairs(expected) do
-    local ok, why = contains(actual[k], want, path .. "." .. tostring(k))
-    if not ok then return false, why end
-  end
-  return true
-end
-M.contains = contains
-
-local function expect_once(self)
-  local res, err = M.request {
-    url = self.url, method = self.method, headers = self.headers, user = self.user,
-    password = self.password, timeout = self.timeout or 10, ca_file = self.ca_file,
-    insecure = self.insecure,
-  }
-  if not res then return false, err end
-  local want = self.status or { 200 }
-  local ok_status = false
-  for _, s in ipairs(want) do if res.status == s then ok_status = true end end
-  local function fail(why)
-    return false, ("%s %s: %s%s"):format((self.method or "GET"):upper(), show_url(self.url), why, body_start(res.body, 5)), res
-  end
-  if not ok_status then
-    return fail(("status %s, want %s"):format(status_text(res.status), table.concat(want, " or ")))
-  end
-  for _, s in ipairs(self.body_contains or {}) do
-    if not res.body:find(s, 1, true) then
-      return fail(("status %d but the body does not contain %q"):format(res.status, R.mask(s)))
-    end
-  end
-  if self.json ~= nil then
-    if res.json == nil then
-      local _, jerr = json.decode(res.body)
-      return fail(("status %d but the body is not JSON (%s)"):format(res.status, jerr or "?"))
-    end
-    local ok, why = contains(res.json, self.json)
-    if not ok then return fail(("status %d but %s"):format(res.status, R.mask(why))) end
-  end
-  return true, nil, res
+function M.request(opts)
+  local o, given = request_options(opts, "http.request")
+  local res, err, kind = handle():request(o)
+  if not res then return nil, transport_error(o.method, given.url, err), kind end
+  return with_json(res)
 end
 
-M.expect = R.define {
-  kind = "http.expect",
-  positional = "url",
-  options = {
-    url = { "string", doc = "what to ask: http:// or https://" },
-    status = { "any?", doc = "the status wanted: a number or a list of them (default 200)" },
-    body_contains = { "strings?", doc = "text the body must hold (a string or a list)" },
-    json = { "any?", doc = "a table the JSON body must hold (a subset)" },
-    user = { "secret?", doc = "basic auth user (sent to the first origin only)" },
-    password = { "secret?", doc = "basic auth password (sent to the first origin only)" },
-    headers = { "table?", doc = "request headers, { Name = value }; past a redirect to another origin, not sent" },
-    within = { "duration?", doc = "apply asks again until this has passed (without it: one try); plan asks once" },
-    interval = { "duration?", doc = "the time between two tries (default 2s)" },
-    timeout = { "duration?", doc = "how long one request may take (default 10s)" },
-    method = { "string?", doc = "the request's method (default GET)" },
-    ca_file = { "string?", doc = "a CA certificate (PEM) to trust besides the system's" },
-    insecure = { "boolean?", doc = "true: do not verify the server's TLS certificate" },
-  },
-  validate = function(self)
-    self.url = web_url(self.url)
-    if not self.url then return nil, "url must start with http:// or https://" end
-    local s = self.status
-    if s ~= nil then
-      if math.type(s) == "integer" then self.status = { s }
-      elseif type(s) == "table" and #s > 0 then
-        for _, v in ipairs(s) do
-          if math.type(v) ~= "integer" then return nil, "status must be an integer or a list of them" end
-        end
-      else return nil, "status must be an integer or a list of them" end
-    end
-    return true
-  end,
-  describe = function(self)
-    local s = self.status and table.concat(self.status, "/") or "200"
-    return ("%s answers %s"):format(show_url(self.url), s)
-  end,
-  check = function(self, ctx)
-    local ok, why = expect_once(self)
-    if ok then return true end
-    return false, why
-  end,
-  apply = function(self, ctx)
-    local t0 = core.now()
-    local deadline = t0 + (self.within or 0)
-    local interval = self.interval or 2
-    local tries = 0
-    while true do
-      tries = tries + 1
-      local ok, why = expect_once(self)
-      if ok then
-        ctx:detail(("up after %d %s"):format(tries, tries == 1 and "try" or "tries"))
-        return true
-      end
-      if core.now() + interval > deadline then
-        if self.within then
-          -- what really happened: the time spent and the tries made, and
-          -- why it stopped (the next try would come after `within`)
-          return nil, ("%s (still failing after %d %s in %s; another try %s later would be past within = %s)")
-            :format(why, tries, tries == 1 and "try" or "tries", seconds(core.now() - t0), seconds(interval),
-                    seconds(self.within))
-        end
-        return nil, why
-      end
-      if ctx.spin then ctx:spin(("waiting for %s"):format(show_url(self.url))) end
-      if not core.sleep(interval) then return nil, "interrupted" end
-    end
-  end,
-}
+-- http.begin(opts) -> an early request, or nil: the request http.request(opts)
+-- would make, sent now, its reply read when early:result() is asked (a
+-- check's request sent at the start of a run: a resource's prefetch, see
+-- docs/resources.md). Only a plain http:// request to this machine (the
+-- one libcurl is not loaded for) is sent early; for any other, and when it
+-- could not be sent, nil. early:result() -> what http.request(opts) gives,
+-- or nil for anything but a whole reply that is not a redirect (ask with
+-- http.request then: it says what went wrong); once. early:close() drops it.
+local Early = {}
+Early.__index = Early
+function M.begin(opts)
+  local o = request_options(opts, "http.begin")
+  local e = handle():begin(o)
+  return e and setmetatable({ e = e, o = o }, Early)
+end
+function Early:result()
+  local e = self.e
+  if not e then return nil end
+  self.e = nil
+  local res = e:finish(self.o)
+  return res and with_json(res)
+end
+function Early:close()
+  if self.e then self.e:close(); self.e = nil end
+end
+
+-- http.expect and http.contains (provision.http.expect): loaded when a
+-- recipe first uses them
+lazy.fields(M, {
+  expect = lazy.part("provision.http.expect", "expect"),
+  contains = lazy.part("provision.http.expect", "contains"),
+})
+R.later("http.expect", "provision.http.expect")
 
 return M

@@ -459,11 +459,13 @@ function R.define(def)
   plan = plan.plan or options_plan(plan)   -- (R.validate's check in C)
   compiled[def.options].plan = plan
   local positional, validate = def.positional, def.validate
+  local prefetches = def.prefetch ~= nil
   return function(args)
     -- the usual call, a plain table of options that are right, in C
     local self = type(args) == "table" and not (positional and args[1] ~= nil) and check_fast(plan, args)
       or options_of(args)
     setmetatable(self, def)
+    if prefetches then R.prefetching = true end   -- (run.lua looks for prefetch hooks only then)
     if validate then
       local ok, verr = validate(self)
       if not ok and verr then error(def.kind .. ": " .. verr, caller_level()) end
@@ -756,17 +758,19 @@ function R.each_owned(steps, visit)
   end
 end
 
--- R.check_keys(fname, t, allowed [, skip]): raise, at the line that called
--- fname, when t holds a key not in allowed (skip(k) true: a key allowed
--- anyway, such as an argv index), naming it and the valid ones
-function R.check_keys(fname, t, allowed, skip)
+-- R.check_keys(fname, t, allowed [, skip [, level]]): raise, at the line
+-- that called fname, when t holds a key not in allowed (skip(k) true: a
+-- key allowed anyway, such as an argv index), naming it and the valid
+-- ones. level: that line's, when fname's caller is not the one next to
+-- check_keys' own caller (3)
+function R.check_keys(fname, t, allowed, skip, level)
   for k in pairs(t) do
     if not allowed[k] and not (skip and skip(k)) then
       local names = {}
       for name in pairs(allowed) do names[#names + 1] = name end
       table.sort(names)
       error(("%s: unknown option %s (options: %s)"):format(fname,
-        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 3)
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), level or 3)
     end
   end
 end

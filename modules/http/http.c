@@ -484,7 +484,17 @@ static int http_request(lua_State *L)
     return 1;
 }
 
+/* h:begin(opts) -> an early request (plain.c), or nil */
+static int http_begin(lua_State *L)
+{
+    open_handle(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    return http_plain_begin(L, 2);
+}
+
 static const luaL_Reg handle_methods[] = {
+    { "begin", http_begin },
     { "close", handle_close },
     { "download", http_download },
     { "request", http_request },
@@ -523,6 +533,7 @@ int luaopen_provision_http(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    http_plain_open(L);
     luaL_newlib(L, http_funcs);
     return 1;
 }

@@ -241,18 +241,36 @@ static int location(const uhttp_parser *p, const char *url, http_buf *out)
     return http_buf_add(out, url, keep) == 0 && http_buf_add(out, loc, ln) == 0;
 }
 
-int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, long *status)
+/* a request as the options at t give it (plain_prepare), until it is sent */
+typedef struct {
+    const char *url, *target;   /* borrowed from the options table */
+    char host[64], hosthdr[80];
+    unsigned port;
+    http_buf pre;               /* the header lines (credentials among them): wiped by plain_release */
+    http_buf query;             /* "/?q" for "http://h?q" */
+    uhttp_request rq;
+} plain_req;
+
+static void plain_release(plain_req *r)
 {
+    if (r->pre.p) memset(r->pre.p, 0, r->pre.cap);
+    http_buf_free(&r->pre);
+    http_buf_free(&r->query);
+}
+
+/* the request of the options at t -> 1 (r to release), or 0: not for this
+ * path (nothing to release); raises on misuse, as libcurl's path does */
+static int plain_prepare(lua_State *L, int t, plain_req *r)
+{
+    memset(r, 0, sizeof *r);
     lua_getfield(L, t, "url");
     const char *url = lua_tostring(L, -1);
     lua_pop(L, 1);   /* the options table keeps it */
-    char host[64];
-    unsigned port;
     const char *target;
-    if (!url || !split_url(url, host, sizeof host, &port, &target)) return 0;
+    if (!url || !split_url(url, r->host, sizeof r->host, &r->port, &target)) return 0;
     if (env_set("http_proxy") || env_set("HTTP_PROXY") || env_set("all_proxy") || env_set("ALL_PROXY")) return 0;
     uhttp_conn probe;
-    if (uhttp_conn_init_tcp(&probe, host, port) < 0) return 0;   /* a name to resolve: libcurl */
+    if (uhttp_conn_init_tcp(&probe, r->host, r->port) < 0) return 0;   /* a name to resolve: libcurl */
     const char *method = http_opt_string(L, t, "method");
     lua_getfield(L, t, "body");
     size_t blen = 0;
@@ -279,63 +297,47 @@ int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, 
     http_opt_headers(L, t, add_line, &hd);   /* raises on a bad header, as for libcurl */
     if (hd.refuse || (hd.own_auth && (user || password))) { free_heads(&hd); return 0; }
     /* Accept and the credentials first, as libcurl sends them */
-    http_buf pre = { 0 };
-    if (!hd.own_accept && http_buf_add(&pre, "Accept: */*\r\n", 13) < 0) hd.oom = 1;
+    http_buf *pre = &r->pre;
+    if (!hd.own_accept && http_buf_add(pre, "Accept: */*\r\n", 13) < 0) hd.oom = 1;
     if (user || password) {
         http_buf cred = { 0 };
         if (http_buf_add(&cred, user ? user : "", strlen(user ? user : "")) < 0 || http_buf_add(&cred, ":", 1) < 0
             || http_buf_add(&cred, password ? password : "", strlen(password ? password : "")) < 0)
             hd.oom = 1;
-        if (http_buf_add(&pre, "Authorization: Basic ", 21) < 0) hd.oom = 1;
-        b64(cred.p ? cred.p : "", cred.len, &pre, &hd.oom);
-        if (http_buf_add(&pre, "\r\n", 2) < 0) hd.oom = 1;
+        if (http_buf_add(pre, "Authorization: Basic ", 21) < 0) hd.oom = 1;
+        b64(cred.p ? cred.p : "", cred.len, pre, &hd.oom);
+        if (http_buf_add(pre, "\r\n", 2) < 0) hd.oom = 1;
         if (cred.p) memset(cred.p, 0, cred.cap);
         http_buf_free(&cred);
     }
-    if (hd.lines.len && http_buf_add(&pre, hd.lines.p, hd.lines.len) < 0) hd.oom = 1;
+    if (hd.lines.len && http_buf_add(pre, hd.lines.p, hd.lines.len) < 0) hd.oom = 1;
     free_heads(&hd);
-    char hosthdr[80];
-    if (port == 80) snprintf(hosthdr, sizeof hosthdr, strchr(host, ':') ? "[%s]" : "%s", host);
-    else snprintf(hosthdr, sizeof hosthdr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    const char *host = r->host;
+    if (r->port == 80) snprintf(r->hosthdr, sizeof r->hosthdr, strchr(host, ':') ? "[%s]" : "%s", host);
+    else snprintf(r->hosthdr, sizeof r->hosthdr, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, r->port);
+    /* "http://h?q": libcurl asks for "/?q" */
+    if (*target == '?' && (http_buf_add(&r->query, "/", 1) < 0 || http_buf_add(&r->query, target, strlen(target) + 1) < 0))
+        hd.oom = 1;
     if (hd.oom) {
-        if (pre.p) memset(pre.p, 0, pre.cap);
-        http_buf_free(&pre);
+        plain_release(r);
         return luaL_error(L, "http: out of memory");
     }
-
-    /* the connection: kept between requests to the same host and port */
-    if (pl->ready && (strcmp(pl->conn.host, host) != 0 || pl->conn.port != port)) http_plain_close(pl);
-    if (!pl->ready) {
-        uhttp_conn_init_tcp(&pl->conn, host, port);
-        uhttp_parser_init(&pl->reply, 0, 0);
-        pl->ready = 1;
-    }
-    uhttp_request rq = {
-        .method = method, .target = *target ? target : "/", .host = hd.own_host ? "" : hosthdr,
-        .user_agent = hd.own_agent ? "" : "provision/" PROVISION_VERSION, .headers = pre.p,
+    r->url = url;
+    r->target = target;
+    r->rq = (uhttp_request){
+        .method = method, .target = *target == '?' ? r->query.p : *target ? target : "/",
+        .host = hd.own_host ? "" : r->hosthdr,
+        .user_agent = hd.own_agent ? "" : "provision/" PROVISION_VERSION, .headers = pre->p,
         .content_type = body && !hd.own_type ? "application/x-www-form-urlencoded" : NULL,
         .body = body, .body_len = blen, .body_fd = -1, .timeout = timeout, .connect_timeout = connect,
         .max_body = max_body, .truncate = 1, .headers_only = headers_only, .max_line = MAX_HEADER_LINE,
     };
-    if (*target == '?') {   /* "http://h?q": libcurl asks for "/?q" */
-        lua_pushfstring(L, "/%s", target);
-        rq.target = lua_tostring(L, -1);
-    }
-    char err[UHTTP_ERR + 64];
-    int eno = 0;
-    double t0 = provision_now();
-    int rc = uhttp_exchange(&pl->conn, &rq, &pl->reply, err, sizeof err, &eno);
-    if (pre.p) memset(pre.p, 0, pre.cap);
-    http_buf_free(&pre);
-    if (*target == '?') lua_pop(L, 1);
-    if (rc == UHTTP_OK && provision_interrupted()) rc = UHTTP_INTERRUPTED;
-    if (rc != UHTTP_OK) return push_failure(L, rc, &pl->conn, &pl->reply, err, eno, t0);
-    uhttp_parser *p = &pl->reply;
-    if (http_is_redirect(p->status) && location(p, url, redirect)) {   /* libcurl from the next hop on */
-        *status = p->status;
-        return -1;
-    }
-    http_buf_free(redirect);
+    return 1;
+}
+
+/* the result table of reply p to the request of url (its target) */
+static int push_reply(lua_State *L, uhttp_parser *p, const char *url, const char *target, double t0)
+{
     lua_createtable(L, 0, 7);
     lua_pushinteger(L, p->status);
     lua_setfield(L, -2, "status");
@@ -359,4 +361,122 @@ int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, 
     lua_pushboolean(L, p->truncated);
     lua_setfield(L, -2, "truncated");
     return 1;
+}
+
+int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, long *status)
+{
+    plain_req r;
+    if (!plain_prepare(L, t, &r)) return 0;
+    /* the connection: kept between requests to the same host and port */
+    if (pl->ready && (strcmp(pl->conn.host, r.host) != 0 || pl->conn.port != r.port)) http_plain_close(pl);
+    if (!pl->ready) {
+        uhttp_conn_init_tcp(&pl->conn, r.host, r.port);
+        uhttp_parser_init(&pl->reply, 0, 0);
+        pl->ready = 1;
+    }
+    char err[UHTTP_ERR + 64];
+    int eno = 0;
+    double t0 = provision_now();
+    int rc = uhttp_exchange(&pl->conn, &r.rq, &pl->reply, err, sizeof err, &eno);
+    plain_release(&r);
+    if (rc == UHTTP_OK && provision_interrupted()) rc = UHTTP_INTERRUPTED;
+    if (rc != UHTTP_OK) return push_failure(L, rc, &pl->conn, &pl->reply, err, eno, t0);
+    uhttp_parser *p = &pl->reply;
+    if (http_is_redirect(p->status) && location(p, r.url, redirect)) {   /* libcurl from the next hop on */
+        *status = p->status;
+        return -1;
+    }
+    http_buf_free(redirect);
+    return push_reply(L, p, r.url, r.target, t0);
+}
+
+/* ---- an early request: sent now, its reply read when a check wants it */
+
+#define EARLY_MT "provision.http.early"
+typedef struct {
+    int open;
+    uhttp_conn conn;
+    uhttp_parser reply;
+    double timeout;   /* the request's, counted from when its reply is read */
+    double t0;        /* when it was sent */
+} http_early;
+
+static int early_close(lua_State *L)
+{
+    http_early *e = luaL_checkudata(L, 1, EARLY_MT);
+    if (e->open) {
+        uhttp_conn_close(&e->conn);
+        uhttp_parser_free(&e->reply);
+        e->open = 0;
+    }
+    return 0;
+}
+
+int http_plain_begin(lua_State *L, int t)
+{
+    plain_req r;
+    if (!plain_prepare(L, t, &r)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    http_early *e = lua_newuserdatauv(L, sizeof *e, 0);
+    memset(e, 0, sizeof *e);
+    uhttp_conn_init_tcp(&e->conn, r.host, r.port);
+    uhttp_parser_init(&e->reply, 0, 0);
+    e->open = 1;
+    luaL_setmetatable(L, EARLY_MT);
+    e->timeout = r.rq.timeout;
+    e->t0 = provision_now();
+    char err[UHTTP_ERR + 64];
+    int eno = 0;
+    int rc = uhttp_send(&e->conn, &r.rq, &e->reply, err, sizeof err, &eno);
+    plain_release(&r);
+    if (rc != UHTTP_OK) {   /* not sent: the check asks as it would have */
+        lua_pushcfunction(L, early_close);
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 0);
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+/* early:finish(opts) -> the result h:request(opts) would give, or nil:
+ * anything but a whole reply that is not a redirect (the caller asks
+ * again, the usual way, which says what went wrong). Once: it is closed. */
+static int early_finish(lua_State *L)
+{
+    http_early *e = luaL_checkudata(L, 1, EARLY_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_getfield(L, 2, "url");
+    const char *url = lua_tostring(L, 3), *target;
+    char host[64];
+    unsigned port;
+    int ok = e->open && url && split_url(url, host, sizeof host, &port, &target);
+    if (ok) {
+        char err[UHTTP_ERR + 64];
+        int eno = 0;
+        int rc = uhttp_receive(&e->conn, &e->reply, e->timeout, err, sizeof err, &eno);
+        ok = rc == UHTTP_OK && !provision_interrupted() && !http_is_redirect(e->reply.status);
+    }
+    if (ok) push_reply(L, &e->reply, url, target, e->t0);
+    else lua_pushnil(L);
+    lua_pushcfunction(L, early_close);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+    return 1;
+}
+
+void http_plain_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = { { "finish", early_finish }, { "close", early_close }, { NULL, NULL } };
+    if (luaL_newmetatable(L, EARLY_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, early_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, early_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
 }

@@ -935,5 +935,47 @@ T.test("file: max_size counts the part kept from a killed run", function()
   end
 end)
 
+T.test("begin: an early request's result is http.request's; once; nil where it cannot go early", function()
+  -- the same request, sent early and the usual way: the same result but its time
+  local function same(opts)
+    local early = assert(http.begin(opts), "sent early")
+    core.sleep(0.05)   -- (the reply waits in the socket)
+    local got = assert(early:result())
+    T.eq(early:result(), nil, "a second result")
+    local want = assert(http.request(opts))
+    got.seconds, want.seconds = nil, nil
+    got.headers.date, want.headers.date = nil, nil
+    T.eq(json.encode(got), json.encode(want), opts.url or opts)
+  end
+  same(base .. "/json?a=1")
+  same { url = "http://127.0.0.1:" .. port .. "?x=1" }   -- ("/?x=1" is asked, as libcurl asks it)
+  same { url = base .. "/echo", method = "POST", body = { k = "v" }, headers = { ["X-A"] = "b" } }
+  same { url = base .. "/auth", user = "user", password = secret.new "password" }
+  same { url = base .. "/status/503?body=later" }
+  -- not early: a name to resolve, https (libcurl's), a server that is not there
+  T.eq(http.begin("http://localhost.invalid:" .. port .. "/json"), nil, "a name")
+  T.eq(http.begin("https://127.0.0.1:" .. port .. "/json"), nil, "https")
+  local gone, freeport = start_server(nil, "gone")
+  os.execute("kill " .. gone .. "; sleep 0.2")
+  T.eq(http.begin("http://127.0.0.1:" .. freeport .. "/json"), nil, "nothing listens")
+  -- a redirect is not followed early: nil, and http.request follows it
+  reset()
+  local early = assert(http.begin(base .. "/redirect?to=/json"))
+  T.eq(early:result(), nil, "a redirect")
+  T.eq(count("/redirect"), 1)
+  -- a reply cut short: nil (http.request says what went wrong)
+  early = assert(http.begin(base .. "/badlength/b?size=100"))
+  T.eq(early:result(), nil, "a cut reply")
+  -- closed before its result: nil; misuse raises at the caller's line, as http.request's
+  early = assert(http.begin(base .. "/json"))
+  early:close()
+  T.eq(early:result(), nil, "closed")
+  local ok, err = pcall(http.begin, { url = base, methd = "GET" })
+  T.eq(ok, false); T.match(err, "^http.begin: unknown option 'methd'")
+  T.raises(function() http.request { url = base, methd = "GET" } end, "test_http.lua:%d+: http.request: unknown option 'methd'")
+  T.raises(function() http.begin { url = base, methd = "GET" } end, "test_http.lua:%d+: http.begin: unknown option 'methd'")
+  T.raises(function() http.begin(42) end, "test_http.lua:%d+: http.begin: expected { url = ... }")
+end)
+
 for _, p in ipairs(pids) do os.execute("kill " .. p) end
 return T.done()
