@@ -231,13 +231,22 @@ step "web server health" {
 local REFUSED = "user %s and the password given were refused (%s): the account is the one airflow-init made "
   .. "when the stack was first initialised (-e user=, -e password=)"
 
--- rest_once() -> true | false, why (may pass on a later try) | nil, why (will not)
-local function rest_once()
-  local headers, user, password = {}, nil, nil
+-- the first request of rest_once: 3.x's login, 2.x's pools with basic auth
+local function first_request()
   if rel.auth == "token" then
     local login = json.encode { username = v.user, password = reveal(v.password) }
-    local res, err = http.request { method = "POST", url = web .. "/auth/token", body = login,
+    return { method = "POST", url = web .. "/auth/token", body = login,
       headers = { ["Content-Type"] = "application/json" }, timeout = 10 }
+  end
+  return { url = web .. rel.pools, user = v.user, password = v.password, timeout = 10 }
+end
+
+-- rest_once(early?) -> true | false, why (may pass on a later try) | nil, why (will not)
+-- early: first_request() sent at the start of the run (the step's prefetch)
+local function rest_once(early)
+  local res, err = early and early:result()
+  if not res then res, err = http.request(first_request()) end
+  if rel.auth == "token" then
     if not res then return false, err end
     if res.status == 401 or res.status == 403 then
       return nil, ("POST %s/auth/token: " .. REFUSED):format(web, v.user, res.status)
@@ -246,11 +255,10 @@ local function rest_once()
     if type(token) ~= "string" or token == "" then
       return false, ("POST %s/auth/token: status %d, no access_token in the answer"):format(web, res.status)
     end
-    headers.Authorization = "Bearer " .. secret(token)   -- a secret: masked wherever it could show
-  else
-    user, password = v.user, v.password
+    -- the token, a secret: masked wherever it could show
+    res, err = http.request { url = web .. rel.pools, headers = { Authorization = "Bearer " .. secret(token) },
+      timeout = 10 }
   end
-  local res, err = http.request { url = web .. rel.pools, headers = headers, user = user, password = password, timeout = 10 }
   if not res then return false, err end
   if res.status == 401 or res.status == 403 then
     return nil, ("GET %s%s: " .. REFUSED):format(web, rel.pools, v.user, res.status)
@@ -272,8 +280,11 @@ else
   step "REST API" {
     describe = ("%s%s lists default_pool (%s)"):format(web, rel.pools,
       rel.auth == "token" and "a token from POST /auth/token" or "basic auth"),
-    check = function()
-      local ok, why = rest_once()
+    -- the first request goes when the run starts: the server answers it
+    -- while the steps before are checked (used when none of them changed)
+    prefetch = function() return http.begin(first_request()) end,
+    check = function(ctx)
+      local ok, why = rest_once(ctx.early)
       return ok == true, why
     end,
     apply = function(ctx)

@@ -204,6 +204,48 @@ end
 
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
+-- Early checks. A resource (or a custom step) with a prefetch hook starts
+-- its check's slow part when the run starts, before the preflight checks:
+-- http.expect sends its GET, and the server answers while the steps before
+-- are checked. The check gets what prefetch gave as ctx.early, and uses it
+-- only as that resource's own check would have: the answer of a whole
+-- reply, else it asks again. A step before that changes anything (apply
+-- ran) drops every early answer still waiting: it may have changed what
+-- they answered. A plan changes nothing, so its checks use them all.
+-- EARLY_MAX: the first ones only (each holds a connection, a descriptor,
+-- until its check: a recipe of many would take the run's descriptors)
+local EARLY_MAX = 32
+local function start_early(run)
+  local early, n = nil, 0
+  for i, s in ipairs(run.recipe.steps) do
+    if run.selected[i] and not s.on_change then   -- (a step that may not run asks nothing)
+      for _, res in ipairs(s.resources) do
+        if res.prefetch then
+          local ok, e = pcall(res.prefetch, res)   -- (a hook that fails: the check asks, and says why)
+          if ok and e ~= nil then
+            early = early or {}
+            early[res] = e
+            n = n + 1
+            if n == EARLY_MAX then run.early = early; return end
+          end
+        end
+      end
+    end
+  end
+  run.early = early
+end
+local function close_early(e)
+  if type(e) == "table" or type(e) == "userdata" then
+    local close = e.close
+    if close then pcall(close, e) end
+  end
+end
+local function drop_early(run)
+  if not run.early then return end
+  for _, e in pairs(run.early) do close_early(e) end
+  run.early = nil
+end
+
 -- run one step (apply or plan) -> status, detail, changes, failure{resource, reason}
 local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 local function run_step(run, s)
@@ -217,7 +259,10 @@ local function run_step(run, s)
   for i = 1, #resources do
     local res = resources[i]
     local ctx = step_ctx(run, s, i, saved[i])
+    local early = run.early and run.early[res]
+    if early then run.early[res] = nil; rawset(ctx, "early", early) end
     local ok, changes = run_check(res, ctx)
+    if early then rawset(ctx, "early", nil); close_early(early) end
     -- an input an earlier step would write: a change to come, also when the
     -- check could not read it yet (an archive a step before downloads)
     if ok ~= false and run.plan and res.apply and not s.preflight then
@@ -276,6 +321,7 @@ local function new_counts()
 end
 
 local function finish(run, code)
+  drop_early(run)
   if run.state then
     local ok, err = run.state:flush()   -- (the batch's too: batch.lua)
     if ok then ok, err = run.state:save() end
@@ -376,6 +422,7 @@ local function apply_or_plan(run)
     end
   end
   run.report:start(recipe, run.verb, #recipe.steps)
+  if R.prefetching then start_early(run) end
   if not preflight(run) then
     not_run(run, 1)
     return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
@@ -404,6 +451,7 @@ local function apply_or_plan(run)
       run.step_t0, run.dirty_step = t0, false
       local late, status, detail, changes, failure, saved = timed(timeout, "step", s.name, run_step, run, s)
       if status == "failed" and late then failure.reason = timed_out_after(timeout) end
+      if run.dirty_step then drop_early(run) end   -- (apply ran: what they answered may have changed)
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a

@@ -159,8 +159,8 @@ function Loader:parse_body(kind, name, body, borrow)
       self:fail(("%s '%s': give either resources or check/apply functions, not both"):format(kind, name))
     end
     resources[1] = steps.custom(body)
-  elseif body.describe or body.revert or body.writes or body.reads then
-    self:fail(("%s '%s': describe/revert/writes/reads go with check/apply functions"):format(kind, name))
+  elseif body.describe or body.revert or body.writes or body.reads or body.prefetch then
+    self:fail(("%s '%s': describe/revert/writes/reads/prefetch go with check/apply functions"):format(kind, name))
   end
   return resources
 end

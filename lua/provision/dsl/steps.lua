@@ -19,14 +19,16 @@ function Custom:apply(ctx)
   return self.apply_fn(ctx)
 end
 function Custom:revert_fn_wrapper(ctx) return self.revert_fn(ctx) end
+function Custom:prefetch_fn_wrapper() return self.prefetch_fn() end
 
 -- custom(body) -> the resource of a step body with check/apply functions
 function M.custom(t)
   local c = setmetatable({ text = t.describe, check_fn = t.check, apply_fn = t.apply, revert_fn = t.revert,
-                           write_paths = t.writes, read_paths = t.reads }, Custom)
+                           prefetch_fn = t.prefetch, write_paths = t.writes, read_paths = t.reads }, Custom)
   if t.writes then c.writes = R.paths_of("write_paths") end
   if t.reads then c.reads = R.paths_of("read_paths") end
   if t.revert then c.revert = Custom.revert_fn_wrapper end
+  if t.prefetch then c.prefetch = Custom.prefetch_fn_wrapper; R.prefetching = true end
   return c
 end
 

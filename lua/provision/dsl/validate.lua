@@ -13,7 +13,7 @@ local where = steps.where   -- (a step's where: steps.lua)
 local M = {}
 
 M.STEP_FIELDS = {
-  describe = "string", check = "function", apply = "function", revert = "function",
+  describe = "string", check = "function", apply = "function", revert = "function", prefetch = "function",
   before = "string", after = "string",
   writes = "paths", reads = "paths",   -- a path or a list of paths (for plan: see resource.lua)
   tags = "tags",                       -- a tag or a list of them: --tags / --skip-tags pick steps by them
