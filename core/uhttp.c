@@ -669,6 +669,7 @@ static int send_request(xchg *x, const uhttp_request *rq)
         if (provision_interrupted()) { r = UHTTP_INTERRUPTED; goto out; }
     }
 out:
+    if (b.p) memset(b.p, 0, b.cap);   /* it held the credentials */
     buf_free(&b);
     return r;
 }
@@ -707,11 +708,19 @@ static int read_reply(xchg *x)
     }
 }
 
+/* p made ready for the reply to rq */
+static void reply_setup(uhttp_parser *p, const uhttp_request *rq)
+{
+    uhttp_parser_reset(p, strcmp(rq->method, "HEAD") == 0, rq->max_body);
+    p->truncate = rq->truncate;
+    p->stop_at_body = rq->headers_only;
+    p->max_line = rq->max_line;
+}
+
 /* uhttp_send: the first half of an exchange, on a new connection: connect
- * and send rq (its body in memory only). The reply waits in the socket
- * for uhttp_receive. A request the engine began to answer before it was
- * all sent, or that could not all be sent, is UHTTP_IO here: the caller
- * asks again with uhttp_exchange, which reads such a reply. */
+ * and send rq (its body in memory only); the reply waits for uhttp_receive.
+ * One answered before it was all sent, or not all sent, is UHTTP_IO here:
+ * the caller asks again with uhttp_exchange, which reads such a reply. */
 int uhttp_send(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum)
 {
     double deadline = rq->timeout > 0 ? provision_now() + rq->timeout : 0;
@@ -726,10 +735,7 @@ int uhttp_send(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *er
     int r = c->path[0] ? connect_unix(c, rq->connect_timeout, deadline, errnum)
                        : connect_tcp(c, rq->connect_timeout, deadline, errnum);
     if (r != UHTTP_OK) return r;
-    uhttp_parser_reset(p, strcmp(rq->method, "HEAD") == 0, rq->max_body);
-    p->truncate = rq->truncate;
-    p->stop_at_body = rq->headers_only;
-    p->max_line = rq->max_line;
+    reply_setup(p, rq);
     xchg x = { .c = c, .p = p, .deadline = deadline, .err = err, .errlen = errlen, .errnum = errnum };
     r = send_request(&x, rq);
     if (r == UHTTP_OK && (x.early || x.send_errno)) {
@@ -757,7 +763,6 @@ int uhttp_receive(uhttp_conn *c, uhttp_parser *p, double timeout, char *err, siz
 int uhttp_exchange(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char *err, size_t errlen, int *errnum)
 {
     double deadline = rq->timeout > 0 ? provision_now() + rq->timeout : 0;
-    int head = strcmp(rq->method, "HEAD") == 0;
     off_t start = rq->body_fd >= 0 ? lseek(rq->body_fd, 0, SEEK_CUR) : 0;
     int dummy = 0;
     if (!errnum) errnum = &dummy;
@@ -774,10 +779,7 @@ int uhttp_exchange(uhttp_conn *c, const uhttp_request *rq, uhttp_parser *p, char
                                : connect_tcp(c, rq->connect_timeout, deadline, errnum);
             if (r != UHTTP_OK) return r;
         }
-        uhttp_parser_reset(p, head, rq->max_body);
-        p->truncate = rq->truncate;
-        p->stop_at_body = rq->headers_only;
-        p->max_line = rq->max_line;
+        reply_setup(p, rq);
         xchg x = { .c = c, .p = p, .deadline = deadline, .err = err, .errlen = errlen, .errnum = errnum };
         int r = send_request(&x, rq);
         if (r == UHTTP_OK) r = read_reply(&x);

@@ -244,8 +244,9 @@ end
 -- rest_once(early?) -> true | false, why (may pass on a later try) | nil, why (will not)
 -- early: first_request() sent at the start of the run (the step's prefetch)
 local function rest_once(early)
-  local res, err = early and early:result()
-  if not res then res, err = http.request(first_request()) end
+  local res, err
+  if early then res, err = early:result() end
+  if not res and not err then res, err = http.request(first_request()) end
   if rel.auth == "token" then
     if not res then return false, err end
     if res.status == 401 or res.status == 403 then
@@ -280,8 +281,10 @@ else
   step "REST API" {
     describe = ("%s%s lists default_pool (%s)"):format(web, rel.pools,
       rel.auth == "token" and "a token from POST /auth/token" or "basic auth"),
-    -- the first request goes when the run starts: the server answers it
-    -- while the steps before are checked (used when none of them changed)
+    -- the first request goes once the preflight checks have passed (port
+    -- 8080 free, or this stack's: a password goes to no one else's server),
+    -- and the server answers it while the steps before are checked (used
+    -- when none of them changed)
     prefetch = function() return http.begin(first_request()) end,
     check = function(ctx)
       local ok, why = rest_once(ctx.early)

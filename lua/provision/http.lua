@@ -39,6 +39,7 @@ local core = require "provision._core"
 local json = require "provision.json"
 local secret = require "provision.secret"
 local lazy = require "provision.lazy"
+local URL = require "provision.http.url"
 
 local M = {}
 M.curl_version = C.curl_version   -- a function: calling it loads libcurl
@@ -130,22 +131,7 @@ local function status_text(s)
 end
 M.status_text = status_text
 
--- a URL without user:password@
-local function show_url(url)
-  return R.mask((url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")))
-end
-M.show_url = show_url
-
--- url with its scheme in lower case (schemes are case-insensitive, RFC 3986
--- section 3.1: HTTP://x is http://x; the state and the redirect policy
--- compare it), or nil when it is not an http or https URL
-local function web_url(url)
-  local scheme, rest = url:match("^(%a[%w+.-]*)(://.*)$")
-  scheme = scheme and scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil end
-  return scheme .. rest
-end
-M.web_url = web_url
+local show_url, web_url = URL.show, URL.web
 
 -- libcurl takes its proxy from the environment (http_proxy for http;
 -- https_proxy or HTTPS_PROXY for https; then all_proxy, ALL_PROXY; no_proxy
@@ -644,25 +630,29 @@ end
 
 -- http.begin(opts) -> an early request, or nil: the request http.request(opts)
 -- would make, sent now, its reply read when early:result() is asked (a
--- check's request sent at the start of a run: a resource's prefetch, see
--- docs/resources.md). Only a plain http:// request to this machine (the
--- one libcurl is not loaded for) is sent early; for any other, and when it
--- could not be sent, nil. early:result() -> what http.request(opts) gives,
--- or nil for anything but a whole reply that is not a redirect (ask with
--- http.request then: it says what went wrong); once. early:close() drops it.
+-- check's request sent early in a run: a prefetch hook, docs/concepts.md).
+-- Only a plain http:// request to this machine's loopback (one libcurl is
+-- not loaded for) goes early; for any other, and when it could not be sent
+-- at once, nil. early:result() -> what http.request(opts) gives; nil,
+-- message, kind when it timed out (its timeout counts from when it was
+-- sent) or was interrupted; or nil for anything else but a whole reply that
+-- is not a redirect: ask with http.request then, which says what went
+-- wrong. Once. early:close() drops it.
 local Early = {}
 Early.__index = Early
 function M.begin(opts)
-  local o = request_options(opts, "http.begin")
+  local o, given = request_options(opts, "http.begin")
   local e = handle():begin(o)
-  return e and setmetatable({ e = e, o = o }, Early)
+  return e and setmetatable({ e = e, method = o.method, url = given.url }, Early)
 end
 function Early:result()
   local e = self.e
   if not e then return nil end
   self.e = nil
-  local res = e:finish(self.o)
-  return res and with_json(res)
+  local res, err, kind = e:finish()
+  if res then return with_json(res) end
+  if err then return nil, transport_error(self.method, self.url, err), kind end
+  return nil
 end
 function Early:close()
   if self.e then self.e:close(); self.e = nil end

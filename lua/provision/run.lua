@@ -24,7 +24,7 @@ local M = {}
 
 local calls = require "provision.run.calls"
 local clean_error, changing, timed = calls.clean_error, calls.changing, calls.timed
-local timed_out_after, describe, run_check = calls.timed_out_after, calls.describe, calls.run_check
+local timed_out_after, describe, run_check, call = calls.timed_out_after, calls.describe, calls.run_check, calls.call
 
 -- provision.run.teardown, the runner's teardown half (and what ctx:undo
 -- calls), loads when a run first needs it: an apply's or a plan's start
@@ -205,13 +205,16 @@ end
 local function ms_since(t0) return math.floor((core.now() - t0) * 1000 + 0.5) end
 
 -- Early checks. A resource (or a custom step) with a prefetch hook starts
--- its check's slow part when the run starts, before the preflight checks:
--- http.expect sends its GET, and the server answers while the steps before
--- are checked. The check gets what prefetch gave as ctx.early, and uses it
+-- its check's slow part once the preflight checks have passed: http.expect
+-- sends its GET, and the server answers while the steps before are
+-- checked. The check gets what prefetch gave as ctx.early, and uses it
 -- only as that resource's own check would have: the answer of a whole
--- reply, else it asks again. A step before that changes anything (apply
--- ran) drops every early answer still waiting: it may have changed what
--- they answered. A plan changes nothing, so its checks use them all.
+-- reply, else it asks again. An apply that ran (in any step before, or in
+-- this step, before this resource) drops every early answer still
+-- waiting: it may have changed what they answered. A plan changes nothing,
+-- so its checks use them all. A hook is recipe code: run as a check is
+-- (protected, interruptible, under --timeout), and a hook that fails leaves
+-- its check to ask (and say why); -v shows the failure.
 -- EARLY_MAX: the first ones only (each holds a connection, a descriptor,
 -- until its check: a recipe of many would take the run's descriptors)
 local EARLY_MAX = 32
@@ -221,7 +224,9 @@ local function start_early(run)
     if run.selected[i] and not s.on_change then   -- (a step that may not run asks nothing)
       for _, res in ipairs(s.resources) do
         if res.prefetch then
-          local ok, e = pcall(res.prefetch, res)   -- (a hook that fails: the check asks, and says why)
+          local late, ok, e = timed(run.o.timeout, "prefetch", s.name, call, res.prefetch, res)
+          if not ok then run.report:log(("prefetch of step '%s': %s"):format(s.name, secret.mask(tostring(e)))) end
+          if late or core.interrupted() then run.early = early; return end
           if ok and e ~= nil then
             early = early or {}
             early[res] = e
@@ -287,6 +292,7 @@ local function run_step(run, s)
       else
         local aok, a, b = changing(res.apply, res, ctx)
         run.dirty_step = true
+        drop_early(run)   -- (what they answered may have changed)
         if not aok or (a == nil and b ~= nil) then
           return "failed", nil, changes_all, { resource = describe(res), reason = aok and tostring(b) or a }, saved
         end
@@ -422,11 +428,13 @@ local function apply_or_plan(run)
     end
   end
   run.report:start(recipe, run.verb, #recipe.steps)
-  if R.prefetching then start_early(run) end
   if not preflight(run) then
     not_run(run, 1)
     return finish(run, core.interrupted() and EXIT.interrupted or EXIT.failed)
   end
+  -- (after the preflight checks: one that refuses the run, say a port held
+  -- by another's process, has no request sent to it)
+  if R.prefetching then start_early(run) end
   -- (what every step reads, in locals: a 10,000-step no-op is this loop)
   local selected, counts, report, timeout, now = run.selected, run.counts, run.report, run.o.timeout, core.now
   local shown = report.json or not report.quiet   -- does an ok step get a line (report:shows_step)
@@ -451,7 +459,6 @@ local function apply_or_plan(run)
       run.step_t0, run.dirty_step = t0, false
       local late, status, detail, changes, failure, saved = timed(timeout, "step", s.name, run_step, run, s)
       if status == "failed" and late then failure.reason = timed_out_after(timeout) end
-      if run.dirty_step then drop_early(run) end   -- (apply ran: what they answered may have changed)
       if run.dirty_step and run.state then
         -- Into the journal at once (a write per changed step; the state
         -- file itself is rewritten and fsync'd at the end, in finish): a

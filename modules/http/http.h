@@ -129,9 +129,9 @@ void http_opt_headers(lua_State *L, int t, int (*add)(void *ud, const char *line
 int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, long *status);
 void http_plain_close(http_plain *pl);
 /* plain.c: h:begin{...} at t: an early request, sent now (the options as
- * for h:request), its reply read by :finish(opts) when a check wants it;
- * pushed, or nil when not for this path or not sent. http_plain_open
- * registers its metatable. */
+ * for h:request) to this machine (a loopback address), its reply read by
+ * :finish() when a check wants it; pushed, or nil when not for this path
+ * or not sent. http_plain_open registers its metatable. */
 int http_plain_begin(lua_State *L, int t);
 void http_plain_open(lua_State *L);
 /* redirect.c: follow a redirect (status, to the absolute URL loc) from

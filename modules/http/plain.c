@@ -393,78 +393,97 @@ int http_plain_request(lua_State *L, http_plain *pl, int t, http_buf *redirect, 
 /* ---- an early request: sent now, its reply read when a check wants it */
 
 #define EARLY_MT "provision.http.early"
+#define EARLY_CONNECT 0.01   /* seconds: a loopback connect takes microseconds; one that waits is not early */
 typedef struct {
     int open;
     uhttp_conn conn;
     uhttp_parser reply;
-    double timeout;   /* the request's, counted from when its reply is read */
-    double t0;        /* when it was sent */
+    double timeout;      /* the request's, counted from when it was sent */
+    double t0;           /* when it was sent */
+    size_t target;       /* the target's offset in the URL (the userdata's user value) */
 } http_early;
+
+static void early_release(http_early *e)
+{
+    if (!e->open) return;
+    uhttp_conn_close(&e->conn);
+    uhttp_parser_free(&e->reply);
+    e->open = 0;
+}
 
 static int early_close(lua_State *L)
 {
-    http_early *e = luaL_checkudata(L, 1, EARLY_MT);
-    if (e->open) {
-        uhttp_conn_close(&e->conn);
-        uhttp_parser_free(&e->reply);
-        e->open = 0;
-    }
+    early_release(luaL_checkudata(L, 1, EARLY_MT));
     return 0;
+}
+
+/* to this machine: 127.0.0.0/8, ::1 or "localhost" */
+static int loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
 }
 
 int http_plain_begin(lua_State *L, int t)
 {
+    /* first: memory for it can fail before anything holds credentials */
+    http_early *e = lua_newuserdatauv(L, sizeof *e, 1);
+    memset(e, 0, sizeof *e);
+    luaL_setmetatable(L, EARLY_MT);
     plain_req r;
     if (!plain_prepare(L, t, &r)) {
         lua_pushnil(L);
         return 1;
     }
-    http_early *e = lua_newuserdatauv(L, sizeof *e, 0);
-    memset(e, 0, sizeof *e);
-    uhttp_conn_init_tcp(&e->conn, r.host, r.port);
-    uhttp_parser_init(&e->reply, 0, 0);
-    e->open = 1;
-    luaL_setmetatable(L, EARLY_MT);
-    e->timeout = r.rq.timeout;
-    e->t0 = provision_now();
-    char err[UHTTP_ERR + 64];
-    int eno = 0;
-    int rc = uhttp_send(&e->conn, &r.rq, &e->reply, err, sizeof err, &eno);
+    int rc = UHTTP_CONNECT;
+    if (loopback(r.host)) {
+        uhttp_conn_init_tcp(&e->conn, r.host, r.port);
+        uhttp_parser_init(&e->reply, 0, 0);
+        e->open = 1;
+        e->timeout = r.rq.timeout;
+        e->target = (size_t)(r.target - r.url);
+        lua_pushstring(L, r.url);
+        lua_setiuservalue(L, -2, 1);
+        r.rq.connect_timeout = EARLY_CONNECT;
+        e->t0 = provision_now();
+        char err[UHTTP_ERR + 64];
+        int eno = 0;
+        rc = uhttp_send(&e->conn, &r.rq, &e->reply, err, sizeof err, &eno);
+    }
     plain_release(&r);
     if (rc != UHTTP_OK) {   /* not sent: the check asks as it would have */
-        lua_pushcfunction(L, early_close);
-        lua_pushvalue(L, -2);
-        lua_call(L, 1, 0);
+        early_release(e);
         lua_pushnil(L);
     }
     return 1;
 }
 
-/* early:finish(opts) -> the result h:request(opts) would give, or nil:
- * anything but a whole reply that is not a redirect (the caller asks
- * again, the usual way, which says what went wrong). Once: it is closed. */
+/* early:finish() -> the result h:request(opts) would give; nil, message,
+ * kind when it timed out (the request's timeout, from when it was sent) or
+ * was interrupted; or nil for anything else but a whole reply that is not
+ * a redirect (the caller asks again, the usual way, which says what went
+ * wrong). Once: it is closed after. */
 static int early_finish(lua_State *L)
 {
     http_early *e = luaL_checkudata(L, 1, EARLY_MT);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    lua_getfield(L, 2, "url");
-    const char *url = lua_tostring(L, 3), *target;
-    char host[64];
-    unsigned port;
-    int ok = e->open && url && split_url(url, host, sizeof host, &port, &target);
-    if (ok) {
-        char err[UHTTP_ERR + 64];
-        int eno = 0;
-        int rc = uhttp_receive(&e->conn, &e->reply, e->timeout, err, sizeof err, &eno);
-        ok = rc == UHTTP_OK && !provision_interrupted() && !http_is_redirect(e->reply.status);
+    lua_settop(L, 1);
+    if (!e->open) return 0;
+    lua_getiuservalue(L, 1, 1);
+    const char *url = lua_tostring(L, 2);
+    double left = 0;
+    if (e->timeout > 0) {
+        left = e->timeout - (provision_now() - e->t0);
+        if (left < 0.001) left = 0.001;   /* (the reply may be there already) */
     }
-    if (ok) push_reply(L, &e->reply, url, target, e->t0);
-    else lua_pushnil(L);
-    lua_pushcfunction(L, early_close);
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 0);
-    return 1;
+    char err[UHTTP_ERR + 64];
+    int eno = 0;
+    int rc = uhttp_receive(&e->conn, &e->reply, left, err, sizeof err, &eno);
+    if (rc == UHTTP_OK && provision_interrupted()) rc = UHTTP_INTERRUPTED;
+    int n;
+    if (rc == UHTTP_TIMEOUT || rc == UHTTP_INTERRUPTED) n = push_failure(L, rc, &e->conn, &e->reply, err, eno, e->t0);
+    else if (rc != UHTTP_OK || http_is_redirect(e->reply.status)) { lua_pushnil(L); n = 1; }
+    else n = push_reply(L, &e->reply, url, url + e->target, e->t0);
+    early_release(e);
+    return n;
 }
 
 void http_plain_open(lua_State *L)

@@ -38,6 +38,32 @@ run "$P" plan served.lua
 expect "plan of a change: the check's answer is the early one (the file as it is)" \
     eval '[ $RC -eq 3 ] && has "$OUT" "does not contain \"new\"" && [ "$(httpd_count /static/x)" = 1 ]'
 
+# a change in the same step, before the check: the early reply is dropped
+# too (the check sees what the change made, and fails here)
+echo good > www/x
+cat > same.lua <<R
+recipe { name = "same" }
+step "deploy" {
+  fs.file { path = "$SANDBOX/www/x", content = "broken\n" },
+  http.expect { url = "$BASE/static/x", body_contains = "good" },
+}
+R
+httpd_reset
+run "$P" same.lua
+# (3 requests: the early one, dropped; the check's; the apply's one try)
+expect "a change earlier in the same step drops the early reply: the check sees the new file" \
+    eval '[ $RC -ne 0 ] && has "$OUT$ERR" "does not contain \"good\"" && [ "$(httpd_count /static/x)" = 3 ]'
+
+# a preflight check that fails: no request goes early
+cat > refused.lua <<R
+recipe { name = "refused" }
+check "no" { check = function() return false, "refused" end }
+step "get" { http.expect { url = "$BASE/json" } }
+R
+httpd_reset
+run "$P" refused.lua
+expect "a failed preflight check: nothing sent early" eval '[ $RC -ne 0 ] && [ "$(httpd_count /json)" = 0 ]'
+
 # the order: the first step's check waits (2 s at most) to see the GET of
 # the step after it at the server
 cat > order.lua <<R
@@ -53,16 +79,17 @@ local function seen(path, wait)
 end
 step "first" { check = function()
   local f = io.open("$SANDBOX/seen", "w")
-  f:write(seen("/json", 2), " ", seen("/echo", 0)); f:close()
+  f:write(seen("/json", 2), " ", seen("/echo", 0), " ", seen("/auth", 0)); f:close()
   return true
 end }
 step "get" { http.expect { url = "$BASE/json" } }
 step "post" { http.expect { url = "$BASE/echo", method = "POST" } }
+step "auth" { http.expect { url = "$BASE/auth", user = "user", password = secret "password" } }
 R
 httpd_reset
 run "$P" order.lua
-expect "the GET is sent before the first step's check; the POST is not sent early" \
-    eval '[ $RC -eq 0 ] && [ "$(cat seen)" = "1 0" ] && [ "$(httpd_count /json)" = 1 ] && [ "$(httpd_count /echo)" = 1 ]'
+expect "the GET is sent before the first step's check; a POST, and a GET with credentials, are not sent early" \
+    eval '[ $RC -eq 0 ] && [ "$(cat seen)" = "1 0 0" ] && [ "$(httpd_count /json)" = 1 ] && [ "$(httpd_count /echo)" = 1 ] && [ "$(httpd_count /auth)" = 1 ]'
 
 # at most 32 wait at once (each holds a descriptor until its check)
 cat > many.lua <<R

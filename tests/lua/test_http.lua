@@ -952,9 +952,12 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
   same { url = base .. "/echo", method = "POST", body = { k = "v" }, headers = { ["X-A"] = "b" } }
   same { url = base .. "/auth", user = "user", password = secret.new "password" }
   same { url = base .. "/status/503?body=later" }
-  -- not early: a name to resolve, https (libcurl's), a server that is not there
+  -- not early: a name to resolve, https (libcurl's), another machine, a server that is not there
   T.eq(http.begin("http://localhost.invalid:" .. port .. "/json"), nil, "a name")
   T.eq(http.begin("https://127.0.0.1:" .. port .. "/json"), nil, "https")
+  local t0 = core.now()
+  T.eq(http.begin("http://192.0.2.1:" .. port .. "/json"), nil, "not loopback")
+  T.ok(core.now() - t0 < 0.1, "not loopback: no connect tried")
   local gone, freeport = start_server(nil, "gone")
   os.execute("kill " .. gone .. "; sleep 0.2")
   T.eq(http.begin("http://127.0.0.1:" .. freeport .. "/json"), nil, "nothing listens")
@@ -963,6 +966,16 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
   local early = assert(http.begin(base .. "/redirect?to=/json"))
   T.eq(early:result(), nil, "a redirect")
   T.eq(count("/redirect"), 1)
+  -- a server slower than the request's timeout, counted from the send:
+  -- the timeout, said as http.request says it, and no second request
+  reset()
+  early = assert(http.begin { url = base .. "/delay?seconds=2", timeout = 0.3 })
+  core.sleep(0.2)
+  t0 = core.now()
+  local res, err, kind = early:result()
+  T.eq(res, nil); T.eq(kind, "timeout"); T.match(err, "^GET .*/delay%?seconds=2: Operation timed out after %d+ milliseconds")
+  T.ok(core.now() - t0 < 0.25, "the time waited counts from the send")
+  T.eq(count("/delay"), 1)
   -- a reply cut short: nil (http.request says what went wrong)
   early = assert(http.begin(base .. "/badlength/b?size=100"))
   T.eq(early:result(), nil, "a cut reply")
@@ -970,8 +983,8 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
   early = assert(http.begin(base .. "/json"))
   early:close()
   T.eq(early:result(), nil, "closed")
-  local ok, err = pcall(http.begin, { url = base, methd = "GET" })
-  T.eq(ok, false); T.match(err, "^http.begin: unknown option 'methd'")
+  local ok, raised = pcall(http.begin, { url = base, methd = "GET" })
+  T.eq(ok, false); T.match(raised, "^http.begin: unknown option 'methd'")
   T.raises(function() http.request { url = base, methd = "GET" } end, "test_http.lua:%d+: http.request: unknown option 'methd'")
   T.raises(function() http.begin { url = base, methd = "GET" } end, "test_http.lua:%d+: http.begin: unknown option 'methd'")
   T.raises(function() http.begin(42) end, "test_http.lua:%d+: http.begin: expected { url = ... }")

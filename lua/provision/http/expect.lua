@@ -5,7 +5,8 @@ local R = require "provision.resource"
 local core = require "provision._core"
 local json = require "provision.json"
 local http = require "provision.http"
-local show_url, web_url, body_start, status_text = http.show_url, http.web_url, http.body_start, http.status_text
+local URL = require "provision.http.url"
+local show_url, web_url, body_start, status_text = URL.show, URL.web, http.body_start, http.status_text
 
 local M = {}
 
@@ -55,8 +56,9 @@ end
 -- expect_once(self, early?): one try; early: the same request sent at the
 -- start of the run (prefetch), whose reply is used when it came whole
 local function expect_once(self, early)
-  local res, err = early and early:result()
-  if not res then res, err = http.request(expect_request(self)) end
+  local res, err
+  if early then res, err = early:result() end
+  if not res and not err then res, err = http.request(expect_request(self)) end
   if not res then return false, err end
   local want = self.status or { 200 }
   local ok_status = false
@@ -119,13 +121,14 @@ M.expect = R.define {
     local s = self.status and table.concat(self.status, "/") or "200"
     return ("%s answers %s"):format(show_url(self.url), s)
   end,
-  -- the request of the check sent at the start of a run; its reply is read
-  -- when the check comes, if no step before changed anything (run.lua).
-  -- GET and HEAD only: a method that may change the server's state is sent
-  -- when its step comes, as written
+  -- the check's request, sent early in the run (run.lua: after the
+  -- preflight checks); its reply is read when the check comes, if nothing
+  -- changed before it. A GET or HEAD without credentials or headers of its
+  -- own only: any other is sent when its step comes, as written (a server
+  -- an earlier step would start or check first gets no password early)
   prefetch = function(self)
     local m = (self.method or "GET"):upper()
-    if m ~= "GET" and m ~= "HEAD" then return nil end
+    if m ~= "GET" and m ~= "HEAD" or self.user or self.password or self.headers then return nil end
     return http.begin(expect_request(self))
   end,
   check = function(self, ctx)
