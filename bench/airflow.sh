@@ -16,7 +16,9 @@
 #   VERSION=3.2.0 sh bench/airflow.sh          PROVISION_COMPOSE=docker-compose VERSION=3.2.0 sh bench/airflow.sh
 #   BASE=/path/to/older/provision VERSION=3.2.0 sh bench/airflow.sh
 #                                              also that binary's no-op, alternating with
-#                                              this one's on the same stack (before/after)
+#                                              this one's on the same stack (before/after);
+#                                              it runs its own tree's recipe when it is in
+#                                              one (BASE_RECIPE= another)
 # Needs Docker and ports 8080/5555 free. DOCS_BASE=http://... serves another
 # copy of the compose file instead.
 set -eu
@@ -40,6 +42,10 @@ cleanup() {
     rm -rf "$work"
 }
 V="-e dir=$DIR -e version=$VERSION -e docs_base=${DOCS_BASE:-http://127.0.0.1:1}"
+if [ -n "${BASE:-}" ] && [ -z "${BASE_RECIPE:-}" ]; then
+    BASE_RECIPE=recipes/airflow-quickstart.lua
+    [ -f "$(dirname "$BASE")/recipes/airflow-quickstart.lua" ] && BASE_RECIPE=$(dirname "$BASE")/recipes/airflow-quickstart.lua
+fi
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 sh tests/fixtures/airflow-standins/build.sh "$VERSION" > /dev/null
@@ -94,18 +100,24 @@ echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 ))
 # where a no-op's time goes: the endpoint checks wait on the stand-ins'
 # HTTP (a shell script per request under busybox nc: tens of ms, where
 # Airflow answers in a few), the rest is provision's own
-split() { # BINARY FILE: one no-op; appends "total-without-checks checks total" (us) to FILE
+split() { # BINARY FILE [RECIPE]: one no-op; appends "total-without-checks checks total" (us) to FILE
     t0=$(date +%s%N)
-    "$1" recipes/airflow-quickstart.lua $V --json > "$work/events" 2>/dev/null
+    "$1" "${3:-recipes/airflow-quickstart.lua}" $V --json > "$work/events" 2>/dev/null
     total=$(( ($(date +%s%N) - t0) / 1000 ))
     http=$(grep '"event":"step"' "$work/events" | grep -E '"name":"(web server health|REST API|Flower)"' \
         | sed -n 's/.*"ms":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s * 1000 + 0 }')
     echo "$(( total - http )) $http $total" >> "$2"
 }
 i=0; : > "$work/split"; : > "$work/split.base"
+if [ -n "${BASE:-}" ]; then   # the base's recipe file owns a copy of the state (the stack is the same)
+    base_file=$(cd "$(dirname "$BASE_RECIPE")" && pwd)/$(basename "$BASE_RECIPE")
+    cp -a "$PROVISION_STATE_DIR" "$work/.provision-base"
+    sed -i "s|\"recipe_file\":\"$ROOT/recipes/airflow-quickstart.lua\"|\"recipe_file\":\"$base_file\"|" \
+        "$work/.provision-base/airflow-quickstart.json"
+fi
 while [ $i -lt "$RUNS" ]; do
     split "$P" "$work/split"
-    [ -n "${BASE:-}" ] && split "$BASE" "$work/split.base"
+    [ -n "${BASE:-}" ] && PROVISION_STATE_DIR=$work/.provision-base split "$BASE" "$work/split.base" "$BASE_RECIPE"
     i=$((i + 1))
 done
 sort -n "$work/split" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = (NR + 1) / 2; m = int(m); printf "no-op without the endpoint checks, median of %d: %.1f ms (the checks: %.1f ms waiting on the stand-ins)\n", NR, a[m] / 1000, h[m] / 1000 }'
