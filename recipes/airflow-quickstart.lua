@@ -244,9 +244,7 @@ end
 -- rest_once(early?) -> true | false, why (may pass on a later try) | nil, why (will not)
 -- early: first_request() sent at the start of the run (the step's prefetch)
 local function rest_once(early)
-  local res, err
-  if early then res, err = early:result() end
-  if not res and not err then res, err = http.request(first_request()) end
+  local res, err = http.answer(early, first_request())
   if rel.auth == "token" then
     if not res then return false, err end
     if res.status == 401 or res.status == 403 then

@@ -658,6 +658,17 @@ function Early:close()
   if self.e then self.e:close(); self.e = nil end
 end
 
+-- http.answer(early, opts) -> what http.request(opts) gives: early's answer
+-- when it has one (a reply, a timeout, an interrupt), else opts asked now.
+-- early is a check's ctx.early, or nil (the check asks as it always does).
+function M.answer(early, opts)
+  if early then
+    local res, err, kind = early:result()
+    if res or err then return res, err, kind end
+  end
+  return M.request(opts)
+end
+
 -- http.expect and http.contains (provision.http.expect): loaded when a
 -- recipe first uses them
 lazy.fields(M, {

@@ -56,9 +56,7 @@ end
 -- expect_once(self, early?): one try; early: the same request sent at the
 -- start of the run (prefetch), whose reply is used when it came whole
 local function expect_once(self, early)
-  local res, err
-  if early then res, err = early:result() end
-  if not res and not err then res, err = http.request(expect_request(self)) end
+  local res, err = http.answer(early, expect_request(self))
   if not res then return false, err end
   local want = self.status or { 200 }
   local ok_status = false
