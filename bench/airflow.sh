@@ -81,15 +81,10 @@ t0=$(date +%s%N)
 "$P" recipes/airflow-quickstart.lua $V -q > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
 first=$(ms "$t0")
 
-median() { # VERB...: median wall time in ms of RUNS runs
-    i=0; : > "$work/times"
-    while [ $i -lt "$RUNS" ]; do
-        t0=$(date +%s%N)
-        "$P" "$@" $V -q > /dev/null 2>&1 || { echo "run failed: $*" >&2; exit 1; }
-        echo $(( ($(date +%s%N) - t0) / 1000 )) >> "$work/times"
-        i=$((i + 1))
-    done
-    sort -n "$work/times" | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f ms (min %.1f, max %.1f)\n", m / 1000, a[1] / 1000, a[NR] / 1000 }'
+median() { # VERB...: median wall time in ms of RUNS runs, each spawned and timed
+    # by bench/alternate.py (no shell and no date(1) around it: each of those
+    # is a fork and an exec, 2-3 ms here, that the run would be charged with)
+    python3 bench/alternate.py "$RUNS" "$P $* $V -q" | sed -n 's/.*median \([0-9.]*\) ms  min \([0-9.]*\) ms/\1 ms (min \2)/p'
 }
 echo "Airflow $VERSION, $COMPOSE $($COMPOSE version --short 2>/dev/null || true), engine $(docker version --format '{{.Server.Version}}')"
 echo "start to healthy by hand (init, up -d, healthchecks):       $hand ms"
@@ -100,26 +95,30 @@ echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 ))
 # where a no-op's time goes: the endpoint checks wait on the stand-ins'
 # HTTP (a shell script per request under busybox nc: tens of ms, where
 # Airflow answers in a few), the rest is provision's own
-split() { # BINARY FILE [RECIPE]: one no-op; appends "total-without-checks checks total" (us) to FILE
-    t0=$(date +%s%N)
-    "$1" "${3:-recipes/airflow-quickstart.lua}" $V --json > "$work/events" 2>/dev/null
-    total=$(( ($(date +%s%N) - t0) / 1000 ))
-    http=$(grep '"event":"step"' "$work/events" | grep -E '"name":"(web server health|REST API|Flower)"' \
-        | sed -n 's/.*"ms":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s * 1000 + 0 }')
-    echo "$(( total - http )) $http $total" >> "$2"
+# split N OUT: the runs of command N that bench/alternate.py kept in
+# $work/alt; one "total-without-checks checks total" line (us) a run to OUT
+split() {
+    : > "$2"
+    awk -v n="$1" '$1 == n { print $2, $3 }' "$work/alt/times" | while read -r round total; do
+        http=$(grep '"event":"step"' "$work/alt/$1.$round" | grep -E '"name":"(web server health|REST API|Flower)"' \
+            | sed -n 's/.*"ms":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s * 1000 + 0 }')
+        total=$(awk -v t="$total" 'BEGIN { printf "%d", t * 1000 }')
+        echo "$(( total - http )) $http $total" >> "$2"
+    done
 }
-i=0; : > "$work/split"; : > "$work/split.base"
+mkdir -p "$work/alt"
 if [ -n "${BASE:-}" ]; then   # the base's recipe file owns a copy of the state (the stack is the same)
     base_file=$(cd "$(dirname "$BASE_RECIPE")" && pwd)/$(basename "$BASE_RECIPE")
     cp -a "$PROVISION_STATE_DIR" "$work/.provision-base"
     sed -i "s|\"recipe_file\":\"$ROOT/recipes/airflow-quickstart.lua\"|\"recipe_file\":\"$base_file\"|" \
         "$work/.provision-base/airflow-quickstart.json"
+    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$P recipes/airflow-quickstart.lua $V --json" \
+        "PROVISION_STATE_DIR=$work/.provision-base $BASE $BASE_RECIPE $V --json" > /dev/null
+    split 2 "$work/split.base"
+else
+    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$P recipes/airflow-quickstart.lua $V --json" > /dev/null
 fi
-while [ $i -lt "$RUNS" ]; do
-    split "$P" "$work/split"
-    [ -n "${BASE:-}" ] && PROVISION_STATE_DIR=$work/.provision-base split "$BASE" "$work/split.base" "$BASE_RECIPE"
-    i=$((i + 1))
-done
+split 1 "$work/split"
 sort -n "$work/split" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = (NR + 1) / 2; m = int(m); printf "no-op without the endpoint checks, median of %d: %.1f ms (the checks: %.1f ms waiting on the stand-ins)\n", NR, a[m] / 1000, h[m] / 1000 }'
 if [ -n "${BASE:-}" ]; then
     for f in split split.base; do
