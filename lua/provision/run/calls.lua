@@ -6,6 +6,7 @@
 local core = require "provision._core"
 local Report = require "provision.report"
 local forget_folders = require("provision._fs").forget_folders
+local kept = require "provision.kept"
 
 local M = {}
 
@@ -55,6 +56,7 @@ end
 -- be another one then)
 function M.changing(fn, ...)
   forget_folders()
+  kept.forget()   -- (what the checks read may change: provision.kept)
   local ok, a, b = M.call(fn, ...)
   forget_folders()
   return ok, a, b
@@ -82,8 +84,11 @@ function M.describe(res)
 end
 
 local exposed = core.exposed
+local begin_check, finish_check = kept.begin, kept.finish
 function M.run_check(res, ctx)
+  begin_check()   -- (what it reads, a later check may take: provision.kept)
   local ok, a, b = exposed(res.check, res, ctx)   -- (call, written out)
+  finish_check()
   if ok and a == true then return true end
   if not ok then return nil, M.clean_error(a) end
   if a == nil and b ~= nil then return nil, tostring(b) end
