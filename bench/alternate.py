@@ -15,6 +15,7 @@ is written to DIR/times, one "command round ms" line a run.
 """
 import os
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -28,6 +29,10 @@ for c in sys.argv[2:]:
         env[k] = v
     if not words:
         sys.exit("alternate.py: no command in %r" % c)
+    found = shutil.which(words[0], path=env.get("PATH"))   # (by the command's own PATH)
+    if not found:
+        sys.exit("alternate.py: %s: not found" % words[0])
+    words[0:1] = [found, words[0]]   # the program, then argv[0] as given
     cmds.append((words, env))
 out = os.environ.get("ALT_OUT")
 devnull = os.open(os.devnull, os.O_WRONLY)
@@ -39,7 +44,7 @@ for r in range(1, rounds + 1):
         if out:
             fd = os.open(os.path.join(out, "%d.%d" % (i, r)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         t = time.perf_counter()
-        pid = os.posix_spawnp(words[0], words, env,
+        pid = os.posix_spawn(words[0], words[1:], env,
                               file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
         _, status = os.waitpid(pid, 0)
         ms = (time.perf_counter() - t) * 1000

@@ -6,13 +6,20 @@
 --
 -- Only from one check to a later one: the runner (run/calls.lua) calls
 -- begin/finish around each check, and forget whenever something is applied
--- or reverted, since what was read may have changed then. Outside a check
--- (an apply's waits and polls) nothing is kept or taken. A check never
--- takes what it read itself (a check that polls sees each answer anew),
--- and an answer is taken once: the check after that asks again.
-local M = {}
+-- or reverted, since what was read may have changed then (docker/api.lua
+-- forgets too when anything but a GET is sent). Outside a check (an apply's
+-- waits and polls) nothing is kept or taken. A check never takes what it
+-- read itself (a check that polls sees each answer anew), an answer is
+-- taken once (the check after that asks again), and only within
+-- M.max_age seconds of being read. At most MAX are kept (a plan of many
+-- checks keeps no more).
+local core = require "provision._core"
 
-local kept = {}       -- [key] = { check, a, b, c }
+local M = { max_age = 1 }
+local MAX = 64
+
+local kept = {}       -- [key] = { check, time, a, b, c }
+local n = 0           -- how many
 local count = 0       -- checks begun
 local check = false   -- the one running (its count), false when none
 
@@ -22,7 +29,12 @@ function M.checking() return check ~= false end
 
 -- put(key, a, b, c): what this check read under key
 function M.put(key, a, b, c)
-  if check then kept[key] = { check, a, b, c } end
+  if not check then return end
+  if not kept[key] then
+    if n == MAX then M.forget() end
+    n = n + 1
+  end
+  kept[key] = { check, core.now(), a, b, c }
 end
 
 -- take(key) -> a, b, c | nil: what an earlier check read under key, once
@@ -30,12 +42,13 @@ function M.take(key)
   if not check then return nil end
   local v = kept[key]
   if not v or v[1] == check then return nil end
-  kept[key] = nil
-  return v[2], v[3], v[4]
+  kept[key], n = nil, n - 1
+  if core.now() - v[2] > M.max_age then return nil end
+  return v[3], v[4], v[5]
 end
 
 function M.forget()
-  if next(kept) then kept = {} end
+  if n > 0 then kept, n = {}, 0 end
 end
 
 return M

@@ -9,17 +9,20 @@ local calls = require "provision.run.calls"
 local kept = require "provision.kept"
 
 local dir = T.tmpdir()
-os.execute(("python3 tests/servers/httpd.py > %s/port 2> %s/log & echo $! > %s/pid"):format(dir, dir, dir))
-local pid = tonumber(core.read_file(dir .. "/pid"))
-local port
-for _ = 1, 100 do
-  local p = core.read_file(dir .. "/port")
-  port = p and tonumber(p:match("^(%d+)\n"))
-  if port then break end
-  core.sleep(0.05)
+-- start_server(tag) -> pid, the engine's calls on it
+local function start_server(tag)
+  os.execute(("python3 tests/servers/httpd.py > %s/port%s 2> %s/log%s & echo $! > %s/pid%s")
+    :format(dir, tag, dir, tag, dir, tag))
+  local pid = tonumber(core.read_file(dir .. "/pid" .. tag))
+  for _ = 1, 100 do
+    local p = core.read_file(dir .. "/port" .. tag)
+    local port = p and tonumber(p:match("^(%d+)\n"))
+    if port then return pid, api.on("tcp://127.0.0.1:" .. port) end
+    core.sleep(0.05)
+  end
+  error("the test server did not start")
 end
-assert(port, "the test server did not start")
-local E = api.on("tcp://127.0.0.1:" .. port)
+local pid, E = start_server("")
 
 local function count(path)
   local _, body = E.request("GET", "/count", { timeout = 5 })
@@ -76,6 +79,41 @@ T.test("only a plain GET's 200: not an error, not a request with options, not an
   check(function() E.request("POST", "/echo", { body = "x" }) end)
   check(function() E.request("POST", "/echo", { body = "x" }) end)
   T.eq(count("/echo"), 2, "POST: asked again")
+end)
+
+T.test("anything but a GET sent to an engine (a DELETE answers 200 too) forgets them all", function()
+  local echo = count("/echo")
+  check(function() get("/json/g") end)
+  check(function() E.request("DELETE", "/echo") end)
+  check(function() get("/json/g") end)
+  T.eq(count("/json/g"), 2, "asked again after the DELETE")
+  check(function() E.request("DELETE", "/echo") end)
+  check(function() E.request("DELETE", "/echo") end)
+  T.eq(count("/echo"), echo + 3, "a DELETE is never kept")
+end)
+
+T.test("two engines: the same path is two answers", function()
+  local pid2, E2 = start_server("2")
+  check(function() get("/json/h") end)
+  check(function() E2.request("GET", "/json/h") end)
+  local _, body = E2.request("GET", "/count", { timeout = 5 })
+  T.match(body, '"/json/h": 1', "the second engine was asked")
+  T.eq(count("/json/h"), 1)
+  os.execute("kill " .. pid2)
+end)
+
+T.test("an answer older than max_age is asked again; at most 64 are kept", function()
+  local age = kept.max_age
+  kept.max_age = 0.1
+  check(function() get("/json/i") end)
+  core.sleep(0.2)
+  check(function() get("/json/i") end)
+  kept.max_age = age
+  T.eq(count("/json/i"), 2, "too old: asked again")
+  check(function() for k = 1, 65 do get("/json/j" .. k) end end)
+  check(function() get("/json/j1"); get("/json/j65") end)
+  T.eq(count("/json/j1"), 2, "the 65th forgot the first 64")
+  T.eq(count("/json/j65"), 1, "and was kept")
 end)
 
 T.test("a check that fails or raises still ends its turn", function()

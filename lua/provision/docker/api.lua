@@ -203,13 +203,16 @@ end
 -- bind(E, url_of): the calls, bound to the engine url_of() names, into E
 local function bind(E, url_of)
   -- a plain GET a check makes: its 200 answer kept for a later check of the
-  -- run, and taken from an earlier one (provision.kept: until an apply)
+  -- run, and taken from an earlier one (provision.kept: until an apply, or
+  -- anything but a GET sent to an engine)
   function E.request(method, path, opts)
     local url = url_of()
     local key = method == "GET" and not opts and kept.checking() and url .. " " .. path
     if key then
       local status, body = kept.take(key)
       if status then return status, body end
+    elseif method ~= "GET" and method ~= "HEAD" then
+      kept.forget()
     end
     local c, err = client(url)
     if not c then return nil, err end
