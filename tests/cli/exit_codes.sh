@@ -42,9 +42,12 @@ expect "another recipe file's state: exit 2" eval '[ $RC = 2 ] && has "$ERR" "be
 rm -rf done made .state
 "$P" r.lua > /dev/null 2>&1   # a state to undo: teardown then takes the lock too
 rm done
+printf '4194304999\n' > .state/lock   # a past holder's pid, longer than any real one
 "$P" r.lua -e sleep=3 > first.out 2>&1 &
 first=$!
-i=0; while [ ! -e .state/lock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while [ "$(cat .state/lock)" != "$first" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+expect "the lock file names its holder alone: a past holder's longer pid is cut" \
+    eval '[ "$(cat .state/lock)" = "$first" ] && [ "$(wc -c < .state/lock)" = $(( ${#first} + 1 )) ]'
 sleep 0.3
 run "$P" r.lua
 expect "another run holds the lock: exit 2 (no step ran), the holder named" \
