@@ -662,6 +662,7 @@ end
 -- when it has one (a reply, a timeout, an interrupt), else opts asked now.
 -- early is a check's ctx.early, or nil (the check asks as it always does).
 function M.answer(early, opts)
+  request_options(opts, "http.answer")   -- (a misspelt option is said at once, answer or not)
   if early then
     local res, err, kind = early:result()
     if res or err then return res, err, kind end

@@ -1003,6 +1003,14 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
   T.raises(function() http.request { url = base, methd = "GET" } end, "test_http.lua:%d+: http.request: unknown option 'methd'")
   T.raises(function() http.begin { url = base, methd = "GET" } end, "test_http.lua:%d+: http.begin: unknown option 'methd'")
   T.raises(function() http.begin(42) end, "test_http.lua:%d+: http.begin: expected { url = ... }")
+  -- http.answer says a misspelt option even when the early answer is used
+  reset()
+  early = assert(http.begin(base .. "/status/200?n=4"))
+  core.sleep(0.05)
+  T.raises(function() http.answer(early, { url = base .. "/status/200?n=4", methd = "GET" }) end,
+    "test_http.lua:%d+: http.answer: unknown option 'methd'")
+  T.raises(function() http.answer(nil, 42) end, "test_http.lua:%d+: http.answer: expected { url = ... }")
+  T.eq(count("/status/200"), 1, "the misspelt answer asked nothing more")
 end)
 
 for _, p in ipairs(pids) do os.execute("kill " .. p) end
