@@ -18,7 +18,7 @@ local core = require "provision._core"
 local M = { max_age = 1 }
 local MAX = 64
 
-local kept = {}       -- [key] = { check, time, a, b, c }
+local kept = {}       -- [key] = { check, time, value }
 local n = 0           -- how many
 local count = 0       -- checks begun
 local check = false   -- the one running (its count), false when none
@@ -27,24 +27,24 @@ function M.begin() count = count + 1; check = count end
 function M.finish() check = false end
 function M.checking() return check ~= false end
 
--- put(key, a, b, c): what this check read under key
-function M.put(key, a, b, c)
+-- put(key, value): what this check read under key (value not nil)
+function M.put(key, value)
   if not check then return end
   if not kept[key] then
     if n == MAX then M.forget() end
     n = n + 1
   end
-  kept[key] = { check, core.now(), a, b, c }
+  kept[key] = { check, core.now(), value }
 end
 
--- take(key) -> a, b, c | nil: what an earlier check read under key, once
+-- take(key) -> value | nil: what an earlier check read under key, once
 function M.take(key)
   if not check then return nil end
   local v = kept[key]
   if not v or v[1] == check then return nil end
   kept[key], n = nil, n - 1
   if core.now() - v[2] > M.max_age then return nil end
-  return v[3], v[4], v[5]
+  return v[3]
 end
 
 function M.forget()

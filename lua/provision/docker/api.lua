@@ -202,22 +202,22 @@ end
 
 -- bind(E, url_of): the calls, bound to the engine url_of() names, into E
 local function bind(E, url_of)
-  -- a plain GET a check makes: its 200 answer kept for a later check of the
-  -- run, and taken from an earlier one (provision.kept: until an apply, or
-  -- anything but a GET sent to an engine)
+  -- a plain GET a check makes: its 200 answer's body kept for a later check
+  -- of the run, and taken from an earlier one (provision.kept: until an
+  -- apply, or anything but a GET sent to an engine)
   function E.request(method, path, opts)
     local url = url_of()
     local key = method == "GET" and not opts and kept.checking() and url .. " " .. path
     if key then
-      local status, body = kept.take(key)
-      if status then return status, body end
+      local body = kept.take(key)
+      if body then return 200, body end
     elseif method ~= "GET" and method ~= "HEAD" then
       kept.forget()
     end
     local c, err = client(url)
     if not c then return nil, err end
     local status, body, headers = c:request(method, path, opts)
-    if key and status == 200 then kept.put(key, status, body) end
+    if key and status == 200 and body then kept.put(key, body) end
     return status, body, headers
   end
 
