@@ -97,6 +97,24 @@ function T.sh(cmd)
   return ok, out
 end
 
+-- T.httpd(extra) -> pid, port: tests/servers/httpd.py started on loopback
+-- (extra: its arguments, e.g. "--tls CRT KEY"), once it listens; its log
+-- in a T.tmpdir(). Stop it by its pid: os.execute("kill " .. pid)
+function T.httpd(extra)
+  local core = require "provision._core"
+  local dir = T.tmpdir()
+  os.execute(("python3 tests/servers/httpd.py %s > %s/port 2> %s/log & echo $! > %s/pid")
+    :format(extra or "", dir, dir, dir))
+  local pid = tonumber(core.read_file(dir .. "/pid"))
+  for _ = 1, 100 do
+    local p = core.read_file(dir .. "/port")
+    local port = p and tonumber(p:match("^(%d+)\n"))
+    if port then return pid, port end
+    core.sleep(0.05)
+  end
+  error("the test server did not start: " .. tostring(core.read_file(dir .. "/log")))
+end
+
 function T.skip(name, why) print("SKIP " .. name .. ": " .. why) end
 
 function T.done()

@@ -10,19 +10,7 @@ local secret = require "provision.secret"
 
 -- ---- the server
 local dir = T.tmpdir()
-local function start_server(extra, tag)
-  tag = tag or (extra and "tls" or "")
-  local pidf, portf = dir .. "/pid" .. tag, dir .. "/port" .. tag
-  os.execute(("python3 tests/servers/httpd.py %s > %s 2> %s.log & echo $! > %s")
-    :format(extra or "", portf, portf, pidf))
-  local pid = tonumber(core.read_file(pidf))
-  for _ = 1, 100 do
-    local p = core.read_file(portf)
-    if p and p:match("^%d+\n") then return pid, tonumber(p:match("^%d+")) end
-    core.sleep(0.05)
-  end
-  error("the test server did not start: " .. tostring(core.read_file(portf .. ".log")))
-end
+local start_server = T.httpd
 local pids = {}
 local pid, port = start_server()
 pids[#pids + 1] = pid

@@ -8,21 +8,12 @@ local api = require "provision.docker.api"
 local calls = require "provision.run.calls"
 local kept = require "provision.kept"
 
-local dir = T.tmpdir()
--- start_server(tag) -> pid, the engine's calls on it
-local function start_server(tag)
-  os.execute(("python3 tests/servers/httpd.py > %s/port%s 2> %s/log%s & echo $! > %s/pid%s")
-    :format(dir, tag, dir, tag, dir, tag))
-  local pid = tonumber(core.read_file(dir .. "/pid" .. tag))
-  for _ = 1, 100 do
-    local p = core.read_file(dir .. "/port" .. tag)
-    local port = p and tonumber(p:match("^(%d+)\n"))
-    if port then return pid, api.on("tcp://127.0.0.1:" .. port) end
-    core.sleep(0.05)
-  end
-  error("the test server did not start")
+-- start_server() -> pid, the engine's calls on it
+local function start_server()
+  local pid, port = T.httpd()
+  return pid, api.on("tcp://127.0.0.1:" .. port)
 end
-local pid, E = start_server("")
+local pid, E = start_server()
 
 local function count(path)
   local _, body = E.request("GET", "/count", { timeout = 5 })
@@ -93,7 +84,7 @@ T.test("anything but a GET sent to an engine (a DELETE answers 200 too) forgets 
 end)
 
 T.test("two engines: the same path is two answers", function()
-  local pid2, E2 = start_server("2")
+  local pid2, E2 = start_server()
   check(function() get("/json/h") end)
   check(function() E2.request("GET", "/json/h") end)
   local _, body = E2.request("GET", "/count", { timeout = 5 })
