@@ -7,10 +7,14 @@
 # and `plan` of the same recipe, and --version; with hyperfine, --version
 # and a 10-step no-op as hyperfine -N measures them.
 #   bash bench/floor.sh [N...]        (default: 1000 10000; RUNS=21)
+#   PROVISION_OLD=/path/to/provision  the build before, in the same
+#                 hyperfine run: its --version and 10-step no-op (its own
+#                 state folder, so neither build's run lock is the other's)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 P=${PROVISION:-$ROOT/provision}
+OLD=${PROVISION_OLD:-}
 RUNS=${RUNS:-21}
 sizes=${*:-1000 10000}
 work=$(mktemp -d /tmp/provision-floor.XXXXXX)
@@ -46,13 +50,21 @@ done
 # the issue's own measure of the fixed costs: hyperfine -N (no shell
 # between), --version and a 10-step no-op
 if command -v hyperfine > /dev/null; then
-    rm -rf d .provision && mkdir d
-    printf 'recipe { name = "floor" }\nfor i = 1, 10 do step("f" .. i) { fs.file { path = "d/" .. i, content = "x", mode = "0644" } } end\n' > r.lua
-    "$P" -q r.lua > /dev/null
-    hyperfine -N -w 5 -r 51 --export-json h.json "$P --version" "$P -q r.lua" > /dev/null 2>&1
+    # ten BUILD NAME: a folder NAME of its own (recipe, files, state) where
+    # BUILD applied the 10 steps; prints the no-op's command line
+    ten() {
+        mkdir -p "$work/$2/d"
+        printf 'recipe { name = "floor" }\nfor i = 1, 10 do step("f" .. i) { fs.file { path = "%s/d/" .. i, content = "x", mode = "0644" } } end\n' "$work/$2" > "$work/$2/r.lua"
+        "$1" -q "$work/$2/r.lua" --state-dir "$work/$2/.provision" > /dev/null
+        echo "$1 -q $work/$2/r.lua --state-dir $work/$2/.provision"
+    }
+    cmds=("$P --version" "$(ten "$P" new)")
+    [ -n "$OLD" ] && cmds=("$OLD --version" "$(ten "$OLD" old)" "${cmds[@]}")
+    hyperfine -N -w 5 -r 51 --export-json h.json "${cmds[@]}" > /dev/null 2>&1
     python3 -c 'import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
-    print("hyperfine -N: %-40s median %.2f ms" % (r["command"].split("/")[-1], r["median"] * 1000))' h.json
+    c = r["command"].split()
+    print("hyperfine -N: %-40s %-14s median %.2f ms" % (c[0], "10-step no-op" if len(c) > 2 else c[1], r["median"] * 1000))' h.json
 fi
 set -- $sizes
 if [ $# -ge 2 ]; then
