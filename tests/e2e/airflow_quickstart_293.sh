@@ -5,7 +5,9 @@
 # against the stand-in images (tests/fixtures/airflow-standins/). The steps
 # are in airflow_quickstart_e2e (tests/fixtures/airflow-standins/lib.sh);
 # this one ends with recipes/airflow-teardown.lua.
-# compose-matrix
+# Compose v2 only: v1 runs the oldest and the newest release's file
+# (airflow_quickstart.sh, airflow_quickstart_320.sh: their compose-matrix
+# lines), and this one's second pass was two of CI's minutes.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/fixtures/airflow-standins/lib.sh"
 
