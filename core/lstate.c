@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,7 +367,13 @@ static int dir_lock(lua_State *L)
             close(lk->fd); lk->fd = -1;
             lua_pushnil(L);
             lua_pushfstring(L, "%s/%s is held by another run", d->path, name);
-            lua_pushinteger(L, atoi(buf));
+            /* the holder's pid, 0 when the file holds none (strtol, not
+             * atoi: a planted or damaged file's digits may not fit an int) */
+            char *end;
+            errno = 0;
+            long pid = strtol(buf, &end, 10);
+            if (errno || end == buf || pid <= 0 || pid > INT_MAX) pid = 0;
+            lua_pushinteger(L, pid);
             return 3;
         }
         provision_sleep(0.1);
@@ -379,7 +386,9 @@ static int dir_lock(lua_State *L)
          * mounted with discard waits for the disk (issue 19: the 10-step
          * no-op blocked ~2 ms in ftruncate's discard on this VM). The pid
          * is a courtesy: errors are ignored */
-        if (pwrite(lk->fd, buf, (size_t)n, 0) == n && ftruncate(lk->fd, n) < 0) { /* ignored */ }
+        if (pwrite(lk->fd, buf, (size_t)n, 0) == n) {
+            if (ftruncate(lk->fd, n) < 0) { /* ignored */ }
+        } else if (ftruncate(lk->fd, 0) < 0) { /* a pid half written: none, rather */ }
     }
     STACK_LEAVE(L, 1);
     return 1;

@@ -46,8 +46,8 @@ printf '4194304999\n' > .state/lock   # a past holder's pid, longer than any rea
 "$P" r.lua -e sleep=3 > first.out 2>&1 &
 first=$!
 i=0; while [ "$(cat .state/lock)" != "$first" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-expect "the lock file names its holder alone: a past holder's longer pid is cut" \
-    eval '[ "$(cat .state/lock)" = "$first" ] && [ "$(wc -c < .state/lock)" = $(( ${#first} + 1 )) ]'
+expect "the lock file names its holder alone: a past holder's longer pid is cut (written over, not cut to 0 first)" \
+    eval '[ "$(cat .state/lock)" = "$first" ] && [ "$(wc -c < .state/lock)" -eq $(( ${#first} + 1 )) ]'
 sleep 0.3
 run "$P" r.lua
 expect "another run holds the lock: exit 2 (no step ran), the holder named" \
@@ -57,6 +57,15 @@ expect "teardown while another run holds the lock: exit 2, nothing undone" \
     eval '[ $RC = 2 ] && has "$ERR" "another provision run" && [ -z "$OUT" ] && [ -d made ]'
 wait $first
 expect "the first run was not disturbed" eval '[ $? = 0 ] && [ -e done ] && [ -d made ]'
+# a lock held by something else whose file holds no pid that fits: no pid said
+printf '4294967297\n' > .state/lock   # (2^32 + 1: an int of 1, were it read as one)
+flock .state/lock sleep 3 &
+holder=$!
+i=0; while flock -n .state/lock true && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+run "$P" r.lua
+expect "a held lock whose file's number is no pid: exit 2, held, no pid named" \
+    eval '[ $RC = 2 ] && has "$ERR" "another provision run is working on this project" && ! has "$ERR" "pid"'
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
 
 run "$P" --help
 expect "--help: exit 2 covers state errors and the lock" has "$OUT" "2 usage, recipe or state error, or the lock held by another run"
