@@ -29,7 +29,7 @@ function M.checking() return check ~= false end
 
 -- put(key, value): what this check read under key (value not nil)
 function M.put(key, value)
-  if not check then return end
+  if not check or value == nil then return end
   if not kept[key] then
     if n == MAX then M.forget() end
     n = n + 1

@@ -647,7 +647,7 @@ end)
 local servers = {}
 local function other_base()
   if not servers.other then
-    local opid, oport = start_server("", "other")
+    local opid, oport = start_server()
     pids[#pids + 1] = opid
     servers.other = "http://127.0.0.1:" .. oport
   end
@@ -658,7 +658,7 @@ local function tls_base()
     local key, crt = dir .. "/redir-key.pem", dir .. "/redir-crt.pem"
     assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 " ..
       "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null"):format(key, crt)))
-    local tpid, tport = start_server("--tls " .. crt .. " " .. key, "redir-tls")
+    local tpid, tport = start_server("--tls " .. crt .. " " .. key)
     pids[#pids + 1] = tpid
     servers.tls, servers.crt = ("https://127.0.0.1:%d"):format(tport), crt
   end
@@ -946,7 +946,7 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
   local t0 = core.now()
   T.eq(http.begin("http://192.0.2.1:" .. port .. "/json"), nil, "not loopback")
   T.ok(core.now() - t0 < 0.1, "not loopback: no connect tried")
-  local gone, freeport = start_server(nil, "gone")
+  local gone, freeport = start_server()
   os.execute("kill " .. gone .. "; sleep 0.2")
   T.eq(http.begin("http://127.0.0.1:" .. freeport .. "/json"), nil, "nothing listens")
   -- a redirect is not followed early: nil, and http.request follows it
@@ -999,6 +999,7 @@ T.test("begin: an early request's result is http.request's; once; nil where it c
     "test_http.lua:%d+: http.answer: unknown option 'methd'")
   T.raises(function() http.answer(nil, 42) end, "test_http.lua:%d+: http.answer: expected { url = ... }")
   T.eq(count("/status/200"), 1, "the misspelt answer asked nothing more")
+  early:close()
 end)
 
 for _, p in ipairs(pids) do os.execute("kill " .. p) end
