@@ -8,13 +8,14 @@
 # and a 10-step no-op as hyperfine -N measures them.
 #   bash bench/floor.sh [N...]        (default: 1000 10000; RUNS=21)
 #   PROVISION_OLD=/path/to/provision  the build before, in the same
-#                 hyperfine run: its --version and 10-step no-op (its own
-#                 state folder, so neither build's run lock is the other's)
+#                 hyperfine run: its --version and 10-step no-op ("old"; its
+#                 own folder and state, so neither build's run lock is the
+#                 other's)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
-P=${PROVISION:-$ROOT/provision}
-OLD=${PROVISION_OLD:-}
+P=$(realpath "${PROVISION:-$ROOT/provision}")
+OLD=${PROVISION_OLD:+$(realpath "$PROVISION_OLD")}
 RUNS=${RUNS:-21}
 sizes=${*:-1000 10000}
 work=$(mktemp -d /tmp/provision-floor.XXXXXX)
@@ -51,20 +52,30 @@ done
 # between), --version and a 10-step no-op
 if command -v hyperfine > /dev/null; then
     # ten BUILD NAME: a folder NAME of its own (recipe, files, state) where
-    # BUILD applied the 10 steps; prints the no-op's command line
+    # BUILD applies the 10 steps, then re-runs them as a no-op; CMD is that
+    # no-op's command line (hyperfine -N splits it on spaces: mktemp's
+    # folder has none)
     ten() {
-        mkdir -p "$work/$2/d"
-        printf 'recipe { name = "floor" }\nfor i = 1, 10 do step("f" .. i) { fs.file { path = "%s/d/" .. i, content = "x", mode = "0644" } } end\n' "$work/$2" > "$work/$2/r.lua"
-        "$1" -q "$work/$2/r.lua" --state-dir "$work/$2/.provision" > /dev/null
-        echo "$1 -q $work/$2/r.lua --state-dir $work/$2/.provision"
+        local d=$work/$2
+        mkdir -p "$d/d"
+        printf 'recipe { name = "floor" }\nfor i = 1, 10 do step("f" .. i) { fs.file { path = "%s/d/" .. i, content = "x", mode = "0644" } } end\n' "$d" > "$d/r.lua"
+        "$1" -q "$d/r.lua" --state-dir "$d/.provision" > /dev/null &&
+            "$1" -q "$d/r.lua" --state-dir "$d/.provision" | grep -q "changed=0" ||
+            { echo "bench/floor.sh: $1: the 10-step recipe's apply, or its no-op, failed" >&2; exit 1; }
+        CMD="$1 -q $d/r.lua --state-dir $d/.provision"
     }
-    cmds=("$P --version" "$(ten "$P" new)")
-    [ -n "$OLD" ] && cmds=("$OLD --version" "$(ten "$OLD" old)" "${cmds[@]}")
-    hyperfine -N -w 5 -r 51 --export-json h.json "${cmds[@]}" > /dev/null 2>&1
+    cmds=() names=()
+    if [ -n "$OLD" ]; then
+        ten "$OLD" old
+        cmds+=("$OLD --version" "$CMD") names+=("old --version" "old 10-step no-op")
+    fi
+    ten "$P" new
+    cmds+=("$P --version" "$CMD") names+=("--version" "10-step no-op")
+    hyperfine -N -w 5 -r 51 --export-json h.json "${cmds[@]}" > /dev/null ||
+        { echo "bench/floor.sh: hyperfine failed" >&2; exit 1; }
     python3 -c 'import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    c = r["command"].split()
-    print("hyperfine -N: %-40s %-14s median %.2f ms" % (c[0], "10-step no-op" if len(c) > 2 else c[1], r["median"] * 1000))' h.json
+for name, r in zip(sys.argv[2:], json.load(open(sys.argv[1]))["results"]):
+    print("hyperfine -N, median of 51: %-20s %.2f ms  (%s)" % (name, r["median"] * 1000, r["command"].split()[0]))' h.json "${names[@]}"
 fi
 set -- $sizes
 if [ $# -ge 2 ]; then
