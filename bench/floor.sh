@@ -7,10 +7,10 @@
 # and `plan` of the same recipe, and --version; with hyperfine, --version
 # and a 10-step no-op as hyperfine -N measures them.
 #   bash bench/floor.sh [N...]        (default: 1000 10000; RUNS=21)
-#   PROVISION_OLD=/path/to/provision  the build before, in the same
-#                 hyperfine run: its --version and 10-step no-op ("old"; its
-#                 own folder and state, so neither build's run lock is the
-#                 other's)
+#   PROVISION_OLD=/path/to/provision  the build before: its --version and
+#                 10-step no-op alternating with this build's (bench/
+#                 alternate.py, 201 rounds; the 10-step no-op in a folder and
+#                 state of its own, so neither build's run lock is the other's)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
@@ -64,18 +64,22 @@ if command -v hyperfine > /dev/null; then
             { echo "bench/floor.sh: $1: the 10-step recipe's apply, or its no-op, failed" >&2; exit 1; }
         CMD="$1 -q $d/r.lua --state-dir $d/.provision"
     }
-    cmds=() names=()
-    if [ -n "$OLD" ]; then
-        ten "$OLD" old
-        cmds+=("$OLD --version" "$CMD") names+=("old --version" "old 10-step no-op")
-    fi
     ten "$P" new
-    cmds+=("$P --version" "$CMD") names+=("--version" "10-step no-op")
-    hyperfine -N -w 5 -r 51 --export-json h.json "${cmds[@]}" > /dev/null ||
+    hyperfine -N -w 5 -r 51 --export-json h.json "$P --version" "$CMD" > /dev/null ||
         { echo "bench/floor.sh: hyperfine failed" >&2; exit 1; }
     python3 -c 'import json, sys
-for name, r in zip(sys.argv[2:], json.load(open(sys.argv[1]))["results"]):
-    print("hyperfine -N, median of 51: %-20s %.2f ms  (%s)" % (name, r["median"] * 1000, r["command"].split()[0]))' h.json "${names[@]}"
+for name, r in zip(("--version", "10-step no-op"), json.load(open(sys.argv[1]))["results"]):
+    print("hyperfine -N, median of 51: %-14s %.2f ms" % (name, r["median"] * 1000))' h.json
+    # the build before: alternating with this one, a round each in turn
+    # (hyperfine runs one command's runs, then the next's: on this VM two
+    # blocks a minute apart differ by up to 1 ms, --version's same code too)
+    if [ -n "$OLD" ]; then
+        new_cmd=$CMD
+        ten "$OLD" old
+        echo "alternating, 201 rounds (bench/alternate.py): /bin/true, old and new --version, old and new 10-step no-op"
+        python3 "$ROOT/bench/alternate.py" 201 /bin/true "$OLD --version" "$P --version" "$CMD" "$new_cmd" ||
+            { echo "bench/floor.sh: bench/alternate.py failed" >&2; exit 1; }
+    fi
 fi
 set -- $sizes
 if [ $# -ge 2 ]; then
