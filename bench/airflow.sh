@@ -81,10 +81,13 @@ t0=$(date +%s%N)
 "$P" recipes/airflow-quickstart.lua $V -q > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
 first=$(ms "$t0")
 
+# q WORD: WORD quoted for bench/alternate.py, which splits its commands by
+# the shell's rules (shlex): a path with a space or a quote stays one word
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\"'\"'/g")"; }
 median() { # VERB...: median wall time in ms of RUNS runs, each spawned and timed
     # by bench/alternate.py (no shell and no date(1) around it: each of those
     # is a fork and an exec, 2-3 ms here, that the run would be charged with)
-    python3 bench/alternate.py "$RUNS" "$P $* $V -q" | sed -n 's/.*median \([0-9.]*\) ms  min \([0-9.]*\) ms/\1 ms (min \2)/p'
+    python3 bench/alternate.py "$RUNS" "$(q "$P") $* $V -q" | sed -n 's/.*median \([0-9.]*\) ms  min \([0-9.]*\) ms/\1 ms (min \2)/p'
 }
 echo "Airflow $VERSION, $COMPOSE $($COMPOSE version --short 2>/dev/null || true), engine $(docker version --format '{{.Server.Version}}')"
 echo "start to healthy by hand (init, up -d, healthchecks):       $hand ms"
@@ -93,8 +96,8 @@ echo "no-op re-run, stack up, median of $RUNS: $(median apply recipes/airflow-qu
 strace -f -qq -e trace=execve,open,openat -o "$work/strace" "$P" recipes/airflow-quickstart.lua $V -q > /dev/null 2>&1
 echo "processes the no-op starts: $(( $(grep -c 'execve(' "$work/strace") - 1 )); libcurl opened: $(grep -E 'open(at)?\(.*libcurl[^"]*\.so' "$work/strace" | grep -vc ENOENT)"
 # where a no-op's time goes: the endpoint checks wait on the stand-ins'
-# HTTP (a shell script per request under busybox nc: tens of ms, where
-# Airflow answers in a few), the rest is provision's own
+# HTTP (tests/fixtures/airflow-standins/src/standin.c: a few ms), the rest
+# is provision's own
 # split N OUT: the runs of command N that bench/alternate.py kept in
 # $work/alt; one "total-without-checks checks total" line (us) a run to OUT
 split() {
@@ -112,11 +115,11 @@ if [ -n "${BASE:-}" ]; then   # the base's recipe file owns a copy of the state 
     cp -a "$PROVISION_STATE_DIR" "$work/.provision-base"
     sed -i "s|\"recipe_file\":\"$ROOT/recipes/airflow-quickstart.lua\"|\"recipe_file\":\"$base_file\"|" \
         "$work/.provision-base/airflow-quickstart.json"
-    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$P recipes/airflow-quickstart.lua $V --json" \
-        "PROVISION_STATE_DIR=$work/.provision-base $BASE $BASE_RECIPE $V --json" > /dev/null
+    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$(q "$P") recipes/airflow-quickstart.lua $V --json" \
+        "PROVISION_STATE_DIR=$(q "$work/.provision-base") $(q "$BASE") $(q "$BASE_RECIPE") $V --json" > /dev/null
     split 2 "$work/split.base"
 else
-    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$P recipes/airflow-quickstart.lua $V --json" > /dev/null
+    ALT_OUT=$work/alt python3 bench/alternate.py "$RUNS" "$(q "$P") recipes/airflow-quickstart.lua $V --json" > /dev/null
 fi
 split 1 "$work/split"
 sort -n "$work/split" | awk '{ a[NR] = $1; h[NR] = $2 } END { m = (NR + 1) / 2; m = int(m); printf "no-op without the endpoint checks, median of %d: %.1f ms (the checks: %.1f ms waiting on the stand-ins)\n", NR, a[m] / 1000, h[m] / 1000 }'
