@@ -45,6 +45,8 @@ expect "apply on 4 hosts: exit 0, a recap row per host, each changed" \
     eval '[ $RC -eq 0 ] && [ $(printf "%s\n" "$OUT" | grep -cE "^h[1-4] +changed ") = 4 ]'
 expect "h4 has none of our libraries, and the binary sent there runs: the static one" \
     eval '! ssh_host_exec 4 sh -c "ls /usr/lib/x86_64-linux-gnu/liblua5.4.so* /lib/x86_64-linux-gnu/liblua5.4.so*" >/dev/null 2>&1 && [ -n "$(ssh_host_exec 4 sh -c "cat /root/.cache/provision/*/provision" | cmp - "$ROOT/provision-static" && echo same)" ]'
+expect "h4: the binary sent is kept under its own sha256, the digest the run asked for" \
+    test "$(ssh_host_exec 4 ls /root/.cache/provision/)" = "$(sha256sum < "$ROOT/provision-static" | cut -d" " -f1)"
 for i in 1 2 3 4; do
     got=$(ssh_host_exec "$i" cat /root/fleet-out/greeting.txt 2>&1)
     expect "h$i: the template beside the recipe, through the include and the plugin" test "$got" = "hello from FLEET"

@@ -102,25 +102,32 @@ end
 
 -- the binary hosts run: PROVISION_SHIP, else provision-static beside this
 -- one (make static: only libc and libm needed, so it runs on any glibc
--- host), else this very binary (then a host needs its shared libraries)
+-- host), else this very binary (then a host needs its shared libraries):
+-- its path and its bytes | nil, message
 local function shipped_binary(exe)
+  local path = exe
   local env = os.getenv("PROVISION_SHIP")
   if env and env ~= "" then
     local p, err = FS.realpath(env)
     if not p then return nil, "PROVISION_SHIP: " .. tostring(err) end
-    return p
+    path = p
+  else
+    local static = (exe:match("^(.*)/[^/]*$") or ".") .. "/provision-static"
+    local st = FS.stat(static)
+    if st and st.type == "file" then path = static end
   end
-  local static = (exe:match("^(.*)/[^/]*$") or ".") .. "/provision-static"
-  local st = FS.stat(static)
-  if not (st and st.type == "file") then return exe end
-  -- of this very build, or a host might run a binary that reads the run's
-  -- flags otherwise (an older one would take plan --teardown for a teardown)
-  local data = core.read_file(static)
-  if not (data and data:find(core.version .. "\0", 1, true)) then
+  -- read once: what is checked, hashed and sent to a host is the same bytes
+  -- (a build between two reads would land under another build's digest)
+  local data, err = core.read_file(path)
+  if not data then return nil, ("%s: %s"):format(path, tostring(err)) end
+  -- provision-static: of this very build, or a host might run a binary that
+  -- reads the run's flags otherwise (an older one would take plan
+  -- --teardown for a teardown)
+  if path ~= exe and not env and not data:find(core.version .. "\0", 1, true) then
     return nil, ("%s is from another build than this provision (%s): make static, or set PROVISION_SHIP")
-      :format(static, core.version)
+      :format(path, core.version)
   end
-  return static
+  return path, data
 end
 
 -- ---- output
@@ -347,7 +354,6 @@ local function run_batch(idx, ctx)
     if results[i].status == NEED_BINARY and out.hosts[hosts[i]].need_binary then need[#need + 1] = i end
   end
   if #need == 0 or core.interrupted() then return end
-  ctx.binary = ctx.binary or assert(core.read_file(ctx.exe))
   local sent = {}
   run_jobs(need, hosts, function(h) return ssh_argv(ctx.base, h, upload_command(ctx.digest), ctx.o) end,
     function() return ctx.binary end, false, out, ctx.forks, sent)
@@ -383,13 +389,12 @@ function M.main(o)
   if o.verb == "list" then return require("provision.run").main(o) end
   local b, berr = bundle.build(recipe, o)
   if not b then io.stderr:write("provision: ", berr, "\n"); return EXIT.usage end
-  local exe, xerr = shipped_binary(assert(FS.realpath("/proc/self/exe")))
-  if not exe then io.stderr:write("provision: ", xerr, "\n"); return EXIT.usage end
-  local digest, derr = FS.sha256(exe)
-  if not digest then io.stderr:write("provision: ", derr, "\n"); return EXIT.failed end
+  local exe, binary = shipped_binary(assert(FS.realpath("/proc/self/exe")))
+  if not exe then io.stderr:write("provision: ", binary, "\n"); return EXIT.usage end
+  local digest = FS.sha256_string(binary)
   local cm, cerr = cache.dir("ssh")
   if not cm then io.stderr:write("provision: ", cerr, "\n"); return EXIT.usage end
-  local ctx = { o = o, hosts = hosts, vars = vars, bundle = b, exe = exe, digest = digest, base = ssh_base(cm),
+  local ctx = { o = o, hosts = hosts, vars = vars, bundle = b, binary = binary, digest = digest, base = ssh_base(cm),
                 run_cmd = run_command(digest, o), forks = math.min(o.forks or 64, #hosts),
                 out = Out.new(o, hosts), results = {} }
   if not o.json and not o.quiet then
