@@ -60,6 +60,23 @@ static void test_atomic(void)
     CHECK("atomic: old content kept on failure", (s = provision_read_file(path, &len)) && len == 3);
     free(s);
     CHECK("read_file: missing file is NULL/ENOENT", provision_read_file(bad, &len) == NULL && errno == ENOENT);
+    /* sized by the file: a big one (2 MiB pages) whole and exact, an empty
+     * one, and /proc's, whose size says 0 */
+    size_t big = ((size_t)3 << 20) + 5;
+    char *data = malloc(big);
+    for (size_t i = 0; data && i < big; i++) data[i] = (char)(i * 7 + (i >> 12));
+    CHECK("read_file: 3 MiB written", data && provision_write_atomic(path, data, big, 0600, -1, -1, err, sizeof err) == 0);
+    s = provision_read_file(path, &len);
+    CHECK("read_file: 3 MiB + 5 read whole, byte for byte, NUL after", s && data && len == big
+          && memcmp(s, data, big) == 0 && s[big] == '\0');
+    free(s);
+    free(data);
+    CHECK("read_file: empty", provision_write_atomic(path, "", 0, 0600, -1, -1, err, sizeof err) == 0
+          && (s = provision_read_file(path, &len)) && len == 0 && s[0] == '\0');
+    free(s);
+    s = provision_read_file("/proc/self/status", &len);
+    CHECK("read_file: /proc (size 0) read to its end", s && len > 100 && strstr(s, "VmRSS:") != NULL);
+    free(s);
     unlink(path);
 
     /* a sync left for later (issue 19): the file in place at once, whole,
