@@ -36,6 +36,14 @@ mkdir -p stale && cp "$P" stale/provision && cp /bin/true stale/provision-static
 run stale/provision plan --teardown r.lua --host h
 expect "a provision-static of another build: exit 2, named, no ssh started" \
     eval '[ $RC -eq 2 ] && has "$ERR" "stale/provision-static is from another build than this provision" && [ ! -e ssh-ran ]'
+rm -f ssh-ran
+PROVISION_SHIP= run stale/provision plan --teardown r.lua --host h
+expect "... PROVISION_SHIP set to nothing is unset: refused the same" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "stale/provision-static is from another build than this provision" && [ ! -e ssh-ran ]'
+mkfifo ship.fifo
+PROVISION_SHIP=$SANDBOX/ship.fifo run stale/provision plan --teardown r.lua --host h
+expect "PROVISION_SHIP that cannot be read (a FIFO): exit 2, the path and the reason said once, no ssh started" \
+    eval '[ $RC -eq 2 ] && has "$ERR" "ship.fifo: not a regular file" && [ "$(printf "%s" "$ERR" | grep -o "ship.fifo" | wc -l)" -eq 1 ] && [ ! -e ssh-ran ]'
 cp "$P" stale/provision-static
 run stale/provision r.lua --host h
 expect "... one of this build is taken (the host is then tried: unreachable here)" \

@@ -107,7 +107,8 @@ end
 local function shipped_binary(exe)
   local path = exe
   local env = os.getenv("PROVISION_SHIP")
-  if env and env ~= "" then
+  if env == "" then env = nil end   -- (set to nothing: as unset)
+  if env then
     local p, err = FS.realpath(env)
     if not p then return nil, "PROVISION_SHIP: " .. tostring(err) end
     path = p
@@ -119,7 +120,7 @@ local function shipped_binary(exe)
   -- read once: what is checked, hashed and sent to a host is the same bytes
   -- (a build between two reads would land under another build's digest)
   local data, err = core.read_file(path)
-  if not data then return nil, ("%s: %s"):format(path, tostring(err)) end
+  if not data then return nil, tostring(err) end   -- (it names the path)
   -- provision-static: of this very build, or a host might run a binary that
   -- reads the run's flags otherwise (an older one would take plan
   -- --teardown for a teardown)
