@@ -338,12 +338,15 @@ int tree_open_regular(const char *path, char *err, size_t errlen)
     int fd = tree_open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 1, err, errlen);
     if (fd < 0) return -1;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {   /* (st not filled: its mode is not looked at) */
         int e = errno;
         close(fd);
-        if (S_ISDIR(st.st_mode)) return fail_path(err, errlen, EISDIR, path);
-        if (!S_ISREG(st.st_mode)) return fail(err, errlen, EINVAL, "%s: not a regular file", path);
         return fail_path(err, errlen, e, path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        if (S_ISDIR(st.st_mode)) return fail_path(err, errlen, EISDIR, path);
+        return fail(err, errlen, EINVAL, "%s: not a regular file", path);
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);

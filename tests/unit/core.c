@@ -2,6 +2,7 @@
  * runs (output, exit codes, timeouts, missing programs), units. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,20 @@ static void test_atomic(void)
     s = provision_read_file("/proc/self/status", &len);
     CHECK("read_file: /proc (size 0) read to its end", s && len > 100 && strstr(s, "VmRSS:") != NULL);
     free(s);
+    s = provision_read_file("/proc/self/smaps", &len);   /* over the first 8 KiB: the buffer doubles */
+    CHECK("read_file: a /proc file past 8 KiB read whole", s && len > 8192 && strlen(s) == len && strstr(s, "Rss:") != NULL);
+    free(s);
+    /* the NUL after the bytes: malloc's new memory filled with a byte first
+     * (M_PERTURB; 5,000 bytes: past the thread cache, which skips it), so a
+     * missing one shows */
+    mallopt(M_PERTURB, 0x5a);
+    char five[5000];
+    memset(five, 'a', sizeof five);
+    CHECK("read_file: 5,000 bytes written", provision_write_atomic(path, five, sizeof five, 0600, -1, -1, err, sizeof err) == 0);
+    s = provision_read_file(path, &len);
+    CHECK("read_file: NUL-terminated", s && len == sizeof five && strlen(s) == sizeof five);
+    free(s);
+    mallopt(M_PERTURB, 0);
     unlink(path);
 
     /* a sync left for later (issue 19): the file in place at once, whole,
